@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { formatAmount } from '../billing/money.js';
+import type { Clock } from '../clock.js';
+import type { Sql } from '../db/sql.js';
+import { errors } from '../errors.js';
+import { CardInvalidError, type CardDetails, type CardGateway } from '../payments/gateway.js';
+import { hashPassword, hashToken, newApiToken, verifyPassword } from './credentials.js';
+
+export interface SignUp {
+  name: string;
+  email: string;
+  password: string;
+  card: CardDetails;
+  estimatedStorageGb: number;
+  estimatedProcessingHours: number;
+  outstandingLimitMicros: bigint;
+}
+
+export interface AccountView {
+  id: string;
+  name: string;
+  email: string;
+  card: { brand: string; last4: string; expMonth: number; expYear: number };
+  estimatedStorageGb: number;
+  estimatedProcessingHours: number;
+  currency: string;
+  outstandingLimit: string;
+  reserved: string;
+  createdAt: string;
+}
+
+export interface AccountsDeps {
+  sql: Sql;
+  clock: Clock;
+  gateway: CardGateway;
+  currency: string;
+}
+
+const normalize = (email: string) => email.trim().toLowerCase();
+
+export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ account: AccountView; token: string }> {
+  const { sql, clock, gateway } = deps;
+  const email = normalize(request.email);
+  const [taken] = await sql`select 1 from accounts where email_normalized = ${email}`;
+  if (taken) throw errors.emailTaken();
+  // The card is exchanged for a token before anything is stored (DESIGN rule 10).
+  const card = await gateway.tokenize(request.card, `signup:${randomUUID()}`).catch((error: unknown) => {
+    if (error instanceof CardInvalidError) throw errors.cardInvalid(error.field, error.message);
+    throw error;
+  });
+  const id = randomUUID();
+  const passwordHash = await hashPassword(request.password);
+  const { token, tokenHash } = newApiToken();
+  const createdAt = new Date(clock.now());
+  try {
+    await sql.begin(async (tx) => {
+      await tx`
+        insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb,
+          estimated_processing_hours, card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency,
+          outstanding_limit_micros, created_at)
+        values (${id}, ${request.name}, ${request.email.trim()}, ${email}, ${passwordHash}, ${request.estimatedStorageGb},
+          ${request.estimatedProcessingHours}, ${card.token}, ${card.brand}, ${card.last4}, ${card.expMonth},
+          ${card.expYear}, ${deps.currency}, ${request.outstandingLimitMicros}, ${createdAt})`;
+      await tx`insert into api_tokens (token_hash, account_id, created_at) values (${tokenHash}, ${id}, ${createdAt})`;
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw errors.emailTaken();
+    throw error;
+  }
+  return { account: (await findAccount(sql, id))!, token };
+}
+
+export async function issueToken(deps: Pick<AccountsDeps, 'sql' | 'clock'>, email: string, password: string) {
+  const [account] = await deps.sql<{ id: string; passwordHash: string }[]>`
+    select id, password_hash as "passwordHash" from accounts where email_normalized = ${normalize(email)}`;
+  if (!account || !(await verifyPassword(account.passwordHash, password))) throw errors.badCredentials();
+  const { token, tokenHash } = newApiToken();
+  await deps.sql`
+    insert into api_tokens (token_hash, account_id, created_at) values (${tokenHash}, ${account.id}, ${new Date(deps.clock.now())})`;
+  return { token };
+}
+
+export async function accountIdForToken(sql: Sql, token: string): Promise<string | null> {
+  const [row] = await sql<{ accountId: string }[]>`
+    select account_id as "accountId" from api_tokens where token_hash = ${hashToken(token)}`;
+  return row?.accountId ?? null;
+}
+
+export async function findAccount(sql: Sql, id: string): Promise<AccountView | null> {
+  const [row] = await sql<
+    {
+      id: string;
+      name: string;
+      email: string;
+      brand: string;
+      last4: string;
+      expMonth: number;
+      expYear: number;
+      storage: string;
+      processing: string;
+      currency: string;
+      limit: bigint;
+      reserved: bigint;
+      createdAt: Date;
+    }[]
+  >`
+    select id, name, email, card_brand as brand, card_last4 as last4, card_exp_month as "expMonth",
+      card_exp_year as "expYear", estimated_storage_gb::text as storage, estimated_processing_hours::text as processing,
+      currency, outstanding_limit_micros as limit, reserved_micros as reserved, created_at as "createdAt"
+    from accounts where id = ${id}`;
+  if (!row) return null;
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    card: { brand: row.brand, last4: row.last4, expMonth: row.expMonth, expYear: row.expYear },
+    estimatedStorageGb: Number(row.storage),
+    estimatedProcessingHours: Number(row.processing),
+    currency: row.currency,
+    outstandingLimit: formatAmount(row.limit),
+    reserved: formatAmount(row.reserved),
+    createdAt: row.createdAt.toISOString(),
+  };
+}

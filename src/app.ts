@@ -1,0 +1,24 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from './logger.js';
+import type { RouteDeps } from './http/deps.js';
+import { registerProblemHandlers } from './http/problem.js';
+import { accountRoutes } from './http/routes/accounts.js';
+import { catalogueRoutes } from './http/routes/catalogue.js';
+import { opsRoutes } from './http/routes/ops.js';
+import { sessionRoutes } from './http/routes/sessions.js';
+
+/** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
+export async function buildApp(deps: RouteDeps & { logger: Logger | false }): Promise<FastifyInstance> {
+  const app = deps.logger
+    ? Fastify({ loggerInstance: deps.logger as FastifyBaseLogger })
+    : Fastify({ logger: false });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerProblemHandlers(app);
+  await app.register(accountRoutes(deps));
+  await app.register(catalogueRoutes(deps));
+  await app.register(sessionRoutes(deps));
+  await app.register(opsRoutes(deps));
+  return app;
+}

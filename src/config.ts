@@ -1,0 +1,61 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+/** The one place that reads process.env; everything else receives a Config. */
+const envSchema = z
+  .object({
+    PORT: port.default(3000),
+    HOST: z.string().default('127.0.0.1'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATABASE_URL: z.url().optional(),
+    DATABASE_POOL_SIZE: positiveInt.default(20),
+    TOLLGATE_DATA_DIR: z.string().default('./.tollgate'),
+    CARD_NETWORK_URL: z.url().optional(),
+    CARD_NETWORK_PORT: port.default(4100),
+    TOLLGATE_ADMIN_TOKEN: z.string().min(16).optional(),
+    TOLLGATE_CURRENCY: z.string().regex(/^[A-Z]{3}$/).default('USD'),
+    TOLLGATE_SEED_DEMO: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    /** How long a logoff waits for the charge slip before answering 202 closing. */
+    LOGOFF_WAIT_MS: positiveInt.default(5000),
+    /** How long an open waits for the card company before giving up. */
+    OPEN_WAIT_MS: positiveInt.default(15000),
+    CARD_NETWORK_TIMEOUT_MS: positiveInt.default(3000),
+    CAPTURE_RETRY_BASE_MS: positiveInt.default(1000),
+    CAPTURE_RETRY_MAX_MS: positiveInt.default(60000),
+  })
+  .transform((env) => {
+    const dataDir = path.resolve(env.TOLLGATE_DATA_DIR);
+    return {
+      port: env.PORT,
+      host: env.HOST,
+      logLevel: env.LOG_LEVEL,
+      databaseUrl: env.DATABASE_URL,
+      databasePoolSize: env.DATABASE_POOL_SIZE,
+      dataDir,
+      pgDataDir: path.join(dataDir, 'pgdata'),
+      cardNetworkUrl: env.CARD_NETWORK_URL,
+      cardNetworkPort: env.CARD_NETWORK_PORT,
+      adminToken: env.TOLLGATE_ADMIN_TOKEN,
+      currency: env.TOLLGATE_CURRENCY,
+      seedDemo: env.TOLLGATE_SEED_DEMO,
+      logoffWaitMs: env.LOGOFF_WAIT_MS,
+      openWaitMs: env.OPEN_WAIT_MS,
+      cardNetworkTimeoutMs: env.CARD_NETWORK_TIMEOUT_MS,
+      captureRetryBaseMs: env.CAPTURE_RETRY_BASE_MS,
+      captureRetryMaxMs: env.CAPTURE_RETRY_MAX_MS,
+    };
+  });
+
+export type Config = z.infer<typeof envSchema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,39 @@
+/**
+ * An answer, not a crash (DESIGN rule 9): every failure a caller can cause or meet has a
+ * stable code and an HTTP status, and is rendered as application/problem+json.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    detail: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(detail);
+    this.name = 'AppError';
+  }
+}
+
+export const errors = {
+  validation: (detail: string, issues: unknown[] = []) => new AppError(400, 'VALIDATION_FAILED', detail, { issues }),
+  unauthenticated: () => new AppError(401, 'UNAUTHENTICATED', 'A valid bearer token is required.'),
+  badCredentials: () => new AppError(401, 'INVALID_CREDENTIALS', 'E-mail or password is wrong.'),
+  forbidden: () => new AppError(403, 'FORBIDDEN', 'This route needs the operator token.'),
+  emailTaken: () => new AppError(409, 'EMAIL_TAKEN', 'An account with this e-mail already exists.'),
+  nameTaken: (what: string) => new AppError(409, 'NAME_TAKEN', `A ${what} with this name already exists.`),
+  serviceNotFound: () => new AppError(404, 'SERVICE_NOT_FOUND', 'No service has this id.'),
+  serverNotFound: () => new AppError(404, 'SERVER_NOT_FOUND', 'No server has this id.'),
+  sessionNotFound: () => new AppError(404, 'SESSION_NOT_FOUND', 'No session of yours has this id.'),
+  routeNotFound: (url: string) => new AppError(404, 'NOT_FOUND', `No route for ${url}.`),
+  cardInvalid: (field: string, detail: string) => new AppError(400, 'CARD_INVALID', detail, { field }),
+  cardDeclined: (reason: string) =>
+    new AppError(402, 'CARD_DECLINED', `The card company declined the authorization (${reason}).`, { reason }),
+  cardNetworkUnavailable: () =>
+    new AppError(503, 'CARD_NETWORK_UNAVAILABLE', 'The card company could not be reached; nothing was charged.'),
+  outstandingLimitReached: (available: string, detail: string) =>
+    new AppError(402, 'OUTSTANDING_LIMIT_REACHED', detail, { available }),
+  currencyMismatch: () => new AppError(409, 'CURRENCY_MISMATCH', 'The service is priced in another currency.'),
+  sessionNotActive: (state: string) =>
+    new AppError(409, 'SESSION_NOT_ACTIVE', `The session is ${state}; only an active session can do that.`, { state }),
+  shuttingDown: () => new AppError(503, 'SHUTTING_DOWN', 'tollgate is shutting down; try again shortly.'),
+};

@@ -1,0 +1,14 @@
+import type { Clock } from '../clock.js';
+import type { Sql } from '../db/sql.js';
+import type { CardGateway } from '../payments/gateway.js';
+import type { Supervisor } from '../supervisor/supervisor.js';
+
+/** What the routes are given; built once by the app. */
+export interface RouteDeps {
+  sql: Sql;
+  clock: Clock;
+  gateway: CardGateway;
+  supervisor: Supervisor;
+  adminToken: string;
+  currency: string;
+}

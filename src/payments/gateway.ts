@@ -1,0 +1,81 @@
+import type { Micros } from '../billing/money.js';
+
+/**
+ * What tollgate needs from a card company. The sandbox client and the Stripe adapter
+ * implement it; the session machine reaches it only through actors the supervisor provides.
+ * Every mutating call carries an idempotency key derived from the session id and the
+ * operation (DESIGN rule 3), so a call re-driven after a crash is answered, not repeated.
+ */
+export interface CardDetails {
+  number: string;
+  expMonth: number;
+  expYear: number;
+  cvc: string;
+}
+
+export interface TokenizedCard {
+  token: string;
+  brand: string;
+  last4: string;
+  expMonth: number;
+  expYear: number;
+}
+
+export interface Hold {
+  holdId: string;
+  authorizationNumber: string;
+  amountMicros: Micros;
+  /** Epoch milliseconds after which the card company lets the hold lapse. */
+  expiresAt: number;
+}
+
+export interface Capture {
+  /** The charge slip's id at the card company. */
+  captureId: string;
+  authorizationNumber: string;
+  amountMicros: Micros;
+}
+
+export const DECLINE_REASONS = [
+  'generic_decline',
+  'insufficient_funds',
+  'expired_card',
+  'lost_card',
+  'stolen_card',
+  'processing_error',
+] as const;
+export type DeclineReason = (typeof DECLINE_REASONS)[number];
+
+/** The card company answered no. Final: retrying with the same key gives the same answer. */
+export class CardDeclinedError extends Error {
+  constructor(readonly reason: DeclineReason) {
+    super(`card declined: ${reason}`);
+    this.name = 'CardDeclinedError';
+  }
+}
+
+/** The card details were refused at tokenization (bad number, expiry or CVC). */
+export class CardInvalidError extends Error {
+  constructor(
+    readonly field: 'number' | 'expiry' | 'cvc',
+    detail: string,
+  ) {
+    super(detail);
+    this.name = 'CardInvalidError';
+  }
+}
+
+/** No answer could be had (timeouts, 5xx, connection refused) after the retry budget. */
+export class CardNetworkUnavailableError extends Error {
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(detail, options);
+    this.name = 'CardNetworkUnavailableError';
+  }
+}
+
+export interface CardGateway {
+  tokenize(card: CardDetails, idempotencyKey: string): Promise<TokenizedCard>;
+  authorize(request: { token: string; amountMicros: Micros; currency: string; idempotencyKey: string }): Promise<Hold>;
+  capture(request: { holdId: string; amountMicros: Micros; idempotencyKey: string }): Promise<Capture>;
+  void(request: { holdId: string; idempotencyKey: string }): Promise<void>;
+}

@@ -1,0 +1,64 @@
+import { stringify } from 'csv-stringify/sync';
+import { formatAmount } from '../billing/money.js';
+import type { Queryable } from '../db/sql.js';
+
+/** One row of the marketing log: the customer as they were when the session opened. */
+export interface SessionLogRow {
+  sessionId: string;
+  accountId: string;
+  customerName: string;
+  customerEmail: string;
+  estimatedStorageGb: number;
+  estimatedProcessingHours: number;
+  serviceId: string;
+  serviceName: string;
+  serverId: string;
+  serverName: string;
+  openedAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  minutes: number | null;
+  charge: string | null;
+  currency: string;
+  endReason: string | null;
+}
+
+export async function sessionLog(db: Queryable, options: { limit: number; offset: number }): Promise<SessionLogRow[]> {
+  const rows = await db<
+    (Omit<SessionLogRow, 'openedAt' | 'startedAt' | 'endedAt' | 'charge' | 'minutes' | 'estimatedStorageGb' | 'estimatedProcessingHours'> & {
+      openedAt: Date;
+      startedAt: Date | null;
+      endedAt: Date | null;
+      chargeMicros: bigint | null;
+      storage: string;
+      processing: string;
+    })[]
+  >`
+    select session_id as "sessionId", account_id as "accountId", customer_name as "customerName",
+      customer_email as "customerEmail", estimated_storage_gb::text as storage,
+      estimated_processing_hours::text as processing, service_id as "serviceId", service_name as "serviceName",
+      server_id as "serverId", server_name as "serverName", opened_at as "openedAt", started_at as "startedAt",
+      ended_at as "endedAt", charge_micros as "chargeMicros", currency, end_reason as "endReason"
+    from session_log order by opened_at, session_id limit ${options.limit} offset ${options.offset}`;
+  return rows.map(({ chargeMicros, storage, processing, openedAt, startedAt, endedAt, ...row }) => ({
+    ...row,
+    estimatedStorageGb: Number(storage),
+    estimatedProcessingHours: Number(processing),
+    openedAt: openedAt.toISOString(),
+    startedAt: startedAt?.toISOString() ?? null,
+    endedAt: endedAt?.toISOString() ?? null,
+    // Minutes of use, to the second.
+    minutes: startedAt && endedAt ? Math.round((endedAt.getTime() - startedAt.getTime()) / 1000) / 60 : null,
+    charge: chargeMicros === null ? null : formatAmount(chargeMicros),
+  }));
+}
+
+const COLUMNS: (keyof SessionLogRow)[] = [
+  'sessionId', 'accountId', 'customerName', 'customerEmail', 'estimatedStorageGb', 'estimatedProcessingHours',
+  'serviceId', 'serviceName', 'serverId', 'serverName', 'openedAt', 'startedAt', 'endedAt', 'minutes', 'charge',
+  'currency', 'endReason',
+];
+
+export function sessionLogCsv(rows: SessionLogRow[]): string {
+  return stringify(rows, { header: true, columns: COLUMNS, cast: { number: (n) => String(n) } });
+}

@@ -1,0 +1,104 @@
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { loadAdminToken } from './admin-token.js';
+import { buildApp } from './app.js';
+import type { Clock } from './clock.js';
+import type { Config } from './config.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { migrate } from './db/migrate.js';
+import { seedDemoCatalogue } from './db/seed.js';
+import { connect, type Sql } from './db/sql.js';
+import { createLogger, type Logger } from './logger.js';
+import { createCardNetworkClient } from './payments/card-network-client.js';
+import type { CardGateway } from './payments/gateway.js';
+import { startCardNetwork, type RunningCardNetwork } from './payments/sandbox/start.js';
+import { Supervisor } from './supervisor/supervisor.js';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./db/migrations/', import.meta.url));
+
+export interface Tollgate {
+  app: FastifyInstance;
+  sql: Sql;
+  supervisor: Supervisor;
+  gateway: CardGateway;
+  cardNetworkUrl: string;
+  adminToken: string;
+  /** Stops in order: HTTP, actors (pending writes committed), card network, database. */
+  close(): Promise<void>;
+}
+
+export async function migrateTollgate(sql: Sql): Promise<string[]> {
+  return migrate(sql, { dir: MIGRATIONS_DIR, table: 'migrations', schema: 'tollgate_meta' });
+}
+
+/** Starts everything tollgate needs around the HTTP app; the caller decides whether to listen. */
+export async function startTollgate(config: Config, deps: { clock: Clock; log: Logger | false }): Promise<Tollgate> {
+  const log = deps.log;
+  let embedded: EmbeddedDatabase | null = null;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.pgDataDir,
+      log: (message) => log && log.debug({ component: 'postgres' }, message),
+    });
+    await embedded.ensureDatabase('tollgate');
+    databaseUrl = embedded.url('tollgate');
+    if (log) log.info({ dataDir: config.pgDataDir }, 'embedded PostgreSQL started');
+  }
+  const sql = connect(databaseUrl, { max: config.databasePoolSize });
+  const applied = await migrateTollgate(sql);
+  if (log && applied.length > 0) log.info({ applied }, 'migrations applied');
+
+  let cardNetwork: RunningCardNetwork | null = null;
+  let cardNetworkUrl = config.cardNetworkUrl;
+  if (!cardNetworkUrl) {
+    cardNetwork = await startCardNetwork({ sql, clock: deps.clock, port: config.cardNetworkPort, logger: false });
+    cardNetworkUrl = cardNetwork.url;
+    if (log) log.info({ url: cardNetworkUrl }, 'card-network sandbox started in-process');
+  }
+  const gateway = createCardNetworkClient({ baseUrl: cardNetworkUrl, timeoutMs: config.cardNetworkTimeoutMs });
+
+  if (config.seedDemo && (await seedDemoCatalogue(sql, config.currency, deps.clock.now())) && log) {
+    log.info('demo catalogue seeded');
+  }
+  const admin = await loadAdminToken(config.dataDir, config.adminToken);
+  if (log && admin.file) log.info({ file: admin.file }, 'operator token kept in the data folder');
+
+  const supervisor = new Supervisor({
+    sql,
+    clock: deps.clock,
+    gateway,
+    log: log || createLogger('silent'),
+    retry: { baseMs: config.captureRetryBaseMs, maxMs: config.captureRetryMaxMs },
+    openWaitMs: config.openWaitMs,
+    logoffWaitMs: config.logoffWaitMs,
+  });
+  const restored = await supervisor.restore();
+  if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
+
+  const app = await buildApp({
+    sql,
+    clock: deps.clock,
+    gateway,
+    supervisor,
+    adminToken: admin.token,
+    currency: config.currency,
+    logger: log,
+  });
+
+  return {
+    app,
+    sql,
+    supervisor,
+    gateway,
+    cardNetworkUrl,
+    adminToken: admin.token,
+    async close() {
+      await app.close();
+      await supervisor.stop();
+      await cardNetwork?.close();
+      await sql.end({ timeout: 5 });
+      await embedded?.stop();
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { systemClock } from './clock.js';
+import { loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { startTollgate } from './runtime.js';
+
+/** Process entry: start, listen, and close gracefully on SIGTERM/SIGINT. */
+const config = loadConfig();
+const log = createLogger(config.logLevel);
+
+try {
+  const tollgate = await startTollgate(config, { clock: systemClock, log });
+  await tollgate.app.listen({ port: config.port, host: config.host });
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    try {
+      await tollgate.close();
+      process.exit(0);
+    } catch (error) {
+      log.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+} catch (error) {
+  log.fatal({ err: error }, 'tollgate could not start');
+  process.exit(1);
+}

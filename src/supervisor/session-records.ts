@@ -1,0 +1,153 @@
+import type { SessionContext, SessionStateName } from '../../machines/session/index.js';
+import type { Queryable, TransactionSql } from '../db/sql.js';
+
+/** What one persisted transition of a session carries (DESIGN rule 2). */
+export interface Transition {
+  from: string | null;
+  to: string;
+  state: SessionStateName;
+  event: string;
+  at: number;
+  context: SessionContext;
+  previousContext: SessionContext | null;
+  snapshot: unknown;
+  machineVersion: number;
+}
+
+const date = (ms: number | null) => (ms === null ? null : new Date(ms));
+const micros = (text: string | null | undefined) => (text == null ? null : BigInt(text));
+
+export interface OpeningRecord {
+  context: SessionContext;
+  snapshot: unknown;
+  machineVersion: number;
+  customer: { name: string; email: string; estimatedStorageGb: string; estimatedProcessingHours: string };
+  service: { name: string };
+  server: { name: string };
+}
+
+/** The session's first row, its log row and its first history line: the intent to authorize. */
+export async function insertOpening(tx: TransactionSql, record: OpeningRecord): Promise<void> {
+  const c = record.context;
+  const createdAt = new Date(c.createdAt);
+  await tx`
+    insert into sessions (id, account_id, service_id, server_id, state, machine_version, snapshot, currency,
+      price_per_minute_micros, max_ms, max_charge_micros, created_at, updated_at)
+    values (${c.sessionId}, ${c.accountId}, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.machineVersion},
+      ${tx.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.pricePerMinuteMicros)}, ${c.maxMs},
+      ${BigInt(c.maxChargeMicros)}, ${createdAt}, ${createdAt})`;
+  await tx`
+    insert into session_log (session_id, account_id, customer_name, customer_email, estimated_storage_gb,
+      estimated_processing_hours, service_id, service_name, server_id, server_name, currency, opened_at)
+    values (${c.sessionId}, ${c.accountId}, ${record.customer.name}, ${record.customer.email},
+      ${record.customer.estimatedStorageGb}, ${record.customer.estimatedProcessingHours}, ${c.serviceId},
+      ${record.service.name}, ${c.serverId}, ${record.server.name}, ${c.currency}, ${createdAt})`;
+  await tx`
+    insert into session_events (session_id, event, from_state, to_state, at, detail)
+    values (${c.sessionId}, 'OPEN', null, 'authorizing', ${createdAt},
+      ${tx.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })})`;
+}
+
+/**
+ * Writes one transition with the ledger rows it implies, in the caller's transaction. Safe to
+ * apply twice: ledger rows are keyed, and the reservation is released only by the write that
+ * moves the row into a final state.
+ */
+export async function writeTransition(tx: TransactionSql, t: Transition): Promise<void> {
+  const c = t.context;
+  const at = new Date(t.at);
+  const [row] = await tx<{ previous: string }[]>`
+    with old as (select state from sessions where id = ${c.sessionId} for update)
+    update sessions s set
+      state = ${t.state}, machine_version = ${t.machineVersion}, snapshot = ${tx.json(t.snapshot as never)},
+      authorized_micros = ${micros(c.hold?.amountMicros)}, authorization_number = ${c.hold?.authorizationNumber ?? null},
+      started_at = ${date(c.startedAt)}, cutoff_at = ${date(c.cutoffAt)}, ended_at = ${date(c.endedAt)},
+      charge_micros = ${micros(c.chargeMicros)}, end_reason = ${c.endReason}, updated_at = ${at}
+    from old where s.id = ${c.sessionId}
+    returning old.state as previous`;
+  if (!row) throw new Error(`session ${c.sessionId} has no row`);
+  const enteringFinal = (t.state === 'settled' || t.state === 'declined') && !isFinal(row.previous);
+
+  if (t.from !== t.to) {
+    await tx`
+      insert into session_events (session_id, event, from_state, to_state, at, detail)
+      values (${c.sessionId}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detailOf(c) as never)})`;
+  }
+  if (c.hold && !t.previousContext?.hold) {
+    await ledger(tx, c, 'hold', 'card_hold', 'card_available', BigInt(c.hold.amountMicros), at);
+  }
+  if (!enteringFinal) return;
+
+  await tx`update accounts set reserved_micros = reserved_micros - ${BigInt(c.maxChargeMicros)} where id = ${c.accountId}`;
+  await tx`
+    update session_log set started_at = ${date(c.startedAt)}, ended_at = ${date(c.endedAt)},
+      charge_micros = ${micros(c.chargeMicros) ?? 0n}, end_reason = ${c.endReason}
+    where session_id = ${c.sessionId}`;
+  if (t.state !== 'settled' || !c.hold) return;
+  const held = BigInt(c.hold.amountMicros);
+  const charged = micros(c.chargeSlip?.amountMicros) ?? 0n;
+  if (c.chargeSlip) {
+    await ledger(tx, c, 'capture', 'receivable', 'card_hold', charged, at);
+    await tx`
+      insert into charge_slips (id, session_id, authorization_number, amount_micros, currency, created_at)
+      values (${c.chargeSlip.id}, ${c.sessionId}, ${c.chargeSlip.authorizationNumber}, ${charged}, ${c.currency}, ${at})
+      on conflict do nothing`;
+  }
+  await ledger(tx, c, 'release', 'card_available', 'card_hold', held - charged, at);
+}
+
+function isFinal(state: string): boolean {
+  return state === 'settled' || state === 'declined';
+}
+
+function detailOf(c: SessionContext) {
+  return {
+    ...(c.endReason ? { endReason: c.endReason } : {}),
+    ...(c.chargeMicros !== null ? { chargeMicros: c.chargeMicros } : {}),
+    ...(c.declineReason ? { declineReason: c.declineReason } : {}),
+    ...(c.lastError ? { lastError: c.lastError } : {}),
+    ...(c.closeAttempts > 0 ? { closeAttempts: c.closeAttempts } : {}),
+  };
+}
+
+async function ledger(
+  tx: TransactionSql,
+  c: SessionContext,
+  kind: 'hold' | 'capture' | 'release',
+  debit: string,
+  credit: string,
+  amount: bigint,
+  at: Date,
+): Promise<void> {
+  const authorizationNumber = c.hold!.authorizationNumber;
+  await tx`
+    insert into ledger_entries (entry_key, session_id, kind, debit, credit, amount_micros, authorization_number, at)
+    values (${`${c.sessionId}:${kind}:${authorizationNumber}`}, ${c.sessionId}, ${kind}, ${debit}, ${credit},
+      ${amount}, ${authorizationNumber}, ${at})
+    on conflict (entry_key) do nothing`;
+}
+
+export interface StoredSession {
+  state: SessionStateName;
+  machineVersion: number;
+  snapshot: { context: SessionContext } & Record<string, unknown>;
+}
+
+export async function findSession(db: Queryable, id: string, accountId?: string): Promise<StoredSession | null> {
+  const rows = await db<StoredSession[]>`
+    select state, machine_version as "machineVersion", snapshot from sessions
+    where id = ${id} ${accountId ? db`and account_id = ${accountId}` : db``}`;
+  return rows[0] ?? null;
+}
+
+export async function listSessions(db: Queryable, accountId: string, limit = 200): Promise<StoredSession[]> {
+  return db<StoredSession[]>`
+    select state, machine_version as "machineVersion", snapshot from sessions
+    where account_id = ${accountId} order by created_at desc limit ${limit}`;
+}
+
+export async function loadUnsettled(db: Queryable): Promise<StoredSession[]> {
+  return db<StoredSession[]>`
+    select state, machine_version as "machineVersion", snapshot from sessions
+    where state not in ('settled', 'declined') order by created_at`;
+}

@@ -1,0 +1,298 @@
+import { randomUUID } from 'node:crypto';
+import { type Actor, createActor, waitFor } from 'xstate';
+import {
+  deadlineOf,
+  SESSION_MACHINE_VERSION,
+  sessionEventSchema,
+  sessionMachine,
+  type RetryPolicy,
+  type SessionContext,
+  type SessionEvent,
+  type SessionInput,
+  type SessionSnapshot,
+  stateNameOf,
+} from '../../machines/session/index.js';
+import { reserveHeadroom } from '../accounts/headroom.js';
+import { findService } from '../catalogue/catalogue.js';
+import type { Clock } from '../clock.js';
+import type { Sql } from '../db/sql.js';
+import { errors } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { CardGateway } from '../payments/gateway.js';
+import { DeadlineScheduler } from './deadline-scheduler.js';
+import { sessionEffects } from './session-effects.js';
+import { findSession, insertOpening, listSessions, loadUnsettled, writeTransition } from './session-records.js';
+import { type SessionView, viewOf } from './session-view.js';
+import { WriteBatcher } from './write-batcher.js';
+
+export interface SupervisorDeps {
+  sql: Sql;
+  clock: Clock;
+  gateway: CardGateway;
+  log: Logger;
+  retry: RetryPolicy;
+  openWaitMs: number;
+  logoffWaitMs: number;
+}
+
+export interface OpenRequest {
+  accountId: string;
+  serviceId: string;
+  maxMs: number | null;
+  maxChargeMicros: bigint | null;
+}
+
+type SessionMachine = ReturnType<typeof sessionMachine.provide>;
+type SessionActor = Actor<SessionMachine>;
+
+const pathOf = (value: SessionSnapshot['value']): string =>
+  typeof value === 'string'
+    ? value
+    : Object.entries(value)
+        .map(([key, child]) => `${key}.${pathOf(child as SessionSnapshot['value'])}`)
+        .join(',');
+
+/**
+ * Creates, finds and stops session actors. Each session is a top-level actor with its own row:
+ * every transition is written with the ledger rows it implies before any call out that depends
+ * on it, and every deadline is scheduled here from the instant stored in the snapshot.
+ */
+export class Supervisor {
+  private readonly actors = new Map<string, SessionActor>();
+  private readonly lastWrite = new Map<string, Promise<void>>();
+  private readonly batcher: WriteBatcher;
+  private readonly scheduler: DeadlineScheduler;
+  private readonly machine: SessionMachine;
+  private accepting = true;
+
+  constructor(private readonly deps: SupervisorDeps) {
+    this.batcher = new WriteBatcher(deps.sql);
+    this.scheduler = new DeadlineScheduler(deps.clock, (sessionId) => this.onDeadline(sessionId));
+    this.machine = sessionMachine.provide({
+      actors: sessionEffects({ ...deps, durable: (sessionId) => this.durable(sessionId) }),
+    });
+  }
+
+  get liveCount(): number {
+    return this.actors.size;
+  }
+
+  /** Brings back every session that had not finished, re-arming deadlines from stored instants. */
+  async restore(): Promise<number> {
+    const rows = await loadUnsettled(this.deps.sql);
+    for (const row of rows) {
+      if (row.machineVersion !== SESSION_MACHINE_VERSION) {
+        throw new Error(`session ${row.snapshot.context.sessionId} has machine version ${row.machineVersion}`);
+      }
+      this.run(row.snapshot.context.sessionId, { snapshot: row.snapshot as never });
+    }
+    return rows.length;
+  }
+
+  async open(request: OpenRequest): Promise<SessionView> {
+    if (!this.accepting) throw errors.shuttingDown();
+    const service = await findService(this.deps.sql, request.serviceId);
+    if (!service) throw errors.serviceNotFound();
+    const sessionId = randomUUID();
+    const createdAt = this.deps.clock.now();
+
+    const input = await this.deps.sql.begin(async (tx) => {
+      const { holdMicros, customer } = await reserveHeadroom(tx, {
+        accountId: request.accountId,
+        maxChargeMicros: request.maxChargeMicros,
+        maxMs: request.maxMs,
+        pricePerMinuteMicros: service.pricePerMinuteMicros,
+      });
+      if (customer.currency !== service.currency) throw errors.currencyMismatch();
+      const input: SessionInput = {
+        sessionId,
+        accountId: request.accountId,
+        serviceId: service.id,
+        serverId: service.serverId,
+        currency: service.currency,
+        pricePerMinuteMicros: service.pricePerMinuteMicros.toString(),
+        maxChargeMicros: holdMicros.toString(),
+        maxMs: request.maxMs,
+        createdAt,
+        retry: this.deps.retry,
+      };
+      const initial = createActor(this.machine, { input }).getPersistedSnapshot();
+      await insertOpening(tx, {
+        context: (initial as unknown as { context: SessionContext }).context,
+        snapshot: initial,
+        machineVersion: SESSION_MACHINE_VERSION,
+        customer,
+        service,
+        server: { name: service.serverName },
+      });
+      return input;
+    });
+
+    const actor = this.run(sessionId, { input });
+    const snapshot = await this.settle(actor, (s) => stateNameOf(s) !== 'authorizing', this.deps.openWaitMs);
+    const state = stateNameOf(snapshot);
+    if (state === 'declined') {
+      const reason = snapshot.context.declineReason ?? 'generic_decline';
+      if (reason === 'card_network_unavailable') throw errors.cardNetworkUnavailable();
+      throw errors.cardDeclined(reason);
+    }
+    return viewOf(state, snapshot.context, this.deps.clock.now());
+  }
+
+  /** Ends a customer's session; `settled` is false when the charge slip is still pending. */
+  async logoff(accountId: string, sessionId: string): Promise<{ view: SessionView; settled: boolean }> {
+    const actor = this.ownedActor(accountId, sessionId);
+    if (!actor) {
+      const view = await this.get(accountId, sessionId);
+      if (!view) throw errors.sessionNotFound();
+      // A repeated logoff of a settled session answers as the first did.
+      if (view.state === 'settled' && view.endReason === 'logoff') return { view, settled: true };
+      throw errors.sessionNotActive(view.state);
+    }
+    const before = stateNameOf(actor.getSnapshot());
+    if (before !== 'active') throw errors.sessionNotActive(before);
+    this.send(actor, { type: 'LOGOFF', at: this.deps.clock.now() });
+    const snapshot = await this.settle(actor, (s) => s.status === 'done', this.deps.logoffWaitMs);
+    const state = stateNameOf(snapshot);
+    return { view: viewOf(state, snapshot.context, this.deps.clock.now()), settled: state === 'settled' };
+  }
+
+  async get(accountId: string | null, sessionId: string): Promise<SessionView | null> {
+    const actor = this.actors.get(sessionId);
+    const now = this.deps.clock.now();
+    if (actor) {
+      const snapshot = actor.getSnapshot();
+      if (accountId !== null && snapshot.context.accountId !== accountId) return null;
+      return viewOf(stateNameOf(snapshot), snapshot.context, now);
+    }
+    const stored = await findSession(this.deps.sql, sessionId, accountId ?? undefined);
+    return stored ? viewOf(stored.state, stored.snapshot.context, now) : null;
+  }
+
+  async list(accountId: string): Promise<SessionView[]> {
+    const now = this.deps.clock.now();
+    return (await listSessions(this.deps.sql, accountId)).map((stored) => {
+      const live = this.actors.get(stored.snapshot.context.sessionId)?.getSnapshot();
+      return live ? viewOf(stateNameOf(live), live.context, now) : viewOf(stored.state, stored.snapshot.context, now);
+    });
+  }
+
+  /** Stops taking new sessions, waits for pending writes, stops every actor; restore carries on. */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    this.scheduler.close();
+    await this.batcher.idle();
+    for (const actor of this.actors.values()) actor.stop();
+    this.actors.clear();
+    await this.batcher.idle();
+  }
+
+  /** Resolves once the latest transition of the session is committed. */
+  async durable(sessionId: string): Promise<void> {
+    // Observers of a transition run in the same tick as the child actors it starts: yielding
+    // once lets the transition's write be queued before we wait for it.
+    await null;
+    await this.lastWrite.get(sessionId);
+  }
+
+  private ownedActor(accountId: string, sessionId: string): SessionActor | undefined {
+    const actor = this.actors.get(sessionId);
+    return actor && actor.getSnapshot().context.accountId === accountId ? actor : undefined;
+  }
+
+  private send(actor: SessionActor, event: SessionEvent): void {
+    actor.send(sessionEventSchema.parse(event));
+  }
+
+  private onDeadline(sessionId: string): void {
+    const actor = this.actors.get(sessionId);
+    if (!actor) return;
+    const deadline = deadlineOf(actor.getSnapshot());
+    if (deadline) this.send(actor, { type: deadline.event, at: this.deps.clock.now() });
+  }
+
+  /** Waits until `done(snapshot)` (or the timeout), then until that state is committed. */
+  private async settle(
+    actor: SessionActor,
+    done: (snapshot: SessionSnapshot) => boolean,
+    timeoutMs: number,
+  ): Promise<SessionSnapshot> {
+    await waitFor(actor, done, { timeout: timeoutMs }).catch(() => undefined);
+    const snapshot = actor.getSnapshot();
+    await this.durable(snapshot.context.sessionId);
+    return snapshot;
+  }
+
+  private run(
+    sessionId: string,
+    options: { snapshot: SessionSnapshot } | { input: SessionInput },
+  ): SessionActor {
+    const { log } = this.deps;
+    let previous: { path: string; context: SessionContext } | null = null;
+    let actor: SessionActor;
+    actor = createActor(this.machine, {
+      // A restored actor ignores its input; the stored context is a complete one.
+      ...('snapshot' in options ? { snapshot: options.snapshot, input: options.snapshot.context } : options),
+      inspect: (event) => {
+        if (event.type !== '@xstate.snapshot' || event.actorRef !== actor) return;
+        const snapshot = event.snapshot as SessionSnapshot;
+        const path = pathOf(snapshot.value);
+        if (previous === null || event.event.type === 'xstate.init') {
+          previous = { path, context: snapshot.context };
+          return;
+        }
+        if (previous.path === path && previous.context === snapshot.context) return;
+        this.persist(actor, snapshot, previous, event.event.type);
+        previous = { path, context: snapshot.context };
+      },
+    });
+    actor.subscribe({
+      error: (error) => log.error({ sessionId, err: String(error) }, 'session actor failed'),
+    });
+    this.actors.set(sessionId, actor);
+    actor.start();
+    this.arm(sessionId, actor.getSnapshot());
+    return actor;
+  }
+
+  private persist(
+    actor: SessionActor,
+    snapshot: SessionSnapshot,
+    previous: { path: string; context: SessionContext },
+    eventType: string,
+  ): void {
+    const { context } = snapshot;
+    const sessionId = context.sessionId;
+    const state = stateNameOf(snapshot);
+    const transition = {
+      from: previous.path,
+      to: pathOf(snapshot.value),
+      state,
+      event: eventType,
+      at: this.deps.clock.now(),
+      context,
+      previousContext: previous.context,
+      snapshot: actor.getPersistedSnapshot(),
+      machineVersion: SESSION_MACHINE_VERSION,
+    };
+    const write = this.batcher.enqueue((tx) => writeTransition(tx, transition));
+    const tracked = write.catch((error) => {
+      this.deps.log.error({ sessionId, err: String(error), to: transition.to }, 'could not persist transition');
+    });
+    this.lastWrite.set(sessionId, tracked);
+    this.arm(sessionId, snapshot);
+    if (snapshot.status === 'done') {
+      void tracked.then(() => {
+        if (this.lastWrite.get(sessionId) === tracked) this.lastWrite.delete(sessionId);
+        this.actors.delete(sessionId);
+        actor.stop();
+      });
+    }
+  }
+
+  private arm(sessionId: string, snapshot: SessionSnapshot): void {
+    const deadline = deadlineOf(snapshot);
+    if (deadline) this.scheduler.schedule(sessionId, deadline.at);
+    else this.scheduler.cancel(sessionId);
+  }
+}

@@ -1,0 +1,28 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    // xstate's development build throws early on misuse (inline actors, unknown events).
+    execArgv: ['--conditions=development'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts', 'test/supervisor/deadline*.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/machines/**', 'test/billing/**', 'test/supervisor/deadline*.test.ts', 'test/bench/**'],
+          globalSetup: ['test/helpers/global-postgres.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
