@@ -1,0 +1,187 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { formatAmount, parseAmount } from '../billing/money.js';
+import {
+  CardDeclinedError,
+  CardInvalidError,
+  CardNetworkUnavailableError,
+  DECLINE_REASONS,
+  type CardGateway,
+  type DeclineReason,
+} from './gateway.js';
+
+export interface CardNetworkClientOptions {
+  baseUrl: string;
+  /** Per attempt, including reading the answer. */
+  timeoutMs?: number;
+  maxAttempts?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** Source of jitter in [0, 1); tests pass a fixed one. */
+  random?: () => number;
+}
+
+/** The card network refused the request itself (4xx other than a decline): retrying will not help. */
+export class CardNetworkRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    detail: string,
+  ) {
+    super(`card network refused the request (${status} ${code}): ${detail}`);
+    this.name = 'CardNetworkRequestError';
+  }
+}
+
+const problemSchema = z.object({ code: z.string(), detail: z.string().optional(), reason: z.string().optional() });
+const tokenSchema = z.object({
+  token: z.string(),
+  brand: z.string(),
+  last4: z.string(),
+  expMonth: z.number(),
+  expYear: z.number(),
+});
+const holdSchema = z.object({
+  id: z.string(),
+  authorizationNumber: z.string(),
+  amount: z.string(),
+  expiresAt: z.string(),
+});
+const captureSchema = z.object({ id: z.string(), authorizationNumber: z.string(), amount: z.string() });
+
+const INVALID_FIELDS: Record<string, 'number' | 'expiry' | 'cvc'> = {
+  invalid_number: 'number',
+  expired_card: 'expiry',
+  invalid_cvc: 'cvc',
+};
+
+interface Reply {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * tollgate's client for the card network. Every attempt of one call carries the same
+ * Idempotency-Key, so a retry after a timeout gets the first answer instead of a second charge.
+ */
+export function createCardNetworkClient(options: CardNetworkClientOptions): CardGateway {
+  const baseUrl = options.baseUrl.replace(/\/+$/, '');
+  const timeoutMs = options.timeoutMs ?? 3000;
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 4);
+  const backoffBaseMs = options.backoffBaseMs ?? 100;
+  const backoffMaxMs = options.backoffMaxMs ?? 2000;
+  const random = options.random ?? Math.random;
+
+  /** Full jitter: anywhere between 0 and the exponential ceiling, so retrying clients spread out. */
+  const backoff = (retry: number) => random() * Math.min(backoffMaxMs, backoffBaseMs * 2 ** (retry - 1));
+
+  /** Answers the first non-retryable reply; throws CardNetworkUnavailableError when none came. */
+  async function post(path: string, body: unknown, idempotencyKey: string): Promise<Reply> {
+    const url = new URL(baseUrl + path);
+    const payload = JSON.stringify(body);
+    let lastFailure: unknown;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      if (attempt > 1) await sleep(backoff(attempt - 1));
+      let status: number;
+      let text: string;
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json', 'idempotency-key': idempotencyKey },
+          body: payload,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        status = response.status;
+        text = await response.text();
+      } catch (error) {
+        lastFailure = error;
+        continue;
+      }
+      if (status >= 500 || status === 429) {
+        lastFailure = new Error(`HTTP ${status}`);
+        continue;
+      }
+      return { status, body: parseJson(text, status) };
+    }
+    throw new CardNetworkUnavailableError(
+      `no answer from the card network after ${maxAttempts} attempts: ${describe(lastFailure)}`,
+      { cause: lastFailure },
+    );
+  }
+
+  return {
+    async tokenize(card, idempotencyKey) {
+      const reply = await post('/v1/tokens', card, idempotencyKey);
+      if (reply.status === 400) {
+        const problem = problemSchema.safeParse(reply.body);
+        const field = problem.success ? INVALID_FIELDS[problem.data.code] : undefined;
+        if (field) throw new CardInvalidError(field, problem.success ? (problem.data.detail ?? problem.data.code) : '');
+      }
+      return expect(reply, 201, tokenSchema);
+    },
+
+    async authorize({ token, amountMicros, currency, idempotencyKey }) {
+      const reply = await post('/v1/holds', { token, amount: formatAmount(amountMicros), currency }, idempotencyKey);
+      const hold = expect(reply, 201, holdSchema);
+      const expiresAt = Date.parse(hold.expiresAt);
+      if (Number.isNaN(expiresAt)) throw new Error(`card network sent an unreadable expiresAt: ${hold.expiresAt}`);
+      return {
+        holdId: hold.id,
+        authorizationNumber: hold.authorizationNumber,
+        amountMicros: amountFrom(hold.amount),
+        expiresAt,
+      };
+    },
+
+    async capture({ holdId, amountMicros, idempotencyKey }) {
+      const path = `/v1/holds/${encodeURIComponent(holdId)}/capture`;
+      const reply = await post(path, { amount: formatAmount(amountMicros) }, idempotencyKey);
+      const slip = expect(reply, 201, captureSchema);
+      return { captureId: slip.id, authorizationNumber: slip.authorizationNumber, amountMicros: amountFrom(slip.amount) };
+    },
+
+    async void({ holdId, idempotencyKey }) {
+      const reply = await post(`/v1/holds/${encodeURIComponent(holdId)}/void`, {}, idempotencyKey);
+      expect(reply, 200, z.object({ id: z.string() }));
+    },
+  };
+}
+
+/** The success body in the expected shape, or the error the reply stands for. */
+function expect<T>(reply: Reply, status: number, schema: z.ZodType<T>): T {
+  if (reply.status === status) {
+    const parsed = schema.safeParse(reply.body);
+    if (parsed.success) return parsed.data;
+    throw new Error(`card network answered ${status} with an unexpected body: ${z.prettifyError(parsed.error)}`);
+  }
+  const problem = problemSchema.safeParse(reply.body);
+  const code = problem.success ? problem.data.code : 'unknown';
+  if (reply.status === 402 && code === 'card_declined') throw new CardDeclinedError(declineReason(problem.data?.reason));
+  throw new CardNetworkRequestError(reply.status, code, (problem.success && problem.data.detail) || 'no detail');
+}
+
+function declineReason(reason: string | undefined): DeclineReason {
+  return DECLINE_REASONS.find((known) => known === reason) ?? 'generic_decline';
+}
+
+function amountFrom(text: string) {
+  const micros = parseAmount(text);
+  if (micros === null) throw new Error(`card network sent an unreadable amount: ${text}`);
+  return micros;
+}
+
+function parseJson(text: string, status: number): unknown {
+  try {
+    return text === '' ? null : JSON.parse(text);
+  } catch {
+    throw new Error(`card network answered ${status} with a body that is not JSON`);
+  }
+}
+
+function describe(failure: unknown): string {
+  if (failure instanceof Error) {
+    const cause = failure.cause as { code?: string } | undefined;
+    return cause?.code ? `${failure.message} (${cause.code})` : failure.message;
+  }
+  return String(failure);
+}

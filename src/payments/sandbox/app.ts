@@ -1,0 +1,346 @@
+import { createHmac, randomBytes, randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import { z } from 'zod';
+import { formatAmount, parseAmount, type Micros } from '../../billing/money.js';
+import type { Clock } from '../../clock.js';
+import type { Sql, TransactionSql } from '../../db/sql.js';
+import { behaviorFor, checkCard, decodeBehavior, encodeBehavior, type Behavior } from './cards.js';
+
+/**
+ * The card-network sandbox: a stand-in for a card processor, with the behaviour tollgate
+ * must survive (declines, slow answers, transient 503s, idempotent replays, lapsing holds).
+ */
+export interface CardNetworkAppOptions {
+  sql: Sql;
+  clock: Clock;
+  /** How long an authorization hold stays open before it lapses. */
+  holdValidityMs?: number;
+  /** The delay of every answer about the "slow" test card. */
+  slowMs?: number;
+  logger?: boolean | object;
+}
+
+const DAY_MS = 86_400_000;
+
+/** What a POST answers; `delayMs` is the slow card's lag, applied after the work is committed. */
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  delayMs?: number;
+}
+
+type Effect = (tx: TransactionSql, now: number) => Promise<Answer>;
+
+type HoldState = 'open' | 'captured' | 'voided' | 'expired';
+
+interface HoldRow {
+  id: string;
+  authorization_number: string;
+  token: string;
+  currency: string;
+  amount_micros: bigint;
+  captured_micros: bigint;
+  state: HoldState;
+  failed_capture_attempts: number;
+  expires_at: Date;
+  created_at: Date;
+}
+
+interface CaptureRow {
+  id: string;
+  hold_id: string;
+  authorization_number: string;
+  amount_micros: bigint;
+}
+
+const tokenBody = z.object({
+  number: z.string().max(40),
+  expMonth: z.number().int(),
+  expYear: z.number().int().min(1000).max(9999),
+  cvc: z.string().max(8),
+});
+const holdBody = z.object({
+  token: z.string().min(1).max(200),
+  amount: z.string().max(40),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'currency must be an ISO code such as USD'),
+});
+const captureBody = z.object({ amount: z.string().max(40) });
+const voidBody = z.object({});
+
+export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInstance {
+  const { sql, clock } = options;
+  const holdValidityMs = options.holdValidityMs ?? 7 * DAY_MS;
+  const slowMs = options.slowMs ?? 2000;
+  // Request bodies carry card numbers: the default request serializer logs none of them.
+  const app = Fastify({ logger: (options.logger ?? false) as FastifyServerOptions['logger'] });
+
+  let salt: Promise<string> | undefined;
+  const installSalt = (): Promise<string> => {
+    if (!salt) {
+      salt = sql<{ salt: string }[]>`select salt from card_network.install`.then(([row]) => {
+        if (!row) throw new Error('card_network.install has no salt: run the sandbox migrations');
+        return row.salt;
+      });
+      // A failed read is tried again by the next request rather than remembered.
+      salt.catch(() => (salt = undefined));
+    }
+    return salt;
+  };
+  const keyed = async (purpose: string, text: string) =>
+    createHmac('sha256', await installSalt()).update(`${purpose}\n${text}`).digest('hex');
+
+  const delayFor = (behavior: Behavior) => (behavior.kind === 'slow' ? slowMs : 0);
+
+  /**
+   * Runs `effect` at most once per idempotency key. The advisory lock on the key makes a
+   * second identical request wait for the first and then replay its stored answer. 5xx
+   * answers are not stored, so a retry with the same key tries again.
+   */
+  async function once(key: string, requestHash: string, effect: Effect, now: number): Promise<Answer> {
+    return sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`;
+      const [seen] = await tx<{ request_hash: string; status: number; body: Record<string, unknown> }[]>`
+        select request_hash, status, body from card_network.idempotency_keys where key = ${key}`;
+      if (seen) {
+        return seen.request_hash === requestHash
+          ? { status: seen.status, body: seen.body }
+          : problem(409, 'idempotency_key_reused', 'this Idempotency-Key was used with a different request');
+      }
+      const answer = await effect(tx, now);
+      if (answer.status < 500) {
+        await tx`
+          insert into card_network.idempotency_keys (key, request_hash, status, body, created_at)
+          values (${key}, ${requestHash}, ${answer.status}, ${JSON.stringify(answer.body)}::jsonb, ${new Date(now)})`;
+      }
+      return answer;
+    }) as Promise<Answer>;
+  }
+
+  /**
+   * A mutating route: Idempotency-Key required, body validated. `plan` answers at once for
+   * input it refuses (such answers are not stored against the key) or returns the effect.
+   */
+  function mutation<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    plan: (input: z.output<S>, params: Record<string, string>, now: number) => Answer | Effect,
+  ): void {
+    app.post(path, async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      if (typeof key !== 'string' || key.length === 0) {
+        return send(reply, problem(400, 'idempotency_key_required', 'the Idempotency-Key header is required'));
+      }
+      if (key.length > 255) return send(reply, problem(400, 'invalid_request', 'Idempotency-Key is at most 255 characters'));
+      const raw = request.body ?? {};
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) return send(reply, problem(400, 'invalid_request', describeIssues(parsed.error)));
+      const now = clock.now();
+      const planned = plan(parsed.data, request.params as Record<string, string>, now);
+      if (typeof planned !== 'function') return send(reply, planned);
+      const requestHash = await keyed('request', `POST ${request.url.split('?')[0]}\n${canonicalJson(raw)}`);
+      const answer = await once(key, requestHash, planned, now);
+      if (answer.delayMs) await sleep(answer.delayMs);
+      return send(reply, answer);
+    });
+  }
+
+  mutation('/v1/tokens', tokenBody, (input, _params, now) => {
+    const checked = checkCard(input, now);
+    if (!checked.ok) return problem(400, checked.code, checked.detail);
+    const behavior = behaviorFor(checked.number);
+    return async (tx) => {
+      const token = `tok_${randomBytes(12).toString('hex')}`;
+      const fingerprint = await keyed('card', checked.number);
+      await tx`
+        insert into card_network.cards (token, fingerprint, brand, last4, exp_month, exp_year, behavior, created_at)
+        values (${token}, ${fingerprint}, ${checked.brand}, ${checked.last4}, ${input.expMonth}, ${input.expYear},
+                ${encodeBehavior(behavior)}, ${new Date(now)})`;
+      const body = { token, brand: checked.brand, last4: checked.last4, expMonth: input.expMonth, expYear: input.expYear };
+      return { status: 201, body, delayMs: delayFor(behavior) };
+    };
+  });
+
+  mutation('/v1/holds', holdBody, (input) => {
+    const amount = parseCents(input.amount);
+    if (amount === null || amount === 0n) return problem(400, 'invalid_request', 'amount must be a positive decimal string in whole cents');
+    return async (tx, now) => {
+      const [card] = await tx<{ behavior: string }[]>`select behavior from card_network.cards where token = ${input.token}`;
+      if (!card) return problem(404, 'token_not_found', 'no card has this token');
+      const behavior = decodeBehavior(card.behavior);
+      const delayMs = delayFor(behavior);
+      if (behavior.kind === 'decline') {
+        return { ...problem(402, 'card_declined', 'the card was declined', { reason: behavior.reason }), delayMs };
+      }
+      const hold = await insertHold(tx, { token: input.token, currency: input.currency, amount, now });
+      return { status: 201, body: holdView(hold, now), delayMs };
+    };
+  });
+
+  async function insertHold(tx: TransactionSql, h: { token: string; currency: string; amount: Micros; now: number }) {
+    const id = `hold_${randomBytes(12).toString('hex')}`;
+    const at = new Date(h.now);
+    // Six characters give 2 billion numbers: a clash is rare, and answered by drawing again.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const [row] = await tx<HoldRow[]>`
+        insert into card_network.holds (id, authorization_number, token, currency, amount_micros, state, expires_at, created_at, updated_at)
+        values (${id}, ${authorizationNumber()}, ${h.token}, ${h.currency}, ${String(h.amount)}::bigint, 'open',
+                ${new Date(h.now + holdValidityMs)}, ${at}, ${at})
+        on conflict (authorization_number) do nothing
+        returning *`;
+      if (row) return row;
+    }
+    throw new Error('could not draw an unused authorization number');
+  }
+
+  /** Locks the hold so that concurrent captures and voids take turns. */
+  async function lockHold(tx: TransactionSql, id: string, now: number) {
+    const [row] = await tx<(HoldRow & { behavior: string })[]>`
+      select h.*, c.behavior from card_network.holds h join card_network.cards c on c.token = h.token
+      where h.id = ${id} for update of h`;
+    if (row && stateAt(row, now) === 'expired' && row.state === 'open') {
+      await tx`update card_network.holds set state = 'expired', updated_at = ${new Date(now)} where id = ${id}`;
+      row.state = 'expired';
+    }
+    return row;
+  }
+
+  mutation('/v1/holds/:id/capture', captureBody, (input, params) => {
+    const amount = parseCents(input.amount);
+    if (amount === null) return problem(400, 'invalid_request', 'amount must be a decimal string in whole cents');
+    return async (tx, now) => {
+      const hold = await lockHold(tx, params.id!, now);
+      if (!hold) return problem(404, 'hold_not_found', 'no hold has this id');
+      const behavior = decodeBehavior(hold.behavior);
+      const delayMs = delayFor(behavior);
+      if (behavior.kind === 'capture_fails_twice' && hold.failed_capture_attempts < 2) {
+        await tx`update card_network.holds set failed_capture_attempts = failed_capture_attempts + 1 where id = ${hold.id}`;
+        return problem(503, 'network_unavailable', 'the card network is temporarily unavailable');
+      }
+      if (hold.state !== 'open') return { ...problem(409, 'hold_not_open', `the hold is ${hold.state}`), delayMs };
+      if (amount > hold.amount_micros) {
+        return { ...problem(409, 'amount_exceeds_hold', 'the capture is larger than the hold'), delayMs };
+      }
+      const id = `ch_${randomBytes(12).toString('hex')}`;
+      const at = new Date(now);
+      await tx`
+        insert into card_network.captures (id, hold_id, authorization_number, amount_micros, created_at)
+        values (${id}, ${hold.id}, ${hold.authorization_number}, ${String(amount)}::bigint, ${at})`;
+      // The rest of the hold is released: it is simply not captured.
+      await tx`
+        update card_network.holds set state = 'captured', captured_micros = ${String(amount)}::bigint, updated_at = ${at}
+        where id = ${hold.id}`;
+      const slip = { id, hold_id: hold.id, authorization_number: hold.authorization_number, amount_micros: amount };
+      return { status: 201, body: captureView(slip), delayMs };
+    };
+  });
+
+  mutation('/v1/holds/:id/void', voidBody, (_input, params) => async (tx, now) => {
+    const hold = await lockHold(tx, params.id!, now);
+    if (!hold) return problem(404, 'hold_not_found', 'no hold has this id');
+    const delayMs = delayFor(decodeBehavior(hold.behavior));
+    if (hold.state === 'captured') return { ...problem(409, 'hold_not_open', 'the hold is captured'), delayMs };
+    if (hold.state === 'open') {
+      await tx`update card_network.holds set state = 'voided', updated_at = ${new Date(now)} where id = ${hold.id}`;
+      hold.state = 'voided';
+    }
+    // Voiding a voided or lapsed hold changes nothing and says so.
+    return { status: 200, body: holdView(hold, now), delayMs };
+  });
+
+  app.get('/v1/holds', async () => {
+    const now = clock.now();
+    const rows = await sql<HoldRow[]>`select * from card_network.holds order by created_at, id`;
+    return { holds: rows.map((row) => holdView(row, now)) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/holds/:id', async (request, reply) => {
+    const [row] = await sql<HoldRow[]>`select * from card_network.holds where id = ${request.params.id}`;
+    if (!row) return send(reply, problem(404, 'hold_not_found', 'no hold has this id'));
+    return holdView(row, clock.now());
+  });
+
+  app.get('/v1/captures', async () => {
+    const rows = await sql<CaptureRow[]>`
+      select id, hold_id, authorization_number, amount_micros from card_network.captures order by created_at, id`;
+    return { captures: rows.map(captureView) };
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    send(reply, problem(404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      // Fastify's own 4xx (malformed JSON, wrong content type) say nothing of the body's content.
+      return send(reply, problem(status, 'invalid_request', error.message));
+    }
+    request.log.error({ err: error }, 'card network request failed');
+    return send(reply, problem(500, 'internal_error', 'the card network could not answer'));
+  });
+
+  return app;
+}
+
+function send(reply: FastifyReply, answer: Answer): FastifyReply {
+  if (answer.status >= 400) reply.type('application/problem+json; charset=utf-8');
+  return reply.code(answer.status).send(answer.body);
+}
+
+function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Answer {
+  return { status, body: { code, ...extra, detail } };
+}
+
+function describeIssues(error: z.ZodError): string {
+  // Messages only, never the offending values: they may be card data.
+  return error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
+}
+
+/** Card networks move whole cents; sub-cent amounts are a caller's rounding bug. */
+function parseCents(text: string): Micros | null {
+  return parseAmount(text, 2);
+}
+
+function stateAt(row: Pick<HoldRow, 'state' | 'expires_at'>, now: number): HoldState {
+  return row.state === 'open' && now >= row.expires_at.getTime() ? 'expired' : row.state;
+}
+
+function holdView(row: HoldRow, now: number) {
+  return {
+    id: row.id,
+    authorizationNumber: row.authorization_number,
+    amount: formatAmount(BigInt(row.amount_micros)),
+    capturedAmount: formatAmount(BigInt(row.captured_micros)),
+    currency: row.currency,
+    state: stateAt(row, now),
+    expiresAt: row.expires_at.toISOString(),
+  };
+}
+
+function captureView(row: CaptureRow) {
+  return {
+    id: row.id,
+    holdId: row.hold_id,
+    authorizationNumber: row.authorization_number,
+    amount: formatAmount(BigInt(row.amount_micros)),
+  };
+}
+
+const AUTH_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+function authorizationNumber(): string {
+  let text = '';
+  for (let i = 0; i < 6; i++) text += AUTH_ALPHABET[randomInt(AUTH_ALPHABET.length)];
+  return text;
+}
+
+/** JSON with object keys sorted, so the same request hashes the same whatever its key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
