@@ -1,0 +1,236 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createService, signUp, VISA_DECLINED } from '../helpers/customers.js';
+import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+let tollgate: TestTollgate;
+beforeAll(async () => {
+  tollgate = await startTestTollgate();
+});
+afterAll(async () => {
+  await expectLedgerBalanced(tollgate.sql);
+  await tollgate.stop();
+});
+
+const open = (auth: object, payload: object) =>
+  tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload });
+const logoff = (auth: object, id: string) =>
+  tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
+const get = (auth: object, id: string) => tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth });
+
+async function sandbox(path: string) {
+  return (await fetch(`${tollgate.cardNetworkUrl}${path}`)).json();
+}
+
+/** Polls the API, as a client would, until the session has ended. */
+async function waitUntilEnded(auth: object, id: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const session = (await get(auth, id)).json();
+    if (['settled', 'declined'].includes(session.state) || Date.now() > deadline) return session;
+    await sleep(100);
+  }
+}
+
+describe('opening a session', () => {
+  it('answers 201 with an active session holding an authorization number from the card company', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    const response = await open(customer.auth, { serviceId, maxCharge: '5.00' });
+    expect(response.statusCode).toBe(201);
+    const session = response.json();
+    expect(session).toMatchObject({ state: 'active', serviceId, maxCharge: '5.00', maxMinutes: null, accrued: '0.00' });
+    expect(session.authorizationNumber).toMatch(/^[A-Z0-9]{6}$/);
+    // 5.00 at 0.60 a minute lasts 500 s: the cutoff is exact, computed once.
+    expect(Date.parse(session.cutoffAt) - Date.parse(session.startedAt)).toBe(500_000);
+    const { holds } = await sandbox('/v1/holds');
+    expect(holds).toContainEqual(
+      expect.objectContaining({ authorizationNumber: session.authorizationNumber, amount: '5.00', state: 'open' }),
+    );
+    await logoff(customer.auth, session.id);
+  });
+
+  it('answers 402 CARD_DECLINED with the reason for a card whose authorizations are declined', async () => {
+    const customer = await signUp(tollgate.app, {
+      card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' },
+    });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const response = await open(customer.auth, { serviceId, maxCharge: '5.00' });
+    expect(response.statusCode).toBe(402);
+    expect(response.json()).toMatchObject({ code: 'CARD_DECLINED', reason: 'generic_decline' });
+    const { sessions } = (await tollgate.app.inject({ url: '/v1/sessions', headers: customer.auth })).json();
+    expect(sessions).toHaveLength(1);
+    expect(sessions[0]).toMatchObject({ state: 'declined', endReason: 'declined', declineReason: 'generic_decline' });
+    const account = (await tollgate.app.inject({ url: '/v1/account', headers: customer.auth })).json().account;
+    expect(account.reserved).toBe('0.00');
+  });
+
+  it('answers 404 SERVICE_NOT_FOUND and 400 VALIDATION_FAILED for bad requests', async () => {
+    const customer = await signUp(tollgate.app);
+    const missing = await open(customer.auth, { serviceId: '00000000-0000-4000-8000-000000000000' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().code).toBe('SERVICE_NOT_FOUND');
+    for (const payload of [
+      {},
+      { serviceId: 'not-a-uuid' },
+      { serviceId: '00000000-0000-4000-8000-000000000000', maxMinutes: -1 },
+      { serviceId: '00000000-0000-4000-8000-000000000000', maxMinutes: '5' },
+      { serviceId: '00000000-0000-4000-8000-000000000000', maxCharge: 5 },
+      { serviceId: '00000000-0000-4000-8000-000000000000', maxCharge: '-1.00' },
+    ]) {
+      const response = await open(customer.auth, payload);
+      expect(response.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(response.json().code).toBe('VALIDATION_FAILED');
+    }
+  });
+
+  it('keeps the outstanding limit across two simultaneous sessions', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const a = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.50' });
+    const b = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.75' });
+    const first = await open(customer.auth, { serviceId: a.serviceId, maxCharge: '6.00' });
+    expect(first.statusCode).toBe(201);
+    const tooMuch = await open(customer.auth, { serviceId: b.serviceId, maxCharge: '4.01' });
+    expect(tooMuch.statusCode).toBe(402);
+    expect(tooMuch.json()).toMatchObject({ code: 'OUTSTANDING_LIMIT_REACHED', available: '4.00' });
+    // Without a maxCharge the second session gets what is left of the limit.
+    const second = await open(customer.auth, { serviceId: b.serviceId });
+    expect(second.statusCode).toBe(201);
+    expect(second.json().maxCharge).toBe('4.00');
+    const none = await open(customer.auth, { serviceId: a.serviceId });
+    expect(none.statusCode).toBe(402);
+    expect(none.json().code).toBe('OUTSTANDING_LIMIT_REACHED');
+    // Both run at once; settling one frees its part of the limit.
+    const { sessions } = (await tollgate.app.inject({ url: '/v1/sessions', headers: customer.auth })).json();
+    expect(sessions.filter((s: { state: string }) => s.state === 'active')).toHaveLength(2);
+    await logoff(customer.auth, first.json().id);
+    const third = await open(customer.auth, { serviceId: a.serviceId, maxCharge: '6.00' });
+    expect(third.statusCode).toBe(201);
+    await logoff(customer.auth, second.json().id);
+    await logoff(customer.auth, third.json().id);
+  });
+
+  it('sizes the hold to the time limit when only maxMinutes is given', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '50.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.25' });
+    const response = await open(customer.auth, { serviceId, maxMinutes: 2 });
+    expect(response.statusCode).toBe(201);
+    expect(response.json()).toMatchObject({ maxMinutes: 2, maxCharge: '2.50', cutoffReason: 'time_limit' });
+    await logoff(customer.auth, response.json().id);
+  });
+});
+
+describe('ending a session', () => {
+  it('settles on logoff with a charge slip whose amount is price × duration', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await open(customer.auth, { serviceId, maxCharge: '20.00' })).json();
+    await sleep(2_100);
+    const response = await logoff(customer.auth, opened.id);
+    expect(response.statusCode).toBe(200);
+    const settled = response.json();
+    expect(settled).toMatchObject({ state: 'settled', endReason: 'logoff' });
+    // 6.00 a minute is 0.10 a whole second.
+    const seconds = Math.floor((Date.parse(settled.endedAt) - Date.parse(settled.startedAt)) / 1000);
+    expect(seconds).toBeGreaterThanOrEqual(2);
+    expect(settled.charge).toBe((seconds * 0.1).toFixed(2));
+    expect(settled.chargeSlip).toMatchObject({ authorizationNumber: opened.authorizationNumber, amount: settled.charge });
+    const { captures } = await sandbox('/v1/captures');
+    expect(captures).toContainEqual(
+      expect.objectContaining({ id: settled.chargeSlip.id, amount: settled.charge }),
+    );
+    const [row] = await tollgate.sql`select amount_micros from charge_slips where session_id = ${opened.id}`;
+    expect(row!.amount_micros).toBe(BigInt(Math.round(Number(settled.charge) * 100)) * 10_000n);
+    // A second logoff answers as the first did.
+    expect((await logoff(customer.auth, opened.id)).json().chargeSlip.id).toBe(settled.chargeSlip.id);
+  });
+
+  it('voids the hold and charges nothing for a logoff within the first second', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const opened = (await open(customer.auth, { serviceId, maxCharge: '3.00' })).json();
+    const settled = (await logoff(customer.auth, opened.id)).json();
+    expect(settled).toMatchObject({ state: 'settled', charge: '0.00', chargeSlip: null });
+    const { holds } = await sandbox('/v1/holds');
+    expect(holds.find((h: { authorizationNumber: string }) => h.authorizationNumber === opened.authorizationNumber))
+      .toMatchObject({ state: 'voided' });
+  });
+
+  it('ends by itself at the charge limit, charging exactly the limit', async () => {
+    const customer = await signUp(tollgate.app);
+    // 60.00 a minute is 1.00 a second: a 2.00 limit is reached after two seconds.
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' });
+    const opened = (await open(customer.auth, { serviceId, maxCharge: '2.00' })).json();
+    expect(opened.cutoffReason).toBe('charge_limit');
+    const ended = await waitUntilEnded(customer.auth, opened.id);
+    expect(ended).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '2.00', endedAt: opened.cutoffAt });
+    expect(ended.chargeSlip.amount).toBe('2.00');
+    const history = await tollgate.sql`
+      select from_state, to_state from session_events where session_id = ${opened.id} order by id`;
+    expect(history.map((h) => h.to_state)).toEqual([
+      'authorizing',
+      'active',
+      'over_limit',
+      'closing.capturing',
+      'settled',
+    ]);
+  });
+
+  it('ends by itself at the time limit, charging the time used', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '3.00' });
+    // 0.05 minutes is three seconds: 3 × 0.05 = 0.15.
+    const opened = (await open(customer.auth, { serviceId, maxMinutes: 0.05, maxCharge: '10.00' })).json();
+    expect(opened.cutoffReason).toBe('time_limit');
+    const ended = await waitUntilEnded(customer.auth, opened.id);
+    expect(ended).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '0.15' });
+    expect(Date.parse(ended.endedAt) - Date.parse(ended.startedAt)).toBe(3_000);
+  });
+
+  it('hides another customer’s session behind a 404', async () => {
+    const owner = await signUp(tollgate.app);
+    const other = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const opened = (await open(owner.auth, { serviceId, maxCharge: '1.00' })).json();
+    expect((await get(other.auth, opened.id)).statusCode).toBe(404);
+    expect((await logoff(other.auth, opened.id)).json().code).toBe('SESSION_NOT_FOUND');
+    expect((await get(owner.auth, opened.id)).statusCode).toBe(200);
+    await logoff(owner.auth, opened.id);
+  });
+});
+
+describe('the session log', () => {
+  it('keeps every session with the customer as they were, as JSON and as CSV', async () => {
+    const customer = await signUp(tollgate.app, { name: 'Grace Hopper', estimatedStorageGb: 7.5 });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const opened = (await open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+    await logoff(customer.auth, opened.id);
+    const ops = { authorization: `Bearer ${tollgate.adminToken}` };
+    const { sessions } = (await tollgate.app.inject({ url: '/v1/ops/session-log', headers: ops })).json();
+    const row = sessions.find((s: { sessionId: string }) => s.sessionId === opened.id);
+    expect(row).toMatchObject({
+      customerName: 'Grace Hopper',
+      customerEmail: customer.account.email,
+      estimatedStorageGb: 7.5,
+      estimatedProcessingHours: 3.5,
+      serviceId,
+      endReason: 'logoff',
+      charge: '0.00',
+    });
+    expect(row.serverName).toMatch(/^server-/);
+    expect(row.startedAt).toBe(opened.startedAt);
+    const csv = await tollgate.app.inject({ url: '/v1/ops/session-log?format=csv', headers: ops });
+    expect(csv.headers['content-type']).toContain('text/csv');
+    const lines = csv.body.trim().split('\n');
+    expect(lines[0]).toContain('sessionId,accountId,customerName,customerEmail');
+    expect(lines.some((line) => line.startsWith(opened.id) && line.includes('Grace Hopper'))).toBe(true);
+  });
+
+  it('is for operators only', async () => {
+    const customer = await signUp(tollgate.app);
+    const response = await tollgate.app.inject({ url: '/v1/ops/session-log', headers: customer.auth });
+    expect(response.statusCode).toBe(403);
+    expect(response.json().code).toBe('FORBIDDEN');
+  });
+});
