@@ -13,18 +13,20 @@ afterAll(async () => {
   await tollgate.stop();
 });
 
-const open = (auth: object, payload: object) =>
+type Auth = Record<string, string>;
+
+const open = (auth: Auth, payload: object) =>
   tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload });
-const logoff = (auth: object, id: string) =>
+const logoff = (auth: Auth, id: string) =>
   tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
-const get = (auth: object, id: string) => tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth });
+const get = (auth: Auth, id: string) => tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth });
 
 async function sandbox(path: string) {
-  return (await fetch(`${tollgate.cardNetworkUrl}${path}`)).json();
+  return (await fetch(`${tollgate.cardNetworkUrl}${path}`)).json() as Promise<any>;
 }
 
 /** Polls the API, as a client would, until the session has ended. */
-async function waitUntilEnded(auth: object, id: string, timeoutMs = 10_000) {
+async function waitUntilEnded(auth: Auth, id: string, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const session = (await get(auth, id)).json();

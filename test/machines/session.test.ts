@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { deadlineOf, stateNameOf } from '../../machines/session/index.js';
+import { ManualClock } from '../../src/clock.js';
+import { hold, ScriptedCardCompany, START, startSession } from './session-harness.js';
+
+describe('session machine', () => {
+  it('goes active on authorization with the cutoff at the exact instant the charge limit is reached', async () => {
+    const session = startSession();
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('active');
+    // 5.00 at 0.60 a minute: 500 s.
+    expect(context.cutoffAt).toBe(START + 500_000);
+    expect(context.cutoffReason).toBe('charge_limit');
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + 500_000, event: 'CUTOFF' });
+  });
+
+  it('charges the time used, to the whole second, on logoff', async () => {
+    const session = startSession();
+    await session.settle();
+    await session.advance(61_900);
+    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    // 61 whole seconds at 0.01 a second.
+    expect(context.chargeMicros).toBe('610000');
+    expect(context.endReason).toBe('logoff');
+    expect(session.card.calls).toEqual(['authorize', 'capture 610000']);
+    expect(session.actor.getSnapshot().status).toBe('done');
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+  });
+
+  it('interrupts the service at the charge limit and charges exactly the limit', async () => {
+    const session = startSession();
+    await session.settle();
+    await session.advance(499_999);
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('active');
+    await session.advance(1);
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    expect(context).toMatchObject({ endReason: 'charge_limit', chargeMicros: '5000000', endedAt: START + 500_000 });
+    expect(session.card.calls).toEqual(['authorize', 'interrupt', 'capture 5000000']);
+  });
+
+  it('ends at the time limit when it comes before the charge limit', async () => {
+    const session = startSession({ input: { maxMs: 90_000 } });
+    await session.settle();
+    expect(session.actor.getSnapshot().context.cutoffReason).toBe('time_limit');
+    await session.advance(90_000);
+    await session.settle();
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'time_limit', chargeMicros: '900000' });
+  });
+
+  it('treats a logoff that arrives after the cutoff as the limit it is', async () => {
+    const session = startSession();
+    await session.settle();
+    session.clock.advance(600_000);
+    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+    await session.settle();
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', chargeMicros: '5000000' });
+  });
+
+  it('ends declined with the reason when the card company declines', async () => {
+    const clock = new ManualClock(START);
+    const card = new ScriptedCardCompany(clock);
+    card.authorize = { ok: false, declined: true, reason: 'insufficient_funds', at: START };
+    const session = startSession({ clock, card });
+    await session.settle();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('declined');
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'declined', declineReason: 'insufficient_funds' });
+    expect(session.actor.getSnapshot().status).toBe('done');
+  });
+
+  it('retries a failed capture with growing backoff and never drops the session', async () => {
+    const clock = new ManualClock(START);
+    const card = new ScriptedCardCompany(clock);
+    card.captures = [
+      { ok: false, detail: '503', at: 0 },
+      { ok: false, detail: '503', at: 0 },
+    ];
+    const session = startSession({ clock, card });
+    await session.settle();
+    await session.advance(10_000);
+    session.actor.send({ type: 'LOGOFF', at: clock.now() });
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ closing: 'waiting' });
+    expect(session.actor.getSnapshot().context).toMatchObject({ closeAttempts: 1, retryAt: clock.now() + 1000 });
+    await session.advance(1000);
+    await session.settle();
+    // Second failure: twice the wait.
+    expect(session.actor.getSnapshot().context).toMatchObject({ closeAttempts: 2, retryAt: clock.now() + 2000 });
+    await session.advance(1999);
+    expect(session.actor.getSnapshot().value).toEqual({ closing: 'waiting' });
+    await session.advance(1);
+    await session.settle();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    expect(session.card.calls.filter((c) => c.startsWith('capture'))).toHaveLength(3);
+    expect(session.actor.getSnapshot().context.chargeSlip?.amountMicros).toBe('100000');
+  });
+});
+
+describe('session snapshots', () => {
+  it('round-trips every reachable state through JSON and re-arms its deadline from the stored instant', async () => {
+    const clock = new ManualClock(START);
+    const card = new ScriptedCardCompany(clock);
+    card.authorize = 'pending';
+    const authorizing = startSession({ clock, card });
+    const reached = new Map<string, ReturnType<typeof authorizing.persisted>>();
+    reached.set('authorizing', authorizing.persisted());
+
+    const live = startSession();
+    await live.settle();
+    reached.set('active', live.persisted());
+    const waitingCard = new ScriptedCardCompany(live.clock);
+    waitingCard.captures = [{ ok: false, detail: 'timeout', at: 0 }];
+    const waiting = startSession({ card: waitingCard, clock: live.clock });
+    await waiting.settle();
+    waiting.actor.send({ type: 'LOGOFF', at: live.clock.now() + 5_000 });
+    await waiting.settle();
+    reached.set('closing.waiting', waiting.persisted());
+    await live.advance(500_000);
+    await live.settle();
+    reached.set('settled', live.persisted());
+
+    for (const [name, stored] of reached) {
+      const restoredClock = new ManualClock(START + 1_000);
+      const restoredCard = new ScriptedCardCompany(restoredClock);
+      restoredCard.authorize = 'pending';
+      const restored = startSession({ snapshot: stored, clock: restoredClock, card: restoredCard });
+      expect(restored.actor.getSnapshot().value, name).toEqual(stored.value);
+      expect(restored.actor.getSnapshot().context, name).toEqual(stored.context);
+      expect(deadlineOf(restored.actor.getSnapshot()), name).toEqual(deadlineOf(stored));
+    }
+  });
+
+  it('closes a restored session whose cutoff passed while it was down at its limit, not more', async () => {
+    const live = startSession();
+    await live.settle();
+    const stored = live.persisted();
+    live.actor.stop();
+    const clock = new ManualClock(START + 3_600_000);
+    const restored = startSession({ snapshot: stored, clock });
+    // Past deadlines fire at once.
+    restored.scheduler.runDue();
+    await restored.settle();
+    expect(restored.actor.getSnapshot().context).toMatchObject({
+      endReason: 'charge_limit',
+      chargeMicros: '5000000',
+      endedAt: START + 500_000,
+    });
+    expect(stateNameOf(restored.actor.getSnapshot())).toBe('settled');
+  });
+
+  it('re-drives the authorization of a session restored while authorizing', async () => {
+    const clock = new ManualClock(START);
+    const pending = new ScriptedCardCompany(clock);
+    pending.authorize = 'pending';
+    const first = startSession({ clock, card: pending });
+    const stored = first.persisted();
+    first.actor.stop();
+    const card = new ScriptedCardCompany(clock);
+    card.authorize = { ok: true, hold: hold(), at: START };
+    const restored = startSession({ snapshot: stored, clock, card });
+    await restored.settle();
+    expect(card.calls).toEqual(['authorize']);
+    expect(stateNameOf(restored.actor.getSnapshot())).toBe('active');
+  });
+});

@@ -1,0 +1,49 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { loadConfig } from '../../src/config.js';
+import { startTollgate } from '../../src/runtime.js';
+import { signUp, signUpBody } from '../helpers/customers.js';
+
+const dataDirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dataDirs) await rm(dir, { recursive: true, force: true });
+});
+
+describe('embedded PostgreSQL', () => {
+  it('starts with no DATABASE_URL, seeds the demo catalogue once, and keeps everything across a restart', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-embedded-'));
+    dataDirs.push(dataDir);
+    // No DATABASE_URL: the environment is given whole, so the CI's external database is not used.
+    const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, CARD_NETWORK_PORT: '0', LOG_LEVEL: 'silent' });
+    const first = await startTollgate(config, { clock: systemClock, log: false });
+    const body = signUpBody();
+    let services: { services: { id: string }[] };
+    try {
+      services = (await first.app.inject({ url: '/v1/services' })).json();
+      expect(services.services).toHaveLength(4);
+      await signUp(first.app, body);
+    } finally {
+      await first.close();
+    }
+    const tokenFile = await stat(path.join(dataDir, 'admin-token'));
+    expect(tokenFile.mode & 0o077).toBe(0);
+
+    const second = await startTollgate(config, { clock: systemClock, log: false });
+    try {
+      const again = (await second.app.inject({ url: '/v1/services' })).json();
+      expect(again.services.map((s: { id: string }) => s.id)).toEqual(services.services.map((s) => s.id));
+      const login = await second.app.inject({
+        method: 'POST',
+        url: '/v1/auth/tokens',
+        payload: { email: body.email, password: body.password },
+      });
+      expect(login.statusCode).toBe(201);
+      expect(second.adminToken).toBe(first.adminToken);
+    } finally {
+      await second.close();
+    }
+  });
+});
