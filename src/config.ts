@@ -23,6 +23,10 @@ const envSchema = z
     /** How long an open waits for the card company before giving up. */
     OPEN_WAIT_MS: positiveInt.default(15000),
     CARD_NETWORK_TIMEOUT_MS: positiveInt.default(3000),
+    /** The longest a POST /v1/sessions may queue for a seat (its waitSeconds). */
+    ADMISSION_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(3600).default(60),
+    /** The Retry-After hint of a 409 at capacity. */
+    ADMISSION_RETRY_AFTER_SECONDS: positiveInt.default(5),
     CAPTURE_RETRY_BASE_MS: positiveInt.default(1000),
     CAPTURE_RETRY_MAX_MS: positiveInt.default(60000),
   })
@@ -44,6 +48,8 @@ const envSchema = z
       logoffWaitMs: env.LOGOFF_WAIT_MS,
       openWaitMs: env.OPEN_WAIT_MS,
       cardNetworkTimeoutMs: env.CARD_NETWORK_TIMEOUT_MS,
+      admissionMaxWaitSeconds: env.ADMISSION_MAX_WAIT_SECONDS,
+      admissionRetryAfterSeconds: env.ADMISSION_RETRY_AFTER_SECONDS,
       captureRetryBaseMs: env.CAPTURE_RETRY_BASE_MS,
       captureRetryMaxMs: env.CAPTURE_RETRY_MAX_MS,
     };

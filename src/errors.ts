@@ -35,5 +35,13 @@ export const errors = {
   currencyMismatch: () => new AppError(409, 'CURRENCY_MISMATCH', 'The service is priced in another currency.'),
   sessionNotActive: (state: string) =>
     new AppError(409, 'SESSION_NOT_ACTIVE', `The session is ${state}; only an active session can do that.`, { state }),
+  serviceAtCapacity: (retryAfterSeconds: number) =>
+    new AppError(409, 'SERVICE_AT_CAPACITY', 'The service has as many users as it can serve; try again shortly.', {
+      retryAfterSeconds,
+    }),
+  serverAtCapacity: (retryAfterSeconds: number) =>
+    new AppError(409, 'SERVER_AT_CAPACITY', 'The server running this service is full; try again shortly.', {
+      retryAfterSeconds,
+    }),
   shuttingDown: () => new AppError(503, 'SHUTTING_DOWN', 'tollgate is shutting down; try again shortly.'),
 };

@@ -13,6 +13,9 @@ import { createCardNetworkClient } from './payments/card-network-client.js';
 import type { CardGateway } from './payments/gateway.js';
 import { startCardNetwork, type RunningCardNetwork } from './payments/sandbox/start.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { Admission } from './admission/admission.js';
+import { createOccupancyStore, type OccupancyStore } from './admission/occupancy.js';
+import { Catalogue } from './catalogue/catalogue-service.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./db/migrations/', import.meta.url));
 
@@ -20,6 +23,8 @@ export interface Tollgate {
   app: FastifyInstance;
   sql: Sql;
   supervisor: Supervisor;
+  admission: Admission;
+  occupancy: OccupancyStore;
   gateway: CardGateway;
   cardNetworkUrl: string;
   adminToken: string;
@@ -64,8 +69,18 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const admin = await loadAdminToken(config.dataDir, config.adminToken);
   if (log && admin.file) log.info({ file: admin.file }, 'operator token kept in the data folder');
 
+  const occupancy = createOccupancyStore();
+  const admission = new Admission({
+    clock: deps.clock,
+    occupancy,
+    log: log || createLogger('silent'),
+    retryAfterSeconds: config.admissionRetryAfterSeconds,
+  });
+  const catalogue = new Catalogue({ sql, clock: deps.clock, admission, currency: config.currency });
+  await catalogue.load();
   const supervisor = new Supervisor({
     sql,
+    admission,
     clock: deps.clock,
     gateway,
     log: log || createLogger('silent'),
@@ -81,8 +96,11 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     clock: deps.clock,
     gateway,
     supervisor,
+    catalogue,
+    occupancy,
     adminToken: admin.token,
     currency: config.currency,
+    admissionMaxWaitSeconds: config.admissionMaxWaitSeconds,
     logger: log,
   });
 
@@ -90,12 +108,15 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     app,
     sql,
     supervisor,
+    admission,
+    occupancy,
     gateway,
     cardNetworkUrl,
     adminToken: admin.token,
     async close() {
       await app.close();
       await supervisor.stop();
+      admission.close();
       await cardNetwork?.close();
       await sql.end({ timeout: 5 });
       await embedded?.stop();

@@ -35,6 +35,10 @@ export async function insertServer(db: Queryable, server: ServerRecord, at: numb
   await db`insert into servers (id, name, max_users, created_at) values (${server.id}, ${server.name}, ${server.maxUsers}, ${new Date(at)})`;
 }
 
+export async function listServers(db: Queryable): Promise<ServerRecord[]> {
+  return db<ServerRecord[]>`select id, name, max_users as "maxUsers" from servers order by name`;
+}
+
 export async function findServer(db: Queryable, id: string): Promise<ServerRecord | null> {
   const [row] = await db<ServerRecord[]>`select id, name, max_users as "maxUsers" from servers where id = ${id}`;
   return row ?? null;

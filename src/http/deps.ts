@@ -1,3 +1,5 @@
+import type { OccupancyStore } from '../admission/occupancy.js';
+import type { Catalogue } from '../catalogue/catalogue-service.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import type { CardGateway } from '../payments/gateway.js';
@@ -9,6 +11,9 @@ export interface RouteDeps {
   clock: Clock;
   gateway: CardGateway;
   supervisor: Supervisor;
+  catalogue: Catalogue;
+  occupancy: OccupancyStore;
   adminToken: string;
   currency: string;
+  admissionMaxWaitSeconds: number;
 }

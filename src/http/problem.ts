@@ -38,6 +38,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       body = { code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' };
     }
     if (status === 401) reply.header('www-authenticate', 'Bearer');
+    if (typeof body.retryAfterSeconds === 'number') reply.header('retry-after', String(body.retryAfterSeconds));
     return reply
       .code(status)
       .type('application/problem+json')

@@ -133,6 +133,10 @@ export interface StoredSession {
   snapshot: { context: SessionContext } & Record<string, unknown>;
 }
 
+export interface UnsettledSession extends StoredSession {
+  customer: { accountId: string; estimatedStorageGb: number; estimatedProcessingHours: number };
+}
+
 export async function findSession(db: Queryable, id: string, accountId?: string): Promise<StoredSession | null> {
   const rows = await db<StoredSession[]>`
     select state, machine_version as "machineVersion", snapshot from sessions
@@ -146,8 +150,14 @@ export async function listSessions(db: Queryable, accountId: string, limit = 200
     where account_id = ${accountId} order by created_at desc limit ${limit}`;
 }
 
-export async function loadUnsettled(db: Queryable): Promise<StoredSession[]> {
-  return db<StoredSession[]>`
-    select state, machine_version as "machineVersion", snapshot from sessions
-    where state not in ('settled', 'declined') order by created_at`;
+export async function loadUnsettled(db: Queryable): Promise<UnsettledSession[]> {
+  const rows = await db<(StoredSession & { accountId: string; storage: string; processing: string })[]>`
+    select s.state, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
+      a.estimated_storage_gb::text as storage, a.estimated_processing_hours::text as processing
+    from sessions s join accounts a on a.id = s.account_id
+    where s.state not in ('settled', 'declined') order by s.created_at`;
+  return rows.map(({ accountId, storage, processing, ...row }) => ({
+    ...row,
+    customer: { accountId, estimatedStorageGb: Number(storage), estimatedProcessingHours: Number(processing) },
+  }));
 }

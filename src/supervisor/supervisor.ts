@@ -10,9 +10,11 @@ import {
   type SessionEvent,
   type SessionInput,
   type SessionSnapshot,
+  type SessionStateName,
   stateNameOf,
 } from '../../machines/session/index.js';
 import { reserveHeadroom } from '../accounts/headroom.js';
+import type { Admission } from '../admission/admission.js';
 import { findService } from '../catalogue/catalogue.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
@@ -27,6 +29,7 @@ import { WriteBatcher } from './write-batcher.js';
 
 export interface SupervisorDeps {
   sql: Sql;
+  admission: Admission;
   clock: Clock;
   gateway: CardGateway;
   log: Logger;
@@ -40,10 +43,15 @@ export interface OpenRequest {
   serviceId: string;
   maxMs: number | null;
   maxChargeMicros: bigint | null;
+  /** How long to queue for a seat when the service or its server is full. */
+  waitMs: number;
 }
 
 type SessionMachine = ReturnType<typeof sessionMachine.provide>;
 type SessionActor = Actor<SessionMachine>;
+
+/** A session holds its seats from admission until it leaves `active`. */
+const holdsSeat = (state: SessionStateName) => state === 'authorizing' || state === 'active';
 
 const pathOf = (value: SessionSnapshot['value']): string =>
   typeof value === 'string'
@@ -84,7 +92,11 @@ export class Supervisor {
       if (row.machineVersion !== SESSION_MACHINE_VERSION) {
         throw new Error(`session ${row.snapshot.context.sessionId} has machine version ${row.machineVersion}`);
       }
-      this.run(row.snapshot.context.sessionId, { snapshot: row.snapshot as never });
+      const { context } = row.snapshot;
+      if (holdsSeat(row.state)) {
+        this.deps.admission.restoreSeat(context.sessionId, context.serviceId, context.serverId, row.customer);
+      }
+      this.run(context.sessionId, { snapshot: row.snapshot as never });
     }
     return rows.length;
   }
@@ -94,9 +106,12 @@ export class Supervisor {
     const service = await findService(this.deps.sql, request.serviceId);
     if (!service) throw errors.serviceNotFound();
     const sessionId = randomUUID();
+    const { admission } = this.deps;
+    // Seats first: no hold is placed at the card company for a session that cannot run.
+    await admission.admit({ sessionId, serviceId: service.id, serverId: service.serverId, waitMs: request.waitMs });
     const createdAt = this.deps.clock.now();
 
-    const input = await this.deps.sql.begin(async (tx) => {
+    const opened = this.deps.sql.begin(async (tx) => {
       const { holdMicros, customer } = await reserveHeadroom(tx, {
         accountId: request.accountId,
         maxChargeMicros: request.maxChargeMicros,
@@ -125,7 +140,16 @@ export class Supervisor {
         service,
         server: { name: service.serverName },
       });
-      return input;
+      return { input, customer };
+    });
+    const { input, customer } = await opened.catch((error: unknown) => {
+      admission.release(sessionId);
+      throw error;
+    });
+    admission.connect(sessionId, {
+      accountId: request.accountId,
+      estimatedStorageGb: Number(customer.estimatedStorageGb),
+      estimatedProcessingHours: Number(customer.estimatedProcessingHours),
     });
 
     const actor = this.run(sessionId, { input });
@@ -264,6 +288,7 @@ export class Supervisor {
     const { context } = snapshot;
     const sessionId = context.sessionId;
     const state = stateNameOf(snapshot);
+    if (!holdsSeat(state)) this.deps.admission.release(sessionId);
     const transition = {
       from: previous.path,
       to: pathOf(snapshot.value),

@@ -8,7 +8,7 @@ import { idParams, positiveAmount } from '../schemas.js';
 // A week: longer sessions outlive a card authorization's validity.
 const MAX_MINUTES = 7 * 24 * 60;
 
-const openBody = z.object({
+const openBody = (maxWaitSeconds: number) => z.object({
   serviceId: z.uuid(),
   maxMinutes: z
     .number()
@@ -16,18 +16,21 @@ const openBody = z.object({
     .max(MAX_MINUTES)
     .optional(),
   maxCharge: positiveAmount(2).optional(),
+  waitSeconds: z.number().min(0).max(maxWaitSeconds).default(0),
 });
 
 export function sessionRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
+  const body = openBody(deps.admissionMaxWaitSeconds);
   return async (app) => {
-    app.post('/v1/sessions', { schema: { body: openBody } }, async (request, reply) => {
+    app.post('/v1/sessions', { schema: { body } }, async (request, reply) => {
       const accountId = await requireCustomer(deps.sql, request);
-      const { serviceId, maxMinutes, maxCharge } = request.body;
+      const { serviceId, maxMinutes, maxCharge, waitSeconds } = request.body;
       const session = await deps.supervisor.open({
         accountId,
         serviceId,
         maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
         maxChargeMicros: maxCharge ?? null,
+        waitMs: Math.round(waitSeconds * 1000),
       });
       return reply.code(session.state === 'authorizing' ? 202 : 201).send(session);
     });

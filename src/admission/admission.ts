@@ -1,0 +1,196 @@
+import { type Actor, createActor } from 'xstate';
+import { gateMachine, nextExpiry, type GateContext } from '../../machines/gate/index.js';
+import type { Clock } from '../clock.js';
+import { errors } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { DeadlineScheduler, type Timers } from '../supervisor/deadline-scheduler.js';
+import { CustomerLoad, type CustomerEstimates } from './customer-load.js';
+import type { OccupancyStore } from './occupancy.js';
+
+type GateActor = Actor<typeof gateMachine>;
+type Kind = 'server' | 'service';
+type Outcome = 'granted' | 'rejected';
+
+export interface SeatRequest {
+  sessionId: string;
+  serviceId: string;
+  serverId: string;
+  /** How long the request may queue for a seat; 0 rejects at once when a gate is full. */
+  waitMs: number;
+}
+
+interface Seat {
+  serviceId: string;
+  serverId: string;
+  accountId: string | null;
+}
+
+const keyOf = (kind: Kind, id: string) => `${kind}:${id}`;
+
+/**
+ * Routes admissions between sessions and the gates (DESIGN rule 6): a session runs only with
+ * a seat from its service gate and one from its server gate. Seats are taken in one order
+ * (service, then server); a seat granted by one gate and refused by the other is given back
+ * before the answer, so the gates never disagree about a session.
+ */
+export class Admission {
+  private readonly gates = new Map<string, { actor: GateActor; name: string; serverId: string | null }>();
+  private readonly waiters = new Map<string, (outcome: Outcome) => void>();
+  private readonly seats = new Map<string, Seat>();
+  private readonly load = new CustomerLoad();
+  private readonly scheduler: DeadlineScheduler;
+
+  constructor(
+    private readonly deps: {
+      clock: Clock;
+      occupancy: OccupancyStore;
+      log: Logger;
+      retryAfterSeconds: number;
+      timers?: Timers;
+    },
+  ) {
+    this.scheduler = new DeadlineScheduler(
+      deps.clock,
+      (key) => this.gates.get(key)?.actor.send({ type: 'EXPIRE', at: deps.clock.now() }),
+      deps.timers,
+    );
+  }
+
+  /** Creates the gate of a server or a service (or renames it if it exists). */
+  register(kind: Kind, id: string, name: string, maxUsers: number, serverId: string | null = null): void {
+    const key = keyOf(kind, id);
+    const existing = this.gates.get(key);
+    if (existing) {
+      existing.name = name;
+      existing.actor.send({ type: 'SET_CAPACITY', capacity: maxUsers });
+      return;
+    }
+    const actor = createActor(gateMachine, { input: { gateId: id, kind, capacity: maxUsers } });
+    const entry = { actor, name, serverId };
+    this.gates.set(key, entry);
+    actor.on('granted', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('granted'));
+    actor.on('rejected', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('rejected'));
+    actor.subscribe({
+      next: (snapshot) => this.publish(key, entry, snapshot.context),
+      error: (error) => this.deps.log.error({ gate: key, err: String(error) }, 'gate actor failed'),
+    });
+    actor.start();
+    this.publish(key, entry, actor.getSnapshot().context);
+  }
+
+  rename(kind: Kind, id: string, name: string): void {
+    const entry = this.gates.get(keyOf(kind, id));
+    if (!entry) return;
+    entry.name = name;
+    this.publish(keyOf(kind, id), entry, entry.actor.getSnapshot().context);
+  }
+
+  setCapacity(kind: Kind, id: string, maxUsers: number): void {
+    this.gate(kind, id).send({ type: 'SET_CAPACITY', capacity: maxUsers });
+  }
+
+  async admit(request: SeatRequest): Promise<void> {
+    const at = this.deps.clock.now();
+    const waitUntil = at + request.waitMs;
+    // When no gate makes the request wait, both seats are decided in one synchronous step:
+    // no other admission runs between the service's grant and the server's answer.
+    let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil);
+    if (service instanceof Promise) service = await service;
+    if (service === 'rejected') throw errors.serviceAtCapacity(this.deps.retryAfterSeconds);
+    let server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil);
+    if (server instanceof Promise) server = await server;
+    if (server === 'rejected') {
+      this.gate('service', request.serviceId).send({ type: 'RELEASE' });
+      throw errors.serverAtCapacity(this.deps.retryAfterSeconds);
+    }
+    this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
+  }
+
+  /** Counts the customer of an admitted session in its server's load. */
+  connect(sessionId: string, customer: CustomerEstimates): void {
+    const seat = this.seats.get(sessionId);
+    if (!seat || seat.accountId !== null) return;
+    seat.accountId = customer.accountId;
+    const load = this.load.connect(seat.serverId, customer);
+    this.deps.occupancy.trigger.loadChanged({ serverId: seat.serverId, load });
+  }
+
+  /** Gives both seats of a session back; a second call does nothing. */
+  release(sessionId: string): void {
+    const seat = this.seats.get(sessionId);
+    if (!seat) return;
+    this.seats.delete(sessionId);
+    if (seat.accountId !== null) {
+      const load = this.load.disconnect(seat.serverId, seat.accountId);
+      this.deps.occupancy.trigger.loadChanged({ serverId: seat.serverId, load });
+    }
+    this.gates.get(keyOf('service', seat.serviceId))?.actor.send({ type: 'RELEASE' });
+    this.gates.get(keyOf('server', seat.serverId))?.actor.send({ type: 'RELEASE' });
+  }
+
+  /** On start-up: the seats a restored session held before the restart. */
+  restoreSeat(sessionId: string, serviceId: string, serverId: string, customer: CustomerEstimates): void {
+    if (this.seats.has(sessionId)) return;
+    this.gate('service', serviceId).send({ type: 'RESTORE_SEAT' });
+    this.gate('server', serverId).send({ type: 'RESTORE_SEAT' });
+    this.seats.set(sessionId, { serviceId, serverId, accountId: null });
+    this.connect(sessionId, customer);
+  }
+
+  holds(sessionId: string): boolean {
+    return this.seats.has(sessionId);
+  }
+
+  get seatCount(): number {
+    return this.seats.size;
+  }
+
+  close(): void {
+    this.scheduler.close();
+    for (const { actor } of this.gates.values()) actor.stop();
+    for (const resolve of this.waiters.values()) resolve('rejected');
+  }
+
+  /** The gate's answer: at once when it decides during the send, later when the request queues. */
+  private acquire(kind: Kind, id: string, requestId: string, at: number, waitUntil: number): Outcome | Promise<Outcome> {
+    const key = keyOf(kind, id);
+    const gate = this.gate(kind, id);
+    const waiterKey = `${key}|${requestId}`;
+    let decided: Outcome | null = null;
+    let resolveLater: ((outcome: Outcome) => void) | null = null;
+    this.waiters.set(waiterKey, (outcome) => {
+      this.waiters.delete(waiterKey);
+      if (resolveLater) resolveLater(outcome);
+      else decided = outcome;
+    });
+    gate.send({ type: 'ACQUIRE', requestId, at, waitUntil });
+    if (decided !== null) return decided;
+    return new Promise<Outcome>((resolve) => {
+      resolveLater = resolve;
+    });
+  }
+
+  private gate(kind: Kind, id: string): GateActor {
+    const entry = this.gates.get(keyOf(kind, id));
+    if (!entry) throw kind === 'service' ? errors.serviceNotFound() : errors.serverNotFound();
+    return entry.actor;
+  }
+
+  private publish(key: string, entry: { name: string; serverId: string | null }, gate: GateContext): void {
+    const expiry = nextExpiry(gate);
+    if (expiry === null) this.scheduler.cancel(key);
+    else this.scheduler.schedule(key, expiry);
+    this.deps.occupancy.trigger.gateChanged({
+      occupancy: {
+        kind: gate.kind,
+        id: gate.gateId,
+        name: entry.name,
+        serverId: entry.serverId,
+        maxUsers: gate.capacity,
+        activeUsers: gate.used,
+        queued: gate.queue.length,
+        oldestQueuedAt: gate.queue[0]?.queuedAt ?? null,
+      },
+    });
+  }
+}

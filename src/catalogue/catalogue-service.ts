@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import type { Admission } from '../admission/admission.js';
+import type { Clock } from '../clock.js';
+import type { Sql } from '../db/sql.js';
+import { errors } from '../errors.js';
+import { findServer, findService, insertServer, insertService, listServers, listServices, type ServiceRecord } from './catalogue.js';
+
+const uniqueName = (what: string) => (error: unknown) => {
+  if ((error as { code?: string }).code === '23505') throw errors.nameTaken(what);
+  throw error;
+};
+
+/** Servers and services: rows in Postgres, and a gate per row in the admission coordinator. */
+export class Catalogue {
+  constructor(private readonly deps: { sql: Sql; clock: Clock; admission: Admission; currency: string }) {}
+
+  /** On start-up: one gate per server and per service. */
+  async load(): Promise<void> {
+    for (const server of await listServers(this.deps.sql)) {
+      this.deps.admission.register('server', server.id, server.name, server.maxUsers);
+    }
+    for (const service of await listServices(this.deps.sql)) {
+      this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
+    }
+  }
+
+  async createServer(request: { name: string; maxUsers: number }) {
+    const server = { id: randomUUID(), ...request };
+    await insertServer(this.deps.sql, server, this.deps.clock.now()).catch(uniqueName('server'));
+    this.deps.admission.register('server', server.id, server.name, server.maxUsers);
+    return server;
+  }
+
+  async createService(request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number }) {
+    if (!(await findServer(this.deps.sql, request.serverId))) throw errors.serverNotFound();
+    const service = { id: randomUUID(), currency: this.deps.currency, ...request };
+    await insertService(this.deps.sql, service, this.deps.clock.now()).catch(uniqueName('service'));
+    this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
+    return service;
+  }
+
+  /** A lower cap stops new admissions and ends no running session. */
+  async updateServer(id: string, change: { name?: string | undefined; maxUsers?: number | undefined }) {
+    const [row] = await this.deps.sql<{ id: string; name: string; maxUsers: number }[]>`
+      update servers set name = coalesce(${change.name ?? null}, name), max_users = coalesce(${change.maxUsers ?? null}, max_users)
+      where id = ${id} returning id, name, max_users as "maxUsers"`.catch(uniqueName('server'));
+    if (!row) throw errors.serverNotFound();
+    this.deps.admission.rename('server', id, row.name);
+    if (change.maxUsers !== undefined) this.deps.admission.setCapacity('server', id, row.maxUsers);
+    return row;
+  }
+
+  /** A new price applies to sessions opened from now on; a session keeps the price it opened at. */
+  async updateService(
+    id: string,
+    change: { name?: string | undefined; maxUsers?: number | undefined; pricePerMinuteMicros?: bigint | undefined },
+  ): Promise<ServiceRecord> {
+    const [row] = await this.deps.sql<{ id: string }[]>`
+      update services set name = coalesce(${change.name ?? null}, name),
+        max_users = coalesce(${change.maxUsers ?? null}, max_users),
+        price_per_minute_micros = coalesce(${change.pricePerMinuteMicros ?? null}::int8, price_per_minute_micros)
+      where id = ${id} returning id`.catch(uniqueName('service'));
+    if (!row) throw errors.serviceNotFound();
+    const service = (await findService(this.deps.sql, id))!;
+    this.deps.admission.rename('service', id, service.name);
+    if (change.maxUsers !== undefined) this.deps.admission.setCapacity('service', id, service.maxUsers);
+    return service;
+  }
+}
