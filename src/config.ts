@@ -23,10 +23,16 @@ const envSchema = z
     /** How long an open waits for the card company before giving up. */
     OPEN_WAIT_MS: positiveInt.default(15000),
     CARD_NETWORK_TIMEOUT_MS: positiveInt.default(3000),
+    /** Validity of holds placed by the in-process sandbox (real cards: about 7 days). */
+    CARD_NETWORK_HOLD_VALIDITY_MS: positiveInt.default(7 * 86_400_000),
     /** The longest a POST /v1/sessions may queue for a seat (its waitSeconds). */
     ADMISSION_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(3600).default(60),
     /** The Retry-After hint of a 409 at capacity. */
     ADMISSION_RETRY_AFTER_SECONDS: positiveInt.default(5),
+    /** How long a session over its charge limit may still be extended (0: it closes at once). */
+    OVER_LIMIT_GRACE_MS: z.coerce.number().int().min(0).default(0),
+    /** How long before a card hold lapses a running session asks for a new one. */
+    HOLD_RENEW_BEFORE_MS: positiveInt.default(86_400_000),
     CAPTURE_RETRY_BASE_MS: positiveInt.default(1000),
     CAPTURE_RETRY_MAX_MS: positiveInt.default(60000),
   })
@@ -48,8 +54,11 @@ const envSchema = z
       logoffWaitMs: env.LOGOFF_WAIT_MS,
       openWaitMs: env.OPEN_WAIT_MS,
       cardNetworkTimeoutMs: env.CARD_NETWORK_TIMEOUT_MS,
+      cardNetworkHoldValidityMs: env.CARD_NETWORK_HOLD_VALIDITY_MS,
       admissionMaxWaitSeconds: env.ADMISSION_MAX_WAIT_SECONDS,
       admissionRetryAfterSeconds: env.ADMISSION_RETRY_AFTER_SECONDS,
+      overLimitGraceMs: env.OVER_LIMIT_GRACE_MS,
+      holdRenewBeforeMs: env.HOLD_RENEW_BEFORE_MS,
       captureRetryBaseMs: env.CAPTURE_RETRY_BASE_MS,
       captureRetryMaxMs: env.CAPTURE_RETRY_MAX_MS,
     };

@@ -43,5 +43,7 @@ export const errors = {
     new AppError(409, 'SERVER_AT_CAPACITY', 'The server running this service is full; try again shortly.', {
       retryAfterSeconds,
     }),
+  timeLimitBinds: () =>
+    new AppError(409, 'TIME_LIMIT_BINDS', 'The session’s time limit, not its charge limit, ends it; a higher charge limit changes nothing.'),
   shuttingDown: () => new AppError(503, 'SHUTTING_DOWN', 'tollgate is shutting down; try again shortly.'),
 };

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createCardNetworkClient } from './payments/card-network-client.js';
 import type { CardGateway } from './payments/gateway.js';
 import { startCardNetwork, type RunningCardNetwork } from './payments/sandbox/start.js';
+import { voidOrphanHolds } from './payments/reconcile.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { Admission } from './admission/admission.js';
 import { createOccupancyStore, type OccupancyStore } from './admission/occupancy.js';
@@ -57,7 +58,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   let cardNetwork: RunningCardNetwork | null = null;
   let cardNetworkUrl = config.cardNetworkUrl;
   if (!cardNetworkUrl) {
-    cardNetwork = await startCardNetwork({ sql, clock: deps.clock, port: config.cardNetworkPort, logger: false });
+    cardNetwork = await startCardNetwork({
+      sql,
+      clock: deps.clock,
+      port: config.cardNetworkPort,
+      holdValidityMs: config.cardNetworkHoldValidityMs,
+      logger: false,
+    });
     cardNetworkUrl = cardNetwork.url;
     if (log) log.info({ url: cardNetworkUrl }, 'card-network sandbox started in-process');
   }
@@ -85,11 +92,16 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     gateway,
     log: log || createLogger('silent'),
     retry: { baseMs: config.captureRetryBaseMs, maxMs: config.captureRetryMaxMs },
+    policy: { graceMs: config.overLimitGraceMs, renewBeforeMs: config.holdRenewBeforeMs },
     openWaitMs: config.openWaitMs,
     logoffWaitMs: config.logoffWaitMs,
   });
   const restored = await supervisor.restore();
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
+  // The card network may be down at start-up; tollgate starts anyway and reconciles next time.
+  await voidOrphanHolds({ sql, gateway, log: log || createLogger('silent') }).catch((error: unknown) => {
+    if (log) log.warn({ err: String(error) }, 'could not reconcile holds with the card network');
+  });
 
   const app = await buildApp({
     sql,

@@ -7,5 +7,9 @@ export const sessionEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('LOGOFF'), at }),
   z.object({ type: z.literal('CUTOFF'), at }),
   z.object({ type: z.literal('TERMINATE'), at }),
-  z.object({ type: z.literal('RETRY_CLOSE'), at }),
+  z.object({ type: z.literal('RETRY'), at }),
+  z.object({ type: z.literal('RENEW_HOLD'), at }),
+  z.object({ type: z.literal('GRACE_OVER'), at }),
+  z.object({ type: z.literal('VOID'), at }),
+  z.object({ type: z.literal('EXTEND'), at, maxChargeMicros: z.string().regex(/^\d+$/) }),
 ]);

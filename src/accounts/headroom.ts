@@ -45,3 +45,21 @@ export async function reserveHeadroom(
   const { limit: _limit, reserved: _reserved, ...customer } = account;
   return { holdMicros: hold, customer };
 }
+
+/** Reserves the extra hold of an extension against the account's limit and the session's share. */
+export async function reserveExtension(
+  tx: TransactionSql,
+  request: { accountId: string; sessionId: string; deltaMicros: bigint },
+): Promise<void> {
+  const [account] = await tx<{ available: bigint }[]>`
+    select outstanding_limit_micros - reserved_micros as available from accounts where id = ${request.accountId} for update`;
+  if (!account || request.deltaMicros > account.available) {
+    const available = account?.available ?? 0n;
+    throw errors.outstandingLimitReached(
+      formatAmount(available),
+      `Raising the limit needs ${formatAmount(request.deltaMicros)} more but only ${formatAmount(available)} of the outstanding limit is free.`,
+    );
+  }
+  await tx`update accounts set reserved_micros = reserved_micros + ${request.deltaMicros} where id = ${request.accountId}`;
+  await tx`update sessions set reserved_micros = reserved_micros + ${request.deltaMicros} where id = ${request.sessionId}`;
+}

@@ -8,6 +8,7 @@ import {
   DECLINE_REASONS,
   type CardGateway,
   type DeclineReason,
+  type Hold,
 } from './gateway.js';
 
 export interface CardNetworkClientOptions {
@@ -43,10 +44,13 @@ const tokenSchema = z.object({
 });
 const holdSchema = z.object({
   id: z.string(),
+  // Answers stored before references existed replay without one.
+  reference: z.string().nullable().default(null),
   authorizationNumber: z.string(),
   amount: z.string(),
   expiresAt: z.string(),
 });
+const holdListSchema = z.object({ holds: z.array(holdSchema) });
 const captureSchema = z.object({ id: z.string(), authorizationNumber: z.string(), amount: z.string() });
 
 const INVALID_FIELDS: Record<string, 'number' | 'expiry' | 'cvc'> = {
@@ -75,22 +79,25 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
   /** Full jitter: anywhere between 0 and the exponential ceiling, so retrying clients spread out. */
   const backoff = (retry: number) => random() * Math.min(backoffMaxMs, backoffBaseMs * 2 ** (retry - 1));
 
-  /** Answers the first non-retryable reply; throws CardNetworkUnavailableError when none came. */
-  async function post(path: string, body: unknown, idempotencyKey: string): Promise<Reply> {
+  /**
+   * Answers the first non-retryable reply; throws CardNetworkUnavailableError when none came.
+   * Retryable are a failure to get any answer (refused, reset, timed out, or the connection
+   * dropped before the answer: the same key makes the retry safe), 5xx and 429. Every other
+   * answer is the network's word and is returned as it is.
+   */
+  async function request(method: 'GET' | 'POST', path: string, body?: unknown, idempotencyKey?: string): Promise<Reply> {
     const url = new URL(baseUrl + path);
-    const payload = JSON.stringify(body);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     let lastFailure: unknown;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (attempt > 1) await sleep(backoff(attempt - 1));
       let status: number;
       let text: string;
       try {
-        const response = await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json', 'idempotency-key': idempotencyKey },
-          body: payload,
-          signal: AbortSignal.timeout(timeoutMs),
-        });
+        const response = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(timeoutMs) });
         status = response.status;
         text = await response.text();
       } catch (error) {
@@ -109,6 +116,9 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
     );
   }
 
+  const post = (path: string, body: unknown, idempotencyKey: string) => request('POST', path, body, idempotencyKey);
+  const holdPath = (holdId: string, action: string) => `/v1/holds/${encodeURIComponent(holdId)}/${action}`;
+
   return {
     async tokenize(card, idempotencyKey) {
       const reply = await post('/v1/tokens', card, idempotencyKey);
@@ -120,30 +130,45 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
       return expect(reply, 201, tokenSchema);
     },
 
-    async authorize({ token, amountMicros, currency, idempotencyKey }) {
-      const reply = await post('/v1/holds', { token, amount: formatAmount(amountMicros), currency }, idempotencyKey);
-      const hold = expect(reply, 201, holdSchema);
-      const expiresAt = Date.parse(hold.expiresAt);
-      if (Number.isNaN(expiresAt)) throw new Error(`card network sent an unreadable expiresAt: ${hold.expiresAt}`);
-      return {
-        holdId: hold.id,
-        authorizationNumber: hold.authorizationNumber,
-        amountMicros: amountFrom(hold.amount),
-        expiresAt,
-      };
+    async authorize({ token, amountMicros, currency, reference, idempotencyKey }) {
+      const body = { token, amount: formatAmount(amountMicros), currency, reference };
+      const reply = await post('/v1/holds', body, idempotencyKey);
+      return holdFrom(expect(reply, 201, holdSchema));
+    },
+
+    async increment({ holdId, amountMicros, idempotencyKey }) {
+      const reply = await post(holdPath(holdId, 'increment'), { amount: formatAmount(amountMicros) }, idempotencyKey);
+      return holdFrom(expect(reply, 200, holdSchema));
     },
 
     async capture({ holdId, amountMicros, idempotencyKey }) {
-      const path = `/v1/holds/${encodeURIComponent(holdId)}/capture`;
-      const reply = await post(path, { amount: formatAmount(amountMicros) }, idempotencyKey);
+      const reply = await post(holdPath(holdId, 'capture'), { amount: formatAmount(amountMicros) }, idempotencyKey);
       const slip = expect(reply, 201, captureSchema);
       return { captureId: slip.id, authorizationNumber: slip.authorizationNumber, amountMicros: amountFrom(slip.amount) };
     },
 
     async void({ holdId, idempotencyKey }) {
-      const reply = await post(`/v1/holds/${encodeURIComponent(holdId)}/void`, {}, idempotencyKey);
+      const reply = await post(holdPath(holdId, 'void'), {}, idempotencyKey);
       expect(reply, 200, z.object({ id: z.string() }));
     },
+
+    async listOpenHolds() {
+      // A GET changes nothing, so it is retried like the keyed POSTs without needing a key.
+      const reply = await request('GET', '/v1/holds?state=open');
+      return expect(reply, 200, holdListSchema).holds.map(holdFrom);
+    },
+  };
+}
+
+function holdFrom(view: z.output<typeof holdSchema>): Hold {
+  const expiresAt = Date.parse(view.expiresAt);
+  if (Number.isNaN(expiresAt)) throw new Error(`card network sent an unreadable expiresAt: ${view.expiresAt}`);
+  return {
+    holdId: view.id,
+    reference: view.reference,
+    authorizationNumber: view.authorizationNumber,
+    amountMicros: amountFrom(view.amount),
+    expiresAt,
   };
 }
 

@@ -23,6 +23,8 @@ export interface TokenizedCard {
 
 export interface Hold {
   holdId: string;
+  /** What tollgate attached at authorization (the session id), for reconciliation. */
+  reference: string | null;
   authorizationNumber: string;
   amountMicros: Micros;
   /** Epoch milliseconds after which the card company lets the hold lapse. */
@@ -75,7 +77,19 @@ export class CardNetworkUnavailableError extends Error {
 
 export interface CardGateway {
   tokenize(card: CardDetails, idempotencyKey: string): Promise<TokenizedCard>;
-  authorize(request: { token: string; amountMicros: Micros; currency: string; idempotencyKey: string }): Promise<Hold>;
+  /** Places a hold; `reference` (the session id) is kept with it for reconciliation. */
+  authorize(request: {
+    token: string;
+    amountMicros: Micros;
+    currency: string;
+    reference: string;
+    idempotencyKey: string;
+  }): Promise<Hold>;
+  /** Incremental authorization: raises an open hold to `amountMicros` in total. Throws CardDeclinedError. */
+  increment(request: { holdId: string; amountMicros: Micros; idempotencyKey: string }): Promise<Hold>;
+  /** Captures up to the held amount; the rest of the hold is released. */
   capture(request: { holdId: string; amountMicros: Micros; idempotencyKey: string }): Promise<Capture>;
   void(request: { holdId: string; idempotencyKey: string }): Promise<void>;
+  /** Every hold still open at the card company, for reconciliation at start-up. */
+  listOpenHolds(): Promise<Hold[]>;
 }

@@ -2,15 +2,22 @@ import { fromPromise } from 'xstate';
 import type {
   AuthorizeInput,
   AuthorizeOutcome,
+  CallOutcome,
   CaptureInput,
   CaptureOutcome,
+  HoldInfo,
+  IncrementInput,
+  IncrementOutcome,
   InterruptInput,
+  ReleaseInput,
+  RenewInput,
+  RenewOutcome,
   VoidInput,
   VoidOutcome,
 } from '../../machines/session/index.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
-import { CardDeclinedError, type CardGateway } from '../payments/gateway.js';
+import { CardDeclinedError, type CardGateway, type Hold } from '../payments/gateway.js';
 import type { Logger } from '../logger.js';
 
 export interface EffectDeps {
@@ -22,42 +29,108 @@ export interface EffectDeps {
   durable(sessionId: string): Promise<void>;
 }
 
-/** Idempotency keys are derived from the session and the operation, so a re-driven call is answered, not repeated. */
-export const idempotencyKey = (sessionId: string, operation: 'authorize' | 'capture' | 'void') =>
-  `${sessionId}:${operation}`;
+/**
+ * Idempotency keys are derived from the session and the operation (DESIGN rule 3), so a call
+ * re-driven after a crash or a lost answer is answered by the card company, not repeated.
+ */
+export const idempotencyKeys = {
+  authorize: (sessionId: string, attempt: number) =>
+    attempt === 0 ? `${sessionId}:authorize` : `${sessionId}:authorize:${attempt}`,
+  extend: (sessionId: string, attempt: number) => `${sessionId}:extend:${attempt}`,
+  capture: (sessionId: string) => `${sessionId}:capture`,
+  void: (sessionId: string, holdId: string) => `${sessionId}:void:${holdId}`,
+};
 
 const describe = (error: unknown) => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 /** The session machine's effects, as the named actors it declares; failures come back as data. */
 export function sessionEffects(deps: EffectDeps) {
   const { sql, gateway, clock, log } = deps;
+
+  const holdInfo = (hold: Hold): HoldInfo => ({
+    holdId: hold.holdId,
+    authorizationNumber: hold.authorizationNumber,
+    amountMicros: hold.amountMicros.toString(),
+    authorizedAt: clock.now(),
+    expiresAt: hold.expiresAt,
+  });
+
+  async function authorize(input: AuthorizeInput): Promise<Hold> {
+    const [account] = await sql<{ cardToken: string }[]>`
+      select card_token as "cardToken" from accounts where id = ${input.accountId}`;
+    if (!account) throw new Error(`account ${input.accountId} not found`);
+    return gateway.authorize({
+      token: account.cardToken,
+      amountMicros: BigInt(input.amountMicros),
+      currency: input.currency,
+      reference: input.sessionId,
+      idempotencyKey: idempotencyKeys.authorize(input.sessionId, input.attempt),
+    });
+  }
+
+  async function authorizeOutcome(input: AuthorizeInput): Promise<AuthorizeOutcome> {
+    try {
+      return { ok: true, hold: holdInfo(await authorize(input)), at: clock.now() };
+    } catch (error) {
+      if (error instanceof CardDeclinedError) return { ok: false, declined: true, reason: error.reason, at: clock.now() };
+      log.warn({ sessionId: input.sessionId, err: describe(error) }, 'authorization failed');
+      return { ok: false, declined: false, detail: describe(error), at: clock.now() };
+    }
+  }
+
+  /** Voids the holds a session leaves behind (replaced by a renewal); each void is idempotent. */
+  async function voidAll(sessionId: string, holdIds: string[]): Promise<void> {
+    for (const holdId of holdIds) await gateway.void({ holdId, idempotencyKey: idempotencyKeys.void(sessionId, holdId) });
+  }
+
   return {
     authorizeHold: fromPromise<AuthorizeOutcome, AuthorizeInput>(async ({ input }) => {
       await deps.durable(input.sessionId);
+      return authorizeOutcome(input);
+    }),
+
+    // The first answer was lost: replaying the authorization with its key returns the hold if
+    // it was placed (or places it now); voiding that leaves nothing held either way.
+    releaseAuthorization: fromPromise<CallOutcome, ReleaseInput>(async ({ input }) => {
+      await deps.durable(input.sessionId);
       try {
-        const [account] = await sql<{ cardToken: string }[]>`
-          select card_token as "cardToken" from accounts where id = ${input.accountId}`;
-        if (!account) throw new Error(`account ${input.accountId} not found`);
-        const hold = await gateway.authorize({
-          token: account.cardToken,
+        const hold = await authorize(input);
+        await voidAll(input.sessionId, [hold.holdId]);
+        return { ok: true, at: clock.now() };
+      } catch (error) {
+        if (error instanceof CardDeclinedError) return { ok: true, at: clock.now() };
+        log.warn({ sessionId: input.sessionId, err: describe(error) }, 'releasing an unanswered authorization failed');
+        return { ok: false, detail: describe(error), at: clock.now() };
+      }
+    }),
+
+    // A new hold before the old one lapses; the old one is voided now, or before settling.
+    renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input }) => {
+      await deps.durable(input.sessionId);
+      const outcome = await authorizeOutcome(input);
+      if (!outcome.ok) return outcome;
+      try {
+        await voidAll(input.sessionId, [input.previousHoldId]);
+        return outcome;
+      } catch (error) {
+        log.warn({ sessionId: input.sessionId, err: describe(error) }, 'voiding a renewed hold failed; voided at settlement');
+        return { ...outcome, staleHoldId: input.previousHoldId };
+      }
+    }),
+
+    incrementHold: fromPromise<IncrementOutcome, IncrementInput>(async ({ input }) => {
+      await deps.durable(input.sessionId);
+      try {
+        const hold = await gateway.increment({
+          holdId: input.holdId,
           amountMicros: BigInt(input.amountMicros),
-          currency: input.currency,
-          idempotencyKey: idempotencyKey(input.sessionId, 'authorize'),
+          idempotencyKey: idempotencyKeys.extend(input.sessionId, input.attempt),
         });
-        return {
-          ok: true,
-          hold: {
-            holdId: hold.holdId,
-            authorizationNumber: hold.authorizationNumber,
-            amountMicros: hold.amountMicros.toString(),
-            expiresAt: hold.expiresAt,
-          },
-          at: clock.now(),
-        };
+        return { ok: true, hold: holdInfo(hold), at: clock.now() };
       } catch (error) {
         if (error instanceof CardDeclinedError) return { ok: false, declined: true, reason: error.reason, at: clock.now() };
-        log.warn({ sessionId: input.sessionId, err: describe(error) }, 'authorization failed');
-        return { ok: false, declined: false, detail: describe(error), at: clock.now() };
+        log.warn({ sessionId: input.sessionId, err: describe(error) }, 'incremental authorization failed');
+        return { ok: false, declined: false, reason: 'card_network_unavailable', at: clock.now() };
       }
     }),
 
@@ -69,10 +142,11 @@ export function sessionEffects(deps: EffectDeps) {
     captureCharge: fromPromise<CaptureOutcome, CaptureInput>(async ({ input }) => {
       await deps.durable(input.sessionId);
       try {
+        await voidAll(input.sessionId, input.staleHoldIds);
         const capture = await gateway.capture({
           holdId: input.holdId,
           amountMicros: BigInt(input.amountMicros),
-          idempotencyKey: idempotencyKey(input.sessionId, 'capture'),
+          idempotencyKey: idempotencyKeys.capture(input.sessionId),
         });
         return {
           ok: true,
@@ -92,7 +166,7 @@ export function sessionEffects(deps: EffectDeps) {
     voidHold: fromPromise<VoidOutcome, VoidInput>(async ({ input }) => {
       await deps.durable(input.sessionId);
       try {
-        await gateway.void({ holdId: input.holdId, idempotencyKey: idempotencyKey(input.sessionId, 'void') });
+        await voidAll(input.sessionId, [...input.staleHoldIds, input.holdId]);
         return { ok: true, at: clock.now() };
       } catch (error) {
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'void failed');

@@ -32,10 +32,10 @@ export async function insertOpening(tx: TransactionSql, record: OpeningRecord): 
   const createdAt = new Date(c.createdAt);
   await tx`
     insert into sessions (id, account_id, service_id, server_id, state, machine_version, snapshot, currency,
-      price_per_minute_micros, max_ms, max_charge_micros, created_at, updated_at)
+      price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at)
     values (${c.sessionId}, ${c.accountId}, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.machineVersion},
       ${tx.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.pricePerMinuteMicros)}, ${c.maxMs},
-      ${BigInt(c.maxChargeMicros)}, ${createdAt}, ${createdAt})`;
+      ${BigInt(c.maxChargeMicros)}, ${BigInt(c.maxChargeMicros)}, ${createdAt}, ${createdAt})`;
   await tx`
     insert into session_log (session_id, account_id, customer_name, customer_email, estimated_storage_gb,
       estimated_processing_hours, service_id, service_name, server_id, server_name, currency, opened_at)
@@ -44,7 +44,7 @@ export async function insertOpening(tx: TransactionSql, record: OpeningRecord): 
       ${record.service.name}, ${c.serverId}, ${record.server.name}, ${c.currency}, ${createdAt})`;
   await tx`
     insert into session_events (session_id, event, from_state, to_state, at, detail)
-    values (${c.sessionId}, 'OPEN', null, 'authorizing', ${createdAt},
+    values (${c.sessionId}, 'OPEN', null, 'authorizing.requesting', ${createdAt},
       ${tx.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })})`;
 }
 
@@ -60,6 +60,7 @@ export async function writeTransition(tx: TransactionSql, t: Transition): Promis
     with old as (select state from sessions where id = ${c.sessionId} for update)
     update sessions s set
       state = ${t.state}, machine_version = ${t.machineVersion}, snapshot = ${tx.json(t.snapshot as never)},
+      max_charge_micros = ${BigInt(c.maxChargeMicros)},
       authorized_micros = ${micros(c.hold?.amountMicros)}, authorization_number = ${c.hold?.authorizationNumber ?? null},
       started_at = ${date(c.startedAt)}, cutoff_at = ${date(c.cutoffAt)}, ended_at = ${date(c.endedAt)},
       charge_micros = ${micros(c.chargeMicros)}, end_reason = ${c.endReason}, updated_at = ${at}
@@ -73,12 +74,15 @@ export async function writeTransition(tx: TransactionSql, t: Transition): Promis
       insert into session_events (session_id, event, from_state, to_state, at, detail)
       values (${c.sessionId}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detailOf(c) as never)})`;
   }
-  if (c.hold && !t.previousContext?.hold) {
-    await ledger(tx, c, 'hold', 'card_hold', 'card_available', BigInt(c.hold.amountMicros), at);
+  await holdLedger(tx, c, t.previousContext?.hold ?? null, at);
+  const extension = c.extension;
+  if (extension?.outcome === 'declined' && t.previousContext?.extension?.outcome === 'pending') {
+    // The extension's share was reserved before asking the card company; a refusal returns it.
+    await releaseReservation(tx, c, BigInt(extension.toMicros) - BigInt(extension.fromMicros));
   }
   if (!enteringFinal) return;
 
-  await tx`update accounts set reserved_micros = reserved_micros - ${BigInt(c.maxChargeMicros)} where id = ${c.accountId}`;
+  await releaseReservation(tx, c, null);
   await tx`
     update session_log set started_at = ${date(c.startedAt)}, ended_at = ${date(c.endedAt)},
       charge_micros = ${micros(c.chargeMicros) ?? 0n}, end_reason = ${c.endReason}
@@ -87,13 +91,44 @@ export async function writeTransition(tx: TransactionSql, t: Transition): Promis
   const held = BigInt(c.hold.amountMicros);
   const charged = micros(c.chargeSlip?.amountMicros) ?? 0n;
   if (c.chargeSlip) {
-    await ledger(tx, c, 'capture', 'receivable', 'card_hold', charged, at);
+    await ledger(tx, c.sessionId, `capture:${c.hold.holdId}`, 'capture', 'receivable', 'card_hold', charged, c.hold.authorizationNumber, at);
     await tx`
       insert into charge_slips (id, session_id, authorization_number, amount_micros, currency, created_at)
       values (${c.chargeSlip.id}, ${c.sessionId}, ${c.chargeSlip.authorizationNumber}, ${charged}, ${c.currency}, ${at})
       on conflict do nothing`;
   }
-  await ledger(tx, c, 'release', 'card_available', 'card_hold', held - charged, at);
+  await ledger(tx, c.sessionId, `release:${c.hold.holdId}`, 'release', 'card_available', 'card_hold', held - charged, c.hold.authorizationNumber, at);
+}
+
+/**
+ * Hold rows follow the hold in the context: a new hold books its amount (and a renewal
+ * releases the one it replaced); an incremental authorization books the difference.
+ */
+async function holdLedger(tx: TransactionSql, c: SessionContext, previous: SessionContext['hold'], at: Date) {
+  const hold = c.hold;
+  if (!hold) return;
+  const book = (amount: bigint) =>
+    ledger(tx, c.sessionId, `hold:${hold.holdId}:${hold.amountMicros}`, 'hold', 'card_hold', 'card_available', amount, hold.authorizationNumber, at);
+  if (!previous || previous.holdId !== hold.holdId) {
+    await book(BigInt(hold.amountMicros));
+    if (previous) {
+      await ledger(tx, c.sessionId, `release:${previous.holdId}`, 'release', 'card_available', 'card_hold', BigInt(previous.amountMicros), previous.authorizationNumber, at);
+    }
+  } else if (previous.amountMicros !== hold.amountMicros) {
+    await book(BigInt(hold.amountMicros) - BigInt(previous.amountMicros));
+  }
+}
+
+/** Returns `amount` of the session's reservation to its account, or all of it when null. */
+async function releaseReservation(tx: TransactionSql, c: SessionContext, amount: bigint | null) {
+  await tx`
+    with released as (
+      update sessions set reserved_micros = reserved_micros - least(reserved_micros, coalesce(${amount}::int8, reserved_micros))
+      from (select reserved_micros as before from sessions where id = ${c.sessionId} for update) old
+      where id = ${c.sessionId}
+      returning old.before - sessions.reserved_micros as amount
+    )
+    update accounts set reserved_micros = reserved_micros - released.amount from released where id = ${c.accountId}`;
 }
 
 function isFinal(state: string): boolean {
@@ -112,25 +147,25 @@ function detailOf(c: SessionContext) {
 
 async function ledger(
   tx: TransactionSql,
-  c: SessionContext,
+  sessionId: string,
+  key: string,
   kind: 'hold' | 'capture' | 'release',
   debit: string,
   credit: string,
   amount: bigint,
+  authorizationNumber: string,
   at: Date,
 ): Promise<void> {
-  const authorizationNumber = c.hold!.authorizationNumber;
   await tx`
     insert into ledger_entries (entry_key, session_id, kind, debit, credit, amount_micros, authorization_number, at)
-    values (${`${c.sessionId}:${kind}:${authorizationNumber}`}, ${c.sessionId}, ${kind}, ${debit}, ${credit},
-      ${amount}, ${authorizationNumber}, ${at})
+    values (${`${sessionId}:${key}`}, ${sessionId}, ${kind}, ${debit}, ${credit}, ${amount}, ${authorizationNumber}, ${at})
     on conflict (entry_key) do nothing`;
 }
 
 export interface StoredSession {
   state: SessionStateName;
   machineVersion: number;
-  snapshot: { context: SessionContext } & Record<string, unknown>;
+  snapshot: { value: unknown; context: SessionContext } & Record<string, unknown>;
 }
 
 export interface UnsettledSession extends StoredSession {

@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { type Actor, createActor, waitFor } from 'xstate';
 import {
   deadlineOf,
+  holdsSeat,
+  migrateSessionSnapshot,
   SESSION_MACHINE_VERSION,
+  subStateOf,
+  termsOf,
   sessionEventSchema,
   sessionMachine,
   type RetryPolicy,
@@ -10,10 +14,10 @@ import {
   type SessionEvent,
   type SessionInput,
   type SessionSnapshot,
-  type SessionStateName,
   stateNameOf,
 } from '../../machines/session/index.js';
-import { reserveHeadroom } from '../accounts/headroom.js';
+import { reserveExtension, reserveHeadroom } from '../accounts/headroom.js';
+import { cutoffOf } from '../billing/tariff.js';
 import type { Admission } from '../admission/admission.js';
 import { findService } from '../catalogue/catalogue.js';
 import type { Clock } from '../clock.js';
@@ -34,6 +38,8 @@ export interface SupervisorDeps {
   gateway: CardGateway;
   log: Logger;
   retry: RetryPolicy;
+  /** Grace over the limit and hold renewal lead time, given to every new session. */
+  policy: { graceMs: number; renewBeforeMs: number };
   openWaitMs: number;
   logoffWaitMs: number;
 }
@@ -49,9 +55,6 @@ export interface OpenRequest {
 
 type SessionMachine = ReturnType<typeof sessionMachine.provide>;
 type SessionActor = Actor<SessionMachine>;
-
-/** A session holds its seats from admission until it leaves `active`. */
-const holdsSeat = (state: SessionStateName) => state === 'authorizing' || state === 'active';
 
 const pathOf = (value: SessionSnapshot['value']): string =>
   typeof value === 'string'
@@ -89,14 +92,12 @@ export class Supervisor {
   async restore(): Promise<number> {
     const rows = await loadUnsettled(this.deps.sql);
     for (const row of rows) {
-      if (row.machineVersion !== SESSION_MACHINE_VERSION) {
-        throw new Error(`session ${row.snapshot.context.sessionId} has machine version ${row.machineVersion}`);
-      }
-      const { context } = row.snapshot;
-      if (holdsSeat(row.state)) {
+      const snapshot = migrateSessionSnapshot(row.machineVersion, row.snapshot) as unknown as SessionSnapshot;
+      const { context } = snapshot;
+      if (holdsSeat(snapshot)) {
         this.deps.admission.restoreSeat(context.sessionId, context.serviceId, context.serverId, row.customer);
       }
-      this.run(context.sessionId, { snapshot: row.snapshot as never });
+      this.run(context.sessionId, { snapshot });
     }
     return rows.length;
   }
@@ -130,6 +131,7 @@ export class Supervisor {
         maxMs: request.maxMs,
         createdAt,
         retry: this.deps.retry,
+        ...this.deps.policy,
       };
       const initial = createActor(this.machine, { input }).getPersistedSnapshot();
       await insertOpening(tx, {
@@ -153,13 +155,16 @@ export class Supervisor {
     });
 
     const actor = this.run(sessionId, { input });
-    const snapshot = await this.settle(actor, (s) => stateNameOf(s) !== 'authorizing', this.deps.openWaitMs);
+    const snapshot = await this.settle(
+      actor,
+      (s) => !(stateNameOf(s) === 'authorizing' && subStateOf(s) === 'requesting'),
+      this.deps.openWaitMs,
+    );
     const state = stateNameOf(snapshot);
-    if (state === 'declined') {
-      const reason = snapshot.context.declineReason ?? 'generic_decline';
-      if (reason === 'card_network_unavailable') throw errors.cardNetworkUnavailable();
-      throw errors.cardDeclined(reason);
-    }
+    const reason = snapshot.context.declineReason;
+    // A session whose authorization went unanswered is declined while any hold is released.
+    if (reason === 'card_network_unavailable' || reason === 'internal_error') throw errors.cardNetworkUnavailable();
+    if (state === 'declined') throw errors.cardDeclined(reason ?? 'generic_decline');
     return viewOf(state, snapshot.context, this.deps.clock.now());
   }
 
@@ -179,6 +184,41 @@ export class Supervisor {
     const snapshot = await this.settle(actor, (s) => s.status === 'done', this.deps.logoffWaitMs);
     const state = stateNameOf(snapshot);
     return { view: viewOf(state, snapshot.context, this.deps.clock.now()), settled: state === 'settled' };
+  }
+
+  /**
+   * Raises a running session's charge limit by an incremental authorization. The extra hold is
+   * reserved against the outstanding limit first, and given back if the card company says no.
+   */
+  async extend(accountId: string, sessionId: string, maxChargeMicros: bigint): Promise<SessionView> {
+    const actor = this.ownedActor(accountId, sessionId);
+    if (!actor) {
+      if (!(await this.get(accountId, sessionId))) throw errors.sessionNotFound();
+      throw errors.sessionNotActive('ended');
+    }
+    const before = actor.getSnapshot();
+    const extendable =
+      (stateNameOf(before) === 'active' && subStateOf(before) === 'running') ||
+      (stateNameOf(before) === 'over_limit' && subStateOf(before) === 'grace');
+    if (!extendable) throw errors.sessionNotActive(stateNameOf(before));
+    const current = BigInt(before.context.maxChargeMicros);
+    if (maxChargeMicros <= current) throw errors.validation('maxCharge must be above the session’s current limit.');
+    const terms = termsOf(before.context);
+    if (cutoffOf({ ...terms, maxChargeMicros }).afterMs <= cutoffOf(terms).afterMs) throw errors.timeLimitBinds();
+    await this.deps.sql.begin((tx) => reserveExtension(tx, { accountId, sessionId, deltaMicros: maxChargeMicros - current }));
+    const attempt = before.context.extensions;
+    this.send(actor, { type: 'EXTEND', at: this.deps.clock.now(), maxChargeMicros: maxChargeMicros.toString() });
+    const snapshot = await this.settle(
+      actor,
+      (s) => s.context.extensions > attempt || s.status === 'done',
+      this.deps.openWaitMs,
+    );
+    const extension = snapshot.context.extension;
+    if (extension?.outcome === 'declined') {
+      if (extension.reason === 'card_network_unavailable') throw errors.cardNetworkUnavailable();
+      throw errors.cardDeclined(extension.reason ?? 'generic_decline');
+    }
+    return viewOf(stateNameOf(snapshot), snapshot.context, this.deps.clock.now());
   }
 
   async get(accountId: string | null, sessionId: string): Promise<SessionView | null> {
@@ -288,7 +328,7 @@ export class Supervisor {
     const { context } = snapshot;
     const sessionId = context.sessionId;
     const state = stateNameOf(snapshot);
-    if (!holdsSeat(state)) this.deps.admission.release(sessionId);
+    if (!holdsSeat(snapshot)) this.deps.admission.release(sessionId);
     const transition = {
       from: previous.path,
       to: pathOf(snapshot.value),

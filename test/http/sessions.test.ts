@@ -171,9 +171,9 @@ describe('ending a session', () => {
     const history = await tollgate.sql`
       select from_state, to_state from session_events where session_id = ${opened.id} order by id`;
     expect(history.map((h) => h.to_state)).toEqual([
-      'authorizing',
-      'active',
-      'over_limit',
+      'authorizing.requesting',
+      'active.running',
+      'over_limit.interrupting',
       'closing.capturing',
       'settled',
     ]);

@@ -1,6 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { deadlineOf, SESSION_MACHINE_VERSION, stateNameOf, type SessionSnapshot } from '../../machines/session/index.js';
+import {
+  deadlineOf,
+  migrateSessionSnapshot,
+  SESSION_MACHINE_VERSION,
+  stateNameOf,
+  type SessionSnapshot,
+} from '../../machines/session/index.js';
 import { ManualClock } from '../../src/clock.js';
 import { ScriptedCardCompany, START, startSession } from './session-harness.js';
 
@@ -17,7 +23,8 @@ describe('stored session snapshots', () => {
   });
 
   it.each(fixtures)('restores %s and carries on from it', async (name) => {
-    const stored = JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as SessionSnapshot;
+    const version = Number(/^session-v(\d+)-/.exec(name)![1]);
+    const stored = migrateSessionSnapshot(version, JSON.parse(readFileSync(new URL(name, dir), 'utf8'))) as unknown as SessionSnapshot;
     const clock = new ManualClock(START + 1_000);
     const card = new ScriptedCardCompany(clock);
     const session = startSession({ snapshot: stored, clock, card });
@@ -25,7 +32,7 @@ describe('stored session snapshots', () => {
     expect(deadlineOf(session.actor.getSnapshot())).toEqual(deadlineOf(stored));
     // Whatever the state, the session reaches a final one once time passes and calls succeed.
     await session.settle();
-    await session.advance(600_000);
+    await session.advance(3_600_000);
     await session.settle();
     const state = stateNameOf(session.actor.getSnapshot());
     expect(['settled', 'declined']).toContain(state);

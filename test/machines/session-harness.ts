@@ -3,7 +3,10 @@ import {
   deadlineOf,
   sessionMachine,
   type AuthorizeOutcome,
+  type CallOutcome,
   type CaptureOutcome,
+  type IncrementOutcome,
+  type RenewOutcome,
   type SessionInput,
   type SessionSnapshot,
   type VoidOutcome,
@@ -25,6 +28,8 @@ export function input(overrides: Partial<SessionInput> = {}): SessionInput {
     maxMs: null,
     createdAt: START,
     retry: { baseMs: 1000, maxMs: 8000 },
+    graceMs: 0,
+    renewBeforeMs: 86_400_000,
     ...overrides,
   };
 }
@@ -32,6 +37,9 @@ export function input(overrides: Partial<SessionInput> = {}): SessionInput {
 /** A card company under the test's control: each call waits for the test to answer it. */
 export class ScriptedCardCompany {
   authorize: AuthorizeOutcome | 'pending' = { ok: true, hold: hold(), at: START };
+  releases: CallOutcome[] = [];
+  renewals: (RenewOutcome | 'pending')[] = [];
+  increments: (IncrementOutcome | 'pending')[] = [];
   captures: (CaptureOutcome | 'pending')[] = [];
   voids: VoidOutcome[] = [];
   calls: string[] = [];
@@ -44,17 +52,37 @@ export class ScriptedCardCompany {
         if (this.authorize === 'pending') return new Promise<never>(() => {});
         return { ...this.authorize, at: this.clock.now() };
       }),
+      releaseAuthorization: fromPromise<CallOutcome>(async () => {
+        this.calls.push('release');
+        return { ...(this.releases.shift() ?? { ok: true, at: 0 }), at: this.clock.now() };
+      }),
+      renewHold: fromPromise<RenewOutcome, { attempt: number }>(async ({ input }) => {
+        this.calls.push(`renew ${input.attempt}`);
+        const next = this.renewals.shift() ?? {
+          ok: true,
+          hold: { ...hold(), holdId: `hold_${input.attempt + 1}`, authorizedAt: this.clock.now(), expiresAt: this.clock.now() + 7 * 86_400_000 },
+          at: 0,
+        };
+        if (next === 'pending') return new Promise<never>(() => {});
+        return { ...next, at: this.clock.now() };
+      }),
+      incrementHold: fromPromise<IncrementOutcome, { amountMicros: string; holdId: string }>(async ({ input }) => {
+        this.calls.push(`increment ${input.amountMicros}`);
+        const next = this.increments.shift() ?? { ok: true, hold: { ...hold(), holdId: input.holdId, amountMicros: input.amountMicros }, at: 0 };
+        if (next === 'pending') return new Promise<never>(() => {});
+        return { ...next, at: this.clock.now() };
+      }),
       interruptService: fromPromise<void>(async () => {
         this.calls.push('interrupt');
       }),
-      captureCharge: fromPromise<CaptureOutcome, { amountMicros: string }>(async ({ input }) => {
-        this.calls.push(`capture ${input.amountMicros}`);
+      captureCharge: fromPromise<CaptureOutcome, { amountMicros: string; staleHoldIds: string[] }>(async ({ input }) => {
+        this.calls.push(`capture ${input.amountMicros}${input.staleHoldIds.length ? ` voiding ${input.staleHoldIds.join(' ')}` : ''}`);
         const next = this.captures.shift() ?? { ok: true, slip: slip(input.amountMicros), at: 0 };
         if (next === 'pending') return new Promise<never>(() => {});
         return { ...next, at: this.clock.now() };
       }),
-      voidHold: fromPromise<VoidOutcome>(async () => {
-        this.calls.push('void');
+      voidHold: fromPromise<VoidOutcome, { holdId: string; staleHoldIds: string[] }>(async ({ input }) => {
+        this.calls.push(`void ${[...input.staleHoldIds, input.holdId].join(' ')}`);
         return { ...(this.voids.shift() ?? { ok: true, at: 0 }), at: this.clock.now() };
       }),
     };
@@ -62,7 +90,13 @@ export class ScriptedCardCompany {
 }
 
 export function hold() {
-  return { holdId: 'hold_1', authorizationNumber: 'AB12CD', amountMicros: '5000000', expiresAt: START + 7 * 86_400_000 };
+  return {
+    holdId: 'hold_1',
+    authorizationNumber: 'AB12CD',
+    amountMicros: '5000000',
+    authorizedAt: START,
+    expiresAt: START + 7 * 86_400_000,
+  };
 }
 
 export function slip(amountMicros: string) {
@@ -73,7 +107,9 @@ export function slip(amountMicros: string) {
  * A session actor with its deadlines driven by a manual clock, the way the supervisor drives
  * them: `advance` moves time and fires whatever fell due.
  */
-export function startSession(options: { input?: Partial<SessionInput>; snapshot?: SessionSnapshot; card?: ScriptedCardCompany; clock?: ManualClock } = {}) {
+export function startSession(
+  options: { input?: Partial<SessionInput>; snapshot?: SessionSnapshot; card?: ScriptedCardCompany; clock?: ManualClock } = {},
+) {
   const clock = options.clock ?? new ManualClock(START);
   const card = options.card ?? new ScriptedCardCompany(clock);
   const machine = sessionMachine.provide({ actors: card.actors() as never });

@@ -23,6 +23,8 @@ let client: CardGateway;
 const clock = new ManualClock(START);
 
 const key = () => randomUUID();
+/** What tollgate attaches to a hold: its session id. */
+const sessionRef = () => `sess_${randomUUID()}`;
 const card = (number: string, overrides: Partial<CardDetails> = {}): CardDetails => ({
   number,
   expMonth: 12,
@@ -35,9 +37,9 @@ function fastClient(overrides: Partial<Parameters<typeof createCardNetworkClient
   return createCardNetworkClient({ baseUrl: network.url, backoffBaseMs: 5, backoffMaxMs: 20, ...overrides });
 }
 
-async function holdFor(number: string, amountMicros = 25_000_000n) {
+async function holdFor(number: string, amountMicros = 25_000_000n, reference = sessionRef()) {
   const { token } = await client.tokenize(card(number), key());
-  return client.authorize({ token, amountMicros, currency: 'USD', idempotencyKey: key() });
+  return client.authorize({ token, amountMicros, currency: 'USD', reference, idempotencyKey: key() });
 }
 
 async function getJson(path: string): Promise<any> {
@@ -151,7 +153,7 @@ describe('authorization', () => {
 
   it('answers an unknown token with token_not_found', async () => {
     const error = await rejection(
-      client.authorize({ token: 'tok_nothing', amountMicros: 1_000_000n, currency: 'USD', idempotencyKey: key() }),
+      client.authorize({ token: 'tok_nothing', amountMicros: 1_000_000n, currency: 'USD', reference: sessionRef(), idempotencyKey: key() }),
     );
     expect(error).toBeInstanceOf(CardNetworkRequestError);
     expect((error as CardNetworkRequestError).code).toBe('token_not_found');
@@ -226,7 +228,7 @@ describe('capture and void', () => {
 describe('idempotency', () => {
   it('replays an authorization sent twice with one key and holds only once', async () => {
     const { token } = await client.tokenize(card('4242424242424242'), key());
-    const request = { token, amountMicros: 5_000_000n, currency: 'USD', idempotencyKey: key() };
+    const request = { token, amountMicros: 5_000_000n, currency: 'USD', reference: sessionRef(), idempotencyKey: key() };
     const first = await client.authorize(request);
     const again = await client.authorize(request);
     expect(again).toEqual(first);
@@ -236,7 +238,7 @@ describe('idempotency', () => {
 
   it('acts once when two identical requests arrive at the same time', async () => {
     const { token } = await client.tokenize(card('4242424242424242'), key());
-    const request = { token, amountMicros: 5_000_000n, currency: 'USD', idempotencyKey: key() };
+    const request = { token, amountMicros: 5_000_000n, currency: 'USD', reference: sessionRef(), idempotencyKey: key() };
     const [a, b] = await Promise.all([client.authorize(request), client.authorize(request)]);
     expect(a.holdId).toBe(b.holdId);
     const rows = await db.sql`select id from card_network.holds where token = ${token}`;
@@ -246,15 +248,16 @@ describe('idempotency', () => {
   it('refuses a key reused with a different body with idempotency_key_reused', async () => {
     const { token } = await client.tokenize(card('4242424242424242'), key());
     const idempotencyKey = key();
-    await client.authorize({ token, amountMicros: 5_000_000n, currency: 'USD', idempotencyKey });
-    const error = await rejection(client.authorize({ token, amountMicros: 6_000_000n, currency: 'USD', idempotencyKey }));
+    const reference = sessionRef();
+    await client.authorize({ token, amountMicros: 5_000_000n, currency: 'USD', reference, idempotencyKey });
+    const error = await rejection(client.authorize({ token, amountMicros: 6_000_000n, currency: 'USD', reference, idempotencyKey }));
     expect(error).toBeInstanceOf(CardNetworkRequestError);
     expect(error).toMatchObject({ status: 409, code: 'idempotency_key_reused' });
   });
 
   it('replays a decline rather than deciding again', async () => {
     const { token } = await client.tokenize(card('4000000000009987'), key());
-    const request = { token, amountMicros: 5_000_000n, currency: 'USD', idempotencyKey: key() };
+    const request = { token, amountMicros: 5_000_000n, currency: 'USD', reference: sessionRef(), idempotencyKey: key() };
     expect(((await rejection(client.authorize(request))) as CardDeclinedError).reason).toBe('lost_card');
     expect(((await rejection(client.authorize(request))) as CardDeclinedError).reason).toBe('lost_card');
   });
@@ -282,7 +285,7 @@ describe('retries', () => {
   it('retries an authorization that timed out and gets the first hold back, not a second one', async () => {
     const { token } = await client.tokenize(card('4000000000000077'), key());
     const hurried = fastClient({ timeoutMs: SLOW_MS / 2 });
-    const hold = await hurried.authorize({ token, amountMicros: 7_000_000n, currency: 'USD', idempotencyKey: key() });
+    const hold = await hurried.authorize({ token, amountMicros: 7_000_000n, currency: 'USD', reference: sessionRef(), idempotencyKey: key() });
     const rows = await db.sql`select id from card_network.holds where token = ${token}`;
     expect(rows.map((r) => r.id)).toEqual([hold.holdId]);
   });
@@ -297,5 +300,139 @@ describe('retries', () => {
     const nowhere = createCardNetworkClient({ baseUrl: `http://127.0.0.1:${closedPort}`, backoffBaseMs: 1, maxAttempts: 3 });
     const error = await rejection(nowhere.tokenize(card('4242424242424242'), key()));
     expect(error).toBeInstanceOf(CardNetworkUnavailableError);
+  });
+});
+
+describe('references', () => {
+  it('keeps the reference given at authorization and returns it in every view of the hold', async () => {
+    const reference = sessionRef();
+    const hold = await holdFor('4242424242424242', 10_000_000n, reference);
+    expect(hold.reference).toBe(reference);
+    expect(await getJson(`/v1/holds/${hold.holdId}`)).toMatchObject({ id: hold.holdId, reference });
+    const [row] = await db.sql`select reference from card_network.holds where id = ${hold.holdId}`;
+    expect(row?.reference).toBe(reference);
+  });
+
+  it('filters the hold list by reference and by state', async () => {
+    const reference = sessionRef();
+    const first = await holdFor('4242424242424242', 10_000_000n, reference);
+    const second = await holdFor('4242424242424242', 12_000_000n, reference);
+    await holdFor('4242424242424242', 10_000_000n);
+    await client.void({ holdId: first.holdId, idempotencyKey: key() });
+
+    // The manual clock gives both holds the same creation instant, so their order is the ids'.
+    const ids = async (query: string) => ((await getJson(`/v1/holds?${query}`)).holds as any[]).map((h) => h.id).sort();
+    const ref = encodeURIComponent(reference);
+    expect(await ids(`reference=${ref}`)).toEqual([first.holdId, second.holdId].sort());
+    expect(await ids(`reference=${ref}&state=open`)).toEqual([second.holdId]);
+    expect(await ids(`reference=${ref}&state=voided`)).toEqual([first.holdId]);
+    expect(await ids(`reference=${ref}&state=captured`)).toEqual([]);
+  });
+
+  it('refuses a reference longer than 200 characters and an unknown state filter', async () => {
+    const { token } = await client.tokenize(card('4242424242424242'), key());
+    const tooLong = JSON.stringify({ token, amount: '1.00', currency: 'USD', reference: 'x'.repeat(201) });
+    expect(await rawPost('/v1/holds', tooLong, { 'idempotency-key': key() })).toMatchObject({
+      status: 400,
+      body: { code: 'invalid_request' },
+    });
+    const response = await fetch(`${network.url}/v1/holds?state=pending`);
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+    expect(await response.json()).toMatchObject({ code: 'invalid_request' });
+  });
+});
+
+describe('incremental authorization', () => {
+  const incrementRows = (holdId: string) =>
+    db.sql`select from_micros, to_micros from card_network.increments where hold_id = ${holdId} order by created_at`;
+
+  it('raises an open hold to the new total, keeps it open, and lets a capture take the new total', async () => {
+    const hold = await holdFor('4242424242424242', 10_000_000n);
+    const raised = await client.increment({ holdId: hold.holdId, amountMicros: 25_000_000n, idempotencyKey: key() });
+    expect(raised).toEqual({ ...hold, amountMicros: 25_000_000n });
+    expect(await getJson(`/v1/holds/${hold.holdId}`)).toMatchObject({ state: 'open', amount: '25.00' });
+    expect(await incrementRows(hold.holdId)).toEqual([{ from_micros: 10_000_000n, to_micros: 25_000_000n }]);
+
+    const slip = await client.capture({ holdId: hold.holdId, amountMicros: 25_000_000n, idempotencyKey: key() });
+    expect(slip.amountMicros).toBe(25_000_000n);
+  });
+
+  it('declines increments on 4000000000003055 for insufficient funds and changes nothing', async () => {
+    const hold = await holdFor('4000000000003055', 10_000_000n);
+    const error = await rejection(client.increment({ holdId: hold.holdId, amountMicros: 20_000_000n, idempotencyKey: key() }));
+    expect(error).toBeInstanceOf(CardDeclinedError);
+    expect((error as CardDeclinedError).reason).toBe('insufficient_funds');
+    expect(await getJson(`/v1/holds/${hold.holdId}`)).toMatchObject({ state: 'open', amount: '10.00' });
+    expect(await incrementRows(hold.holdId)).toEqual([]);
+  });
+
+  it('refuses to lower a hold, and approves asking for the amount already held without change', async () => {
+    const hold = await holdFor('4242424242424242', 10_000_000n);
+    const error = await rejection(client.increment({ holdId: hold.holdId, amountMicros: 9_990_000n, idempotencyKey: key() }));
+    expect(error).toBeInstanceOf(CardNetworkRequestError);
+    expect(error).toMatchObject({ status: 409, code: 'amount_below_hold' });
+    const same = await client.increment({ holdId: hold.holdId, amountMicros: 10_000_000n, idempotencyKey: key() });
+    expect(same.amountMicros).toBe(10_000_000n);
+    expect(await getJson(`/v1/holds/${hold.holdId}`)).toMatchObject({ amount: '10.00' });
+    expect(await incrementRows(hold.holdId)).toEqual([]);
+  });
+
+  it('refuses to raise a hold that is no longer open', async () => {
+    const captured = await holdFor('4242424242424242', 10_000_000n);
+    await client.capture({ holdId: captured.holdId, amountMicros: 1_000_000n, idempotencyKey: key() });
+    const voided = await holdFor('4242424242424242', 10_000_000n);
+    await client.void({ holdId: voided.holdId, idempotencyKey: key() });
+    for (const hold of [captured, voided]) {
+      const error = await rejection(client.increment({ holdId: hold.holdId, amountMicros: 20_000_000n, idempotencyKey: key() }));
+      expect(error).toMatchObject({ status: 409, code: 'hold_not_open' });
+    }
+    const missing = await rejection(client.increment({ holdId: 'hold_nothing', amountMicros: 20_000_000n, idempotencyKey: key() }));
+    expect(missing).toMatchObject({ status: 404, code: 'hold_not_found' });
+  });
+
+  it('raises once for a key sent twice, and refuses the key with another amount', async () => {
+    const hold = await holdFor('4242424242424242', 10_000_000n);
+    const request = { holdId: hold.holdId, amountMicros: 15_000_000n, idempotencyKey: key() };
+    const first = await client.increment(request);
+    expect(await client.increment(request)).toEqual(first);
+    expect(await incrementRows(hold.holdId)).toHaveLength(1);
+    const error = await rejection(client.increment({ ...request, amountMicros: 16_000_000n }));
+    expect(error).toMatchObject({ status: 409, code: 'idempotency_key_reused' });
+  });
+
+  it('refuses sub-cent and zero amounts as invalid requests', async () => {
+    const hold = await holdFor('4242424242424242', 10_000_000n);
+    for (const amount of ['20.001', '0', '-1']) {
+      const answer = await rawPost(`/v1/holds/${hold.holdId}/increment`, JSON.stringify({ amount }), { 'idempotency-key': key() });
+      expect(answer).toMatchObject({ status: 400, body: { code: 'invalid_request' } });
+    }
+  });
+});
+
+describe('open holds for reconciliation', () => {
+  it('lists open holds with their references, and none that are captured, voided or lapsed', async () => {
+    const open = await holdFor('4242424242424242', 10_000_000n);
+    const captured = await holdFor('4242424242424242', 10_000_000n);
+    await client.capture({ holdId: captured.holdId, amountMicros: 1_000_000n, idempotencyKey: key() });
+    const voided = await holdFor('4242424242424242', 10_000_000n);
+    await client.void({ holdId: voided.holdId, idempotencyKey: key() });
+
+    const listed = await client.listOpenHolds();
+    expect(listed).toContainEqual(open);
+    const ids = listed.map((h) => h.holdId);
+    expect(ids).not.toContain(captured.holdId);
+    expect(ids).not.toContain(voided.holdId);
+    const { holds } = await getJson('/v1/holds');
+    const openIds = (holds as any[]).filter((h) => h.state === 'open').map((h) => h.id);
+    expect([...ids].sort()).toEqual([...openIds].sort());
+
+    // Every hold of this file was placed at START with seven days to run.
+    clock.advance(7 * DAY_MS);
+    try {
+      expect(await client.listOpenHolds()).toEqual([]);
+    } finally {
+      clock.set(START);
+    }
   });
 });

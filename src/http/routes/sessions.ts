@@ -47,6 +47,15 @@ export function sessionRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
       return session;
     });
 
+    app.post(
+      '/v1/sessions/:id/extend',
+      { schema: { params: idParams, body: z.object({ maxCharge: positiveAmount(2) }) } },
+      async (request) => {
+        const accountId = await requireCustomer(deps.sql, request);
+        return deps.supervisor.extend(accountId, request.params.id, request.body.maxCharge);
+      },
+    );
+
     app.post('/v1/sessions/:id/logoff', { schema: { params: idParams } }, async (request, reply) => {
       const accountId = await requireCustomer(deps.sql, request);
       const { view, settled } = await deps.supervisor.logoff(accountId, request.params.id);

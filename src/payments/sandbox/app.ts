@@ -1,20 +1,28 @@
 import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
 import { z } from 'zod';
 import { formatAmount, parseAmount, type Micros } from '../../billing/money.js';
 import type { Clock } from '../../clock.js';
 import type { Sql, TransactionSql } from '../../db/sql.js';
 import { behaviorFor, checkCard, decodeBehavior, encodeBehavior, type Behavior } from './cards.js';
+import { createFaultInjector, faultConfigSchema, type FaultInjector, type Phase } from './faults.js';
 
 /**
  * The card-network sandbox: a stand-in for a card processor, with the behaviour tollgate
- * must survive (declines, slow answers, transient 503s, idempotent replays, lapsing holds).
+ * must survive (declines, slow answers, transient 503s, idempotent replays, lapsing holds),
+ * and an admin API (`/v1/faults`) through which a test makes the network misbehave on cue.
  */
 export interface CardNetworkAppOptions {
   sql: Sql;
   clock: Clock;
-  /** How long an authorization hold stays open before it lapses. */
+  /** How long an authorization hold stays open before it lapses; `PUT /v1/faults` can override it. */
   holdValidityMs?: number;
   /** The delay of every answer about the "slow" test card. */
   slowMs?: number;
@@ -32,10 +40,12 @@ interface Answer {
 
 type Effect = (tx: TransactionSql, now: number) => Promise<Answer>;
 
-type HoldState = 'open' | 'captured' | 'voided' | 'expired';
+const HOLD_STATES = ['open', 'captured', 'voided', 'expired'] as const;
+type HoldState = (typeof HOLD_STATES)[number];
 
 interface HoldRow {
   id: string;
+  reference: string | null;
   authorization_number: string;
   token: string;
   currency: string;
@@ -64,16 +74,34 @@ const holdBody = z.object({
   token: z.string().min(1).max(200),
   amount: z.string().max(40),
   currency: z.string().regex(/^[A-Z]{3}$/, 'currency must be an ISO code such as USD'),
+  reference: z.string().min(1).max(200).optional(),
 });
+const incrementBody = z.object({ amount: z.string().max(40) });
 const captureBody = z.object({ amount: z.string().max(40) });
 const voidBody = z.object({});
+const holdsQuery = z.object({
+  state: z.enum(HOLD_STATES).optional(),
+  reference: z.string().min(1).max(200).optional(),
+});
 
 export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInstance {
   const { sql, clock } = options;
-  const holdValidityMs = options.holdValidityMs ?? 7 * DAY_MS;
+  const faults: FaultInjector = createFaultInjector({ holdValidityMs: options.holdValidityMs ?? 7 * DAY_MS });
   const slowMs = options.slowMs ?? 2000;
   // Request bodies carry card numbers: the default request serializer logs none of them.
   const app = Fastify({ logger: (options.logger ?? false) as FastifyServerOptions['logger'] });
+
+  // Injected waits can be minutes long; closing the sandbox cuts them short instead of
+  // waiting them out (a cut-short hang-up still hangs up, a cut-short slow answer answers).
+  const closing = new AbortController();
+  app.addHook('preClose', (done) => {
+    closing.abort();
+    done();
+  });
+  const pause = async (ms: number) => {
+    if (ms <= 0 || closing.signal.aborted) return;
+    await sleep(ms, undefined, { signal: closing.signal }).catch(() => {});
+  };
 
   let salt: Promise<string> | undefined;
   const installSalt = (): Promise<string> => {
@@ -120,13 +148,18 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
   /**
    * A mutating route: Idempotency-Key required, body validated. `plan` answers at once for
    * input it refuses (such answers are not stored against the key) or returns the effect.
+   * Every call is counted for its phase; a well-formed one may then draw an injected fault
+   * (a malformed one is refused as usual and uses up no rule). Replays draw like first calls:
+   * the network can fail on either.
    */
   function mutation<S extends z.ZodType>(
+    phase: Phase,
     path: string,
     schema: S,
     plan: (input: z.output<S>, params: Record<string, string>, now: number) => Answer | Effect,
   ): void {
     app.post(path, async (request, reply) => {
+      faults.arrive(phase);
       const key = request.headers['idempotency-key'];
       if (typeof key !== 'string' || key.length === 0) {
         return send(reply, problem(400, 'idempotency_key_required', 'the Idempotency-Key header is required'));
@@ -135,17 +168,36 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
       const raw = request.body ?? {};
       const parsed = schema.safeParse(raw);
       if (!parsed.success) return send(reply, problem(400, 'invalid_request', describeIssues(parsed.error)));
+
+      const fault = faults.draw(phase);
+      switch (fault?.fault) {
+        case 'decline':
+          return send(reply, problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }));
+        case 'error':
+          return send(reply, problem(503, 'unavailable', 'the card network is temporarily unavailable'));
+        case 'timeout_before_commit':
+          await pause(fault.delayMs);
+          return hangUp(request, reply);
+      }
+
       const now = clock.now();
       const planned = plan(parsed.data, request.params as Record<string, string>, now);
-      if (typeof planned !== 'function') return send(reply, planned);
-      const requestHash = await keyed('request', `POST ${request.url.split('?')[0]}\n${canonicalJson(raw)}`);
-      const answer = await once(key, requestHash, planned, now);
-      if (answer.delayMs) await sleep(answer.delayMs);
+      let answer: Answer;
+      if (typeof planned === 'function') {
+        const requestHash = await keyed('request', `POST ${request.url.split('?')[0]}\n${canonicalJson(raw)}`);
+        answer = await once(key, requestHash, planned, now);
+      } else {
+        answer = planned;
+      }
+      // Committed (and the answer stored against the key) before the line goes dead.
+      if (fault?.fault === 'drop_after_commit') return hangUp(request, reply);
+      if (answer.delayMs) await pause(answer.delayMs);
+      if (fault?.fault === 'slow') await pause(fault.delayMs);
       return send(reply, answer);
     });
   }
 
-  mutation('/v1/tokens', tokenBody, (input, _params, now) => {
+  mutation('tokenize', '/v1/tokens', tokenBody, (input, _params, now) => {
     const checked = checkCard(input, now);
     if (!checked.ok) return problem(400, checked.code, checked.detail);
     const behavior = behaviorFor(checked.number);
@@ -161,7 +213,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     };
   });
 
-  mutation('/v1/holds', holdBody, (input) => {
+  mutation('authorize', '/v1/holds', holdBody, (input) => {
     const amount = parseCents(input.amount);
     if (amount === null || amount === 0n) return problem(400, 'invalid_request', 'amount must be a positive decimal string in whole cents');
     return async (tx, now) => {
@@ -172,20 +224,26 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
       if (behavior.kind === 'decline') {
         return { ...problem(402, 'card_declined', 'the card was declined', { reason: behavior.reason }), delayMs };
       }
-      const hold = await insertHold(tx, { token: input.token, currency: input.currency, amount, now });
+      const reference = input.reference ?? null;
+      const hold = await insertHold(tx, { token: input.token, currency: input.currency, amount, reference, now });
       return { status: 201, body: holdView(hold, now), delayMs };
     };
   });
 
-  async function insertHold(tx: TransactionSql, h: { token: string; currency: string; amount: Micros; now: number }) {
+  async function insertHold(
+    tx: TransactionSql,
+    h: { token: string; currency: string; amount: Micros; reference: string | null; now: number },
+  ) {
     const id = `hold_${randomBytes(12).toString('hex')}`;
     const at = new Date(h.now);
+    const expiresAt = new Date(h.now + faults.holdValidityMs());
     // Six characters give 2 billion numbers: a clash is rare, and answered by drawing again.
     for (let attempt = 0; attempt < 20; attempt++) {
       const [row] = await tx<HoldRow[]>`
-        insert into card_network.holds (id, authorization_number, token, currency, amount_micros, state, expires_at, created_at, updated_at)
-        values (${id}, ${authorizationNumber()}, ${h.token}, ${h.currency}, ${String(h.amount)}::bigint, 'open',
-                ${new Date(h.now + holdValidityMs)}, ${at}, ${at})
+        insert into card_network.holds
+          (id, reference, authorization_number, token, currency, amount_micros, state, expires_at, created_at, updated_at)
+        values (${id}, ${h.reference}, ${authorizationNumber()}, ${h.token}, ${h.currency}, ${String(h.amount)}::bigint, 'open',
+                ${expiresAt}, ${at}, ${at})
         on conflict (authorization_number) do nothing
         returning *`;
       if (row) return row;
@@ -205,7 +263,41 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     return row;
   }
 
-  mutation('/v1/holds/:id/capture', captureBody, (input, params) => {
+  /**
+   * Incremental authorization: the new amount is the hold's total, as with Stripe's
+   * increment_authorization. Asking for the amount already held changes nothing and is
+   * approved without asking the card, so a re-driven raise cannot be declined after the fact.
+   */
+  mutation('increment', '/v1/holds/:id/increment', incrementBody, (input, params) => {
+    const amount = parseCents(input.amount);
+    if (amount === null || amount === 0n) return problem(400, 'invalid_request', 'amount must be a positive decimal string in whole cents');
+    return async (tx, now) => {
+      const hold = await lockHold(tx, params.id!, now);
+      if (!hold) return problem(404, 'hold_not_found', 'no hold has this id');
+      const behavior = decodeBehavior(hold.behavior);
+      const delayMs = delayFor(behavior);
+      if (hold.state !== 'open') return { ...problem(409, 'hold_not_open', `the hold is ${hold.state}`), delayMs };
+      if (amount < hold.amount_micros) {
+        return { ...problem(409, 'amount_below_hold', 'an increment cannot lower a hold; capture less instead'), delayMs };
+      }
+      if (amount === hold.amount_micros) return { status: 200, body: holdView(hold, now), delayMs };
+      if (behavior.kind === 'decline' || behavior.kind === 'increment_declines') {
+        return { ...problem(402, 'card_declined', 'the increment was declined', { reason: behavior.reason }), delayMs };
+      }
+      const at = new Date(now);
+      await tx`
+        insert into card_network.increments (id, hold_id, from_micros, to_micros, created_at)
+        values (${`inc_${randomBytes(12).toString('hex')}`}, ${hold.id}, ${String(hold.amount_micros)}::bigint,
+                ${String(amount)}::bigint, ${at})`;
+      const [raised] = await tx<HoldRow[]>`
+        update card_network.holds set amount_micros = ${String(amount)}::bigint, updated_at = ${at}
+        where id = ${hold.id}
+        returning *`;
+      return { status: 200, body: holdView(raised!, now), delayMs };
+    };
+  });
+
+  mutation('capture', '/v1/holds/:id/capture', captureBody, (input, params) => {
     const amount = parseCents(input.amount);
     if (amount === null) return problem(400, 'invalid_request', 'amount must be a decimal string in whole cents');
     return async (tx, now) => {
@@ -235,7 +327,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     };
   });
 
-  mutation('/v1/holds/:id/void', voidBody, (_input, params) => async (tx, now) => {
+  mutation('void', '/v1/holds/:id/void', voidBody, (_input, params) => async (tx, now) => {
     const hold = await lockHold(tx, params.id!, now);
     if (!hold) return problem(404, 'hold_not_found', 'no hold has this id');
     const delayMs = delayFor(decodeBehavior(hold.behavior));
@@ -248,9 +340,24 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     return { status: 200, body: holdView(hold, now), delayMs };
   });
 
-  app.get('/v1/holds', async () => {
+  /** Filters by the state a hold has now (an open hold past its expiry is expired) and by reference. */
+  app.get('/v1/holds', async (request, reply) => {
+    const query = holdsQuery.safeParse(request.query ?? {});
+    if (!query.success) return send(reply, problem(400, 'invalid_request', describeIssues(query.error)));
+    const { state, reference } = query.data;
     const now = clock.now();
-    const rows = await sql<HoldRow[]>`select * from card_network.holds order by created_at, id`;
+    const at = new Date(now);
+    const byState =
+      state === undefined
+        ? sql``
+        : state === 'open'
+          ? sql`and state = 'open' and expires_at > ${at}`
+          : state === 'expired'
+            ? sql`and (state = 'expired' or (state = 'open' and expires_at <= ${at}))`
+            : sql`and state = ${state}`;
+    const byReference = reference === undefined ? sql`` : sql`and reference = ${reference}`;
+    const rows = await sql<HoldRow[]>`
+      select * from card_network.holds where true ${byState} ${byReference} order by created_at, id`;
     return { holds: rows.map((row) => holdView(row, now)) };
   });
 
@@ -258,6 +365,35 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     const [row] = await sql<HoldRow[]>`select * from card_network.holds where id = ${request.params.id}`;
     if (!row) return send(reply, problem(404, 'hold_not_found', 'no hold has this id'));
     return holdView(row, clock.now());
+  });
+
+  app.get('/v1/increments', async () => {
+    const rows = await sql<{ id: string; hold_id: string; from_micros: bigint; to_micros: bigint; created_at: Date }[]>`
+      select id, hold_id, from_micros, to_micros, created_at from card_network.increments order by created_at, id`;
+    return {
+      increments: rows.map((row) => ({
+        id: row.id,
+        holdId: row.hold_id,
+        fromAmount: formatAmount(BigInt(row.from_micros)),
+        toAmount: formatAmount(BigInt(row.to_micros)),
+        createdAt: row.created_at.toISOString(),
+      })),
+    };
+  });
+
+  // The fault admin API: for tests, never itself subject to faults.
+  app.get('/v1/faults', async () => faults.view());
+
+  app.put('/v1/faults', async (request, reply) => {
+    const parsed = faultConfigSchema.safeParse(request.body ?? {});
+    if (!parsed.success) return send(reply, problem(400, 'invalid_request', describeIssues(parsed.error)));
+    faults.configure(parsed.data);
+    return faults.view();
+  });
+
+  app.delete('/v1/faults', async () => {
+    faults.reset();
+    return faults.view();
   });
 
   app.get('/v1/captures', async () => {
@@ -281,6 +417,13 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
   });
 
   return app;
+}
+
+/** Ends the connection without a word: to the client it looks like a network failure. */
+function hangUp(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.hijack();
+  request.raw.socket.destroy();
+  return reply;
 }
 
 function send(reply: FastifyReply, answer: Answer): FastifyReply {
@@ -309,6 +452,7 @@ function stateAt(row: Pick<HoldRow, 'state' | 'expires_at'>, now: number): HoldS
 function holdView(row: HoldRow, now: number) {
   return {
     id: row.id,
+    reference: row.reference ?? null,
     authorizationNumber: row.authorization_number,
     amount: formatAmount(BigInt(row.amount_micros)),
     capturedAmount: formatAmount(BigInt(row.captured_micros)),

@@ -12,9 +12,19 @@ export type Behavior =
   /** Every answer about this card comes late: exercises client timeouts and retries. */
   | { kind: 'slow' }
   /** The first two capture attempts per hold answer 503: exercises capture retries. */
-  | { kind: 'capture_fails_twice' };
+  | { kind: 'capture_fails_twice' }
+  /**
+   * Authorizations are approved, every incremental authorization is declined: a customer
+   * whose card covered the first limit but not a raise of it.
+   */
+  | { kind: 'increment_declines'; reason: DeclineReason };
 
-/** The numbers card processors publish for testing, plus two of our own. */
+/**
+ * The numbers card processors publish for testing, plus three of our own:
+ * 4000000000000341 (capture fails twice) and 4000000000003055 (approves authorizations,
+ * declines every increment with insufficient_funds). The decline cards decline increments
+ * too, should one of their holds ever exist.
+ */
 export const TEST_CARDS: Readonly<Record<string, Behavior>> = {
   '4242424242424242': { kind: 'approve' },
   '5555555555554444': { kind: 'approve' },
@@ -26,6 +36,7 @@ export const TEST_CARDS: Readonly<Record<string, Behavior>> = {
   '4000000000000119': { kind: 'decline', reason: 'processing_error' },
   '4000000000000077': { kind: 'slow' },
   '4000000000000341': { kind: 'capture_fails_twice' },
+  '4000000000003055': { kind: 'increment_declines', reason: 'insufficient_funds' },
 };
 
 export function behaviorFor(number: string): Behavior {
@@ -34,14 +45,18 @@ export function behaviorFor(number: string): Behavior {
 
 /** Round trip through the `behavior` text column. */
 export function encodeBehavior(behavior: Behavior): string {
-  return behavior.kind === 'decline' ? `decline:${behavior.reason}` : behavior.kind;
+  return behavior.kind === 'decline' || behavior.kind === 'increment_declines'
+    ? `${behavior.kind}:${behavior.reason}`
+    : behavior.kind;
 }
 
 export function decodeBehavior(text: string): Behavior {
-  if (text.startsWith('decline:')) {
-    const reason = text.slice('decline:'.length);
-    const known = DECLINE_REASONS.find((r) => r === reason);
-    return { kind: 'decline', reason: known ?? 'generic_decline' };
+  for (const kind of ['decline', 'increment_declines'] as const) {
+    if (text.startsWith(`${kind}:`)) {
+      const reason = text.slice(kind.length + 1);
+      const known = DECLINE_REASONS.find((r) => r === reason);
+      return { kind, reason: known ?? 'generic_decline' };
+    }
   }
   if (text === 'slow' || text === 'capture_fails_twice') return { kind: text };
   return { kind: 'approve' };

@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import { deadlineOf, holdsSeat, stateNameOf } from '../../machines/session/index.js';
+import { ManualClock } from '../../src/clock.js';
+import { hold, ScriptedCardCompany, START, startSession } from './session-harness.js';
+
+const DAY = 86_400_000;
+
+function scripted() {
+  const clock = new ManualClock(START);
+  return { clock, card: new ScriptedCardCompany(clock) };
+}
+
+describe('an authorization with no answer', () => {
+  it('releases whatever hold may exist, then ends declined, giving its seats back at once', async () => {
+    const { clock, card } = scripted();
+    card.authorize = { ok: false, declined: false, detail: 'timeout', at: START };
+    card.releases = [{ ok: false, detail: 'still down', at: 0 }];
+    const session = startSession({ clock, card });
+    await session.settle();
+    const waiting = session.actor.getSnapshot();
+    expect(waiting.value).toEqual({ authorizing: 'waiting' });
+    expect(holdsSeat(waiting)).toBe(false);
+    expect(waiting.context.declineReason).toBe('card_network_unavailable');
+    expect(deadlineOf(waiting)).toEqual({ at: START + 1000, event: 'RETRY' });
+    await session.advance(1000);
+    await session.settle();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('declined');
+    expect(card.calls).toEqual(['authorize', 'release', 'release']);
+  });
+});
+
+describe('raising the limit', () => {
+  it('moves the limit and the cutoff when the card company approves', async () => {
+    const { clock, card } = scripted();
+    const session = startSession({ clock, card });
+    await session.settle();
+    await session.advance(100_000);
+    session.actor.send({ type: 'EXTEND', at: clock.now(), maxChargeMicros: '8000000' });
+    await session.settle();
+    const { context, value } = session.actor.getSnapshot();
+    expect(value).toEqual({ active: 'running' });
+    // 8.00 at 0.60 a minute lasts 800 s from the start.
+    expect(context).toMatchObject({ maxChargeMicros: '8000000', cutoffAt: START + 800_000, extensions: 1 });
+    expect(context.extension).toMatchObject({ outcome: 'approved', fromMicros: '5000000', toMicros: '8000000' });
+    expect(context.hold?.amountMicros).toBe('8000000');
+    expect(card.calls).toContain('increment 8000000');
+  });
+
+  it('changes nothing when the card company declines', async () => {
+    const { clock, card } = scripted();
+    card.increments = [{ ok: false, declined: true, reason: 'insufficient_funds', at: 0 }];
+    const session = startSession({ clock, card });
+    await session.settle();
+    session.actor.send({ type: 'EXTEND', at: clock.now(), maxChargeMicros: '8000000' });
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    expect(context).toMatchObject({ maxChargeMicros: '5000000', cutoffAt: START + 500_000 });
+    expect(context.extension).toMatchObject({ outcome: 'declined', reason: 'insufficient_funds' });
+  });
+
+  it('ignores a request that does not raise the limit', async () => {
+    const session = startSession();
+    await session.settle();
+    session.actor.send({ type: 'EXTEND', at: session.clock.now(), maxChargeMicros: '5000000' });
+    await session.settle();
+    expect(session.card.calls).not.toContain('increment 5000000');
+    expect(session.actor.getSnapshot().value).toEqual({ active: 'running' });
+  });
+});
+
+describe('grace over the limit', () => {
+  it('resumes an extended session without billing the time it was interrupted', async () => {
+    const { clock, card } = scripted();
+    const session = startSession({ clock, card, input: { graceMs: 60_000 } });
+    await session.settle();
+    await session.advance(500_000);
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ over_limit: 'grace' });
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + 560_000, event: 'GRACE_OVER' });
+    await session.advance(20_000);
+    session.actor.send({ type: 'EXTEND', at: clock.now(), maxChargeMicros: '6000000' });
+    await session.settle();
+    const resumed = session.actor.getSnapshot();
+    expect(stateNameOf(resumed)).toBe('active');
+    // 20 s paused; 6.00 lasts 600 s of billable time.
+    expect(resumed.context).toMatchObject({ pausedMs: 20_000, cutoffAt: START + 620_000, chargeMicros: null });
+    await session.advance(30_000);
+    session.actor.send({ type: 'LOGOFF', at: clock.now() });
+    await session.settle();
+    // 530 s billed at 0.01 a second.
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'logoff', chargeMicros: '5300000' });
+  });
+
+  it('closes at the limit when the grace runs out', async () => {
+    const session = startSession({ input: { graceMs: 60_000 } });
+    await session.settle();
+    await session.advance(500_000);
+    await session.settle();
+    await session.advance(60_000);
+    await session.settle();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', chargeMicros: '5000000' });
+  });
+});
+
+describe('holds that outlive their validity', () => {
+  // 100.00 at 0.0006 a minute lasts about 115 days: long enough to outlive a 7-day hold.
+  const longSession = { maxChargeMicros: '100000000', pricePerMinuteMicros: '600' };
+
+  it('renews the hold before it lapses and voids the old one', async () => {
+    const { clock, card } = scripted();
+    const session = startSession({ clock, card, input: longSession });
+    await session.settle();
+    const firstRenewal = deadlineOf(session.actor.getSnapshot());
+    // A 7-day hold is renewed a day before it lapses.
+    expect(firstRenewal).toEqual({ at: START + 6 * DAY, event: 'RENEW_HOLD' });
+    await session.advance(6 * DAY);
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    expect(context.hold?.holdId).toBe('hold_2');
+    expect(context).toMatchObject({ reauthorizations: 1, staleHoldIds: [] });
+    expect(card.calls).toEqual(['authorize', 'renew 1']);
+  });
+
+  it('voids a replaced hold it could not void at once before settling', async () => {
+    const { clock, card } = scripted();
+    card.renewals = [
+      {
+        ok: true,
+        hold: { ...hold(), holdId: 'hold_2', authorizedAt: START + 6 * DAY, expiresAt: START + 13 * DAY },
+        staleHoldId: 'hold_1',
+        at: 0,
+      },
+    ];
+    const session = startSession({ clock, card, input: longSession });
+    await session.settle();
+    await session.advance(6 * DAY);
+    await session.settle();
+    expect(session.actor.getSnapshot().context.staleHoldIds).toEqual(['hold_1']);
+    session.actor.send({ type: 'LOGOFF', at: clock.now() });
+    await session.settle();
+    expect(card.calls.at(-1)).toMatch(/^capture \d+ voiding hold_1$/);
+    expect(session.actor.getSnapshot().context.staleHoldIds).toEqual([]);
+  });
+
+  it('closes at what it has accrued when the new hold is declined', async () => {
+    const { clock, card } = scripted();
+    card.renewals = [{ ok: false, declined: true, reason: 'insufficient_funds', at: 0 }];
+    const session = startSession({ clock, card, input: longSession });
+    await session.settle();
+    await session.advance(6 * DAY);
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    // 518,400 s at 0.00001 a second is 5.184, charged as 5.18.
+    expect(context).toMatchObject({ endReason: 'reauthorization_declined', chargeMicros: '5180000', endedAt: START + 6 * DAY });
+    expect(context.chargeSlip?.amountMicros).toBe('5180000');
+  });
+
+  it('tries again soon when the card company does not answer, while the hold still holds', async () => {
+    const { clock, card } = scripted();
+    card.renewals = [{ ok: false, declined: false, detail: 'timeout', at: 0 }];
+    const session = startSession({ clock, card, input: longSession });
+    await session.settle();
+    await session.advance(6 * DAY);
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ active: 'running' });
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + 6 * DAY + 1000, event: 'RENEW_HOLD' });
+    await session.advance(1000);
+    await session.settle();
+    expect(session.actor.getSnapshot().context.hold?.holdId).toBe('hold_2');
+  });
+});
