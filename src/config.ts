@@ -23,6 +23,10 @@ const envSchema = z
     /** How long an open waits for the card company before giving up. */
     OPEN_WAIT_MS: positiveInt.default(15000),
     CARD_NETWORK_TIMEOUT_MS: positiveInt.default(3000),
+    /** Attempts per call to the card network (same idempotency key), with exponential backoff and jitter. */
+    CARD_NETWORK_MAX_ATTEMPTS: positiveInt.default(4),
+    CARD_NETWORK_BACKOFF_BASE_MS: positiveInt.default(100),
+    CARD_NETWORK_BACKOFF_MAX_MS: positiveInt.default(2000),
     /** Validity of holds placed by the in-process sandbox (real cards: about 7 days). */
     CARD_NETWORK_HOLD_VALIDITY_MS: positiveInt.default(7 * 86_400_000),
     /** The longest a POST /v1/sessions may queue for a seat (its waitSeconds). */
@@ -54,6 +58,9 @@ const envSchema = z
       logoffWaitMs: env.LOGOFF_WAIT_MS,
       openWaitMs: env.OPEN_WAIT_MS,
       cardNetworkTimeoutMs: env.CARD_NETWORK_TIMEOUT_MS,
+      cardNetworkMaxAttempts: env.CARD_NETWORK_MAX_ATTEMPTS,
+      cardNetworkBackoffBaseMs: env.CARD_NETWORK_BACKOFF_BASE_MS,
+      cardNetworkBackoffMaxMs: env.CARD_NETWORK_BACKOFF_MAX_MS,
       cardNetworkHoldValidityMs: env.CARD_NETWORK_HOLD_VALIDITY_MS,
       admissionMaxWaitSeconds: env.ADMISSION_MAX_WAIT_SECONDS,
       admissionRetryAfterSeconds: env.ADMISSION_RETRY_AFTER_SECONDS,

@@ -68,7 +68,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     cardNetworkUrl = cardNetwork.url;
     if (log) log.info({ url: cardNetworkUrl }, 'card-network sandbox started in-process');
   }
-  const gateway = createCardNetworkClient({ baseUrl: cardNetworkUrl, timeoutMs: config.cardNetworkTimeoutMs });
+  const gateway = createCardNetworkClient({
+    baseUrl: cardNetworkUrl,
+    timeoutMs: config.cardNetworkTimeoutMs,
+    maxAttempts: config.cardNetworkMaxAttempts,
+    backoffBaseMs: config.cardNetworkBackoffBaseMs,
+    backoffMaxMs: config.cardNetworkBackoffMaxMs,
+  });
 
   if (config.seedDemo && (await seedDemoCatalogue(sql, config.currency, deps.clock.now())) && log) {
     log.info('demo catalogue seeded');

@@ -92,6 +92,7 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
     if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     let lastFailure: unknown;
+    let reached = false;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (attempt > 1) await sleep(backoff(attempt - 1));
       let status: number;
@@ -102,8 +103,10 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
         text = await response.text();
       } catch (error) {
         lastFailure = error;
+        if (!neverSent(error)) reached = true;
         continue;
       }
+      reached = true;
       if (status >= 500 || status === 429) {
         lastFailure = new Error(`HTTP ${status}`);
         continue;
@@ -112,7 +115,7 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
     }
     throw new CardNetworkUnavailableError(
       `no answer from the card network after ${maxAttempts} attempts: ${describe(lastFailure)}`,
-      { cause: lastFailure },
+      { cause: lastFailure, mayHaveCommitted: reached },
     );
   }
 
@@ -158,6 +161,12 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
       return expect(reply, 200, holdListSchema).holds.map(holdFrom);
     },
   };
+}
+
+/** A connection that was refused or never resolved carried nothing to the card network. */
+function neverSent(error: unknown): boolean {
+  const code = (error as { cause?: { code?: string } })?.cause?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
 }
 
 function holdFrom(view: z.output<typeof holdSchema>): Hold {

@@ -69,9 +69,12 @@ export class CardInvalidError extends Error {
 
 /** No answer could be had (timeouts, 5xx, connection refused) after the retry budget. */
 export class CardNetworkUnavailableError extends Error {
-  constructor(detail: string, options?: { cause?: unknown }) {
-    super(detail, options);
+  /** False only when no attempt reached the card company (every connection refused): nothing can have been done. */
+  readonly mayHaveCommitted: boolean;
+  constructor(detail: string, options?: { cause?: unknown; mayHaveCommitted?: boolean }) {
+    super(detail, { cause: options?.cause });
     this.name = 'CardNetworkUnavailableError';
+    this.mayHaveCommitted = options?.mayHaveCommitted ?? true;
   }
 }
 

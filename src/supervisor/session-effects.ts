@@ -17,7 +17,7 @@ import type {
 } from '../../machines/session/index.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
-import { CardDeclinedError, type CardGateway, type Hold } from '../payments/gateway.js';
+import { CardDeclinedError, CardNetworkUnavailableError, type CardGateway, type Hold } from '../payments/gateway.js';
 import type { Logger } from '../logger.js';
 
 export interface EffectDeps {
@@ -74,6 +74,10 @@ export function sessionEffects(deps: EffectDeps) {
     } catch (error) {
       if (error instanceof CardDeclinedError) return { ok: false, declined: true, reason: error.reason, at: clock.now() };
       log.warn({ sessionId: input.sessionId, err: describe(error) }, 'authorization failed');
+      // Unreachable (every connection refused): no hold can exist, so there is nothing to release.
+      if (error instanceof CardNetworkUnavailableError && !error.mayHaveCommitted) {
+        return { ok: false, declined: true, reason: 'card_network_unavailable', at: clock.now() };
+      }
       return { ok: false, declined: false, detail: describe(error), at: clock.now() };
     }
   }

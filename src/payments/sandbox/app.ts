@@ -36,6 +36,8 @@ interface Answer {
   status: number;
   body: Record<string, unknown>;
   delayMs?: number;
+  /** Not stored against the idempotency key. */
+  transient?: boolean;
 }
 
 type Effect = (tx: TransactionSql, now: number) => Promise<Answer>;
@@ -136,7 +138,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
           : problem(409, 'idempotency_key_reused', 'this Idempotency-Key was used with a different request');
       }
       const answer = await effect(tx, now);
-      if (answer.status < 500) {
+      // Not kept: 5xx (a retry tries again) and injected declines (the fault is on the line, not the card).
+      if (answer.status < 500 && !answer.transient) {
         await tx`
           insert into card_network.idempotency_keys (key, request_hash, status, body, created_at)
           values (${key}, ${requestHash}, ${answer.status}, ${JSON.stringify(answer.body)}::jsonb, ${new Date(now)})`;
@@ -150,7 +153,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
    * input it refuses (such answers are not stored against the key) or returns the effect.
    * Every call is counted for its phase; a well-formed one may then draw an injected fault
    * (a malformed one is refused as usual and uses up no rule). Replays draw like first calls:
-   * the network can fail on either.
+   * the network can fail on either, but only a new request can be declined.
    */
   function mutation<S extends z.ZodType>(
     phase: Phase,
@@ -171,8 +174,6 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
 
       const fault = faults.draw(phase);
       switch (fault?.fault) {
-        case 'decline':
-          return send(reply, problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }));
         case 'error':
           return send(reply, problem(503, 'unavailable', 'the card network is temporarily unavailable'));
         case 'timeout_before_commit':
@@ -185,7 +186,16 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
       let answer: Answer;
       if (typeof planned === 'function') {
         const requestHash = await keyed('request', `POST ${request.url.split('?')[0]}\n${canonicalJson(raw)}`);
-        answer = await once(key, requestHash, planned, now);
+        // An injected decline is decided under the key's lock, as a real processor decides: a
+        // key that already has an answer (or gets one from a request still in flight) is
+        // replayed, never declined after it was approved.
+        const effect: Effect =
+          fault?.fault === 'decline'
+            ? async () => ({ ...problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }), transient: true })
+            : planned;
+        answer = await once(key, requestHash, effect, now);
+      } else if (fault?.fault === 'decline') {
+        answer = problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' });
       } else {
         answer = planned;
       }

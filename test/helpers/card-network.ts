@@ -1,0 +1,44 @@
+/** The card-network sandbox's reporting and fault API, as tests reach it: over HTTP. */
+export interface SandboxHold {
+  id: string;
+  authorizationNumber: string;
+  amount: string;
+  capturedAmount: string;
+  state: 'open' | 'captured' | 'voided' | 'expired';
+  reference: string | null;
+}
+
+export interface SandboxCapture {
+  id: string;
+  holdId: string;
+  authorizationNumber: string;
+  amount: string;
+}
+
+export type FaultRule = {
+  phase: 'tokenize' | 'authorize' | 'increment' | 'capture' | 'void';
+  fault: 'decline' | 'error' | 'timeout_before_commit' | 'drop_after_commit' | 'slow';
+  probability?: number;
+  times?: number;
+  delayMs?: number;
+};
+
+export function sandbox(url: string) {
+  const json = async (path: string, init?: RequestInit) => {
+    const response = await fetch(`${url}${path}`, init);
+    if (!response.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: ${response.status} ${await response.text()}`);
+    return response.json() as Promise<any>;
+  };
+  return {
+    holds: async (query = ''): Promise<SandboxHold[]> => (await json(`/v1/holds${query}`)).holds,
+    captures: async (): Promise<SandboxCapture[]> => (await json('/v1/captures')).captures,
+    calls: async (): Promise<Record<string, number>> => (await json('/v1/faults')).calls,
+    setFaults: (rules: FaultRule[], extra: { seed?: number; holdValidityMs?: number } = {}) =>
+      json('/v1/faults', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ rules, ...extra }),
+      }),
+    clearFaults: () => json('/v1/faults', { method: 'DELETE' }),
+  };
+}
