@@ -13,6 +13,14 @@ const envSchema = z
     DATABASE_URL: z.url().optional(),
     DATABASE_POOL_SIZE: positiveInt.default(20),
     TOLLGATE_DATA_DIR: z.string().default('./.tollgate'),
+    /** Which card company: the card-network sandbox (in-process or at CARD_NETWORK_URL), or Stripe. */
+    TOLLGATE_CARD_GATEWAY: z.enum(['sandbox', 'stripe']).default('sandbox'),
+    STRIPE_API_KEY: z.string().min(1).optional(),
+    STRIPE_API_HOST: z.string().optional(),
+    STRIPE_API_PORT: port.optional(),
+    STRIPE_API_PROTOCOL: z.enum(['http', 'https']).optional(),
+    /** How often open holds at the card company are checked against sessions (0: at start-up only). */
+    RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(600_000),
     CARD_NETWORK_URL: z.url().optional(),
     CARD_NETWORK_PORT: port.default(4100),
     TOLLGATE_ADMIN_TOKEN: z.string().min(16).optional(),
@@ -40,6 +48,10 @@ const envSchema = z
     CAPTURE_RETRY_BASE_MS: positiveInt.default(1000),
     CAPTURE_RETRY_MAX_MS: positiveInt.default(60000),
   })
+  .refine((env) => env.TOLLGATE_CARD_GATEWAY !== 'stripe' || env.STRIPE_API_KEY, {
+    message: 'STRIPE_API_KEY is required when TOLLGATE_CARD_GATEWAY=stripe',
+    path: ['STRIPE_API_KEY'],
+  })
   .transform((env) => {
     const dataDir = path.resolve(env.TOLLGATE_DATA_DIR);
     return {
@@ -50,6 +62,11 @@ const envSchema = z
       databasePoolSize: env.DATABASE_POOL_SIZE,
       dataDir,
       pgDataDir: path.join(dataDir, 'pgdata'),
+      cardGateway: env.TOLLGATE_CARD_GATEWAY,
+      stripe: env.STRIPE_API_KEY
+        ? { apiKey: env.STRIPE_API_KEY, host: env.STRIPE_API_HOST, port: env.STRIPE_API_PORT, protocol: env.STRIPE_API_PROTOCOL }
+        : null,
+      reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
       cardNetworkUrl: env.CARD_NETWORK_URL,
       cardNetworkPort: env.CARD_NETWORK_PORT,
       adminToken: env.TOLLGATE_ADMIN_TOKEN,

@@ -29,7 +29,9 @@ export const errors = {
   cardDeclined: (reason: string) =>
     new AppError(402, 'CARD_DECLINED', `The card company declined the authorization (${reason}).`, { reason }),
   cardNetworkUnavailable: () =>
-    new AppError(503, 'CARD_NETWORK_UNAVAILABLE', 'The card company could not be reached; nothing was charged.'),
+    new AppError(503, 'CARD_NETWORK_UNAVAILABLE', 'The card company could not be reached; nothing was charged.', {
+      retryAfterSeconds: 5,
+    }),
   outstandingLimitReached: (available: string, detail: string) =>
     new AppError(402, 'OUTSTANDING_LIMIT_REACHED', detail, { available }),
   currencyMismatch: () => new AppError(409, 'CURRENCY_MISMATCH', 'The service is priced in another currency.'),

@@ -9,9 +9,8 @@ import { migrate } from './db/migrate.js';
 import { seedDemoCatalogue } from './db/seed.js';
 import { connect, type Sql } from './db/sql.js';
 import { createLogger, type Logger } from './logger.js';
-import { createCardNetworkClient } from './payments/card-network-client.js';
 import type { CardGateway } from './payments/gateway.js';
-import { startCardNetwork, type RunningCardNetwork } from './payments/sandbox/start.js';
+import { startCardGateway } from './payments/card-gateway.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { Admission } from './admission/admission.js';
@@ -27,7 +26,8 @@ export interface Tollgate {
   admission: Admission;
   occupancy: OccupancyStore;
   gateway: CardGateway;
-  cardNetworkUrl: string;
+  /** The card-network sandbox's address, or null when the card company is Stripe. */
+  cardNetworkUrl: string | null;
   adminToken: string;
   /** Stops in order: HTTP, actors (pending writes committed), card network, database. */
   close(): Promise<void>;
@@ -55,26 +55,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const applied = await migrateTollgate(sql);
   if (log && applied.length > 0) log.info({ applied }, 'migrations applied');
 
-  let cardNetwork: RunningCardNetwork | null = null;
-  let cardNetworkUrl = config.cardNetworkUrl;
-  if (!cardNetworkUrl) {
-    cardNetwork = await startCardNetwork({
-      sql,
-      clock: deps.clock,
-      port: config.cardNetworkPort,
-      holdValidityMs: config.cardNetworkHoldValidityMs,
-      logger: false,
-    });
-    cardNetworkUrl = cardNetwork.url;
-    if (log) log.info({ url: cardNetworkUrl }, 'card-network sandbox started in-process');
-  }
-  const gateway = createCardNetworkClient({
-    baseUrl: cardNetworkUrl,
-    timeoutMs: config.cardNetworkTimeoutMs,
-    maxAttempts: config.cardNetworkMaxAttempts,
-    backoffBaseMs: config.cardNetworkBackoffBaseMs,
-    backoffMaxMs: config.cardNetworkBackoffMaxMs,
-  });
+  const card = await startCardGateway(config, { sql, clock: deps.clock, log });
+  const { gateway } = card;
 
   if (config.seedDemo && (await seedDemoCatalogue(sql, config.currency, deps.clock.now())) && log) {
     log.info('demo catalogue seeded');
@@ -104,10 +86,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   });
   const restored = await supervisor.restore();
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
-  // The card network may be down at start-up; tollgate starts anyway and reconciles next time.
-  await voidOrphanHolds({ sql, gateway, log: log || createLogger('silent') }).catch((error: unknown) => {
-    if (log) log.warn({ err: String(error) }, 'could not reconcile holds with the card network');
-  });
+  // The card network may be down at start-up; tollgate starts anyway and reconciles later.
+  const reconcile = () =>
+    voidOrphanHolds({ sql, gateway, log: log || createLogger('silent') }).catch((error: unknown) => {
+      if (log) log.warn({ err: String(error) }, 'could not reconcile holds with the card network');
+    });
+  await reconcile();
+  const reconciling =
+    config.reconcileIntervalMs > 0 ? setInterval(() => void reconcile(), config.reconcileIntervalMs).unref() : null;
 
   const app = await buildApp({
     sql,
@@ -129,13 +115,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     admission,
     occupancy,
     gateway,
-    cardNetworkUrl,
+    cardNetworkUrl: card.cardNetworkUrl,
     adminToken: admin.token,
     async close() {
+      if (reconciling) clearInterval(reconciling);
       await app.close();
       await supervisor.stop();
       admission.close();
-      await cardNetwork?.close();
+      await card.close();
       await sql.end({ timeout: 5 });
       await embedded?.stop();
     },

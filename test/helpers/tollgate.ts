@@ -7,7 +7,8 @@ import { loadConfig } from '../../src/config.js';
 import { startTollgate, type Tollgate } from '../../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
-export interface TestTollgate extends Tollgate {
+export interface TestTollgate extends Omit<Tollgate, 'cardNetworkUrl'> {
+  cardNetworkUrl: string;
   db: TestDatabase;
   /** Starts a second tollgate on the same database and data folder, as a restart would. */
   restart(): Promise<TestTollgate>;
@@ -40,8 +41,10 @@ export async function startTestTollgate(
     stopped = true;
     await tollgate.close();
   };
+  if (!tollgate.cardNetworkUrl) throw new Error('test tollgates talk to the card-network sandbox');
   return {
     ...tollgate,
+    cardNetworkUrl: tollgate.cardNetworkUrl,
     db,
     close: closeOnly,
     restart: async () => {

@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/db/free-port.js';
+import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp } from '../helpers/customers.js';
+import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+type Auth = Record<string, string>;
+
+function client(tollgate: TestTollgate) {
+  return {
+    open: (auth: Auth, payload: object) => tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload }),
+    extend: (auth: Auth, id: string, maxCharge: string) =>
+      tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/extend`, headers: auth, payload: { maxCharge } }),
+    logoff: (auth: Auth, id: string) => tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth }),
+    get: async (auth: Auth, id: string) => (await tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth })).json(),
+    account: async (auth: Auth) => (await tollgate.app.inject({ url: '/v1/account', headers: auth })).json().account,
+  };
+}
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await sleep(100);
+  }
+}
+
+describe('raising the limit of a running session', () => {
+  let tollgate: TestTollgate;
+  let api: ReturnType<typeof client>;
+  beforeAll(async () => {
+    tollgate = await startTestTollgate();
+    api = client(tollgate);
+  });
+  afterAll(async () => {
+    await expectLedgerBalanced(tollgate.sql);
+    await tollgate.stop();
+  });
+
+  it('raises the hold by incremental authorization and moves the limit and the cutoff', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+    const response = await api.extend(customer.auth, opened.id, '3.00');
+    expect(response.statusCode).toBe(200);
+    const extended = response.json();
+    expect(extended).toMatchObject({ state: 'active', maxCharge: '3.00', authorizationNumber: opened.authorizationNumber });
+    // 6.00 a minute is 0.10 a second: 1.00 lasts 10 s, 3.00 lasts 30 s.
+    expect(Date.parse(extended.cutoffAt) - Date.parse(opened.cutoffAt)).toBe(20_000);
+    const [hold] = await sandbox(tollgate.cardNetworkUrl).holds(`?reference=${opened.id}`);
+    expect(hold).toMatchObject({ amount: '3.00', state: 'open' });
+    expect((await api.account(customer.auth)).reserved).toBe('3.00');
+    await api.logoff(customer.auth, opened.id);
+    expect((await api.account(customer.auth)).reserved).toBe('0.00');
+  });
+
+  it('changes nothing and says why when the card company declines', async () => {
+    // Approves authorizations, declines increments.
+    const customer = await signUp(tollgate.app, {
+      outstandingLimit: '10.00',
+      card: { number: '4000000000003055', expMonth: 12, expYear: 2031, cvc: '123' },
+    });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+    const response = await api.extend(customer.auth, opened.id, '3.00');
+    expect(response.statusCode).toBe(402);
+    expect(response.json()).toMatchObject({ code: 'CARD_DECLINED', reason: 'insufficient_funds' });
+    expect(await api.get(customer.auth, opened.id)).toMatchObject({ state: 'active', maxCharge: '1.00', cutoffAt: opened.cutoffAt });
+    expect((await api.account(customer.auth)).reserved).toBe('1.00');
+    await api.logoff(customer.auth, opened.id);
+  });
+
+  it('refuses what it cannot do with a stable code', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '5.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+    expect((await api.extend(customer.auth, opened.id, '9.00')).json()).toMatchObject({ code: 'OUTSTANDING_LIMIT_REACHED', available: '4.00' });
+    expect((await api.extend(customer.auth, opened.id, '0.50')).json().code).toBe('VALIDATION_FAILED');
+    // Half a minute at 6.00 costs 3.00: the time limit ends it before 3.50 or 3.60 would.
+    const timed = (await api.open(customer.auth, { serviceId, maxMinutes: 0.5, maxCharge: '3.50' })).json();
+    expect((await api.extend(customer.auth, timed.id, '3.60')).json().code).toBe('TIME_LIMIT_BINDS');
+    await api.logoff(customer.auth, opened.id);
+    expect((await api.extend(customer.auth, opened.id, '2.00')).json().code).toBe('SESSION_NOT_ACTIVE');
+    await api.logoff(customer.auth, timed.id);
+  });
+});
+
+describe('a grace period over the limit', () => {
+  let tollgate: TestTollgate;
+  let api: ReturnType<typeof client>;
+  beforeAll(async () => {
+    tollgate = await startTestTollgate({ env: { OVER_LIMIT_GRACE_MS: '5000' } });
+    api = client(tollgate);
+  });
+  afterAll(async () => {
+    await expectLedgerBalanced(tollgate.sql);
+    await tollgate.stop();
+  });
+
+  it('lets a session over its limit be extended and resume, without billing the pause', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    // 60.00 a minute is 1.00 a second.
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+    const over = await until(() => api.get(customer.auth, opened.id), (s) => s.state === 'over_limit');
+    expect(over).toMatchObject({ state: 'over_limit', charge: '1.00', endReason: 'charge_limit' });
+    await sleep(500);
+    const resumed = await api.extend(customer.auth, opened.id, '3.00');
+    expect(resumed.statusCode).toBe(200);
+    expect(resumed.json()).toMatchObject({ state: 'active', maxCharge: '3.00', endReason: null });
+    await sleep(1_000);
+    const settled = (await api.logoff(customer.auth, opened.id)).json();
+    expect(settled.state).toBe('settled');
+    // Billed: 1 s before the limit and about 1 s after the resume, not the half second between.
+    expect(['2.00', '3.00']).toContain(settled.charge);
+    expect(Number(settled.charge)).toBeLessThan((Date.parse(settled.endedAt) - Date.parse(settled.startedAt)) / 1000);
+  });
+
+  it('closes at the limit when nobody extends it in time', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+    const settled = await until(() => api.get(customer.auth, opened.id), (s) => s.state === 'settled', 12_000);
+    expect(settled).toMatchObject({ state: 'settled', charge: '1.00', endReason: 'charge_limit' });
+  });
+});
+
+describe('holds that outlive their validity', () => {
+  let tollgate: TestTollgate;
+  let api: ReturnType<typeof client>;
+  beforeAll(async () => {
+    // Holds lapse after 2 s here; sessions renew them a second ahead.
+    tollgate = await startTestTollgate({ env: { CARD_NETWORK_HOLD_VALIDITY_MS: '2000', HOLD_RENEW_BEFORE_MS: '1000' } });
+    api = client(tollgate);
+  });
+  afterAll(async () => {
+    await expectLedgerBalanced(tollgate.sql);
+    await tollgate.stop();
+  });
+
+  it('renews the hold before it lapses, voids the old ones, and captures on the latest', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '5.00' })).json();
+    await sleep(3_300);
+    const settled = (await api.logoff(customer.auth, opened.id)).json();
+    expect(settled.state).toBe('settled');
+    const holds = await sandbox(tollgate.cardNetworkUrl).holds(`?reference=${opened.id}`);
+    expect(holds.length).toBeGreaterThanOrEqual(3);
+    expect(holds.filter((h) => h.state === 'voided')).toHaveLength(holds.length - 1);
+    const latest = holds.find((h) => h.state === 'captured');
+    expect(latest?.authorizationNumber).toBe(settled.chargeSlip.authorizationNumber);
+    expect(settled.authorizationNumber).not.toBe(opened.authorizationNumber);
+  });
+
+  it('closes at what it has accrued when the new hold is declined', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '5.00' })).json();
+    await sandbox(tollgate.cardNetworkUrl).setFaults([{ phase: 'authorize', fault: 'decline', times: 1 }], { holdValidityMs: 2000 });
+    const settled = await until(() => api.get(customer.auth, opened.id), (s) => s.state === 'settled');
+    await sandbox(tollgate.cardNetworkUrl).clearFaults();
+    expect(settled).toMatchObject({ state: 'settled', endReason: 'reauthorization_declined' });
+    // Renewal falls due one second in: about 0.10 accrued at 6.00 a minute.
+    expect(settled.charge).toBe('0.10');
+    expect(settled.chargeSlip.authorizationNumber).toBe(opened.authorizationNumber);
+  });
+});
+
+describe('when the card company cannot be reached', () => {
+  it('fails the open fast with 503 and leaves nothing reserved or authorizing', async () => {
+    const closedPort = await freePort();
+    const tollgate = await startTestTollgate({
+      env: { CARD_NETWORK_URL: `http://127.0.0.1:${closedPort}`, CARD_NETWORK_BACKOFF_BASE_MS: '10', CARD_NETWORK_BACKOFF_MAX_MS: '20' },
+    });
+    try {
+      const api = client(tollgate);
+      // Sign-up needs the card network too: the account is made on the real sandbox's database.
+      const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+      const signUpResponse = await tollgate.app.inject({
+        method: 'POST',
+        url: '/v1/accounts',
+        payload: { name: 'x', email: `${randomUUID()}@example.com`, password: 'long enough', card: { number: '4242424242424242', expMonth: 1, expYear: 2031, cvc: '123' }, estimatedStorageGb: 1, estimatedProcessingHours: 1, outstandingLimit: '10.00' },
+      });
+      expect(signUpResponse.statusCode).toBe(503);
+      expect(signUpResponse.json().code).toBe('CARD_NETWORK_UNAVAILABLE');
+      const accountId = randomUUID();
+      await tollgate.sql`
+        insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb, estimated_processing_hours,
+          card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency, outstanding_limit_micros, created_at)
+        values (${accountId}, 'x', 'x@example.com', ${`${accountId}@example.com`}, 'x', 1, 1, 'tok_x', 'visa', '4242', 1, 2031, 'USD', 10000000, now())`;
+      const token = 'tg_test_unreachable';
+      const { createHash } = await import('node:crypto');
+      await tollgate.sql`insert into api_tokens (token_hash, account_id, created_at) values (${createHash('sha256').update(token).digest()}, ${accountId}, now())`;
+      const auth = { authorization: `Bearer ${token}` };
+      const started = Date.now();
+      const response = await api.open(auth, { serviceId, maxCharge: '5.00' });
+      expect(response.statusCode).toBe(503);
+      expect(response.json().code).toBe('CARD_NETWORK_UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const { sessions } = (await tollgate.app.inject({ url: '/v1/sessions', headers: auth })).json();
+      expect(sessions.map((s: { state: string }) => s.state)).toEqual(['declined']);
+      expect((await api.account(auth)).reserved).toBe('0.00');
+    } finally {
+      await tollgate.stop();
+    }
+  });
+});
+
+describe('reconciliation at start-up', () => {
+  it('voids the holds that belong to no running session and keeps the others', async () => {
+    let tollgate = await startTestTollgate();
+    try {
+      const network = () => sandbox(tollgate.cardNetworkUrl);
+      const api = () => client(tollgate);
+      const customer = await signUp(tollgate.app, { outstandingLimit: '20.00' });
+      const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+      const running = (await api().open(customer.auth, { serviceId, maxCharge: '2.00' })).json();
+      const [account] = await tollgate.sql<{ token: string }[]>`select card_token as token from accounts where id = ${customer.account.id}`;
+      const token = account!.token;
+      // A hold whose session was never written, as a crash between the two could leave.
+      const orphan = await tollgate.gateway.authorize({ token, amountMicros: 1_000_000n, currency: 'USD', reference: randomUUID(), idempotencyKey: randomUUID() });
+      tollgate = await tollgate.restart();
+      const holds = await network().holds();
+      expect(holds.find((h) => h.id === orphan.holdId)?.state).toBe('voided');
+      expect(holds.find((h) => h.reference === running.id)?.state).toBe('open');
+      expect((await api().logoff(customer.auth, running.id)).json().state).toBe('settled');
+    } finally {
+      await tollgate.stop();
+    }
+  });
+});
