@@ -6,6 +6,7 @@ import { registerProblemHandlers } from './http/problem.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { catalogueRoutes } from './http/routes/catalogue.js';
 import { opsRoutes } from './http/routes/ops.js';
+import { opsSessionRoutes } from './http/routes/ops-sessions.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
@@ -20,5 +21,6 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false }): Pr
   await app.register(catalogueRoutes(deps));
   await app.register(sessionRoutes(deps));
   await app.register(opsRoutes(deps));
+  await app.register(opsSessionRoutes(deps));
   return app;
 }

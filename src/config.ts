@@ -45,6 +45,13 @@ const envSchema = z
     OVER_LIMIT_GRACE_MS: z.coerce.number().int().min(0).default(0),
     /** How long before a card hold lapses a running session asks for a new one. */
     HOLD_RENEW_BEFORE_MS: positiveInt.default(86_400_000),
+    /** A session still authorizing after this long, or closing after this long or this many failed attempts, is stuck. */
+    STUCK_AUTHORIZING_MS: positiveInt.default(60_000),
+    STUCK_CLOSING_MS: positiveInt.default(300_000),
+    STUCK_AFTER_ATTEMPTS: positiveInt.default(5),
+    /** 1: wire every actor to the XState inspector (a local WebSocket server on TOLLGATE_INSPECT_PORT). */
+    TOLLGATE_INSPECT: z.enum(['0', '1']).default('0').transform((v) => v === '1'),
+    TOLLGATE_INSPECT_PORT: port.default(8080),
     CAPTURE_RETRY_BASE_MS: positiveInt.default(1000),
     CAPTURE_RETRY_MAX_MS: positiveInt.default(60000),
   })
@@ -83,6 +90,12 @@ const envSchema = z
       admissionRetryAfterSeconds: env.ADMISSION_RETRY_AFTER_SECONDS,
       overLimitGraceMs: env.OVER_LIMIT_GRACE_MS,
       holdRenewBeforeMs: env.HOLD_RENEW_BEFORE_MS,
+      stuck: {
+        authorizingMs: env.STUCK_AUTHORIZING_MS,
+        closingMs: env.STUCK_CLOSING_MS,
+        closeAttempts: env.STUCK_AFTER_ATTEMPTS,
+      },
+      inspect: env.TOLLGATE_INSPECT ? { port: env.TOLLGATE_INSPECT_PORT } : null,
       captureRetryBaseMs: env.CAPTURE_RETRY_BASE_MS,
       captureRetryMaxMs: env.CAPTURE_RETRY_MAX_MS,
     };

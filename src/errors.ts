@@ -47,5 +47,7 @@ export const errors = {
     }),
   timeLimitBinds: () =>
     new AppError(409, 'TIME_LIMIT_BINDS', 'The session’s time limit, not its charge limit, ends it; a higher charge limit changes nothing.'),
+  actionNotAllowed: (action: string, state: string) =>
+    new AppError(409, 'ACTION_NOT_ALLOWED', `The session (${state}) cannot take "${action}" now.`, { state }),
   shuttingDown: () => new AppError(503, 'SHUTTING_DOWN', 'tollgate is shutting down; try again shortly.'),
 };

@@ -11,6 +11,9 @@ import { connect, type Sql } from './db/sql.js';
 import { createLogger, type Logger } from './logger.js';
 import type { CardGateway } from './payments/gateway.js';
 import { startCardGateway } from './payments/card-gateway.js';
+import { instrumentGateway } from './payments/instrumented-gateway.js';
+import { startInspector } from './observability/inspector.js';
+import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { Admission } from './admission/admission.js';
@@ -56,7 +59,9 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   if (log && applied.length > 0) log.info({ applied }, 'migrations applied');
 
   const card = await startCardGateway(config, { sql, clock: deps.clock, log });
-  const { gateway } = card;
+  const metrics = createMetrics();
+  const gateway = instrumentGateway(card.gateway, metrics);
+  const inspector = config.inspect ? startInspector({ port: config.inspect.port, log: log || createLogger('silent') }) : null;
 
   if (config.seedDemo && (await seedDemoCatalogue(sql, config.currency, deps.clock.now())) && log) {
     log.info('demo catalogue seeded');
@@ -70,6 +75,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     occupancy,
     log: log || createLogger('silent'),
     retryAfterSeconds: config.admissionRetryAfterSeconds,
+    inspect: inspector?.inspect,
   });
   const catalogue = new Catalogue({ sql, clock: deps.clock, admission, currency: config.currency });
   await catalogue.load();
@@ -83,8 +89,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     policy: { graceMs: config.overLimitGraceMs, renewBeforeMs: config.holdRenewBeforeMs },
     openWaitMs: config.openWaitMs,
     logoffWaitMs: config.logoffWaitMs,
+    stuck: config.stuck,
+    metrics,
+    inspect: inspector?.inspect,
   });
+  const readiness = { restored: false };
   const restored = await supervisor.restore();
+  readiness.restored = true;
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
   // The card network may be down at start-up; tollgate starts anyway and reconciles later.
   const reconcile = () =>
@@ -105,6 +116,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     adminToken: admin.token,
     currency: config.currency,
     admissionMaxWaitSeconds: config.admissionMaxWaitSeconds,
+    metrics,
+    readiness,
     logger: log,
   });
 
@@ -119,8 +132,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     adminToken: admin.token,
     async close() {
       if (reconciling) clearInterval(reconciling);
+      supervisor.beginShutdown();
       await app.close();
       await supervisor.stop();
+      inspector?.stop();
       admission.close();
       await card.close();
       await sql.end({ timeout: 5 });

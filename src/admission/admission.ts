@@ -1,4 +1,4 @@
-import { type Actor, createActor } from 'xstate';
+import { type Actor, createActor, type InspectionEvent } from 'xstate';
 import { gateMachine, nextExpiry, type GateContext } from '../../machines/gate/index.js';
 import type { Clock } from '../clock.js';
 import { errors } from '../errors.js';
@@ -47,6 +47,7 @@ export class Admission {
       log: Logger;
       retryAfterSeconds: number;
       timers?: Timers;
+      inspect?: ((event: InspectionEvent) => void) | undefined;
     },
   ) {
     this.scheduler = new DeadlineScheduler(
@@ -65,7 +66,10 @@ export class Admission {
       existing.actor.send({ type: 'SET_CAPACITY', capacity: maxUsers });
       return;
     }
-    const actor = createActor(gateMachine, { input: { gateId: id, kind, capacity: maxUsers } });
+    const actor = createActor(gateMachine, {
+      input: { gateId: id, kind, capacity: maxUsers },
+      ...(this.deps.inspect && { inspect: this.deps.inspect }),
+    });
     const entry = { actor, name, serverId };
     this.gates.set(key, entry);
     actor.on('granted', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('granted'));

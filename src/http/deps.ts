@@ -1,5 +1,6 @@
 import type { OccupancyStore } from '../admission/occupancy.js';
 import type { Catalogue } from '../catalogue/catalogue-service.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import type { CardGateway } from '../payments/gateway.js';
@@ -16,4 +17,7 @@ export interface RouteDeps {
   adminToken: string;
   currency: string;
   admissionMaxWaitSeconds: number;
+  metrics: Metrics;
+  /** Set once every unsettled session has been restored. */
+  readiness: { restored: boolean };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Actor, createActor, waitFor } from 'xstate';
+import { type Actor, createActor, type InspectionEvent, waitFor } from 'xstate';
 import {
   deadlineOf,
   holdsSeat,
@@ -22,7 +22,9 @@ import type { Admission } from '../admission/admission.js';
 import { findService } from '../catalogue/catalogue.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
-import { errors } from '../errors.js';
+import { AppError, errors } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
+import { stuckReasonOf, type StuckPolicy } from './stuck.js';
 import type { Logger } from '../logger.js';
 import type { CardGateway } from '../payments/gateway.js';
 import { DeadlineScheduler } from './deadline-scheduler.js';
@@ -42,7 +44,24 @@ export interface SupervisorDeps {
   policy: { graceMs: number; renewBeforeMs: number };
   openWaitMs: number;
   logoffWaitMs: number;
+  stuck: StuckPolicy;
+  metrics: Metrics;
+  /** The XState inspector, when TOLLGATE_INSPECT is on. */
+  inspect?: ((event: InspectionEvent) => void) | undefined;
 }
+
+/** A session as operators see it: the customer's view, plus whose it is and whether it is stuck. */
+export interface OpsSessionView extends SessionView {
+  accountId: string;
+  subState: string | null;
+  stuck: boolean;
+  stuckReason: string | null;
+  closeAttempts: number;
+  lastError: string | null;
+}
+
+const OPS_ACTIONS = { terminate: 'TERMINATE', retry: 'RETRY', void: 'VOID' } as const;
+export type OpsAction = keyof typeof OPS_ACTIONS;
 
 export interface OpenRequest {
   accountId: string;
@@ -55,6 +74,12 @@ export interface OpenRequest {
 
 type SessionMachine = ReturnType<typeof sessionMachine.provide>;
 type SessionActor = Actor<SessionMachine>;
+
+/** "xstate.done.actor.0.session.closing.capturing" reads as "closing.capturing done" in the history. */
+const eventLabel = (type: string) => {
+  const invoked = /^xstate\.(done|error)\.actor\.0\.session\.(.+)$/.exec(type);
+  return invoked ? `${invoked[2]} ${invoked[1]}` : type;
+};
 
 const pathOf = (value: SessionSnapshot['value']): string =>
   typeof value === 'string'
@@ -77,7 +102,10 @@ export class Supervisor {
   private accepting = true;
 
   constructor(private readonly deps: SupervisorDeps) {
-    this.batcher = new WriteBatcher(deps.sql);
+    this.batcher = new WriteBatcher(deps.sql, 256, (writes, seconds) => {
+      deps.metrics.persistBatchSize.observe(writes);
+      deps.metrics.persistLatency.observe(seconds);
+    });
     this.scheduler = new DeadlineScheduler(deps.clock, (sessionId) => this.onDeadline(sessionId));
     this.machine = sessionMachine.provide({
       actors: sessionEffects({ ...deps, durable: (sessionId) => this.durable(sessionId) }),
@@ -103,6 +131,17 @@ export class Supervisor {
   }
 
   async open(request: OpenRequest): Promise<SessionView> {
+    try {
+      const view = await this.openSession(request);
+      this.deps.metrics.admissions.inc();
+      return view;
+    } catch (error) {
+      this.deps.metrics.rejections.inc({ code: error instanceof AppError ? error.code : 'INTERNAL_ERROR' });
+      throw error;
+    }
+  }
+
+  private async openSession(request: OpenRequest): Promise<SessionView> {
     if (!this.accepting) throw errors.shuttingDown();
     const service = await findService(this.deps.sql, request.serviceId);
     if (!service) throw errors.serviceNotFound();
@@ -241,6 +280,81 @@ export class Supervisor {
     });
   }
 
+  /** Operators' view of one session, live or stored. */
+  async opsView(sessionId: string): Promise<OpsSessionView | null> {
+    const actor = this.actors.get(sessionId);
+    if (actor) return this.opsViewOf(actor.getSnapshot());
+    const stored = await findSession(this.deps.sql, sessionId);
+    return stored ? this.opsViewOf(stored.snapshot) : null;
+  }
+
+  opsViewOf(snapshot: { value: unknown; context: SessionContext }): OpsSessionView {
+    const now = this.deps.clock.now();
+    const state = stateNameOf(snapshot);
+    const { context } = snapshot;
+    const stuckReason = stuckReasonOf(state, context, now, this.deps.stuck);
+    return {
+      ...viewOf(state, context, now),
+      accountId: context.accountId,
+      subState: subStateOf(snapshot),
+      stuck: stuckReason !== null,
+      stuckReason,
+      closeAttempts: context.closeAttempts,
+      lastError: context.lastError,
+    };
+  }
+
+  /** Every live session that is past the deadline of the state it waits in. */
+  stuckSessions(): OpsSessionView[] {
+    const stuck: OpsSessionView[] = [];
+    for (const actor of this.actors.values()) {
+      const view = this.opsViewOf(actor.getSnapshot());
+      if (view.stuck) stuck.push(view);
+    }
+    return stuck.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Live sessions by state (and how many are stuck), for the metrics. */
+  countLive(): { byState: Record<string, number>; stuck: number } {
+    const byState: Record<string, number> = {};
+    let stuck = 0;
+    const now = this.deps.clock.now();
+    for (const actor of this.actors.values()) {
+      const snapshot = actor.getSnapshot();
+      const state = stateNameOf(snapshot);
+      byState[state] = (byState[state] ?? 0) + 1;
+      if (stuckReasonOf(state, snapshot.context, now, this.deps.stuck)) stuck++;
+    }
+    return { byState, stuck };
+  }
+
+  /**
+   * An operator's action, sent to the session's machine like any event: terminate (ends a
+   * running session, or gives up on an authorization), retry (the card company call it waits
+   * to retry, now), void (forgive a charge that cannot be captured; the hold is voided).
+   */
+  async opsAction(sessionId: string, action: OpsAction): Promise<OpsSessionView> {
+    const actor = this.actors.get(sessionId);
+    if (!actor) {
+      const view = await this.opsView(sessionId);
+      if (!view) throw errors.sessionNotFound();
+      throw errors.actionNotAllowed(action, view.state);
+    }
+    const event = { type: OPS_ACTIONS[action], at: this.deps.clock.now() };
+    const before = actor.getSnapshot();
+    if (!before.can(event)) throw errors.actionNotAllowed(action, `${stateNameOf(before)}.${subStateOf(before) ?? ''}`);
+    this.send(actor, event);
+    // Answer once no call to the card company is in flight any more: ended, running, or waiting to retry.
+    const resting = (s: SessionSnapshot) => s.status === 'done' || ['running', 'grace', 'waiting'].includes(subStateOf(s) ?? '');
+    const snapshot = await this.settle(actor, resting, this.deps.logoffWaitMs);
+    return this.opsViewOf(snapshot);
+  }
+
+  /** Stops taking new sessions; requests already running finish. */
+  beginShutdown(): void {
+    this.accepting = false;
+  }
+
   /** Stops taking new sessions, waits for pending writes, stops every actor; restore carries on. */
   async stop(): Promise<void> {
     this.accepting = false;
@@ -298,6 +412,7 @@ export class Supervisor {
       // A restored actor ignores its input; the stored context is a complete one.
       ...('snapshot' in options ? { snapshot: options.snapshot, input: options.snapshot.context } : options),
       inspect: (event) => {
+        this.deps.inspect?.(event);
         if (event.type !== '@xstate.snapshot' || event.actorRef !== actor) return;
         const snapshot = event.snapshot as SessionSnapshot;
         const path = pathOf(snapshot.value);
@@ -306,7 +421,7 @@ export class Supervisor {
           return;
         }
         if (previous.path === path && previous.context === snapshot.context) return;
-        this.persist(actor, snapshot, previous, event.event.type);
+        this.persist(actor, snapshot, previous, eventLabel(event.event.type));
         previous = { path, context: snapshot.context };
       },
     });

@@ -21,6 +21,8 @@ export class WriteBatcher {
   constructor(
     private readonly sql: Sql,
     private readonly maxBatch = 256,
+    /** Told of every committed batch: how many writes, how long the commit took. */
+    private readonly onCommit: (writes: number, seconds: number) => void = () => {},
   ) {}
 
   enqueue(write: Write): Promise<void> {
@@ -41,9 +43,11 @@ export class WriteBatcher {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
+        const started = performance.now();
         await this.sql.begin(async (tx) => {
           for (const item of batch) await item.write(tx);
         });
+        this.onCommit(batch.length, (performance.now() - started) / 1000);
         for (const item of batch) item.resolve();
       } catch {
         for (const item of batch) {

@@ -20,6 +20,27 @@ export function opsRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
       return { sessions };
     });
 
+    app.get('/metrics', async (_request, reply) => {
+      const { byState, stuck } = deps.supervisor.countLive();
+      deps.metrics.sessions.reset();
+      for (const [state, count] of Object.entries(byState)) deps.metrics.sessions.set({ state }, count);
+      deps.metrics.stuckSessions.set(stuck);
+      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    });
+
+    // Ready: the database answers and every unsettled session has been restored.
+    app.get('/ready', async (_request, reply) => {
+      const database = await deps.sql`select 1`.then(() => true, () => false);
+      if (database && deps.readiness.restored) return { status: 'ready' };
+      return reply.code(503).type('application/problem+json').send({
+        type: 'about:blank',
+        title: 'Service Unavailable',
+        status: 503,
+        code: database ? 'RESTORING' : 'DATABASE_UNAVAILABLE',
+        detail: database ? 'Sessions are still being restored.' : 'The database does not answer.',
+      });
+    });
+
     app.get('/health', async (_request, reply) => {
       try {
         await deps.sql`select 1`;

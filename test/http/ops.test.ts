@@ -1,0 +1,156 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp } from '../helpers/customers.js';
+import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+let tollgate: TestTollgate;
+let ops: Record<string, string>;
+let customer: Awaited<ReturnType<typeof signUp>>;
+let serviceId: string;
+let serverId: string;
+
+beforeAll(async () => {
+  tollgate = await startTestTollgate({
+    env: {
+      // A failing capture is retried 20 s later by itself; one failure makes it stuck.
+      CAPTURE_RETRY_BASE_MS: '20000',
+      CAPTURE_RETRY_MAX_MS: '60000',
+      STUCK_AFTER_ATTEMPTS: '1',
+      CARD_NETWORK_MAX_ATTEMPTS: '2',
+      CARD_NETWORK_BACKOFF_BASE_MS: '10',
+      CARD_NETWORK_BACKOFF_MAX_MS: '20',
+      LOGOFF_WAIT_MS: '2000',
+    },
+  });
+  ops = { authorization: `Bearer ${tollgate.adminToken}` };
+  customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
+  ({ serviceId, serverId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' }));
+});
+afterAll(async () => {
+  await expectLedgerBalanced(tollgate.sql);
+  await tollgate.stop();
+});
+
+const open = async (maxCharge = '5.00') =>
+  (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge } })).json();
+const logoff = (id: string) => tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: customer.auth });
+const opsGet = async (url: string) => tollgate.app.inject({ url, headers: ops });
+const opsPost = (url: string) => tollgate.app.inject({ method: 'POST', url, headers: ops });
+
+describe('stuck sessions', () => {
+  it('shows a session whose captures keep failing as stuck, with the reason, and settles it on retry once the network recovers', async () => {
+    const session = await open();
+    await sleep(1_100);
+    const network = sandbox(tollgate.cardNetworkUrl);
+    await network.setFaults([{ phase: 'capture', fault: 'error' }]);
+    const closing = await logoff(session.id);
+    expect(closing.statusCode).toBe(202);
+    expect(closing.json().state).toBe('closing');
+
+    const { sessions } = (await opsGet('/v1/ops/sessions?stuck=true')).json();
+    const stuck = sessions.find((s: { id: string }) => s.id === session.id);
+    expect(stuck).toMatchObject({ state: 'closing', subState: 'waiting', stuck: true, closeAttempts: 1 });
+    expect(stuck.stuckReason).toMatch(/^capture failing for \d+ seconds \(1 attempts\): CardNetworkUnavailableError/);
+
+    // Still failing: a retry goes through the machine and comes back to wait.
+    const tooSoon = (await opsPost(`/v1/ops/sessions/${session.id}/retry`)).json();
+    expect(tooSoon.session).toMatchObject({ state: 'closing', closeAttempts: 2 });
+
+    await network.clearFaults();
+    const retried = await opsPost(`/v1/ops/sessions/${session.id}/retry`);
+    expect(retried.statusCode).toBe(200);
+    expect(retried.json().session).toMatchObject({ state: 'settled', stuck: false, endReason: 'logoff' });
+    expect(retried.json().session.chargeSlip.amount).toBe(retried.json().session.charge);
+    expect((await opsGet('/v1/ops/sessions?stuck=true')).json().sessions).toEqual([]);
+
+    const detail = (await opsGet(`/v1/ops/sessions/${session.id}`)).json();
+    expect(detail.history.map((h: { to: string }) => h.to)).toEqual([
+      'authorizing.requesting',
+      'active.running',
+      'closing.capturing',
+      'closing.waiting',
+      'closing.capturing',
+      'closing.waiting',
+      'closing.capturing',
+      'settled',
+    ]);
+    expect(detail.history[3]).toMatchObject({ event: 'closing.capturing done', from: 'closing.capturing' });
+    expect(detail.history[3].detail.lastError).toMatch(/^CardNetworkUnavailableError/);
+    expect(detail.history.find((h: { event: string }) => h.event === 'RETRY')).toBeTruthy();
+  });
+
+  it('voids instead of capturing when an operator forgives a charge that cannot be taken', async () => {
+    const session = await open();
+    await sleep(1_100);
+    const network = sandbox(tollgate.cardNetworkUrl);
+    await network.setFaults([{ phase: 'capture', fault: 'error' }]);
+    await logoff(session.id);
+    const voided = (await opsPost(`/v1/ops/sessions/${session.id}/void`)).json();
+    await network.clearFaults();
+    expect(voided.session).toMatchObject({ state: 'settled', charge: '0.00', chargeSlip: null });
+    const [hold] = await network.holds(`?reference=${session.id}`);
+    expect(hold!.state).toBe('voided');
+  });
+});
+
+describe('operator actions', () => {
+  it('terminates a running session through its machine, charging the time used', async () => {
+    const session = await open();
+    await sleep(1_100);
+    const response = await opsPost(`/v1/ops/sessions/${session.id}/terminate`);
+    expect(response.statusCode).toBe(200);
+    expect(response.json().session).toMatchObject({ state: 'settled', endReason: 'ops_terminated' });
+    expect(Number(response.json().session.charge)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses an action the session cannot take, and an unknown session', async () => {
+    const session = await open();
+    const retry = await opsPost(`/v1/ops/sessions/${session.id}/retry`);
+    expect(retry.statusCode).toBe(409);
+    expect(retry.json()).toMatchObject({ code: 'ACTION_NOT_ALLOWED' });
+    await logoff(session.id);
+    expect((await opsPost(`/v1/ops/sessions/${session.id}/terminate`)).json().code).toBe('ACTION_NOT_ALLOWED');
+    expect((await opsPost('/v1/ops/sessions/00000000-0000-4000-8000-000000000000/retry')).json().code).toBe('SESSION_NOT_FOUND');
+    expect((await opsPost(`/v1/ops/sessions/${session.id}/explode`)).json().code).toBe('VALIDATION_FAILED');
+    expect((await tollgate.app.inject({ url: '/v1/ops/sessions', headers: customer.auth })).statusCode).toBe(403);
+  });
+});
+
+describe('listing sessions', () => {
+  it('filters by state, server and service, and pages with a cursor', async () => {
+    const running = [await open('1.00'), await open('1.00'), await open('1.00')];
+    const active = (await opsGet(`/v1/ops/sessions?state=active&serviceId=${serviceId}`)).json();
+    expect(active.sessions.map((s: { id: string }) => s.id)).toEqual(expect.arrayContaining(running.map((s) => s.id)));
+    expect(active.sessions.every((s: { state: string }) => s.state === 'active')).toBe(true);
+    const first = (await opsGet(`/v1/ops/sessions?serverId=${serverId}&limit=2`)).json();
+    expect(first.sessions).toHaveLength(2);
+    const second = (await opsGet(`/v1/ops/sessions?serverId=${serverId}&limit=2&cursor=${first.nextCursor}`)).json();
+    const firstIds = first.sessions.map((s: { id: string }) => s.id);
+    expect(second.sessions.some((s: { id: string }) => firstIds.includes(s.id))).toBe(false);
+    expect(second.sessions[0].createdAt <= first.sessions[1].createdAt).toBe(true);
+    expect((await opsGet('/v1/ops/sessions?cursor=nonsense')).json().code).toBe('VALIDATION_FAILED');
+    for (const s of running) await logoff(s.id);
+  });
+});
+
+describe('metrics and readiness', () => {
+  it('exposes sessions by state, admissions, card-network latency and persistence latency in Prometheus format', async () => {
+    const session = await open('1.00');
+    const response = await tollgate.app.inject({ url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toContain('text/plain');
+    expect(response.body).toMatch(/tollgate_sessions\{state="active"\} [1-9]/);
+    expect(response.body).toMatch(/tollgate_admissions_total [1-9]/);
+    expect(response.body).toMatch(/tollgate_card_network_request_duration_seconds_count\{operation="authorize",outcome="ok"\} [1-9]/);
+    expect(response.body).toMatch(/tollgate_persist_commit_duration_seconds_count [1-9]/);
+    expect(response.body).toContain('tollgate_stuck_sessions');
+    await logoff(session.id);
+  });
+
+  it('is ready once the database answers and sessions are restored', async () => {
+    expect((await tollgate.app.inject({ url: '/ready' })).json()).toEqual({ status: 'ready' });
+    expect((await tollgate.app.inject({ url: '/health' })).statusCode).toBe(200);
+  });
+});
