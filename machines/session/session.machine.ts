@@ -53,6 +53,13 @@ export function renewAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, hold: 
   return hold.expiresAt - Math.min(context.renewBeforeMs, Math.floor(lifetime / 2));
 }
 
+const incrementInput = ({ context }: { context: SessionContext }): IncrementInput => ({
+  sessionId: context.sessionId,
+  holdId: context.hold!.holdId,
+  amountMicros: context.extension!.toMicros,
+  attempt: context.extensions + 1,
+});
+
 const authorizeInput = (context: SessionContext, attempt: number): AuthorizeInput => ({
   sessionId: context.sessionId,
   accountId: context.accountId,
@@ -130,6 +137,32 @@ export const sessionMachine = setup({
         reason: null,
       },
     })),
+    /**
+     * The card company raised the hold: the limit and the cutoff move. A session resumed from
+     * over its limit is not billed for the time it was interrupted.
+     */
+    extensionApproved: assign(({ context, event }) => {
+      const { hold, at } = (event as unknown as { output: Extract<IncrementOutcome, { ok: true }> }).output;
+      const maxChargeMicros = context.extension!.toMicros;
+      const pausedMs = context.pausedMs + (context.endedAt === null ? 0 : Math.max(0, at - context.endedAt));
+      const cutoff = cutoffOf(termsOf({ ...context, maxChargeMicros }));
+      // An increment raises the same hold: it was granted when it was, and lapses when it did.
+      const raised = { ...hold, authorizedAt: context.hold!.authorizedAt };
+      return {
+        hold: raised,
+        maxChargeMicros,
+        pausedMs,
+        cutoffAt: context.startedAt! + pausedMs + cutoff.afterMs,
+        cutoffReason: cutoff.reason,
+        graceUntil: null,
+        endedAt: null,
+        endReason: null,
+        chargeMicros: null,
+        renewAt: renewAtOf(context, raised),
+        extension: { ...context.extension!, outcome: 'approved' as const },
+        extensions: context.extensions + 1,
+      };
+    }),
     extensionDeclined: assign(({ context }, params: { reason: string }) => ({
       extension: { ...context.extension!, outcome: 'declined' as const, reason: params.reason },
       extensions: context.extensions + 1,
@@ -276,29 +309,12 @@ export const sessionMachine = setup({
         extending: {
           invoke: {
             src: 'incrementHold',
-            input: ({ context }) => ({
-              sessionId: context.sessionId,
-              holdId: context.hold!.holdId,
-              amountMicros: context.extension!.toMicros,
-              attempt: context.extensions + 1,
-            }),
+            input: incrementInput,
             onDone: [
               {
                 guard: ({ event }) => event.output.ok,
                 target: 'running',
-                actions: assign(({ context, event }) => {
-                  const { hold } = event.output as Extract<IncrementOutcome, { ok: true }>;
-                  const maxChargeMicros = context.extension!.toMicros;
-                  const cutoff = cutoffOf(termsOf({ ...context, maxChargeMicros }));
-                  return {
-                    hold,
-                    maxChargeMicros,
-                    cutoffAt: context.startedAt! + context.pausedMs + cutoff.afterMs,
-                    cutoffReason: cutoff.reason,
-                    extension: { ...context.extension!, outcome: 'approved' as const },
-                    extensions: context.extensions + 1,
-                  };
-                }),
+                actions: 'extensionApproved',
               },
               {
                 target: 'running',
@@ -403,37 +419,13 @@ export const sessionMachine = setup({
         extending: {
           invoke: {
             src: 'incrementHold',
-            input: ({ context }) => ({
-              sessionId: context.sessionId,
-              holdId: context.hold!.holdId,
-              amountMicros: context.extension!.toMicros,
-              attempt: context.extensions + 1,
-            }),
+            input: incrementInput,
             onDone: [
               {
                 // Approved: the session resumes; the time it spent interrupted is not billed.
                 guard: ({ event }) => event.output.ok,
                 target: '#session.active',
-                actions: assign(({ context, event }) => {
-                  const { hold, at } = event.output as Extract<IncrementOutcome, { ok: true }>;
-                  const maxChargeMicros = context.extension!.toMicros;
-                  const pausedMs = context.pausedMs + Math.max(0, at - context.endedAt!);
-                  const cutoff = cutoffOf(termsOf({ ...context, maxChargeMicros }));
-                  return {
-                    hold,
-                    maxChargeMicros,
-                    pausedMs,
-                    cutoffAt: context.startedAt! + pausedMs + cutoff.afterMs,
-                    cutoffReason: cutoff.reason,
-                    graceUntil: null,
-                    endedAt: null,
-                    endReason: null,
-                    chargeMicros: null,
-                    renewAt: renewAtOf(context, hold),
-                    extension: { ...context.extension!, outcome: 'approved' as const },
-                    extensions: context.extensions + 1,
-                  };
-                }),
+                actions: 'extensionApproved',
               },
               {
                 target: 'grace',

@@ -1,0 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startCluster } from './pg.js';
+import { machineInfo } from './machine-info.js';
+import { measureCeiling } from './ceiling.js';
+const root = await mkdtemp(path.join(os.tmpdir(), 'tollgate-bench-'));
+const t = performance.now();
+const cluster = await startCluster(root);
+console.log('cluster', performance.now() - t);
+console.log(await machineInfo(cluster));
+console.log(await measureCeiling(cluster, { concurrencies: [1, 16, 64], seconds: 4 }));
+await cluster.stop();
+await rm(root, { recursive: true, force: true });

@@ -1,0 +1,145 @@
+import dc from 'node:diagnostics_channel';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import type { Handler } from './child.js';
+import { distribution, type Distribution } from './util.js';
+
+/**
+ * What every benchmark child can be asked about itself: CPU and memory use, a CPU profile of a
+ * window, event-loop delay, and the durations of the HTTP requests it served and sent (read
+ * from Node's diagnostics channels, so nothing in src/ is touched).
+ */
+const MAX_SAMPLES = 500_000;
+
+const routeOf = (method: string, url: string) =>
+  `${method} ${url.split('?')[0]!.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, ':id').replace(/\/hold_[^/]+/g, '/:hold')}`;
+
+class Timings {
+  private readonly samples = new Map<string, number[]>();
+  add(key: string, ms: number) {
+    let list = this.samples.get(key);
+    if (!list) this.samples.set(key, (list = []));
+    if (list.length < MAX_SAMPLES) list.push(ms);
+  }
+  reset() {
+    this.samples.clear();
+  }
+  summary(): Record<string, Distribution> {
+    return Object.fromEntries([...this.samples].map(([key, values]) => [key, distribution(values)]));
+  }
+}
+
+const served = new Timings();
+const sent = new Timings();
+const starts = new WeakMap<object, number>();
+
+dc.subscribe('http.server.request.start', (message) => {
+  starts.set((message as { request: object }).request, performance.now());
+});
+dc.subscribe('http.server.response.finish', (message) => {
+  const request = (message as { request: { method?: string; url?: string } }).request;
+  const start = starts.get(request);
+  if (start !== undefined) served.add(routeOf(request.method ?? '?', request.url ?? '?'), performance.now() - start);
+});
+dc.subscribe('undici:request:create', (message) => {
+  starts.set((message as { request: object }).request, performance.now());
+});
+dc.subscribe('undici:request:headers', (message) => {
+  const request = (message as { request: { method: string; path: string } }).request;
+  const start = starts.get(request);
+  if (start !== undefined) sent.add(routeOf(request.method, request.path), performance.now() - start);
+});
+
+let profiler: Session | null = null;
+let loopDelay: IntervalHistogram | null = null;
+let cpuMark = process.cpuUsage();
+let wallMark = performance.now();
+
+export function memory() {
+  const m = process.memoryUsage();
+  const heap = v8.getHeapStatistics();
+  return {
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    heapTotalBytes: m.heapTotal,
+    externalBytes: m.external,
+    arrayBuffersBytes: m.arrayBuffers,
+    heapLimitBytes: heap.heap_size_limit,
+  };
+}
+
+/** Collects garbage until the heap stops shrinking (needs --expose-gc), then reads memory. */
+export async function settledMemory() {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    let previous = Infinity;
+    for (let i = 0; i < 6; i++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+      const used = process.memoryUsage().heapUsed;
+      if (previous - used < 256 * 1024) break;
+      previous = used;
+    }
+  }
+  return memory();
+}
+
+export const instrumentHandlers: Record<string, Handler> = {
+  /** CPU used since the previous mark, as a share of one core, and memory now. */
+  usage: (payload: { mark?: boolean } | undefined) => {
+    const cpu = process.cpuUsage(cpuMark);
+    const wallMs = performance.now() - wallMark;
+    if (payload?.mark) {
+      cpuMark = process.cpuUsage();
+      wallMark = performance.now();
+    }
+    return { userMs: cpu.user / 1000, systemMs: cpu.system / 1000, wallMs, memory: memory() };
+  },
+  memory: () => settledMemory(),
+  'timings-reset': () => {
+    served.reset();
+    sent.reset();
+    return true;
+  },
+  timings: () => ({ served: served.summary(), sent: sent.summary() }),
+  'eld-start': () => {
+    loopDelay?.disable();
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    return true;
+  },
+  'eld-stop': () => {
+    if (!loopDelay) return null;
+    loopDelay.disable();
+    const ms = (ns: number) => ns / 1e6;
+    const result = {
+      p50Ms: ms(loopDelay.percentile(50)),
+      p99Ms: ms(loopDelay.percentile(99)),
+      maxMs: ms(loopDelay.max),
+      meanMs: ms(loopDelay.mean),
+    };
+    loopDelay = null;
+    return result;
+  },
+  'profile-start': async (payload: { intervalUs?: number } | undefined) => {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: payload?.intervalUs ?? 1000 });
+    await profiler.post('Profiler.start');
+    return true;
+  },
+  'profile-stop': async (payload: { file: string }) => {
+    if (!profiler) throw new Error('no profile running');
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    profiler = null;
+    await writeFile(payload.file, JSON.stringify(profile));
+    return payload.file;
+  },
+  'heap-snapshot': (payload: { file: string }) => v8.writeHeapSnapshot(payload.file),
+};
+
+export { distribution };
