@@ -16,6 +16,7 @@ import { startInspector } from './observability/inspector.js';
 import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { TokenResolver } from './accounts/token-resolver.js';
 import { Admission } from './admission/admission.js';
 import { createOccupancyStore, type OccupancyStore } from './admission/occupancy.js';
 import { Catalogue } from './catalogue/catalogue-service.js';
@@ -82,6 +83,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const supervisor = new Supervisor({
     sql,
     admission,
+    catalogue,
     clock: deps.clock,
     gateway,
     log: log || createLogger('silent'),
@@ -108,6 +110,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
 
   const app = await buildApp({
     sql,
+    tokens: new TokenResolver(sql),
     clock: deps.clock,
     gateway,
     supervisor,

@@ -5,6 +5,7 @@ import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
 import { CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
 import { hashPassword, hashToken, newApiToken, verifyPassword } from './credentials.js';
+import { transaction } from '../db/transaction.js';
 
 export interface SignUp {
   name: string;
@@ -54,7 +55,7 @@ export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ acc
   const { token, tokenHash } = newApiToken();
   const createdAt = new Date(clock.now());
   try {
-    await sql.begin(async (tx) => {
+    await transaction(sql, async (tx) => {
       await tx`
         insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb,
           estimated_processing_hours, card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency,

@@ -19,9 +19,9 @@ export interface Customer {
 export async function reserveHeadroom(
   tx: TransactionSql,
   request: { accountId: string; maxChargeMicros: bigint | null; maxMs: number | null; pricePerMinuteMicros: bigint },
-): Promise<{ holdMicros: bigint; customer: Customer }> {
-  const [account] = await tx<(Customer & { limit: bigint; reserved: bigint })[]>`
-    select name, email, currency, estimated_storage_gb::text as "estimatedStorageGb",
+): Promise<{ holdMicros: bigint; customer: Customer; cardToken: string }> {
+  const [account] = await tx<(Customer & { limit: bigint; reserved: bigint; cardToken: string })[]>`
+    select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
       estimated_processing_hours::text as "estimatedProcessingHours",
       outstanding_limit_micros as limit, reserved_micros as reserved
     from accounts where id = ${request.accountId} for update`;
@@ -42,8 +42,8 @@ export async function reserveHeadroom(
     );
   }
   await tx`update accounts set reserved_micros = reserved_micros + ${hold} where id = ${request.accountId}`;
-  const { limit: _limit, reserved: _reserved, ...customer } = account;
-  return { holdMicros: hold, customer };
+  const { limit: _limit, reserved: _reserved, cardToken, ...customer } = account;
+  return { holdMicros: hold, customer, cardToken };
 }
 
 /** Reserves the extra hold of an extension against the account's limit and the session's share. */

@@ -3,38 +3,61 @@ import type { Admission } from '../admission/admission.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
-import { findServer, findService, insertServer, insertService, listServers, listServices, type ServiceRecord } from './catalogue.js';
+import { findService, insertServer, insertService, listServers, listServices, type ServiceRecord } from './catalogue.js';
 
 const uniqueName = (what: string) => (error: unknown) => {
   if ((error as { code?: string }).code === '23505') throw errors.nameTaken(what);
   throw error;
 };
 
-/** Servers and services: rows in Postgres, and a gate per row in the admission coordinator. */
+/**
+ * Servers and services: rows in Postgres, a gate per row in the admission coordinator, and a
+ * copy in memory so opening a session reads no catalogue row. Every change goes through here,
+ * in the process that owns the servers (DESIGN rule 8), so the copy cannot go stale.
+ */
 export class Catalogue {
+  private readonly servicesById = new Map<string, ServiceRecord>();
+  private readonly serverNames = new Map<string, string>();
+
   constructor(private readonly deps: { sql: Sql; clock: Clock; admission: Admission; currency: string }) {}
 
   /** On start-up: one gate per server and per service. */
   async load(): Promise<void> {
     for (const server of await listServers(this.deps.sql)) {
+      this.serverNames.set(server.id, server.name);
       this.deps.admission.register('server', server.id, server.name, server.maxUsers);
     }
     for (const service of await listServices(this.deps.sql)) {
+      this.servicesById.set(service.id, service);
       this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
     }
+  }
+
+  service(id: string): ServiceRecord | undefined {
+    return this.servicesById.get(id);
+  }
+
+  /** The catalogue as customers see it: by server name, then service name. */
+  services(): ServiceRecord[] {
+    return [...this.servicesById.values()].sort(
+      (a, b) => a.serverName.localeCompare(b.serverName) || a.name.localeCompare(b.name),
+    );
   }
 
   async createServer(request: { name: string; maxUsers: number }) {
     const server = { id: randomUUID(), ...request };
     await insertServer(this.deps.sql, server, this.deps.clock.now()).catch(uniqueName('server'));
+    this.serverNames.set(server.id, server.name);
     this.deps.admission.register('server', server.id, server.name, server.maxUsers);
     return server;
   }
 
   async createService(request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number }) {
-    if (!(await findServer(this.deps.sql, request.serverId))) throw errors.serverNotFound();
+    const serverName = this.serverNames.get(request.serverId);
+    if (serverName === undefined) throw errors.serverNotFound();
     const service = { id: randomUUID(), currency: this.deps.currency, ...request };
     await insertService(this.deps.sql, service, this.deps.clock.now()).catch(uniqueName('service'));
+    this.servicesById.set(service.id, { ...service, serverName });
     this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
     return service;
   }
@@ -45,6 +68,8 @@ export class Catalogue {
       update servers set name = coalesce(${change.name ?? null}, name), max_users = coalesce(${change.maxUsers ?? null}, max_users)
       where id = ${id} returning id, name, max_users as "maxUsers"`.catch(uniqueName('server'));
     if (!row) throw errors.serverNotFound();
+    this.serverNames.set(id, row.name);
+    for (const service of this.servicesById.values()) if (service.serverId === id) service.serverName = row.name;
     this.deps.admission.rename('server', id, row.name);
     if (change.maxUsers !== undefined) this.deps.admission.setCapacity('server', id, row.maxUsers);
     return row;
@@ -62,6 +87,7 @@ export class Catalogue {
       where id = ${id} returning id`.catch(uniqueName('service'));
     if (!row) throw errors.serviceNotFound();
     const service = (await findService(this.deps.sql, id))!;
+    this.servicesById.set(id, service);
     this.deps.admission.rename('service', id, service.name);
     if (change.maxUsers !== undefined) this.deps.admission.setCapacity('service', id, service.maxUsers);
     return service;

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Umzug } from 'umzug';
 import type { Sql, TransactionSql } from './sql.js';
+import { transaction } from './transaction.js';
 
 /**
  * Applies the numbered SQL files of `dir` in order, each once, recorded in `table`.
@@ -11,7 +12,7 @@ import type { Sql, TransactionSql } from './sql.js';
 export async function migrate(sql: Sql, options: { dir: string; table: string; schema?: string }): Promise<string[]> {
   const { dir, table } = options;
   const schema = options.schema ?? 'public';
-  return sql.begin(async (tx) => {
+  return transaction(sql, async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext(${`${schema}.${table}`}))`;
     await tx.unsafe(`create schema if not exists "${schema}"`);
     await tx.unsafe(

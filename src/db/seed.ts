@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseAmount } from '../billing/money.js';
 import type { Sql } from './sql.js';
+import { transaction } from './transaction.js';
 
 const DEMO = [
   { server: 'atlas', maxUsers: 60, services: [['cad-studio', '0.50', 40], ['genome-aligner', '1.20', 20]] },
@@ -9,7 +10,7 @@ const DEMO = [
 
 /** Seeds the demo catalogue (2 servers, 4 services) into an empty catalogue, once. */
 export async function seedDemoCatalogue(sql: Sql, currency: string, at: number): Promise<boolean> {
-  return sql.begin(async (tx) => {
+  return transaction(sql, async (tx) => {
     await tx`lock table servers in exclusive mode`;
     const [existing] = await tx`select 1 from servers limit 1`;
     if (existing) return false;

@@ -15,6 +15,7 @@ export function connect(url: string, options: { max?: number } = {}) {
 }
 
 export type Sql = ReturnType<typeof connect>;
-export type TransactionSql = postgres.TransactionSql<{ bigint: bigint }>;
+/** The connection a transaction runs on (see transaction.ts). */
+export type TransactionSql = postgres.ReservedSql<{ bigint: bigint }>;
 /** A connection or an open transaction: data-access functions take either. */
 export type Queryable = Sql | TransactionSql;

@@ -1,7 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { accountIdForToken } from '../accounts/accounts.js';
-import type { Sql } from '../db/sql.js';
+import type { TokenResolver } from '../accounts/token-resolver.js';
 import { errors } from '../errors.js';
 
 function bearer(request: FastifyRequest): string | null {
@@ -11,9 +10,9 @@ function bearer(request: FastifyRequest): string | null {
   return match ? match[1]! : null;
 }
 
-export async function requireCustomer(sql: Sql, request: FastifyRequest): Promise<string> {
+export async function requireCustomer(tokens: TokenResolver, request: FastifyRequest): Promise<string> {
   const token = bearer(request);
-  const accountId = token ? await accountIdForToken(sql, token) : null;
+  const accountId = token ? await tokens.accountFor(token) : null;
   if (!accountId) throw errors.unauthenticated();
   return accountId;
 }

@@ -1,4 +1,5 @@
 import type { OccupancyStore } from '../admission/occupancy.js';
+import type { TokenResolver } from '../accounts/token-resolver.js';
 import type { Catalogue } from '../catalogue/catalogue-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from '../clock.js';
@@ -9,6 +10,7 @@ import type { Supervisor } from '../supervisor/supervisor.js';
 /** What the routes are given; built once by the app. */
 export interface RouteDeps {
   sql: Sql;
+  tokens: TokenResolver;
   clock: Clock;
   gateway: CardGateway;
   supervisor: Supervisor;

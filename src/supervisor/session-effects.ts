@@ -27,6 +27,8 @@ export interface EffectDeps {
   log: Logger;
   /** Resolves once the session's latest state is committed: the intent is written first (DESIGN rule 3). */
   durable(sessionId: string): Promise<void>;
+  /** The card token read when the session opened, if this process still has it. */
+  takeCardToken(sessionId: string): string | undefined;
 }
 
 /**
@@ -55,12 +57,18 @@ export function sessionEffects(deps: EffectDeps) {
     expiresAt: hold.expiresAt,
   });
 
-  async function authorize(input: AuthorizeInput): Promise<Hold> {
+  async function cardToken(input: AuthorizeInput): Promise<string> {
+    const known = deps.takeCardToken(input.sessionId);
+    if (known) return known;
     const [account] = await sql<{ cardToken: string }[]>`
       select card_token as "cardToken" from accounts where id = ${input.accountId}`;
     if (!account) throw new Error(`account ${input.accountId} not found`);
+    return account.cardToken;
+  }
+
+  async function authorize(input: AuthorizeInput): Promise<Hold> {
     return gateway.authorize({
-      token: account.cardToken,
+      token: await cardToken(input),
       amountMicros: BigInt(input.amountMicros),
       currency: input.currency,
       reference: input.sessionId,

@@ -30,22 +30,25 @@ export interface OpeningRecord {
 export async function insertOpening(tx: TransactionSql, record: OpeningRecord): Promise<void> {
   const c = record.context;
   const createdAt = new Date(c.createdAt);
-  await tx`
+  // Independent statements are sent together: postgres.js pipelines them on the connection.
+  await Promise.all([
+    tx`
     insert into sessions (id, account_id, service_id, server_id, state, machine_version, snapshot, currency,
       price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at)
     values (${c.sessionId}, ${c.accountId}, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.machineVersion},
       ${tx.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.pricePerMinuteMicros)}, ${c.maxMs},
-      ${BigInt(c.maxChargeMicros)}, ${BigInt(c.maxChargeMicros)}, ${createdAt}, ${createdAt})`;
-  await tx`
+      ${BigInt(c.maxChargeMicros)}, ${BigInt(c.maxChargeMicros)}, ${createdAt}, ${createdAt})`,
+    tx`
     insert into session_log (session_id, account_id, customer_name, customer_email, estimated_storage_gb,
       estimated_processing_hours, service_id, service_name, server_id, server_name, currency, opened_at)
     values (${c.sessionId}, ${c.accountId}, ${record.customer.name}, ${record.customer.email},
       ${record.customer.estimatedStorageGb}, ${record.customer.estimatedProcessingHours}, ${c.serviceId},
-      ${record.service.name}, ${c.serverId}, ${record.server.name}, ${c.currency}, ${createdAt})`;
-  await tx`
+      ${record.service.name}, ${c.serverId}, ${record.server.name}, ${c.currency}, ${createdAt})`,
+    tx`
     insert into session_events (session_id, event, from_state, to_state, at, detail)
     values (${c.sessionId}, 'OPEN', null, 'authorizing.requesting', ${createdAt},
-      ${tx.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })})`;
+      ${tx.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })})`,
+  ]);
 }
 
 /**
@@ -69,35 +72,48 @@ export async function writeTransition(tx: TransactionSql, t: Transition): Promis
   if (!row) throw new Error(`session ${c.sessionId} has no row`);
   const enteringFinal = (t.state === 'settled' || t.state === 'declined') && !isFinal(row.previous);
 
+  // The rest depends only on the update above; sent together, they share the round trip.
+  const writes: Promise<unknown>[] = [];
   if (t.from !== t.to) {
-    await tx`
+    writes.push(tx`
       insert into session_events (session_id, event, from_state, to_state, at, detail)
-      values (${c.sessionId}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detailOf(c) as never)})`;
+      values (${c.sessionId}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detailOf(c) as never)})`);
   }
-  await holdLedger(tx, c, t.previousContext?.hold ?? null, at);
+  writes.push(holdLedger(tx, c, t.previousContext?.hold ?? null, at));
   const extension = c.extension;
   if (extension?.outcome === 'declined' && t.previousContext?.extension?.outcome === 'pending') {
     // The extension's share was reserved before asking the card company; a refusal returns it.
-    await releaseReservation(tx, c, BigInt(extension.toMicros) - BigInt(extension.fromMicros));
+    writes.push(releaseReservation(tx, c, BigInt(extension.toMicros) - BigInt(extension.fromMicros)));
   }
-  if (!enteringFinal) return;
+  if (enteringFinal) writes.push(...finalWrites(tx, t, at));
+  await Promise.all(writes);
+}
 
-  await releaseReservation(tx, c, null);
-  await tx`
-    update session_log set started_at = ${date(c.startedAt)}, ended_at = ${date(c.endedAt)},
-      charge_micros = ${micros(c.chargeMicros) ?? 0n}, end_reason = ${c.endReason}
-    where session_id = ${c.sessionId}`;
-  if (t.state !== 'settled' || !c.hold) return;
+/** A session that ends returns its reservation, completes its log row and, settled, books its charge slip. */
+function finalWrites(tx: TransactionSql, t: Transition, at: Date): Promise<unknown>[] {
+  const c = t.context;
+  const writes: Promise<unknown>[] = [
+    releaseReservation(tx, c, null),
+    tx`
+      update session_log set started_at = ${date(c.startedAt)}, ended_at = ${date(c.endedAt)},
+        charge_micros = ${micros(c.chargeMicros) ?? 0n}, end_reason = ${c.endReason}
+      where session_id = ${c.sessionId}`,
+  ];
+  if (t.state !== 'settled' || !c.hold) return writes;
+  const { holdId, authorizationNumber } = c.hold;
   const held = BigInt(c.hold.amountMicros);
   const charged = micros(c.chargeSlip?.amountMicros) ?? 0n;
   if (c.chargeSlip) {
-    await ledger(tx, c.sessionId, `capture:${c.hold.holdId}`, 'capture', 'receivable', 'card_hold', charged, c.hold.authorizationNumber, at);
-    await tx`
-      insert into charge_slips (id, session_id, authorization_number, amount_micros, currency, created_at)
-      values (${c.chargeSlip.id}, ${c.sessionId}, ${c.chargeSlip.authorizationNumber}, ${charged}, ${c.currency}, ${at})
-      on conflict do nothing`;
+    writes.push(
+      ledger(tx, c.sessionId, `capture:${holdId}`, 'capture', 'receivable', 'card_hold', charged, authorizationNumber, at),
+      tx`
+        insert into charge_slips (id, session_id, authorization_number, amount_micros, currency, created_at)
+        values (${c.chargeSlip.id}, ${c.sessionId}, ${c.chargeSlip.authorizationNumber}, ${charged}, ${c.currency}, ${at})
+        on conflict do nothing`,
+    );
   }
-  await ledger(tx, c.sessionId, `release:${c.hold.holdId}`, 'release', 'card_available', 'card_hold', held - charged, c.hold.authorizationNumber, at);
+  writes.push(ledger(tx, c.sessionId, `release:${holdId}`, 'release', 'card_available', 'card_hold', held - charged, authorizationNumber, at));
+  return writes;
 }
 
 /**

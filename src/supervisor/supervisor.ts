@@ -19,7 +19,7 @@ import {
 import { reserveExtension, reserveHeadroom } from '../accounts/headroom.js';
 import { cutoffOf } from '../billing/tariff.js';
 import type { Admission } from '../admission/admission.js';
-import { findService } from '../catalogue/catalogue.js';
+import type { ServiceRecord } from '../catalogue/catalogue.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { AppError, errors } from '../errors.js';
@@ -32,10 +32,12 @@ import { sessionEffects } from './session-effects.js';
 import { findSession, insertOpening, listSessions, loadUnsettled, writeTransition } from './session-records.js';
 import { type SessionView, viewOf } from './session-view.js';
 import { WriteBatcher } from './write-batcher.js';
+import { transaction } from '../db/transaction.js';
 
 export interface SupervisorDeps {
   sql: Sql;
   admission: Admission;
+  catalogue: { service(id: string): ServiceRecord | undefined };
   clock: Clock;
   gateway: CardGateway;
   log: Logger;
@@ -96,6 +98,8 @@ const pathOf = (value: SessionSnapshot['value']): string =>
 export class Supervisor {
   private readonly actors = new Map<string, SessionActor>();
   private readonly lastWrite = new Map<string, Promise<void>>();
+  /** Read with the account when a session opens, handed to its first authorization. */
+  private readonly cardTokens = new Map<string, string>();
   private readonly batcher: WriteBatcher;
   private readonly scheduler: DeadlineScheduler;
   private readonly machine: SessionMachine;
@@ -108,7 +112,15 @@ export class Supervisor {
     });
     this.scheduler = new DeadlineScheduler(deps.clock, (sessionId) => this.onDeadline(sessionId));
     this.machine = sessionMachine.provide({
-      actors: sessionEffects({ ...deps, durable: (sessionId) => this.durable(sessionId) }),
+      actors: sessionEffects({
+        ...deps,
+        durable: (sessionId) => this.durable(sessionId),
+        takeCardToken: (sessionId) => {
+          const token = this.cardTokens.get(sessionId);
+          this.cardTokens.delete(sessionId);
+          return token;
+        },
+      }),
     });
   }
 
@@ -143,7 +155,7 @@ export class Supervisor {
 
   private async openSession(request: OpenRequest): Promise<SessionView> {
     if (!this.accepting) throw errors.shuttingDown();
-    const service = await findService(this.deps.sql, request.serviceId);
+    const service = this.deps.catalogue.service(request.serviceId);
     if (!service) throw errors.serviceNotFound();
     const sessionId = randomUUID();
     const { admission } = this.deps;
@@ -151,8 +163,8 @@ export class Supervisor {
     await admission.admit({ sessionId, serviceId: service.id, serverId: service.serverId, waitMs: request.waitMs });
     const createdAt = this.deps.clock.now();
 
-    const opened = this.deps.sql.begin(async (tx) => {
-      const { holdMicros, customer } = await reserveHeadroom(tx, {
+    const opened = transaction(this.deps.sql, async (tx) => {
+      const { holdMicros, customer, cardToken } = await reserveHeadroom(tx, {
         accountId: request.accountId,
         maxChargeMicros: request.maxChargeMicros,
         maxMs: request.maxMs,
@@ -181,12 +193,13 @@ export class Supervisor {
         service,
         server: { name: service.serverName },
       });
-      return { input, customer };
+      return { input, customer, cardToken };
     });
-    const { input, customer } = await opened.catch((error: unknown) => {
+    const { input, customer, cardToken } = await opened.catch((error: unknown) => {
       admission.release(sessionId);
       throw error;
     });
+    this.cardTokens.set(sessionId, cardToken);
     admission.connect(sessionId, {
       accountId: request.accountId,
       estimatedStorageGb: Number(customer.estimatedStorageGb),
@@ -244,7 +257,7 @@ export class Supervisor {
     if (maxChargeMicros <= current) throw errors.validation('maxCharge must be above the session’s current limit.');
     const terms = termsOf(before.context);
     if (cutoffOf({ ...terms, maxChargeMicros }).afterMs <= cutoffOf(terms).afterMs) throw errors.timeLimitBinds();
-    await this.deps.sql.begin((tx) => reserveExtension(tx, { accountId, sessionId, deltaMicros: maxChargeMicros - current }));
+    await transaction(this.deps.sql, (tx) => reserveExtension(tx, { accountId, sessionId, deltaMicros: maxChargeMicros - current }));
     const attempt = before.context.extensions;
     this.send(actor, { type: 'EXTEND', at: this.deps.clock.now(), maxChargeMicros: maxChargeMicros.toString() });
     const snapshot = await this.settle(
@@ -455,7 +468,7 @@ export class Supervisor {
       snapshot: actor.getPersistedSnapshot(),
       machineVersion: SESSION_MACHINE_VERSION,
     };
-    const write = this.batcher.enqueue((tx) => writeTransition(tx, transition));
+    const write = this.batcher.enqueue(sessionId, (tx) => writeTransition(tx, transition));
     const tracked = write.catch((error) => {
       this.deps.log.error({ sessionId, err: String(error), to: transition.to }, 'could not persist transition');
     });

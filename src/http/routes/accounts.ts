@@ -35,7 +35,7 @@ export function accountRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
     );
 
     app.get('/v1/account', async (request) => {
-      const accountId = await requireCustomer(deps.sql, request);
+      const accountId = await requireCustomer(deps.tokens, request);
       return { account: await findAccount(deps.sql, accountId) };
     });
   };

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { serviceOccupancy, serversView } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
-import { listServices, type ServiceRecord } from '../../catalogue/catalogue.js';
+import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { requireOperator } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { idParams, positiveAmount } from '../schemas.js';
@@ -24,7 +24,7 @@ export function catalogueRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
   });
 
   return async (app) => {
-    app.get('/v1/services', async () => ({ services: (await listServices(deps.sql)).map(view) }));
+    app.get('/v1/services', async () => ({ services: deps.catalogue.services().map(view) }));
 
     app.post('/v1/servers', { schema: { body: z.object({ name, maxUsers }) } }, async (request, reply) => {
       requireOperator(deps.adminToken, request);

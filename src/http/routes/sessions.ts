@@ -23,7 +23,7 @@ export function sessionRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
   const body = openBody(deps.admissionMaxWaitSeconds);
   return async (app) => {
     app.post('/v1/sessions', { schema: { body } }, async (request, reply) => {
-      const accountId = await requireCustomer(deps.sql, request);
+      const accountId = await requireCustomer(deps.tokens, request);
       const { serviceId, maxMinutes, maxCharge, waitSeconds } = request.body;
       const session = await deps.supervisor.open({
         accountId,
@@ -36,12 +36,12 @@ export function sessionRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/v1/sessions', async (request) => {
-      const accountId = await requireCustomer(deps.sql, request);
+      const accountId = await requireCustomer(deps.tokens, request);
       return { sessions: await deps.supervisor.list(accountId) };
     });
 
     app.get('/v1/sessions/:id', { schema: { params: idParams } }, async (request) => {
-      const accountId = await requireCustomer(deps.sql, request);
+      const accountId = await requireCustomer(deps.tokens, request);
       const session = await deps.supervisor.get(accountId, request.params.id);
       if (!session) throw errors.sessionNotFound();
       return session;
@@ -51,13 +51,13 @@ export function sessionRoutes(deps: RouteDeps): FastifyPluginAsyncZod {
       '/v1/sessions/:id/extend',
       { schema: { params: idParams, body: z.object({ maxCharge: positiveAmount(2) }) } },
       async (request) => {
-        const accountId = await requireCustomer(deps.sql, request);
+        const accountId = await requireCustomer(deps.tokens, request);
         return deps.supervisor.extend(accountId, request.params.id, request.body.maxCharge);
       },
     );
 
     app.post('/v1/sessions/:id/logoff', { schema: { params: idParams } }, async (request, reply) => {
-      const accountId = await requireCustomer(deps.sql, request);
+      const accountId = await requireCustomer(deps.tokens, request);
       const { view, settled } = await deps.supervisor.logoff(accountId, request.params.id);
       return reply.code(settled ? 200 : 202).send(view);
     });

@@ -13,6 +13,7 @@ import type { Clock } from '../../clock.js';
 import type { Sql, TransactionSql } from '../../db/sql.js';
 import { behaviorFor, checkCard, decodeBehavior, encodeBehavior, type Behavior } from './cards.js';
 import { createFaultInjector, faultConfigSchema, type FaultInjector, type Phase } from './faults.js';
+import { transaction } from '../../db/transaction.js';
 
 /**
  * The card-network sandbox: a stand-in for a card processor, with the behaviour tollgate
@@ -128,7 +129,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
    * answers are not stored, so a retry with the same key tries again.
    */
   async function once(key: string, requestHash: string, effect: Effect, now: number): Promise<Answer> {
-    return sql.begin(async (tx) => {
+    return transaction(sql, async (tx) => {
       await tx`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`;
       const [seen] = await tx<{ request_hash: string; status: number; body: Record<string, unknown> }[]>`
         select request_hash, status, body from card_network.idempotency_keys where key = ${key}`;
