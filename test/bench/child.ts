@@ -2,12 +2,20 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Benchmark children: TypeScript entry points run by `node --import tsx`, talking to the parent
+ * Benchmark children: entry points in test/bench run by plain node from the run's build (or by
+ * `node --import tsx` from the sources when there is none), talking to the parent
  * over the IPC channel. A child sends `{ type: 'ready', ... }` once, then answers requests
  * `{ id, type, payload }` with `{ id, ok, result | error }`; it may send `{ type: 'progress', text }`
  * lines at any time.
  */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+let buildDir: string | null = null;
+/** From now on children run the compiled JavaScript in `dir` under plain node (see build.ts). */
+export function useBuild(dir: string): void {
+  buildDir = dir.endsWith('/') ? dir : `${dir}/`;
+}
+export const currentBuild = () => buildDir;
 
 export interface BenchChild<Ready = Record<string, unknown>> {
   pid: number;
@@ -37,8 +45,10 @@ export async function spawnChild<Ready = Record<string, unknown>>(
     readyTimeoutMs?: number;
   },
 ): Promise<BenchChild<Ready>> {
-  const file = fileURLToPath(new URL(`./${entry}`, import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [...(options.execArgv ?? []), '--import', 'tsx', file], {
+  const args = buildDir
+    ? [...(options.execArgv ?? []), `${buildDir}test/bench/${entry.replace(/\.ts$/, '.js')}`]
+    : [...(options.execArgv ?? []), '--import', 'tsx', fileURLToPath(new URL(`./${entry}`, import.meta.url))];
+  const child: ChildProcess = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

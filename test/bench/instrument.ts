@@ -1,7 +1,8 @@
 import dc from 'node:diagnostics_channel';
 import { writeFile } from 'node:fs/promises';
+import { findSourceMap } from 'node:module';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import type { Handler } from './child.js';
 import { distribution, type Distribution } from './util.js';
@@ -52,8 +53,25 @@ dc.subscribe('undici:request:headers', (message) => {
   if (start !== undefined) sent.add(routeOf(request.method, request.path), performance.now() - start);
 });
 
+/** Garbage-collection pauses, by kind (minor, major, incremental, weak callbacks). */
+const gcPauses = { count: 0, totalMs: 0, maxMs: 0, byKind: {} as Record<string, { count: number; totalMs: number }> };
+const GC_KINDS: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = GC_KINDS[(entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+    gcPauses.count++;
+    gcPauses.totalMs += entry.duration;
+    gcPauses.maxMs = Math.max(gcPauses.maxMs, entry.duration);
+    const k = (gcPauses.byKind[kind] ??= { count: 0, totalMs: 0 });
+    k.count++;
+    k.totalMs += entry.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 let profiler: Session | null = null;
+let windowStarted = performance.now();
 let loopDelay: IntervalHistogram | null = null;
+const LOOP_RESOLUTION_MS = 10;
 let cpuMark = process.cpuUsage();
 let wallMark = performance.now();
 
@@ -86,6 +104,22 @@ export async function settledMemory() {
   return memory();
 }
 
+/**
+ * tsx runs TypeScript through esbuild, so V8's line numbers are those of the generated code;
+ * its inline source maps (enabled by tsx) give back the line in the .ts file.
+ */
+function toOriginalPositions(nodes: { callFrame: { url: string; lineNumber: number; columnNumber: number } }[]): void {
+  for (const { callFrame } of nodes) {
+    if (!callFrame.url.startsWith('file:') || callFrame.url.includes('/node_modules/')) continue;
+    const entry = findSourceMap(callFrame.url)?.findEntry(callFrame.lineNumber, callFrame.columnNumber) as
+      | { originalLine?: number; originalColumn?: number }
+      | undefined;
+    if (entry?.originalLine === undefined) continue;
+    callFrame.lineNumber = entry.originalLine;
+    callFrame.columnNumber = entry.originalColumn ?? 0;
+  }
+}
+
 export const instrumentHandlers: Record<string, Handler> = {
   /** CPU used since the previous mark, as a share of one core, and memory now. */
   usage: (payload: { mark?: boolean } | undefined) => {
@@ -97,7 +131,14 @@ export const instrumentHandlers: Record<string, Handler> = {
     }
     return { userMs: cpu.user / 1000, systemMs: cpu.system / 1000, wallMs, memory: memory() };
   },
-  memory: () => settledMemory(),
+  memory: async (payload: { idleMs?: number } | undefined) => {
+    // Idle time lets V8's memory reducer give back pages that garbage no longer uses.
+    if (payload?.idleMs) {
+      await settledMemory();
+      await new Promise((resolve) => setTimeout(resolve, payload.idleMs));
+    }
+    return settledMemory();
+  },
   'timings-reset': () => {
     served.reset();
     sent.reset();
@@ -105,20 +146,35 @@ export const instrumentHandlers: Record<string, Handler> = {
   },
   timings: () => ({ served: served.summary(), sent: sent.summary() }),
   'eld-start': () => {
+    gcPauses.count = 0;
+    gcPauses.totalMs = 0;
+    gcPauses.maxMs = 0;
+    gcPauses.byKind = {};
+    windowStarted = performance.now();
     loopDelay?.disable();
-    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     loopDelay.enable();
     return true;
   },
   'eld-stop': () => {
     if (!loopDelay) return null;
     loopDelay.disable();
-    const ms = (ns: number) => ns / 1e6;
+    // The histogram holds whole sampling intervals; the delay is what exceeds the interval.
+    const ms = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
     const result = {
       p50Ms: ms(loopDelay.percentile(50)),
       p99Ms: ms(loopDelay.percentile(99)),
       maxMs: ms(loopDelay.max),
       meanMs: ms(loopDelay.mean),
+      windowMs: performance.now() - windowStarted,
+      gc: {
+        count: gcPauses.count,
+        totalMs: Math.round(gcPauses.totalMs),
+        maxMs: Math.round(gcPauses.maxMs * 10) / 10,
+        byKind: Object.fromEntries(
+          Object.entries(gcPauses.byKind).map(([kind, v]) => [kind, { count: v.count, totalMs: Math.round(v.totalMs) }]),
+        ),
+      },
     };
     loopDelay = null;
     return result;
@@ -136,6 +192,7 @@ export const instrumentHandlers: Record<string, Handler> = {
     const { profile } = await profiler.post('Profiler.stop');
     profiler.disconnect();
     profiler = null;
+    toOriginalPositions(profile.nodes);
     await writeFile(payload.file, JSON.stringify(profile));
     return payload.file;
   },
