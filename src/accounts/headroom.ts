@@ -1,6 +1,6 @@
 import { ceilToCents, formatAmount, MICROS_PER_CENT, minMicros } from '../billing/money.js';
 import { accruedMicros } from '../billing/tariff.js';
-import type { TransactionSql } from '../db/sql.js';
+import type { Queryable, TransactionSql } from '../db/sql.js';
 import { errors } from '../errors.js';
 
 export interface Customer {
@@ -12,38 +12,37 @@ export interface Customer {
 }
 
 /**
- * Reserves a session's hold against the account's limit on outstanding charges, under a row
- * lock so concurrent opens cannot oversubscribe it (DESIGN rule 6). With no maxCharge the hold
- * is what is left of the limit, or, when a time limit is set, just what that time can cost.
+ * The hold a new session asks for, given what is left of the account's outstanding limit:
+ * maxCharge when given; with none, what is left, or, when a time limit is set, just what that
+ * time can cost (rounded up to a cent). The reservation itself is made, under the account's row
+ * lock, by the statement that opens the session (insertOpening), which checks it still fits
+ * (DESIGN rule 6).
  */
-export async function reserveHeadroom(
-  tx: TransactionSql,
-  request: { accountId: string; maxChargeMicros: bigint | null; maxMs: number | null; pricePerMinuteMicros: bigint },
-): Promise<{ holdMicros: bigint; customer: Customer; cardToken: string }> {
-  const [account] = await tx<(Customer & { limit: bigint; reserved: bigint; cardToken: string })[]>`
-    select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
-      estimated_processing_hours::text as "estimatedProcessingHours",
-      outstanding_limit_micros as limit, reserved_micros as reserved
-    from accounts where id = ${request.accountId} for update`;
-  if (!account) throw errors.unauthenticated();
-  const available = account.limit - account.reserved;
-  let hold = request.maxChargeMicros;
-  if (hold === null) {
-    hold = available;
-    if (request.maxMs !== null) {
-      const timeCost = ceilToCents(accruedMicros(request.pricePerMinuteMicros, request.maxMs));
-      hold = minMicros(available, timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost);
-    }
-  }
-  if (hold < MICROS_PER_CENT || hold > available) {
-    throw errors.outstandingLimitReached(
-      formatAmount(available),
-      `This session needs a hold of ${formatAmount(hold)} but only ${formatAmount(available)} of the outstanding limit is free.`,
-    );
-  }
-  await tx`update accounts set reserved_micros = reserved_micros + ${hold} where id = ${request.accountId}`;
-  const { limit: _limit, reserved: _reserved, cardToken, ...customer } = account;
-  return { holdMicros: hold, customer, cardToken };
+export function proposedHold(request: {
+  availableMicros: bigint;
+  maxChargeMicros: bigint | null;
+  maxMs: number | null;
+  pricePerMinuteMicros: bigint;
+}): bigint {
+  if (request.maxChargeMicros !== null) return request.maxChargeMicros;
+  if (request.maxMs === null) return request.availableMicros;
+  const timeCost = ceilToCents(accruedMicros(request.pricePerMinuteMicros, request.maxMs));
+  return minMicros(request.availableMicros, timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost);
+}
+
+/** What is left of the account's outstanding limit now (null: no such account). */
+export async function availableHeadroom(db: Queryable, accountId: string): Promise<bigint | null> {
+  const [account] = await db<{ available: bigint }[]>`
+    select outstanding_limit_micros - reserved_micros as available from accounts where id = ${accountId}`;
+  return account?.available ?? null;
+}
+
+/** The answer when a hold does not fit what is left of the outstanding limit. */
+export function limitReached(holdMicros: bigint, availableMicros: bigint) {
+  return errors.outstandingLimitReached(
+    formatAmount(availableMicros),
+    `This session needs a hold of ${formatAmount(holdMicros)} but only ${formatAmount(availableMicros)} of the outstanding limit is free.`,
+  );
 }
 
 /** Reserves the extra hold of an extension against the account's limit and the session's share. */

@@ -52,5 +52,13 @@ export async function startCardGateway(config: Config, deps: { sql: Sql; clock: 
     backoffBaseMs: config.cardNetworkBackoffBaseMs,
     backoffMaxMs: config.cardNetworkBackoffMaxMs,
   });
-  return { gateway, cardNetworkUrl: url, close };
+  const closeSandbox = close;
+  return {
+    gateway,
+    cardNetworkUrl: url,
+    close: async () => {
+      await gateway.close();
+      await closeSandbox();
+    },
+  };
 }

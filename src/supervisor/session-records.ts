@@ -21,34 +21,77 @@ export interface OpeningRecord {
   context: SessionContext;
   snapshot: unknown;
   machineVersion: number;
-  customer: { name: string; email: string; estimatedStorageGb: string; estimatedProcessingHours: string };
   service: { name: string };
   server: { name: string };
 }
 
-/** The session's first row, its log row and its first history line: the intent to authorize. */
-export async function insertOpening(tx: TransactionSql, record: OpeningRecord): Promise<void> {
+export interface OpenedCustomer {
+  name: string;
+  email: string;
+  currency: string;
+  estimatedStorageGb: string;
+  estimatedProcessingHours: string;
+  cardToken: string;
+}
+
+export type OpeningOutcome =
+  | { kind: 'opened'; customer: OpenedCustomer }
+  | { kind: 'no_account' }
+  | { kind: 'currency_mismatch' }
+  /** The hold does not fit what is left of the outstanding limit; nothing was written. */
+  | { kind: 'limit_reached'; availableMicros: bigint };
+
+/**
+ * One statement, so one round trip and one commit: under the account's row lock it reserves the
+ * session's hold (context.maxChargeMicros) if it fits the outstanding limit (DESIGN rule 6) and
+ * the currency matches, and only then writes the session's first row, its log row (the customer
+ * as they are now) and its first history line: the intent to authorize. Nothing is written
+ * when the reservation is refused.
+ */
+export async function insertOpening(db: Queryable, record: OpeningRecord): Promise<OpeningOutcome> {
   const c = record.context;
   const createdAt = new Date(c.createdAt);
-  // Independent statements are sent together: postgres.js pipelines them on the connection.
-  await Promise.all([
-    tx`
-    insert into sessions (id, account_id, service_id, server_id, state, machine_version, snapshot, currency,
-      price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at)
-    values (${c.sessionId}, ${c.accountId}, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.machineVersion},
-      ${tx.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.pricePerMinuteMicros)}, ${c.maxMs},
-      ${BigInt(c.maxChargeMicros)}, ${BigInt(c.maxChargeMicros)}, ${createdAt}, ${createdAt})`,
-    tx`
-    insert into session_log (session_id, account_id, customer_name, customer_email, estimated_storage_gb,
-      estimated_processing_hours, service_id, service_name, server_id, server_name, currency, opened_at)
-    values (${c.sessionId}, ${c.accountId}, ${record.customer.name}, ${record.customer.email},
-      ${record.customer.estimatedStorageGb}, ${record.customer.estimatedProcessingHours}, ${c.serviceId},
-      ${record.service.name}, ${c.serverId}, ${record.server.name}, ${c.currency}, ${createdAt})`,
-    tx`
-    insert into session_events (session_id, event, from_state, to_state, at, detail)
-    values (${c.sessionId}, 'OPEN', null, 'authorizing.requesting', ${createdAt},
-      ${tx.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })})`,
-  ]);
+  const hold = BigInt(c.maxChargeMicros);
+  const [row] = await db<(OpenedCustomer & { availableMicros: bigint; reserved: boolean })[]>`
+    with account as (
+      select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
+        outstanding_limit_micros - reserved_micros as available
+      from accounts where id = ${c.accountId} for update
+    ), reserved as (
+      update accounts a set reserved_micros = a.reserved_micros + ${hold}
+      from account
+      where a.id = account.id and account.available >= ${hold} and account.currency = ${c.currency}
+      returning a.id
+    ), opened as (
+      insert into sessions (id, account_id, service_id, server_id, state, machine_version, snapshot, currency,
+        price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at)
+      select ${c.sessionId}, reserved.id, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.machineVersion},
+        ${db.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.pricePerMinuteMicros)}, ${c.maxMs},
+        ${hold}, ${hold}, ${createdAt}, ${createdAt}
+      from reserved
+      returning id
+    ), logged as (
+      insert into session_log (session_id, account_id, customer_name, customer_email, estimated_storage_gb,
+        estimated_processing_hours, service_id, service_name, server_id, server_name, currency, opened_at)
+      select opened.id, account.id, account.name, account.email, account.estimated_storage_gb,
+        account.estimated_processing_hours, ${c.serviceId}, ${record.service.name}, ${c.serverId},
+        ${record.server.name}, ${c.currency}, ${createdAt}
+      from opened, account
+    ), history as (
+      insert into session_events (session_id, event, from_state, to_state, at, detail)
+      select opened.id, 'OPEN', null, 'authorizing.requesting', ${createdAt},
+        ${db.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })}
+      from opened
+    )
+    select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
+      estimated_processing_hours::text as "estimatedProcessingHours", available as "availableMicros",
+      exists (select 1 from reserved) as reserved
+    from account`;
+  if (!row) return { kind: 'no_account' };
+  const { availableMicros, reserved, ...customer } = row;
+  if (reserved) return { kind: 'opened', customer };
+  if (customer.currency !== c.currency) return { kind: 'currency_mismatch' };
+  return { kind: 'limit_reached', availableMicros };
 }
 
 /**

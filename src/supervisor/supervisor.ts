@@ -16,7 +16,8 @@ import {
   type SessionSnapshot,
   stateNameOf,
 } from '../../machines/session/index.js';
-import { reserveExtension, reserveHeadroom } from '../accounts/headroom.js';
+import { availableHeadroom, limitReached, proposedHold, reserveExtension } from '../accounts/headroom.js';
+import { MICROS_PER_CENT } from '../billing/money.js';
 import { cutoffOf } from '../billing/tariff.js';
 import type { Admission } from '../admission/admission.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
@@ -137,7 +138,7 @@ export class Supervisor {
       if (holdsSeat(snapshot)) {
         this.deps.admission.restoreSeat(context.sessionId, context.serviceId, context.serverId, row.customer);
       }
-      this.run(context.sessionId, { snapshot });
+      this.start(context.sessionId, this.create(context.sessionId, { snapshot }));
     }
     return rows.length;
   }
@@ -162,15 +163,50 @@ export class Supervisor {
     // Seats first: no hold is placed at the card company for a session that cannot run.
     await admission.admit({ sessionId, serviceId: service.id, serverId: service.serverId, waitMs: request.waitMs });
     const createdAt = this.deps.clock.now();
+    const opened = this.insertOpening(request, service, sessionId, createdAt).catch((error: unknown) => {
+      admission.release(sessionId);
+      throw error;
+    });
+    const { actor, customer } = await opened;
+    const { cardToken } = customer;
+    this.cardTokens.set(sessionId, cardToken);
+    admission.connect(sessionId, {
+      accountId: request.accountId,
+      estimatedStorageGb: Number(customer.estimatedStorageGb),
+      estimatedProcessingHours: Number(customer.estimatedProcessingHours),
+    });
 
-    const opened = transaction(this.deps.sql, async (tx) => {
-      const { holdMicros, customer, cardToken } = await reserveHeadroom(tx, {
-        accountId: request.accountId,
+    this.start(sessionId, actor);
+    const snapshot = await this.settle(
+      actor,
+      (s) => !(stateNameOf(s) === 'authorizing' && subStateOf(s) === 'requesting'),
+      this.deps.openWaitMs,
+    );
+    const state = stateNameOf(snapshot);
+    const reason = snapshot.context.declineReason;
+    // A session whose authorization went unanswered is declined while any hold is released.
+    if (reason === 'card_network_unavailable' || reason === 'internal_error') throw errors.cardNetworkUnavailable();
+    if (state === 'declined') throw errors.cardDeclined(reason ?? 'generic_decline');
+    return viewOf(state, snapshot.context, this.deps.clock.now());
+  }
+
+  /**
+   * Writes the new session with its hold reserved against the account's outstanding limit. A
+   * hold given as maxCharge either fits or is refused; a hold derived from what is left of the
+   * limit is read first and, if another open took some of it meanwhile, read again.
+   */
+  private async insertOpening(request: OpenRequest, service: ServiceRecord, sessionId: string, createdAt: number) {
+    const derived = request.maxChargeMicros === null;
+    for (let attempt = 1; ; attempt++) {
+      const availableMicros = derived ? await availableHeadroom(this.deps.sql, request.accountId) : 0n;
+      if (availableMicros === null) throw errors.unauthenticated();
+      const holdMicros = proposedHold({
+        availableMicros,
         maxChargeMicros: request.maxChargeMicros,
         maxMs: request.maxMs,
         pricePerMinuteMicros: service.pricePerMinuteMicros,
       });
-      if (customer.currency !== service.currency) throw errors.currencyMismatch();
+      if (holdMicros < MICROS_PER_CENT) throw limitReached(holdMicros, availableMicros);
       const input: SessionInput = {
         sessionId,
         accountId: request.accountId,
@@ -184,40 +220,27 @@ export class Supervisor {
         retry: this.deps.retry,
         ...this.deps.policy,
       };
-      const initial = createActor(this.machine, { input }).getPersistedSnapshot();
-      await insertOpening(tx, {
-        context: (initial as unknown as { context: SessionContext }).context,
-        snapshot: initial,
+      // Created, not started: its initial snapshot is what is stored, and it starts once stored.
+      const actor = this.create(sessionId, { input });
+      const outcome = await insertOpening(this.deps.sql, {
+        context: actor.getSnapshot().context,
+        snapshot: actor.getPersistedSnapshot(),
         machineVersion: SESSION_MACHINE_VERSION,
-        customer,
         service,
         server: { name: service.serverName },
       });
-      return { input, customer, cardToken };
-    });
-    const { input, customer, cardToken } = await opened.catch((error: unknown) => {
-      admission.release(sessionId);
-      throw error;
-    });
-    this.cardTokens.set(sessionId, cardToken);
-    admission.connect(sessionId, {
-      accountId: request.accountId,
-      estimatedStorageGb: Number(customer.estimatedStorageGb),
-      estimatedProcessingHours: Number(customer.estimatedProcessingHours),
-    });
-
-    const actor = this.run(sessionId, { input });
-    const snapshot = await this.settle(
-      actor,
-      (s) => !(stateNameOf(s) === 'authorizing' && subStateOf(s) === 'requesting'),
-      this.deps.openWaitMs,
-    );
-    const state = stateNameOf(snapshot);
-    const reason = snapshot.context.declineReason;
-    // A session whose authorization went unanswered is declined while any hold is released.
-    if (reason === 'card_network_unavailable' || reason === 'internal_error') throw errors.cardNetworkUnavailable();
-    if (state === 'declined') throw errors.cardDeclined(reason ?? 'generic_decline');
-    return viewOf(state, snapshot.context, this.deps.clock.now());
+      switch (outcome.kind) {
+        case 'opened':
+          return { actor, customer: outcome.customer };
+        case 'no_account':
+          throw errors.unauthenticated();
+        case 'currency_mismatch':
+          throw errors.currencyMismatch();
+        case 'limit_reached':
+          if (derived && attempt < 3 && outcome.availableMicros >= MICROS_PER_CENT) continue;
+          throw limitReached(holdMicros, outcome.availableMicros);
+      }
+    }
   }
 
   /** Ends a customer's session; `settled` is false when the charge slip is still pending. */
@@ -414,7 +437,8 @@ export class Supervisor {
     return snapshot;
   }
 
-  private run(
+  /** A session actor wired to persist its transitions; it does nothing until `start`. */
+  private create(
     sessionId: string,
     options: { snapshot: SessionSnapshot } | { input: SessionInput },
   ): SessionActor {
@@ -441,10 +465,13 @@ export class Supervisor {
     actor.subscribe({
       error: (error) => log.error({ sessionId, err: String(error) }, 'session actor failed'),
     });
+    return actor;
+  }
+
+  private start(sessionId: string, actor: SessionActor): void {
     this.actors.set(sessionId, actor);
     actor.start();
     this.arm(sessionId, actor.getSnapshot());
-    return actor;
   }
 
   private persist(

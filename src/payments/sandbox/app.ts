@@ -130,9 +130,13 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
    */
   async function once(key: string, requestHash: string, effect: Effect, now: number): Promise<Answer> {
     return transaction(sql, async (tx) => {
-      await tx`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`;
-      const [seen] = await tx<{ request_hash: string; status: number; body: Record<string, unknown> }[]>`
-        select request_hash, status, body from card_network.idempotency_keys where key = ${key}`;
+      // Sent together (one round trip): the connection runs them in order, so the lookup sees
+      // the key only once the lock is held.
+      const [, [seen]] = await Promise.all([
+        tx`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`,
+        tx<{ request_hash: string; status: number; body: Record<string, unknown> }[]>`
+          select request_hash, status, body from card_network.idempotency_keys where key = ${key}`,
+      ]);
       if (seen) {
         return seen.request_hash === requestHash
           ? { status: seen.status, body: seen.body }
