@@ -479,8 +479,9 @@ export function toMarkdown(results: BenchResults): string {
           .map(([k, v]) => `${v} ms of CPU in ${k}`)
           .join(', ')}: about ${round(totalCpu, 1)} ms of CPU per open in tollgate, the sandbox and PostgreSQL together on a ${m.cores}-core machine, so at most about ${round((m.cores * 1000) / Math.max(0.01, totalCpu), 0)} opens/s with every core busy. ` +
           (c64
-            ? `A single-row insert costs PostgreSQL about ${round((m.cores * 1000) / c64.perSecond, 3)} ms of machine time at its ceiling (${c64.perSecond}/s), and the data disk flushes in ${m.fdatasync.p50Us} µs (p50), so on this machine the ceiling is set by CPU, not by fsync: an open does far more than one insert (HTTP in and out, a card authorization that is itself a committed transaction in another process, three transactions of its own, an XState actor) and cannot come near 0.35 of it. `
+            ? `A single-row insert costs PostgreSQL about ${round((m.cores * 1000) / c64.perSecond, 3)} ms of machine time at its ceiling (${c64.perSecond}/s), and the data disk flushes in ${m.fdatasync.p50Us} µs (p50), so on this machine the ceiling is set by CPU, not by fsync: an open does far more than one insert (HTTP in and out; one statement that reserves the hold and writes the session, log and history rows, with its own commit; a card authorization that is itself a committed transaction of five statements in another process; the session actor; the transition to \`active\` in a group commit) and cannot come near 0.35 of it. `
             : '') +
+          sandboxBound(results, c64) +
           `In a closed loop the mean latency is concurrency ÷ throughput (Little's law): 64 ÷ ${o64.perSecond}/s ≈ ${round((64 / Math.max(1, o64.perSecond)) * 1000, 0)} ms, so a p99 under 50 ms at concurrency 64 needs well over ${round(64 / 0.05, 0)} opens/s.`,
         '',
       );
@@ -522,6 +523,19 @@ export function toMarkdown(results: BenchResults): string {
     '',
   );
   return out.join('\n');
+}
+
+/**
+ * The card network alone bounds the opens: each open makes one authorization there. Its own
+ * throughput with the whole machine to itself (section 5) is an upper bound no open path reaches.
+ */
+function sandboxBound(results: BenchResults, ceiling: { perSecond: number } | undefined): string {
+  const alone = results.sandbox.find((s) => s.concurrency === 64);
+  if (!alone || !ceiling) return '';
+  return (
+    `The card-network sandbox alone, with the whole machine to itself and no tollgate in front of it, answers ${alone.perSecond} authorizations/s at concurrency 64 (section 5), ` +
+    `${round(alone.perSecond / ceiling.perSecond, 3)} of the ceiling: since every open makes one authorization, no open path that calls it on this machine can reach 0.35 of the ceiling, whatever tollgate does. `
+  );
 }
 
 export async function writeReport(results: BenchResults, docsDir: string): Promise<{ md: string; json: string }> {
