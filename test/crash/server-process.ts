@@ -8,7 +8,8 @@ import { EMBEDDED_PASSWORD, EMBEDDED_USER } from '../../src/db/embedded.js';
 
 /**
  * The real tollgate server (`src/server.ts`, run from source by tsx: no build step) as a child
- * process that a test can SIGKILL and start again on the same data folder and ports.
+ * process that a test can SIGKILL, or stop with SIGTERM or SIGINT, and start again on the same
+ * data folder and ports.
  *
  * The child is spawned `detached`, so it leads its own process group: a group kill takes it and
  * the embedded PostgreSQL it started (the postmaster is its child, in its group) at once. With
@@ -142,6 +143,21 @@ export class ServerProcess {
     return at;
   }
 
+  /**
+   * Sends SIGTERM or SIGINT to the server alone, as an operator or a process manager would, and
+   * resolves with how it exited.
+   */
+  async terminate(name: 'SIGTERM' | 'SIGINT', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const child = this.child;
+    if (!child?.pid) throw new Error('the server is not running');
+    if (this.lastExit !== null) throw new Error(`the server had exited by itself (${this.lastExit}):\n${await this.logTail()}`);
+    signal(child.pid, name);
+    const exited = await Promise.race([this.exited.then(() => true), sleep(timeoutMs, false, { ref: false })]);
+    if (!exited) throw new Error(`the server was still running ${timeoutMs} ms after ${name}:\n${await this.logTail()}`);
+    this.child = null;
+    return { code: child.exitCode, signal: child.signalCode };
+  }
+
   /** Kills whatever is left (the test is over): the group and the embedded PostgreSQL. */
   async destroy(): Promise<void> {
     this.destroyed = true;
@@ -234,7 +250,7 @@ async function procStat(pid: number): Promise<{ comm: string; state: string; ppi
 }
 
 /** The process is there (running or a zombie not yet reaped) and is a PostgreSQL process. */
-async function isPostgres(pid: number): Promise<boolean> {
+export async function isPostgres(pid: number): Promise<boolean> {
   const stat = await procStat(pid);
   return stat !== null && stat.comm.startsWith('postgres');
 }

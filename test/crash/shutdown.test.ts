@@ -1,0 +1,261 @@
+import { request as httpRequest } from 'node:http';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseAmount } from '../../src/billing/money.js';
+import { freePort } from '../../src/db/free-port.js';
+import { sandbox } from '../helpers/card-network.js';
+import { signUpBody } from '../helpers/customers.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { isPostgres, ServerProcess } from './server-process.js';
+
+/**
+ * The real server as a child process, stopped as a deploy (SIGTERM) or a Ctrl-C (SIGINT) stops
+ * it, then started again on the same data. What its users see: the request in flight is
+ * answered, a new one is turned away, the process exits 0 and leaves no PostgreSQL behind, and
+ * after the restart the sessions run on, still charging, in the seats they had.
+ *
+ * With no DATABASE_URL the server runs on its embedded PostgreSQL; with DATABASE_URL, on a fresh
+ * database of that server.
+ */
+const ADMIN_TOKEN = 'shutdown-test-operator-token-0123456789';
+/** The card network answers authorizations this late, so that an open is in flight at the signal. */
+const SLOW_AUTHORIZE_MS = 2_000;
+
+type Answer = { kind: 'answer'; status: number; body: any } | { kind: 'refused' } | { kind: 'lost'; error: string };
+
+interface SessionView {
+  id: string;
+  state: string;
+  authorizationNumber: string | null;
+  accrued: string;
+  charge: string | null;
+  chargeSlip: { amount: string } | null;
+}
+
+const external = Boolean(process.env.DATABASE_URL);
+let dataDir: string;
+let logFile: string;
+let db: TestDatabase | undefined;
+let server: ServerProcess;
+let serviceId: string;
+let customerToken: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-shutdown-'));
+  logFile = path.join(dataDir, 'server.log');
+  if (external) db = await createTestDatabase();
+  server = new ServerProcess({
+    dataDir,
+    port: await freePort(),
+    cardNetworkPort: await freePort(),
+    adminToken: ADMIN_TOKEN,
+    ...(db ? { databaseUrl: db.url } : {}),
+    logFile,
+    // info: the log says when the shutdown begins.
+    env: { LOG_LEVEL: 'info', TOLLGATE_SEED_DEMO: 'false', RECONCILE_INTERVAL_MS: '0' },
+  });
+  await server.start();
+  const created = await must('POST', '/v1/servers', { token: ADMIN_TOKEN, body: { name: 'shutdown', maxUsers: 10 } }, 201);
+  // 60.00 a minute: a cent every 10 ms, so every session has a charge to capture.
+  const service = await must(
+    'POST',
+    '/v1/services',
+    { token: ADMIN_TOKEN, body: { name: 'shutdown-0', serverId: created.id, pricePerMinute: '60.00', maxUsers: 10 } },
+    201,
+  );
+  serviceId = service.id;
+  customerToken = (await must('POST', '/v1/accounts', { body: signUpBody({ outstandingLimit: '100000.00' }) }, 201)).token;
+});
+
+// Each test ends with the server running; after a failed one, the next starts it again.
+beforeEach(async () => {
+  if (!server.running) await server.start();
+});
+
+afterAll(async () => {
+  await server?.destroy();
+  await db?.drop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+async function api(method: string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> {
+  try {
+    const response = await fetch(`${server.url}${url}`, {
+      method,
+      headers: {
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const text = await response.text();
+    return { kind: 'answer', status: response.status, body: text ? JSON.parse(text) : null };
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'ECONNREFUSED') return { kind: 'refused' };
+    return { kind: 'lost', error: String(cause?.code ?? error) };
+  }
+}
+
+async function must(method: string, url: string, options: { token?: string; body?: unknown } = {}, status = 200) {
+  const answer = await api(method, url, options);
+  if (answer.kind !== 'answer' || answer.status !== status) throw new Error(`${method} ${url}: ${JSON.stringify(answer)}`);
+  return answer.body;
+}
+
+/**
+ * A request on a connection of its own, as a client arriving after the signal makes it: fetch
+ * might pick a pooled connection the server has just closed, and report that instead.
+ */
+function onNewConnection(method: string, url: string, options: { token: string; body: unknown }): Promise<Answer> {
+  return new Promise((resolve) => {
+    const body = JSON.stringify(options.body);
+    const sent = httpRequest(
+      `${server.url}${url}`,
+      {
+        method,
+        agent: false,
+        headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: 20_000,
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ kind: 'answer', status: response.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+      },
+    );
+    sent.on('timeout', () => sent.destroy(new Error('timeout')));
+    sent.on('error', (error: NodeJS.ErrnoException) =>
+      resolve(error.code === 'ECONNREFUSED' ? { kind: 'refused' } : { kind: 'lost', error: String(error.code ?? error) }),
+    );
+    sent.end(body);
+  });
+}
+
+const open = () => api('POST', '/v1/sessions', { token: customerToken, body: { serviceId, maxMinutes: 60 } });
+const sessions = async (): Promise<SessionView[]> => (await must('GET', '/v1/sessions', { token: customerToken })).sessions;
+const byId = (list: SessionView[]) => new Map(list.map((s) => [s.id, s]));
+const micros = (amount: string | null | undefined) => (amount ? parseAmount(amount)! : 0n);
+
+/** Seats taken and queued, per server and per service, as operators see them. */
+async function seats() {
+  const { servers } = await must('GET', '/v1/ops/servers', { token: ADMIN_TOKEN });
+  return (servers as { id: string; activeUsers: number; queued: number; services: { id: string; activeUsers: number; queued: number }[] }[]).map(
+    (s) => ({
+      id: s.id,
+      activeUsers: s.activeUsers,
+      queued: s.queued,
+      services: s.services.map((v) => ({ id: v.id, activeUsers: v.activeUsers, queued: v.queued })),
+    }),
+  );
+}
+
+async function shutdownsLogged(): Promise<number> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  return text.split('\n').filter((line) => line.includes('"msg":"shutting down"')).length;
+}
+
+/** Opens `count` sessions of an hour (60.00 each, on a limit of 100,000.00). */
+async function openSessions(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const answer = await open();
+    if (answer.kind !== 'answer' || answer.status !== 201) throw new Error(`open: ${JSON.stringify(answer)}`);
+  }
+}
+
+/**
+ * After the restart: the sessions still run on the authorization they had, their charge went on
+ * growing, and logoff settles them.
+ */
+async function expectCarriedOn(before: Map<string, SessionView>) {
+  const after = byId(await sessions());
+  for (const [id, earlier] of before) {
+    const now = after.get(id);
+    expect({ id, state: now?.state, authorizationNumber: now?.authorizationNumber }).toEqual({
+      id,
+      state: 'active',
+      authorizationNumber: earlier.authorizationNumber,
+    });
+    expect(micros(now!.accrued), `accrued of ${id}`).toBeGreaterThan(micros(earlier.accrued));
+  }
+  for (const [id, earlier] of before) {
+    const settled = await must('POST', `/v1/sessions/${id}/logoff`, { token: customerToken });
+    expect(settled.state).toBe('settled');
+    expect(micros(settled.charge)).toBeGreaterThan(micros(earlier.accrued));
+    expect(settled.chargeSlip?.amount).toBe(settled.charge);
+  }
+}
+
+describe('graceful shutdown', () => {
+  it(
+    'on SIGTERM answers the request in flight, turns new ones away, exits 0 without leaving PostgreSQL running, and a restart carries on',
+    async () => {
+      await openSessions(2);
+      const network = sandbox(server.cardNetworkUrl);
+      await network.setFaults([{ phase: 'authorize', fault: 'slow', probability: 1, delayMs: SLOW_AUTHORIZE_MS }]);
+      const authorizations = (await network.calls()).authorize ?? 0;
+      const inFlight = open();
+      // In flight: admitted (its seat taken) and its authorization waiting at the card network.
+      while (((await network.calls()).authorize ?? 0) === authorizations) await sleep(20);
+      const seatsBefore = await seats();
+      expect(seatsBefore[0]!.services[0]!.activeUsers).toBe(3);
+      const before = byId((await sessions()).filter((s) => s.state === 'active'));
+      expect(before.size).toBe(2);
+      const postmaster = await server.postmasterPid();
+      const shutdowns = await shutdownsLogged();
+
+      const exit = server.terminate('SIGTERM');
+      while ((await shutdownsLogged()) === shutdowns) await sleep(20);
+      const late = await onNewConnection('POST', '/v1/sessions', { token: customerToken, body: { serviceId, maxMinutes: 60 } });
+      const answered = await inFlight;
+
+      expect(await exit).toEqual({ code: 0, signal: null });
+      expect(answered).toMatchObject({ kind: 'answer', status: 201, body: { state: 'active' } });
+      // Turned away: the listener is closed, or the open is answered 503 while closing.
+      if (late.kind === 'answer') expect(late.status).toBe(503);
+      else expect(late).toEqual({ kind: 'refused' });
+      if (!external) {
+        expect(postmaster).not.toBeNull();
+        expect(await isPostgres(postmaster!)).toBe(false);
+        // PostgreSQL removes its postmaster.pid on a clean stop only.
+        expect(await server.postmasterPid()).toBeNull();
+      }
+      expect((await server.logLevels()).errors).toEqual([]);
+
+      await server.start();
+      expect(await seats()).toEqual(seatsBefore);
+      const opened = (answered as { body: SessionView }).body;
+      await expectCarriedOn(before.set(opened.id, opened));
+      expect((await seats())[0]!.services[0]!.activeUsers).toBe(0);
+    },
+    120_000,
+  );
+
+  it(
+    'on SIGINT exits 0 without leaving PostgreSQL running, and a restart carries on',
+    async () => {
+      await openSessions(2);
+      const seatsBefore = await seats();
+      const before = byId((await sessions()).filter((s) => s.state === 'active'));
+      expect(before.size).toBe(2);
+      const postmaster = await server.postmasterPid();
+
+      expect(await server.terminate('SIGINT')).toEqual({ code: 0, signal: null });
+      if (!external) {
+        expect(await isPostgres(postmaster!)).toBe(false);
+        expect(await server.postmasterPid()).toBeNull();
+      }
+
+      await server.start();
+      expect(await seats()).toEqual(seatsBefore);
+      await expectCarriedOn(before);
+      expect((await server.logLevels()).errors).toEqual([]);
+    },
+    120_000,
+  );
+});
