@@ -28,6 +28,7 @@ const envSchema = z
     TOLLGATE_SEED_DEMO: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
     /** How long a logoff waits for the charge slip before answering 202 closing. */
     LOGOFF_WAIT_MS: positiveInt.default(5000),
+    SHUTDOWN_TIMEOUT_MS: positiveInt.default(25_000),
     /** How long an open waits for the card company before giving up. */
     OPEN_WAIT_MS: positiveInt.default(15000),
     CARD_NETWORK_TIMEOUT_MS: positiveInt.default(3000),
@@ -80,6 +81,7 @@ const envSchema = z
       currency: env.TOLLGATE_CURRENCY,
       seedDemo: env.TOLLGATE_SEED_DEMO,
       logoffWaitMs: env.LOGOFF_WAIT_MS,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       openWaitMs: env.OPEN_WAIT_MS,
       cardNetworkTimeoutMs: env.CARD_NETWORK_TIMEOUT_MS,
       cardNetworkMaxAttempts: env.CARD_NETWORK_MAX_ATTEMPTS,

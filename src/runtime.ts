@@ -50,6 +50,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     embedded = await startEmbeddedPostgres({
       dataDir: config.pgDataDir,
       log: (message) => log && log.debug({ component: 'postgres' }, message),
+      warn: (message) => log && log.warn({ component: 'postgres' }, message),
     });
     await embedded.ensureDatabase('tollgate');
     databaseUrl = embedded.url('tollgate');

@@ -13,9 +13,19 @@ try {
 
   let closing = false;
   const shutdown = async (signal: string) => {
-    if (closing) return;
+    if (closing) {
+      // A second signal is an operator who will not wait: stop now (restore carries on later).
+      log.warn({ signal }, 'second signal while shutting down: exiting now');
+      process.exit(1);
+    }
     closing = true;
-    log.info({ signal }, 'shutting down');
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    // Under an orchestrator's grace period (Kubernetes: 30 s) a close that hangs is ended here,
+    // with a log line, rather than by its SIGKILL.
+    setTimeout(() => {
+      log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     try {
       await tollgate.close();
       process.exit(0);

@@ -9,7 +9,8 @@ import type { OccupancyStore } from './occupancy.js';
 
 type GateActor = Actor<typeof gateMachine>;
 type Kind = 'server' | 'service';
-type Outcome = 'granted' | 'rejected';
+/** `withdrawn`: the process is shutting down and gave up the wait. */
+type Outcome = 'granted' | 'rejected' | 'withdrawn';
 
 export interface SeatRequest {
   sessionId: string;
@@ -36,6 +37,8 @@ const keyOf = (kind: Kind, id: string) => `${kind}:${id}`;
 export class Admission {
   private readonly gates = new Map<string, { actor: GateActor; name: string; serverId: string | null }>();
   private readonly waiters = new Map<string, (outcome: Outcome) => void>();
+  /** Requests waiting in a gate's queue: waiter key → the gate and the request. */
+  private readonly queued = new Map<string, { gate: GateActor; requestId: string }>();
   private readonly seats = new Map<string, Seat>();
   private readonly load = new CustomerLoad();
   private readonly scheduler: DeadlineScheduler;
@@ -101,11 +104,12 @@ export class Admission {
     let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil);
     if (service instanceof Promise) service = await service;
     if (service === 'rejected') throw errors.serviceAtCapacity(this.deps.retryAfterSeconds);
+    if (service === 'withdrawn') throw errors.shuttingDown();
     let server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil);
     if (server instanceof Promise) server = await server;
-    if (server === 'rejected') {
+    if (server !== 'granted') {
       this.gate('service', request.serviceId).send({ type: 'RELEASE' });
-      throw errors.serverAtCapacity(this.deps.retryAfterSeconds);
+      throw server === 'rejected' ? errors.serverAtCapacity(this.deps.retryAfterSeconds) : errors.shuttingDown();
     }
     this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
   }
@@ -149,10 +153,21 @@ export class Admission {
     return this.seats.size;
   }
 
+  /**
+   * Shutting down: every request queued for a seat leaves its gate's queue and is answered
+   * SHUTTING_DOWN now, instead of holding the shutdown for the rest of its wait.
+   */
+  withdrawWaiting(): void {
+    for (const [waiterKey, { gate, requestId }] of [...this.queued]) {
+      gate.send({ type: 'WITHDRAW', requestId });
+      this.waiters.get(waiterKey)?.('withdrawn');
+    }
+  }
+
   close(): void {
+    this.withdrawWaiting();
     this.scheduler.close();
     for (const { actor } of this.gates.values()) actor.stop();
-    for (const resolve of this.waiters.values()) resolve('rejected');
   }
 
   /** The gate's answer: at once when it decides during the send, later when the request queues. */
@@ -164,11 +179,13 @@ export class Admission {
     let resolveLater: ((outcome: Outcome) => void) | null = null;
     this.waiters.set(waiterKey, (outcome) => {
       this.waiters.delete(waiterKey);
+      this.queued.delete(waiterKey);
       if (resolveLater) resolveLater(outcome);
       else decided = outcome;
     });
     gate.send({ type: 'ACQUIRE', requestId, at, waitUntil });
     if (decided !== null) return decided;
+    this.queued.set(waiterKey, { gate, requestId });
     return new Promise<Outcome>((resolve) => {
       resolveLater = resolve;
     });

@@ -18,6 +18,8 @@ export interface EmbeddedDatabase {
 export interface EmbeddedOptions {
   dataDir: string;
   log?: (message: string) => void;
+  /** What an operator should see (an orphaned PostgreSQL stopped); defaults to `log`. */
+  warn?: (message: string) => void;
   /** Trades durability for speed: only for throw-away test clusters. */
   throwaway?: boolean;
 }
@@ -66,7 +68,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     },
   });
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
-  await stopOrphanedPostmaster(dataDir, log);
+  await stopOrphanedPostmaster(dataDir, options.warn ?? log);
   await pg.start().catch((error: unknown) => {
     const reason = error === undefined ? '' : ` (${String(error)})`;
     throw new Error(`PostgreSQL did not start on ${dataDir}${reason}; its last log lines:\n${lastLines.join('\n')}`, {

@@ -386,9 +386,13 @@ export class Supervisor {
     return this.opsViewOf(snapshot);
   }
 
-  /** Stops taking new sessions; requests already running finish. */
+  /**
+   * Stops taking new sessions; requests already running finish, except those queued for a seat,
+   * which are answered SHUTTING_DOWN at once rather than holding the shutdown for their wait.
+   */
   beginShutdown(): void {
     this.accepting = false;
+    this.deps.admission.withdrawWaiting();
   }
 
   /** Stops taking new sessions, waits for pending writes, stops every actor; restore carries on. */

@@ -237,6 +237,39 @@ describe('graceful shutdown', () => {
   );
 
   it(
+    'on SIGTERM answers a request queued for a seat 503 SHUTTING_DOWN at once instead of holding the shutdown for its wait',
+    async () => {
+      const created = await must('POST', '/v1/servers', { token: ADMIN_TOKEN, body: { name: 'shutdown-queue', maxUsers: 5 } }, 201);
+      const full = await must(
+        'POST',
+        '/v1/services',
+        { token: ADMIN_TOKEN, body: { name: 'shutdown-queue-0', serverId: created.id, pricePerMinute: '60.00', maxUsers: 1 } },
+        201,
+      );
+      const holder = await must('POST', '/v1/sessions', { token: customerToken, body: { serviceId: full.id, maxMinutes: 60 } }, 201);
+      const WAIT_SECONDS = 50;
+      const waiting = api('POST', '/v1/sessions', { token: customerToken, body: { serviceId: full.id, maxMinutes: 60, waitSeconds: WAIT_SECONDS } });
+      const queuedAt = async () => (await seats()).find((s) => s.id === created.id)!.services[0]!;
+      while ((await queuedAt()).queued === 0) await sleep(20);
+
+      const signalledAt = Date.now();
+      const exit = server.terminate('SIGTERM');
+      const answered = await waiting;
+      expect(answered).toMatchObject({ kind: 'answer', status: 503, body: { code: 'SHUTTING_DOWN' } });
+      expect(await exit).toEqual({ code: 0, signal: null });
+      // Not held for the wait it asked for.
+      expect(Date.now() - signalledAt).toBeLessThan((WAIT_SECONDS - 10) * 1000);
+
+      await server.start();
+      expect(await queuedAt()).toEqual({ id: full.id, activeUsers: 1, queued: 0 });
+      const settled = await must('POST', `/v1/sessions/${holder.id}/logoff`, { token: customerToken });
+      expect(settled.state).toBe('settled');
+      expect(await queuedAt()).toEqual({ id: full.id, activeUsers: 0, queued: 0 });
+    },
+    120_000,
+  );
+
+  it(
     'on SIGINT exits 0 without leaving PostgreSQL running, and a restart carries on',
     async () => {
       await openSessions(2);
