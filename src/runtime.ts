@@ -12,7 +12,6 @@ import { createLogger, type Logger } from './logger.js';
 import type { CardGateway } from './payments/gateway.js';
 import { startCardGateway } from './payments/card-gateway.js';
 import { instrumentGateway } from './payments/instrumented-gateway.js';
-import { startInspector } from './observability/inspector.js';
 import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { Supervisor } from './supervisor/supervisor.js';
@@ -63,7 +62,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const card = await startCardGateway(config, { sql, clock: deps.clock, log });
   const metrics = createMetrics();
   const gateway = instrumentGateway(card.gateway, metrics);
-  const inspector = config.inspect ? startInspector({ port: config.inspect.port, log: log || createLogger('silent') }) : null;
+  // The inspector's WebSocket server is loaded only when asked for.
+  const inspector = config.inspect
+    ? (await import('./observability/inspector.js')).startInspector({ port: config.inspect.port, log: log || createLogger('silent') })
+    : null;
 
   if (config.seedDemo && (await seedDemoCatalogue(sql, config.currency, deps.clock.now())) && log) {
     log.info('demo catalogue seeded');

@@ -51,7 +51,7 @@ export async function reserveExtension(
   request: { accountId: string; sessionId: string; deltaMicros: bigint },
 ): Promise<void> {
   const [account] = await tx<{ available: bigint }[]>`
-    select outstanding_limit_micros - reserved_micros as available from accounts where id = ${request.accountId} for update`;
+    select outstanding_limit_micros - reserved_micros as available from accounts where id = ${request.accountId} for no key update`;
   if (!account || request.deltaMicros > account.available) {
     const available = account?.available ?? 0n;
     throw errors.outstandingLimitReached(

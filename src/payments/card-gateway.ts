@@ -5,7 +5,6 @@ import type { Logger } from '../logger.js';
 import { createCardNetworkClient } from './card-network-client.js';
 import type { CardGateway } from './gateway.js';
 import { startCardNetwork } from './sandbox/start.js';
-import { createStripeGateway } from './stripe-gateway.js';
 
 export interface RunningGateway {
   gateway: CardGateway;
@@ -20,6 +19,8 @@ export interface RunningGateway {
  */
 export async function startCardGateway(config: Config, deps: { sql: Sql; clock: Clock; log: Logger | false }): Promise<RunningGateway> {
   if (config.cardGateway === 'stripe') {
+    // Loaded only when chosen: the Stripe SDK is a sizeable part of a process's baseline memory.
+    const { createStripeGateway } = await import('./stripe-gateway.js');
     const stripe = config.stripe!;
     const gateway = createStripeGateway({
       apiKey: stripe.apiKey,

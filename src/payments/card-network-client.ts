@@ -190,10 +190,13 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
   };
 }
 
-/** A connection that was refused or never resolved carried nothing to the card network. */
+/**
+ * A connection that was refused or never resolved carried nothing to the card network, nor did
+ * a call the closed client never dispatched (shutdown during a backoff).
+ */
 function neverSent(error: unknown): boolean {
   const code = errorCode(error);
-  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED';
 }
 
 /** undici puts the system error's code on the error itself; fetch wrapped it in `cause`. */

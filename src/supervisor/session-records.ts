@@ -56,7 +56,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
     with account as (
       select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
         outstanding_limit_micros - reserved_micros as available
-      from accounts where id = ${c.accountId} for update
+      from accounts where id = ${c.accountId} for no key update
     ), reserved as (
       update accounts a set reserved_micros = a.reserved_micros + ${hold}
       from account
@@ -244,14 +244,17 @@ export async function listSessions(db: Queryable, accountId: string, limit = 200
     where account_id = ${accountId} order by created_at desc limit ${limit}`;
 }
 
-export async function loadUnsettled(db: Queryable): Promise<UnsettledSession[]> {
-  const rows = await db<(StoredSession & { accountId: string; storage: string; processing: string })[]>`
+/** Every session not yet settled or declined, oldest first, in batches of `batch` rows. */
+export async function* loadUnsettled(db: Queryable, batch = 2000): AsyncGenerator<UnsettledSession[]> {
+  const cursor = db<(StoredSession & { accountId: string; storage: string; processing: string })[]>`
     select s.state, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
       a.estimated_storage_gb::text as storage, a.estimated_processing_hours::text as processing
     from sessions s join accounts a on a.id = s.account_id
-    where s.state not in ('settled', 'declined') order by s.created_at`;
-  return rows.map(({ accountId, storage, processing, ...row }) => ({
-    ...row,
-    customer: { accountId, estimatedStorageGb: Number(storage), estimatedProcessingHours: Number(processing) },
-  }));
+    where s.state not in ('settled', 'declined') order by s.created_at`.cursor(batch);
+  for await (const rows of cursor) {
+    yield rows.map(({ accountId, storage, processing, ...row }) => ({
+      ...row,
+      customer: { accountId, estimatedStorageGb: Number(storage), estimatedProcessingHours: Number(processing) },
+    }));
+  }
 }

@@ -101,6 +101,8 @@ export class Supervisor {
   private readonly lastWrite = new Map<string, Promise<void>>();
   /** Read with the account when a session opens, handed to its first authorization. */
   private readonly cardTokens = new Map<string, string>();
+  /** Inspection events of actors created but not started yet, released when they start. */
+  private readonly heldInspection = new WeakMap<SessionActor, () => void>();
   private readonly batcher: WriteBatcher;
   private readonly scheduler: DeadlineScheduler;
   private readonly machine: SessionMachine;
@@ -129,18 +131,27 @@ export class Supervisor {
     return this.actors.size;
   }
 
-  /** Brings back every session that had not finished, re-arming deadlines from stored instants. */
+  /**
+   * Brings back every session that had not finished, re-arming deadlines from stored instants.
+   * Rows are read in batches from a cursor: holding every stored snapshot at once would leave
+   * the process with hundreds of megabytes of heap it no longer uses. A session already live
+   * here is left as it is.
+   */
   async restore(): Promise<number> {
-    const rows = await loadUnsettled(this.deps.sql);
-    for (const row of rows) {
-      const snapshot = migrateSessionSnapshot(row.machineVersion, row.snapshot) as unknown as SessionSnapshot;
-      const { context } = snapshot;
-      if (holdsSeat(snapshot)) {
-        this.deps.admission.restoreSeat(context.sessionId, context.serviceId, context.serverId, row.customer);
+    let restored = 0;
+    for await (const rows of loadUnsettled(this.deps.sql)) {
+      for (const row of rows) {
+        const snapshot = migrateSessionSnapshot(row.machineVersion, row.snapshot) as unknown as SessionSnapshot;
+        const { context } = snapshot;
+        if (this.actors.has(context.sessionId)) continue;
+        if (holdsSeat(snapshot)) {
+          this.deps.admission.restoreSeat(context.sessionId, context.serviceId, context.serverId, row.customer);
+        }
+        this.start(context.sessionId, this.create(context.sessionId, { snapshot }));
+        restored++;
       }
-      this.start(context.sessionId, this.create(context.sessionId, { snapshot }));
     }
-    return rows.length;
+    return restored;
   }
 
   async open(request: OpenRequest): Promise<SessionView> {
@@ -193,13 +204,15 @@ export class Supervisor {
   /**
    * Writes the new session with its hold reserved against the account's outstanding limit. A
    * hold given as maxCharge either fits or is refused; a hold derived from what is left of the
-   * limit is read first and, if another open took some of it meanwhile, read again.
+   * limit is read first and, if another open took some of it meanwhile, asked again for what
+   * the refusal says is left.
    */
   private async insertOpening(request: OpenRequest, service: ServiceRecord, sessionId: string, createdAt: number) {
     const derived = request.maxChargeMicros === null;
+    let available = derived ? await availableHeadroom(this.deps.sql, request.accountId) : 0n;
     for (let attempt = 1; ; attempt++) {
-      const availableMicros = derived ? await availableHeadroom(this.deps.sql, request.accountId) : 0n;
-      if (availableMicros === null) throw errors.unauthenticated();
+      if (available === null) throw errors.unauthenticated();
+      const availableMicros = available;
       const holdMicros = proposedHold({
         availableMicros,
         maxChargeMicros: request.maxChargeMicros,
@@ -237,7 +250,11 @@ export class Supervisor {
         case 'currency_mismatch':
           throw errors.currencyMismatch();
         case 'limit_reached':
-          if (derived && attempt < 3 && outcome.availableMicros >= MICROS_PER_CENT) continue;
+          // What the locked row said is left: the next attempt asks for that (or its time's cost).
+          if (derived && attempt < 10 && outcome.availableMicros >= MICROS_PER_CENT) {
+            available = outcome.availableMicros;
+            continue;
+          }
           throw limitReached(holdMicros, outcome.availableMicros);
       }
     }
@@ -449,11 +466,16 @@ export class Supervisor {
     const { log } = this.deps;
     let previous: { path: string; context: SessionContext } | null = null;
     let actor: SessionActor;
+    // The inspector hears of an actor when it starts: an actor made for an open that is then
+    // refused (limit reached) never shows there.
+    const inspect = this.deps.inspect;
+    let held: InspectionEvent[] | null = inspect ? [] : null;
     actor = createActor(this.machine, {
       // A restored actor ignores its input; the stored context is a complete one.
       ...('snapshot' in options ? { snapshot: options.snapshot, input: options.snapshot.context } : options),
       inspect: (event) => {
-        this.deps.inspect?.(event);
+        if (held) held.push(event);
+        else inspect?.(event);
         if (event.type !== '@xstate.snapshot' || event.actorRef !== actor) return;
         const snapshot = event.snapshot as SessionSnapshot;
         const path = pathOf(snapshot.value);
@@ -469,10 +491,19 @@ export class Supervisor {
     actor.subscribe({
       error: (error) => log.error({ sessionId, err: String(error) }, 'session actor failed'),
     });
+    if (inspect) {
+      this.heldInspection.set(actor, () => {
+        const events = held ?? [];
+        held = null;
+        for (const event of events) inspect(event);
+      });
+    }
     return actor;
   }
 
   private start(sessionId: string, actor: SessionActor): void {
+    this.heldInspection.get(actor)?.();
+    this.heldInspection.delete(actor);
     this.actors.set(sessionId, actor);
     actor.start();
     this.arm(sessionId, actor.getSnapshot());
