@@ -5,7 +5,7 @@ import type { LoopWindow } from './opens.js';
 import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { diffHeaps, heapGroups, type HeapDiffRow } from './heap-summary.js';
 import { prepareTollgateDatabase, withSql, type BenchCluster } from './pg.js';
-import { seedAccounts, seedUnsettled } from './seed.js';
+import { BULK_TERMS, seedAccounts, seedUnsettled } from './seed.js';
 import { distribution, type Distribution, mb, round, say, sleep } from './util.js';
 
 /**
@@ -188,10 +188,7 @@ async function holdSessions(
           accountIds: seededAccounts,
           serviceId: db.services.bulk!,
           serverId: db.serverId,
-          pricePerMinuteMicros: 10_000n,
-          maxChargeMicros: 5_000_000n,
-          retry: { baseMs: 1000, maxMs: 60_000 },
-          renewBeforeMs: 86_400_000,
+          ...BULK_TERMS,
         }),
       );
       seedSeconds = seeded.seconds;

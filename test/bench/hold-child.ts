@@ -4,6 +4,7 @@ import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { startTollgate } from '../../src/runtime.js';
 import { progress, serveParent } from './child.js';
+import { benchCustomer } from './seed.js';
 import { instrumentHandlers } from './instrument.js';
 import { distribution, pool } from './util.js';
 
@@ -67,15 +68,7 @@ serveParent(
         const response = await tollgate.app.inject({
           method: 'POST',
           url: '/v1/accounts',
-          payload: {
-            name: `Bench Customer ${i}`,
-            email: `bench-${i}-${randomUUID()}@example.com`,
-            password: 'analytical engine',
-            card: { number: '4242424242424242', expMonth: 12, expYear: 2031, cvc: '123' },
-            estimatedStorageGb: 20,
-            estimatedProcessingHours: 3.5,
-            outstandingLimit: '1000000.00',
-          },
+          payload: benchCustomer(i, randomUUID()),
         });
         if (response.statusCode !== 201) throw new Error(`sign-up: ${response.statusCode} ${response.body}`);
         return (response.json() as { account: { id: string } }).account.id;

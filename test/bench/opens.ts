@@ -6,6 +6,7 @@ import { connect } from '../../src/db/sql.js';
 import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { load, type LoadResult } from './load.js';
 import { cpuWindow, type CpuShares } from './procstat.js';
+import { benchCustomer } from './seed.js';
 import { distribution, pool, round, say } from './util.js';
 import type { Distribution } from './util.js';
 
@@ -88,15 +89,7 @@ export async function measureOpens(ctx: {
     const response = await fetch(`${url}/v1/accounts`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: `Bench Customer ${i}`,
-        email: `bench-${i}-${randomUUID()}@example.com`,
-        password: 'analytical engine',
-        card: { number: '4242424242424242', expMonth: 12, expYear: 2031, cvc: '123' },
-        estimatedStorageGb: 20,
-        estimatedProcessingHours: 3.5,
-        outstandingLimit: '1000000.00',
-      }),
+      body: JSON.stringify(benchCustomer(i, randomUUID())),
     });
     if (response.status !== 201) throw new Error(`sign-up: ${response.status} ${await response.text()}`);
     return `Bearer ${((await response.json()) as { token: string }).token}`;

@@ -3,7 +3,7 @@ import { spawnChild } from './child.js';
 import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import type { Memory } from './concurrent.js';
 import { prepareTollgateDatabase, withSql, type BenchCluster } from './pg.js';
-import { seedAccounts, seedUnsettled } from './seed.js';
+import { BULK_TERMS, seedAccounts, seedUnsettled } from './seed.js';
 import { mb, round, say } from './util.js';
 
 /**
@@ -52,10 +52,7 @@ export async function measureRestore(
           accountIds: accounts,
           serviceId: db.services.bulk!,
           serverId: db.serverId,
-          pricePerMinuteMicros: 10_000n,
-          maxChargeMicros: 5_000_000n,
-          retry: { baseMs: 1000, maxMs: 60_000 },
-          renewBeforeMs: 86_400_000,
+          ...BULK_TERMS,
         });
       });
       source = `${sessions} unsettled rows written in SQL`;

@@ -28,6 +28,27 @@ export interface SeedOptions {
   batch?: number;
 }
 
+/** The terms of every seeded session: a 0.01 a minute service, 5.00 limits, the default policies. */
+export const BULK_TERMS = {
+  pricePerMinuteMicros: 10_000n,
+  maxChargeMicros: 5_000_000n,
+  retry: { baseMs: 1000, maxMs: 60_000 },
+  renewBeforeMs: 86_400_000,
+} as const satisfies Partial<SeedOptions>;
+
+/** A bench customer's sign-up body (POST /v1/accounts): an approving test card, a high limit. */
+export function benchCustomer(i: number, unique: string) {
+  return {
+    name: `Bench Customer ${i}`,
+    email: `bench-${i}-${unique}@example.com`,
+    password: 'analytical engine',
+    card: { number: '4242424242424242', expMonth: 12, expYear: 2031, cvc: '123' },
+    estimatedStorageGb: 20,
+    estimatedProcessingHours: 3.5,
+    outstandingLimit: '1000000.00',
+  };
+}
+
 /** Customers for seeded sessions: rows only (they never reach the card network during the run). */
 export async function seedAccounts(sql: Sql, count: number): Promise<string[]> {
   const ids = Array.from({ length: count }, () => randomUUID());

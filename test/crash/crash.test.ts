@@ -10,7 +10,7 @@ import { sandbox, type FaultRule, type SandboxHold } from '../helpers/card-netwo
 import { signUpBody, VISA_DECLINED } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { expectLedgerBalanced } from '../helpers/ledger.js';
-import { type KillKind, ServerProcess } from './server-process.js';
+import { type Answer, type KillKind, ServerProcess } from './server-process.js';
 
 /**
  * The real server as a child process, SIGKILLed at random moments while sessions open, run
@@ -61,7 +61,6 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-type Answer = { kind: 'answer'; status: number; body: any } | { kind: 'refused' } | { kind: 'lost'; error: string };
 
 interface Customer {
   id: string;
@@ -149,25 +148,7 @@ describe('SIGKILL at random moments, with restarts', () => {
         up = new Promise((resolve) => (markUp = resolve));
       };
 
-      const api = async (method: string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> => {
-        try {
-          const response = await fetch(`${server!.url}${url}`, {
-            method,
-            headers: {
-              ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-              ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
-            },
-            ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-            signal: AbortSignal.timeout(20_000),
-          });
-          const text = await response.text();
-          return { kind: 'answer', status: response.status, body: text ? JSON.parse(text) : null };
-        } catch (error) {
-          const cause = (error as { cause?: { code?: string } }).cause;
-          if (cause?.code === 'ECONNREFUSED') return { kind: 'refused' };
-          return { kind: 'lost', error: String(cause?.code ?? error) };
-        }
-      };
+      const api = (method: string, url: string, options: { token?: string; body?: unknown } = {}) => server!.api(method, url, options);
       /** For set-up and checks, with the server known to be up. */
       const must = async (method: string, url: string, options: { token?: string; body?: unknown } = {}, status = 200) => {
         let answer = await api(method, url, options);

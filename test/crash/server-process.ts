@@ -32,6 +32,9 @@ export interface ServerProcessOptions {
 
 export type KillKind = 'server' | 'group';
 
+/** What a client got: an answer, a refused connection (nothing listens), or a lost request. */
+export type Answer = { kind: 'answer'; status: number; body: any } | { kind: 'refused' } | { kind: 'lost'; error: string };
+
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export class ServerProcess {
@@ -180,6 +183,27 @@ export class ServerProcess {
     const port = text?.split('\n')[3]?.trim();
     if (!port) return null;
     return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/tollgate`;
+  }
+
+  /** One request to the server, as a client sees it; never throws. */
+  async api(method: string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> {
+    try {
+      const response = await fetch(`${this.url}${url}`, {
+        method,
+        headers: {
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+          ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        signal: AbortSignal.timeout(20_000),
+      });
+      const text = await response.text();
+      return { kind: 'answer', status: response.status, body: text ? JSON.parse(text) : null };
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'ECONNREFUSED') return { kind: 'refused' };
+      return { kind: 'lost', error: String(cause?.code ?? error) };
+    }
   }
 
   /** How many lines of each level (and what the errors said) the server logged, over all starts. */

@@ -9,7 +9,7 @@ import { freePort } from '../../src/db/free-port.js';
 import { sandbox } from '../helpers/card-network.js';
 import { signUpBody } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { isPostgres, ServerProcess } from './server-process.js';
+import { type Answer, isPostgres, ServerProcess } from './server-process.js';
 
 /**
  * The real server as a child process, stopped as a deploy (SIGTERM) or a Ctrl-C (SIGINT) stops
@@ -24,7 +24,6 @@ const ADMIN_TOKEN = 'shutdown-test-operator-token-0123456789';
 /** The card network answers authorizations this late, so that an open is in flight at the signal. */
 const SLOW_AUTHORIZE_MS = 2_000;
 
-type Answer = { kind: 'answer'; status: number; body: any } | { kind: 'refused' } | { kind: 'lost'; error: string };
 
 interface SessionView {
   id: string;
@@ -81,25 +80,7 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-async function api(method: string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  try {
-    const response = await fetch(`${server.url}${url}`, {
-      method,
-      headers: {
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-      signal: AbortSignal.timeout(20_000),
-    });
-    const text = await response.text();
-    return { kind: 'answer', status: response.status, body: text ? JSON.parse(text) : null };
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
-    if (cause?.code === 'ECONNREFUSED') return { kind: 'refused' };
-    return { kind: 'lost', error: String(cause?.code ?? error) };
-  }
-}
+const api = (method: string, url: string, options: { token?: string; body?: unknown } = {}) => server.api(method, url, options);
 
 async function must(method: string, url: string, options: { token?: string; body?: unknown } = {}, status = 200) {
   const answer = await api(method, url, options);
