@@ -113,6 +113,22 @@ describe('opening a session', () => {
     await logoff(customer.auth, third.json().id);
   });
 
+  it('shares the outstanding limit among simultaneous opens that size their own holds, never beyond it', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.50' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.50', maxUsers: 50 });
+    // Each asks for 2 minutes (1.00) with no maxCharge: the hold is that, or what is left.
+    const answers = await Promise.all(Array.from({ length: 16 }, () => open(customer.auth, { serviceId, maxMinutes: 2 })));
+    const opened = answers.filter((a) => a.statusCode === 201).map((a) => a.json());
+    const refused = answers.filter((a) => a.statusCode !== 201).map((a) => [a.statusCode, a.json().code]);
+    expect(opened.map((s) => s.maxCharge).sort()).toEqual([...Array(10).fill('1.00'), '0.50'].sort());
+    expect(refused).toEqual(Array(5).fill([402, 'OUTSTANDING_LIMIT_REACHED']));
+    // The card company holds exactly the limit for them, no more.
+    const { holds } = await sandbox('/v1/holds?state=open');
+    const held = holds.filter((h: { reference: string }) => opened.some((s) => s.id === h.reference));
+    expect(held.map((h: { amount: string }) => h.amount).sort()).toEqual([...Array(10).fill('1.00'), '0.50'].sort());
+    for (const session of opened) expect((await logoff(customer.auth, session.id)).statusCode).toBe(200);
+  });
+
   it('sizes the hold to the time limit when only maxMinutes is given', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '50.00' });
     const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.25' });
