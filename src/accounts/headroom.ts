@@ -3,14 +3,6 @@ import { accruedMicros } from '../billing/tariff.js';
 import type { Queryable, TransactionSql } from '../db/sql.js';
 import { errors } from '../errors.js';
 
-export interface Customer {
-  name: string;
-  email: string;
-  currency: string;
-  estimatedStorageGb: string;
-  estimatedProcessingHours: string;
-}
-
 /**
  * The hold a new session asks for, given what is left of the account's outstanding limit:
  * maxCharge when given; with none, what is left, or, when a time limit is set, just what that

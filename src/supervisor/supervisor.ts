@@ -536,13 +536,14 @@ export class Supervisor {
     });
     this.lastWrite.set(sessionId, tracked);
     this.arm(sessionId, snapshot);
-    if (snapshot.status === 'done') {
-      void tracked.then(() => {
-        if (this.lastWrite.get(sessionId) === tracked) this.lastWrite.delete(sessionId);
+    void tracked.then(() => {
+      // Committed: nothing left to wait for, and a running session holds no promise meanwhile.
+      if (this.lastWrite.get(sessionId) === tracked) this.lastWrite.delete(sessionId);
+      if (snapshot.status === 'done') {
         this.actors.delete(sessionId);
         actor.stop();
-      });
-    }
+      }
+    });
   }
 
   private arm(sessionId: string, snapshot: SessionSnapshot): void {

@@ -4,13 +4,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatAmount, parseAmount } from '../../src/billing/money.js';
-import { freePort } from '../../src/db/free-port.js';
 import { connect, type Sql } from '../../src/db/sql.js';
 import { sandbox, type FaultRule, type SandboxHold } from '../helpers/card-network.js';
 import { signUpBody, VISA_DECLINED } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { expectLedgerBalanced } from '../helpers/ledger.js';
-import { type Answer, type KillKind, ServerProcess } from './server-process.js';
+import { type Answer, type KillKind, type ServerProcess, serverProcessIn } from './server-process.js';
 
 /**
  * The real server as a child process, SIGKILLed at random moments while sessions open, run
@@ -117,13 +116,9 @@ describe('SIGKILL at random moments, with restarts', () => {
       const began = Date.now();
       dataDir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-crash-'));
       if (external) db = await createTestDatabase();
-      server = new ServerProcess({
-        dataDir,
-        port: await freePort(),
-        cardNetworkPort: await freePort(),
+      server = await serverProcessIn(dataDir, {
         adminToken: ADMIN_TOKEN,
-        ...(db ? { databaseUrl: db.url } : {}),
-        logFile: path.join(dataDir, 'server.log'),
+        databaseUrl: db?.url,
         env: {
           LOG_LEVEL: 'warn',
           TOLLGATE_SEED_DEMO: 'false',

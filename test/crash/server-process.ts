@@ -4,6 +4,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/db/free-port.js';
 import { EMBEDDED_PASSWORD, EMBEDDED_USER } from '../../src/db/embedded.js';
 
 /**
@@ -36,6 +37,25 @@ export type KillKind = 'server' | 'group';
 export type Answer = { kind: 'answer'; status: number; body: any } | { kind: 'refused' } | { kind: 'lost'; error: string };
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * A server process for a test, with its data folder, free ports and `server.log` in `dataDir`:
+ * on an external PostgreSQL when `databaseUrl` is given, else on an embedded one there.
+ */
+export async function serverProcessIn(
+  dataDir: string,
+  options: { adminToken: string; databaseUrl?: string | undefined; env: Record<string, string> },
+): Promise<ServerProcess> {
+  return new ServerProcess({
+    dataDir,
+    port: await freePort(),
+    cardNetworkPort: await freePort(),
+    adminToken: options.adminToken,
+    ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
+    logFile: path.join(dataDir, 'server.log'),
+    env: options.env,
+  });
+}
 
 export class ServerProcess {
   readonly url: string;

@@ -5,11 +5,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseAmount } from '../../src/billing/money.js';
-import { freePort } from '../../src/db/free-port.js';
 import { sandbox } from '../helpers/card-network.js';
 import { signUpBody } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { type Answer, isPostgres, ServerProcess } from './server-process.js';
+import { type Answer, isPostgres, type ServerProcess, serverProcessIn } from './server-process.js';
 
 /**
  * The real server as a child process, stopped as a deploy (SIGTERM) or a Ctrl-C (SIGINT) stops
@@ -46,26 +45,14 @@ beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-shutdown-'));
   logFile = path.join(dataDir, 'server.log');
   if (external) db = await createTestDatabase();
-  server = new ServerProcess({
-    dataDir,
-    port: await freePort(),
-    cardNetworkPort: await freePort(),
+  server = await serverProcessIn(dataDir, {
     adminToken: ADMIN_TOKEN,
-    ...(db ? { databaseUrl: db.url } : {}),
-    logFile,
+    databaseUrl: db?.url,
     // info: the log says when the shutdown begins.
     env: { LOG_LEVEL: 'info', TOLLGATE_SEED_DEMO: 'false', RECONCILE_INTERVAL_MS: '0' },
   });
   await server.start();
-  const created = await must('POST', '/v1/servers', { token: ADMIN_TOKEN, body: { name: 'shutdown', maxUsers: 10 } }, 201);
-  // 60.00 a minute: a cent every 10 ms, so every session has a charge to capture.
-  const service = await must(
-    'POST',
-    '/v1/services',
-    { token: ADMIN_TOKEN, body: { name: 'shutdown-0', serverId: created.id, pricePerMinute: '60.00', maxUsers: 10 } },
-    201,
-  );
-  serviceId = service.id;
+  serviceId = (await addService('shutdown', { serverMaxUsers: 10, maxUsers: 10 })).serviceId;
   customerToken = (await must('POST', '/v1/accounts', { body: signUpBody({ outstandingLimit: '100000.00' }) }, 201)).token;
 });
 
@@ -116,6 +103,18 @@ function onNewConnection(method: string, url: string, options: { token: string; 
     );
     sent.end(body);
   });
+}
+
+/** A server and one service on it, at 60.00 a minute: a cent every 10 ms, so every session has a charge to capture. */
+async function addService(name: string, caps: { serverMaxUsers: number; maxUsers: number }) {
+  const created = await must('POST', '/v1/servers', { token: ADMIN_TOKEN, body: { name, maxUsers: caps.serverMaxUsers } }, 201);
+  const service = await must(
+    'POST',
+    '/v1/services',
+    { token: ADMIN_TOKEN, body: { name: `${name}-0`, serverId: created.id, pricePerMinute: '60.00', maxUsers: caps.maxUsers } },
+    201,
+  );
+  return { serverId: created.id as string, serviceId: service.id as string };
 }
 
 const open = () => api('POST', '/v1/sessions', { token: customerToken, body: { serviceId, maxMinutes: 60 } });
@@ -220,17 +219,11 @@ describe('graceful shutdown', () => {
   it(
     'on SIGTERM answers a request queued for a seat 503 SHUTTING_DOWN at once instead of holding the shutdown for its wait',
     async () => {
-      const created = await must('POST', '/v1/servers', { token: ADMIN_TOKEN, body: { name: 'shutdown-queue', maxUsers: 5 } }, 201);
-      const full = await must(
-        'POST',
-        '/v1/services',
-        { token: ADMIN_TOKEN, body: { name: 'shutdown-queue-0', serverId: created.id, pricePerMinute: '60.00', maxUsers: 1 } },
-        201,
-      );
-      const holder = await must('POST', '/v1/sessions', { token: customerToken, body: { serviceId: full.id, maxMinutes: 60 } }, 201);
+      const full = await addService('shutdown-queue', { serverMaxUsers: 5, maxUsers: 1 });
+      const holder = await must('POST', '/v1/sessions', { token: customerToken, body: { serviceId: full.serviceId, maxMinutes: 60 } }, 201);
       const WAIT_SECONDS = 50;
-      const waiting = api('POST', '/v1/sessions', { token: customerToken, body: { serviceId: full.id, maxMinutes: 60, waitSeconds: WAIT_SECONDS } });
-      const queuedAt = async () => (await seats()).find((s) => s.id === created.id)!.services[0]!;
+      const waiting = api('POST', '/v1/sessions', { token: customerToken, body: { serviceId: full.serviceId, maxMinutes: 60, waitSeconds: WAIT_SECONDS } });
+      const queuedAt = async () => (await seats()).find((s) => s.id === full.serverId)!.services[0]!;
       while ((await queuedAt()).queued === 0) await sleep(20);
 
       const signalledAt = Date.now();
@@ -242,10 +235,10 @@ describe('graceful shutdown', () => {
       expect(Date.now() - signalledAt).toBeLessThan((WAIT_SECONDS - 10) * 1000);
 
       await server.start();
-      expect(await queuedAt()).toEqual({ id: full.id, activeUsers: 1, queued: 0 });
+      expect(await queuedAt()).toEqual({ id: full.serviceId, activeUsers: 1, queued: 0 });
       const settled = await must('POST', `/v1/sessions/${holder.id}/logoff`, { token: customerToken });
       expect(settled.state).toBe('settled');
-      expect(await queuedAt()).toEqual({ id: full.id, activeUsers: 0, queued: 0 });
+      expect(await queuedAt()).toEqual({ id: full.serviceId, activeUsers: 0, queued: 0 });
     },
     120_000,
   );
