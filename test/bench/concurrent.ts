@@ -72,19 +72,20 @@ export interface ConcurrentRow {
   heap: { bytesPerSession: number; rows: HeapDiffRow[] } | null;
 }
 
+/** How one size is held: sessions made through Supervisor.open up to openLimit, and the cutoff slice. */
+interface HoldOptions {
+  openLimit: number;
+  slice: number;
+  sliceConcurrency: number;
+  openConcurrency: number;
+  heapSnapshotUpTo: number;
+  profile: boolean;
+  workDir: string;
+}
+
 export async function measureConcurrent(
   cluster: BenchCluster,
-  options: {
-    sizes: number[];
-    openLimit: number;
-    slice: number;
-    sliceConcurrency: number;
-    openConcurrency: number;
-    heapSnapshotUpTo: number;
-    profile: boolean;
-    workDir: string;
-    deadline: number;
-  },
+  options: HoldOptions & { sizes: number[]; deadline: number },
 ): Promise<{ rows: ConcurrentRow[]; skipped: { sessions: number; reason: string }[]; databases: Record<number, string> }> {
   const rows: ConcurrentRow[] = [];
   const skipped: { sessions: number; reason: string }[] = [];
@@ -117,15 +118,7 @@ function estimateSeconds(sessions: number, options: { openLimit: number }, done:
 async function holdSessions(
   cluster: BenchCluster,
   sessions: number,
-  options: {
-    openLimit: number;
-    slice: number;
-    sliceConcurrency: number;
-    openConcurrency: number;
-    heapSnapshotUpTo: number;
-    profile: boolean;
-    workDir: string;
-  },
+  options: HoldOptions,
 ): Promise<ConcurrentRow> {
   const method: ConcurrentRow['method'] = sessions <= options.openLimit ? 'Supervisor.open' : 'SQL rows + Supervisor.restore';
   say(`concurrent ${sessions}: ${method}`);
