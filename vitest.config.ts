@@ -9,7 +9,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts', 'test/admission/**/*.test.ts', 'test/supervisor/deadline*.test.ts'],
+          include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts', 'test/admission/**/*.test.ts', 'test/time/**/*.test.ts'],
         },
       },
       {
@@ -17,7 +17,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/machines/**', 'test/billing/**', 'test/admission/**', 'test/supervisor/deadline*.test.ts', 'test/bench/**'],
+          exclude: ['test/machines/**', 'test/billing/**', 'test/admission/**', 'test/time/**/*.test.ts', 'test/bench/**'],
           globalSetup: ['test/helpers/global-postgres.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,

@@ -2,18 +2,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from './logger.js';
 import type { RouteDeps } from './http/deps.js';
+import { customerApi } from './http/plugins/customer-api.js';
+import { operatorApi } from './http/plugins/operator-api.js';
+import { publicApi } from './http/plugins/public-api.js';
 import { registerProblemHandlers } from './http/problem.js';
-import { accountRoutes } from './http/routes/accounts.js';
-import { catalogueRoutes } from './http/routes/catalogue.js';
-import { opsRoutes } from './http/routes/ops.js';
-import { opsSessionRoutes } from './http/routes/ops-sessions.js';
-import { sessionRoutes } from './http/routes/sessions.js';
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
 export async function buildApp(deps: RouteDeps & { logger: Logger | false }): Promise<FastifyInstance> {
-  const app = deps.logger
-    ? Fastify({ loggerInstance: deps.logger as FastifyBaseLogger })
-    : Fastify({ logger: false });
+  const app = deps.logger ? Fastify({ loggerInstance: deps.logger as FastifyBaseLogger }) : Fastify({ logger: false });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
@@ -29,10 +25,9 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false }): Pr
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
-  await app.register(accountRoutes(deps));
-  await app.register(catalogueRoutes(deps));
-  await app.register(sessionRoutes(deps));
-  await app.register(opsRoutes(deps));
-  await app.register(opsSessionRoutes(deps));
+  // Three groups, each with its one auth hook: anyone, customers, operators.
+  await app.register(publicApi(deps));
+  await app.register(customerApi(deps));
+  await app.register(operatorApi(deps));
   return app;
 }

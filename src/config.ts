@@ -1,8 +1,10 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAmount } from './billing/money.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const decimal = z.string().regex(/^\d{1,9}(\.\d{1,6})?$/, 'must be a decimal amount like 100000.00');
 
 /** The one place that reads process.env; everything else receives a Config. */
 const envSchema = z
@@ -55,6 +57,23 @@ const envSchema = z
     TOLLGATE_INSPECT_PORT: port.default(8080),
     CAPTURE_RETRY_BASE_MS: positiveInt.default(1000),
     CAPTURE_RETRY_MAX_MS: positiveInt.default(60000),
+    /** The largest amount a request may name: an outstanding limit, a session's maxCharge. */
+    MAX_AMOUNT: decimal.default('100000.00'),
+    /** The largest price per minute an operator may set. */
+    MAX_PRICE_PER_MINUTE: decimal.default('10000.00'),
+    /** The largest estimated storage (GB) or processing (hours) a customer may state. */
+    MAX_ESTIMATE: z.coerce.number().positive().max(999_999_999).default(1_000_000),
+    /** The longest time limit a session may ask for (a week: longer sessions renew their hold). */
+    MAX_SESSION_MINUTES: positiveInt.max(525_600).default(10_080),
+    /** A transition whose write fails this many times makes its session stuck; writes are retried with backoff. */
+    JOURNAL_ATTEMPTS_BEFORE_STUCK: positiveInt.default(5),
+    JOURNAL_RETRY_BASE_MS: positiveInt.default(100),
+    JOURNAL_RETRY_MAX_MS: positiveInt.default(30_000),
+    /** An authorizing session nobody hosts, untouched this long, is an orphan; the sweep runs this often. */
+    ORPHAN_AFTER_MS: positiveInt.default(60_000),
+    ORPHAN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+    /** How long the answer to an Idempotency-Key is kept. */
+    IDEMPOTENCY_KEY_TTL_HOURS: positiveInt.default(24),
   })
   .refine((env) => env.TOLLGATE_CARD_GATEWAY !== 'stripe' || env.STRIPE_API_KEY, {
     message: 'STRIPE_API_KEY is required when TOLLGATE_CARD_GATEWAY=stripe',
@@ -100,6 +119,21 @@ const envSchema = z
       inspect: env.TOLLGATE_INSPECT ? { port: env.TOLLGATE_INSPECT_PORT } : null,
       captureRetryBaseMs: env.CAPTURE_RETRY_BASE_MS,
       captureRetryMaxMs: env.CAPTURE_RETRY_MAX_MS,
+      limits: {
+        maxAmountMicros: parseAmount(env.MAX_AMOUNT)!,
+        maxPricePerMinuteMicros: parseAmount(env.MAX_PRICE_PER_MINUTE)!,
+        maxEstimate: env.MAX_ESTIMATE,
+        maxSessionMinutes: env.MAX_SESSION_MINUTES,
+        maxWaitSeconds: env.ADMISSION_MAX_WAIT_SECONDS,
+      },
+      journal: {
+        attemptsBeforeStuck: env.JOURNAL_ATTEMPTS_BEFORE_STUCK,
+        retryBaseMs: env.JOURNAL_RETRY_BASE_MS,
+        retryMaxMs: env.JOURNAL_RETRY_MAX_MS,
+      },
+      orphanAfterMs: env.ORPHAN_AFTER_MS,
+      orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
+      idempotencyKeyTtlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000,
     };
   });
 

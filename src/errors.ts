@@ -50,4 +50,18 @@ export const errors = {
   actionNotAllowed: (action: string, state: string) =>
     new AppError(409, 'ACTION_NOT_ALLOWED', `The session (${state}) cannot take "${action}" now.`, { state }),
   shuttingDown: () => new AppError(503, 'SHUTTING_DOWN', 'tollgate is shutting down; try again shortly.'),
+  extensionInProgress: () =>
+    new AppError(409, 'EXTENSION_IN_PROGRESS', 'Another extension of this session is being decided; ask again once it is.'),
+  notRecorded: (detail: string) =>
+    new AppError(503, 'NOT_RECORDED', `tollgate could not record this yet (${detail}); nothing was sent to the card company for it.`, {
+      retryAfterSeconds: 5,
+    }),
+  idempotencyKeyReused: () =>
+    new AppError(422, 'IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with another request; use a new key for a new request.'),
+  idempotencyKeyInUse: () =>
+    new AppError(409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being answered; retry once it is.', {
+      retryAfterSeconds: 1,
+    }),
+  databaseUnavailable: () => new AppError(503, 'DATABASE_UNAVAILABLE', 'The database does not answer.'),
+  restoring: () => new AppError(503, 'RESTORING', 'Sessions are still being restored.'),
 };

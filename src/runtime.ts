@@ -14,7 +14,13 @@ import { startCardGateway } from './payments/card-gateway.js';
 import { instrumentGateway } from './payments/instrumented-gateway.js';
 import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
-import { Supervisor } from './supervisor/supervisor.js';
+import { EventBus } from './events/event-bus.js';
+import { IdempotencyStore } from './http/idempotency-store.js';
+import { SessionCommands } from './sessions/commands.js';
+import { Journal } from './sessions/journal.js';
+import { SessionQueries } from './sessions/queries.js';
+import { releaseQuarantine } from './sessions/session-rows.js';
+import { Supervisor } from './sessions/supervisor.js';
 import { TokenResolver } from './accounts/token-resolver.js';
 import { Admission } from './admission/admission.js';
 import { createOccupancyStore, type OccupancyStore } from './admission/occupancy.js';
@@ -26,6 +32,11 @@ export interface Tollgate {
   app: FastifyInstance;
   sql: Sql;
   supervisor: Supervisor;
+  commands: SessionCommands;
+  queries: SessionQueries;
+  journal: Journal;
+  /** Domain events, after commit. */
+  events: EventBus;
   admission: Admission;
   occupancy: OccupancyStore;
   gateway: CardGateway;
@@ -85,21 +96,41 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   });
   const catalogue = new Catalogue({ sql, clock: deps.clock, admission, currency: config.currency });
   await catalogue.load();
-  const supervisor = new Supervisor({
+  const silent = log || createLogger('silent');
+  const events = new EventBus(silent);
+  let supervisor: Supervisor | null = null;
+  const journal = new Journal({
     sql,
+    maxBatch: 256,
+    ...config.journal,
+    onCommitted: (committed) => events.publish(committed),
+    onStuck: (sessionId, reason) => void supervisor?.onWriteStuck(sessionId, reason),
+    onRecovering: (tx, sessionId) => releaseQuarantine(tx, sessionId),
+    onRecovered: (sessionId) => silent.warn({ sessionId }, 'session writes recovered'),
+    onBatch: (writes, seconds) => {
+      metrics.persistBatchSize.observe(writes);
+      metrics.persistLatency.observe(seconds);
+    },
+  });
+  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway, log: silent, inspect: inspector?.inspect });
+  const queries = new SessionQueries({ sql, supervisor, journal, clock: deps.clock, stuck: config.stuck });
+  const commands = new SessionCommands({
+    sql,
+    journal,
+    supervisor,
+    queries,
     admission,
     catalogue,
     clock: deps.clock,
-    gateway,
-    log: log || createLogger('silent'),
+    log: silent,
+    metrics,
     retry: { baseMs: config.captureRetryBaseMs, maxMs: config.captureRetryMaxMs },
     policy: { graceMs: config.overLimitGraceMs, renewBeforeMs: config.holdRenewBeforeMs },
     openWaitMs: config.openWaitMs,
     logoffWaitMs: config.logoffWaitMs,
-    stuck: config.stuck,
-    metrics,
-    inspect: inspector?.inspect,
+    orphanAfterMs: config.orphanAfterMs,
   });
+  const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
   const restored = await supervisor.restore();
   readiness.restored = true;
@@ -112,18 +143,27 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   await reconcile();
   const reconciling =
     config.reconcileIntervalMs > 0 ? setInterval(() => void reconcile(), config.reconcileIntervalMs).unref() : null;
+  // Orphaned opens are abandoned, and answers to Idempotency-Keys forgotten once they are old.
+  const housekeeping = async () => {
+    await commands.abandonOrphans().catch((error: unknown) => silent.warn({ err: String(error) }, 'orphan sweep failed'));
+    await idempotency.purge(deps.clock.now()).catch((error: unknown) => silent.warn({ err: String(error) }, 'idempotency purge failed'));
+  };
+  const sweeping =
+    config.orphanSweepIntervalMs > 0 ? setInterval(() => void housekeeping(), config.orphanSweepIntervalMs).unref() : null;
 
   const app = await buildApp({
     sql,
     tokens: new TokenResolver(sql),
     clock: deps.clock,
     gateway,
-    supervisor,
+    commands,
+    queries,
     catalogue,
     occupancy,
+    idempotency,
     adminToken: admin.token,
     currency: config.currency,
-    admissionMaxWaitSeconds: config.admissionMaxWaitSeconds,
+    limits: config.limits,
     metrics,
     readiness,
     logger: log,
@@ -133,6 +173,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     app,
     sql,
     supervisor,
+    commands,
+    queries,
+    journal,
+    events,
     admission,
     occupancy,
     gateway,
@@ -147,7 +191,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     },
     async close() {
       if (reconciling) clearInterval(reconciling);
-      supervisor.beginShutdown();
+      if (sweeping) clearInterval(sweeping);
+      commands.beginShutdown();
       await app.close();
       await supervisor.stop();
       inspector?.stop();

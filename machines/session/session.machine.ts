@@ -1,66 +1,11 @@
-import { assign, fromPromise, setup } from 'xstate';
-import { chargeFor, cutoffOf, type SessionTerms } from '../../src/billing/tariff.js';
-import type {
-  AuthorizeInput,
-  AuthorizeOutcome,
-  CallOutcome,
-  CaptureInput,
-  CaptureOutcome,
-  HoldInfo,
-  IncrementInput,
-  IncrementOutcome,
-  InterruptInput,
-  ReleaseInput,
-  RenewInput,
-  RenewOutcome,
-  SessionContext,
-  SessionEvent,
-  SessionInput,
-  VoidInput,
-  VoidOutcome,
-} from './session.types.js';
+import type { SnapshotFrom } from 'xstate';
+import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
+import type { SessionContext } from './session.types.js';
 
 /** Stored with every snapshot; bump it (with a migration and a fixture) when a snapshot's shape changes. */
-export const SESSION_MACHINE_VERSION = 2;
+export const SESSION_MACHINE_VERSION = 3;
 
-function notProvided(name: string) {
-  return async (): Promise<never> => {
-    throw new Error(`${name} must be provided by the supervisor`);
-  };
-}
-
-export function termsOf(context: Pick<SessionContext, 'pricePerMinuteMicros' | 'maxChargeMicros' | 'maxMs'>): SessionTerms {
-  return {
-    pricePerMinuteMicros: BigInt(context.pricePerMinuteMicros),
-    maxChargeMicros: BigInt(context.maxChargeMicros),
-    maxMs: context.maxMs,
-  };
-}
-
-/** Billable time between the start and `at`: time paused over the limit is not billed. */
-export function billableMs(context: SessionContext, at: number): number {
-  return context.startedAt === null ? 0 : Math.max(0, at - context.startedAt - context.pausedMs);
-}
-
-/** Exponential backoff for retries, capped: base × 2^(attempt−1). */
-export function retryDelayMs(context: SessionContext, attempts: number): number {
-  return Math.min(context.retry.maxMs, context.retry.baseMs * 2 ** Math.min(attempts - 1, 30));
-}
-
-/** Renew a hold ahead of its expiry: renewBeforeMs early, but never in its first half of life. */
-export function renewAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, hold: HoldInfo): number {
-  const lifetime = hold.expiresAt - hold.authorizedAt;
-  return hold.expiresAt - Math.min(context.renewBeforeMs, Math.floor(lifetime / 2));
-}
-
-const incrementInput = ({ context }: { context: SessionContext }): IncrementInput => ({
-  sessionId: context.sessionId,
-  holdId: context.hold!.holdId,
-  amountMicros: context.extension!.toMicros,
-  attempt: context.extensions + 1,
-});
-
-const authorizeInput = (context: SessionContext, attempt: number): AuthorizeInput => ({
+const authorizeInput = (context: SessionContext, attempt: number) => ({
   sessionId: context.sessionId,
   accountId: context.accountId,
   amountMicros: context.maxChargeMicros,
@@ -68,107 +13,103 @@ const authorizeInput = (context: SessionContext, attempt: number): AuthorizeInpu
   attempt,
 });
 
+/** Waiting to retry a call that got no answer; the RETRY comes at retryAt, or from an operator. */
+const waitingToRetry = sessionSetup.createStateConfig({
+  tags: ['resting'],
+  on: { RETRY: 'calling' },
+});
+
+/** A call the card company refused for good: only an operator moves it on. */
+const blockedOnOperator = sessionSetup.createStateConfig({
+  tags: ['resting', 'stuck'],
+  on: { RETRY: { target: 'calling', actions: 'clearFailure' } },
+});
+
 /**
- * The provided actors report failures as data; a throw is a bug in them. It is still retried,
- * timed from the last instant the session knows, so the session is never dropped.
+ * One extension, from `running` (or from grace over the limit): the extra share of the
+ * outstanding limit is reserved first, then the card company is asked to raise the hold.
+ * `approved` and `declined` are where the session goes next.
  */
-function thrownFailure({ context, event }: { context: SessionContext; event: { error: unknown } }) {
-  return { at: context.retryAt ?? context.endedAt ?? context.createdAt, detail: `internal error: ${String(event.error)}` };
+function extending(targets: { approved: string; declined: string }) {
+  return sessionSetup.createStateConfig({
+    tags: ['extending'],
+    initial: 'reserving',
+    states: {
+      reserving: {
+        invoke: {
+          id: 'reserve',
+          src: 'reserveExtension',
+          input: ({ context }) => ({
+            sessionId: context.sessionId,
+            accountId: context.accountId,
+            toMicros: context.extension!.toMicros,
+            attempt: context.extensions + 1,
+          }),
+          onDone: [
+            {
+              guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'reserved' }) },
+              target: 'incrementing',
+              actions: 'extensionReserved',
+            },
+            {
+              target: targets.declined,
+              actions: { type: 'extensionDeclined', params: ({ event }) => ({ reason: failureOf(event.output).detail }) },
+            },
+          ],
+          onError: {
+            target: targets.declined,
+            actions: { type: 'extensionDeclined', params: ({ event }) => ({ reason: `internal error: ${String(event.error)}` }) },
+          },
+        },
+      },
+      incrementing: {
+        invoke: {
+          id: 'increment',
+          src: 'incrementHold',
+          input: ({ context }) => ({
+            sessionId: context.sessionId,
+            holdId: context.hold!.holdId,
+            amountMicros: context.extension!.toMicros,
+            attempt: context.extensions + 1,
+          }),
+          onDone: [
+            {
+              guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'raised' }) },
+              target: targets.approved,
+              actions: { type: 'extensionApproved', params: ({ event }) => event.output },
+            },
+            {
+              guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'declined' }) },
+              target: targets.declined,
+              actions: { type: 'extensionDeclined', params: ({ event }) => ({ reason: failureOf(event.output).detail }) },
+            },
+            {
+              // No answer, or refused: the hold stays as it was, and so does the limit.
+              target: targets.declined,
+              actions: { type: 'extensionDeclined', params: () => ({ reason: 'card_network_unavailable' }) },
+            },
+          ],
+          onError: {
+            target: targets.declined,
+            actions: { type: 'extensionDeclined', params: ({ event }) => ({ reason: `internal error: ${String(event.error)}` }) },
+          },
+        },
+      },
+    },
+  });
 }
 
 /**
- * One customer session. Pure: the card company, the upstream service and time all come in
+ * One customer session. Pure: the card company, the account's reservation and time all come in
  * as provided actors and event timestamps. Deadlines (cutoffAt, renewAt, graceUntil, retryAt)
- * are data in the context; the supervisor schedules them and sends the event deadlineOf names,
- * the same way before and after a restore (xstate does not restore `after` timers).
+ * are data in the context; the host schedules them and sends the event deadlineOf names, the
+ * same way before and after a restore (xstate does not restore `after` timers).
+ *
+ * Calls that must end well (releasing an unanswered authorization, capturing, voiding) share
+ * one pattern: `calling`, then `waiting` to retry with backoff when unanswered, or `blocked`
+ * (tag `stuck`) for an operator when the card company refuses for good.
  */
-export const sessionMachine = setup({
-  types: {
-    context: {} as SessionContext,
-    input: {} as SessionInput,
-    events: {} as SessionEvent,
-  },
-  actors: {
-    authorizeHold: fromPromise<AuthorizeOutcome, AuthorizeInput>(notProvided('authorizeHold')),
-    releaseAuthorization: fromPromise<CallOutcome, ReleaseInput>(notProvided('releaseAuthorization')),
-    renewHold: fromPromise<RenewOutcome, RenewInput>(notProvided('renewHold')),
-    incrementHold: fromPromise<IncrementOutcome, IncrementInput>(notProvided('incrementHold')),
-    interruptService: fromPromise<void, InterruptInput>(notProvided('interruptService')),
-    captureCharge: fromPromise<CaptureOutcome, CaptureInput>(notProvided('captureCharge')),
-    voidHold: fromPromise<VoidOutcome, VoidInput>(notProvided('voidHold')),
-  },
-  guards: {
-    pastCutoff: ({ context, event }) => context.cutoffAt !== null && 'at' in event && event.at >= context.cutoffAt,
-    nothingToCharge: ({ context }) => context.chargeMicros === null || BigInt(context.chargeMicros) === 0n,
-    hasGrace: ({ context }) => context.graceMs > 0,
-    raisesLimit: ({ context, event }) =>
-      event.type === 'EXTEND' && BigInt(event.maxChargeMicros) > BigInt(context.maxChargeMicros),
-  },
-  actions: {
-    endAt: assign(({ context }, params: { at: number; reason: 'logoff' | 'ops_terminated' | 'reauthorization_declined' }) => {
-      const endedAt = Math.min(params.at, context.cutoffAt ?? params.at);
-      return {
-        endedAt,
-        endReason: params.reason,
-        chargeMicros: chargeFor(termsOf(context), billableMs(context, endedAt)).toString(),
-        renewAt: null,
-      };
-    }),
-    endAtCutoff: assign(({ context }) => {
-      const endedAt = context.cutoffAt!;
-      return {
-        endedAt,
-        endReason: context.cutoffReason!,
-        chargeMicros: chargeFor(termsOf(context), billableMs(context, endedAt)).toString(),
-        renewAt: null,
-      };
-    }),
-    startClosing: assign(({ context }) => ({ closingSince: context.endedAt, closeAttempts: 0, retryAt: null })),
-    noteRetry: assign(({ context }, params: { at: number; detail: string }) => {
-      const closeAttempts = context.closeAttempts + 1;
-      return { closeAttempts, lastError: params.detail, retryAt: params.at + retryDelayMs(context, closeAttempts) };
-    }),
-    requestExtension: assign(({ context, event }) => ({
-      extension: {
-        fromMicros: context.maxChargeMicros,
-        toMicros: (event as Extract<SessionEvent, { type: 'EXTEND' }>).maxChargeMicros,
-        requestedAt: (event as Extract<SessionEvent, { type: 'EXTEND' }>).at,
-        outcome: 'pending' as const,
-        reason: null,
-      },
-    })),
-    /**
-     * The card company raised the hold: the limit and the cutoff move. A session resumed from
-     * over its limit is not billed for the time it was interrupted.
-     */
-    extensionApproved: assign(({ context, event }) => {
-      const { hold, at } = (event as unknown as { output: Extract<IncrementOutcome, { ok: true }> }).output;
-      const maxChargeMicros = context.extension!.toMicros;
-      const pausedMs = context.pausedMs + (context.endedAt === null ? 0 : Math.max(0, at - context.endedAt));
-      const cutoff = cutoffOf(termsOf({ ...context, maxChargeMicros }));
-      // An increment raises the same hold: it was granted when it was, and lapses when it did.
-      const raised = { ...hold, authorizedAt: context.hold!.authorizedAt };
-      return {
-        hold: raised,
-        maxChargeMicros,
-        pausedMs,
-        cutoffAt: context.startedAt! + pausedMs + cutoff.afterMs,
-        cutoffReason: cutoff.reason,
-        graceUntil: null,
-        endedAt: null,
-        endReason: null,
-        chargeMicros: null,
-        renewAt: renewAtOf(context, raised),
-        extension: { ...context.extension!, outcome: 'approved' as const },
-        extensions: context.extensions + 1,
-      };
-    }),
-    extensionDeclined: assign(({ context }, params: { reason: string }) => ({
-      extension: { ...context.extension!, outcome: 'declined' as const, reason: params.reason },
-      extensions: context.extensions + 1,
-    })),
-  },
-}).createMachine({
+export const sessionMachine = sessionSetup.createMachine({
   id: 'session',
   context: ({ input }) => ({
     ...input,
@@ -192,6 +133,7 @@ export const sessionMachine = setup({
     closeAttempts: 0,
     lastError: null,
     retryAt: null,
+    blocked: null,
   }),
   initial: 'authorizing',
   states: {
@@ -199,90 +141,101 @@ export const sessionMachine = setup({
       initial: 'requesting',
       states: {
         requesting: {
+          tags: ['seat', 'opening'],
           on: {
             // An operator gives up on an authorization: whatever it placed is released.
             TERMINATE: {
               target: 'releasing',
-              actions: assign(({ event }) => ({
-                endedAt: event.at,
-                endReason: 'declined' as const,
-                declineReason: 'ops_terminated',
-              })),
+              actions: { type: 'decline', params: ({ event }) => ({ at: event.at, reason: 'ops_terminated' }) },
+            },
+            // The client went away before it saw an answer: it must not be charged for it.
+            ABANDON: {
+              target: 'releasing',
+              actions: { type: 'decline', params: ({ event }) => ({ at: event.at, reason: 'abandoned' }) },
             },
           },
           invoke: {
+            id: 'authorize',
             src: 'authorizeHold',
             input: ({ context }) => authorizeInput(context, 0),
             onDone: [
               {
-                guard: ({ event }) => event.output.ok,
+                guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'held' }) },
                 target: '#session.active',
-                actions: assign(({ context, event }) => {
-                  const { hold, at } = event.output as Extract<AuthorizeOutcome, { ok: true }>;
-                  const cutoff = cutoffOf(termsOf(context));
-                  return {
-                    hold,
-                    startedAt: at,
-                    cutoffAt: at + cutoff.afterMs,
-                    cutoffReason: cutoff.reason,
-                    renewAt: renewAtOf(context, hold),
-                  };
-                }),
+                actions: { type: 'activate', params: ({ event }) => event.output },
               },
               {
-                guard: ({ event }) => !event.output.ok && event.output.declined,
+                guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'declined' }) },
                 target: '#session.declined',
-                actions: assign(({ event }) => {
-                  const outcome = event.output as Extract<AuthorizeOutcome, { declined: true }>;
-                  return { endedAt: outcome.at, endReason: 'declined' as const, declineReason: outcome.reason };
-                }),
+                actions: {
+                  type: 'decline',
+                  params: ({ event }) => ({ at: event.output.at, reason: failureOf(event.output).detail }),
+                },
+              },
+              {
+                // Refused as a request (not a decline): nothing can have been held.
+                guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'refused' }) },
+                target: '#session.declined',
+                actions: {
+                  type: 'decline',
+                  params: ({ event }) => ({ at: event.output.at, reason: 'card_refused', detail: failureOf(event.output).detail }),
+                },
               },
               {
                 // No answer: a hold may exist all the same (an answer lost after the commit).
                 target: 'releasing',
-                actions: assign(({ event }) => {
-                  const outcome = event.output as Extract<AuthorizeOutcome, { declined: false }>;
-                  return {
-                    endedAt: outcome.at,
-                    endReason: 'declined' as const,
-                    declineReason: 'card_network_unavailable',
-                    lastError: outcome.detail,
-                  };
-                }),
+                actions: {
+                  type: 'decline',
+                  params: ({ event }) => ({ at: event.output.at, reason: 'card_network_unavailable', detail: failureOf(event.output).detail }),
+                },
               },
             ],
             onError: {
               target: 'releasing',
-              actions: assign(({ context, event }) => ({
-                endedAt: context.createdAt,
-                endReason: 'declined' as const,
-                declineReason: 'internal_error',
-                lastError: String(event.error),
-              })),
+              actions: {
+                type: 'decline',
+                params: ({ context, event }) => ({ at: context.createdAt, reason: 'internal_error', detail: String(event.error) }),
+              },
             },
           },
         },
+        // Replays the authorization with its key (returning the hold if it was placed) and voids it.
         releasing: {
-          invoke: {
-            src: 'releaseAuthorization',
-            input: ({ context }) => authorizeInput(context, 0),
-            onDone: [
-              { guard: ({ event }) => event.output.ok, target: '#session.declined', actions: assign({ retryAt: null }) },
-              {
-                target: 'waiting',
-                actions: {
-                  type: 'noteRetry',
-                  params: ({ event }) => event.output as Extract<CallOutcome, { ok: false }>,
-                },
+          initial: 'calling',
+          states: {
+            calling: {
+              invoke: {
+                id: 'release',
+                src: 'releaseAuthorization',
+                input: ({ context }) => authorizeInput(context, 0),
+                onDone: [
+                  {
+                    guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'done' }) },
+                    target: '#session.declined',
+                    actions: 'clearFailure',
+                  },
+                  {
+                    guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'refused' }) },
+                    target: 'blocked',
+                    actions: { type: 'noteBlocked', params: ({ event }) => ({ ...failureOf(event.output), operation: 'release' as const }) },
+                  },
+                  { target: 'waiting', actions: { type: 'noteRetry', params: ({ event }) => failureOf(event.output) } },
+                ],
+                onError: { target: 'waiting', actions: { type: 'noteRetry', params: ({ context, event }) => thrownFailure(context, event.error) } },
               },
-            ],
-            onError: { target: 'waiting', actions: { type: 'noteRetry', params: thrownFailure } },
+            },
+            waiting: waitingToRetry,
+            blocked: {
+              ...blockedOnOperator,
+              // An operator who released the hold by hand closes the matter.
+              on: { ...blockedOnOperator.on, VOID: { target: '#session.declined', actions: 'clearFailure' } },
+            },
           },
         },
-        waiting: { on: { RETRY: 'releasing' } },
       },
     },
     active: {
+      tags: ['seat', 'billable'],
       initial: 'running',
       on: {
         // A logoff that arrives after the cutoff instant (before its timer fired) is a limit hit.
@@ -293,93 +246,48 @@ export const sessionMachine = setup({
         CUTOFF: { guard: 'pastCutoff', target: 'over_limit' },
         TERMINATE: [
           { guard: 'pastCutoff', target: 'over_limit' },
-          {
-            target: 'closing',
-            actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'ops_terminated' }) },
-          },
+          { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'ops_terminated' }) } },
         ],
+        ABANDON: { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'abandoned' }) } },
       },
       states: {
         running: {
+          tags: ['resting', 'extendable'],
           on: {
             EXTEND: { guard: 'raisesLimit', target: 'extending', actions: 'requestExtension' },
             RENEW_HOLD: 'renewing',
           },
         },
-        extending: {
-          invoke: {
-            src: 'incrementHold',
-            input: incrementInput,
-            onDone: [
-              {
-                guard: ({ event }) => event.output.ok,
-                target: 'running',
-                actions: 'extensionApproved',
-              },
-              {
-                target: 'running',
-                actions: {
-                  type: 'extensionDeclined',
-                  params: ({ event }) => ({ reason: (event.output as Extract<IncrementOutcome, { ok: false }>).reason }),
-                },
-              },
-            ],
-            onError: {
-              target: 'running',
-              actions: { type: 'extensionDeclined', params: ({ event }) => ({ reason: `internal error: ${String(event.error)}` }) },
-            },
-          },
-        },
+        extending: extending({ approved: '#session.active.running', declined: '#session.active.running' }),
+        // A new hold before the old one lapses; the old one is voided now, or before settling.
         renewing: {
           invoke: {
+            id: 'renew',
             src: 'renewHold',
-            input: ({ context }) => ({
-              ...authorizeInput(context, context.reauthorizations + 1),
-              previousHoldId: context.hold!.holdId,
-            }),
+            input: ({ context }) => ({ ...authorizeInput(context, context.reauthorizations + 1), previousHoldId: context.hold!.holdId }),
             onDone: [
               {
-                guard: ({ event }) => event.output.ok,
+                guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'held' }) },
                 target: 'running',
-                actions: assign(({ context, event }) => {
-                  const outcome = event.output as Extract<RenewOutcome, { ok: true }>;
-                  return {
-                    hold: outcome.hold,
-                    renewAt: renewAtOf(context, outcome.hold),
-                    reauthorizations: context.reauthorizations + 1,
-                    staleHoldIds: outcome.staleHoldId ? [...context.staleHoldIds, outcome.staleHoldId] : context.staleHoldIds,
-                  };
-                }),
+                actions: { type: 'renewed', params: ({ event }) => event.output },
               },
               {
-                // Declined: the session closes at what it has accrued, on the hold it still has.
-                guard: ({ event }) => !event.output.ok && event.output.declined,
+                guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'unanswered' }) },
+                target: 'running',
+                actions: { type: 'renewLater', params: ({ event }) => failureOf(event.output) },
+              },
+              {
+                // Declined (or refused): the session closes at what it has accrued, on the hold it still has.
                 target: '#session.closing',
                 actions: [
-                  assign(({ event }) => ({ declineReason: (event.output as Extract<AuthorizeOutcome, { declined: true }>).reason })),
+                  { type: 'renewalRefused', params: ({ event }) => ({ reason: failureOf(event.output).detail }) },
                   { type: 'endAt', params: ({ event }) => ({ at: event.output.at, reason: 'reauthorization_declined' }) },
                 ],
               },
-              {
-                // No answer: try again soon, while the current hold is still valid.
-                target: 'running',
-                actions: assign(({ context, event }) => {
-                  const outcome = event.output as Extract<AuthorizeOutcome, { declined: false }>;
-                  const retryAt = outcome.at + retryDelayMs(context, context.closeAttempts + 1);
-                  return {
-                    lastError: outcome.detail,
-                    closeAttempts: context.closeAttempts + 1,
-                    renewAt: Math.min(retryAt, context.hold!.expiresAt - 1),
-                  };
-                }),
-              },
             ],
             onError: {
               target: 'running',
-              actions: assign(({ context, event }) => ({
-                lastError: String(event.error),
-                renewAt: context.hold!.expiresAt - 1,
-              })),
+              actions: { type: 'renewLater', params: ({ context, event }) => thrownFailure(context, event.error) },
             },
           },
         },
@@ -387,60 +295,23 @@ export const sessionMachine = setup({
     },
     over_limit: {
       entry: 'endAtCutoff',
-      initial: 'interrupting',
+      initial: 'deciding',
       states: {
-        interrupting: {
-          invoke: {
-            src: 'interruptService',
-            input: ({ context }) => ({ sessionId: context.sessionId, serviceId: context.serviceId }),
-            onDone: 'deciding',
-            // Billing must not wait on a service that cannot be reached; the charge is already fixed.
-            onError: { target: 'deciding', actions: assign({ lastError: ({ event }) => String(event.error) }) },
-          },
-        },
         deciding: {
-          always: [
-            {
-              guard: 'hasGrace',
-              target: 'grace',
-              actions: assign(({ context }) => ({ graceUntil: context.endedAt! + context.graceMs })),
-            },
-            { target: '#session.closing' },
-          ],
+          always: [{ guard: 'hasGrace', target: 'grace', actions: 'startGrace' }, { target: '#session.closing' }],
         },
         grace: {
+          tags: ['resting', 'extendable'],
           on: {
             EXTEND: { guard: 'raisesLimit', target: 'extending', actions: 'requestExtension' },
             GRACE_OVER: '#session.closing',
             LOGOFF: '#session.closing',
             TERMINATE: '#session.closing',
+            ABANDON: '#session.closing',
           },
         },
-        extending: {
-          invoke: {
-            src: 'incrementHold',
-            input: incrementInput,
-            onDone: [
-              {
-                // Approved: the session resumes; the time it spent interrupted is not billed.
-                guard: ({ event }) => event.output.ok,
-                target: '#session.active',
-                actions: 'extensionApproved',
-              },
-              {
-                target: 'grace',
-                actions: {
-                  type: 'extensionDeclined',
-                  params: ({ event }) => ({ reason: (event.output as Extract<IncrementOutcome, { ok: false }>).reason }),
-                },
-              },
-            ],
-            onError: {
-              target: 'grace',
-              actions: { type: 'extensionDeclined', params: ({ event }) => ({ reason: `internal error: ${String(event.error)}` }) },
-            },
-          },
-        },
+        // Approved: the session resumes; the time it spent interrupted is not billed.
+        extending: extending({ approved: '#session.active.running', declined: '#session.over_limit.grace' }),
       },
     },
     closing: {
@@ -451,65 +322,78 @@ export const sessionMachine = setup({
           always: [{ guard: 'nothingToCharge', target: 'voiding' }, { target: 'capturing' }],
         },
         capturing: {
-          invoke: {
-            src: 'captureCharge',
-            input: ({ context }) => ({
-              sessionId: context.sessionId,
-              holdId: context.hold!.holdId,
-              amountMicros: context.chargeMicros!,
-              staleHoldIds: context.staleHoldIds,
-            }),
-            onDone: [
-              {
-                guard: ({ event }) => event.output.ok,
-                target: '#session.settled',
-                actions: assign(({ event }) => ({
-                  chargeSlip: (event.output as Extract<CaptureOutcome, { ok: true }>).slip,
-                  staleHoldIds: [],
-                  lastError: null,
-                  retryAt: null,
-                })),
+          initial: 'calling',
+          on: {
+            // An operator forgives a charge that cannot be captured: the hold is voided instead.
+            VOID: { target: 'voiding', actions: ['forgiveCharge', 'clearFailure'] },
+          },
+          states: {
+            calling: {
+              invoke: {
+                id: 'capture',
+                src: 'captureCharge',
+                input: ({ context }) => ({
+                  sessionId: context.sessionId,
+                  holdId: context.hold!.holdId,
+                  amountMicros: context.chargeMicros!,
+                  staleHoldIds: context.staleHoldIds,
+                }),
+                onDone: [
+                  {
+                    guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'captured' }) },
+                    target: '#session.settled',
+                    actions: [{ type: 'recordSlip', params: ({ event }) => event.output }, 'clearFailure'],
+                  },
+                  {
+                    guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'refused' }) },
+                    target: 'blocked',
+                    actions: { type: 'noteBlocked', params: ({ event }) => ({ ...failureOf(event.output), operation: 'capture' as const }) },
+                  },
+                  { target: 'waiting', actions: { type: 'noteRetry', params: ({ event }) => failureOf(event.output) } },
+                ],
+                onError: { target: 'waiting', actions: { type: 'noteRetry', params: ({ context, event }) => thrownFailure(context, event.error) } },
               },
-              {
-                target: 'waiting',
-                actions: { type: 'noteRetry', params: ({ event }) => event.output as Extract<CaptureOutcome, { ok: false }> },
-              },
-            ],
-            onError: { target: 'waiting', actions: { type: 'noteRetry', params: thrownFailure } },
+            },
+            waiting: waitingToRetry,
+            blocked: blockedOnOperator,
           },
         },
         voiding: {
-          invoke: {
-            src: 'voidHold',
-            input: ({ context }) => ({
-              sessionId: context.sessionId,
-              holdId: context.hold!.holdId,
-              staleHoldIds: context.staleHoldIds,
-            }),
-            onDone: [
-              {
-                guard: ({ event }) => event.output.ok,
-                target: '#session.settled',
-                actions: assign({ staleHoldIds: [], lastError: null, retryAt: null }),
+          initial: 'calling',
+          states: {
+            calling: {
+              invoke: {
+                id: 'void',
+                src: 'voidHold',
+                input: ({ context }) => ({ sessionId: context.sessionId, holdId: context.hold!.holdId, staleHoldIds: context.staleHoldIds }),
+                onDone: [
+                  {
+                    guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'done' }) },
+                    target: '#session.settled',
+                    actions: ['holdsVoided', 'clearFailure'],
+                  },
+                  {
+                    guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'refused' }) },
+                    target: 'blocked',
+                    actions: { type: 'noteBlocked', params: ({ event }) => ({ ...failureOf(event.output), operation: 'void' as const }) },
+                  },
+                  { target: 'waiting', actions: { type: 'noteRetry', params: ({ event }) => failureOf(event.output) } },
+                ],
+                onError: { target: 'waiting', actions: { type: 'noteRetry', params: ({ context, event }) => thrownFailure(context, event.error) } },
               },
-              {
-                target: 'waiting',
-                actions: { type: 'noteRetry', params: ({ event }) => event.output as Extract<VoidOutcome, { ok: false }> },
-              },
-            ],
-            onError: { target: 'waiting', actions: { type: 'noteRetry', params: thrownFailure } },
-          },
-        },
-        waiting: {
-          on: {
-            RETRY: 'choosing',
-            // An operator forgives a charge that cannot be captured: the hold is voided instead.
-            VOID: { target: 'voiding', actions: assign({ chargeMicros: '0', lastError: 'charge voided by an operator' }) },
+            },
+            waiting: waitingToRetry,
+            blocked: blockedOnOperator,
           },
         },
       },
     },
-    settled: { type: 'final' },
-    declined: { type: 'final' },
+    settled: { type: 'final', tags: ['resting'] },
+    declined: { type: 'final', tags: ['resting'] },
   },
 });
+
+/** A stored snapshot (plain JSON, already migrated) as the machine sees it: with its tags and `can`. */
+export function resolveSnapshot(stored: { value: unknown; context: SessionContext }): SnapshotFrom<typeof sessionMachine> {
+  return sessionMachine.resolveState({ value: stored.value as SnapshotFrom<typeof sessionMachine>['value'], context: stored.context });
+}

@@ -5,6 +5,15 @@ import type { SessionContext } from './session.types.js';
 const V1_DEFAULTS = { graceMs: 0, renewBeforeMs: 86_400_000 };
 
 type StoredSnapshot = { value: unknown; context: object; children?: Record<string, unknown> } & Record<string, unknown>;
+type StoredChild = { snapshot: { status: string; input: Record<string, unknown> }; src: string } & Record<string, unknown>;
+
+/** A snapshot written by a machine version this build does not know (a newer one, or garbage). */
+export class UnknownSnapshotVersionError extends Error {
+  constructor(readonly version: number) {
+    super(`no migration for session snapshots of version ${version} (this build writes version ${SESSION_MACHINE_VERSION})`);
+    this.name = 'UnknownSnapshotVersionError';
+  }
+}
 
 /**
  * Brings a stored snapshot of any earlier machine version to the current one (DESIGN rule 7).
@@ -17,7 +26,11 @@ export function migrateSessionSnapshot(version: number, stored: StoredSnapshot):
     snapshot = v1ToV2(snapshot);
     at = 2;
   }
-  if (at !== SESSION_MACHINE_VERSION) throw new Error(`no migration for session snapshots of version ${version}`);
+  if (at === 2) {
+    snapshot = v2ToV3(snapshot);
+    at = 3;
+  }
+  if (at !== SESSION_MACHINE_VERSION) throw new UnknownSnapshotVersionError(version);
   return snapshot;
 }
 
@@ -39,7 +52,7 @@ function v1ToV2(stored: StoredSnapshot): StoredSnapshot {
   const children = Object.fromEntries(
     Object.entries(stored.children ?? {}).map(([key, child]) => {
       if (key !== '0.session.authorizing') return [key, child];
-      const c = child as { snapshot: { input: Record<string, unknown> } };
+      const c = child as StoredChild;
       return ['0.session.authorizing.requesting', { ...c, snapshot: { ...c.snapshot, input: { ...c.snapshot.input, attempt: 0 } } }];
     }),
   );
@@ -65,4 +78,63 @@ function v1ToV2(stored: StoredSnapshot): StoredSnapshot {
       closingSince: closing ? context.endedAt : null,
     },
   };
+}
+
+/** v2 keyed invoked children by their state's path; v3 names each invocation. */
+const V2_CHILDREN: Record<string, string> = {
+  '0.session.authorizing.requesting': 'authorize',
+  '0.session.authorizing.releasing': 'release',
+  '0.session.active.extending': 'increment',
+  '0.session.over_limit.extending': 'increment',
+  '0.session.active.renewing': 'renew',
+  '0.session.closing.capturing': 'capture',
+  '0.session.closing.voiding': 'void',
+};
+
+/**
+ * v3 gave calls that must end well one shape (calling, waiting, blocked), reserves extensions
+ * inside the machine, and left interrupting the service to the edge. A v2 session interrupted
+ * over its limit goes on to grace or closing; one waiting to retry waits in the call it retries.
+ */
+function v2ToV3(stored: StoredSnapshot): StoredSnapshot {
+  const context = { ...(stored.context as Omit<SessionContext, 'blocked'>), blocked: null };
+  const [top, sub] = typeof stored.value === 'string' ? [stored.value, null] : (Object.entries(stored.value as object)[0] as [string, string]);
+  const charging = context.chargeMicros !== null && BigInt(context.chargeMicros) > 0n;
+  const children: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(stored.children ?? {})) {
+    const id = V2_CHILDREN[key];
+    if (id) children[id] = child;
+  }
+  const at = (value: unknown, extra: Partial<SessionContext> = {}): StoredSnapshot => ({
+    ...stored,
+    value,
+    children,
+    context: { ...context, ...extra },
+  });
+  switch (`${top}.${sub}`) {
+    case 'authorizing.releasing':
+      return at({ authorizing: { releasing: 'calling' } });
+    case 'authorizing.waiting':
+      return at({ authorizing: { releasing: 'waiting' } });
+    case 'active.extending':
+      return at({ active: { extending: 'incrementing' } });
+    case 'over_limit.extending':
+      return at({ over_limit: { extending: 'incrementing' } });
+    case 'over_limit.interrupting':
+      if (context.graceMs > 0) return at({ over_limit: 'grace' }, { graceUntil: context.endedAt! + context.graceMs });
+      // Straight to a retry that is already due: the restored session calls at once.
+      return at({ closing: { [charging ? 'capturing' : 'voiding']: 'waiting' } }, {
+        closingSince: context.endedAt,
+        closeAttempts: 0,
+        retryAt: context.endedAt,
+      });
+    case 'closing.capturing':
+      return at({ closing: { capturing: 'calling' } });
+    case 'closing.voiding':
+      return at({ closing: { voiding: 'calling' } });
+    case 'closing.waiting':
+      return at({ closing: { [charging ? 'capturing' : 'voiding']: 'waiting' } });
+    default:
+      return at(stored.value);
+  }
 }

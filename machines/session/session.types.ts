@@ -11,7 +11,11 @@ export type EndReason =
   | 'ops_terminated'
   | 'declined'
   /** The hold neared its expiry and the card company declined a new one. */
-  | 'reauthorization_declined';
+  | 'reauthorization_declined'
+  /** The client went away before it saw the open answered: nothing it never saw is charged. */
+  | 'abandoned';
+
+export type LimitReason = 'charge_limit' | 'time_limit';
 
 export interface HoldInfo {
   holdId: string;
@@ -54,15 +58,25 @@ export interface Extension {
   fromMicros: MicrosText;
   toMicros: MicrosText;
   requestedAt: number;
-  outcome: 'pending' | 'approved' | 'declined';
+  /** reserving: against the outstanding limit; pending: reserved, asked of the card company. */
+  outcome: 'reserving' | 'pending' | 'approved' | 'declined';
   reason: string | null;
 }
+
+/** A call to the card company that cannot succeed by being retried (a permanent answer). */
+export interface Blocked {
+  operation: CardOperation;
+  detail: string;
+  at: number;
+}
+
+export type CardOperation = 'authorize' | 'release' | 'renew' | 'increment' | 'capture' | 'void' | 'reserve';
 
 export interface SessionContext extends SessionInput {
   hold: HoldInfo | null;
   startedAt: number | null;
   cutoffAt: number | null;
-  cutoffReason: 'charge_limit' | 'time_limit' | null;
+  cutoffReason: LimitReason | null;
   /** Time spent interrupted over the limit before an extension resumed the session: not billed. */
   pausedMs: number;
   graceUntil: number | null;
@@ -84,6 +98,8 @@ export interface SessionContext extends SessionInput {
   lastError: string | null;
   /** When the next attempt is due, while waiting to retry. */
   retryAt: number | null;
+  /** Set while a call was refused for good: the session waits for an operator. */
+  blocked: Blocked | null;
 }
 
 /** Events from outside carry the instant they happened: the machine never reads a clock. */
@@ -91,6 +107,7 @@ export type SessionEvent =
   | { type: 'LOGOFF'; at: number }
   | { type: 'CUTOFF'; at: number }
   | { type: 'TERMINATE'; at: number }
+  | { type: 'ABANDON'; at: number }
   | { type: 'RETRY'; at: number }
   | { type: 'RENEW_HOLD'; at: number }
   | { type: 'GRACE_OVER'; at: number }
@@ -106,20 +123,38 @@ export interface AuthorizeInput {
   attempt: number;
 }
 
-export type AuthorizeOutcome =
-  | { ok: true; hold: HoldInfo; at: number }
-  | { ok: false; declined: true; reason: string; at: number }
-  | { ok: false; declined: false; detail: string; at: number };
+/**
+ * What a call to the card company came to. `unanswered`: no answer after the client's own
+ * retries (something may have been done); `refused`: a permanent answer (a reused key, a hold
+ * that is no longer open) that no retry will change.
+ */
+export type Unanswered = { kind: 'unanswered'; detail: string; at: number };
+export type Refused = { kind: 'refused'; detail: string; at: number };
+export type Declined = { kind: 'declined'; reason: string; at: number };
 
-export interface ReleaseInput extends AuthorizeInput {}
+export type AuthorizeOutcome = { kind: 'held'; hold: HoldInfo; at: number } | Declined | Unanswered | Refused;
 
-export type CallOutcome = { ok: true; at: number } | { ok: false; detail: string; at: number };
+export type ReleaseInput = AuthorizeInput;
+
+export type CallOutcome = { kind: 'done'; at: number } | Unanswered | Refused;
 
 export interface RenewInput extends AuthorizeInput {
   previousHoldId: string;
 }
 
-export type RenewOutcome = AuthorizeOutcome & { staleHoldId?: string };
+/** A renewal that placed its new hold but could not void the old one says which to void later. */
+export type RenewOutcome = { kind: 'held'; hold: HoldInfo; staleHoldId: string | null; at: number } | Declined | Unanswered | Refused;
+
+export interface ReserveInput {
+  sessionId: string;
+  accountId: string;
+  /** The session's whole share of the outstanding limit once the extension is reserved. */
+  toMicros: MicrosText;
+  /** The n-th extension: part of the reservation's key. */
+  attempt: number;
+}
+
+export type ReserveOutcome = { kind: 'reserved'; at: number } | { kind: 'declined'; reason: string; at: number } | Unanswered;
 
 export interface IncrementInput {
   sessionId: string;
@@ -129,9 +164,7 @@ export interface IncrementInput {
   attempt: number;
 }
 
-export type IncrementOutcome =
-  | { ok: true; hold: HoldInfo; at: number }
-  | { ok: false; declined: boolean; reason: string; at: number };
+export type IncrementOutcome = { kind: 'raised'; hold: HoldInfo; at: number } | Declined | Unanswered | Refused;
 
 export interface CaptureInput {
   sessionId: string;
@@ -140,15 +173,13 @@ export interface CaptureInput {
   staleHoldIds: string[];
 }
 
-export type CaptureOutcome = { ok: true; slip: ChargeSlipInfo; at: number } | { ok: false; detail: string; at: number };
+export type CaptureOutcome = { kind: 'captured'; slip: ChargeSlipInfo; at: number } | Unanswered | Refused;
 
 export interface VoidInput {
   sessionId: string;
   holdId: string;
   staleHoldIds: string[];
 }
-
-export type VoidOutcome = CallOutcome;
 
 export interface InterruptInput {
   sessionId: string;

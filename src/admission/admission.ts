@@ -3,14 +3,14 @@ import { gateMachine, nextExpiry, type GateContext } from '../../machines/gate/i
 import type { Clock } from '../clock.js';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { DeadlineScheduler, type Timers } from '../supervisor/deadline-scheduler.js';
+import { DeadlineScheduler, type Timers } from '../time/deadline-scheduler.js';
 import { CustomerLoad, type CustomerEstimates } from './customer-load.js';
 import type { OccupancyStore } from './occupancy.js';
 
 type GateActor = Actor<typeof gateMachine>;
 type Kind = 'server' | 'service';
-/** `withdrawn`: the process is shutting down and gave up the wait. */
-type Outcome = 'granted' | 'rejected' | 'withdrawn';
+/** `withdrawn`: the process is shutting down and gave up the wait; `abandoned`: the client went away. */
+type Outcome = 'granted' | 'rejected' | 'withdrawn' | 'abandoned';
 
 export interface SeatRequest {
   sessionId: string;
@@ -18,6 +18,16 @@ export interface SeatRequest {
   serverId: string;
   /** How long the request may queue for a seat; 0 rejects at once when a gate is full. */
   waitMs: number;
+  /** Aborted when the client goes away: a request still queued gives its place up. */
+  signal?: AbortSignal | undefined;
+}
+
+/** The client went away while its request waited for a seat; nobody is left to answer. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('the client went away');
+    this.name = 'ClientGoneError';
+  }
 }
 
 interface Seat {
@@ -101,15 +111,15 @@ export class Admission {
     const waitUntil = at + request.waitMs;
     // When no gate makes the request wait, both seats are decided in one synchronous step:
     // no other admission runs between the service's grant and the server's answer.
-    let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil);
+    if (request.signal?.aborted) throw new ClientGoneError();
+    let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil, request.signal);
     if (service instanceof Promise) service = await service;
-    if (service === 'rejected') throw errors.serviceAtCapacity(this.deps.retryAfterSeconds);
-    if (service === 'withdrawn') throw errors.shuttingDown();
-    let server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil);
+    if (service !== 'granted') throw this.refusal('service', service);
+    let server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil, request.signal);
     if (server instanceof Promise) server = await server;
     if (server !== 'granted') {
       this.gate('service', request.serviceId).send({ type: 'RELEASE' });
-      throw server === 'rejected' ? errors.serverAtCapacity(this.deps.retryAfterSeconds) : errors.shuttingDown();
+      throw this.refusal('server', server);
     }
     this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
   }
@@ -136,13 +146,13 @@ export class Admission {
     this.gates.get(keyOf('server', seat.serverId))?.actor.send({ type: 'RELEASE' });
   }
 
-  /** On start-up: the seats a restored session held before the restart. */
-  restoreSeat(sessionId: string, serviceId: string, serverId: string, customer: CustomerEstimates): void {
+  /** On start-up: the seats a restored session held before the restart (and its customer, when known). */
+  restoreSeat(sessionId: string, serviceId: string, serverId: string, customer: CustomerEstimates | null): void {
     if (this.seats.has(sessionId)) return;
     this.gate('service', serviceId).send({ type: 'RESTORE_SEAT' });
     this.gate('server', serverId).send({ type: 'RESTORE_SEAT' });
     this.seats.set(sessionId, { serviceId, serverId, accountId: null });
-    this.connect(sessionId, customer);
+    if (customer) this.connect(sessionId, customer);
   }
 
   holds(sessionId: string): boolean {
@@ -170,8 +180,14 @@ export class Admission {
     for (const { actor } of this.gates.values()) actor.stop();
   }
 
+  private refusal(kind: Kind, outcome: Exclude<Outcome, 'granted'>): Error {
+    if (outcome === 'abandoned') return new ClientGoneError();
+    if (outcome === 'withdrawn') return errors.shuttingDown();
+    return kind === 'service' ? errors.serviceAtCapacity(this.deps.retryAfterSeconds) : errors.serverAtCapacity(this.deps.retryAfterSeconds);
+  }
+
   /** The gate's answer: at once when it decides during the send, later when the request queues. */
-  private acquire(kind: Kind, id: string, requestId: string, at: number, waitUntil: number): Outcome | Promise<Outcome> {
+  private acquire(kind: Kind, id: string, requestId: string, at: number, waitUntil: number, signal?: AbortSignal): Outcome | Promise<Outcome> {
     const key = keyOf(kind, id);
     const gate = this.gate(kind, id);
     const waiterKey = `${key}|${requestId}`;
@@ -186,8 +202,18 @@ export class Admission {
     gate.send({ type: 'ACQUIRE', requestId, at, waitUntil });
     if (decided !== null) return decided;
     this.queued.set(waiterKey, { gate, requestId });
+    // A client that hangs up while queued gives its place to the next one.
+    const abandon = () => {
+      if (!this.queued.has(waiterKey)) return;
+      gate.send({ type: 'WITHDRAW', requestId });
+      this.waiters.get(waiterKey)?.('abandoned');
+    };
+    signal?.addEventListener('abort', abandon, { once: true });
     return new Promise<Outcome>((resolve) => {
-      resolveLater = resolve;
+      resolveLater = (outcome) => {
+        signal?.removeEventListener('abort', abandon);
+        resolve(outcome);
+      };
     });
   }
 

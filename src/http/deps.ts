@@ -5,20 +5,25 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import type { CardGateway } from '../payments/gateway.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { SessionCommands } from '../sessions/commands.js';
+import type { SessionQueries } from '../sessions/queries.js';
+import type { IdempotencyStore } from './idempotency-store.js';
+import type { Limits } from './schemas.js';
 
-/** What the routes are given; built once by the app. */
+/** What the HTTP plugins are given; built once by the runtime. */
 export interface RouteDeps {
   sql: Sql;
   tokens: TokenResolver;
   clock: Clock;
   gateway: CardGateway;
-  supervisor: Supervisor;
+  commands: SessionCommands;
+  queries: SessionQueries;
   catalogue: Catalogue;
   occupancy: OccupancyStore;
+  idempotency: IdempotencyStore;
   adminToken: string;
   currency: string;
-  admissionMaxWaitSeconds: number;
+  limits: Limits;
   metrics: Metrics;
   /** Set once every unsettled session has been restored. */
   readiness: { restored: boolean };

@@ -1,24 +1,153 @@
 import { z } from 'zod';
-import { parseAmount } from '../billing/money.js';
+import { formatAmount, parseAmount } from '../billing/money.js';
 
-/** A decimal string amount ("12.50") parsed to integer micro-units. */
-export function amount(maxDecimals: number) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      const micros = parseAmount(text, maxDecimals);
-      if (micros === null) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `must be a decimal string with at most ${maxDecimals} decimals, like "12.50"`,
-        });
-        return z.NEVER;
-      }
-      return micros;
-    });
+/** The documented maxima every request is checked against (DESIGN rule 16; README "Input limits"). */
+export interface Limits {
+  maxAmountMicros: bigint;
+  maxPricePerMinuteMicros: bigint;
+  maxEstimate: number;
+  maxSessionMinutes: number;
+  maxWaitSeconds: number;
 }
 
-export const positiveAmount = (maxDecimals: number) =>
-  amount(maxDecimals).refine((micros) => micros > 0n, { message: 'must be greater than zero' });
+// PostgreSQL refuses NUL in text, and no name, e-mail or label needs a control character.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** One line of text a person typed: trimmed, bounded, with no control character. */
+export const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .refine((value) => !CONTROL.test(value), { message: 'must not contain control characters' });
+
+/** A secret: any characters but NUL, bounded (long passwords cost argon2 time). */
+export const secret = (min: number, max: number) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((value) => !value.includes('\u0000'), { message: 'must not contain NUL' });
+
+/** A decimal string amount ("12.50") parsed to integer micro-units, at most `maxMicros`. */
+export function amount(maxDecimals: number, maxMicros: bigint) {
+  return z.string().transform((input, ctx) => {
+    const micros = parseAmount(input, maxDecimals);
+    if (micros === null) {
+      ctx.addIssue({ code: 'custom', message: `must be a decimal string with at most ${maxDecimals} decimals, like "12.50"` });
+      return z.NEVER;
+    }
+    if (micros > maxMicros) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${formatAmount(maxMicros)}` });
+      return z.NEVER;
+    }
+    return micros;
+  });
+}
+
+export const positiveAmount = (maxDecimals: number, maxMicros: bigint) =>
+  amount(maxDecimals, maxMicros).refine((micros) => micros > 0n, { message: 'must be greater than zero' });
 
 export const idParams = z.object({ id: z.uuid() });
+
+/** Every 4xx and 5xx body (DESIGN rule 9). */
+export const problemSchema = z.looseObject({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  code: z.string(),
+  detail: z.string(),
+  instance: z.string().optional(),
+  requestId: z.string().optional(),
+});
+
+/** Response schemas for errors, documented on every route. */
+export const problems = { '4xx': problemSchema, '5xx': problemSchema };
+
+const instant = z.iso.datetime();
+
+export const sessionViewSchema = z.object({
+  id: z.uuid(),
+  state: z.enum(['authorizing', 'active', 'over_limit', 'closing', 'settled', 'declined']),
+  serviceId: z.uuid(),
+  serverId: z.uuid(),
+  currency: z.string(),
+  pricePerMinute: z.string(),
+  authorizationNumber: z.string().nullable(),
+  maxMinutes: z.number().nullable(),
+  maxCharge: z.string(),
+  createdAt: instant,
+  startedAt: instant.nullable(),
+  cutoffAt: instant.nullable(),
+  cutoffReason: z.enum(['charge_limit', 'time_limit']).nullable(),
+  endedAt: instant.nullable(),
+  endReason: z.string().nullable(),
+  accrued: z.string(),
+  charge: z.string().nullable(),
+  chargeSlip: z.object({ id: z.string(), authorizationNumber: z.string(), amount: z.string() }).nullable(),
+  declineReason: z.string().nullable(),
+});
+
+export const opsSessionViewSchema = sessionViewSchema.extend({
+  accountId: z.uuid(),
+  path: z.string(),
+  stuck: z.boolean(),
+  stuckReason: z.string().nullable(),
+  held: z.boolean(),
+  closeAttempts: z.number().int(),
+  lastError: z.string().nullable(),
+});
+
+export const accountViewSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  email: z.string(),
+  card: z.object({ brand: z.string(), last4: z.string(), expMonth: z.number().int(), expYear: z.number().int() }),
+  estimatedStorageGb: z.number(),
+  estimatedProcessingHours: z.number(),
+  currency: z.string(),
+  outstandingLimit: z.string(),
+  reserved: z.string(),
+  createdAt: instant,
+});
+
+export const serviceViewSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  serverId: z.uuid(),
+  pricePerMinute: z.string(),
+  currency: z.string(),
+  maxUsers: z.number().int(),
+  activeUsers: z.number().int(),
+});
+
+export const serverViewSchema = z.object({ id: z.uuid(), name: z.string(), maxUsers: z.number().int() });
+
+const occupancy = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  maxUsers: z.number().int(),
+  activeUsers: z.number().int(),
+  queued: z.number().int(),
+  oldestWaitSeconds: z.number().nullable(),
+});
+
+export const serversOccupancySchema = z.object({
+  servers: z.array(
+    occupancy.extend({
+      services: z.array(occupancy),
+      connectedCustomers: z.number().int(),
+      estimatedStorageGb: z.number(),
+      estimatedProcessingHours: z.number(),
+    }),
+  ),
+});
+
+export const historyLineSchema = z.object({
+  event: z.string(),
+  from: z.string().nullable(),
+  to: z.string(),
+  at: instant,
+  detail: z.unknown(),
+});

@@ -24,15 +24,13 @@ const { supervisor } = tollgate;
 const wallNow = () => performance.timeOrigin + performance.now();
 
 /**
- * The instant each watched session leaves `active`, seen in-process. The Supervisor has no
- * public way to observe a session's transitions, so this reaches into its (TypeScript-private)
- * routing table; when that is not there, the parent falls back on session_events.at.
+ * The instant each watched session's machine leaves `active`, seen in-process from its actor:
+ * what cutoff precision measures is the machine, not the commit that follows.
  */
-const actorsOf = () => (supervisor as unknown as { actors?: Map<string, AnyActorRef> }).actors;
 const leftActive = new Map<string, { cutoffAt: number | null; leftAt: number | null; to: string | null }>();
 
 function watch(sessionId: string): boolean {
-  const actor = actorsOf()?.get(sessionId);
+  const actor = supervisor.actorOf(sessionId);
   if (!actor) return false;
   const entry = { cutoffAt: null as number | null, leftAt: null as number | null, to: null as string | null };
   leftActive.set(sessionId, entry);
@@ -93,7 +91,7 @@ serveParent(
         const t = performance.now();
         try {
           const maxCharge = payload.maxCharges[i % payload.maxCharges.length]!;
-          const view = await supervisor.open({
+          const { view } = await tollgate.commands.open({
             accountId: payload.accountIds[i % payload.accountIds.length]!,
             serviceId: payload.serviceId,
             maxMs: null,

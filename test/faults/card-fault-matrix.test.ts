@@ -46,7 +46,7 @@ const open = () => tollgate.app.inject({ method: 'POST', url: '/v1/sessions', he
 
 async function finalState(sessionId: string) {
   for (let i = 0; i < 150; i++) {
-    const view = await tollgate.supervisor.get(null, sessionId);
+    const view = await tollgate.queries.view(null, sessionId);
     if (view && (view.state === 'settled' || view.state === 'declined')) return view;
     await sleep(100);
   }

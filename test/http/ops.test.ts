@@ -51,7 +51,7 @@ describe('stuck sessions', () => {
 
     const { sessions } = (await opsGet('/v1/ops/sessions?stuck=true')).json();
     const stuck = sessions.find((s: { id: string }) => s.id === session.id);
-    expect(stuck).toMatchObject({ state: 'closing', subState: 'waiting', stuck: true, closeAttempts: 1 });
+    expect(stuck).toMatchObject({ state: 'closing', path: 'closing.capturing.waiting', stuck: true, closeAttempts: 1 });
     expect(stuck.stuckReason).toMatch(/^capture failing for \d+ seconds \(1 attempts\): CardNetworkUnavailableError/);
 
     // Still failing: a retry goes through the machine and comes back to wait.
@@ -69,14 +69,14 @@ describe('stuck sessions', () => {
     expect(detail.history.map((h: { to: string }) => h.to)).toEqual([
       'authorizing.requesting',
       'active.running',
-      'closing.capturing',
-      'closing.waiting',
-      'closing.capturing',
-      'closing.waiting',
-      'closing.capturing',
+      'closing.capturing.calling',
+      'closing.capturing.waiting',
+      'closing.capturing.calling',
+      'closing.capturing.waiting',
+      'closing.capturing.calling',
       'settled',
     ]);
-    expect(detail.history[3]).toMatchObject({ event: 'closing.capturing done', from: 'closing.capturing' });
+    expect(detail.history[3]).toMatchObject({ event: 'capture done', from: 'closing.capturing.calling' });
     expect(detail.history[3].detail.lastError).toMatch(/^CardNetworkUnavailableError/);
     expect(detail.history.find((h: { event: string }) => h.event === 'RETRY')).toBeTruthy();
   });

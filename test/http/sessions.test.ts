@@ -185,14 +185,16 @@ describe('ending a session', () => {
     expect(ended).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '2.00', endedAt: opened.cutoffAt });
     expect(ended.chargeSlip.amount).toBe('2.00');
     const history = await tollgate.sql`
-      select from_state, to_state from session_events where session_id = ${opened.id} order by id`;
-    expect(history.map((h) => h.to_state)).toEqual([
-      'authorizing.requesting',
-      'active.running',
-      'over_limit.interrupting',
-      'closing.capturing',
-      'settled',
+      select event, to_state from session_events where session_id = ${opened.id} order by seq`;
+    // Without grace, the cutoff goes over the limit and on to capturing in one step.
+    expect(history.map((h) => `${h.event} → ${h.to_state}`)).toEqual([
+      'OPEN → authorizing.requesting',
+      'authorize done → active.running',
+      'CUTOFF → closing.capturing.calling',
+      'capture done → settled',
     ]);
+    const events = await tollgate.sql`select type from domain_events where stream = ${`session:${opened.id}`} order by position`;
+    expect(events.map((e) => e.type)).toEqual(['session.opened', 'session.activated', 'session.interrupted', 'session.settled']);
   });
 
   it('ends by itself at the time limit, charging the time used', async () => {

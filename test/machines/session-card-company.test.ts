@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deadlineOf, holdsSeat, stateNameOf } from '../../machines/session/index.js';
+import { deadlineOf, stateNameOf } from '../../machines/session/index.js';
 import { ManualClock } from '../../src/clock.js';
 import { hold, ScriptedCardCompany, START, startSession } from './session-harness.js';
 
@@ -13,13 +13,13 @@ function scripted() {
 describe('an authorization with no answer', () => {
   it('releases whatever hold may exist, then ends declined, giving its seats back at once', async () => {
     const { clock, card } = scripted();
-    card.authorize = { ok: false, declined: false, detail: 'timeout', at: START };
-    card.releases = [{ ok: false, detail: 'still down', at: 0 }];
+    card.authorize = { kind: 'unanswered', detail: 'timeout', at: START };
+    card.releases = [{ kind: 'unanswered', detail: 'still down', at: 0 }];
     const session = startSession({ clock, card });
     await session.settle();
     const waiting = session.actor.getSnapshot();
-    expect(waiting.value).toEqual({ authorizing: 'waiting' });
-    expect(holdsSeat(waiting)).toBe(false);
+    expect(waiting.value).toEqual({ authorizing: { releasing: 'waiting' } });
+    expect(waiting.hasTag('seat')).toBe(false);
     expect(waiting.context.declineReason).toBe('card_network_unavailable');
     expect(deadlineOf(waiting)).toEqual({ at: START + 1000, event: 'RETRY' });
     await session.advance(1000);
@@ -48,7 +48,7 @@ describe('raising the limit', () => {
 
   it('changes nothing when the card company declines', async () => {
     const { clock, card } = scripted();
-    card.increments = [{ ok: false, declined: true, reason: 'insufficient_funds', at: 0 }];
+    card.increments = [{ kind: 'declined', reason: 'insufficient_funds', at: 0 }];
     const session = startSession({ clock, card });
     await session.settle();
     session.actor.send({ type: 'EXTEND', at: clock.now(), maxChargeMicros: '8000000' });
@@ -126,7 +126,7 @@ describe('holds that outlive their validity', () => {
     const { clock, card } = scripted();
     card.renewals = [
       {
-        ok: true,
+        kind: 'held',
         hold: { ...hold(), holdId: 'hold_2', authorizedAt: START + 6 * DAY, expiresAt: START + 13 * DAY },
         staleHoldId: 'hold_1',
         at: 0,
@@ -145,7 +145,7 @@ describe('holds that outlive their validity', () => {
 
   it('closes at what it has accrued when the new hold is declined', async () => {
     const { clock, card } = scripted();
-    card.renewals = [{ ok: false, declined: true, reason: 'insufficient_funds', at: 0 }];
+    card.renewals = [{ kind: 'declined', reason: 'insufficient_funds', at: 0 }];
     const session = startSession({ clock, card, input: longSession });
     await session.settle();
     await session.advance(6 * DAY);
@@ -159,7 +159,7 @@ describe('holds that outlive their validity', () => {
 
   it('tries again soon when the card company does not answer, while the hold still holds', async () => {
     const { clock, card } = scripted();
-    card.renewals = [{ ok: false, declined: false, detail: 'timeout', at: 0 }];
+    card.renewals = [{ kind: 'unanswered', detail: 'timeout', at: 0 }];
     const session = startSession({ clock, card, input: longSession });
     await session.settle();
     await session.advance(6 * DAY);

@@ -3,16 +3,22 @@ import {
   deadlineOf,
   sessionMachine,
   type AuthorizeOutcome,
+  type AuthorizeInput,
   type CallOutcome,
+  type CaptureInput,
   type CaptureOutcome,
+  type IncrementInput,
+  type RenewInput,
+  type ReserveInput,
+  type VoidInput,
   type IncrementOutcome,
   type RenewOutcome,
+  type ReserveOutcome,
   type SessionInput,
   type SessionSnapshot,
-  type VoidOutcome,
 } from '../../machines/session/index.js';
 import { ManualClock } from '../../src/clock.js';
-import { DeadlineScheduler } from '../../src/supervisor/deadline-scheduler.js';
+import { DeadlineScheduler } from '../../src/time/deadline-scheduler.js';
 
 export const START = Date.UTC(2026, 10, 22, 9, 0, 0);
 
@@ -34,56 +40,61 @@ export function input(overrides: Partial<SessionInput> = {}): SessionInput {
   };
 }
 
-/** A card company under the test's control: each call waits for the test to answer it. */
+type Scripted<T> = T | 'pending';
+const never = <T>() => new Promise<T>(() => {});
+
+/** A card company (and an account to reserve against) under the test's control. */
 export class ScriptedCardCompany {
-  authorize: AuthorizeOutcome | 'pending' = { ok: true, hold: hold(), at: START };
-  releases: CallOutcome[] = [];
-  renewals: (RenewOutcome | 'pending')[] = [];
-  increments: (IncrementOutcome | 'pending')[] = [];
-  captures: (CaptureOutcome | 'pending')[] = [];
-  voids: VoidOutcome[] = [];
+  authorize: Scripted<AuthorizeOutcome> = { kind: 'held', hold: hold(), at: START };
+  releases: Scripted<CallOutcome>[] = [];
+  renewals: Scripted<RenewOutcome>[] = [];
+  reservations: Scripted<ReserveOutcome>[] = [];
+  increments: Scripted<IncrementOutcome>[] = [];
+  captures: Scripted<CaptureOutcome>[] = [];
+  voids: Scripted<CallOutcome>[] = [];
   calls: string[] = [];
   constructor(private readonly clock: ManualClock) {}
 
+  private answer<T extends { at: number }>(next: Scripted<T>): Promise<T> {
+    return next === 'pending' ? never<T>() : Promise.resolve({ ...next, at: this.clock.now() });
+  }
+
   actors() {
     return {
-      authorizeHold: fromPromise<AuthorizeOutcome>(async () => {
+      authorizeHold: fromPromise<AuthorizeOutcome, AuthorizeInput>(async () => {
         this.calls.push('authorize');
-        if (this.authorize === 'pending') return new Promise<never>(() => {});
-        return { ...this.authorize, at: this.clock.now() };
+        return this.answer(this.authorize);
       }),
-      releaseAuthorization: fromPromise<CallOutcome>(async () => {
+      releaseAuthorization: fromPromise<CallOutcome, AuthorizeInput>(async () => {
         this.calls.push('release');
-        return { ...(this.releases.shift() ?? { ok: true, at: 0 }), at: this.clock.now() };
+        return this.answer(this.releases.shift() ?? { kind: 'done', at: 0 });
       }),
-      renewHold: fromPromise<RenewOutcome, { attempt: number }>(async ({ input }) => {
+      renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input }) => {
         this.calls.push(`renew ${input.attempt}`);
-        const next = this.renewals.shift() ?? {
-          ok: true,
-          hold: { ...hold(), holdId: `hold_${input.attempt + 1}`, authorizedAt: this.clock.now(), expiresAt: this.clock.now() + 7 * 86_400_000 },
-          at: 0,
-        };
-        if (next === 'pending') return new Promise<never>(() => {});
-        return { ...next, at: this.clock.now() };
+        return this.answer(
+          this.renewals.shift() ?? {
+            kind: 'held',
+            hold: { ...hold(), holdId: `hold_${input.attempt + 1}`, authorizedAt: this.clock.now(), expiresAt: this.clock.now() + 7 * 86_400_000 },
+            staleHoldId: null,
+            at: 0,
+          },
+        );
       }),
-      incrementHold: fromPromise<IncrementOutcome, { amountMicros: string; holdId: string }>(async ({ input }) => {
+      reserveExtension: fromPromise<ReserveOutcome, ReserveInput>(async ({ input }) => {
+        this.calls.push(`reserve ${input.toMicros}`);
+        return this.answer(this.reservations.shift() ?? { kind: 'reserved', at: 0 });
+      }),
+      incrementHold: fromPromise<IncrementOutcome, IncrementInput>(async ({ input }) => {
         this.calls.push(`increment ${input.amountMicros}`);
-        const next = this.increments.shift() ?? { ok: true, hold: { ...hold(), holdId: input.holdId, amountMicros: input.amountMicros }, at: 0 };
-        if (next === 'pending') return new Promise<never>(() => {});
-        return { ...next, at: this.clock.now() };
+        return this.answer(this.increments.shift() ?? { kind: 'raised', hold: { ...hold(), holdId: input.holdId, amountMicros: input.amountMicros }, at: 0 });
       }),
-      interruptService: fromPromise<void>(async () => {
-        this.calls.push('interrupt');
-      }),
-      captureCharge: fromPromise<CaptureOutcome, { amountMicros: string; staleHoldIds: string[] }>(async ({ input }) => {
+      captureCharge: fromPromise<CaptureOutcome, CaptureInput>(async ({ input }) => {
         this.calls.push(`capture ${input.amountMicros}${input.staleHoldIds.length ? ` voiding ${input.staleHoldIds.join(' ')}` : ''}`);
-        const next = this.captures.shift() ?? { ok: true, slip: slip(input.amountMicros), at: 0 };
-        if (next === 'pending') return new Promise<never>(() => {});
-        return { ...next, at: this.clock.now() };
+        return this.answer(this.captures.shift() ?? { kind: 'captured', slip: slip(input.amountMicros), at: 0 });
       }),
-      voidHold: fromPromise<VoidOutcome, { holdId: string; staleHoldIds: string[] }>(async ({ input }) => {
+      voidHold: fromPromise<CallOutcome, VoidInput>(async ({ input }) => {
         this.calls.push(`void ${[...input.staleHoldIds, input.holdId].join(' ')}`);
-        return { ...(this.voids.shift() ?? { ok: true, at: 0 }), at: this.clock.now() };
+        return this.answer(this.voids.shift() ?? { kind: 'done', at: 0 });
       }),
     };
   }
@@ -112,7 +123,7 @@ export function startSession(
 ) {
   const clock = options.clock ?? new ManualClock(START);
   const card = options.card ?? new ScriptedCardCompany(clock);
-  const machine = sessionMachine.provide({ actors: card.actors() as never });
+  const machine = sessionMachine.provide({ actors: card.actors() });
   let actor: Actor<typeof machine>;
   const scheduler = new DeadlineScheduler(
     clock,

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { deadlineOf, stateNameOf } from '../../machines/session/index.js';
+import { deadlineOf, resolveSnapshot, stateNameOf, statePathOf } from '../../machines/session/index.js';
+import { expectOutcome } from './session-drive.js';
+import { REACHABLE_STATES } from './session-states.js';
 import { ManualClock } from '../../src/clock.js';
 import { hold, ScriptedCardCompany, START, startSession } from './session-harness.js';
 
@@ -40,7 +42,7 @@ describe('session machine', () => {
     const { context } = session.actor.getSnapshot();
     expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
     expect(context).toMatchObject({ endReason: 'charge_limit', chargeMicros: '5000000', endedAt: START + 500_000 });
-    expect(session.card.calls).toEqual(['authorize', 'interrupt', 'capture 5000000']);
+    expect(session.card.calls).toEqual(['authorize', 'capture 5000000']);
   });
 
   it('ends at the time limit when it comes before the charge limit', async () => {
@@ -64,7 +66,7 @@ describe('session machine', () => {
   it('ends declined with the reason when the card company declines', async () => {
     const clock = new ManualClock(START);
     const card = new ScriptedCardCompany(clock);
-    card.authorize = { ok: false, declined: true, reason: 'insufficient_funds', at: START };
+    card.authorize = { kind: 'declined', reason: 'insufficient_funds', at: START };
     const session = startSession({ clock, card });
     await session.settle();
     expect(stateNameOf(session.actor.getSnapshot())).toBe('declined');
@@ -76,22 +78,22 @@ describe('session machine', () => {
     const clock = new ManualClock(START);
     const card = new ScriptedCardCompany(clock);
     card.captures = [
-      { ok: false, detail: '503', at: 0 },
-      { ok: false, detail: '503', at: 0 },
+      { kind: 'unanswered', detail: '503', at: 0 },
+      { kind: 'unanswered', detail: '503', at: 0 },
     ];
     const session = startSession({ clock, card });
     await session.settle();
     await session.advance(10_000);
     session.actor.send({ type: 'LOGOFF', at: clock.now() });
     await session.settle();
-    expect(session.actor.getSnapshot().value).toEqual({ closing: 'waiting' });
+    expect(session.actor.getSnapshot().value).toEqual({ closing: { capturing: 'waiting' } });
     expect(session.actor.getSnapshot().context).toMatchObject({ closeAttempts: 1, retryAt: clock.now() + 1000 });
     await session.advance(1000);
     await session.settle();
     // Second failure: twice the wait.
     expect(session.actor.getSnapshot().context).toMatchObject({ closeAttempts: 2, retryAt: clock.now() + 2000 });
     await session.advance(1999);
-    expect(session.actor.getSnapshot().value).toEqual({ closing: 'waiting' });
+    expect(session.actor.getSnapshot().value).toEqual({ closing: { capturing: 'waiting' } });
     await session.advance(1);
     await session.settle();
     expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
@@ -101,38 +103,21 @@ describe('session machine', () => {
 });
 
 describe('session snapshots', () => {
-  it('round-trips every reachable state through JSON and re-arms its deadline from the stored instant', async () => {
-    const clock = new ManualClock(START);
-    const card = new ScriptedCardCompany(clock);
-    card.authorize = 'pending';
-    const authorizing = startSession({ clock, card });
-    const reached = new Map<string, ReturnType<typeof authorizing.persisted>>();
-    reached.set('authorizing', authorizing.persisted());
-
-    const live = startSession();
-    await live.settle();
-    reached.set('active', live.persisted());
-    const waitingCard = new ScriptedCardCompany(live.clock);
-    waitingCard.captures = [{ ok: false, detail: 'timeout', at: 0 }];
-    const waiting = startSession({ card: waitingCard, clock: live.clock });
-    await waiting.settle();
-    waiting.actor.send({ type: 'LOGOFF', at: live.clock.now() + 5_000 });
-    await waiting.settle();
-    reached.set('closing.waiting', waiting.persisted());
-    await live.advance(500_000);
-    await live.settle();
-    reached.set('settled', live.persisted());
-
-    for (const [name, stored] of reached) {
-      const restoredClock = new ManualClock(START + 1_000);
-      const restoredCard = new ScriptedCardCompany(restoredClock);
-      restoredCard.authorize = 'pending';
-      const restored = startSession({ snapshot: stored, clock: restoredClock, card: restoredCard });
-      expect(restored.actor.getSnapshot().value, name).toEqual(stored.value);
-      expect(restored.actor.getSnapshot().context, name).toEqual(stored.context);
-      expect(deadlineOf(restored.actor.getSnapshot()), name).toEqual(deadlineOf(stored));
-    }
-  });
+  it.each(REACHABLE_STATES.map((state) => [state.path, state] as const))(
+    'round-trips %s through JSON, re-arms its deadline from the stored instant, and ends as its state implies',
+    async (path, { reach, outcome }) => {
+      const live = await reach();
+      expect(statePathOf(live.actor.getSnapshot().value)).toBe(path);
+      const stored = live.persisted();
+      live.actor.stop();
+      const clock = new ManualClock(live.clock.now());
+      const restored = startSession({ snapshot: stored, clock, card: new ScriptedCardCompany(clock) });
+      expect(restored.actor.getSnapshot().value).toEqual(stored.value);
+      expect(restored.actor.getSnapshot().context).toEqual(stored.context);
+      expect(deadlineOf(restored.actor.getSnapshot())).toEqual(deadlineOf(resolveSnapshot(stored)));
+      await expectOutcome(restored, outcome, path);
+    },
+  );
 
   it('closes a restored session whose cutoff passed while it was down at its limit, not more', async () => {
     const live = startSession();
@@ -160,7 +145,7 @@ describe('session snapshots', () => {
     const stored = first.persisted();
     first.actor.stop();
     const card = new ScriptedCardCompany(clock);
-    card.authorize = { ok: true, hold: hold(), at: START };
+    card.authorize = { kind: 'held', hold: hold(), at: START };
     const restored = startSession({ snapshot: stored, clock, card });
     await restored.settle();
     expect(card.calls).toEqual(['authorize']);

@@ -8,15 +8,16 @@ import type {
   HoldInfo,
   IncrementInput,
   IncrementOutcome,
-  InterruptInput,
   ReleaseInput,
   RenewInput,
   RenewOutcome,
+  ReserveInput,
+  ReserveOutcome,
   VoidInput,
-  VoidOutcome,
 } from '../../machines/session/index.js';
 import type { Clock } from '../clock.js';
-import type { Sql } from '../db/sql.js';
+import type { Sql, TransactionSql } from '../db/sql.js';
+import { transaction } from '../db/transaction.js';
 import { CardDeclinedError, CardNetworkUnavailableError, type CardGateway, type Hold } from '../payments/gateway.js';
 import type { Logger } from '../logger.js';
 
@@ -25,7 +26,10 @@ export interface EffectDeps {
   gateway: CardGateway;
   clock: Clock;
   log: Logger;
-  /** Resolves once the session's latest state is committed: the intent is written first (DESIGN rule 3). */
+  /**
+   * Resolves once the session's latest transition is committed, however long that takes: the
+   * intent is written before anything goes out (DESIGN rules 3 and 13).
+   */
   durable(sessionId: string): Promise<void>;
   /** The card token read when the session opened, if this process still has it. */
   takeCardToken(sessionId: string): string | undefined;
@@ -36,14 +40,25 @@ export interface EffectDeps {
  * re-driven after a crash or a lost answer is answered by the card company, not repeated.
  */
 export const idempotencyKeys = {
-  authorize: (sessionId: string, attempt: number) =>
-    attempt === 0 ? `${sessionId}:authorize` : `${sessionId}:authorize:${attempt}`,
+  authorize: (sessionId: string, attempt: number) => (attempt === 0 ? `${sessionId}:authorize` : `${sessionId}:authorize:${attempt}`),
   extend: (sessionId: string, attempt: number) => `${sessionId}:extend:${attempt}`,
   capture: (sessionId: string) => `${sessionId}:capture`,
   void: (sessionId: string, holdId: string) => `${sessionId}:void:${holdId}`,
 };
 
 const describe = (error: unknown) => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+
+/**
+ * A failure is retryable when no answer came (timeouts, 5xx, connection errors, after the
+ * client's own retries), or when the card company declined a capture or a void (its processing
+ * failed: a decline of a call on a hold already granted is the network's, not the card's). Any
+ * other answer (a reused key, a hold that is no longer open, a body that makes no sense) will be
+ * the same next time: it is permanent, and an operator decides.
+ */
+function failure(error: unknown, at: number): { kind: 'unanswered' | 'refused'; detail: string; at: number } {
+  const retryable = error instanceof CardNetworkUnavailableError || error instanceof CardDeclinedError;
+  return { kind: retryable ? 'unanswered' : 'refused', detail: describe(error), at };
+}
 
 /** The session machine's effects, as the named actors it declares; failures come back as data. */
 export function sessionEffects(deps: EffectDeps) {
@@ -60,8 +75,7 @@ export function sessionEffects(deps: EffectDeps) {
   async function cardToken(input: AuthorizeInput): Promise<string> {
     const known = deps.takeCardToken(input.sessionId);
     if (known) return known;
-    const [account] = await sql<{ cardToken: string }[]>`
-      select card_token as "cardToken" from accounts where id = ${input.accountId}`;
+    const [account] = await sql<{ cardToken: string }[]>`select card_token as "cardToken" from accounts where id = ${input.accountId}`;
     if (!account) throw new Error(`account ${input.accountId} not found`);
     return account.cardToken;
   }
@@ -78,15 +92,15 @@ export function sessionEffects(deps: EffectDeps) {
 
   async function authorizeOutcome(input: AuthorizeInput): Promise<AuthorizeOutcome> {
     try {
-      return { ok: true, hold: holdInfo(await authorize(input)), at: clock.now() };
+      return { kind: 'held', hold: holdInfo(await authorize(input)), at: clock.now() };
     } catch (error) {
-      if (error instanceof CardDeclinedError) return { ok: false, declined: true, reason: error.reason, at: clock.now() };
+      if (error instanceof CardDeclinedError) return { kind: 'declined', reason: error.reason, at: clock.now() };
       log.warn({ sessionId: input.sessionId, err: describe(error) }, 'authorization failed');
       // Unreachable (every connection refused): no hold can exist, so there is nothing to release.
       if (error instanceof CardNetworkUnavailableError && !error.mayHaveCommitted) {
-        return { ok: false, declined: true, reason: 'card_network_unavailable', at: clock.now() };
+        return { kind: 'declined', reason: 'card_network_unavailable', at: clock.now() };
       }
-      return { ok: false, declined: false, detail: describe(error), at: clock.now() };
+      return failure(error, clock.now());
     }
   }
 
@@ -108,11 +122,11 @@ export function sessionEffects(deps: EffectDeps) {
       try {
         const hold = await authorize(input);
         await voidAll(input.sessionId, [hold.holdId]);
-        return { ok: true, at: clock.now() };
+        return { kind: 'done', at: clock.now() };
       } catch (error) {
-        if (error instanceof CardDeclinedError) return { ok: true, at: clock.now() };
+        if (error instanceof CardDeclinedError) return { kind: 'done', at: clock.now() };
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'releasing an unanswered authorization failed');
-        return { ok: false, detail: describe(error), at: clock.now() };
+        return failure(error, clock.now());
       }
     }),
 
@@ -120,13 +134,24 @@ export function sessionEffects(deps: EffectDeps) {
     renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input }) => {
       await deps.durable(input.sessionId);
       const outcome = await authorizeOutcome(input);
-      if (!outcome.ok) return outcome;
+      if (outcome.kind !== 'held') return outcome;
       try {
         await voidAll(input.sessionId, [input.previousHoldId]);
-        return outcome;
+        return { ...outcome, staleHoldId: null };
       } catch (error) {
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'voiding a renewed hold failed; voided at settlement');
         return { ...outcome, staleHoldId: input.previousHoldId };
+      }
+    }),
+
+    reserveExtension: fromPromise<ReserveOutcome, ReserveInput>(async ({ input }) => {
+      await deps.durable(input.sessionId);
+      try {
+        const reserved = await transaction(sql, (tx) => reserveShare(tx, input));
+        return reserved ? { kind: 'reserved', at: clock.now() } : { kind: 'declined', reason: 'outstanding_limit_reached', at: clock.now() };
+      } catch (error) {
+        log.warn({ sessionId: input.sessionId, err: describe(error) }, 'reserving an extension failed');
+        return { kind: 'unanswered', detail: describe(error), at: clock.now() };
       }
     }),
 
@@ -138,17 +163,12 @@ export function sessionEffects(deps: EffectDeps) {
           amountMicros: BigInt(input.amountMicros),
           idempotencyKey: idempotencyKeys.extend(input.sessionId, input.attempt),
         });
-        return { ok: true, hold: holdInfo(hold), at: clock.now() };
+        return { kind: 'raised', hold: holdInfo(hold), at: clock.now() };
       } catch (error) {
-        if (error instanceof CardDeclinedError) return { ok: false, declined: true, reason: error.reason, at: clock.now() };
+        if (error instanceof CardDeclinedError) return { kind: 'declined', reason: error.reason, at: clock.now() };
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'incremental authorization failed');
-        return { ok: false, declined: false, reason: 'card_network_unavailable', at: clock.now() };
+        return failure(error, clock.now());
       }
-    }),
-
-    // tollgate does not proxy the upstream yet: access is revoked by the session leaving `active`.
-    interruptService: fromPromise<void, InterruptInput>(async ({ input }) => {
-      log.info({ sessionId: input.sessionId, serviceId: input.serviceId }, 'service interrupted at limit');
     }),
 
     captureCharge: fromPromise<CaptureOutcome, CaptureInput>(async ({ input }) => {
@@ -161,29 +181,46 @@ export function sessionEffects(deps: EffectDeps) {
           idempotencyKey: idempotencyKeys.capture(input.sessionId),
         });
         return {
-          ok: true,
-          slip: {
-            id: capture.captureId,
-            authorizationNumber: capture.authorizationNumber,
-            amountMicros: capture.amountMicros.toString(),
-          },
+          kind: 'captured',
+          slip: { id: capture.captureId, authorizationNumber: capture.authorizationNumber, amountMicros: capture.amountMicros.toString() },
           at: clock.now(),
         };
       } catch (error) {
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'capture failed');
-        return { ok: false, detail: describe(error), at: clock.now() };
+        return failure(error, clock.now());
       }
     }),
 
-    voidHold: fromPromise<VoidOutcome, VoidInput>(async ({ input }) => {
+    voidHold: fromPromise<CallOutcome, VoidInput>(async ({ input }) => {
       await deps.durable(input.sessionId);
       try {
         await voidAll(input.sessionId, [...input.staleHoldIds, input.holdId]);
-        return { ok: true, at: clock.now() };
+        return { kind: 'done', at: clock.now() };
       } catch (error) {
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'void failed');
-        return { ok: false, detail: describe(error), at: clock.now() };
+        return failure(error, clock.now());
       }
     }),
   };
+}
+
+/**
+ * Raises the session's share of its account's outstanding limit to `toMicros`, if what is left
+ * allows it. Safe to run again: a share already that large is reported reserved. Rows are locked
+ * session first, then account, as the journal does.
+ */
+async function reserveShare(tx: TransactionSql, input: ReserveInput): Promise<boolean> {
+  const to = BigInt(input.toMicros);
+  const [session] = await tx<{ reserved: bigint }[]>`
+    select reserved_micros as reserved from sessions where id = ${input.sessionId} for update`;
+  if (!session) throw new Error(`session ${input.sessionId} has no row`);
+  if (session.reserved >= to) return true;
+  const delta = to - session.reserved;
+  const [account] = await tx`
+    update accounts set reserved_micros = reserved_micros + ${delta}
+    where id = ${input.accountId} and outstanding_limit_micros - reserved_micros >= ${delta}
+    returning id`;
+  if (!account) return false;
+  await tx`update sessions set reserved_micros = ${to} where id = ${input.sessionId}`;
+  return true;
 }

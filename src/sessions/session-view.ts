@@ -1,5 +1,4 @@
-import type { SessionContext, SessionStateName } from '../../machines/session/index.js';
-import { termsOf } from '../../machines/session/index.js';
+import { billableMs, termsOf, type SessionContext, type SessionStateName } from '../../machines/session/index.js';
 import { formatAmount, minMicros } from '../billing/money.js';
 import { accruedMicros } from '../billing/tariff.js';
 
@@ -26,15 +25,18 @@ export interface SessionView {
   declineReason: string | null;
 }
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+// The largest instant a Date can hold: bounded inputs never get near it (DESIGN rule 16), and a
+// row that somehow did still renders instead of breaking a list.
+const MAX_DATE_MS = 8_640_000_000_000_000;
+const iso = (ms: number | null) => (ms === null ? null : new Date(Math.max(-MAX_DATE_MS, Math.min(MAX_DATE_MS, ms))).toISOString());
 
-/** Accrued so far: exact micro-units, capped at the cutoff and at maxCharge. */
+/** Accrued so far: exact micro-units, capped at the cutoff and at maxCharge; paused time is not billed. */
 export function accruedAt(context: SessionContext, now: number): bigint {
   if (context.chargeMicros !== null) return BigInt(context.chargeMicros);
   if (context.startedAt === null) return 0n;
   const until = Math.min(now, context.cutoffAt ?? now);
   const terms = termsOf(context);
-  return minMicros(accruedMicros(terms.pricePerMinuteMicros, until - context.startedAt), terms.maxChargeMicros);
+  return minMicros(accruedMicros(terms.pricePerMinuteMicros, billableMs(context, until)), terms.maxChargeMicros);
 }
 
 export function viewOf(state: SessionStateName, context: SessionContext, now: number): SessionView {
@@ -57,9 +59,7 @@ export function viewOf(state: SessionStateName, context: SessionContext, now: nu
     endReason: context.endReason,
     accrued: formatAmount(accruedAt(context, now)),
     charge: context.chargeMicros === null ? null : formatAmount(BigInt(context.chargeMicros)),
-    chargeSlip: slip
-      ? { id: slip.id, authorizationNumber: slip.authorizationNumber, amount: formatAmount(BigInt(slip.amountMicros)) }
-      : null,
+    chargeSlip: slip ? { id: slip.id, authorizationNumber: slip.authorizationNumber, amount: formatAmount(BigInt(slip.amountMicros)) } : null,
     declineReason: context.declineReason,
   };
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
-import { DeadlineScheduler } from '../../src/supervisor/deadline-scheduler.js';
+import { DeadlineScheduler } from '../../src/time/deadline-scheduler.js';
 
 function harness() {
   const clock = new ManualClock(0);

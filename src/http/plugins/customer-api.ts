@@ -1,0 +1,77 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { findAccount } from '../../accounts/accounts.js';
+import { errors } from '../../errors.js';
+import { customerAuth } from '../auth.js';
+import type { RouteDeps } from '../deps.js';
+import { idempotencyHooks } from '../idempotency.js';
+import { accountViewSchema, idParams, positiveAmount, problems, sessionViewSchema } from '../schemas.js';
+
+/** Aborted when the client hangs up before it is answered. */
+function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: boolean } }): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+/** What a customer may do with their bearer token: their account and their sessions. */
+export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
+  const { limits } = deps;
+  const openBody = z.object({
+    serviceId: z.uuid(),
+    maxMinutes: z.number().min(1 / 60, 'must be at least one second (1/60 of a minute)').max(limits.maxSessionMinutes).optional(),
+    maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
+    waitSeconds: z.number().min(0).max(limits.maxWaitSeconds).default(0),
+  });
+  const sessionAnswer = { response: { 200: sessionViewSchema, 201: sessionViewSchema, 202: sessionViewSchema, ...problems } };
+
+  const plugin: FastifyPluginAsyncZod = async (app) => {
+    app.addHook('onRequest', customerAuth(deps.tokens));
+    idempotencyHooks(app, { store: deps.idempotency, clock: deps.clock });
+
+    app.get('/v1/account', { schema: { response: { 200: z.object({ account: accountViewSchema }), ...problems } } }, async (request) => {
+      const account = await findAccount(deps.sql, request.accountId);
+      if (!account) throw errors.unauthenticated();
+      return { account };
+    });
+
+    app.post('/v1/sessions', { schema: { body: openBody, ...sessionAnswer }, config: { idempotent: 'resource' } }, async (request, reply) => {
+      const { serviceId, maxMinutes, maxCharge, waitSeconds } = request.body;
+      const { view, pending } = await deps.commands.open({
+        accountId: request.accountId,
+        serviceId,
+        maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
+        maxChargeMicros: maxCharge ?? null,
+        waitMs: Math.round(waitSeconds * 1000),
+        sessionId: request.idempotency?.resourceId ?? undefined,
+        signal: clientGone(reply),
+        answerKept: request.idempotency !== null,
+      });
+      return reply.code(pending ? 202 : 201).send(view);
+    });
+
+    app.get('/v1/sessions', { schema: { response: { 200: z.object({ sessions: z.array(sessionViewSchema) }), ...problems } } }, async (request) => ({
+      sessions: await deps.queries.list(request.accountId),
+    }));
+
+    app.get('/v1/sessions/:id', { schema: { params: idParams, ...sessionAnswer } }, async (request) => {
+      const session = await deps.queries.view(request.accountId, request.params.id);
+      if (!session) throw errors.sessionNotFound();
+      return session;
+    });
+
+    app.post(
+      '/v1/sessions/:id/extend',
+      { schema: { params: idParams, body: z.object({ maxCharge: positiveAmount(2, limits.maxAmountMicros) }), ...sessionAnswer }, config: { idempotent: 'action' } },
+      async (request) => deps.commands.extend(request.accountId, request.params.id, request.body.maxCharge),
+    );
+
+    app.post('/v1/sessions/:id/logoff', { schema: { params: idParams, ...sessionAnswer }, config: { idempotent: 'action' } }, async (request, reply) => {
+      const { view, settled } = await deps.commands.logoff(request.accountId, request.params.id);
+      return reply.code(settled ? 200 : 202).send(view);
+    });
+  };
+  return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'customer-api' });
+}

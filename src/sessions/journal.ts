@@ -1,0 +1,262 @@
+import type { Sql, TransactionSql } from '../db/sql.js';
+import { transaction } from '../db/transaction.js';
+import type { StoredEvent } from '../events/event-store.js';
+
+/** One write of one session: a transition, or the session's first row. */
+export interface JournalEntry {
+  sessionId: string;
+  /** Runs in the batch's transaction; returns the domain events it appended. Safe to run twice. */
+  write(tx: TransactionSql): Promise<readonly StoredEvent[]>;
+  /** False for a write whose caller handles a failure itself (an open): it is tried once, alone. */
+  retry: boolean;
+}
+
+/** The transition did not commit: nothing that depends on it may go out (DESIGN rule 13). */
+export class JournalWriteError extends Error {
+  constructor(
+    readonly sessionId: string,
+    readonly reason: string,
+  ) {
+    super(`session ${sessionId}: ${reason}`);
+    this.name = 'JournalWriteError';
+  }
+}
+
+export interface JournalOptions {
+  sql: Sql;
+  maxBatch: number;
+  /** Failed attempts at a session's writes before it is stuck; backoff between attempts. */
+  attemptsBeforeStuck: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** After every commit, the events it wrote, in position order. */
+  onCommitted(events: readonly StoredEvent[]): void;
+  /** A session's writes keep failing: called at each failed attempt once it is stuck. */
+  onStuck(sessionId: string, reason: string): void;
+  /** Runs in the transaction that finally commits a stuck session's writes. */
+  onRecovering(tx: TransactionSql, sessionId: string): Promise<void>;
+  /** A stuck session's writes went through. */
+  onRecovered(sessionId: string): void;
+  onBatch(writes: number, seconds: number): void;
+}
+
+interface Pending {
+  entry: JournalEntry;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  settled: boolean;
+}
+
+interface SessionQueue {
+  pending: Pending[];
+  /** How many of `pending` the write in flight carries (appends meanwhile wait for the next). */
+  inFlight: number;
+  failures: number;
+  stuck: string | null;
+  retryTimer: NodeJS.Timeout | null;
+  drained: (() => void)[];
+  stuckListeners: ((error: JournalWriteError) => void)[];
+}
+
+/**
+ * The durability promise (DESIGN rules 2, 13). Writes of one session commit in the order they
+ * were appended; writes of different sessions share a transaction (group commit: one fsync for
+ * many). A batch that fails is retried one session at a time, so a session whose write fails
+ * fails alone; it is retried with backoff, and once it has failed `attemptsBeforeStuck` times
+ * its callers are told (the promise rejects) and it is stuck until a write goes through.
+ */
+export class Journal {
+  private readonly queues = new Map<string, SessionQueue>();
+  private readonly ready = new Set<string>();
+  private flushing: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(private readonly options: JournalOptions) {}
+
+  /** Resolves once the entry is committed; rejects when it could not be (it is still retried unless `retry` is false). */
+  append(entry: JournalEntry): Promise<void> {
+    const queue = this.queueOf(entry.sessionId);
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { entry, resolve, reject, settled: false };
+      queue.pending.push(pending);
+      if (queue.stuck !== null) this.settle(pending, new JournalWriteError(entry.sessionId, queue.stuck));
+      else if (queue.inFlight === 0 && queue.retryTimer === null) this.markReady(entry.sessionId);
+    });
+  }
+
+  /** Resolves when everything appended for the session so far is committed, however long that takes. */
+  async durable(sessionId: string): Promise<void> {
+    // A transition's observers run in the same tick as the actors it starts: yield once so the
+    // transition is appended before this looks.
+    await null;
+    const queue = this.queues.get(sessionId);
+    if (!queue) return;
+    await new Promise<void>((resolve) => queue.drained.push(resolve));
+  }
+
+  /** Like durable, but rejects as soon as the session is stuck: for callers that answer someone. */
+  async committed(sessionId: string): Promise<void> {
+    await null;
+    const queue = this.queues.get(sessionId);
+    if (!queue) return;
+    if (queue.stuck !== null) throw new JournalWriteError(sessionId, queue.stuck);
+    await new Promise<void>((resolve, reject) => {
+      queue.drained.push(resolve);
+      queue.stuckListeners.push(reject);
+    });
+  }
+
+  /** The reason a session's writes are failing, or null. */
+  stuckReason(sessionId: string): string | null {
+    return this.queues.get(sessionId)?.stuck ?? null;
+  }
+
+  /** An operator asks for a stuck session's writes to be tried again now. */
+  retryNow(sessionId: string): void {
+    const queue = this.queues.get(sessionId);
+    if (!queue || queue.retryTimer === null) return;
+    clearTimeout(queue.retryTimer);
+    queue.retryTimer = null;
+    this.markReady(sessionId);
+  }
+
+  /** Resolves when nothing is being written (stuck sessions' writes are left queued). */
+  async idle(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const queue of this.queues.values()) if (queue.retryTimer) clearTimeout(queue.retryTimer);
+  }
+
+  private queueOf(sessionId: string): SessionQueue {
+    let queue = this.queues.get(sessionId);
+    if (!queue) {
+      queue = { pending: [], inFlight: 0, failures: 0, stuck: null, retryTimer: null, drained: [], stuckListeners: [] };
+      this.queues.set(sessionId, queue);
+    }
+    return queue;
+  }
+
+  private markReady(sessionId: string): void {
+    this.ready.add(sessionId);
+    if (!this.flushing && !this.closed) this.flushing = this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    // Writes appended in the same tick join the first batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.ready.size > 0 && !this.closed) {
+      const batch = this.takeBatch();
+      try {
+        const started = performance.now();
+        const events = await transaction(this.options.sql, (tx) => Promise.all(batch.map((id) => this.writeAll(tx, id))));
+        this.options.onBatch(batch.reduce((n, id) => n + this.queueOf(id).inFlight, 0), (performance.now() - started) / 1000);
+        this.afterCommit(batch, events.flat());
+      } catch {
+        // One session's bad write must not hold the others: each goes again, alone.
+        for (const sessionId of batch) await this.writeAlone(sessionId);
+      }
+    }
+    this.flushing = null;
+  }
+
+  private takeBatch(): string[] {
+    const batch: string[] = [];
+    let writes = 0;
+    for (const sessionId of this.ready) {
+      const queue = this.queueOf(sessionId);
+      if (writes > 0 && writes + queue.pending.length > this.options.maxBatch) break;
+      this.ready.delete(sessionId);
+      queue.inFlight = queue.pending.length;
+      writes += queue.inFlight;
+      batch.push(sessionId);
+    }
+    return batch;
+  }
+
+  private async writeAll(tx: TransactionSql, sessionId: string): Promise<StoredEvent[]> {
+    const queue = this.queueOf(sessionId);
+    if (queue.stuck !== null) await this.options.onRecovering(tx, sessionId);
+    const events: StoredEvent[] = [];
+    for (const pending of queue.pending.slice(0, queue.inFlight)) events.push(...(await pending.entry.write(tx)));
+    return events;
+  }
+
+  private async writeAlone(sessionId: string): Promise<void> {
+    const queue = this.queueOf(sessionId);
+    queue.inFlight = queue.pending.length;
+    try {
+      const events = await transaction(this.options.sql, (tx) => this.writeAll(tx, sessionId));
+      this.afterCommit([sessionId], events);
+    } catch (error) {
+      this.failed(sessionId, error);
+    }
+  }
+
+  private afterCommit(sessionIds: string[], events: StoredEvent[]): void {
+    for (const sessionId of sessionIds) {
+      const queue = this.queueOf(sessionId);
+      for (const pending of queue.pending.splice(0, queue.inFlight)) this.settle(pending);
+      queue.inFlight = 0;
+      queue.failures = 0;
+      if (queue.stuck !== null) {
+        queue.stuck = null;
+        this.options.onRecovered(sessionId);
+      }
+      if (queue.pending.length > 0) {
+        this.markReady(sessionId);
+        continue;
+      }
+      this.queues.delete(sessionId);
+      for (const resolve of queue.drained) resolve();
+    }
+    if (events.length > 0) this.options.onCommitted(events.sort((a, b) => (a.position < b.position ? -1 : 1)));
+  }
+
+  private failed(sessionId: string, error: unknown): void {
+    const queue = this.queueOf(sessionId);
+    queue.inFlight = 0;
+    queue.failures++;
+    const reason = `could not record ${queue.pending.length === 1 ? 'a transition' : `${queue.pending.length} transitions`}: ${describe(error)}`;
+    // A write whose caller handles its failure is not retried here.
+    const oneShot = queue.pending.filter((p) => !p.entry.retry);
+    for (const pending of oneShot) this.settle(pending, new JournalWriteError(sessionId, reason));
+    queue.pending = queue.pending.filter((p) => p.entry.retry);
+    if (queue.pending.length === 0) {
+      this.queues.delete(sessionId);
+      for (const resolve of queue.drained) resolve();
+      return;
+    }
+    if (queue.failures >= this.options.attemptsBeforeStuck) {
+      queue.stuck = reason;
+      const stuckError = new JournalWriteError(sessionId, reason);
+      for (const pending of queue.pending) this.settle(pending, stuckError);
+      for (const reject of queue.stuckListeners.splice(0)) reject(stuckError);
+      this.options.onStuck(sessionId, reason);
+    }
+    if (this.closed) return;
+    const delay = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(queue.failures - 1, 20));
+    queue.retryTimer = setTimeout(() => {
+      queue.retryTimer = null;
+      this.markReady(sessionId);
+    }, delay);
+    queue.retryTimer.unref();
+  }
+
+  private settle(pending: Pending, error?: JournalWriteError): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    if (error) pending.reject(error);
+    else pending.resolve();
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' ? `${error.message} (${code})` : error.message;
+  }
+  return String(error);
+}

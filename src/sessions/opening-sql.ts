@@ -1,0 +1,98 @@
+import { openedEvent, type SessionContext } from '../../machines/session/index.js';
+import type { Queryable } from '../db/sql.js';
+import type { StoredEvent } from '../events/event-store.js';
+
+export interface OpeningRecord {
+  context: SessionContext;
+  /** The state path of the first snapshot. */
+  path: string;
+  snapshot: unknown;
+  machineVersion: number;
+  service: { name: string };
+  server: { name: string };
+}
+
+export interface OpenedCustomer {
+  name: string;
+  email: string;
+  currency: string;
+  estimatedStorageGb: string;
+  estimatedProcessingHours: string;
+  cardToken: string;
+}
+
+export type OpeningOutcome =
+  | { kind: 'opened'; customer: OpenedCustomer; events: StoredEvent[] }
+  | { kind: 'no_account' }
+  | { kind: 'currency_mismatch' }
+  /** The hold does not fit what is left of the outstanding limit; nothing was written. */
+  | { kind: 'limit_reached'; availableMicros: bigint };
+
+/**
+ * One statement, so one round trip: under the account's row lock it reserves the session's hold
+ * (context.maxChargeMicros) if it fits the outstanding limit (DESIGN rule 6) and the currency
+ * matches, and only then writes the session's first row, its log row (the customer as they are
+ * now), its first history line and its `session.opened` event: the intent to authorize. Nothing
+ * is written when the reservation is refused. Written again (its commit's answer lost), it finds
+ * the row and reserves nothing twice.
+ */
+export async function insertOpening(db: Queryable, record: OpeningRecord): Promise<OpeningOutcome> {
+  const c = record.context;
+  const createdAt = new Date(c.createdAt);
+  const hold = BigInt(c.maxChargeMicros);
+  const { type, at, ...payload } = openedEvent(c);
+  const [row] = await db<(OpenedCustomer & { availableMicros: bigint; reserved: boolean; existing: boolean; events: StoredEvent[] | null })[]>`
+    with existing as (
+      select id from sessions where id = ${c.sessionId}
+    ), account as (
+      select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
+        outstanding_limit_micros - reserved_micros as available
+      from accounts where id = ${c.accountId} for no key update
+    ), reserved as (
+      update accounts a set reserved_micros = a.reserved_micros + ${hold}
+      from account
+      where a.id = account.id and account.available >= ${hold} and account.currency = ${c.currency}
+        and not exists (select 1 from existing)
+      returning a.id
+    ), opened as (
+      insert into sessions (id, account_id, service_id, server_id, state, path, seq, machine_version, snapshot, currency,
+        price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at)
+      select ${c.sessionId}, reserved.id, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.path}, 0, ${record.machineVersion},
+        ${db.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.pricePerMinuteMicros)}, ${c.maxMs},
+        ${hold}, ${hold}, ${createdAt}, ${createdAt}
+      from reserved
+      returning id
+    ), logged as (
+      insert into session_log (session_id, account_id, customer_name, customer_email, estimated_storage_gb,
+        estimated_processing_hours, service_id, service_name, server_id, server_name, currency, opened_at)
+      select opened.id, account.id, account.name, account.email, account.estimated_storage_gb,
+        account.estimated_processing_hours, ${c.serviceId}, ${record.service.name}, ${c.serverId},
+        ${record.server.name}, ${c.currency}, ${createdAt}
+      from opened, account
+    ), history as (
+      insert into session_events (session_id, seq, event, from_state, to_state, at, detail)
+      select opened.id, 0, 'OPEN', null, ${record.path}, ${createdAt},
+        ${db.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })}
+      from opened
+    ), published as (
+      insert into domain_events (event_key, stream, type, at, payload)
+      select ${`${c.sessionId}:0:0`}, ${`session:${c.sessionId}`}, ${type}, ${new Date(at)}, ${db.json(payload as never)}
+      from opened
+      returning position, tx::text as tx, stream, type, at, payload
+    )
+    select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
+      estimated_processing_hours::text as "estimatedProcessingHours", available as "availableMicros",
+      exists (select 1 from reserved) as reserved, exists (select 1 from existing) as existing,
+      (select json_agg(published) from published) as events
+    from account`;
+  if (!row) return { kind: 'no_account' };
+  const { availableMicros, reserved, existing, events, ...customer } = row;
+  if (reserved || existing) return { kind: 'opened', customer, events: (events ?? []).map(eventFromJson) };
+  if (customer.currency !== c.currency) return { kind: 'currency_mismatch' };
+  return { kind: 'limit_reached', availableMicros };
+}
+
+/** json_agg gives numbers and text where a direct row gives bigint and Date. */
+function eventFromJson(e: StoredEvent): StoredEvent {
+  return { ...e, position: BigInt(e.position as unknown as number), at: new Date(e.at) };
+}

@@ -1,0 +1,94 @@
+import type { SessionContext, SessionStateName } from '../../machines/session/index.js';
+import type { Queryable } from '../db/sql.js';
+
+/** A session's row as stored: its snapshot is of the version it was written with. */
+export interface StoredSession {
+  state: SessionStateName;
+  seq: number;
+  machineVersion: number;
+  snapshot: { value: unknown; context: SessionContext } & Record<string, unknown>;
+}
+
+export interface Quarantine {
+  kind: 'write_failed' | 'unreadable';
+  reason: string;
+  pendingSnapshot: StoredSession['snapshot'] | null;
+  pendingVersion: number | null;
+}
+
+export interface UnsettledSession extends StoredSession {
+  id: string;
+  customer: { accountId: string; estimatedStorageGb: number; estimatedProcessingHours: number };
+  quarantine: Quarantine | null;
+}
+
+export async function findSession(db: Queryable, id: string, accountId?: string): Promise<StoredSession | null> {
+  const rows = await db<StoredSession[]>`
+    select state, seq, machine_version as "machineVersion", snapshot from sessions
+    where id = ${id} ${accountId ? db`and account_id = ${accountId}` : db``}`;
+  return rows[0] ?? null;
+}
+
+export async function listSessions(db: Queryable, accountId: string, limit = 200): Promise<StoredSession[]> {
+  return db<StoredSession[]>`
+    select state, seq, machine_version as "machineVersion", snapshot from sessions
+    where account_id = ${accountId} order by created_at desc limit ${limit}`;
+}
+
+type UnsettledRow = StoredSession & {
+  id: string;
+  accountId: string;
+  storage: string;
+  processing: string;
+  quarantineKind: Quarantine['kind'] | null;
+  quarantineReason: string | null;
+  pendingSnapshot: Quarantine['pendingSnapshot'];
+  pendingVersion: number | null;
+};
+
+/**
+ * Every session not yet settled or declined (or only those given), oldest first, in batches of
+ * `batch` rows, with why this process may not run it (its quarantine), if it may not.
+ */
+export async function* loadUnsettled(db: Queryable, options: { batch?: number; ids?: string[] } = {}): AsyncGenerator<UnsettledSession[]> {
+  const cursor = db<UnsettledRow[]>`
+    select s.id, s.state, s.seq, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
+      a.estimated_storage_gb::text as storage, a.estimated_processing_hours::text as processing,
+      q.kind as "quarantineKind", q.reason as "quarantineReason", q.pending_snapshot as "pendingSnapshot",
+      q.pending_version as "pendingVersion"
+    from sessions s join accounts a on a.id = s.account_id left join session_quarantine q on q.session_id = s.id
+    where s.state not in ('settled', 'declined') ${options.ids ? db`and s.id = any(${options.ids}::uuid[])` : db``}
+    order by s.created_at`.cursor(options.batch ?? 2000);
+  for await (const rows of cursor) {
+    yield rows.map(({ accountId, storage, processing, quarantineKind, quarantineReason, pendingSnapshot, pendingVersion, ...row }) => ({
+      ...row,
+      customer: { accountId, estimatedStorageGb: Number(storage), estimatedProcessingHours: Number(processing) },
+      quarantine: quarantineKind
+        ? { kind: quarantineKind, reason: quarantineReason ?? '', pendingSnapshot, pendingVersion }
+        : null,
+    }));
+  }
+}
+
+/** Unsettled sessions still authorizing, last written before `before`: candidates for the orphan sweep. */
+export async function authorizingSince(db: Queryable, before: number): Promise<string[]> {
+  const rows = await db<{ id: string }[]>`
+    select id from sessions where state = 'authorizing' and updated_at < ${new Date(before)} order by updated_at limit 500`;
+  return rows.map((r) => r.id);
+}
+
+export async function quarantine(
+  db: Queryable,
+  record: { sessionId: string; kind: Quarantine['kind']; reason: string; pendingSnapshot: unknown; pendingVersion: number | null; at: number },
+): Promise<void> {
+  await db`
+    insert into session_quarantine (session_id, kind, reason, pending_snapshot, pending_version, since)
+    values (${record.sessionId}, ${record.kind}, ${record.reason}, ${record.pendingSnapshot === null ? null : db.json(record.pendingSnapshot as never)},
+      ${record.pendingVersion}, ${new Date(record.at)})
+    on conflict (session_id) do update set reason = excluded.reason, pending_snapshot = excluded.pending_snapshot,
+      pending_version = excluded.pending_version`;
+}
+
+export async function releaseQuarantine(db: Queryable, sessionId: string): Promise<void> {
+  await db`delete from session_quarantine where session_id = ${sessionId}`;
+}

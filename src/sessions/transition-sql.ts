@@ -1,0 +1,100 @@
+import type { Booking, SessionContext, SessionDomainEvent, SessionStateName } from '../../machines/session/index.js';
+import type { TransactionSql } from '../db/sql.js';
+import type { StoredEvent } from '../events/event-store.js';
+
+/** What one persisted transition of a session carries (DESIGN rule 2). */
+export interface TransitionRecord {
+  seq: number;
+  from: string;
+  to: string;
+  state: SessionStateName;
+  event: string;
+  at: number;
+  context: SessionContext;
+  snapshot: unknown;
+  machineVersion: number;
+  stuckReason: string | null;
+  bookings: Booking[];
+  events: SessionDomainEvent[];
+}
+
+const date = (ms: number | null) => (ms === null ? null : new Date(ms));
+const micros = (text: string | null | undefined) => (text == null ? null : BigInt(text));
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Writes one transition as one statement: the row, its history line, the ledger rows, the
+ * reservation, the charge slip, the log row and the domain events it implies. Only a row whose
+ * transition number is below this one's is written, and everything else hangs on that row, so
+ * a transition written twice (its commit's answer lost, then retried) changes nothing.
+ */
+export async function writeTransition(tx: TransactionSql, t: TransitionRecord): Promise<StoredEvent[]> {
+  const c = t.context;
+  const at = new Date(t.at);
+  const ledger = t.bookings.flatMap((b) =>
+    b.kind === 'ledger'
+      ? [{ key: `${c.sessionId}:${b.key}`, entry: b.entry, debit: b.debit, credit: b.credit, amount: b.amountMicros.toString(), auth: b.authorizationNumber }]
+      : [],
+  );
+  const slips = t.bookings.flatMap((b) =>
+    b.kind === 'charge_slip' ? [{ id: b.slip.id, auth: b.slip.authorizationNumber, amount: b.slip.amountMicros }] : [],
+  );
+  const reservation = t.bookings.find((b) => b.kind === 'reservation');
+  const completed = t.bookings.find((b) => b.kind === 'log_completed');
+  const events = t.events.map(({ type, at: when, ...payload }, i) => ({ i, type, at: iso(when), payload }));
+  const detail = detailOf(c);
+  return tx<StoredEvent[]>`
+    with old as (
+      select reserved_micros as before from sessions where id = ${c.sessionId} and seq < ${t.seq} for update
+    ), written as (
+      update sessions s set
+        state = ${t.state}, path = ${t.to}, seq = ${t.seq}, machine_version = ${t.machineVersion},
+        snapshot = ${tx.json(t.snapshot as never)}, max_charge_micros = ${BigInt(c.maxChargeMicros)},
+        authorized_micros = ${micros(c.hold?.amountMicros)}, authorization_number = ${c.hold?.authorizationNumber ?? null},
+        started_at = ${date(c.startedAt)}, cutoff_at = ${date(c.cutoffAt)}, ended_at = ${date(c.endedAt)},
+        charge_micros = ${micros(c.chargeMicros)}, end_reason = ${c.endReason}, stuck_reason = ${t.stuckReason},
+        closing_since = ${date(c.closingSince)}, close_attempts = ${c.closeAttempts}, updated_at = ${at},
+        reserved_micros = coalesce(${reservation ? reservation.targetMicros : null}::int8, s.reserved_micros)
+      from old where s.id = ${c.sessionId}
+      returning s.account_id, old.before, s.reserved_micros as after
+    ), reserved as (
+      update accounts a set reserved_micros = a.reserved_micros + (written.after - written.before)
+      from written where a.id = written.account_id and written.after <> written.before
+    ), history as (
+      insert into session_events (session_id, seq, event, from_state, to_state, at, detail)
+      select ${c.sessionId}, ${t.seq}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detail as never)}
+      from written where ${t.from} <> ${t.to}
+    ), ledger as (
+      insert into ledger_entries (entry_key, session_id, kind, debit, credit, amount_micros, authorization_number, at)
+      select l.key, ${c.sessionId}, l.entry, l.debit, l.credit, l.amount::int8, l.auth, ${at}
+      from written, jsonb_to_recordset(${tx.json(ledger as never)}::jsonb)
+        as l(key text, entry text, debit text, credit text, amount text, auth text)
+      on conflict (entry_key) do nothing
+    ), slip as (
+      insert into charge_slips (id, session_id, authorization_number, amount_micros, currency, created_at)
+      select s.id, ${c.sessionId}, s.auth, s.amount::int8, ${c.currency}, ${at}
+      from written, jsonb_to_recordset(${tx.json(slips as never)}::jsonb) as s(id text, auth text, amount text)
+      on conflict do nothing
+    ), logged as (
+      update session_log set started_at = ${date(completed?.startedAt ?? null)}, ended_at = ${date(completed?.endedAt ?? null)},
+        charge_micros = ${completed ? completed.chargeMicros : null}::int8, end_reason = ${completed?.endReason ?? null}
+      where session_id = ${c.sessionId} and ${completed !== undefined} and exists (select 1 from written)
+    ), published as (
+      insert into domain_events (event_key, stream, type, at, payload)
+      select ${`${c.sessionId}:${t.seq}:`} || e.i, ${`session:${c.sessionId}`}, e.type, e.at, e.payload
+      from written, jsonb_to_recordset(${tx.json(events as never)}::jsonb) as e(i int, type text, at timestamptz, payload jsonb)
+      on conflict (event_key) do nothing
+      returning position, tx::text as tx, stream, type, at, payload
+    )
+    select * from published order by position`;
+}
+
+function detailOf(c: SessionContext) {
+  return {
+    ...(c.endReason ? { endReason: c.endReason } : {}),
+    ...(c.chargeMicros !== null ? { chargeMicros: c.chargeMicros } : {}),
+    ...(c.declineReason ? { declineReason: c.declineReason } : {}),
+    ...(c.lastError ? { lastError: c.lastError } : {}),
+    ...(c.closeAttempts > 0 ? { closeAttempts: c.closeAttempts } : {}),
+  };
+}
