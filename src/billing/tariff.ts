@@ -25,14 +25,21 @@ export function accruedMicros(pricePerMinuteMicros: Micros, elapsedMs: number): 
 }
 
 /**
+ * The longest any session runs: at the smallest price a charge limit could lie beyond any
+ * instant PostgreSQL stores (DESIGN rule 16: every computed instant stays in range).
+ */
+export const MAX_SESSION_SPAN_MS = 100 * 365 * 86_400_000;
+
+/**
  * The exact instant (relative to the start) at which the session hits a limit: the first
  * whole second whose accrued charge reaches maxCharge, or the time limit, whichever is first.
  */
 export function cutoffOf(terms: SessionTerms): Cutoff {
   const secondsToCharge = ceilDiv(terms.maxChargeMicros * 60n, terms.pricePerMinuteMicros);
-  const chargeLimitMs = Number(secondsToCharge) * 1000;
+  const chargeLimitMs = secondsToCharge * 1000n > BigInt(MAX_SESSION_SPAN_MS) ? null : Number(secondsToCharge) * 1000;
+  const timeLimitMs = Math.min(terms.maxMs ?? MAX_SESSION_SPAN_MS, MAX_SESSION_SPAN_MS);
   // A time limit that coincides with the charge limit is reported as the time limit the customer set.
-  if (terms.maxMs !== null && terms.maxMs <= chargeLimitMs) return { afterMs: terms.maxMs, reason: 'time_limit' };
+  if (chargeLimitMs === null || timeLimitMs <= chargeLimitMs) return { afterMs: timeLimitMs, reason: 'time_limit' };
   return { afterMs: chargeLimitMs, reason: 'charge_limit' };
 }
 

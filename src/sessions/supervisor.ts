@@ -1,14 +1,11 @@
 import { type Actor, createActor, type InspectionEvent } from 'xstate';
 import {
-  bookingsOf,
   deadlineOf,
-  domainEventsOf,
   migrateSessionSnapshot,
   resolveSnapshot,
   SESSION_MACHINE_VERSION,
   sessionEventSchema,
   sessionMachine,
-  stateNameOf,
   statePathOf,
   type SessionEvent,
   type SessionInput,
@@ -24,6 +21,7 @@ import { DeadlineScheduler } from '../time/deadline-scheduler.js';
 import { sessionEffects } from './effects.js';
 import type { Journal } from './journal.js';
 import { loadUnsettled, quarantine, releaseQuarantine, type StoredSession, type UnsettledSession } from './session-rows.js';
+import { factsOf, transitionRecordOf } from './transition-record.js';
 import { writeTransition } from './transition-sql.js';
 
 export interface SupervisorDeps {
@@ -63,16 +61,6 @@ const eventLabel = (type: string) => {
   const invoked = /^xstate\.(done|error)\.actor\.(.+)$/.exec(type);
   return invoked ? `${invoked[2]} ${invoked[1]}` : type;
 };
-
-export function factsOf(snapshot: SessionSnapshot): TaggedFacts {
-  return { context: snapshot.context, final: snapshot.status === 'done', billable: snapshot.hasTag('billable'), stuck: snapshot.hasTag('stuck') };
-}
-
-/** A session's own reason for needing an operator, written to its row. */
-export function blockedReasonOf(snapshot: SessionSnapshot): string | null {
-  const blocked = snapshot.hasTag('stuck') ? snapshot.context.blocked : null;
-  return blocked ? `${blocked.operation} refused: ${blocked.detail}` : null;
-}
 
 /**
  * Hosts the session actors (DESIGN: the supervisor only hosts): the routing table from session
@@ -209,7 +197,7 @@ export class Supervisor {
       write: async (tx) => {
         await releaseQuarantine(tx, sessionId);
         if (!held.pending) return [];
-        return writeTransition(tx, this.transitionRecord(live, actor.getPersistedSnapshot(), from, statePathOf(stored.value), seq, 'RESUMED'));
+        return writeTransition(tx, transitionRecordOf({ snapshot: live, persisted: actor.getPersistedSnapshot(), previous: from, from: statePathOf(stored.value), seq, event: 'RESUMED', at: this.deps.clock.now() }));
       },
     });
     Object.assign(hosted, { actor, seq, path: statePathOf(live.value), facts: factsOf(live), held: null });
@@ -316,7 +304,7 @@ export class Supervisor {
     if (path === hosted.path && snapshot.context === hosted.facts.context) return;
     const previous = hosted.facts;
     const seq = hosted.seq + 1;
-    const record = this.transitionRecord(snapshot, actor.getPersistedSnapshot(), previous, hosted.path, seq, event);
+    const record = transitionRecordOf({ snapshot, persisted: actor.getPersistedSnapshot(), previous, from: hosted.path, seq, event, at: this.deps.clock.now() });
     Object.assign(hosted, { seq, path, facts: factsOf(snapshot) });
     // The promise is for commands that answer someone; a failure is retried and reported by the journal.
     void this.deps.journal.append({ sessionId, retry: true, write: (tx) => writeTransition(tx, record) }).catch(() => undefined);
@@ -332,22 +320,4 @@ export class Supervisor {
     }
   }
 
-  private transitionRecord(snapshot: SessionSnapshot, persisted: unknown, previous: TaggedFacts, from: string, seq: number, event: string) {
-    const next = factsOf(snapshot);
-    const at = this.deps.clock.now();
-    return {
-      seq,
-      from,
-      to: statePathOf(snapshot.value),
-      state: stateNameOf(snapshot),
-      event,
-      at,
-      context: snapshot.context,
-      snapshot: persisted,
-      machineVersion: SESSION_MACHINE_VERSION,
-      stuckReason: blockedReasonOf(snapshot),
-      bookings: bookingsOf(previous, next),
-      events: domainEventsOf(previous, next, at),
-    };
-  }
 }

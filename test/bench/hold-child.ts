@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { AnyActorRef } from 'xstate';
 import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { startTollgate } from '../../src/runtime.js';

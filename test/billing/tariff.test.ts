@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { accruedMicros, chargeFor, cutoffOf } from '../../src/billing/tariff.js';
+import { accruedMicros, chargeFor, cutoffOf, MAX_SESSION_SPAN_MS } from '../../src/billing/tariff.js';
 
 const terms = fc.record({
   pricePerMinuteMicros: fc.bigInt({ min: 1n, max: 1_000_000_000n }),
@@ -19,6 +19,11 @@ describe('tariff', () => {
     fc.assert(
       fc.property(terms, (t) => {
         const cutoff = cutoffOf({ ...t, maxMs: null });
+        // Beyond the longest span any session runs, the span ends it instead.
+        if (accruedMicros(t.pricePerMinuteMicros, MAX_SESSION_SPAN_MS) < t.maxChargeMicros) {
+          expect(cutoff).toEqual({ afterMs: MAX_SESSION_SPAN_MS, reason: 'time_limit' });
+          return;
+        }
         expect(cutoff.reason).toBe('charge_limit');
         expect(accruedMicros(t.pricePerMinuteMicros, cutoff.afterMs)).toBeGreaterThanOrEqual(t.maxChargeMicros);
         expect(accruedMicros(t.pricePerMinuteMicros, cutoff.afterMs - 1_000)).toBeLessThan(t.maxChargeMicros);

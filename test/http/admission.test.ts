@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createService, signUp } from '../helpers/customers.js';
+import { signUp } from '../helpers/customers.js';
 import { expectLedgerBalanced } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 

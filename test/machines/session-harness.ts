@@ -90,7 +90,7 @@ export class ScriptedCardCompany {
       }),
       captureCharge: fromPromise<CaptureOutcome, CaptureInput>(async ({ input }) => {
         this.calls.push(`capture ${input.amountMicros}${input.staleHoldIds.length ? ` voiding ${input.staleHoldIds.join(' ')}` : ''}`);
-        return this.answer(this.captures.shift() ?? { kind: 'captured', slip: slip(input.amountMicros), at: 0 });
+        return this.answer(this.captures.shift() ?? { kind: 'captured', slip: slip(input.amountMicros, input.sessionId), at: 0 });
       }),
       voidHold: fromPromise<CallOutcome, VoidInput>(async ({ input }) => {
         this.calls.push(`void ${[...input.staleHoldIds, input.holdId].join(' ')}`);
@@ -110,8 +110,9 @@ export function hold() {
   };
 }
 
-export function slip(amountMicros: string) {
-  return { id: 'ch_1', authorizationNumber: 'AB12CD', amountMicros };
+/** A charge slip; its id is the card company's, unique per session. */
+export function slip(amountMicros: string, sessionId = 'a0000000-0000-4000-8000-000000000001') {
+  return { id: `ch_${sessionId}`, authorizationNumber: 'AB12CD', amountMicros };
 }
 
 /**

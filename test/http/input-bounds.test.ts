@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp, signUpBody } from '../helpers/customers.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+/**
+ * Every amount, quantity and text is bounded where it comes in (DESIGN rule 16): no input
+ * yields a 500, nothing is sent to the card network for a request that will be refused, and
+ * one extreme session never breaks an operator's list.
+ */
+let tollgate: TestTollgate;
+let ops: Record<string, string>;
+
+beforeAll(async () => {
+  tollgate = await startTestTollgate({ env: { MAX_AMOUNT: '100000.00' } });
+  ops = { authorization: `Bearer ${tollgate.adminToken}` };
+});
+afterAll(async () => {
+  await tollgate.stop();
+});
+
+const signUpWith = (overrides: Record<string, unknown>) =>
+  tollgate.app.inject({ method: 'POST', url: '/v1/accounts', payload: signUpBody(overrides) });
+
+describe('amounts and quantities', () => {
+  it('refuses an outstanding limit above MAX_AMOUNT, and an estimate above MAX_ESTIMATE, before the card is tokenized', async () => {
+    const network = sandbox(tollgate.cardNetworkUrl);
+    const before = (await network.calls()).tokenize ?? 0;
+    for (const overrides of [{ outstandingLimit: '999999999999.00' }, { outstandingLimit: '100000.01' }, { estimatedStorageGb: 1e9 }, { estimatedProcessingHours: 1e7 }]) {
+      const response = await signUpWith(overrides);
+      expect(response.statusCode, JSON.stringify(overrides)).toBe(400);
+      expect(response.json().code).toBe('VALIDATION_FAILED');
+    }
+    expect((await network.calls()).tokenize ?? 0).toBe(before);
+  });
+
+  it('runs a session at the largest limit and the smallest price with a cutoff that is a real instant, and lists it', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '100000.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.000001' });
+    const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId } });
+    expect(opened.statusCode).toBe(201);
+    const session = opened.json();
+    expect(session.maxCharge).toBe('100000.00');
+    expect(Number.isNaN(Date.parse(session.cutoffAt))).toBe(false);
+    expect((await tollgate.app.inject({ url: `/v1/sessions/${session.id}`, headers: customer.auth })).statusCode).toBe(200);
+    for (const url of ['/v1/ops/sessions?stuck=true', '/v1/ops/sessions', `/v1/ops/sessions/${session.id}`, '/v1/ops/session-log?format=csv']) {
+      expect((await tollgate.app.inject({ url, headers: ops })).statusCode, url).toBe(200);
+    }
+    const logoff = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+    expect(logoff.statusCode).toBe(200);
+  });
+
+  it('refuses a maxCharge or an extension above MAX_AMOUNT, and a price above MAX_PRICE_PER_MINUTE', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId, serverId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const open = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '100000.01' } });
+    expect(open.statusCode).toBe(400);
+    const price = await tollgate.app.inject({
+      method: 'POST',
+      url: '/v1/services',
+      headers: ops,
+      payload: { name: 'too dear', serverId, pricePerMinute: '10000.000001', maxUsers: 1 },
+    });
+    expect(price.statusCode).toBe(400);
+  });
+});
+
+describe('text', () => {
+  it('refuses a NUL or another control character in every name, e-mail and password field with a 400', async () => {
+    const attempts = [
+      () => signUpWith({ name: 'Ada\u0000Lovelace' }),
+      () => signUpWith({ password: 'analytical\u0000engine' }),
+      () => tollgate.app.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { email: 'ada\u0000@example.com', password: 'x' } }),
+      () => tollgate.app.inject({ method: 'POST', url: '/v1/servers', headers: ops, payload: { name: 'nul\u0000server', maxUsers: 1 } }),
+      () => tollgate.app.inject({ method: 'POST', url: '/v1/servers', headers: ops, payload: { name: 'bell\u0007', maxUsers: 1 } }),
+    ];
+    for (const attempt of attempts) {
+      const response = await attempt();
+      expect(response.statusCode).toBe(400);
+      expect(response.json().code).toBe('VALIDATION_FAILED');
+    }
+  });
+});
