@@ -1,3 +1,5 @@
+// Over 300 lines on purpose: this file is the session's statechart and nothing else, read (and
+// drawn) as one; its vocabulary of guards, actions and actors is in session.setup.ts.
 import type { SnapshotFrom } from 'xstate';
 import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
 import type { SessionContext } from './session.types.js';

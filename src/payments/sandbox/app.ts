@@ -1,3 +1,5 @@
+// Over 300 lines: the whole HTTP API of the stand-in card network (its money-moving calls share
+// one idempotency and fault-injection wrapper here); its rules live in cards.ts and faults.ts.
 import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, {

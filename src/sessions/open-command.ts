@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
+import { availableHeadroom, limitReached, proposedHold } from '../accounts/headroom.js';
+import { ClientGoneError } from '../admission/admission.js';
+import { MICROS_PER_CENT } from '../billing/money.js';
+import type { ServiceRecord } from '../catalogue/catalogue.js';
+import { AppError, errors } from '../errors.js';
+import type { CommandDeps } from './command-deps.js';
+import { JournalWriteError } from './journal.js';
+import { insertOpening, type OpenedCustomer, type OpeningOutcome } from './opening-sql.js';
+import { findSession } from './session-rows.js';
+import type { SessionView } from './session-view.js';
+import type { SessionWaits } from './session-waits.js';
+
+export interface OpenRequest {
+  accountId: string;
+  serviceId: string;
+  maxMs: number | null;
+  maxChargeMicros: bigint | null;
+  /** How long to queue for a seat when the service or its server is full. */
+  waitMs: number;
+  /** Set by an Idempotency-Key: the session this open is (or was) making. */
+  sessionId?: string | undefined;
+  /** Aborted when the client goes away before it is answered. */
+  signal?: AbortSignal | undefined;
+  /** The client can get the answer later (an Idempotency-Key): a session it does not wait for still runs. */
+  answerKept?: boolean;
+}
+
+/**
+ * Opening a session: seats first (no hold for a session that cannot run), then the intent
+ * written with its share of the outstanding limit, then the card authorized by the session's
+ * own machine. A client that goes away is not charged for what it never saw; one that gave an
+ * Idempotency-Key gets, on retry, the session its first attempt made.
+ */
+export class OpenCommand {
+  constructor(
+    private readonly deps: CommandDeps,
+    private readonly waits: SessionWaits,
+  ) {}
+
+  async open(request: OpenRequest, accepting: boolean): Promise<{ view: SessionView; pending: boolean }> {
+    try {
+      const answer = await this.openSession(request, accepting);
+      this.deps.metrics.admissions.inc();
+      return answer;
+    } catch (error) {
+      this.deps.metrics.rejections.inc({ code: error instanceof AppError ? error.code : error instanceof ClientGoneError ? 'CLIENT_GONE' : 'INTERNAL_ERROR' });
+      throw error;
+    }
+  }
+
+  private async openSession(request: OpenRequest, accepting: boolean): Promise<{ view: SessionView; pending: boolean }> {
+    if (!accepting) throw errors.shuttingDown();
+    const { admission, supervisor, clock } = this.deps;
+    const service = this.deps.catalogue.service(request.serviceId);
+    if (!service) throw errors.serviceNotFound();
+    if (request.sessionId) {
+      // A retry of an open that made its session already answers from that session.
+      const existing = await this.existingOpen(request.accountId, request.sessionId);
+      if (existing) return existing;
+    }
+    const sessionId = request.sessionId ?? randomUUID();
+    // Seats first: no hold is placed at the card company for a session that cannot run.
+    await admission.admit({ sessionId, serviceId: service.id, serverId: service.serverId, waitMs: request.waitMs, signal: request.signal });
+    let customer: OpenedCustomer;
+    try {
+      if (request.signal?.aborted && !request.answerKept) throw new ClientGoneError();
+      customer = await this.writeOpening(request, service, sessionId, clock.now());
+    } catch (error) {
+      admission.release(sessionId);
+      throw error;
+    }
+    admission.connect(sessionId, {
+      accountId: request.accountId,
+      estimatedStorageGb: Number(customer.estimatedStorageGb),
+      estimatedProcessingHours: Number(customer.estimatedProcessingHours),
+    });
+    supervisor.start(sessionId);
+    // A client that goes away while its card is being checked is not charged for what it never saw.
+    const abandon = () => {
+      const snapshot = supervisor.snapshotOf(sessionId);
+      const event: SessionEvent = { type: 'ABANDON', at: clock.now() };
+      if (snapshot?.can(event)) supervisor.send(sessionId, event);
+    };
+    const watched = request.answerKept ? undefined : request.signal;
+    watched?.addEventListener('abort', abandon, { once: true });
+    let snapshot: SessionSnapshot;
+    try {
+      snapshot = await this.waits.until(sessionId, (s) => !s.hasTag('opening'), this.deps.openWaitMs);
+    } catch (error) {
+      // The session could not be recorded: nobody will be told it runs, so it must not.
+      abandon();
+      throw error;
+    } finally {
+      watched?.removeEventListener('abort', abandon);
+    }
+    if (watched?.aborted) {
+      abandon();
+      throw new ClientGoneError();
+    }
+    return this.openAnswer(snapshot);
+  }
+
+  /** What an open answers for its session's state: 201 running, 202 still authorizing, or why not. */
+  private openAnswer(snapshot: SessionSnapshot): { view: SessionView; pending: boolean } {
+    const { context } = snapshot;
+    const reason = context.declineReason;
+    if (reason === 'card_network_unavailable' || reason === 'internal_error') throw errors.cardNetworkUnavailable();
+    if (stateNameOf(snapshot) === 'declined' || reason !== null) throw errors.cardDeclined(reason ?? 'generic_decline');
+    return { view: this.waits.viewOf(snapshot), pending: snapshot.hasTag('opening') };
+  }
+
+  private async existingOpen(accountId: string, sessionId: string): Promise<{ view: SessionView; pending: boolean } | null> {
+    const live = this.waits.owned(accountId, sessionId);
+    if (live) return this.openAnswer(live);
+    if (!(await findSession(this.deps.sql, sessionId, accountId))) return null;
+    await this.deps.supervisor.restore([sessionId]);
+    const restored = this.waits.owned(accountId, sessionId);
+    if (restored) return this.openAnswer(await this.waits.until(sessionId, (s) => !s.hasTag('opening'), this.deps.openWaitMs));
+    const view = await this.deps.queries.view(accountId, sessionId);
+    if (!view) return null;
+    if (view.state === 'declined') throw errors.cardDeclined(view.declineReason ?? 'generic_decline');
+    return { view, pending: false };
+  }
+
+  /**
+   * Writes the new session with its hold reserved against the account's outstanding limit. A
+   * hold given as maxCharge either fits or is refused; a hold derived from what is left of the
+   * limit is read first and, if another open took some of it meanwhile, asked again for what
+   * the refusal says is left.
+   */
+  private async writeOpening(request: OpenRequest, service: ServiceRecord, sessionId: string, createdAt: number): Promise<OpenedCustomer> {
+    const { supervisor, journal } = this.deps;
+    const derived = request.maxChargeMicros === null;
+    let available = derived ? await availableHeadroom(this.deps.sql, request.accountId) : 0n;
+    for (let attempt = 1; ; attempt++) {
+      if (available === null) throw errors.unauthenticated();
+      const availableMicros = available;
+      const holdMicros = proposedHold({
+        availableMicros,
+        maxChargeMicros: request.maxChargeMicros,
+        maxMs: request.maxMs,
+        pricePerMinuteMicros: service.pricePerMinuteMicros,
+      });
+      if (holdMicros < MICROS_PER_CENT) throw limitReached(holdMicros, availableMicros);
+      const input: SessionInput = {
+        sessionId,
+        accountId: request.accountId,
+        serviceId: service.id,
+        serverId: service.serverId,
+        currency: service.currency,
+        pricePerMinuteMicros: service.pricePerMinuteMicros.toString(),
+        maxChargeMicros: holdMicros.toString(),
+        maxMs: request.maxMs,
+        createdAt,
+        retry: this.deps.retry,
+        ...this.deps.policy,
+      };
+      // Created, not started: its initial snapshot is what is stored, and it starts once stored.
+      const initial = supervisor.create(input);
+      let outcome: OpeningOutcome = { kind: 'no_account' };
+      try {
+        await journal.append({
+          sessionId,
+          retry: false,
+          write: async (tx) => {
+            outcome = await insertOpening(tx, {
+              context: initial.context,
+              path: statePathOf(initial.value),
+              snapshot: supervisor.persistedInitial(sessionId),
+              machineVersion: SESSION_MACHINE_VERSION,
+              service,
+              server: { name: service.serverName },
+            });
+            return outcome.kind === 'opened' ? outcome.events : [];
+          },
+        });
+      } catch (error) {
+        outcome = await this.afterFailedOpening(sessionId, error);
+      }
+      if (outcome.kind === 'opened') {
+        supervisor.rememberCardToken(sessionId, outcome.customer.cardToken);
+        return outcome.customer;
+      }
+      supervisor.discard(sessionId);
+      switch (outcome.kind) {
+        case 'no_account':
+          throw errors.unauthenticated();
+        case 'currency_mismatch':
+          throw errors.currencyMismatch();
+        case 'limit_reached':
+          // What the locked row said is left: the next attempt asks for that (or its time's cost).
+          if (derived && attempt < 10 && outcome.availableMicros >= MICROS_PER_CENT) {
+            available = outcome.availableMicros;
+            continue;
+          }
+          throw limitReached(holdMicros, outcome.availableMicros);
+      }
+    }
+  }
+
+  /**
+   * The opening statement failed, or its answer was lost after it committed: the row says which.
+   * If even that cannot be read, the open fails; a row that was written after all is an orphan,
+   * which the sweep abandons.
+   */
+  private async afterFailedOpening(sessionId: string, error: unknown): Promise<OpeningOutcome> {
+    const detail = error instanceof JournalWriteError ? error.reason : String(error);
+    const row = await findSession(this.deps.sql, sessionId).catch(() => null);
+    if (!row) {
+      this.deps.supervisor.discard(sessionId);
+      throw errors.notRecorded(detail);
+    }
+    const [customer] = await this.deps.sql<OpenedCustomer[]>`
+      select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
+        estimated_processing_hours::text as "estimatedProcessingHours"
+      from accounts where id = ${row.snapshot.context.accountId}`;
+    if (!customer) throw errors.notRecorded(detail);
+    this.deps.log.warn({ sessionId, err: detail }, 'the opening was written though its answer was lost');
+    return { kind: 'opened', customer, events: [] };
+  }
+}
