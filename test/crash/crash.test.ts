@@ -477,7 +477,7 @@ describe('SIGKILL at random moments, with restarts', () => {
       }
       expect(accounts.filter((a) => a.reserved !== '0.00')).toEqual([]);
       // tollgate's own books agree: holds = captures + releases, slips = captures, reservations = open shares.
-      await expectLedgerBalanced(sql);
+      await expectLedgerBalanced(sql, { settled: settled.length });
       // No answer was a 500 (a refused or cut connection while the server was down is expected).
       const unexpected = (map: Map<string, number>, allowed: string[]) => [...map.keys()].filter((k) => !allowed.includes(k));
       expect(unexpected(statuses.open, ['201', '202', '402', '503', 'refused', 'lost'])).toEqual([]);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAmount } from '../../src/billing/money.js';
 import { sandbox, type FaultRule } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
-import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 /**
@@ -15,6 +15,7 @@ let tollgate: TestTollgate;
 let network: ReturnType<typeof sandbox>;
 let auth: Record<string, string>;
 let serviceId: string;
+const settled = settledSessions();
 
 // Three attempts a call, 300 ms each: a fault injected 3 times exhausts one call's budget.
 const ATTEMPTS = 3;
@@ -38,7 +39,7 @@ beforeAll(async () => {
   serviceId = (await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' })).serviceId;
 });
 afterAll(async () => {
-  await expectLedgerBalanced(tollgate.sql);
+  await expectLedgerBalanced(tollgate.sql, { settled: settled.count });
   await tollgate.stop();
 });
 
@@ -47,7 +48,7 @@ const open = () => tollgate.app.inject({ method: 'POST', url: '/v1/sessions', he
 async function finalState(sessionId: string) {
   for (let i = 0; i < 150; i++) {
     const view = await tollgate.supervisor.get(null, sessionId);
-    if (view && (view.state === 'settled' || view.state === 'declined')) return view;
+    if (view && (view.state === 'settled' || view.state === 'declined')) return settled.note(view);
     await sleep(100);
   }
   throw new Error(`session ${sessionId} did not end`);

@@ -124,6 +124,12 @@ describe('1,000 sessions while the card network fails one call in five', () => {
         await network.holds(`?reference=${h.reference}`));
     }
     expect(openHolds).toEqual([]);
-    await expectLedgerBalanced(tollgate.sql);
+    // The sessions the customers see settled: the ledger check covers exactly these.
+    const seen = await Promise.all(
+      customers.map(async (c) => (await tollgate.app.inject({ url: '/v1/sessions', headers: c.auth })).json().sessions as { state: string }[]),
+    );
+    const settledSeen = seen.flat().filter((s) => s.state === 'settled').length;
+    expect(settledSeen).toBe(totals!.settled);
+    await expectLedgerBalanced(tollgate.sql, { settled: settledSeen });
   }, 240_000);
 });

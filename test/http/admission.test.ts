@@ -2,12 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createService, signUp } from '../helpers/customers.js';
-import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 let tollgate: TestTollgate;
 let baseUrl: string;
 let ops: Record<string, string>;
+/** Every session an answer showed settled: the ledger check expects exactly these. */
+const settled = settledSessions();
 
 async function listen() {
   await tollgate.app.listen({ port: 0, host: '127.0.0.1' });
@@ -20,7 +22,7 @@ beforeAll(async () => {
   await listen();
 });
 afterAll(async () => {
-  await expectLedgerBalanced(tollgate.sql);
+  await expectLedgerBalanced(tollgate.sql, { settled: settled.count });
   await tollgate.stop();
 });
 
@@ -30,7 +32,9 @@ async function call(method: string, path: string, headers: Record<string, string
     headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : null,
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  const answer = { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  settled.note(answer.body);
+  return answer;
 }
 
 async function addService(serverId: string, maxUsers: number, pricePerMinute = '1.00') {

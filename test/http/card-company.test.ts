@@ -4,18 +4,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/free-port.js';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
-import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 type Auth = Record<string, string>;
 
-function client(tollgate: TestTollgate) {
+/** A customer's calls; sessions the answers show settled are noted in `settled`. */
+function client(tollgate: TestTollgate, settled = settledSessions()) {
   return {
     open: (auth: Auth, payload: object) => tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload }),
     extend: (auth: Auth, id: string, maxCharge: string) =>
       tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/extend`, headers: auth, payload: { maxCharge } }),
-    logoff: (auth: Auth, id: string) => tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth }),
-    get: async (auth: Auth, id: string) => (await tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth })).json(),
+    logoff: async (auth: Auth, id: string) => {
+      const response = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
+      settled.note(response.json());
+      return response;
+    },
+    get: async (auth: Auth, id: string) => settled.note((await tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth })).json()),
     account: async (auth: Auth) => (await tollgate.app.inject({ url: '/v1/account', headers: auth })).json().account,
   };
 }
@@ -32,12 +37,13 @@ async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, tim
 describe('raising the limit of a running session', () => {
   let tollgate: TestTollgate;
   let api: ReturnType<typeof client>;
+  const settledSeen = settledSessions();
   beforeAll(async () => {
     tollgate = await startTestTollgate();
-    api = client(tollgate);
+    api = client(tollgate, settledSeen);
   });
   afterAll(async () => {
-    await expectLedgerBalanced(tollgate.sql);
+    await expectLedgerBalanced(tollgate.sql, { settled: settledSeen.count });
     await tollgate.stop();
   });
 
@@ -92,12 +98,13 @@ describe('raising the limit of a running session', () => {
 describe('a grace period over the limit', () => {
   let tollgate: TestTollgate;
   let api: ReturnType<typeof client>;
+  const settledSeen = settledSessions();
   beforeAll(async () => {
     tollgate = await startTestTollgate({ env: { OVER_LIMIT_GRACE_MS: '5000' } });
-    api = client(tollgate);
+    api = client(tollgate, settledSeen);
   });
   afterAll(async () => {
-    await expectLedgerBalanced(tollgate.sql);
+    await expectLedgerBalanced(tollgate.sql, { settled: settledSeen.count });
     await tollgate.stop();
   });
 
@@ -132,13 +139,14 @@ describe('a grace period over the limit', () => {
 describe('holds that outlive their validity', () => {
   let tollgate: TestTollgate;
   let api: ReturnType<typeof client>;
+  const settledSeen = settledSessions();
   beforeAll(async () => {
     // Holds lapse after 2 s here; sessions renew them a second ahead.
     tollgate = await startTestTollgate({ env: { CARD_NETWORK_HOLD_VALIDITY_MS: '2000', HOLD_RENEW_BEFORE_MS: '1000' } });
-    api = client(tollgate);
+    api = client(tollgate, settledSeen);
   });
   afterAll(async () => {
-    await expectLedgerBalanced(tollgate.sql);
+    await expectLedgerBalanced(tollgate.sql, { settled: settledSeen.count });
     await tollgate.stop();
   });
 

@@ -1,15 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createService, signUp, VISA_DECLINED } from '../helpers/customers.js';
-import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 let tollgate: TestTollgate;
+const settled = settledSessions();
 beforeAll(async () => {
   tollgate = await startTestTollgate();
 });
 afterAll(async () => {
-  await expectLedgerBalanced(tollgate.sql);
+  await expectLedgerBalanced(tollgate.sql, { settled: settled.count });
   await tollgate.stop();
 });
 
@@ -17,8 +18,11 @@ type Auth = Record<string, string>;
 
 const open = (auth: Auth, payload: object) =>
   tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload });
-const logoff = (auth: Auth, id: string) =>
-  tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
+const logoff = async (auth: Auth, id: string) => {
+  const response = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
+  settled.note(response.json());
+  return response;
+};
 const get = (auth: Auth, id: string) => tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth });
 
 async function sandbox(path: string) {
@@ -29,7 +33,7 @@ async function sandbox(path: string) {
 async function waitUntilEnded(auth: Auth, id: string, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const session = (await get(auth, id)).json();
+    const session = settled.note((await get(auth, id)).json());
     if (['settled', 'declined'].includes(session.state) || Date.now() > deadline) return session;
     await sleep(100);
   }
