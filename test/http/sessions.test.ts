@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
 import { createService, signUp, VISA_DECLINED } from '../helpers/customers.js';
 import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
@@ -144,41 +145,6 @@ describe('opening a session', () => {
 });
 
 describe('ending a session', () => {
-  it('settles on logoff with a charge slip whose amount is price × duration', async () => {
-    const customer = await signUp(tollgate.app);
-    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
-    const opened = (await open(customer.auth, { serviceId, maxCharge: '20.00' })).json();
-    await sleep(2_100);
-    const response = await logoff(customer.auth, opened.id);
-    expect(response.statusCode).toBe(200);
-    const settled = response.json();
-    expect(settled).toMatchObject({ state: 'settled', endReason: 'logoff' });
-    // 6.00 a minute is 0.10 a whole second.
-    const seconds = Math.floor((Date.parse(settled.endedAt) - Date.parse(settled.startedAt)) / 1000);
-    expect(seconds).toBeGreaterThanOrEqual(2);
-    expect(settled.charge).toBe((seconds * 0.1).toFixed(2));
-    expect(settled.chargeSlip).toMatchObject({ authorizationNumber: opened.authorizationNumber, amount: settled.charge });
-    const { captures } = await sandbox('/v1/captures');
-    expect(captures).toContainEqual(
-      expect.objectContaining({ id: settled.chargeSlip.id, amount: settled.charge }),
-    );
-    const [row] = await tollgate.sql`select amount_micros from charge_slips where session_id = ${opened.id}`;
-    expect(row!.amount_micros).toBe(BigInt(Math.round(Number(settled.charge) * 100)) * 10_000n);
-    // A second logoff answers as the first did.
-    expect((await logoff(customer.auth, opened.id)).json().chargeSlip.id).toBe(settled.chargeSlip.id);
-  });
-
-  it('voids the hold and charges nothing for a logoff within the first second', async () => {
-    const customer = await signUp(tollgate.app);
-    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
-    const opened = (await open(customer.auth, { serviceId, maxCharge: '3.00' })).json();
-    const settled = (await logoff(customer.auth, opened.id)).json();
-    expect(settled).toMatchObject({ state: 'settled', charge: '0.00', chargeSlip: null });
-    const { holds } = await sandbox('/v1/holds');
-    expect(holds.find((h: { authorizationNumber: string }) => h.authorizationNumber === opened.authorizationNumber))
-      .toMatchObject({ state: 'voided' });
-  });
-
   it('ends by itself at the charge limit, charging exactly the limit', async () => {
     const customer = await signUp(tollgate.app);
     // 60.00 a minute is 1.00 a second: a 2.00 limit is reached after two seconds.
@@ -219,6 +185,63 @@ describe('ending a session', () => {
     expect((await logoff(other.auth, opened.id)).json().code).toBe('SESSION_NOT_FOUND');
     expect((await get(owner.auth, opened.id)).statusCode).toBe(200);
     await logoff(owner.auth, opened.id);
+  });
+});
+
+describe('ending a session by logoff, on a clock the test moves', () => {
+  // The charge depends on how long the session ran: with the clock in the test's hands, that is
+  // exactly what the test says, however long the requests themselves take.
+  const clock = new ManualClock(Date.UTC(2026, 4, 4, 9, 0, 0));
+  const settledHere = settledSessions();
+  let timed: TestTollgate;
+  beforeAll(async () => {
+    timed = await startTestTollgate({ clock });
+  });
+  afterAll(async () => {
+    await expectLedgerBalanced(timed.sql, { settled: settledHere.count });
+    await timed.stop();
+  });
+  const openOn = (auth: Auth, payload: object) => timed.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload });
+  const logoffOn = async (auth: Auth, id: string) =>
+    settledHere.note((await timed.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth })).json());
+  const atSandbox = async (path: string) => (await fetch(`${timed.cardNetworkUrl}${path}`)).json() as Promise<any>;
+
+  it('settles with a charge slip for price × whole seconds used, and a second logoff answers as the first', async () => {
+    const customer = await signUp(timed.app);
+    const { serviceId } = await createService(timed.app, timed.adminToken, { pricePerMinute: '6.00' });
+    const response = await openOn(customer.auth, { serviceId, maxCharge: '20.00' });
+    expect(response.statusCode).toBe(201);
+    const opened = response.json();
+    expect(Date.parse(opened.startedAt)).toBe(clock.now());
+    // 2.999 s used: two whole seconds at 0.10 a second. The third second is not yet begun to be billed.
+    clock.advance(2_999);
+    const settledView = await logoffOn(customer.auth, opened.id);
+    expect(settledView).toMatchObject({ state: 'settled', endReason: 'logoff', charge: '0.20' });
+    expect(Date.parse(settledView.endedAt) - Date.parse(settledView.startedAt)).toBe(2_999);
+    expect(settledView.chargeSlip).toMatchObject({ authorizationNumber: opened.authorizationNumber, amount: '0.20' });
+    const { captures } = await atSandbox('/v1/captures');
+    expect(captures).toContainEqual(expect.objectContaining({ id: settledView.chargeSlip.id, amount: '0.20' }));
+    const [row] = await timed.sql`select amount_micros from charge_slips where session_id = ${opened.id}`;
+    expect(row!.amount_micros).toBe(200_000n);
+    // A second logoff, later, answers as the first did: same slip, same charge.
+    clock.advance(5_000);
+    expect(await logoffOn(customer.auth, opened.id)).toMatchObject({ charge: '0.20', chargeSlip: { id: settledView.chargeSlip.id } });
+  });
+
+  it('voids the hold and charges nothing for a logoff within the first second', async () => {
+    const customer = await signUp(timed.app);
+    const { serviceId } = await createService(timed.app, timed.adminToken, { pricePerMinute: '60.00' });
+    const opened = (await openOn(customer.auth, { serviceId, maxCharge: '3.00' })).json();
+    expect(opened.state).toBe('active');
+    // One millisecond short of the first whole second, at 1.00 a second.
+    clock.advance(999);
+    const settledView = await logoffOn(customer.auth, opened.id);
+    expect(settledView).toMatchObject({ state: 'settled', endReason: 'logoff', charge: '0.00', chargeSlip: null });
+    expect(Date.parse(settledView.endedAt) - Date.parse(settledView.startedAt)).toBe(999);
+    const { holds } = await atSandbox(`/v1/holds?reference=${opened.id}`);
+    expect(holds.map((h: { state: string }) => h.state)).toEqual(['voided']);
+    const { captures } = await atSandbox('/v1/captures');
+    expect(captures.filter((c: { holdId: string }) => c.holdId === holds[0].id)).toEqual([]);
   });
 });
 
