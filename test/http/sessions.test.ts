@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { createService, signUp, VISA_DECLINED } from '../helpers/customers.js';
@@ -270,6 +271,72 @@ describe('the session log', () => {
     const lines = csv.body.trim().split('\n');
     expect(lines[0]).toContain('sessionId,accountId,customerName,customerEmail');
     expect(lines.some((line) => line.startsWith(opened.id) && line.includes('Grace Hopper'))).toBe(true);
+  });
+
+  it('pages through the whole log in order, without gaps or repeats', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const opened = (await open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+      await logoff(customer.auth, opened.id);
+      ids.push(opened.id);
+    }
+    const ops = { authorization: `Bearer ${tollgate.adminToken}` };
+    const page = async (query: string) => {
+      const response = await tollgate.app.inject({ url: `/v1/ops/session-log?${query}`, headers: ops });
+      expect(response.statusCode, response.body).toBe(200);
+      return (response.json().sessions as { sessionId: string }[]).map((s) => s.sessionId);
+    };
+    const whole = await page('');
+    expect(whole).toEqual(expect.arrayContaining(ids));
+    // Opened one after the other: they come in the order they were opened.
+    expect(whole.filter((id) => ids.includes(id))).toEqual(ids);
+
+    const paged: string[] = [];
+    const sizes: number[] = [];
+    for (let offset = 0; offset <= whole.length; offset += 2) {
+      const rows = await page(`limit=2&offset=${offset}`);
+      sizes.push(rows.length);
+      paged.push(...rows);
+    }
+    expect(paged).toEqual(whole);
+    // Full pages, then what is left, then nothing past the end.
+    const full = Math.floor(whole.length / 2);
+    expect(sizes).toEqual([...Array(full).fill(2), ...(whole.length % 2 ? [1] : [0])]);
+    expect(await page(`limit=2&offset=${whole.length}`)).toEqual([]);
+
+    for (const query of ['limit=0', 'limit=100001', 'offset=-1', 'limit=two']) {
+      const refused = await tollgate.app.inject({ url: `/v1/ops/session-log?${query}`, headers: ops });
+      expect(refused.statusCode, query).toBe(400);
+      expect(refused.json().code, query).toBe('VALIDATION_FAILED');
+    }
+  });
+
+  it('writes names with commas, quotes and line breaks into the CSV so that a CSV parser reads them back intact', async () => {
+    const names = ['Hopper, Grace', 'Grace "Amazing" Hopper', 'Grace\nHopper', 'O\'Hara; "Scarlett",\r\nTara'];
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const sessionNames = new Map<string, string>();
+    for (const name of names) {
+      const customer = await signUp(tollgate.app, { name });
+      const opened = (await open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+      await logoff(customer.auth, opened.id);
+      sessionNames.set(opened.id, name);
+    }
+    const ops = { authorization: `Bearer ${tollgate.adminToken}` };
+    const json = (await tollgate.app.inject({ url: '/v1/ops/session-log', headers: ops })).json().sessions as Record<string, unknown>[];
+    const csv = await tollgate.app.inject({ url: '/v1/ops/session-log?format=csv', headers: ops });
+    expect(csv.statusCode).toBe(200);
+    const records = parse(csv.body, { columns: true }) as Record<string, string>[];
+    // One record per session, whatever the names hold.
+    expect(records.map((r) => r.sessionId)).toEqual(json.map((r) => r.sessionId));
+    for (const [sessionId, name] of sessionNames) {
+      const record = records.find((r) => r.sessionId === sessionId);
+      expect(record?.customerName, JSON.stringify(name)).toBe(name);
+      // Every column says what the JSON log says.
+      const row = json.find((r) => r.sessionId === sessionId)!;
+      expect(record).toEqual(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v === null ? '' : String(v)])));
+    }
   });
 
   it('is for operators only', async () => {
