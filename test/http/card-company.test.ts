@@ -284,3 +284,43 @@ describe('reconciliation at start-up', () => {
     }
   });
 });
+
+describe('reconciliation while running', () => {
+  it('voids, on its periodic run, holds placed after start-up that no running session owns, and keeps the running session\'s', async () => {
+    const tollgate = await startTestTollgate({ env: { RECONCILE_INTERVAL_MS: '200' } });
+    const settledSeen = settledSessions();
+    try {
+      const network = sandbox(tollgate.cardNetworkUrl);
+      const api = client(tollgate, settledSeen);
+      const customer = await signUp(tollgate.app, { outstandingLimit: '20.00' });
+      const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+      const running = (await api.open(customer.auth, { serviceId, maxCharge: '2.00' })).json();
+      const ended = (await api.open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+      expect((await api.logoff(customer.auth, ended.id)).json().state).toBe('settled');
+
+      // Placed at the card network after tollgate started, so only the periodic job can see them:
+      // one for no session at all, one for a session that has settled (a late request).
+      const token = await network.tokenize({ number: '4242424242424242', expMonth: 12, expYear: 2031, cvc: '123' });
+      const strangers = [
+        await network.authorize({ token, amount: '1.00', currency: 'USD', reference: randomUUID() }),
+        await network.authorize({ token, amount: '1.00', currency: 'USD', reference: ended.id }),
+      ];
+      expect(strangers.map((h) => h.state)).toEqual(['open', 'open']);
+      const stateOf = async (ids: string[]) => {
+        const holds = await network.holds();
+        return ids.map((id) => holds.find((h) => h.id === id)?.state);
+      };
+      const voided = await until(
+        () => stateOf(strangers.map((h) => h.id)),
+        (states) => states.every((s) => s === 'voided'),
+      );
+      expect(voided).toEqual(['voided', 'voided']);
+      const [runningHold] = await network.holds(`?reference=${running.id}`);
+      expect(runningHold?.state).toBe('open');
+      expect((await api.logoff(customer.auth, running.id)).json().state).toBe('settled');
+      await expectLedgerBalanced(tollgate.sql, { settled: 2 });
+    } finally {
+      await tollgate.stop();
+    }
+  });
+});
