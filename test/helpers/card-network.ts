@@ -40,6 +40,8 @@ export function sandbox(url: string) {
     holds: async (query = ''): Promise<SandboxHold[]> => (await json(`/v1/holds${query}`)).holds,
     captures: async (): Promise<SandboxCapture[]> => (await json('/v1/captures')).captures,
     calls: async (): Promise<Record<string, number>> => (await json('/v1/faults')).calls,
+    /** The rules in force, each with how many calls it has hit (`used`). */
+    rules: async (): Promise<(Omit<FaultRule, 'times'> & { times: number | null; used: number })[]> => (await json('/v1/faults')).rules,
     setFaults: (rules: FaultRule[], extra: { seed?: number; holdValidityMs?: number } = {}) =>
       json('/v1/faults', {
         method: 'PUT',
