@@ -369,6 +369,21 @@ describe("sign-up's card check (tokenize) faults", () => {
   });
 });
 
+describe("sign-up's card check declined", () => {
+  it('decline ×1: the sign-up answers 402 CARD_DECLINED with the reason, and keeps nothing', async () => {
+    const body = signUpBody({ outstandingLimit: '10.00' });
+    await network.setFaults([rule('tokenize', 'decline', 1)]);
+    const response = await inject('POST', '/v1/accounts', body, {});
+    await expectFaultsFired();
+    await network.clearFaults();
+    expect(response.statusCode, response.body).toBe(402);
+    expect(response.json()).toMatchObject({ code: 'CARD_DECLINED', reason: 'processing_error' });
+    const login = await inject('POST', '/v1/auth/tokens', { email: body.email, password: body.password }, {});
+    expect(login.statusCode).toBe(401);
+    expect((await inject('POST', '/v1/accounts', body, {})).statusCode).toBe(201);
+  });
+});
+
 describe('several phases failing in one session', () => {
   it('an authorization retried, an extension whose answer was lost, captures failing: one hold, raised once, captured once', async () => {
     await network.setFaults([
