@@ -82,8 +82,11 @@ export class ServerProcess {
     return this.child !== null && this.lastExit === null;
   }
 
-  /** Starts the server and waits until it answers; resolves with how long that took. */
-  async start(timeoutMs = 60_000): Promise<number> {
+  /**
+   * Starts the server and waits until it answers; resolves with how long that took. `extraEnv` adds to
+   * (or overrides) the environment given at construction, for this start only.
+   */
+  async start(timeoutMs = 60_000, extraEnv: Record<string, string> = {}): Promise<number> {
     if (this.child) throw new Error('the server is already running');
     // A test that timed out may still be running its loop: nothing starts after the clean-up.
     if (this.destroyed) throw new Error('the server process was destroyed');
@@ -102,6 +105,7 @@ export class ServerProcess {
       TOLLGATE_ADMIN_TOKEN: this.options.adminToken,
       ...(this.options.databaseUrl ? { DATABASE_URL: this.options.databaseUrl } : {}),
       ...this.options.env,
+      ...extraEnv,
     };
     // tsx ≥ 4 registers itself with `--import tsx` (Node ≥ 20.6); the development condition is
     // the one the tests run with, so xstate misuse throws early here too.
@@ -171,12 +175,24 @@ export class ServerProcess {
    * resolves with how it exited.
    */
   async terminate(name: 'SIGTERM' | 'SIGINT', timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    await this.signal(name);
+    return this.exit(timeoutMs);
+  }
+
+  /** Sends SIGTERM or SIGINT to the server alone and returns at once (see `exit`). */
+  async signal(name: 'SIGTERM' | 'SIGINT'): Promise<void> {
     const child = this.child;
     if (!child?.pid) throw new Error('the server is not running');
     if (this.lastExit !== null) throw new Error(`the server had exited by itself (${this.lastExit}):\n${await this.logTail()}`);
     signal(child.pid, name);
+  }
+
+  /** Resolves with how the server exited, once it has (after `signal`). */
+  async exit(timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const child = this.child;
+    if (!child) throw new Error('the server is not running');
     const exited = await Promise.race([this.exited.then(() => true), sleep(timeoutMs, false, { ref: false })]);
-    if (!exited) throw new Error(`the server was still running ${timeoutMs} ms after ${name}:\n${await this.logTail()}`);
+    if (!exited) throw new Error(`the server was still running ${timeoutMs} ms after it was signalled:\n${await this.logTail()}`);
     this.child = null;
     return { code: child.exitCode, signal: child.signalCode };
   }
@@ -244,6 +260,22 @@ export class ServerProcess {
       }
     }
     return { levels, errors };
+  }
+
+  /** The log lines (pino's JSON, parsed) of the latest start, in order. */
+  async logOfLatestStart(): Promise<{ level: number; msg: string; [field: string]: unknown }[]> {
+    const text = await readFile(this.options.logFile, 'utf8').catch(() => '');
+    const latest = text.slice(text.lastIndexOf('\n--- start '));
+    return latest
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line)];
+        } catch {
+          return [];
+        }
+      });
   }
 
   async logTail(lines = 40): Promise<string> {

@@ -94,7 +94,7 @@ describe('a domain event subscriber', () => {
     await expect
       .poll(async () => (await db!.sql`select 1 from sessions where state not in ('settled', 'declined')`).length, { timeout: 20_000, interval: 200 })
       .toBe(0);
-    const [{ total }] = await db.sql<{ total: number }[]>`select count(*)::int as total from domain_events`;
+    const total = (await db.sql<{ total: number }[]>`select count(*)::int as total from domain_events`)[0]!.total;
     await expect.poll(received, { timeout: 10_000, interval: 100 }).toBe(total);
 
     const rows = await db.sql<{ position: bigint; stream: string; type: string }[]>`select position, stream, type from received order by n`;

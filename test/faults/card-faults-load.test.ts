@@ -104,7 +104,7 @@ describe('1,000 sessions while the card network fails one call in five', () => {
       from sessions`;
     expect(totals!.sessions).toBe(SESSIONS);
     expect(totals!.settled + totals!.declined).toBe(SESSIONS);
-    expect([...statuses.keys()].every((s) => [201, 402, 503].includes(s))).toBe(true);
+    expect([...statuses.keys()].filter((s) => ![201, 402, 503].includes(s))).toEqual([]);
     // Faults really were injected, and many sessions were charged.
     expect(calls.authorize).toBeGreaterThan(SESSIONS);
     expect(totals!.charged).toBeGreaterThan(0n);
@@ -118,12 +118,21 @@ describe('1,000 sessions while the card network fails one call in five', () => {
     expect(slips!.total).toBe(captured);
     expect(slips!.n).toBe(captures.length);
     const openHolds = await network.holds('?state=open');
-    for (const h of openHolds) {
-      console.log('OPEN', h, await tollgate.sql`select state, snapshot->'context'->>'declineReason' as dr, snapshot->'context'->'hold' as hold from sessions where id = ${h.reference}`,
-        await tollgate.sql`select event, from_state, to_state, detail from session_events where session_id = ${h.reference} order by id`,
-        await network.holds(`?reference=${h.reference}`));
-    }
-    expect(openHolds).toEqual([]);
-    await expectLedgerBalanced(tollgate.sql);
+    // A hold left open is a failure; its session's history says how it came about.
+    const histories = await Promise.all(
+      openHolds.map(async (h) => ({
+        hold: h,
+        history: await tollgate.sql`
+          select event, from_state, to_state, detail from session_events where session_id = ${h.reference} order by id`,
+      })),
+    );
+    expect(openHolds, JSON.stringify(histories, null, 2)).toEqual([]);
+    // The sessions the customers see settled: the ledger check covers exactly these.
+    const seen = await Promise.all(
+      customers.map(async (c) => (await tollgate.app.inject({ url: '/v1/sessions', headers: c.auth })).json().sessions as { state: string }[]),
+    );
+    const settledSeen = seen.flat().filter((s) => s.state === 'settled').length;
+    expect(settledSeen).toBe(totals!.settled);
+    await expectLedgerBalanced(tollgate.sql, { settled: settledSeen });
   }, 240_000);
 });

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 /** The card-network sandbox's reporting and fault API, as tests reach it: over HTTP. */
 export interface SandboxHold {
   id: string;
@@ -29,10 +31,17 @@ export function sandbox(url: string) {
     if (!response.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: ${response.status} ${await response.text()}`);
     return response.json() as Promise<any>;
   };
+  const post = (body: unknown): RequestInit => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+    body: JSON.stringify(body),
+  });
   return {
     holds: async (query = ''): Promise<SandboxHold[]> => (await json(`/v1/holds${query}`)).holds,
     captures: async (): Promise<SandboxCapture[]> => (await json('/v1/captures')).captures,
     calls: async (): Promise<Record<string, number>> => (await json('/v1/faults')).calls,
+    /** The rules in force, each with how many calls it has hit (`used`). */
+    rules: async (): Promise<(Omit<FaultRule, 'times'> & { times: number | null; used: number })[]> => (await json('/v1/faults')).rules,
     setFaults: (rules: FaultRule[], extra: { seed?: number; holdValidityMs?: number } = {}) =>
       json('/v1/faults', {
         method: 'PUT',
@@ -40,5 +49,11 @@ export function sandbox(url: string) {
         body: JSON.stringify({ rules, ...extra }),
       }),
     clearFaults: () => json('/v1/faults', { method: 'DELETE' }),
+    /** Exchanges a card for a token, as tollgate's sign-up does (a fresh idempotency key each call). */
+    tokenize: async (card: { number: string; expMonth: number; expYear: number; cvc: string }): Promise<string> =>
+      (await json('/v1/tokens', post(card))).token,
+    /** Places a hold directly at the card network, as another client (or a late request) would. */
+    authorize: (hold: { token: string; amount: string; currency: string; reference?: string }): Promise<SandboxHold> =>
+      json('/v1/holds', post(hold)),
   };
 }

@@ -2,12 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUp } from '../helpers/customers.js';
-import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 let tollgate: TestTollgate;
 let baseUrl: string;
 let ops: Record<string, string>;
+/** Every session an answer showed settled: the ledger check expects exactly these. */
+const settled = settledSessions();
 
 async function listen() {
   await tollgate.app.listen({ port: 0, host: '127.0.0.1' });
@@ -20,7 +22,7 @@ beforeAll(async () => {
   await listen();
 });
 afterAll(async () => {
-  await expectLedgerBalanced(tollgate.sql);
+  await expectLedgerBalanced(tollgate.sql, { settled: settled.count });
   await tollgate.stop();
 });
 
@@ -30,7 +32,9 @@ async function call(method: string, path: string, headers: Record<string, string
     headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : null,
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  const answer = { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  settled.note(answer.body);
+  return answer;
 }
 
 async function addService(serverId: string, maxUsers: number, pricePerMinute = '1.00') {
@@ -160,38 +164,46 @@ describe('caps on concurrent users', () => {
 });
 
 describe('waiting for a seat', () => {
-  it('queues first in, first out, and admits a waiter when a seat frees', async () => {
+  it('queues first in, first out, and admits a waiter only when a seat frees', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
     const serverId = await addServer(10);
     const serviceId = await addService(serverId, 1);
     const first = await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00' });
     expect(first.status).toBe(201);
     const order: string[] = [];
+    const queued = async (count: number) => {
+      while ((await opsServer(serverId)).services[0].queued < count) await sleep(10);
+    };
     const second = call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00', waitSeconds: 20 }).then(
       (r) => (order.push('second'), r),
     );
-    await sleep(100);
+    // The third arrives once the second is in the queue.
+    await queued(1);
     const third = call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00', waitSeconds: 20 }).then(
       (r) => (order.push('third'), r),
     );
-    await sleep(100);
+    await queued(2);
     const queuedView = (await opsServer(serverId)).services[0];
     expect(queuedView).toMatchObject({ activeUsers: 1, queued: 2 });
-    expect(queuedView.oldestWaitSeconds).toBeGreaterThan(0.1);
+    expect(queuedView.oldestWaitSeconds).toEqual(expect.any(Number));
     // Nobody jumps the queue, even without waiting.
     expect((await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00' })).body.code).toBe(
       'SERVICE_AT_CAPACITY',
     );
+    // While the seat is held, both still wait.
+    expect(order).toEqual([]);
 
     await call('POST', `/v1/sessions/${first.body.id}/logoff`, customer.auth);
     const admitted = await second;
     expect(admitted.status).toBe(201);
     expect(order).toEqual(['second']);
+    expect((await opsServer(serverId)).services[0]).toMatchObject({ activeUsers: 1, queued: 1 });
     await call('POST', `/v1/sessions/${admitted.body.id}/logoff`, customer.auth);
     const last = await third;
     expect(last.status).toBe(201);
     expect(order).toEqual(['second', 'third']);
     await call('POST', `/v1/sessions/${last.body.id}/logoff`, customer.auth);
+    expect((await opsServer(serverId)).services[0]).toMatchObject({ activeUsers: 0, queued: 0, oldestWaitSeconds: null });
   });
 
   it('answers 409 when the wait ends with no seat, and refuses a wait beyond the configured bound', async () => {
@@ -199,12 +211,20 @@ describe('waiting for a seat', () => {
     const serverId = await addServer(1);
     const serviceId = await addService(serverId, 5);
     const holder = await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00' });
-    const started = Date.now();
-    const waited = await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00', waitSeconds: 0.3 });
+    expect(holder.status).toBe(201);
+    let answered = false;
+    const waiting = call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00', waitSeconds: 1 }).finally(() => {
+      answered = true;
+    });
+    // It waits in the queue rather than being turned away at once...
+    while ((await opsServer(serverId)).queued === 0 && !answered) await sleep(10);
+    expect(answered).toBe(false);
+    // ...and, no seat having freed, leaves it with a 409 when its wait ends.
+    const waited = await waiting;
     expect(waited.status).toBe(409);
     expect(waited.body.code).toBe('SERVER_AT_CAPACITY');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect((await opsServer(serverId)).queued).toBe(0);
+    expect((await call('GET', `/v1/sessions/${holder.body.id}`, customer.auth)).body.state).toBe('active');
     const tooLong = await call('POST', '/v1/sessions', customer.auth, { serviceId, waitSeconds: 100_000 });
     expect(tooLong.status).toBe(400);
     expect(tooLong.body.code).toBe('VALIDATION_FAILED');

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
-import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 let tollgate: TestTollgate;
@@ -10,6 +10,8 @@ let ops: Record<string, string>;
 let customer: Awaited<ReturnType<typeof signUp>>;
 let serviceId: string;
 let serverId: string;
+/** Every session an answer showed settled: the ledger check expects exactly these. */
+const settled = settledSessions();
 
 beforeAll(async () => {
   tollgate = await startTestTollgate({
@@ -29,15 +31,23 @@ beforeAll(async () => {
   ({ serviceId, serverId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' }));
 });
 afterAll(async () => {
-  await expectLedgerBalanced(tollgate.sql);
+  await expectLedgerBalanced(tollgate.sql, { settled: settled.count });
   await tollgate.stop();
 });
 
 const open = async (maxCharge = '5.00') =>
   (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge } })).json();
-const logoff = (id: string) => tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: customer.auth });
+const logoff = async (id: string) => {
+  const response = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: customer.auth });
+  settled.note(response.json());
+  return response;
+};
 const opsGet = async (url: string) => tollgate.app.inject({ url, headers: ops });
-const opsPost = (url: string) => tollgate.app.inject({ method: 'POST', url, headers: ops });
+const opsPost = async (url: string) => {
+  const response = await tollgate.app.inject({ method: 'POST', url, headers: ops });
+  settled.note(response.json().session);
+  return response;
+};
 
 describe('stuck sessions', () => {
   it('shows a session whose captures keep failing as stuck, with the reason, and settles it on retry once the network recovers', async () => {

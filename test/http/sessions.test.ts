@@ -1,15 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
 import { createService, signUp, VISA_DECLINED } from '../helpers/customers.js';
-import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 let tollgate: TestTollgate;
+const settled = settledSessions();
 beforeAll(async () => {
   tollgate = await startTestTollgate();
 });
 afterAll(async () => {
-  await expectLedgerBalanced(tollgate.sql);
+  await expectLedgerBalanced(tollgate.sql, { settled: settled.count });
   await tollgate.stop();
 });
 
@@ -17,8 +20,11 @@ type Auth = Record<string, string>;
 
 const open = (auth: Auth, payload: object) =>
   tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload });
-const logoff = (auth: Auth, id: string) =>
-  tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
+const logoff = async (auth: Auth, id: string) => {
+  const response = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
+  settled.note(response.json());
+  return response;
+};
 const get = (auth: Auth, id: string) => tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: auth });
 
 async function sandbox(path: string) {
@@ -29,7 +35,7 @@ async function sandbox(path: string) {
 async function waitUntilEnded(auth: Auth, id: string, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const session = (await get(auth, id)).json();
+    const session = settled.note((await get(auth, id)).json());
     if (['settled', 'declined'].includes(session.state) || Date.now() > deadline) return session;
     await sleep(100);
   }
@@ -140,41 +146,6 @@ describe('opening a session', () => {
 });
 
 describe('ending a session', () => {
-  it('settles on logoff with a charge slip whose amount is price × duration', async () => {
-    const customer = await signUp(tollgate.app);
-    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
-    const opened = (await open(customer.auth, { serviceId, maxCharge: '20.00' })).json();
-    await sleep(2_100);
-    const response = await logoff(customer.auth, opened.id);
-    expect(response.statusCode).toBe(200);
-    const settled = response.json();
-    expect(settled).toMatchObject({ state: 'settled', endReason: 'logoff' });
-    // 6.00 a minute is 0.10 a whole second.
-    const seconds = Math.floor((Date.parse(settled.endedAt) - Date.parse(settled.startedAt)) / 1000);
-    expect(seconds).toBeGreaterThanOrEqual(2);
-    expect(settled.charge).toBe((seconds * 0.1).toFixed(2));
-    expect(settled.chargeSlip).toMatchObject({ authorizationNumber: opened.authorizationNumber, amount: settled.charge });
-    const { captures } = await sandbox('/v1/captures');
-    expect(captures).toContainEqual(
-      expect.objectContaining({ id: settled.chargeSlip.id, amount: settled.charge }),
-    );
-    const [row] = await tollgate.sql`select amount_micros from charge_slips where session_id = ${opened.id}`;
-    expect(row!.amount_micros).toBe(BigInt(Math.round(Number(settled.charge) * 100)) * 10_000n);
-    // A second logoff answers as the first did.
-    expect((await logoff(customer.auth, opened.id)).json().chargeSlip.id).toBe(settled.chargeSlip.id);
-  });
-
-  it('voids the hold and charges nothing for a logoff within the first second', async () => {
-    const customer = await signUp(tollgate.app);
-    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
-    const opened = (await open(customer.auth, { serviceId, maxCharge: '3.00' })).json();
-    const settled = (await logoff(customer.auth, opened.id)).json();
-    expect(settled).toMatchObject({ state: 'settled', charge: '0.00', chargeSlip: null });
-    const { holds } = await sandbox('/v1/holds');
-    expect(holds.find((h: { authorizationNumber: string }) => h.authorizationNumber === opened.authorizationNumber))
-      .toMatchObject({ state: 'voided' });
-  });
-
   it('ends by itself at the charge limit, charging exactly the limit', async () => {
     const customer = await signUp(tollgate.app);
     // 60.00 a minute is 1.00 a second: a 2.00 limit is reached after two seconds.
@@ -220,6 +191,63 @@ describe('ending a session', () => {
   });
 });
 
+describe('ending a session by logoff, on a clock the test moves', () => {
+  // The charge depends on how long the session ran: with the clock in the test's hands, that is
+  // exactly what the test says, however long the requests themselves take.
+  const clock = new ManualClock(Date.UTC(2026, 4, 4, 9, 0, 0));
+  const settledHere = settledSessions();
+  let timed: TestTollgate;
+  beforeAll(async () => {
+    timed = await startTestTollgate({ clock });
+  });
+  afterAll(async () => {
+    await expectLedgerBalanced(timed.sql, { settled: settledHere.count });
+    await timed.stop();
+  });
+  const openOn = (auth: Auth, payload: object) => timed.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload });
+  const logoffOn = async (auth: Auth, id: string) =>
+    settledHere.note((await timed.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth })).json());
+  const atSandbox = async (path: string) => (await fetch(`${timed.cardNetworkUrl}${path}`)).json() as Promise<any>;
+
+  it('settles with a charge slip for price × whole seconds used, and a second logoff answers as the first', async () => {
+    const customer = await signUp(timed.app);
+    const { serviceId } = await createService(timed.app, timed.adminToken, { pricePerMinute: '6.00' });
+    const response = await openOn(customer.auth, { serviceId, maxCharge: '20.00' });
+    expect(response.statusCode).toBe(201);
+    const opened = response.json();
+    expect(Date.parse(opened.startedAt)).toBe(clock.now());
+    // 2.999 s used: two whole seconds at 0.10 a second. The third second is not yet begun to be billed.
+    clock.advance(2_999);
+    const settledView = await logoffOn(customer.auth, opened.id);
+    expect(settledView).toMatchObject({ state: 'settled', endReason: 'logoff', charge: '0.20' });
+    expect(Date.parse(settledView.endedAt) - Date.parse(settledView.startedAt)).toBe(2_999);
+    expect(settledView.chargeSlip).toMatchObject({ authorizationNumber: opened.authorizationNumber, amount: '0.20' });
+    const { captures } = await atSandbox('/v1/captures');
+    expect(captures).toContainEqual(expect.objectContaining({ id: settledView.chargeSlip.id, amount: '0.20' }));
+    const [row] = await timed.sql`select amount_micros from charge_slips where session_id = ${opened.id}`;
+    expect(row!.amount_micros).toBe(200_000n);
+    // A second logoff, later, answers as the first did: same slip, same charge.
+    clock.advance(5_000);
+    expect(await logoffOn(customer.auth, opened.id)).toMatchObject({ charge: '0.20', chargeSlip: { id: settledView.chargeSlip.id } });
+  });
+
+  it('voids the hold and charges nothing for a logoff within the first second', async () => {
+    const customer = await signUp(timed.app);
+    const { serviceId } = await createService(timed.app, timed.adminToken, { pricePerMinute: '60.00' });
+    const opened = (await openOn(customer.auth, { serviceId, maxCharge: '3.00' })).json();
+    expect(opened.state).toBe('active');
+    // One millisecond short of the first whole second, at 1.00 a second.
+    clock.advance(999);
+    const settledView = await logoffOn(customer.auth, opened.id);
+    expect(settledView).toMatchObject({ state: 'settled', endReason: 'logoff', charge: '0.00', chargeSlip: null });
+    expect(Date.parse(settledView.endedAt) - Date.parse(settledView.startedAt)).toBe(999);
+    const { holds } = await atSandbox(`/v1/holds?reference=${opened.id}`);
+    expect(holds.map((h: { state: string }) => h.state)).toEqual(['voided']);
+    const { captures } = await atSandbox('/v1/captures');
+    expect(captures.filter((c: { holdId: string }) => c.holdId === holds[0].id)).toEqual([]);
+  });
+});
+
 describe('the session log', () => {
   it('keeps every session with the customer as they were, as JSON and as CSV', async () => {
     const customer = await signUp(tollgate.app, { name: 'Grace Hopper', estimatedStorageGb: 7.5 });
@@ -245,6 +273,72 @@ describe('the session log', () => {
     const lines = csv.body.trim().split('\n');
     expect(lines[0]).toContain('sessionId,accountId,customerName,customerEmail');
     expect(lines.some((line) => line.startsWith(opened.id) && line.includes('Grace Hopper'))).toBe(true);
+  });
+
+  it('pages through the whole log in order, without gaps or repeats', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const opened = (await open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+      await logoff(customer.auth, opened.id);
+      ids.push(opened.id);
+    }
+    const ops = { authorization: `Bearer ${tollgate.adminToken}` };
+    const page = async (query: string) => {
+      const response = await tollgate.app.inject({ url: `/v1/ops/session-log?${query}`, headers: ops });
+      expect(response.statusCode, response.body).toBe(200);
+      return (response.json().sessions as { sessionId: string }[]).map((s) => s.sessionId);
+    };
+    const whole = await page('');
+    expect(whole).toEqual(expect.arrayContaining(ids));
+    // Opened one after the other: they come in the order they were opened.
+    expect(whole.filter((id) => ids.includes(id))).toEqual(ids);
+
+    const paged: string[] = [];
+    const sizes: number[] = [];
+    for (let offset = 0; offset <= whole.length; offset += 2) {
+      const rows = await page(`limit=2&offset=${offset}`);
+      sizes.push(rows.length);
+      paged.push(...rows);
+    }
+    expect(paged).toEqual(whole);
+    // Full pages, then what is left, then nothing past the end.
+    const full = Math.floor(whole.length / 2);
+    expect(sizes).toEqual([...Array(full).fill(2), ...(whole.length % 2 ? [1] : [0])]);
+    expect(await page(`limit=2&offset=${whole.length}`)).toEqual([]);
+
+    for (const query of ['limit=0', 'limit=100001', 'offset=-1', 'limit=two']) {
+      const refused = await tollgate.app.inject({ url: `/v1/ops/session-log?${query}`, headers: ops });
+      expect(refused.statusCode, query).toBe(400);
+      expect(refused.json().code, query).toBe('VALIDATION_FAILED');
+    }
+  });
+
+  it('writes names with commas, quotes and line breaks into the CSV so that a CSV parser reads them back intact', async () => {
+    const names = ['Hopper, Grace', 'Grace "Amazing" Hopper', 'Grace\nHopper', 'O\'Hara; "Scarlett",\r\nTara'];
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const sessionNames = new Map<string, string>();
+    for (const name of names) {
+      const customer = await signUp(tollgate.app, { name });
+      const opened = (await open(customer.auth, { serviceId, maxCharge: '1.00' })).json();
+      await logoff(customer.auth, opened.id);
+      sessionNames.set(opened.id, name);
+    }
+    const ops = { authorization: `Bearer ${tollgate.adminToken}` };
+    const json = (await tollgate.app.inject({ url: '/v1/ops/session-log', headers: ops })).json().sessions as Record<string, unknown>[];
+    const csv = await tollgate.app.inject({ url: '/v1/ops/session-log?format=csv', headers: ops });
+    expect(csv.statusCode).toBe(200);
+    const records = parse(csv.body, { columns: true }) as Record<string, string>[];
+    // One record per session, whatever the names hold.
+    expect(records.map((r) => r.sessionId)).toEqual(json.map((r) => r.sessionId));
+    for (const [sessionId, name] of sessionNames) {
+      const record = records.find((r) => r.sessionId === sessionId);
+      expect(record?.customerName, JSON.stringify(name)).toBe(name);
+      // Every column says what the JSON log says.
+      const row = json.find((r) => r.sessionId === sessionId)!;
+      expect(record).toEqual(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v === null ? '' : String(v)])));
+    }
   });
 
   it('is for operators only', async () => {
