@@ -3,7 +3,7 @@ import { formatAmount } from '../billing/money.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
-import { CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
+import { CardDeclinedError, CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
 import { hashPassword, hashToken, newApiToken, verifyPassword } from './credentials.js';
 import { transaction } from '../db/transaction.js';
 
@@ -47,6 +47,7 @@ export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ acc
   // The card is exchanged for a token before anything is stored (DESIGN rule 10).
   const card = await gateway.tokenize(request.card, `signup:${randomUUID()}`).catch((error: unknown) => {
     if (error instanceof CardInvalidError) throw errors.cardInvalid(error.field, error.message);
+    if (error instanceof CardDeclinedError) throw errors.cardDeclined(error.reason);
     if (error instanceof CardNetworkUnavailableError) throw errors.cardNetworkUnavailable();
     throw error;
   });

@@ -70,3 +70,9 @@ export function connectionLost(error: unknown): boolean {
   if (typeof code !== 'string') return false;
   return CLIENT_SIDE_LOSS.has(code) || /^(08|57)[0-9A-Z]{3}$/.test(code);
 }
+
+/** The database cannot be reached at all: a lost connection, or none to be had. */
+export function databaseUnreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return connectionLost(error) || code === 'ECONNREFUSED' || code === 'CONNECT_TIMEOUT' || code === 'CONNECTION_RESERVE_TIMEOUT' || code === 'ENOTFOUND';
+}

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../admission/admission.js';
+import { databaseUnreachable } from '../db/transaction.js';
 import { AppError } from '../errors.js';
 
 const FASTIFY_CODES: Record<number, string> = {
@@ -62,6 +63,10 @@ function problemOf(error: FastifyError, request: FastifyRequest): { status: numb
   }
   // Nobody is left to read it; the status only shows in the access log.
   if (error instanceof ClientGoneError) return { status: 499, body: { code: 'CLIENT_GONE', detail: error.message } };
+  if (databaseUnreachable(error)) {
+    request.log.warn({ err: error }, 'the database did not answer');
+    return { status: 503, body: { code: 'DATABASE_UNAVAILABLE', detail: 'The database does not answer; nothing was done. Try again shortly.', retryAfterSeconds: 5 } };
+  }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
     return { status: error.statusCode, body: { code: FASTIFY_CODES[error.statusCode] ?? 'BAD_REQUEST', detail: error.message } };
   }

@@ -60,5 +60,7 @@ const COLUMNS: (keyof SessionLogRow)[] = [
 ];
 
 export function sessionLogCsv(rows: SessionLogRow[]): string {
-  return stringify(rows, { header: true, columns: COLUMNS, cast: { number: (n) => String(n) } });
+  // A cell a spreadsheet would run as a formula (=, +, -, @, tab, carriage return first) is
+  // written with a leading quote (OWASP's CSV injection advice); csv-stringify does that.
+  return stringify(rows, { header: true, columns: COLUMNS, cast: { number: (n) => String(n) }, escape_formulas: true });
 }

@@ -30,12 +30,17 @@ export class DeadlineScheduler {
   private generation = 0;
   private timer: unknown = null;
   private armedFor = Infinity;
+  private readonly stopFollowing: (() => void) | undefined;
 
   constructor(
     private readonly clock: Clock,
     private readonly fire: (key: string, at: number) => void,
     private readonly timers: Timers = realTimers,
-  ) {}
+  ) {
+    // When a test's clock jumps, what fell due fires then, not when a real timer armed for the
+    // old "now" would have; a microtask later, so nothing fires inside the caller's advance().
+    this.stopFollowing = clock.onJump?.(() => queueMicrotask(() => this.runDue()));
+  }
 
   get size(): number {
     return this.current.size;
@@ -70,6 +75,7 @@ export class DeadlineScheduler {
   }
 
   close(): void {
+    this.stopFollowing?.();
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     this.timer = null;
     this.armedFor = Infinity;

@@ -128,9 +128,8 @@ describe('a grace period over the limit', () => {
     expect(await history(opened.id)).toEqual([
       'authorizing.requesting',
       'active.running',
-      'over_limit.interrupting',
       'over_limit.grace',
-      'closing.capturing',
+      'closing.capturing.calling',
       'settled',
     ]);
   });
@@ -162,11 +161,11 @@ describe('a grace period over the limit', () => {
     expect(await history(opened.id)).toEqual([
       'authorizing.requesting',
       'active.running',
-      'over_limit.interrupting',
       'over_limit.grace',
-      'over_limit.extending',
+      'over_limit.extending.reserving',
+      'over_limit.extending.incrementing',
       'active.running',
-      'closing.capturing',
+      'closing.capturing.calling',
       'settled',
     ]);
   });
