@@ -151,3 +151,26 @@ export const historyLineSchema = z.object({
   at: instant,
   detail: z.unknown(),
 });
+
+export const sessionLogRowSchema = z.object({
+  sessionId: z.uuid(),
+  accountId: z.uuid(),
+  customerName: z.string(),
+  customerEmail: z.string(),
+  estimatedStorageGb: z.number(),
+  estimatedProcessingHours: z.number(),
+  serviceId: z.uuid(),
+  serviceName: z.string(),
+  serverId: z.uuid(),
+  serverName: z.string(),
+  openedAt: instant,
+  startedAt: instant.nullable(),
+  endedAt: instant.nullable(),
+  minutes: z.number().nullable(),
+  charge: z.string().nullable(),
+  currency: z.string(),
+  endReason: z.string().nullable(),
+});
+
+/** A text body (CSV, Prometheus): sent as it is, described for the API reference. */
+export const textBody = z.string();

@@ -15,7 +15,9 @@ import {
   serverViewSchema,
   serversOccupancySchema,
   serviceViewSchema,
+  sessionLogRowSchema,
   text,
+  textBody,
 } from '../schemas.js';
 import { serviceView } from './public-api.js';
 
@@ -121,12 +123,16 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       },
     );
 
-    app.get('/v1/ops/session-log', { schema: { querystring: logQuery } }, async (request, reply) => {
-      const { format, limit, offset } = request.query;
-      const sessions = await sessionLog(deps.sql, { limit, offset });
-      if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(sessionLogCsv(sessions));
-      return { sessions };
-    });
+    app.get(
+      '/v1/ops/session-log',
+      { schema: { querystring: logQuery, response: { 200: z.union([z.object({ sessions: z.array(sessionLogRowSchema) }), textBody]), ...problems } } },
+      async (request, reply) => {
+        const { format, limit, offset } = request.query;
+        const sessions = await sessionLog(deps.sql, { limit, offset });
+        if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(sessionLogCsv(sessions));
+        return { sessions };
+      },
+    );
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'operator-api' });
 }

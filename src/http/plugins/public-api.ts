@@ -6,7 +6,7 @@ import { formatAmount } from '../../billing/money.js';
 import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { errors } from '../../errors.js';
 import type { RouteDeps } from '../deps.js';
-import { accountViewSchema, positiveAmount, problems, secret, serviceViewSchema, text } from '../schemas.js';
+import { accountViewSchema, positiveAmount, problems, secret, serviceViewSchema, text, textBody } from '../schemas.js';
 
 /** A service as the catalogue shows it, with its users now. */
 export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceRecord, 'serverName'>) {
@@ -81,7 +81,7 @@ export function publicApi(deps: RouteDeps): FastifyPluginAsyncZod {
       return { status: 'ready' as const };
     });
 
-    app.get('/metrics', async (_request, reply) => {
+    app.get('/metrics', { schema: { response: { 200: textBody } } }, async (_request, reply) => {
       const { byState, stuck } = deps.queries.countLive();
       deps.metrics.sessions.reset();
       for (const [state, count] of Object.entries(byState)) deps.metrics.sessions.set({ state }, count);
