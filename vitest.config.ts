@@ -4,6 +4,9 @@ export default defineConfig({
   test: {
     // xstate's development build throws early on misuse (inline actors, unknown events).
     execArgv: ['--conditions=development'],
+    // The integration files mostly wait (on PostgreSQL, the card network, timers): three at a
+    // time on two cores halve the suite's wall time (docs/testing.md); the default is one.
+    maxWorkers: 3,
     projects: [
       {
         extends: true,
