@@ -62,6 +62,8 @@ export const errors = {
     new AppError(409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being answered; retry once it is.', {
       retryAfterSeconds: 1,
     }),
+  openCancelled: () =>
+    new AppError(503, 'OPEN_CANCELLED', 'An operator gave up on the card company for this open; nothing was charged. Try again.'),
   databaseUnavailable: () => new AppError(503, 'DATABASE_UNAVAILABLE', 'The database does not answer.'),
   restoring: () => new AppError(503, 'RESTORING', 'Sessions are still being restored.'),
 };

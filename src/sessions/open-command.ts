@@ -107,6 +107,7 @@ export class OpenCommand {
     const { context } = snapshot;
     const reason = context.declineReason;
     if (reason === 'card_network_unavailable' || reason === 'internal_error') throw errors.cardNetworkUnavailable();
+    if (reason === 'ops_terminated') throw errors.openCancelled();
     if (stateNameOf(snapshot) === 'declined' || reason !== null) throw errors.cardDeclined(reason ?? 'generic_decline');
     return { view: this.waits.viewOf(snapshot), pending: snapshot.hasTag('opening') };
   }

@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
 import { expectLedgerBalanced } from '../helpers/ledger.js';
@@ -11,9 +11,10 @@ import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
  */
 let tollgate: TestTollgate;
 let ops: Record<string, string>;
+const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
 
 beforeAll(async () => {
-  tollgate = await startTestTollgate({ env: { CAPTURE_RETRY_BASE_MS: '50', CAPTURE_RETRY_MAX_MS: '100', LOGOFF_WAIT_MS: '2000' } });
+  tollgate = await startTestTollgate({ clock, env: { CAPTURE_RETRY_BASE_MS: '50', CAPTURE_RETRY_MAX_MS: '100', LOGOFF_WAIT_MS: '2000' } });
   ops = { authorization: `Bearer ${tollgate.adminToken}` };
 });
 afterAll(async () => {
@@ -34,7 +35,7 @@ describe('a capture the card company refuses for good', () => {
       body: '{}',
     });
     expect(voided.status).toBe(200);
-    await sleep(1_100);
+    clock.advance(1_100);
 
     const logoff = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
     expect(logoff.statusCode).toBe(202);
@@ -46,8 +47,9 @@ describe('a capture the card company refuses for good', () => {
     const [row] = await tollgate.db.sql<{ reason: string }[]>`select stuck_reason as reason from sessions where id = ${session.id}`;
     expect(row!.reason).toMatch(/^capture refused/);
 
-    // Many retry periods later, still one attempt: nothing retries a permanent answer.
-    await sleep(500);
+    // An hour later (a thousand retry periods), still one attempt: nothing retries a permanent answer.
+    clock.advance(3_600_000);
+    await new Promise((resolve) => setImmediate(resolve));
     expect((await network.calls()).capture).toBe(1);
     const retried = await tollgate.app.inject({ method: 'POST', url: `/v1/ops/sessions/${session.id}/retry`, headers: ops });
     expect(retried.json().session).toMatchObject({ path: 'closing.capturing.blocked' });

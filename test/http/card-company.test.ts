@@ -175,9 +175,10 @@ describe('holds that outlive their validity', () => {
   let tollgate: TestTollgate;
   let api: ReturnType<typeof client>;
   const settledSeen = settledSessions();
+  const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
   beforeAll(async () => {
-    // Holds lapse after 2 s here; sessions renew them a second ahead.
-    tollgate = await startTestTollgate({ env: { CARD_NETWORK_HOLD_VALIDITY_MS: '2000', HOLD_RENEW_BEFORE_MS: '1000' } });
+    // Holds lapse after 2 s here (on the test's clock, which the sandbox shares); sessions renew them a second ahead.
+    tollgate = await startTestTollgate({ clock, env: { CARD_NETWORK_HOLD_VALIDITY_MS: '2000', HOLD_RENEW_BEFORE_MS: '1000' } });
     api = client(tollgate, settledSeen);
   });
   afterAll(async () => {
@@ -189,12 +190,18 @@ describe('holds that outlive their validity', () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
     const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
     const opened = (await api.open(customer.auth, { serviceId, maxCharge: '5.00' })).json();
-    await sleep(3_300);
+    const network = sandbox(tollgate.cardNetworkUrl);
+    // Each second a renewal falls due: a new hold, the old one voided.
+    for (const held of [2, 3, 4]) {
+      clock.advance(1_000);
+      await until(() => network.holds(`?reference=${opened.id}`), (holds) => holds.length === held && holds.filter((h) => h.state === 'voided').length === held - 1);
+    }
+    clock.advance(300);
     const settled = (await api.logoff(customer.auth, opened.id)).json();
-    expect(settled.state).toBe('settled');
-    const holds = await sandbox(tollgate.cardNetworkUrl).holds(`?reference=${opened.id}`);
-    expect(holds.length).toBeGreaterThanOrEqual(3);
-    expect(holds.filter((h) => h.state === 'voided')).toHaveLength(holds.length - 1);
+    expect(settled).toMatchObject({ state: 'settled', charge: '0.03' });
+    const holds = await network.holds(`?reference=${opened.id}`);
+    expect(holds).toHaveLength(4);
+    expect(holds.filter((h) => h.state === 'voided')).toHaveLength(3);
     const latest = holds.find((h) => h.state === 'captured');
     expect(latest?.authorizationNumber).toBe(settled.chargeSlip.authorizationNumber);
     expect(settled.authorizationNumber).not.toBe(opened.authorizationNumber);
@@ -205,10 +212,11 @@ describe('holds that outlive their validity', () => {
     const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
     const opened = (await api.open(customer.auth, { serviceId, maxCharge: '5.00' })).json();
     await sandbox(tollgate.cardNetworkUrl).setFaults([{ phase: 'authorize', fault: 'decline', times: 1 }], { holdValidityMs: 2000 });
+    clock.advance(1_000);
     const settled = await until(() => api.get(customer.auth, opened.id), (s) => s.state === 'settled');
     await sandbox(tollgate.cardNetworkUrl).clearFaults();
     expect(settled).toMatchObject({ state: 'settled', endReason: 'reauthorization_declined' });
-    // Renewal falls due one second in: about 0.10 accrued at 6.00 a minute.
+    // Renewal falls due one second in: 0.10 accrued at 6.00 a minute.
     expect(settled.charge).toBe('0.10');
     expect(settled.chargeSlip.authorizationNumber).toBe(opened.authorizationNumber);
   });

@@ -1,11 +1,13 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
 import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 let tollgate: TestTollgate;
+/** Time is the test's: a session is used for as long as the test says, not as long as it takes. */
+const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
 let ops: Record<string, string>;
 let customer: Awaited<ReturnType<typeof signUp>>;
 let serviceId: string;
@@ -15,6 +17,7 @@ const settled = settledSessions();
 
 beforeAll(async () => {
   tollgate = await startTestTollgate({
+    clock,
     env: {
       // A failing capture is retried 20 s later by itself; one failure makes it stuck.
       CAPTURE_RETRY_BASE_MS: '20000',
@@ -52,7 +55,7 @@ const opsPost = async (url: string) => {
 describe('stuck sessions', () => {
   it('shows a session whose captures keep failing as stuck, with the reason, and settles it on retry once the network recovers', async () => {
     const session = await open();
-    await sleep(1_100);
+    clock.advance(1_100);
     const network = sandbox(tollgate.cardNetworkUrl);
     await network.setFaults([{ phase: 'capture', fault: 'error' }]);
     const closing = await logoff(session.id);
@@ -93,7 +96,7 @@ describe('stuck sessions', () => {
 
   it('voids instead of capturing when an operator forgives a charge that cannot be taken', async () => {
     const session = await open();
-    await sleep(1_100);
+    clock.advance(1_100);
     const network = sandbox(tollgate.cardNetworkUrl);
     await network.setFaults([{ phase: 'capture', fault: 'error' }]);
     await logoff(session.id);
@@ -108,11 +111,34 @@ describe('stuck sessions', () => {
 describe('operator actions', () => {
   it('terminates a running session through its machine, charging the time used', async () => {
     const session = await open();
-    await sleep(1_100);
+    clock.advance(1_100);
     const response = await opsPost(`/v1/ops/sessions/${session.id}/terminate`);
     expect(response.statusCode).toBe(200);
-    expect(response.json().session).toMatchObject({ state: 'settled', endReason: 'ops_terminated' });
-    expect(Number(response.json().session.charge)).toBeGreaterThanOrEqual(1);
+    // 1.1 s at 60.00 a minute: one whole second, 1.00.
+    expect(response.json().session).toMatchObject({ state: 'settled', endReason: 'ops_terminated', charge: '1.00' });
+  });
+
+  it('shows a session stuck authorizing, and an operator ends it: nothing held, nothing charged, the open told', async () => {
+    const network = sandbox(tollgate.cardNetworkUrl);
+    // The card company takes its time over this authorization (1.5 s of real time).
+    await network.setFaults([{ phase: 'authorize', fault: 'slow', delayMs: 1_500, times: 1 }]);
+    const opening = tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
+    const stuck = await (async () => {
+      for (;;) {
+        clock.advance(60_000);
+        const { sessions } = (await opsGet('/v1/ops/sessions?stuck=true&state=authorizing')).json();
+        if (sessions.length > 0) return sessions[0];
+      }
+    })();
+    expect(stuck).toMatchObject({ state: 'authorizing', path: 'authorizing.requesting', stuck: true });
+    expect(stuck.stuckReason).toMatch(/^authorizing for \d+ (seconds|minutes)$/);
+    const ended = await opsPost(`/v1/ops/sessions/${stuck.id}/terminate`);
+    expect(ended.json().session).toMatchObject({ state: 'declined', declineReason: 'ops_terminated', stuck: false });
+    const answer = await opening;
+    expect(answer.statusCode).toBe(503);
+    expect(answer.json().code).toBe('OPEN_CANCELLED');
+    await network.clearFaults();
+    expect((await network.holds(`?reference=${stuck.id}`)).map((h) => h.state)).toEqual(['voided']);
   });
 
   it('refuses an action the session cannot take, and an unknown session', async () => {
