@@ -9,7 +9,7 @@ export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.ts' },
   plugins: ['@stryker-mutator/vitest-runner'],
-  mutate: ['machines/**/*.ts', 'src/billing/**/*.ts', '!machines/**/index.ts'],
+  mutate: ['machines/**/*.ts', 'src/billing/**/*.ts', '!machines/**/index.ts', '!machines/**/*.types.ts'],
   coverageAnalysis: 'perTest',
   reporters: ['clear-text', 'progress', 'json'],
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },

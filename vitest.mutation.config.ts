@@ -4,6 +4,6 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     execArgv: ['--conditions=development'],
-    include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts'],
+    include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts', 'test/admission/**/*.test.ts'],
   },
 });

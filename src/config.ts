@@ -74,6 +74,9 @@ const envSchema = z
     ORPHAN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
     /** How long the answer to an Idempotency-Key is kept. */
     IDEMPOTENCY_KEY_TTL_HOURS: positiveInt.default(24),
+    /** Warn the customer when the charge reaches this share of the limit (0: never), or this many seconds before the cutoff (0: never). */
+    WARN_AT_SHARE: z.coerce.number().min(0).max(1).default(0.9),
+    WARN_SECONDS_BEFORE: z.coerce.number().int().min(0).max(86_400).default(60),
   })
   .refine((env) => env.TOLLGATE_CARD_GATEWAY !== 'stripe' || env.STRIPE_API_KEY, {
     message: 'STRIPE_API_KEY is required when TOLLGATE_CARD_GATEWAY=stripe',
@@ -134,6 +137,10 @@ const envSchema = z
       orphanAfterMs: env.ORPHAN_AFTER_MS,
       orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
       idempotencyKeyTtlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000,
+      warnings: {
+        shareBasisPoints: env.WARN_AT_SHARE > 0 ? Math.round(env.WARN_AT_SHARE * 10_000) : null,
+        secondsBefore: env.WARN_SECONDS_BEFORE > 0 ? env.WARN_SECONDS_BEFORE : null,
+      },
     };
   });
 

@@ -125,7 +125,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     log: silent,
     metrics,
     retry: { baseMs: config.captureRetryBaseMs, maxMs: config.captureRetryMaxMs },
-    policy: { graceMs: config.overLimitGraceMs, renewBeforeMs: config.holdRenewBeforeMs },
+    policy: { graceMs: config.overLimitGraceMs, renewBeforeMs: config.holdRenewBeforeMs, warnings: config.warnings },
     openWaitMs: config.openWaitMs,
     logoffWaitMs: config.logoffWaitMs,
     orphanAfterMs: config.orphanAfterMs,

@@ -3,7 +3,7 @@ import type { sessionMachine } from './session.machine.js';
 
 export type SessionSnapshot = SnapshotFrom<typeof sessionMachine>;
 export type SessionStateName = 'authorizing' | 'active' | 'over_limit' | 'closing' | 'settled' | 'declined';
-export type DeadlineEvent = 'CUTOFF' | 'RENEW_HOLD' | 'GRACE_OVER' | 'RETRY';
+export type DeadlineEvent = 'CUTOFF' | 'RENEW_HOLD' | 'WARN' | 'GRACE_OVER' | 'RETRY';
 
 /** The top-level state, as rows and views name it. */
 export function stateNameOf(snapshot: Pick<SessionSnapshot, 'value'>): SessionStateName {
@@ -27,10 +27,13 @@ export function statePathOf(value: SessionSnapshot['value'] | string): string {
 export function deadlineOf(snapshot: SessionSnapshot): { at: number; event: DeadlineEvent } | null {
   const { context } = snapshot;
   if (snapshot.hasTag('billable')) {
-    const cutoff = context.cutoffAt === null ? null : { at: context.cutoffAt, event: 'CUTOFF' as const };
-    const renew = snapshot.matches({ active: 'running' }) && context.renewAt !== null ? { at: context.renewAt, event: 'RENEW_HOLD' as const } : null;
-    if (cutoff && renew) return renew.at < cutoff.at ? renew : cutoff;
-    return cutoff ?? renew;
+    const due = [
+      context.cutoffAt === null ? null : { at: context.cutoffAt, event: 'CUTOFF' as const },
+      context.warnAt !== null && context.warnedAt === null ? { at: context.warnAt, event: 'WARN' as const } : null,
+      snapshot.matches({ active: 'running' }) && context.renewAt !== null ? { at: context.renewAt, event: 'RENEW_HOLD' as const } : null,
+    ].filter((d) => d !== null);
+    // The earliest first; at the same instant the cutoff wins (a warning at the cutoff says nothing).
+    return due.reduce<(typeof due)[number] | null>((first, d) => (first === null || d.at < first.at ? d : first), null);
   }
   if (snapshot.matches({ over_limit: 'grace' }) && context.graceUntil !== null) return { at: context.graceUntil, event: 'GRACE_OVER' };
   if (snapshot.hasTag('resting') && !snapshot.hasTag('stuck') && context.retryAt !== null && snapshot.can({ type: 'RETRY', at: context.retryAt })) {

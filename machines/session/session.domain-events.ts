@@ -25,6 +25,7 @@ export type SessionDomainEvent = Common &
     | { type: 'session.opened'; maxChargeMicros: MicrosText; maxMs: number | null }
     | { type: 'session.activated'; startedAt: number; cutoffAt: number; cutoffReason: LimitReason; maxChargeMicros: MicrosText; authorizationNumber: string }
     | { type: 'session.extended'; cutoffAt: number; cutoffReason: LimitReason; maxChargeMicros: MicrosText; resumed: boolean }
+    | { type: 'session.warning'; cutoffAt: number; cutoffReason: LimitReason }
     | { type: 'session.interrupted'; reason: LimitReason; endedAt: number; chargeMicros: MicrosText }
     | { type: 'session.logged_off'; reason: Exclude<EndReason, LimitReason | 'declined'>; endedAt: number; chargeMicros: MicrosText }
     | { type: 'session.settled'; endReason: EndReason | null; chargeMicros: MicrosText; chargeSlip: ChargeSlipInfo | null }
@@ -72,6 +73,9 @@ export function domainEventsOf(previous: TaggedFacts, next: TaggedFacts, at: num
       maxChargeMicros: c.maxChargeMicros,
       resumed: !previous.billable,
     });
+  }
+  if (c.warnedAt !== null && p.warnedAt === null && c.cutoffAt !== null && c.cutoffReason) {
+    events.push({ ...common(c, c.warnedAt), type: 'session.warning', cutoffAt: c.cutoffAt, cutoffReason: c.cutoffReason });
   }
   if (previous.billable && !next.billable && c.endedAt !== null && c.endReason !== null && c.chargeMicros !== null) {
     const ended = { ...common(c, c.endedAt), endedAt: c.endedAt, chargeMicros: c.chargeMicros };

@@ -5,7 +5,7 @@ import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
 import type { SessionContext } from './session.types.js';
 
 /** Stored with every snapshot; bump it (with a migration and a fixture) when a snapshot's shape changes. */
-export const SESSION_MACHINE_VERSION = 3;
+export const SESSION_MACHINE_VERSION = 4;
 
 const authorizeInput = (context: SessionContext, attempt: number) => ({
   sessionId: context.sessionId,
@@ -119,7 +119,10 @@ export const sessionMachine = sessionSetup.createMachine({
     startedAt: null,
     cutoffAt: null,
     cutoffReason: null,
-    pausedMs: 0,
+    resumes: [],
+    uses: { usedUnits: 0, usedMicros: '0', reservedMicros: '0', open: {}, next: 1 },
+    warnAt: null,
+    warnedAt: null,
     graceUntil: null,
     endedAt: null,
     endReason: null,
@@ -251,6 +254,11 @@ export const sessionMachine = sessionSetup.createMachine({
           { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'ops_terminated' }) } },
         ],
         ABANDON: { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'abandoned' }) } },
+        WARN: { guard: 'warningDue', actions: 'warned' },
+        // Uses priced per use: refused (not taken) when they would pass the limit.
+        RESERVE_USE: { guard: 'useFits', actions: 'reserveUse' },
+        COMMIT_USE: { guard: 'commitWithinReservation', actions: ['commitUse', 'cutIfLimitReached'] },
+        RELEASE_USE: { guard: 'reservationOpen', actions: 'releaseUse' },
       },
       states: {
         running: {

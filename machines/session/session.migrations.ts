@@ -1,3 +1,4 @@
+import { flatTariff } from '../../src/billing/tariff.js';
 import { SESSION_MACHINE_VERSION } from './session.machine.js';
 import type { SessionContext } from './session.types.js';
 
@@ -29,6 +30,10 @@ export function migrateSessionSnapshot(version: number, stored: StoredSnapshot):
   if (at === 2) {
     snapshot = v2ToV3(snapshot);
     at = 3;
+  }
+  if (at === 3) {
+    snapshot = v3ToV4(snapshot);
+    at = 4;
   }
   if (at !== SESSION_MACHINE_VERSION) throw new UnknownSnapshotVersionError(version);
   return snapshot;
@@ -137,4 +142,31 @@ function v2ToV3(stored: StoredSnapshot): StoredSnapshot {
     default:
       return at(stored.value);
   }
+}
+
+/**
+ * v4 priced sessions with a tariff (one flat price before), kept where billable time went on
+ * after each pause (only the total was kept before), and metered uses. A v3 pause is placed at
+ * the start: with one price all day, only its length changes a charge.
+ */
+function v3ToV4(stored: StoredSnapshot): StoredSnapshot {
+  const { pricePerMinuteMicros, pausedMs, ...context } = stored.context as Record<string, unknown> & {
+    pricePerMinuteMicros: string;
+    pausedMs: number;
+    startedAt: number | null;
+  };
+  const resumes = pausedMs > 0 && context.startedAt !== null ? [{ billableAtMs: 0, wallAtMs: context.startedAt + pausedMs }] : [];
+  return {
+    ...stored,
+    context: {
+      ...context,
+      tariff: flatTariff(pricePerMinuteMicros),
+      resumes,
+      uses: { usedUnits: 0, usedMicros: '0', reservedMicros: '0', open: {}, next: 1 },
+      warnAt: null,
+      warnedAt: null,
+      warnings: { shareBasisPoints: null, secondsBefore: null },
+      quote: null,
+    },
+  };
 }

@@ -1,5 +1,6 @@
-import { assign, fromPromise, setup } from 'xstate';
-import { chargeFor, cutoffOf, type SessionTerms } from '../../src/billing/tariff.js';
+import { assign, enqueueActions, fromPromise, setup } from 'xstate';
+import { billableAt } from '../../src/billing/charge.js';
+import { cutoffInstant, endedAt, extensionRefusal, termsOf, useFits, warnAtOf } from './session.terms.js';
 import type {
   AuthorizeInput,
   AuthorizeOutcome,
@@ -35,18 +36,7 @@ import type {
  */
 export type SessionTag = 'seat' | 'opening' | 'billable' | 'extendable' | 'extending' | 'resting' | 'stuck';
 
-export function termsOf(context: Pick<SessionContext, 'pricePerMinuteMicros' | 'maxChargeMicros' | 'maxMs'>): SessionTerms {
-  return {
-    pricePerMinuteMicros: BigInt(context.pricePerMinuteMicros),
-    maxChargeMicros: BigInt(context.maxChargeMicros),
-    maxMs: context.maxMs,
-  };
-}
-
-/** Billable time between the start and `at`: time paused over the limit is not billed. */
-export function billableMs(context: SessionContext, at: number): number {
-  return context.startedAt === null ? 0 : Math.max(0, at - context.startedAt - context.pausedMs);
-}
+export { billableMs, extensionRefusal, termsOf } from './session.terms.js';
 
 /** Exponential backoff for retries, capped: base × 2^(attempt−1). */
 export function retryDelayMs(context: Pick<SessionContext, 'retry'>, attempts: number): number {
@@ -57,31 +47,6 @@ export function retryDelayMs(context: Pick<SessionContext, 'retry'>, attempts: n
 export function renewAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, hold: HoldInfo): number {
   const lifetime = hold.expiresAt - hold.authorizedAt;
   return hold.expiresAt - Math.min(context.renewBeforeMs, Math.floor(lifetime / 2));
-}
-
-/**
- * Why a new charge limit would change nothing, or null when it raises the limit: it must be
- * above the current one, and the time limit must not end the session before the new limit could.
- */
-export function extensionRefusal(
-  context: Pick<SessionContext, 'pricePerMinuteMicros' | 'maxChargeMicros' | 'maxMs'>,
-  maxChargeMicros: string,
-): 'not_higher' | 'time_limit_binds' | null {
-  if (BigInt(maxChargeMicros) <= BigInt(context.maxChargeMicros)) return 'not_higher';
-  const terms = termsOf(context);
-  if (cutoffOf({ ...terms, maxChargeMicros: BigInt(maxChargeMicros) }).afterMs <= cutoffOf(terms).afterMs) return 'time_limit_binds';
-  return null;
-}
-
-/** The charge for a session that ends at `at` (never past its cutoff). */
-function endedAt(context: SessionContext, at: number, reason: EndReason): Partial<SessionContext> {
-  const ended = Math.min(at, context.cutoffAt ?? at);
-  return {
-    endedAt: ended,
-    endReason: reason,
-    chargeMicros: chargeFor(termsOf(context), billableMs(context, ended)).toString(),
-    renewAt: null,
-  };
 }
 
 function notProvided(name: string) {
@@ -120,17 +85,25 @@ export const sessionSetup = setup({
     nothingToCharge: ({ context }) => context.chargeMicros === null || BigInt(context.chargeMicros) === 0n,
     hasGrace: ({ context }) => context.graceMs > 0,
     raisesLimit: ({ context, event }) => event.type === 'EXTEND' && extensionRefusal(context, event.maxChargeMicros) === null,
+    useFits: ({ context, event }) => event.type === 'RESERVE_USE' && useFits(context, event.at, event.units),
+    reservationOpen: ({ context, event }) =>
+      (event.type === 'COMMIT_USE' || event.type === 'RELEASE_USE') && event.reservationId in context.uses.open,
+    commitWithinReservation: ({ context, event }) =>
+      event.type === 'COMMIT_USE' && event.units <= (context.uses.open[event.reservationId]?.units ?? -1),
+    warningDue: ({ context, event }) => context.warnAt !== null && context.warnedAt === null && event.at >= context.warnAt,
   },
   actions: {
     activate: assign(({ context }, outcome: AuthorizeOutcome) => {
       if (outcome.kind !== 'held') return {};
-      const cutoff = cutoffOf(termsOf(context));
+      const started = { ...context, startedAt: outcome.at };
+      const cutoff = cutoffInstant(started);
       return {
         hold: outcome.hold,
         startedAt: outcome.at,
-        cutoffAt: outcome.at + cutoff.afterMs,
+        cutoffAt: cutoff.at,
         cutoffReason: cutoff.reason,
         renewAt: renewAtOf(context, outcome.hold),
+        warnAt: warnAtOf(started, cutoff.at, outcome.at),
       };
     }),
     decline: assign((_, params: { at: number; reason: string; detail?: string }) => ({
@@ -178,16 +151,23 @@ export const sessionSetup = setup({
     extensionApproved: assign(({ context }, outcome: IncrementOutcome) => {
       if (outcome.kind !== 'raised') return {};
       const maxChargeMicros = context.extension!.toMicros;
-      const pausedMs = context.pausedMs + (context.endedAt === null ? 0 : Math.max(0, outcome.at - context.endedAt));
-      const cutoff = cutoffOf(termsOf({ ...context, maxChargeMicros }));
+      // Resumed from over the limit: billable time goes on now from where it stopped.
+      const resumes =
+        context.endedAt === null
+          ? context.resumes
+          : [...context.resumes, { billableAtMs: billableAt(termsOf(context), context.endedAt), wallAtMs: Math.max(outcome.at, context.endedAt) }];
+      const extended = { ...context, maxChargeMicros, resumes };
+      const cutoff = cutoffInstant(extended);
       // An increment raises the same hold: it was granted when it was, and lapses when it did.
       const raised = { ...outcome.hold, authorizedAt: context.hold!.authorizedAt };
       return {
         hold: raised,
         maxChargeMicros,
-        pausedMs,
-        cutoffAt: context.startedAt! + pausedMs + cutoff.afterMs,
+        resumes,
+        cutoffAt: cutoff.at,
         cutoffReason: cutoff.reason,
+        warnAt: warnAtOf(extended, cutoff.at, outcome.at),
+        warnedAt: null,
         graceUntil: null,
         endedAt: null,
         endReason: null,
@@ -201,6 +181,45 @@ export const sessionSetup = setup({
       extension: { ...context.extension!, outcome: 'declined' as const, reason: params.reason },
       extensions: context.extensions + 1,
     })),
+    warned: assign(({ event }) => ({ warnedAt: event.at })),
+    /** Uses priced per use are reserved first: what they may cost is held back from time at once. */
+    reserveUse: assign(({ context, event }) => {
+      if (event.type !== 'RESERVE_USE' || !context.tariff.perUse) return {};
+      const micros = BigInt(context.tariff.perUse.priceMicros) * BigInt(event.units);
+      const uses = {
+        ...context.uses,
+        reservedMicros: (BigInt(context.uses.reservedMicros) + micros).toString(),
+        open: { ...context.uses.open, [`r${context.uses.next}`]: { units: event.units, micros: micros.toString() } },
+        next: context.uses.next + 1,
+      };
+      return { uses, ...nearerCutoff({ ...context, uses }, event.at) };
+    }),
+    /** Committed: what was used is charged; the rest of the reservation goes back to time. */
+    commitUse: assign(({ context, event }) => {
+      if (event.type !== 'COMMIT_USE' || !context.tariff.perUse) return {};
+      const reservation = context.uses.open[event.reservationId]!;
+      const { [event.reservationId]: _committed, ...open } = context.uses.open;
+      const used = BigInt(context.tariff.perUse.priceMicros) * BigInt(event.units);
+      const uses = {
+        ...context.uses,
+        usedUnits: context.uses.usedUnits + event.units,
+        usedMicros: (BigInt(context.uses.usedMicros) + used).toString(),
+        reservedMicros: (BigInt(context.uses.reservedMicros) - BigInt(reservation.micros)).toString(),
+        open,
+      };
+      return { uses, ...nearerCutoff({ ...context, uses }, event.at) };
+    }),
+    releaseUse: assign(({ context, event }) => {
+      if (event.type !== 'RELEASE_USE') return {};
+      const reservation = context.uses.open[event.reservationId]!;
+      const { [event.reservationId]: _released, ...open } = context.uses.open;
+      const uses = { ...context.uses, reservedMicros: (BigInt(context.uses.reservedMicros) - BigInt(reservation.micros)).toString(), open };
+      return { uses, ...nearerCutoff({ ...context, uses }, event.at) };
+    }),
+    /** Uses that took the session to its limit end it now, at exactly its limit. */
+    cutIfLimitReached: enqueueActions(({ context, event, enqueue }) => {
+      if ('at' in event && context.cutoffAt !== null && event.at >= context.cutoffAt) enqueue.raise({ type: 'CUTOFF', at: event.at });
+    }),
     renewed: assign(({ context }, outcome: RenewOutcome) => {
       if (outcome.kind !== 'held') return {};
       return {
@@ -223,6 +242,13 @@ export const sessionSetup = setup({
     renewalRefused: assign((_, params: { reason: string }) => ({ declineReason: params.reason })),
   },
 });
+
+/** The cutoff and the warning once uses changed what time may spend; never before `at`. */
+function nearerCutoff(context: SessionContext, at: number): Partial<SessionContext> {
+  const cutoff = cutoffInstant(context);
+  const cutoffAt = Math.max(cutoff.at, at);
+  return { cutoffAt, cutoffReason: cutoff.reason, warnAt: context.warnedAt === null ? warnAtOf(context, cutoffAt, at) : context.warnAt };
+}
 
 /** The description a failed outcome carries, whatever its kind. */
 export function failureOf(outcome: Outcome & { detail?: string; reason?: string }): Failure {

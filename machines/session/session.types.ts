@@ -1,8 +1,12 @@
+import type { Resume } from '../../src/billing/charge.js';
+import type { TariffSpec } from '../../src/billing/tariff.js';
+
 /**
  * Types of the session machine. Money in context is a string of integer micro-units: a
  * snapshot goes through JSON, which has no bigint (DESIGN rule 4 still holds: never a float).
  */
 export type MicrosText = string;
+export type { Resume, TariffSpec };
 
 export type EndReason =
   | 'logoff'
@@ -37,13 +41,28 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
+/** When the customer is warned before the cutoff: at a share of the limit, or this long before it. */
+export interface WarningPolicy {
+  /** In basis points of the charge limit (8000: at 80 %), or null. */
+  shareBasisPoints: number | null;
+  secondsBefore: number | null;
+}
+
+/** A price agreed before use (a quote): the session runs on its tariff, and its charge is checked against it. */
+export interface AgreedPrice {
+  quoteId: string;
+  /** What the quote said the agreed use costs at most. */
+  totalMicros: MicrosText;
+}
+
 export interface SessionInput {
   sessionId: string;
   accountId: string;
   serviceId: string;
   serverId: string;
   currency: string;
-  pricePerMinuteMicros: MicrosText;
+  /** The service's prices when the session opened (or as a quote agreed them): later changes do not apply. */
+  tariff: TariffSpec;
   maxChargeMicros: MicrosText;
   maxMs: number | null;
   createdAt: number;
@@ -52,6 +71,19 @@ export interface SessionInput {
   graceMs: number;
   /** How long before a hold's expiry a running session asks for a new one. */
   renewBeforeMs: number;
+  warnings: WarningPolicy;
+  quote: AgreedPrice | null;
+}
+
+/** Uses priced per use (a request, or units the service reports): reserved first, then committed. */
+export interface UseState {
+  usedUnits: number;
+  usedMicros: MicrosText;
+  /** Reserved and not yet committed nor released: held back from what time may spend. */
+  reservedMicros: MicrosText;
+  open: Record<string, { units: number; micros: MicrosText }>;
+  /** The next reservation's number: a commit of an earlier one no longer open is a repeat. */
+  next: number;
 }
 
 export interface Extension {
@@ -77,8 +109,12 @@ export interface SessionContext extends SessionInput {
   startedAt: number | null;
   cutoffAt: number | null;
   cutoffReason: LimitReason | null;
-  /** Time spent interrupted over the limit before an extension resumed the session: not billed. */
-  pausedMs: number;
+  /** Where billable time went on after each pause over the limit (paused time is not billed). */
+  resumes: Resume[];
+  uses: UseState;
+  /** When the customer is warned that the cutoff nears, and when they were. */
+  warnAt: number | null;
+  warnedAt: number | null;
   graceUntil: number | null;
   endedAt: number | null;
   endReason: EndReason | null;
@@ -112,7 +148,11 @@ export type SessionEvent =
   | { type: 'RENEW_HOLD'; at: number }
   | { type: 'GRACE_OVER'; at: number }
   | { type: 'VOID'; at: number }
-  | { type: 'EXTEND'; at: number; maxChargeMicros: MicrosText };
+  | { type: 'WARN'; at: number }
+  | { type: 'EXTEND'; at: number; maxChargeMicros: MicrosText }
+  | { type: 'RESERVE_USE'; at: number; units: number }
+  | { type: 'COMMIT_USE'; at: number; reservationId: string; units: number }
+  | { type: 'RELEASE_USE'; at: number; reservationId: string };
 
 export interface AuthorizeInput {
   sessionId: string;

@@ -1,12 +1,14 @@
-import { ceilToCents, formatAmount, MICROS_PER_CENT, minMicros } from '../billing/money.js';
-import { accruedMicros } from '../billing/tariff.js';
+import { costOfTime } from '../billing/charge.js';
+import { formatAmount, MICROS_PER_CENT, minMicros } from '../billing/money.js';
+import type { TariffSpec } from '../billing/tariff.js';
 import type { Queryable, TransactionSql } from '../db/sql.js';
 import { errors } from '../errors.js';
 
 /**
  * The hold a new session asks for, given what is left of the account's outstanding limit:
  * maxCharge when given; with none, what is left, or, when a time limit is set, just what that
- * time can cost (rounded up to a cent). The reservation itself is made, under the account's row
+ * time can cost from now at the service's tariff (rounded up to a cent, at least the minimum
+ * charge). The reservation itself is made, under the account's row
  * lock, by the statement that opens the session (insertOpening), which checks it still fits
  * (DESIGN rule 6).
  */
@@ -14,11 +16,12 @@ export function proposedHold(request: {
   availableMicros: bigint;
   maxChargeMicros: bigint | null;
   maxMs: number | null;
-  pricePerMinuteMicros: bigint;
+  tariff: TariffSpec;
+  at: number;
 }): bigint {
   if (request.maxChargeMicros !== null) return request.maxChargeMicros;
   if (request.maxMs === null) return request.availableMicros;
-  const timeCost = ceilToCents(accruedMicros(request.pricePerMinuteMicros, request.maxMs));
+  const timeCost = costOfTime({ tariff: request.tariff, startedAt: request.at, resumes: [] }, request.maxMs);
   return minMicros(request.availableMicros, timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost);
 }
 

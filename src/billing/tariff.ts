@@ -1,59 +1,69 @@
-import { type Micros, truncateToCents } from './money.js';
+import { localHourAt } from './zoned-time.js';
 
 /**
- * A session's tariff and limits. Charges accrue per whole second, pro rata of the
- * per-minute price: after s seconds the accrued charge is floor(price × s / 60) micros.
+ * A service's prices, as a session carries them (JSON: money as decimal strings of micro-units).
+ * Rules come from the ISP billing seed (`price: Monday, 10-17 $1`): each a set of weekdays, an
+ * hour range and a price per minute in the service's time zone; the last matching rule wins;
+ * the default price covers the rest.
  */
-export interface SessionTerms {
-  pricePerMinuteMicros: Micros;
-  maxChargeMicros: Micros;
-  /** Time limit in milliseconds, or null for none (the charge limit still applies). */
-  maxMs: number | null;
-}
-
-export type LimitReason = 'charge_limit' | 'time_limit';
-
-export interface Cutoff {
-  /** Milliseconds after the start at which the session must stop. */
-  afterMs: number;
-  reason: LimitReason;
-}
-
-export function accruedMicros(pricePerMinuteMicros: Micros, elapsedMs: number): Micros {
-  const seconds = BigInt(Math.floor(Math.max(0, elapsedMs) / 1000));
-  return (pricePerMinuteMicros * seconds) / 60n;
+export interface TariffRule {
+  /** ISO weekdays: 1 = Monday … 7 = Sunday. */
+  days: number[];
+  /** From this local hour (0–23) up to, not including, `toHour` (1–24); past midnight when toHour ≤ fromHour. */
+  fromHour: number;
+  toHour: number;
+  pricePerMinuteMicros: string;
 }
 
 /**
- * The longest any session runs: at the smallest price a charge limit could lie beyond any
- * instant PostgreSQL stores (DESIGN rule 16: every computed instant stays in range).
+ * How time is counted: the first `firstPeriodSeconds` are charged as soon as the session has
+ * run one whole second, then every started `incrementSeconds` (60/60: whole minutes; 1/1: per
+ * second, the default). A session that ran at all is charged at least `minimumChargeMicros`.
  */
-export const MAX_SESSION_SPAN_MS = 100 * 365 * 86_400_000;
-
-/**
- * The exact instant (relative to the start) at which the session hits a limit: the first
- * whole second whose accrued charge reaches maxCharge, or the time limit, whichever is first.
- */
-export function cutoffOf(terms: SessionTerms): Cutoff {
-  const secondsToCharge = ceilDiv(terms.maxChargeMicros * 60n, terms.pricePerMinuteMicros);
-  const chargeLimitMs = secondsToCharge * 1000n > BigInt(MAX_SESSION_SPAN_MS) ? null : Number(secondsToCharge) * 1000;
-  const timeLimitMs = Math.min(terms.maxMs ?? MAX_SESSION_SPAN_MS, MAX_SESSION_SPAN_MS);
-  // A time limit that coincides with the charge limit is reported as the time limit the customer set.
-  if (chargeLimitMs === null || timeLimitMs <= chargeLimitMs) return { afterMs: timeLimitMs, reason: 'time_limit' };
-  return { afterMs: chargeLimitMs, reason: 'charge_limit' };
+export interface BillingSpec {
+  firstPeriodSeconds: number;
+  incrementSeconds: number;
+  minimumChargeMicros: string;
 }
 
-/**
- * What the card is charged for `elapsedMs` of use: the accrued charge, never past the cutoff
- * nor above maxCharge, rounded down to whole cents (the customer never pays a fraction of a
- * cent; at a charge limit the limit is whole cents, so the charge equals it).
- */
-export function chargeFor(terms: SessionTerms, elapsedMs: number): Micros {
-  const cutoff = cutoffOf(terms);
-  const accrued = accruedMicros(terms.pricePerMinuteMicros, Math.min(elapsedMs, cutoff.afterMs));
-  return truncateToCents(accrued < terms.maxChargeMicros ? accrued : terms.maxChargeMicros);
+/** A price for each use of the service: a request through the edge, or a unit reported by the service. */
+export interface PerUsePrice {
+  unit: 'request' | 'unit';
+  priceMicros: string;
 }
 
-function ceilDiv(a: bigint, b: bigint): bigint {
-  return (a + b - 1n) / b;
+export interface TariffSpec {
+  timeZone: string;
+  /** The price per minute where no rule matches. */
+  pricePerMinuteMicros: string;
+  rules: TariffRule[];
+  billing: BillingSpec;
+  perUse: PerUsePrice | null;
+}
+
+export const PER_SECOND: BillingSpec = { firstPeriodSeconds: 1, incrementSeconds: 1, minimumChargeMicros: '0' };
+
+/** One price per minute, all day, every day, per second: what every service had before tariffs. */
+export function flatTariff(pricePerMinuteMicros: bigint | string): TariffSpec {
+  return { timeZone: 'UTC', pricePerMinuteMicros: pricePerMinuteMicros.toString(), rules: [], billing: PER_SECOND, perUse: null };
+}
+
+export function isFlat(tariff: TariffSpec): boolean {
+  return tariff.rules.length === 0;
+}
+
+function ruleMatches(rule: TariffRule, weekday: number, hour: number): boolean {
+  if (rule.fromHour < rule.toHour) return rule.days.includes(weekday) && hour >= rule.fromHour && hour < rule.toHour;
+  // Past midnight: the hours after it belong to the day the range started on.
+  if (hour >= rule.fromHour) return rule.days.includes(weekday);
+  return hour < rule.toHour && rule.days.includes(weekday === 1 ? 7 : weekday - 1);
+}
+
+/** The price per minute in force at `at`, and until when it surely stays (the next local hour, or for ever). */
+export function priceAt(tariff: TariffSpec, at: number): { pricePerMinuteMicros: bigint; until: number } {
+  if (isFlat(tariff)) return { pricePerMinuteMicros: BigInt(tariff.pricePerMinuteMicros), until: Infinity };
+  const local = localHourAt(tariff.timeZone, at);
+  let price = tariff.pricePerMinuteMicros;
+  for (const rule of tariff.rules) if (ruleMatches(rule, local.weekday, local.hour)) price = rule.pricePerMinuteMicros;
+  return { pricePerMinuteMicros: BigInt(price), until: local.nextHourAt };
 }

@@ -3,7 +3,7 @@ import type { Admission } from '../admission/admission.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
-import { findService, insertServer, insertService, listServers, listServices, type ServiceRecord } from './catalogue.js';
+import { FLAT_PRICING, findService, insertServer, insertService, listServers, listServices, type Pricing, type ServiceRecord } from './catalogue.js';
 
 const uniqueName = (what: string) => (error: unknown) => {
   if ((error as { code?: string }).code === '23505') throw errors.nameTaken(what);
@@ -52,14 +52,22 @@ export class Catalogue {
     return server;
   }
 
-  async createService(request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number }) {
+  async createService(request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number; pricing?: Pricing | undefined }) {
     const serverName = this.serverNames.get(request.serverId);
     if (serverName === undefined) throw errors.serverNotFound();
-    const service = { id: randomUUID(), currency: this.deps.currency, ...request };
+    const { pricing = FLAT_PRICING, ...rest } = request;
+    const service = { id: randomUUID(), currency: this.deps.currency, ...rest, pricing };
     await insertService(this.deps.sql, service, this.deps.clock.now()).catch(uniqueName('service'));
-    this.servicesById.set(service.id, { ...service, serverName });
+    const record: ServiceRecord = {
+      ...rest,
+      id: service.id,
+      currency: service.currency,
+      serverName,
+      tariff: { ...pricing, pricePerMinuteMicros: rest.pricePerMinuteMicros.toString() },
+    };
+    this.servicesById.set(service.id, record);
     this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
-    return service;
+    return record;
   }
 
   /** A lower cap stops new admissions and ends no running session. */
@@ -75,15 +83,17 @@ export class Catalogue {
     return row;
   }
 
-  /** A new price applies to sessions opened from now on; a session keeps the price it opened at. */
+  /** A new price applies to sessions opened from now on; a session keeps the tariff it opened at. */
   async updateService(
     id: string,
-    change: { name?: string | undefined; maxUsers?: number | undefined; pricePerMinuteMicros?: bigint | undefined },
+    change: { name?: string | undefined; maxUsers?: number | undefined; pricePerMinuteMicros?: bigint | undefined; pricing?: Pricing | undefined },
   ): Promise<ServiceRecord> {
+    const pricing = change.pricing === undefined ? null : this.deps.sql.json(change.pricing as never);
     const [row] = await this.deps.sql<{ id: string }[]>`
       update services set name = coalesce(${change.name ?? null}, name),
         max_users = coalesce(${change.maxUsers ?? null}, max_users),
-        price_per_minute_micros = coalesce(${change.pricePerMinuteMicros ?? null}::int8, price_per_minute_micros)
+        price_per_minute_micros = coalesce(${change.pricePerMinuteMicros ?? null}::int8, price_per_minute_micros),
+        pricing = coalesce(${pricing}::jsonb, pricing)
       where id = ${id} returning id`.catch(uniqueName('service'));
     if (!row) throw errors.serviceNotFound();
     const service = (await findService(this.deps.sql, id))!;

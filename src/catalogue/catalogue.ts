@@ -1,4 +1,10 @@
+import { PER_SECOND, type TariffSpec } from '../billing/tariff.js';
 import type { Queryable } from '../db/sql.js';
+
+/** What a service's price is besides its default price per minute (the `pricing` column). */
+export type Pricing = Omit<TariffSpec, 'pricePerMinuteMicros'>;
+
+export const FLAT_PRICING: Pricing = { timeZone: 'UTC', rules: [], billing: PER_SECOND, perUse: null };
 
 export interface ServiceRecord {
   id: string;
@@ -8,7 +14,16 @@ export interface ServiceRecord {
   pricePerMinuteMicros: bigint;
   currency: string;
   maxUsers: number;
+  /** The whole tariff: the default price per minute with the rules, billing and per-use price. */
+  tariff: TariffSpec;
 }
+
+type ServiceRow = Omit<ServiceRecord, 'tariff'> & { pricing: Pricing | null };
+
+const withTariff = ({ pricing, ...row }: ServiceRow): ServiceRecord => ({
+  ...row,
+  tariff: { ...(pricing ?? FLAT_PRICING), pricePerMinuteMicros: row.pricePerMinuteMicros.toString() },
+});
 
 export interface ServerRecord {
   id: string;
@@ -17,18 +32,19 @@ export interface ServerRecord {
 }
 
 export async function findService(db: Queryable, id: string): Promise<ServiceRecord | null> {
-  const [row] = await db<ServiceRecord[]>`
+  const [row] = await db<ServiceRow[]>`
     select s.id, s.name, s.server_id as "serverId", v.name as "serverName",
-      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers"
+      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers", s.pricing
     from services s join servers v on v.id = s.server_id where s.id = ${id}`;
-  return row ?? null;
+  return row ? withTariff(row) : null;
 }
 
 export async function listServices(db: Queryable): Promise<ServiceRecord[]> {
-  return db<ServiceRecord[]>`
+  const rows = await db<ServiceRow[]>`
     select s.id, s.name, s.server_id as "serverId", v.name as "serverName",
-      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers"
+      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers", s.pricing
     from services s join servers v on v.id = s.server_id order by v.name, s.name`;
+  return rows.map(withTariff);
 }
 
 export async function insertServer(db: Queryable, server: ServerRecord, at: number): Promise<void> {
@@ -46,11 +62,11 @@ export async function findServer(db: Queryable, id: string): Promise<ServerRecor
 
 export async function insertService(
   db: Queryable,
-  service: Omit<ServiceRecord, 'serverName'>,
+  service: Omit<ServiceRecord, 'serverName' | 'tariff'> & { pricing: Pricing },
   at: number,
 ): Promise<void> {
   await db`
-    insert into services (id, name, server_id, price_per_minute_micros, currency, max_users, created_at)
+    insert into services (id, name, server_id, price_per_minute_micros, currency, max_users, pricing, created_at)
     values (${service.id}, ${service.name}, ${service.serverId}, ${service.pricePerMinuteMicros}, ${service.currency},
-      ${service.maxUsers}, ${new Date(at)})`;
+      ${service.maxUsers}, ${db.json(service.pricing as never)}, ${new Date(at)})`;
 }

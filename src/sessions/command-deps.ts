@@ -1,4 +1,4 @@
-import type { RetryPolicy } from '../../machines/session/index.js';
+import type { RetryPolicy, WarningPolicy } from '../../machines/session/index.js';
 import type { Admission } from '../admission/admission.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
 import type { Clock } from '../clock.js';
@@ -21,8 +21,8 @@ export interface CommandDeps {
   log: Logger;
   metrics: Metrics;
   retry: RetryPolicy;
-  /** Grace over the limit and hold renewal lead time, given to every new session. */
-  policy: { graceMs: number; renewBeforeMs: number };
+  /** Grace over the limit, hold renewal lead time and warnings before the cutoff, given to every new session. */
+  policy: { graceMs: number; renewBeforeMs: number; warnings: WarningPolicy };
   openWaitMs: number;
   logoffWaitMs: number;
   /** An `authorizing` row nobody hosts, last written this long ago, is an orphan. */

@@ -142,7 +142,8 @@ export class OpenCommand {
         availableMicros,
         maxChargeMicros: request.maxChargeMicros,
         maxMs: request.maxMs,
-        pricePerMinuteMicros: service.pricePerMinuteMicros,
+        tariff: service.tariff,
+        at: createdAt,
       });
       if (holdMicros < MICROS_PER_CENT) throw limitReached(holdMicros, availableMicros);
       const input: SessionInput = {
@@ -151,12 +152,13 @@ export class OpenCommand {
         serviceId: service.id,
         serverId: service.serverId,
         currency: service.currency,
-        pricePerMinuteMicros: service.pricePerMinuteMicros.toString(),
+        tariff: service.tariff,
         maxChargeMicros: holdMicros.toString(),
         maxMs: request.maxMs,
         createdAt,
         retry: this.deps.retry,
         ...this.deps.policy,
+        quote: null,
       };
       // Created, not started: its initial snapshot is what is stored, and it starts once stored.
       const initial = supervisor.create(input);

@@ -58,7 +58,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       insert into sessions (id, account_id, service_id, server_id, state, path, seq, machine_version, snapshot, currency,
         price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at)
       select ${c.sessionId}, reserved.id, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.path}, 0, ${record.machineVersion},
-        ${db.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.pricePerMinuteMicros)}, ${c.maxMs},
+        ${db.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.tariff.pricePerMinuteMicros)}, ${c.maxMs},
         ${hold}, ${hold}, ${createdAt}, ${createdAt}
       from reserved
       returning id

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cutoffOf } from '../../src/billing/tariff.js';
+import { cutoffOf } from '../../src/billing/charge.js';
+import { flatTariff } from '../../src/billing/tariff.js';
 import type { Sql } from '../../src/db/sql.js';
 import { say } from './util.js';
 
@@ -67,9 +68,12 @@ export async function seedUnsettled(sql: Sql, options: SeedOptions): Promise<{ s
   const started = performance.now();
   const template = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { context: Record<string, unknown> };
   const { afterMs } = cutoffOf({
-    pricePerMinuteMicros: options.pricePerMinuteMicros,
+    tariff: flatTariff(options.pricePerMinuteMicros),
     maxChargeMicros: options.maxChargeMicros,
     maxMs: null,
+    startedAt: 0,
+    resumes: [],
+    usesMicros: 0n,
   });
   const holdLifetime = 7 * DAY_MS;
   const renewLead = Math.min(options.renewBeforeMs, Math.floor(holdLifetime / 2));

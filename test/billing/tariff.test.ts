@@ -1,64 +1,208 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { accruedMicros, chargeFor, cutoffOf, MAX_SESSION_SPAN_MS } from '../../src/billing/tariff.js';
+import {
+  billedSeconds,
+  chargeFor,
+  cutoffOf,
+  itemize,
+  MAX_SESSION_SPAN_MS,
+  secondsToBill,
+  timeChargeMicros,
+  wallAt,
+  type SessionTerms,
+} from '../../src/billing/charge.js';
+import { flatTariff, priceAt, type TariffSpec } from '../../src/billing/tariff.js';
 
-const terms = fc.record({
-  pricePerMinuteMicros: fc.bigInt({ min: 1n, max: 1_000_000_000n }),
-  maxChargeMicros: fc.bigInt({ min: 1n, max: 100_000_000n }).map((cents) => cents * 10_000n),
-  maxMs: fc.option(fc.integer({ min: 1_000, max: 7 * 86_400_000 }), { nil: null }),
+/** 2026-11-30 09:00:00.345 UTC, a Monday; an instant that is not on a second, as real ones are not. */
+const MONDAY = Date.UTC(2026, 10, 30, 9, 0, 0, 345);
+
+const flat = (price: bigint, maxCharge: bigint, extra: Partial<SessionTerms> = {}): SessionTerms => ({
+  tariff: flatTariff(price),
+  maxChargeMicros: maxCharge,
+  maxMs: null,
+  startedAt: MONDAY,
+  resumes: [],
+  usesMicros: 0n,
+  ...extra,
 });
 
-describe('tariff', () => {
+/**
+ * The charge of the first `billed` seconds the slow way: second by second, priced where it
+ * starts. Prices are looked up once a UTC minute (every zone's offset is whole quarter hours, so
+ * a local hour never changes within one), which keeps the slow way fast enough to run often.
+ */
+function sixtiethsByStepping(terms: SessionTerms, billed: number): bigint {
+  const byMinute = new Map<number, bigint>();
+  let sum = 0n;
+  for (let j = 0; j < billed; j++) {
+    const wall = wallAt(terms, j * 1000);
+    const minute = Math.floor(wall / 60_000);
+    let price = byMinute.get(minute);
+    if (price === undefined) {
+      price = priceAt(terms.tariff, wall).pricePerMinuteMicros;
+      byMinute.set(minute, price);
+    }
+    sum += price;
+  }
+  return sum;
+}
+
+const zones = fc.constantFrom('UTC', 'Europe/Paris', 'America/New_York', 'Asia/Kolkata', 'Australia/Sydney');
+const price = fc.bigInt({ min: 0n, max: 2_000_000n });
+const rule = fc.record({
+  days: fc.uniqueArray(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 7 }),
+  fromHour: fc.integer({ min: 0, max: 23 }),
+  toHour: fc.integer({ min: 1, max: 24 }),
+  pricePerMinuteMicros: price.map(String),
+});
+const billing = fc.constantFrom(
+  { firstPeriodSeconds: 1, incrementSeconds: 1, minimumChargeMicros: '0' },
+  { firstPeriodSeconds: 60, incrementSeconds: 60, minimumChargeMicros: '0' },
+  { firstPeriodSeconds: 60, incrementSeconds: 1, minimumChargeMicros: '10000' },
+  { firstPeriodSeconds: 30, incrementSeconds: 6, minimumChargeMicros: '250000' },
+);
+const tariff: fc.Arbitrary<TariffSpec> = fc.record({
+  timeZone: zones,
+  pricePerMinuteMicros: fc.bigInt({ min: 200_000n, max: 2_000_000n }).map(String),
+  rules: fc.array(rule, { maxLength: 4 }),
+  billing,
+  perUse: fc.constant(null),
+});
+/** Limits small enough that the slow way can check them within a few hours of use. */
+const terms: fc.Arbitrary<SessionTerms> = fc.record({
+  tariff,
+  maxChargeMicros: fc.bigInt({ min: 1n, max: 1_000n }).map((cents) => cents * 10_000n),
+  maxMs: fc.option(fc.integer({ min: 1_000, max: 4 * 3_600_000 }), { nil: null }),
+  // Any instant in a year that has daylight saving changes in it.
+  startedAt: fc.integer({ min: Date.UTC(2026, 0, 1), max: Date.UTC(2026, 11, 31) }),
+  resumes: fc.constant([]),
+  usesMicros: fc.bigInt({ min: 0n, max: 500_000n }),
+});
+
+describe('billed seconds', () => {
+  it('bill the first period at once, then whole increments; and need as few seconds as that', () => {
+    const spec = { firstPeriodSeconds: 60, incrementSeconds: 60, minimumChargeMicros: '0' };
+    expect([0, 1, 60, 61, 120, 121].map((s) => billedSeconds(spec, s))).toEqual([0, 60, 60, 120, 120, 180]);
+    fc.assert(
+      fc.property(billing, fc.integer({ min: 0, max: 100_000 }), (b, billed) => {
+        const seconds = secondsToBill(b, billed);
+        expect(billedSeconds(b, seconds)).toBeGreaterThanOrEqual(billed);
+        if (seconds > 0) expect(billedSeconds(b, seconds - 1)).toBeLessThan(billed);
+      }),
+    );
+  });
+});
+
+describe('one price all day, per second', () => {
   it('accrues per whole second, pro rata of the per-minute price', () => {
-    expect(accruedMicros(600_000n, 999)).toBe(0n);
-    expect(accruedMicros(600_000n, 1_000)).toBe(10_000n);
-    expect(accruedMicros(1_000_000n, 90_500)).toBe(1_500_000n);
+    const t = flat(600_000n, 100_000_000n);
+    expect(timeChargeMicros(t, 999)).toBe(0n);
+    expect(timeChargeMicros(t, 1_000)).toBe(10_000n);
+    expect(timeChargeMicros(flat(1_000_000n, 100_000_000n), 90_500)).toBe(1_500_000n);
   });
 
-  it('puts the cutoff at the first second whose accrued charge reaches the limit', () => {
+  it('ends no session later than the longest span, as a time limit', () => {
+    expect(cutoffOf(flat(1n, 100_000_000_000n))).toEqual({ afterMs: MAX_SESSION_SPAN_MS, reason: 'time_limit' });
+  });
+});
+
+describe('tariffs by weekday and hour', () => {
+  const peak: TariffSpec = {
+    timeZone: 'Europe/Paris',
+    pricePerMinuteMicros: '600000',
+    // Monday 10–17 local (09:00–16:00 UTC in November): 1.20 a minute.
+    rules: [{ days: [1], fromHour: 10, toHour: 17, pricePerMinuteMicros: '1200000' }],
+    billing: { firstPeriodSeconds: 1, incrementSeconds: 1, minimumChargeMicros: '0' },
+    perUse: null,
+  };
+
+  it('charges a session that crosses a boundary each price for its own part, and itemizes both', () => {
+    // From 09:59:00 Paris (08:59 UTC): one minute at 0.60, then one at 1.20.
+    const t: SessionTerms = { ...flat(0n, 10_000_000n), tariff: peak, startedAt: Date.UTC(2026, 10, 30, 8, 59) };
+    expect(chargeFor(t, 120_000, 0n)).toBe(1_800_000n);
+    const lines = itemize(t, 120_000, { units: 0, micros: 0n });
+    expect(lines).toEqual([
+      { kind: 'time', from: t.startedAt, to: t.startedAt + 60_000, seconds: 60, pricePerMinuteMicros: 600_000n, chargeMicros: 600_000n },
+      { kind: 'time', from: t.startedAt + 60_000, to: t.startedAt + 120_000, seconds: 60, pricePerMinuteMicros: 1_200_000n, chargeMicros: 1_200_000n },
+    ]);
+  });
+
+  it('counts a rule past midnight on the day its hours started', () => {
+    const night: TariffSpec = { ...peak, timeZone: 'UTC', rules: [{ days: [7], fromHour: 22, toHour: 6, pricePerMinuteMicros: '1' }] };
+    // Sunday 23:00 and Monday 03:00 are in Sunday's night; Monday 23:00 is not.
+    expect(priceAt(night, Date.UTC(2026, 10, 29, 23)).pricePerMinuteMicros).toBe(1n);
+    expect(priceAt(night, Date.UTC(2026, 10, 30, 3)).pricePerMinuteMicros).toBe(1n);
+    expect(priceAt(night, Date.UTC(2026, 10, 30, 23)).pricePerMinuteMicros).toBe(600_000n);
+  });
+
+  it('prices the hour a clock change takes away and the one it repeats as the hours they are', () => {
+    // 2026-03-29, Paris: 02:00 local does not exist; 01:30 local is 00:30 UTC, 03:30 local is 01:30 UTC.
+    const spring: TariffSpec = { ...peak, rules: [{ days: [7], fromHour: 3, toHour: 4, pricePerMinuteMicros: '1200000' }] };
+    expect(priceAt(spring, Date.UTC(2026, 2, 29, 0, 30)).pricePerMinuteMicros).toBe(600_000n);
+    expect(priceAt(spring, Date.UTC(2026, 2, 29, 1, 30)).pricePerMinuteMicros).toBe(1_200_000n);
+  });
+});
+
+// Each run looks up local time hour by hour (Intl), and the slow way second by second: generous time.
+describe('for random tariffs, increments and uses', { timeout: 60_000 }, () => {
+  it('put the cutoff at the first whole second whose charge, with the uses, reaches the limit', () => {
     fc.assert(
       fc.property(terms, (t) => {
-        const cutoff = cutoffOf({ ...t, maxMs: null });
-        // Beyond the longest span any session runs, the span ends it instead.
-        if (accruedMicros(t.pricePerMinuteMicros, MAX_SESSION_SPAN_MS) < t.maxChargeMicros) {
-          expect(cutoff).toEqual({ afterMs: MAX_SESSION_SPAN_MS, reason: 'time_limit' });
+        const cutoff = cutoffOf(t);
+        // Free hours may put a cutoff days away: the slow way checks those within a few hours.
+        fc.pre(cutoff.afterMs <= 5 * 3_600_000);
+        if (cutoff.reason === 'time_limit') {
+          // The time limit came first: the charge had not reached the limit a second before it.
+          const before = Math.max(0, Math.floor(cutoff.afterMs / 1000) - 1) * 1000;
+          expect(timeChargeMicros(t, before) + t.usesMicros).toBeLessThan(t.maxChargeMicros);
           return;
         }
-        expect(cutoff.reason).toBe('charge_limit');
-        expect(accruedMicros(t.pricePerMinuteMicros, cutoff.afterMs)).toBeGreaterThanOrEqual(t.maxChargeMicros);
-        expect(accruedMicros(t.pricePerMinuteMicros, cutoff.afterMs - 1_000)).toBeLessThan(t.maxChargeMicros);
+        const seconds = cutoff.afterMs / 1000;
+        expect(Number.isInteger(seconds)).toBe(true);
+        const charge = (s: number) => sixtiethsByStepping(t, billedSeconds(t.tariff.billing, s)) / 60n + t.usesMicros;
+        expect(charge(seconds)).toBeGreaterThanOrEqual(t.maxChargeMicros);
+        if (seconds > 0) expect(charge(seconds - 1)).toBeLessThan(t.maxChargeMicros);
       }),
+      { numRuns: 150 },
     );
   });
 
-  it('never charges more than the limit, and charges the limit when the charge limit is hit', () => {
+  it('charge what the slow way counts, never more than the limit, and itemize lines that add up to the charge', () => {
     fc.assert(
-      fc.property(terms, fc.integer({ min: 0, max: 30 * 86_400_000 }), (t, elapsedMs) => {
-        const charge = chargeFor(t, elapsedMs);
+      fc.property(terms, fc.integer({ min: 0, max: 2 * 3_600_000 }), fc.nat({ max: 20 }), (t, elapsedMs, units) => {
         const cutoff = cutoffOf(t);
+        const elapsed = Math.min(elapsedMs, cutoff.afterMs);
+        const billed = billedSeconds(t.tariff.billing, Math.floor(elapsed / 1000));
+        expect(timeChargeMicros(t, elapsed)).toBe(sixtiethsByStepping(t, billed) / 60n);
+        const charge = chargeFor(t, elapsedMs, t.usesMicros);
         expect(charge).toBeLessThanOrEqual(t.maxChargeMicros);
         expect(charge % 10_000n).toBe(0n);
-        if (cutoff.reason === 'charge_limit' && elapsedMs >= cutoff.afterMs) expect(charge).toBe(t.maxChargeMicros);
+        const lines = itemize(t, elapsedMs, { units: t.usesMicros > 0n ? units + 1 : 0, micros: t.usesMicros });
+        expect(lines.reduce((sum, line) => sum + line.chargeMicros, 0n)).toBe(charge);
+        for (const line of lines) expect(line.chargeMicros).toBeGreaterThanOrEqual(0n);
       }),
+      { numRuns: 100 },
     );
   });
 
-  it('stops at whichever limit comes first', () => {
+  it('never charge less for longer use', () => {
     fc.assert(
-      fc.property(terms, (t) => {
-        const cutoff = cutoffOf(t);
-        const chargeOnly = cutoffOf({ ...t, maxMs: null });
-        expect(cutoff.afterMs).toBe(t.maxMs === null ? chargeOnly.afterMs : Math.min(t.maxMs, chargeOnly.afterMs));
-      }),
-    );
-  });
-
-  it('charges more for longer use, never less', () => {
-    fc.assert(
-      fc.property(terms, fc.nat(1_000_000), fc.nat(1_000_000), (t, a, b) => {
+      fc.property(terms, fc.integer({ min: 0, max: 3_600_000 }), fc.integer({ min: 0, max: 3_600_000 }), (t, a, b) => {
         const [short, long] = a < b ? [a, b] : [b, a];
-        expect(chargeFor(t, short)).toBeLessThanOrEqual(chargeFor(t, long));
+        expect(chargeFor(t, short, t.usesMicros)).toBeLessThanOrEqual(chargeFor(t, long, t.usesMicros));
       }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('bill a paused session only for the time it ran, at the prices of when it ran', () => {
+    fc.assert(
+      fc.property(terms, fc.integer({ min: 1, max: 1800 }), fc.integer({ min: 1, max: 7_200_000 }), (t, pausedAtSecond, pauseMs) => {
+        const resumed: SessionTerms = { ...t, resumes: [{ billableAtMs: pausedAtSecond * 1000, wallAtMs: t.startedAt + pausedAtSecond * 1000 + pauseMs }] };
+        const billed = billedSeconds(t.tariff.billing, 3600);
+        expect(timeChargeMicros(resumed, 3_600_000)).toBe(sixtiethsByStepping(resumed, billed) / 60n);
+      }),
+      { numRuns: 60 },
     );
   });
 });

@@ -31,8 +31,9 @@ afterAll(async () => {
 const NEXT: Record<string, string[]> = {
   start: ['session.opened'],
   'session.opened': ['session.activated', 'session.declined'],
-  'session.activated': ['session.interrupted', 'session.logged_off', 'session.extended'],
-  'session.extended': ['session.interrupted', 'session.logged_off', 'session.extended'],
+  'session.activated': ['session.interrupted', 'session.logged_off', 'session.extended', 'session.warning'],
+  'session.warning': ['session.interrupted', 'session.logged_off', 'session.extended'],
+  'session.extended': ['session.interrupted', 'session.logged_off', 'session.extended', 'session.warning'],
   'session.interrupted': ['session.settled', 'session.extended'],
   'session.logged_off': ['session.settled'],
 };

@@ -165,7 +165,8 @@ describe('ending a session', () => {
       'capture done → settled',
     ]);
     const events = await tollgate.sql`select type from domain_events where stream = ${`session:${opened.id}`} order by position`;
-    expect(events.map((e) => e.type)).toEqual(['session.opened', 'session.activated', 'session.interrupted', 'session.settled']);
+    // Warned at 90 % of the limit (the default), 1.8 s in.
+    expect(events.map((e) => e.type)).toEqual(['session.opened', 'session.activated', 'session.warning', 'session.interrupted', 'session.settled']);
   });
 
   it('ends by itself at the time limit, charging the time used', async () => {

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_MACHINE_VERSION, sessionMachine, statePathOf } from '../../machines/session/index.js';
+import { flatTariff } from '../../src/billing/tariff.js';
 import { insertOpening } from '../../src/sessions/opening-sql.js';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
@@ -120,13 +121,15 @@ describe('an open whose row was written but never answered', () => {
         serviceId,
         serverId,
         currency: 'USD',
-        pricePerMinuteMicros: '600000',
+        tariff: flatTariff(600_000n),
         maxChargeMicros: '2000000',
         maxMs: null,
         createdAt: Date.now(),
         retry: { baseMs: 50, maxMs: 500 },
         graceMs: 0,
         renewBeforeMs: 86_400_000,
+        warnings: { shareBasisPoints: null, secondsBefore: null },
+        quote: null,
       },
     });
     const written = await insertOpening(tollgate.db.sql, {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { deadlineOf, stateNameOf } from '../../machines/session/index.js';
+import { flatTariff } from '../../src/billing/tariff.js';
 import { ManualClock } from '../../src/clock.js';
 import { hold, ScriptedCardCompany, START, startSession } from './session-harness.js';
 
@@ -83,7 +84,8 @@ describe('grace over the limit', () => {
     const resumed = session.actor.getSnapshot();
     expect(stateNameOf(resumed)).toBe('active');
     // 20 s paused; 6.00 lasts 600 s of billable time.
-    expect(resumed.context).toMatchObject({ pausedMs: 20_000, cutoffAt: START + 620_000, chargeMicros: null });
+    // Billable time stopped at 500 s and went on 20 s later.
+    expect(resumed.context).toMatchObject({ resumes: [{ billableAtMs: 500_000, wallAtMs: START + 520_000 }], cutoffAt: START + 620_000, chargeMicros: null });
     await session.advance(30_000);
     session.actor.send({ type: 'LOGOFF', at: clock.now() });
     await session.settle();
@@ -105,7 +107,7 @@ describe('grace over the limit', () => {
 
 describe('holds that outlive their validity', () => {
   // 100.00 at 0.0006 a minute lasts about 115 days: long enough to outlive a 7-day hold.
-  const longSession = { maxChargeMicros: '100000000', pricePerMinuteMicros: '600' };
+  const longSession = { maxChargeMicros: '100000000', tariff: flatTariff(600n) };
 
   it('renews the hold before it lapses and voids the old one', async () => {
     const { clock, card } = scripted();
@@ -169,5 +171,56 @@ describe('holds that outlive their validity', () => {
     await session.advance(1000);
     await session.settle();
     expect(session.actor.getSnapshot().context.hold?.holdId).toBe('hold_2');
+  });
+});
+
+describe('uses priced per use', () => {
+  // 0.60 a minute and 0.05 a use, on a 5.00 limit.
+  const perUse = { tariff: { ...flatTariff(600_000n), perUse: { unit: 'unit' as const, priceMicros: '50000' } } };
+
+  it('reserves, commits and releases uses; the cutoff comes nearer by what they hold', async () => {
+    const session = startSession({ input: perUse });
+    await session.settle();
+    expect(session.actor.getSnapshot().context.cutoffAt).toBe(START + 500_000);
+    session.actor.send({ type: 'RESERVE_USE', at: START, units: 10 });
+    // 0.50 held back: time may spend 4.50, for 450 s.
+    expect(session.actor.getSnapshot().context).toMatchObject({ cutoffAt: START + 450_000, uses: { reservedMicros: '500000', open: { r1: { units: 10 } } } });
+    session.actor.send({ type: 'COMMIT_USE', at: START + 1_000, reservationId: 'r1', units: 4 });
+    expect(session.actor.getSnapshot().context).toMatchObject({ cutoffAt: START + 480_000, uses: { usedUnits: 4, usedMicros: '200000', reservedMicros: '0', open: {} } });
+    // Committed once: the same reservation again is not taken.
+    expect(session.actor.getSnapshot().can({ type: 'COMMIT_USE', at: START + 2_000, reservationId: 'r1', units: 4 })).toBe(false);
+    await session.advance(60_000);
+    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+    await session.settle();
+    // 60 s at 0.01 a second and 4 uses at 0.05.
+    expect(session.actor.getSnapshot().context).toMatchObject({ chargeMicros: '800000' });
+  });
+
+  it('refuses a use that would pass the limit, and cuts the session at exactly its limit when uses reach it', async () => {
+    const session = startSession({ input: perUse });
+    await session.settle();
+    await session.advance(100_000);
+    // 1.00 of time used: 4.00 left, 80 uses.
+    expect(session.actor.getSnapshot().can({ type: 'RESERVE_USE', at: session.clock.now(), units: 81 })).toBe(false);
+    session.actor.send({ type: 'RESERVE_USE', at: session.clock.now(), units: 80 });
+    session.actor.send({ type: 'COMMIT_USE', at: session.clock.now(), reservationId: 'r1', units: 80 });
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    expect(context).toMatchObject({ endReason: 'charge_limit', endedAt: START + 100_000, chargeMicros: '5000000' });
+  });
+
+  it('warns at the share of the limit configured, once, and again after an extension', async () => {
+    const session = startSession({ input: { warnings: { shareBasisPoints: 8_000, secondsBefore: null } } });
+    await session.settle();
+    // 80 % of 5.00 is reached at 400 s.
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + 400_000, event: 'WARN' });
+    await session.advance(400_000);
+    expect(session.actor.getSnapshot().context.warnedAt).toBe(START + 400_000);
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + 500_000, event: 'CUTOFF' });
+    session.actor.send({ type: 'EXTEND', at: session.clock.now(), maxChargeMicros: '10000000' });
+    await session.settle();
+    // 80 % of 10.00 at 800 s.
+    expect(session.actor.getSnapshot().context).toMatchObject({ warnedAt: null, warnAt: START + 800_000, cutoffAt: START + 1_000_000 });
   });
 });

@@ -30,7 +30,10 @@ const EARLIER: Record<string, Outcome> = {
   'session-v2-over_limit-grace.json': atLimit,
   'session-v2-settled.json': atLimit,
 };
-const CURRENT = Object.fromEntries(REACHABLE_STATES.map((s) => [`session-v${SESSION_MACHINE_VERSION}-${s.path}.json`, s.outcome]));
+/** Every reachable state of a version since 3, and how it ends: the catalogue's. */
+const byState = (version: number) => Object.fromEntries(REACHABLE_STATES.map((s) => [`session-v${version}-${s.path}.json`, s.outcome]));
+Object.assign(EARLIER, byState(3));
+const CURRENT = byState(SESSION_MACHINE_VERSION);
 
 /**
  * Snapshots written by every machine version must still restore (DESIGN rule 7): a change to

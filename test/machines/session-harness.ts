@@ -17,6 +17,7 @@ import {
   type SessionInput,
   type SessionSnapshot,
 } from '../../machines/session/index.js';
+import { flatTariff } from '../../src/billing/tariff.js';
 import { ManualClock } from '../../src/clock.js';
 import { DeadlineScheduler } from '../../src/time/deadline-scheduler.js';
 
@@ -29,13 +30,15 @@ export function input(overrides: Partial<SessionInput> = {}): SessionInput {
     serviceId: 'a0000000-0000-4000-8000-0000000000bb',
     serverId: 'a0000000-0000-4000-8000-0000000000cc',
     currency: 'USD',
-    pricePerMinuteMicros: '600000',
+    tariff: flatTariff(600_000n),
     maxChargeMicros: '5000000',
     maxMs: null,
     createdAt: START,
     retry: { baseMs: 1000, maxMs: 8000 },
     graceMs: 0,
     renewBeforeMs: 86_400_000,
+    warnings: { shareBasisPoints: null, secondsBefore: null },
+    quote: null,
     ...overrides,
   };
 }

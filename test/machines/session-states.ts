@@ -1,9 +1,10 @@
+import { flatTariff } from '../../src/billing/tariff.js';
 import { ManualClock } from '../../src/clock.js';
 import { ScriptedCardCompany, START, startSession } from './session-harness.js';
 
 const DAY = 86_400_000;
 /** 100.00 at 0.0006 a minute lasts about 115 days: long enough to outlive a 7-day hold. */
-const LONG = { maxChargeMicros: '100000000', pricePerMinuteMicros: '600' };
+const LONG = { maxChargeMicros: '100000000', tariff: flatTariff(600n) };
 
 type Session = ReturnType<typeof startSession>;
 

@@ -1,0 +1,294 @@
+import { MICROS_PER_CENT, type Micros, minMicros, truncateToCents } from './money.js';
+import { isFlat, priceAt, type BillingSpec, type TariffSpec } from './tariff.js';
+import { sameLocalTime } from './zoned-time.js';
+
+/** Billable time `billableAtMs` went on again at wall instant `wallAtMs` (after a pause over the limit). */
+export interface Resume {
+  billableAtMs: number;
+  wallAtMs: number;
+}
+
+/** What a session's charge is computed from. Time is billable time: pauses over the limit are not billed. */
+export interface SessionTerms {
+  tariff: TariffSpec;
+  maxChargeMicros: Micros;
+  /** Billable time limit in milliseconds, or null for none (the charge limit still applies). */
+  maxMs: number | null;
+  /** Wall instant billable time 0 began. */
+  startedAt: number;
+  resumes: readonly Resume[];
+  /** What uses have taken (committed, and reserved): time may spend only the rest. */
+  usesMicros: Micros;
+}
+
+export type LimitReason = 'charge_limit' | 'time_limit';
+
+export interface Cutoff {
+  /** Billable milliseconds after the start at which the session must stop. */
+  afterMs: number;
+  reason: LimitReason;
+}
+
+/**
+ * The longest any session runs: at the smallest price a charge limit could lie beyond any
+ * instant PostgreSQL stores (DESIGN rule 16: every computed instant stays in range).
+ */
+export const MAX_SESSION_SPAN_MS = 100 * 365 * 86_400_000;
+const MAX_SPAN_SECONDS = MAX_SESSION_SPAN_MS / 1000;
+
+/** A run of billed seconds [from, to) all at one price per minute. */
+export interface PricedRun {
+  from: number;
+  to: number;
+  pricePerMinuteMicros: Micros;
+}
+
+/** The wall instant of a billable instant. */
+export function wallAt(terms: Pick<SessionTerms, 'startedAt' | 'resumes'>, billableMs: number): number {
+  let wall = terms.startedAt + billableMs;
+  for (const resume of terms.resumes) if (resume.billableAtMs <= billableMs) wall = resume.wallAtMs + (billableMs - resume.billableAtMs);
+  return wall;
+}
+
+/** The billable instant of a wall instant; during a pause, where billable time stopped. */
+export function billableAt(terms: Pick<SessionTerms, 'startedAt' | 'resumes'>, wallMs: number): number {
+  const pieces = [{ billableAtMs: 0, wallAtMs: terms.startedAt }, ...terms.resumes];
+  let billable = 0;
+  for (const [i, piece] of pieces.entries()) {
+    if (piece.wallAtMs > wallMs) break;
+    const next = pieces[i + 1];
+    billable = piece.billableAtMs + (wallMs - piece.wallAtMs);
+    if (next) billable = Math.min(billable, next.billableAtMs);
+  }
+  return Math.max(0, billable);
+}
+
+/**
+ * The billed seconds, in runs of one price: second j is priced at the wall instant it starts.
+ * A run ends where the tariff's price may change (a local hour) or billable time paused.
+ */
+export function* pricedRuns(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, start = 0): Generator<PricedRun> {
+  let from = start;
+  let current: PricedRun | null = null;
+  while (from < MAX_SPAN_SECONDS) {
+    const resume = [...terms.resumes].reverse().find((r) => r.billableAtMs <= from * 1000);
+    const piece = resume ?? { billableAtMs: 0, wallAtMs: terms.startedAt };
+    const nextResume = terms.resumes.find((r) => r.billableAtMs > from * 1000);
+    const { pricePerMinuteMicros, until } = priceAt(terms.tariff, piece.wallAtMs + (from * 1000 - piece.billableAtMs));
+    let to = until === Infinity ? Infinity : Math.ceil((until - piece.wallAtMs + piece.billableAtMs) / 1000);
+    if (nextResume) to = Math.min(to, Math.ceil(nextResume.billableAtMs / 1000));
+    to = Math.max(to, from + 1);
+    if (current && current.pricePerMinuteMicros === pricePerMinuteMicros) current.to = to;
+    else {
+      if (current) yield current;
+      current = { from, to, pricePerMinuteMicros };
+    }
+    if (to === Infinity) break;
+    from = to;
+  }
+  if (current) yield current;
+}
+
+/** Seconds billed once `completed` whole seconds have run: the first period at once, then whole increments. */
+export function billedSeconds(billing: BillingSpec, completed: number): number {
+  if (completed <= 0) return 0;
+  const first = billing.firstPeriodSeconds;
+  if (completed <= first) return first;
+  return first + Math.ceil((completed - first) / billing.incrementSeconds) * billing.incrementSeconds;
+}
+
+/** The fewest whole seconds that must run for `billed` seconds to be billed. */
+export function secondsToBill(billing: BillingSpec, billed: number): number {
+  if (billed <= 0) return 0;
+  const first = billing.firstPeriodSeconds;
+  if (billed <= first) return 1;
+  return first + (Math.ceil((billed - first) / billing.incrementSeconds) - 1) * billing.incrementSeconds + 1;
+}
+
+const WEEK_SECONDS = 7 * 86_400;
+
+/** Billed seconds [from, to) and Σ of their prices per minute, with the runs they are made of. */
+interface Span {
+  from: number;
+  to: number;
+  /** Null for a run without end (one price for ever). */
+  sixtieths: bigint | null;
+  runs(): Iterable<PricedRun>;
+}
+
+function* runsWithin(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, from: number, to: number): Generator<PricedRun> {
+  for (const run of pricedRuns(terms, from)) {
+    if (run.from >= to) return;
+    yield { ...run, to: Math.min(run.to, to) };
+  }
+}
+
+/**
+ * The billed seconds in spans, for sums over long stretches: a tariff repeats every week, so once
+ * billable time runs on without pause, a week whose clocks do not change costs what any such week
+ * costs, and is counted in one step (two look-ups of local time, not 168).
+ */
+function* spans(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>): Generator<Span> {
+  const lastResume = terms.resumes.at(-1);
+  const steady = Math.ceil((lastResume?.billableAtMs ?? 0) / 1000);
+  let week: bigint | null = null;
+  for (const run of pricedRuns(terms)) {
+    if (isFlat(terms.tariff) || run.from < steady || run.to === Infinity) {
+      yield { from: run.from, to: run.to, sixtieths: run.to === Infinity ? null : run.pricePerMinuteMicros * BigInt(run.to - run.from), runs: () => [run] };
+      continue;
+    }
+    // From here on, week by week; the first one is walked and its cost kept.
+    for (let from = run.from; from < MAX_SPAN_SECONDS; from += WEEK_SECONDS) {
+      const to = from + WEEK_SECONDS;
+      const steadyClocks = sameLocalTime(terms.tariff.timeZone, wallAt(terms, from * 1000), wallAt(terms, to * 1000));
+      if (week !== null && steadyClocks) {
+        // Nothing is ever charged in a week where every hour is free: no later one charges either.
+        if (week === 0n) return;
+        yield { from, to, sixtieths: week, runs: () => runsWithin(terms, from, to) };
+        continue;
+      }
+      // Walked run by run (a cutoff near the start is found without walking the whole week).
+      let sum = 0n;
+      for (const r of runsWithin(terms, from, to)) {
+        const sixtieths = r.pricePerMinuteMicros * BigInt(r.to - r.from);
+        sum += sixtieths;
+        yield { from: r.from, to: r.to, sixtieths, runs: () => [r] };
+      }
+      if (steadyClocks) week = sum;
+    }
+    return;
+  }
+}
+
+/** Σ over the first `billed` seconds of their price per minute: sixty times their cost in micro-units. */
+function sixtiethsOf(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, billed: number): bigint {
+  let sum = 0n;
+  for (const span of spans(terms)) {
+    if (span.from >= billed) break;
+    if (span.to <= billed && span.sixtieths !== null) {
+      sum += span.sixtieths;
+      continue;
+    }
+    for (const run of span.runs()) {
+      if (run.from >= billed) break;
+      sum += run.pricePerMinuteMicros * BigInt(Math.min(run.to, billed) - run.from);
+    }
+  }
+  return sum;
+}
+
+/** What `billableMs` of use costs by the clock (uses aside), before any cap or rounding. */
+export function timeChargeMicros(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, billableMs: number): Micros {
+  const billed = billedSeconds(terms.tariff.billing, Math.floor(Math.max(0, billableMs) / 1000));
+  return sixtiethsOf(terms, billed) / 60n;
+}
+
+/**
+ * The exact billable instant at which the session hits a limit, in closed form over the runs of
+ * one price (never by stepping through seconds): the first whole second whose charge, with what
+ * uses took, reaches maxCharge; or the time limit; or the longest span; whichever is first.
+ */
+export function cutoffOf(terms: SessionTerms): Cutoff {
+  const budget = terms.maxChargeMicros - terms.usesMicros;
+  // floor(sixtieths / 60) ≥ budget ⟺ sixtieths ≥ 60 × budget.
+  const target = budget * 60n;
+  const billed = budget <= 0n ? 0 : firstBilledReaching(terms, target);
+  const seconds = billed === null ? null : secondsToBill(terms.tariff.billing, billed);
+  const chargeLimitMs = seconds === null || seconds > MAX_SPAN_SECONDS ? null : seconds * 1000;
+  const timeLimitMs = Math.min(terms.maxMs ?? MAX_SESSION_SPAN_MS, MAX_SESSION_SPAN_MS);
+  // A time limit that coincides with the charge limit is reported as the time limit the customer set.
+  if (chargeLimitMs === null || timeLimitMs <= chargeLimitMs) return { afterMs: timeLimitMs, reason: 'time_limit' };
+  return { afterMs: chargeLimitMs, reason: 'charge_limit' };
+}
+
+/** The fewest billed seconds whose prices sum to `target` sixtieths, or null when not within the longest span. */
+function firstBilledReaching(terms: SessionTerms, target: bigint): number | null {
+  let sum = 0n;
+  for (const span of spans(terms)) {
+    if (span.sixtieths !== null && sum + span.sixtieths < target) {
+      sum += span.sixtieths;
+      continue;
+    }
+    for (const run of span.runs()) {
+      const price = run.pricePerMinuteMicros;
+      const length = run.to === Infinity ? null : BigInt(run.to - run.from);
+      if (price > 0n && (length === null || sum + price * length >= target)) {
+        const more = (target - sum + price - 1n) / price;
+        return more < BigInt(MAX_SPAN_SECONDS) ? run.from + Number(more) : null;
+      }
+      if (length !== null) sum += price * length;
+    }
+  }
+  return null;
+}
+
+/** Whether a session that ran `billableMs` with `usedMicros` of uses is charged its minimum. */
+function ranAtAll(billableMs: number, usedMicros: Micros): boolean {
+  return billableMs >= 1000 || usedMicros > 0n;
+}
+
+/**
+ * What the card is charged after `billableMs` of use and `usedMicros` of committed uses: the time
+ * charge (never past the cutoff), plus the uses, at most maxCharge, rounded down to whole cents
+ * (the customer never pays a fraction of a cent; at the charge limit the limit is whole cents,
+ * so the charge equals it), and at least the minimum charge of a session that ran at all.
+ */
+export function chargeFor(terms: SessionTerms, billableMs: number, usedMicros: Micros): Micros {
+  const elapsed = Math.min(billableMs, cutoffOf(terms).afterMs);
+  const charge = truncateToCents(minMicros(timeChargeMicros(terms, elapsed) + usedMicros, terms.maxChargeMicros));
+  if (!ranAtAll(elapsed, usedMicros)) return charge;
+  const minimum = minMicros(BigInt(terms.tariff.billing.minimumChargeMicros), terms.maxChargeMicros);
+  return charge < minimum ? minimum : charge;
+}
+
+/** One line of an itemized charge; the lines of a charge add up to it. */
+export type ChargeLine =
+  | { kind: 'time'; from: number; to: number; seconds: number; pricePerMinuteMicros: Micros; chargeMicros: Micros }
+  | { kind: 'uses'; units: number; chargeMicros: Micros }
+  | { kind: 'minimum'; chargeMicros: Micros };
+
+/**
+ * The charge of chargeFor, itemized: a line per run of one price (wall instants, seconds billed,
+ * price, charge), one for the uses, one for a minimum charge's top-up. Each line is the
+ * difference of the capped, rounded running total before and after it, so they add up exactly.
+ */
+export function itemize(terms: SessionTerms, billableMs: number, uses: { units: number; micros: Micros }): ChargeLine[] {
+  const elapsed = Math.min(billableMs, cutoffOf(terms).afterMs);
+  const billed = billedSeconds(terms.tariff.billing, Math.floor(Math.max(0, elapsed) / 1000));
+  const settle = (micros: Micros) => truncateToCents(minMicros(micros, terms.maxChargeMicros));
+  const lines: ChargeLine[] = [];
+  let sum = 0n;
+  let before = 0n;
+  for (const run of pricedRuns(terms)) {
+    if (run.from >= billed) break;
+    const to = Math.min(run.to, billed);
+    sum += run.pricePerMinuteMicros * BigInt(to - run.from);
+    const after = settle(sum / 60n);
+    lines.push({
+      kind: 'time',
+      from: wallAt(terms, run.from * 1000),
+      to: wallAt(terms, to * 1000 - 1) + 1,
+      seconds: to - run.from,
+      pricePerMinuteMicros: run.pricePerMinuteMicros,
+      chargeMicros: after - before,
+    });
+    before = after;
+  }
+  if (uses.units > 0) {
+    const after = settle(sum / 60n + uses.micros);
+    lines.push({ kind: 'uses', units: uses.units, chargeMicros: after - before });
+    before = after;
+  }
+  const charge = chargeFor(terms, billableMs, uses.micros);
+  if (charge > before) lines.push({ kind: 'minimum', chargeMicros: charge - before });
+  return lines;
+}
+
+/** What `billableMs` can cost at most, rounded up to a cent: the hold a time-limited session needs. */
+export function costOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'usesMicros' | 'maxMs'>, billableMs: number): Micros {
+  const cost = timeChargeMicros(terms, billableMs);
+  const rest = cost % MICROS_PER_CENT;
+  const rounded = rest === 0n ? cost : cost + (MICROS_PER_CENT - rest);
+  const minimum = BigInt(terms.tariff.billing.minimumChargeMicros);
+  return rounded < minimum ? minimum : rounded;
+}
