@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../admission/admission.js';
-import { databaseUnreachable } from '../db/transaction.js';
+import { databaseUnreachable, STATEMENT_CANCELLED } from '../db/transaction.js';
 import { AppError } from '../errors.js';
 
 const FASTIFY_CODES: Record<number, string> = {
@@ -63,9 +63,17 @@ function problemOf(error: FastifyError, request: FastifyRequest): { status: numb
   }
   // Nobody is left to read it; the status only shows in the access log.
   if (error instanceof ClientGoneError) return { status: 499, body: { code: 'CLIENT_GONE', detail: error.message } };
+  if ((error as { code?: unknown }).code === STATEMENT_CANCELLED) {
+    request.log.warn({ err: error }, 'a statement ran past statement_timeout');
+    return { status: 503, body: { code: 'DATABASE_TIMEOUT', detail: 'The database took too long to answer; nothing was done. Try again shortly.', retryAfterSeconds: 5 } };
+  }
   if (databaseUnreachable(error)) {
     request.log.warn({ err: error }, 'the database did not answer');
     return { status: 503, body: { code: 'DATABASE_UNAVAILABLE', detail: 'The database does not answer; nothing was done. Try again shortly.', retryAfterSeconds: 5 } };
+  }
+  if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
+    request.log.warn({ route: request.routeOptions.url }, 'a request was not answered within HTTP_HANDLER_TIMEOUT_MS');
+    return { status: 503, body: { code: 'HANDLER_TIMEOUT', detail: 'tollgate could not answer in time; ask again to see where it stands.', retryAfterSeconds: 5 } };
   }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
     return { status: error.statusCode, body: { code: FASTIFY_CODES[error.statusCode] ?? 'BAD_REQUEST', detail: error.message } };

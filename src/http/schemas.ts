@@ -174,3 +174,35 @@ export const sessionLogRowSchema = z.object({
 
 /** A text body (CSV, Prometheus): sent as it is, described for the API reference. */
 export const textBody = z.string();
+
+export const operatorViewSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  role: z.enum(['admin', 'support', 'read_only']),
+  hasPassword: z.boolean(),
+  hasApiKey: z.boolean(),
+  createdAt: instant,
+  createdBy: z.uuid().nullable(),
+  disabledAt: instant.nullable(),
+});
+
+export const auditEntrySchema = z.object({
+  id: z.string(),
+  at: instant,
+  operatorId: z.uuid().nullable(),
+  operatorName: z.string(),
+  action: z.string(),
+  targetType: z.string(),
+  targetId: z.string().nullable(),
+  before: z.unknown(),
+  after: z.unknown(),
+  requestId: z.string().nullable(),
+});
+
+export const tokenViewSchema = z.object({
+  id: z.uuid(),
+  createdAt: instant,
+  lastUsedAt: instant,
+  expiresAt: instant,
+  current: z.boolean(),
+});

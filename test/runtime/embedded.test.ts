@@ -41,7 +41,7 @@ describe('embedded PostgreSQL', () => {
         payload: { email: body.email, password: body.password },
       });
       expect(login.statusCode).toBe(201);
-      expect(second.adminToken).toBe(first.adminToken);
+      expect(second.bootstrapToken).toBe(first.bootstrapToken);
     } finally {
       await second.close();
     }
