@@ -105,6 +105,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     occupancy,
     log: log || createLogger('silent'),
     retryAfterSeconds: config.admissionRetryAfterSeconds,
+    maxQueuePerGate: config.quotas.maxQueuePerGate,
+    maxQueuedPerAccount: config.quotas.maxQueuedOpensPerAccount,
     inspect: inspector?.inspect,
   });
   const catalogue = new Catalogue({ sql, clock: deps.clock, admission, currency: config.currency });
@@ -142,6 +144,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     openWaitMs: config.openWaitMs,
     logoffWaitMs: config.logoffWaitMs,
     orphanAfterMs: config.orphanAfterMs,
+    maxOpenSessionsPerAccount: config.quotas.maxOpenSessionsPerAccount,
   });
   const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
