@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/db/free-port.js';
-import { EMBEDDED_PASSWORD, EMBEDDED_USER } from '../../src/db/embedded.js';
+import { EMBEDDED_USER, readEmbeddedPassword } from '../../src/db/embedded.js';
 import { bootstrapAdminAt, GENEROUS_LIMITS, TEST_FAULTS_TOKEN } from '../helpers/operators.js';
 
 /**
@@ -232,7 +232,9 @@ export class ServerProcess {
     const text = await readFile(path.join(this.options.dataDir, 'pgdata', 'postmaster.pid'), 'utf8').catch(() => null);
     const port = text?.split('\n')[3]?.trim();
     if (!port) return null;
-    return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/tollgate`;
+    const password = await readEmbeddedPassword(path.join(this.options.dataDir, 'pgdata'));
+    if (password === null) return null;
+    return `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/tollgate`;
   }
 
   /** One request to the server, as a client sees it; never throws. */

@@ -1,9 +1,11 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
+import { embeddedPasswordFile, readEmbeddedPassword } from '../../src/db/embedded.js';
 import { startTollgate } from '../../src/runtime.js';
 import { signUp, signUpBody } from '../helpers/customers.js';
 
@@ -30,6 +32,11 @@ describe('embedded PostgreSQL', () => {
     }
     const tokenFile = await stat(path.join(dataDir, 'admin-token'));
     expect(tokenFile.mode & 0o077).toBe(0);
+    // The embedded PostgreSQL's password: random, of this data folder, in a file only its owner reads.
+    const passwordFile = await stat(embeddedPasswordFile(path.join(dataDir, 'pgdata')));
+    expect(passwordFile.mode & 0o077).toBe(0);
+    const password = await readEmbeddedPassword(path.join(dataDir, 'pgdata'));
+    expect(password).toMatch(/^[\w-]{32}$/);
 
     const second = await startTollgate(config, { clock: systemClock, log: false });
     try {
@@ -42,6 +49,12 @@ describe('embedded PostgreSQL', () => {
       });
       expect(login.statusCode).toBe(201);
       expect(second.bootstrapToken).toBe(first.bootstrapToken);
+      // The same password after a restart; the old fixed one opens nothing.
+      expect(await readEmbeddedPassword(path.join(dataDir, 'pgdata'))).toBe(password);
+      const port = (second.sql.options as unknown as { port: number[] }).port[0];
+      const fixed = postgres(`postgres://postgres:tollgate-embedded@127.0.0.1:${port}/tollgate`, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      await expect(fixed`select 1`).rejects.toThrow(/password authentication failed/);
+      await fixed.end();
     } finally {
       await second.close();
     }
