@@ -1,13 +1,13 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from './logger.js';
 import type { RouteDeps } from './http/deps.js';
 import { customerApi } from './http/plugins/customer-api.js';
 import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
-import { registerProblemHandlers } from './http/problem.js';
+import { frameworkError, registerProblemHandlers } from './http/problem.js';
 import { registerRateLimiting } from './http/rate-limits.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
@@ -43,6 +43,23 @@ const CONTENT_SECURITY_POLICY = {
   },
 };
 
+/** A route as registered, with its schemas (zod): what the API offers, read by the fuzz test. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  schema: FastifySchema | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    routeTable: RouteEntry[];
+  }
+  interface FastifyContextConfig {
+    /** Streams (the edge's SSE and WebSockets): the socket's inactivity timeout does not apply. */
+    longLived?: boolean;
+  }
+}
+
 const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
@@ -59,6 +76,7 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
     bodyLimit: http.bodyLimitBytes,
     // A hop count n trusts the n nearest proxies (proxy-addr's rule, given as a function for the types).
     trustProxy: typeof http.trustProxy === 'number' ? trustHops(http.trustProxy) : http.trustProxy,
+    frameworkErrors: frameworkError,
   };
   const app = deps.logger
     ? Fastify({ ...options, loggerInstance: deps.logger as FastifyBaseLogger })
@@ -66,6 +84,17 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, schema: route.schema });
+  });
+  // A route that streams for long (config.longLived: the edge's server-sent events and WebSockets)
+  // is not cut by HTTP_CONNECTION_TIMEOUT_MS; its handler uses reply.hijack(), which also clears
+  // HTTP_HANDLER_TIMEOUT_MS. HTTP_REQUEST_TIMEOUT_MS bounds only receiving the request.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.longLived) request.raw.socket.setTimeout(0);
+  });
   // Node's server.close() ends only the connections idle at that moment, and Fastify ends none
   // later (fastify/fastify#7044): a keep-alive connection whose request finishes during close()
   // would hold the shutdown for keepAliveTimeout (72 s). An answer sent while closing says

@@ -24,6 +24,7 @@ const TITLES: Record<number, string> = {
   408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
@@ -80,6 +81,22 @@ function problemOf(error: FastifyError, request: FastifyRequest): { status: numb
   }
   request.log.error({ err: error }, 'unhandled error');
   return { status: 500, body: { code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' } };
+}
+
+/**
+ * Errors Fastify meets before a request reaches any route or hook (a path that is not valid
+ * percent-encoding, a path parameter longer than maxParamLength): the same problem+json. Found by
+ * the fuzz test: Fastify answered these with its own JSON shape.
+ */
+export function frameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return sendProblem(request, reply, 414, { code: 'URI_TOO_LONG', detail: 'A part of the path is longer than any id tollgate uses.' });
+  }
+  if (error.code === 'FST_ERR_BAD_URL') {
+    return sendProblem(request, reply, 400, { code: 'BAD_URL', detail: 'The path is not valid percent-encoded text.' });
+  }
+  request.log.error({ err: error }, 'unhandled framework error');
+  return sendProblem(request, reply, 500, { code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' });
 }
 
 export function registerProblemHandlers(app: FastifyInstance): void {

@@ -14,6 +14,7 @@ import {
   auditEntrySchema,
   historyLineSchema,
   idParams,
+  instantParam,
   operatorViewSchema,
   opsSessionViewSchema,
   positiveAmount,
@@ -58,8 +59,8 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
     action: z.string().max(100).optional(),
     targetType: z.enum(['server', 'service', 'session', 'operator']).optional(),
     targetId: z.string().max(100).optional(),
-    since: z.iso.datetime().optional(),
-    until: z.iso.datetime().optional(),
+    since: instantParam.optional(),
+    until: instantParam.optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
     cursor: z.string().regex(/^\d{1,18}$/, 'must be the nextCursor of a previous page').optional(),
   });
