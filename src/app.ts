@@ -1,18 +1,100 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from './logger.js';
 import type { RouteDeps } from './http/deps.js';
 import { customerApi } from './http/plugins/customer-api.js';
 import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
-import { registerProblemHandlers } from './http/problem.js';
+import { frameworkError, registerProblemHandlers } from './http/problem.js';
+import { registerRateLimiting } from './http/rate-limits.js';
+
+/** How long requests and connections may take (README "Configuration"; docs/security.md). */
+export interface HttpOptions {
+  requestTimeoutMs: number;
+  connectionTimeoutMs: number;
+  handlerTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  bodyLimitBytes: number;
+  trustProxy: boolean | number | string[];
+  corsOrigins: string[];
+}
+
+/**
+ * The content security policy of every answer, fitted to the pages to come (issue 12):
+ * server-rendered HTML with scripts and styles served from tollgate itself (every asset ships in
+ * the package: DESIGN rule 17), no inline script, no CDN, never framed. JSON answers carry it too:
+ * a browser that renders one as HTML runs nothing.
+ */
+const CONTENT_SECURITY_POLICY = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'", 'data:'],
+    fontSrc: ["'self'"],
+    connectSrc: ["'self'"],
+    objectSrc: ["'none'"],
+    baseUri: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+  },
+};
+
+/** A route as registered, with its schemas (zod): what the API offers, read by the fuzz test. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  schema: FastifySchema | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    routeTable: RouteEntry[];
+  }
+  interface FastifyContextConfig {
+    /** Streams (the edge's SSE and WebSockets): the socket's inactivity timeout does not apply. */
+    longLived?: boolean;
+  }
+}
+
+const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
-export async function buildApp(deps: RouteDeps & { logger: Logger | false }): Promise<FastifyInstance> {
-  const app = deps.logger ? Fastify({ loggerInstance: deps.logger as FastifyBaseLogger }) : Fastify({ logger: false });
+export async function buildApp(deps: RouteDeps & { logger: Logger | false; http: HttpOptions }): Promise<FastifyInstance> {
+  const { http } = deps;
+  const options = {
+    // Receiving a whole request (headers and body): a slow-loris client is cut off.
+    requestTimeout: http.requestTimeoutMs,
+    // A connection silent this long either way is closed; longer than the longest open's wait.
+    connectionTimeout: http.connectionTimeoutMs,
+    // Answering: a handler that hangs is answered 503 HANDLER_TIMEOUT (reply.hijack() clears it, for streams).
+    handlerTimeout: http.handlerTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    bodyLimit: http.bodyLimitBytes,
+    // A hop count n trusts the n nearest proxies (proxy-addr's rule, given as a function for the types).
+    trustProxy: typeof http.trustProxy === 'number' ? trustHops(http.trustProxy) : http.trustProxy,
+    frameworkErrors: frameworkError,
+  };
+  const app = deps.logger
+    ? Fastify({ ...options, loggerInstance: deps.logger as FastifyBaseLogger })
+    : Fastify({ ...options, logger: false });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, schema: route.schema });
+  });
+  // A route that streams for long (config.longLived: the edge's server-sent events and WebSockets)
+  // is not cut by HTTP_CONNECTION_TIMEOUT_MS; its handler uses reply.hijack(), which also clears
+  // HTTP_HANDLER_TIMEOUT_MS. HTTP_REQUEST_TIMEOUT_MS bounds only receiving the request.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.longLived) request.raw.socket.setTimeout(0);
+  });
   // Node's server.close() ends only the connections idle at that moment, and Fastify ends none
   // later (fastify/fastify#7044): a keep-alive connection whose request finishes during close()
   // would hold the shutdown for keepAliveTimeout (72 s). An answer sent while closing says
@@ -25,6 +107,20 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false }): Pr
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+  // External plugins first: security headers, CORS, rate limiting.
+  await app.register(helmet, { contentSecurityPolicy: CONTENT_SECURITY_POLICY });
+  // No cross-origin calls unless CORS_ORIGINS lists the origin: the pages are served by tollgate
+  // itself, and an API that answers every origin would let any site's script use a token it got
+  // hold of. Credentials (cookies) are never allowed cross-origin.
+  await app.register(cors, {
+    origin: http.corsOrigins.length > 0 ? http.corsOrigins : false,
+    methods: ['GET', 'POST', 'PATCH', 'DELETE'],
+    allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
+    exposedHeaders: ['retry-after', 'idempotent-replayed', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
+    credentials: false,
+    maxAge: 600,
+  });
+  await registerRateLimiting(app);
   // Three groups, each with its one auth hook: anyone, customers, operators.
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));

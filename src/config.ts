@@ -5,6 +5,22 @@ import { parseAmount } from './billing/money.js';
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const decimal = z.string().regex(/^\d{1,9}(\.\d{1,6})?$/, 'must be a decimal amount like 100000.00');
+const count = z.coerce.number().int().min(0);
+/** Fastify's trustProxy: false, true, a number of hops, or a comma-separated list of addresses/CIDRs. */
+const trustProxy = z
+  .string()
+  .default('false')
+  .transform((value): boolean | number | string[] => {
+    if (value === 'false') return false;
+    if (value === 'true') return true;
+    if (/^\d+$/.test(value)) return Number(value);
+    return value.split(',').map((part) => part.trim()).filter(Boolean);
+  });
+const origins = z
+  .string()
+  .default('')
+  .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+  .pipe(z.array(z.url().refine((url) => new URL(url).origin === url, 'each CORS origin must be scheme://host[:port], nothing more')));
 
 /** The one place that reads process.env; everything else receives a Config. */
 const envSchema = z
@@ -77,10 +93,69 @@ const envSchema = z
     /** Warn the customer when the charge reaches this share of the limit (0: never), or this many seconds before the cutoff (0: never). */
     WARN_AT_SHARE: z.coerce.number().min(0).max(1).default(0.9),
     WARN_SECONDS_BEFORE: z.coerce.number().int().min(0).max(86_400).default(60),
+    /** Receiving one whole request (headers and body) may take this long (Node's requestTimeout). */
+    HTTP_REQUEST_TIMEOUT_MS: positiveInt.default(30_000),
+    /** A connection with no bytes either way for this long is closed; derived from the longest open by default. */
+    HTTP_CONNECTION_TIMEOUT_MS: positiveInt.optional(),
+    /** A request not answered within this long is answered 503 HANDLER_TIMEOUT; derived from the longest open by default. */
+    HTTP_HANDLER_TIMEOUT_MS: positiveInt.optional(),
+    /** An idle keep-alive connection is closed after this long (above a load balancer's idle timeout). */
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: positiveInt.default(72_000),
+    /** The largest request body. */
+    HTTP_BODY_LIMIT_BYTES: positiveInt.max(10_485_760).default(65_536),
+    /** Who may set X-Forwarded-For: false (nobody: the peer address is the client's), true, a hop count, or addresses. */
+    TRUST_PROXY: trustProxy,
+    /** Origins (scheme://host[:port], comma-separated) whose pages may call the API; none by default. */
+    CORS_ORIGINS: origins,
+    /** Any one SQL statement is cancelled after this long (PostgreSQL statement_timeout). */
+    DATABASE_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
+    /** A connection left idle inside a transaction this long is closed (idle_in_transaction_session_timeout). */
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: positiveInt.default(60_000),
+    /** Connections of the separate pool that resolves bearer tokens and operator keys. */
+    AUTH_POOL_SIZE: positiveInt.max(50).default(2),
+    /** Token look-ups waiting for that pool beyond this many are answered 503 at once. */
+    AUTH_MAX_WAITING: positiveInt.default(200),
+    /** A customer token lapses after this long unused (each use moves it, at most once a minute). */
+    TOKEN_IDLE_HOURS: positiveInt.max(8760).default(168),
+    /** ... and in any case this long after it was issued. */
+    TOKEN_MAX_AGE_HOURS: positiveInt.max(87_600).default(720),
+    /** How long this process trusts a token it resolved without asking the database again. */
+    TOKEN_CACHE_TTL_MS: count.max(300_000).default(10_000),
+    TOKEN_CACHE_SIZE: positiveInt.max(1_000_000).default(10_000),
+    /** Log-ins per client address per minute, and per e-mail per minute. */
+    LOGIN_LIMIT_PER_ADDRESS: positiveInt.default(60),
+    LOGIN_LIMIT_PER_EMAIL: positiveInt.default(10),
+    /** After this many wrong passwords in a row for one e-mail, log-ins for it wait, doubling each time. */
+    LOGIN_LOCK_AFTER_FAILURES: positiveInt.default(5),
+    LOGIN_LOCK_BASE_SECONDS: positiveInt.default(30),
+    LOGIN_LOCK_MAX_SECONDS: positiveInt.default(900),
+    /** Sign-ups per client address per hour, and per e-mail per hour (card testing). */
+    SIGNUP_LIMIT_PER_ADDRESS: positiveInt.default(10),
+    SIGNUP_LIMIT_PER_EMAIL: positiveInt.default(3),
+    /** Session opens per account per minute. */
+    OPEN_LIMIT_PER_ACCOUNT: positiveInt.default(60),
+    /** Unsettled sessions one account may have at once. */
+    MAX_OPEN_SESSIONS_PER_ACCOUNT: positiveInt.max(1_000_000).default(20),
+    /** Opens of one account that may wait for a seat at once. */
+    MAX_QUEUED_OPENS_PER_ACCOUNT: count.max(1_000_000).default(3),
+    /** Requests one admission gate (a server or a service) may hold in its queue. */
+    ADMISSION_MAX_QUEUE: count.max(1_000_000).default(1000),
+    /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
+    CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
   .refine((env) => env.TOLLGATE_CARD_GATEWAY !== 'stripe' || env.STRIPE_API_KEY, {
     message: 'STRIPE_API_KEY is required when TOLLGATE_CARD_GATEWAY=stripe',
     path: ['STRIPE_API_KEY'],
+  })
+  .superRefine((env, ctx) => {
+    // An open may wait for a seat, then for the card company, without a byte sent either way.
+    const longestOpenMs = env.ADMISSION_MAX_WAIT_SECONDS * 1000 + env.OPEN_WAIT_MS;
+    for (const name of ['HTTP_CONNECTION_TIMEOUT_MS', 'HTTP_HANDLER_TIMEOUT_MS'] as const) {
+      const value = env[name];
+      if (value !== undefined && value <= longestOpenMs) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `must exceed ADMISSION_MAX_WAIT_SECONDS + OPEN_WAIT_MS (${longestOpenMs} ms): an open may wait that long` });
+      }
+    }
   })
   .transform((env) => {
     const dataDir = path.resolve(env.TOLLGATE_DATA_DIR);
@@ -141,6 +216,47 @@ const envSchema = z
         shareBasisPoints: env.WARN_AT_SHARE > 0 ? Math.round(env.WARN_AT_SHARE * 10_000) : null,
         secondsBefore: env.WARN_SECONDS_BEFORE > 0 ? env.WARN_SECONDS_BEFORE : null,
       },
+      http: {
+        requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+        // The longest silence a well-behaved request sees: an open queued for a seat, then waiting
+        // for the card company, plus a margin.
+        connectionTimeoutMs: env.HTTP_CONNECTION_TIMEOUT_MS ?? env.ADMISSION_MAX_WAIT_SECONDS * 1000 + env.OPEN_WAIT_MS + 15_000,
+        handlerTimeoutMs: env.HTTP_HANDLER_TIMEOUT_MS ?? env.ADMISSION_MAX_WAIT_SECONDS * 1000 + env.OPEN_WAIT_MS + 15_000,
+        keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+        bodyLimitBytes: env.HTTP_BODY_LIMIT_BYTES,
+        trustProxy: env.TRUST_PROXY,
+        corsOrigins: env.CORS_ORIGINS,
+      },
+      database: {
+        statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+        idleInTransactionTimeoutMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+        authPoolSize: env.AUTH_POOL_SIZE,
+        authMaxWaiting: env.AUTH_MAX_WAITING,
+      },
+      tokens: {
+        idleMs: env.TOKEN_IDLE_HOURS * 3_600_000,
+        maxAgeMs: env.TOKEN_MAX_AGE_HOURS * 3_600_000,
+        cacheTtlMs: env.TOKEN_CACHE_TTL_MS,
+        cacheSize: env.TOKEN_CACHE_SIZE,
+      },
+      rateLimits: {
+        loginPerAddress: env.LOGIN_LIMIT_PER_ADDRESS,
+        loginPerEmail: env.LOGIN_LIMIT_PER_EMAIL,
+        signUpPerAddress: env.SIGNUP_LIMIT_PER_ADDRESS,
+        signUpPerEmail: env.SIGNUP_LIMIT_PER_EMAIL,
+        opensPerAccount: env.OPEN_LIMIT_PER_ACCOUNT,
+      },
+      loginLock: {
+        afterFailures: env.LOGIN_LOCK_AFTER_FAILURES,
+        baseMs: env.LOGIN_LOCK_BASE_SECONDS * 1000,
+        maxMs: env.LOGIN_LOCK_MAX_SECONDS * 1000,
+      },
+      quotas: {
+        maxOpenSessionsPerAccount: env.MAX_OPEN_SESSIONS_PER_ACCOUNT,
+        maxQueuedOpensPerAccount: env.MAX_QUEUED_OPENS_PER_ACCOUNT,
+        maxQueuePerGate: env.ADMISSION_MAX_QUEUE,
+      },
+      cardNetworkFaultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
     };
   });
 

@@ -1,3 +1,5 @@
+import { customerDeclineReason } from './payments/decline-reasons.js';
+
 /**
  * An answer, not a crash (DESIGN rule 9): every failure a caller can cause or meet has a
  * stable code and an HTTP status, and is rendered as application/problem+json.
@@ -18,7 +20,7 @@ export const errors = {
   validation: (detail: string, issues: unknown[] = []) => new AppError(400, 'VALIDATION_FAILED', detail, { issues }),
   unauthenticated: () => new AppError(401, 'UNAUTHENTICATED', 'A valid bearer token is required.'),
   badCredentials: () => new AppError(401, 'INVALID_CREDENTIALS', 'E-mail or password is wrong.'),
-  forbidden: () => new AppError(403, 'FORBIDDEN', 'This route needs the operator token.'),
+  forbidden: () => new AppError(403, 'FORBIDDEN', 'This route needs an operator API key.'),
   emailTaken: () => new AppError(409, 'EMAIL_TAKEN', 'An account with this e-mail already exists.'),
   nameTaken: (what: string) => new AppError(409, 'NAME_TAKEN', `A ${what} with this name already exists.`),
   serviceNotFound: () => new AppError(404, 'SERVICE_NOT_FOUND', 'No service has this id.'),
@@ -26,8 +28,11 @@ export const errors = {
   sessionNotFound: () => new AppError(404, 'SESSION_NOT_FOUND', 'No session of yours has this id.'),
   routeNotFound: (url: string) => new AppError(404, 'NOT_FOUND', `No route for ${url}.`),
   cardInvalid: (field: string, detail: string) => new AppError(400, 'CARD_INVALID', detail, { field }),
-  cardDeclined: (reason: string) =>
-    new AppError(402, 'CARD_DECLINED', `The card company declined the authorization (${reason}).`, { reason }),
+  /** Said to the customer: a lost or stolen card is told as a generic decline (customerDeclineReason). */
+  cardDeclined: (reason: string) => {
+    const told = customerDeclineReason(reason);
+    return new AppError(402, 'CARD_DECLINED', `The card company declined the authorization (${told}).`, { reason: told });
+  },
   cardNetworkUnavailable: () =>
     new AppError(503, 'CARD_NETWORK_UNAVAILABLE', 'The card company could not be reached; nothing was charged.', {
       retryAfterSeconds: 5,
@@ -66,4 +71,28 @@ export const errors = {
     new AppError(503, 'OPEN_CANCELLED', 'An operator gave up on the card company for this open; nothing was charged. Try again.'),
   databaseUnavailable: () => new AppError(503, 'DATABASE_UNAVAILABLE', 'The database does not answer.'),
   restoring: () => new AppError(503, 'RESTORING', 'Sessions are still being restored.'),
+  rateLimited: (retryAfterSeconds: number) =>
+    new AppError(429, 'RATE_LIMITED', `Too many requests; try again in ${retryAfterSeconds} s.`, { retryAfterSeconds }),
+  loginLocked: (retryAfterSeconds: number) =>
+    new AppError(429, 'LOGIN_LOCKED', `Too many wrong passwords for this e-mail; try again in ${retryAfterSeconds} s.`, {
+      retryAfterSeconds,
+    }),
+  busy: () => new AppError(503, 'BUSY', 'tollgate is checking too many credentials at once; try again shortly.', { retryAfterSeconds: 1 }),
+  tokenNotFound: () => new AppError(404, 'TOKEN_NOT_FOUND', 'You have no live token with this id.'),
+  sessionQuotaReached: (limit: number) =>
+    new AppError(409, 'SESSION_QUOTA_REACHED', `You have ${limit} unsettled sessions, as many as an account may have at once; end one first.`, {
+      limit,
+    }),
+  queueQuotaReached: (limit: number) =>
+    new AppError(409, 'QUEUE_QUOTA_REACHED', `You already have ${limit} opens waiting for a seat, as many as an account may have.`, {
+      limit,
+    }),
+  queueFull: (gate: 'service' | 'server', retryAfterSeconds: number) =>
+    new AppError(409, 'QUEUE_FULL', `The ${gate}'s queue for a seat is full; try again later.`, { gate, retryAfterSeconds }),
+  operatorForbidden: (role: string) =>
+    new AppError(403, 'FORBIDDEN', `Operators with the role "${role}" may not do this.`, { role }),
+  bootstrapOnly: () =>
+    new AppError(403, 'FORBIDDEN', 'The bootstrap token only creates the first admin operator; use an operator API key.'),
+  operatorNotFound: () => new AppError(404, 'OPERATOR_NOT_FOUND', 'No operator has this id.'),
+  lastAdmin: () => new AppError(409, 'LAST_ADMIN', 'This would leave no enabled admin operator.'),
 };

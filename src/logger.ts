@@ -14,6 +14,9 @@ export const REDACTED_PATHS = [
   '*.card',
   '*.token',
   'adminToken',
+  'bootstrapToken',
+  'apiKey',
+  '*.apiKey',
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

@@ -21,7 +21,13 @@ import { Journal } from './sessions/journal.js';
 import { SessionQueries } from './sessions/queries.js';
 import { releaseQuarantine } from './sessions/session-rows.js';
 import { Supervisor } from './sessions/supervisor.js';
+import { decoyHash } from './accounts/credentials.js';
+import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
+import { purgeDeadTokens } from './accounts/tokens.js';
+import { Bulkhead } from './auth/bulkhead.js';
+import { HealthProbe } from './http/health-probe.js';
+import { findOperatorByKey, Operators } from './operators/operators.js';
 import { Admission } from './admission/admission.js';
 import { createOccupancyStore, type OccupancyStore } from './admission/occupancy.js';
 import { Catalogue } from './catalogue/catalogue-service.js';
@@ -42,7 +48,8 @@ export interface Tollgate {
   gateway: CardGateway;
   /** The card-network sandbox's address, or null when the card company is Stripe. */
   cardNetworkUrl: string | null;
-  adminToken: string;
+  /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator (POST /v1/ops/operators). */
+  bootstrapToken: string;
   /** Stops in order: HTTP, actors (pending writes committed), card network, database. */
   close(): Promise<void>;
   /** Before a forced exit: the embedded PostgreSQL (if any) is asked to stop on its own. */
@@ -68,7 +75,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     databaseUrl = embedded.url('tollgate');
     if (log) log.info({ dataDir: config.pgDataDir }, 'embedded PostgreSQL started');
   }
-  const sql = connect(databaseUrl, { max: config.databasePoolSize });
+  const timeouts = {
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
+  };
+  const sql = connect(databaseUrl, { max: config.databasePoolSize, ...timeouts });
+  // Bearer tokens and operator keys are looked up on a pool of their own (see TokenResolver).
+  const authSql = connect(databaseUrl, { max: config.database.authPoolSize, ...timeouts, applicationName: 'tollgate-auth' });
   const applied = await migrateTollgate(sql);
   if (log && applied.length > 0) log.info({ applied }, 'migrations applied');
 
@@ -84,7 +97,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     log.info('demo catalogue seeded');
   }
   const admin = await loadAdminToken(config.dataDir, config.adminToken);
-  if (log && admin.file) log.info({ file: admin.file }, 'operator token kept in the data folder');
+  if (log && admin.file) log.info({ file: admin.file }, 'bootstrap token kept in the data folder');
 
   const occupancy = createOccupancyStore();
   const admission = new Admission({
@@ -92,6 +105,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     occupancy,
     log: log || createLogger('silent'),
     retryAfterSeconds: config.admissionRetryAfterSeconds,
+    maxQueuePerGate: config.quotas.maxQueuePerGate,
+    maxQueuedPerAccount: config.quotas.maxQueuedOpensPerAccount,
     inspect: inspector?.inspect,
   });
   const catalogue = new Catalogue({ sql, clock: deps.clock, admission, currency: config.currency });
@@ -129,6 +144,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     openWaitMs: config.openWaitMs,
     logoffWaitMs: config.logoffWaitMs,
     orphanAfterMs: config.orphanAfterMs,
+    maxOpenSessionsPerAccount: config.quotas.maxOpenSessionsPerAccount,
   });
   const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
@@ -147,13 +163,34 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const housekeeping = async () => {
     await commands.abandonOrphans().catch((error: unknown) => silent.warn({ err: String(error) }, 'orphan sweep failed'));
     await idempotency.purge(deps.clock.now()).catch((error: unknown) => silent.warn({ err: String(error) }, 'idempotency purge failed'));
+    // Tokens dead (lapsed or revoked) for a day, and log-in failures nobody added to for an hour.
+    await purgeDeadTokens(sql, deps.clock.now() - 86_400_000).catch((error: unknown) => silent.warn({ err: String(error) }, 'token purge failed'));
+    await purgeLoginFailures(sql, deps.clock.now()).catch((error: unknown) => silent.warn({ err: String(error) }, 'log-in failure purge failed'));
   };
   const sweeping =
     config.orphanSweepIntervalMs > 0 ? setInterval(() => void housekeeping(), config.orphanSweepIntervalMs).unref() : null;
 
+  const lookups = new Bulkhead(config.database.authPoolSize, config.database.authMaxWaiting);
+  const tokens = new TokenResolver({ sql: authSql, writes: sql, clock: deps.clock, policy: config.tokens, lookups, ...config.tokens });
   const app = await buildApp({
     sql,
-    tokens: new TokenResolver(sql),
+    tokens,
+    tokenPolicy: config.tokens,
+    login: {
+      sql,
+      clock: deps.clock,
+      tokens: config.tokens,
+      lock: config.loginLock,
+      decoy: await decoyHash(),
+      onVerify: () => metrics.passwordVerifications.inc(),
+      onRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
+    },
+    operators: new Operators({ sql, clock: deps.clock }),
+    operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
+    bootstrapToken: admin.token,
+    rateLimits: config.rateLimits,
+    health: new HealthProbe(sql),
+    http: config.http,
     clock: deps.clock,
     gateway,
     commands,
@@ -161,7 +198,6 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     catalogue,
     occupancy,
     idempotency,
-    adminToken: admin.token,
     currency: config.currency,
     limits: config.limits,
     metrics,
@@ -181,7 +217,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     occupancy,
     gateway,
     cardNetworkUrl: card.cardNetworkUrl,
-    adminToken: admin.token,
+    bootstrapToken: admin.token,
     abandon() {
       try {
         embedded?.abandon();
@@ -198,7 +234,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       inspector?.stop();
       admission.close();
       await card.close();
-      await sql.end({ timeout: 5 });
+      await Promise.all([sql.end({ timeout: 5 }), authSql.end({ timeout: 5 })]);
       await embedded?.stop();
     },
   };

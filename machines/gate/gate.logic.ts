@@ -18,16 +18,21 @@ export interface GateContext {
   used: number;
   /** First in, first out. */
   queue: QueuedRequest[];
+  /** The longest the queue may grow (DESIGN rule 16): a request beyond it is refused at once. */
+  maxQueue: number;
 }
 
 export interface GateDecisions {
   context: GateContext;
   granted: string[];
+  /** Refused: the gate is full and the request may not wait, or its wait ran out. */
   rejected: string[];
+  /** Refused at once: it would wait, but the queue is as long as it may be. */
+  overflowed?: string[];
 }
 
-export function emptyGate(gateId: string, kind: 'server' | 'service', capacity: number): GateContext {
-  return { gateId, kind, capacity, used: 0, queue: [] };
+export function emptyGate(gateId: string, kind: 'server' | 'service', capacity: number, maxQueue = Number.POSITIVE_INFINITY): GateContext {
+  return { gateId, kind, capacity, used: 0, queue: [], maxQueue };
 }
 
 /** Seats free now; never negative: a cap lowered below the count just admits no one. */
@@ -39,6 +44,7 @@ export function acquire(gate: GateContext, request: { requestId: string; at: num
     return { context: { ...gate, used: gate.used + 1 }, granted: [request.requestId], rejected: [] };
   }
   if (request.waitUntil > request.at) {
+    if (gate.queue.length >= gate.maxQueue) return { context: gate, granted: [], rejected: [], overflowed: [request.requestId] };
     const queued = { requestId: request.requestId, queuedAt: request.at, expiresAt: request.waitUntil };
     return { context: { ...gate, queue: [...gate.queue, queued] }, granted: [], rejected: [] };
   }

@@ -12,7 +12,8 @@ export type GateEvent =
 
 export type GateEmitted =
   | { type: 'granted'; requestId: string; gateId: string }
-  | { type: 'rejected'; requestId: string; gateId: string };
+  | { type: 'rejected'; requestId: string; gateId: string }
+  | { type: 'overflowed'; requestId: string; gateId: string };
 
 /**
  * One admission gate: a server's or a service's cap on concurrent users. It grants seats
@@ -22,13 +23,13 @@ export type GateEmitted =
 export const gateMachine = setup({
   types: {
     context: {} as GateContext,
-    input: {} as { gateId: string; kind: 'server' | 'service'; capacity: number },
+    input: {} as { gateId: string; kind: 'server' | 'service'; capacity: number; maxQueue?: number },
     events: {} as GateEvent,
     emitted: {} as GateEmitted,
   },
 }).createMachine({
   id: 'gate',
-  context: ({ input }) => logic.emptyGate(input.gateId, input.kind, input.capacity),
+  context: ({ input }) => logic.emptyGate(input.gateId, input.kind, input.capacity, input.maxQueue),
   initial: 'open',
   states: {
     open: {
@@ -60,4 +61,5 @@ function apply(enqueue: Enqueue, before: GateContext, decisions: GateDecisions):
   if (decisions.context !== before) enqueue.assign(() => decisions.context);
   for (const requestId of decisions.granted) enqueue.emit({ type: 'granted', requestId, gateId: before.gateId });
   for (const requestId of decisions.rejected) enqueue.emit({ type: 'rejected', requestId, gateId: before.gateId });
+  for (const requestId of decisions.overflowed ?? []) enqueue.emit({ type: 'overflowed', requestId, gateId: before.gateId });
 }

@@ -4,7 +4,9 @@ import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
 import { CardDeclinedError, CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
-import { hashPassword, hashToken, newApiToken, verifyPassword } from './credentials.js';
+import { hashPassword } from './credentials.js';
+import { normalizeEmail } from './login.js';
+import { insertToken, type TokenPolicy } from './tokens.js';
 import { transaction } from '../db/transaction.js';
 
 export interface SignUp {
@@ -35,13 +37,12 @@ export interface AccountsDeps {
   clock: Clock;
   gateway: CardGateway;
   currency: string;
+  tokenPolicy: TokenPolicy;
 }
-
-const normalize = (email: string) => email.trim().toLowerCase();
 
 export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ account: AccountView; token: string }> {
   const { sql, clock, gateway } = deps;
-  const email = normalize(request.email);
+  const email = normalizeEmail(request.email);
   const [taken] = await sql`select 1 from accounts where email_normalized = ${email}`;
   if (taken) throw errors.emailTaken();
   // The card is exchanged for a token before anything is stored (DESIGN rule 10).
@@ -53,8 +54,9 @@ export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ acc
   });
   const id = randomUUID();
   const passwordHash = await hashPassword(request.password);
-  const { token, tokenHash } = newApiToken();
-  const createdAt = new Date(clock.now());
+  const now = clock.now();
+  const createdAt = new Date(now);
+  let token = '';
   try {
     await transaction(sql, async (tx) => {
       await tx`
@@ -64,29 +66,13 @@ export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ acc
         values (${id}, ${request.name}, ${request.email.trim()}, ${email}, ${passwordHash}, ${request.estimatedStorageGb},
           ${request.estimatedProcessingHours}, ${card.token}, ${card.brand}, ${card.last4}, ${card.expMonth},
           ${card.expYear}, ${deps.currency}, ${request.outstandingLimitMicros}, ${createdAt})`;
-      await tx`insert into api_tokens (token_hash, account_id, created_at) values (${tokenHash}, ${id}, ${createdAt})`;
+      ({ token } = await insertToken(tx, id, deps.tokenPolicy, now));
     });
   } catch (error) {
     if ((error as { code?: string }).code === '23505') throw errors.emailTaken();
     throw error;
   }
   return { account: (await findAccount(sql, id))!, token };
-}
-
-export async function issueToken(deps: Pick<AccountsDeps, 'sql' | 'clock'>, email: string, password: string) {
-  const [account] = await deps.sql<{ id: string; passwordHash: string }[]>`
-    select id, password_hash as "passwordHash" from accounts where email_normalized = ${normalize(email)}`;
-  if (!account || !(await verifyPassword(account.passwordHash, password))) throw errors.badCredentials();
-  const { token, tokenHash } = newApiToken();
-  await deps.sql`
-    insert into api_tokens (token_hash, account_id, created_at) values (${tokenHash}, ${account.id}, ${new Date(deps.clock.now())})`;
-  return { token };
-}
-
-export async function accountIdForToken(sql: Sql, token: string): Promise<string | null> {
-  const [row] = await sql<{ accountId: string }[]>`
-    select account_id as "accountId" from api_tokens where token_hash = ${hashToken(token)}`;
-  return row?.accountId ?? null;
 }
 
 export async function findAccount(sql: Sql, id: string): Promise<AccountView | null> {

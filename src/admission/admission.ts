@@ -9,11 +9,16 @@ import type { OccupancyStore } from './occupancy.js';
 
 type GateActor = Actor<typeof gateMachine>;
 type Kind = 'server' | 'service';
-/** `withdrawn`: the process is shutting down and gave up the wait; `abandoned`: the client went away. */
-type Outcome = 'granted' | 'rejected' | 'withdrawn' | 'abandoned';
+/**
+ * `withdrawn`: the process is shutting down and gave up the wait; `abandoned`: the client went
+ * away; `overflowed`: the gate's queue is as long as it may be.
+ */
+type Outcome = 'granted' | 'rejected' | 'overflowed' | 'withdrawn' | 'abandoned';
 
 export interface SeatRequest {
   sessionId: string;
+  /** Whose open it is: an account may have only so many waiting at once. */
+  accountId?: string | undefined;
   serviceId: string;
   serverId: string;
   /** How long the request may queue for a seat; 0 rejects at once when a gate is full. */
@@ -52,6 +57,8 @@ export class Admission {
   private readonly seats = new Map<string, Seat>();
   private readonly load = new CustomerLoad();
   private readonly scheduler: DeadlineScheduler;
+  /** Requests waiting for a seat, per account. */
+  private readonly waitingByAccount = new Map<string, number>();
 
   constructor(
     private readonly deps: {
@@ -59,6 +66,10 @@ export class Admission {
       occupancy: OccupancyStore;
       log: Logger;
       retryAfterSeconds: number;
+      /** The longest queue of one gate (ADMISSION_MAX_QUEUE); unbounded when left out. */
+      maxQueuePerGate?: number;
+      /** Requests of one account that may wait at once (MAX_QUEUED_OPENS_PER_ACCOUNT); unbounded when left out. */
+      maxQueuedPerAccount?: number;
       timers?: Timers;
       inspect?: ((event: InspectionEvent) => void) | undefined;
     },
@@ -80,13 +91,14 @@ export class Admission {
       return;
     }
     const actor = createActor(gateMachine, {
-      input: { gateId: id, kind, capacity: maxUsers },
+      input: { gateId: id, kind, capacity: maxUsers, ...(this.deps.maxQueuePerGate !== undefined && { maxQueue: this.deps.maxQueuePerGate }) },
       ...(this.deps.inspect && { inspect: this.deps.inspect }),
     });
     const entry = { actor, name, serverId };
     this.gates.set(key, entry);
     actor.on('granted', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('granted'));
     actor.on('rejected', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('rejected'));
+    actor.on('overflowed', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('overflowed'));
     actor.subscribe({
       next: (snapshot) => this.publish(key, entry, snapshot.context),
       error: (error) => this.deps.log.error({ gate: key, err: String(error) }, 'gate actor failed'),
@@ -108,20 +120,42 @@ export class Admission {
 
   async admit(request: SeatRequest): Promise<void> {
     const at = this.deps.clock.now();
-    const waitUntil = at + request.waitMs;
+    // An account with as many requests waiting as it may have gets a seat only if one is free now.
+    const quotaHit = request.accountId !== undefined && request.waitMs > 0 && this.waitingOf(request.accountId) >= (this.deps.maxQueuedPerAccount ?? Infinity);
+    const waitUntil = quotaHit ? at : at + request.waitMs;
     // When no gate makes the request wait, both seats are decided in one synchronous step:
     // no other admission runs between the service's grant and the server's answer.
     if (request.signal?.aborted) throw new ClientGoneError();
-    let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil, request.signal);
-    if (service instanceof Promise) service = await service;
-    if (service !== 'granted') throw this.refusal('service', service);
-    let server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil, request.signal);
-    if (server instanceof Promise) server = await server;
-    if (server !== 'granted') {
-      this.gate('service', request.serviceId).send({ type: 'RELEASE' });
-      throw this.refusal('server', server);
+    let waiting = false;
+    const wait = async (pending: Promise<Outcome>) => {
+      if (!waiting && request.accountId !== undefined) {
+        waiting = true;
+        this.waitingByAccount.set(request.accountId, this.waitingOf(request.accountId) + 1);
+      }
+      return pending;
+    };
+    try {
+      let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil, request.signal);
+      if (service instanceof Promise) service = await wait(service);
+      if (service !== 'granted') throw this.refusal('service', service, quotaHit);
+      let server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil, request.signal);
+      if (server instanceof Promise) server = await wait(server);
+      if (server !== 'granted') {
+        this.gate('service', request.serviceId).send({ type: 'RELEASE' });
+        throw this.refusal('server', server, quotaHit);
+      }
+      this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
+    } finally {
+      if (waiting && request.accountId !== undefined) {
+        const left = this.waitingOf(request.accountId) - 1;
+        if (left > 0) this.waitingByAccount.set(request.accountId, left);
+        else this.waitingByAccount.delete(request.accountId);
+      }
     }
-    this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
+  }
+
+  private waitingOf(accountId: string): number {
+    return this.waitingByAccount.get(accountId) ?? 0;
   }
 
   /** Counts the customer of an admitted session in its server's load. */
@@ -180,9 +214,11 @@ export class Admission {
     for (const { actor } of this.gates.values()) actor.stop();
   }
 
-  private refusal(kind: Kind, outcome: Exclude<Outcome, 'granted'>): Error {
+  private refusal(kind: Kind, outcome: Exclude<Outcome, 'granted'>, quotaHit: boolean): Error {
     if (outcome === 'abandoned') return new ClientGoneError();
     if (outcome === 'withdrawn') return errors.shuttingDown();
+    if (outcome === 'overflowed') return errors.queueFull(kind, this.deps.retryAfterSeconds);
+    if (quotaHit) return errors.queueQuotaReached(this.deps.maxQueuedPerAccount!);
     return kind === 'service' ? errors.serviceAtCapacity(this.deps.retryAfterSeconds) : errors.serverAtCapacity(this.deps.retryAfterSeconds);
   }
 

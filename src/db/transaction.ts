@@ -64,11 +64,18 @@ async function reserveConnection(sql: Sql): Promise<TransactionSql> {
 
 const CLIENT_SIDE_LOSS = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
-/** The error means the connection is gone: a client-side loss, or SQLSTATE class 08 (connection) or 57 (operator intervention). */
+/** SQLSTATE 57014: a statement cancelled (statement_timeout); its connection lives on and goes back to the pool. */
+export const STATEMENT_CANCELLED = '57014';
+
+/**
+ * The error means the connection is gone: a client-side loss, SQLSTATE class 08 (connection) or
+ * 57 (operator intervention) but for a cancelled statement, or 25P03 (idle in a transaction too long:
+ * the server closes the session).
+ */
 export function connectionLost(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return false;
-  return CLIENT_SIDE_LOSS.has(code) || /^(08|57)[0-9A-Z]{3}$/.test(code);
+  if (typeof code !== 'string' || code === STATEMENT_CANCELLED) return false;
+  return CLIENT_SIDE_LOSS.has(code) || code === '25P03' || /^(08|57)[0-9A-Z]{3}$/.test(code);
 }
 
 /** The database cannot be reached at all: a lost connection, or none to be had. */

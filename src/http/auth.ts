@@ -2,11 +2,23 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { TokenResolver } from '../accounts/token-resolver.js';
 import { errors } from '../errors.js';
+import type { AuthenticatedOperator } from '../operators/operators.js';
+import { allows, BOOTSTRAP_ACTOR, type Actor, type Permission } from '../operators/roles.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The customer a request of the customer API speaks for (set by its auth hook). */
     accountId: string;
+    /** The token that request was made with (its id, never the secret). */
+    tokenId: string;
+    /** The operator a request of the operator API speaks for (set by its auth hook). */
+    operator: Actor;
+  }
+  interface FastifyContextConfig {
+    /** What an operator route needs (operators/roles.ts); a route that says nothing needs `admin`. */
+    permission?: Permission;
+    /** The one route the bootstrap token may call: creating the first admin. */
+    bootstrap?: boolean;
   }
 }
 
@@ -17,24 +29,43 @@ function bearer(request: FastifyRequest): string | null {
   return match ? match[1]! : null;
 }
 
-/** The customer API's one auth hook: a customer's bearer token. */
+/** The customer API's one auth hook: a customer's bearer token, live (not lapsed, not revoked). */
 export function customerAuth(tokens: TokenResolver) {
   return async (request: FastifyRequest): Promise<void> => {
     const token = bearer(request);
-    const accountId = token ? await tokens.accountFor(token) : null;
-    if (!accountId) throw errors.unauthenticated();
-    request.accountId = accountId;
+    const owner = token ? await tokens.resolve(token) : null;
+    if (!owner) throw errors.unauthenticated();
+    request.accountId = owner.accountId;
+    request.tokenId = owner.tokenId;
   };
 }
 
-/** The operator API's one auth hook: the operator token. */
-export function operatorAuth(adminToken: string) {
+/**
+ * The operator API's one auth hook. Today an operator's API key as a bearer token; the web
+ * console's cookie session (issue 12) is another way to find the same operator, added here. The
+ * bootstrap token is accepted only by the route marked `bootstrap`, and that route accepts it
+ * only while no enabled admin exists.
+ */
+export function operatorAuth(deps: { bootstrapToken: string; operatorFor: (apiKey: string) => Promise<AuthenticatedOperator | null> }) {
   // Compare digests so the comparison takes the same time whatever the length.
   const digest = (value: string) => createHash('sha256').update(value).digest();
-  const expected = digest(adminToken);
+  const bootstrap = digest(deps.bootstrapToken);
   return async (request: FastifyRequest): Promise<void> => {
     const token = bearer(request);
     if (!token) throw errors.unauthenticated();
-    if (!timingSafeEqual(digest(token), expected)) throw errors.forbidden();
+    const config = request.routeOptions.config;
+    if (timingSafeEqual(digest(token), bootstrap)) {
+      if (!config.bootstrap) throw errors.bootstrapOnly();
+      request.operator = BOOTSTRAP_ACTOR;
+      return;
+    }
+    const operator = await deps.operatorFor(token);
+    if (!operator) throw errors.forbidden();
+    const permission = config.permission ?? 'admin';
+    if (!allows(operator.role, permission)) {
+      request.log.warn({ operator: operator.name, role: operator.role, route: request.routeOptions.url }, 'operator refused');
+      throw errors.operatorForbidden(operator.role);
+    }
+    request.operator = { operatorId: operator.id, name: operator.name, role: operator.role };
   };
 }

@@ -1,5 +1,10 @@
 import type { OccupancyStore } from '../admission/occupancy.js';
+import type { LoginDeps } from '../accounts/login.js';
 import type { TokenResolver } from '../accounts/token-resolver.js';
+import type { TokenPolicy } from '../accounts/tokens.js';
+import type { AuthenticatedOperator, Operators } from '../operators/operators.js';
+import type { HealthProbe } from './health-probe.js';
+import type { RateLimits } from './rate-limits.js';
 import type { Catalogue } from '../catalogue/catalogue-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from '../clock.js';
@@ -21,7 +26,15 @@ export interface RouteDeps {
   catalogue: Catalogue;
   occupancy: OccupancyStore;
   idempotency: IdempotencyStore;
-  adminToken: string;
+  tokenPolicy: TokenPolicy;
+  login: LoginDeps;
+  operators: Operators;
+  /** The enabled operator an API key belongs to. */
+  operatorFor: (apiKey: string) => Promise<AuthenticatedOperator | null>;
+  /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator. */
+  bootstrapToken: string;
+  rateLimits: RateLimits;
+  health: HealthProbe;
   currency: string;
   limits: Limits;
   metrics: Metrics;

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../admission/admission.js';
-import { databaseUnreachable } from '../db/transaction.js';
+import { databaseUnreachable, STATEMENT_CANCELLED } from '../db/transaction.js';
 import { AppError } from '../errors.js';
 
 const FASTIFY_CODES: Record<number, string> = {
@@ -24,6 +24,7 @@ const TITLES: Record<number, string> = {
   408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
@@ -63,15 +64,39 @@ function problemOf(error: FastifyError, request: FastifyRequest): { status: numb
   }
   // Nobody is left to read it; the status only shows in the access log.
   if (error instanceof ClientGoneError) return { status: 499, body: { code: 'CLIENT_GONE', detail: error.message } };
+  if ((error as { code?: unknown }).code === STATEMENT_CANCELLED) {
+    request.log.warn({ err: error }, 'a statement ran past statement_timeout');
+    return { status: 503, body: { code: 'DATABASE_TIMEOUT', detail: 'The database took too long to answer; nothing was done. Try again shortly.', retryAfterSeconds: 5 } };
+  }
   if (databaseUnreachable(error)) {
     request.log.warn({ err: error }, 'the database did not answer');
     return { status: 503, body: { code: 'DATABASE_UNAVAILABLE', detail: 'The database does not answer; nothing was done. Try again shortly.', retryAfterSeconds: 5 } };
+  }
+  if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
+    request.log.warn({ route: request.routeOptions.url }, 'a request was not answered within HTTP_HANDLER_TIMEOUT_MS');
+    return { status: 503, body: { code: 'HANDLER_TIMEOUT', detail: 'tollgate could not answer in time; ask again to see where it stands.', retryAfterSeconds: 5 } };
   }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
     return { status: error.statusCode, body: { code: FASTIFY_CODES[error.statusCode] ?? 'BAD_REQUEST', detail: error.message } };
   }
   request.log.error({ err: error }, 'unhandled error');
   return { status: 500, body: { code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' } };
+}
+
+/**
+ * Errors Fastify meets before a request reaches any route or hook (a path that is not valid
+ * percent-encoding, a path parameter longer than maxParamLength): the same problem+json. Found by
+ * the fuzz test: Fastify answered these with its own JSON shape.
+ */
+export function frameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return sendProblem(request, reply, 414, { code: 'URI_TOO_LONG', detail: 'A part of the path is longer than any id tollgate uses.' });
+  }
+  if (error.code === 'FST_ERR_BAD_URL') {
+    return sendProblem(request, reply, 400, { code: 'BAD_URL', detail: 'The path is not valid percent-encoded text.' });
+  }
+  request.log.error({ err: error }, 'unhandled framework error');
+  return sendProblem(request, reply, 500, { code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' });
 }
 
 export function registerProblemHandlers(app: FastifyInstance): void {

@@ -18,6 +18,11 @@ export function createMetrics() {
       registers: [registry],
     }),
     admissions: new Counter({ name: 'tollgate_admissions_total', help: 'Sessions admitted', registers: [registry] }),
+    passwordVerifications: new Counter({
+      name: 'tollgate_password_verifications_total',
+      help: 'argon2 verifications of a log-in (one per attempt checked, known e-mail or not)',
+      registers: [registry],
+    }),
     rejections: new Counter({
       name: 'tollgate_open_rejections_total',
       help: 'Session opens refused, by problem code',

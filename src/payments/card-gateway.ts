@@ -40,6 +40,7 @@ export async function startCardGateway(config: Config, deps: { sql: Sql; clock: 
       clock: deps.clock,
       port: config.cardNetworkPort,
       holdValidityMs: config.cardNetworkHoldValidityMs,
+      faultsToken: config.cardNetworkFaultsToken,
       logger: false,
     });
     url = sandbox.url;

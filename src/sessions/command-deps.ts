@@ -27,4 +27,6 @@ export interface CommandDeps {
   logoffWaitMs: number;
   /** An `authorizing` row nobody hosts, last written this long ago, is an orphan. */
   orphanAfterMs: number;
+  /** Unsettled sessions one account may have at once. */
+  maxOpenSessionsPerAccount: number;
 }

@@ -5,6 +5,8 @@ import {
   type SessionEvent,
 } from '../../machines/session/index.js';
 import { availableHeadroom } from '../accounts/headroom.js';
+import { recordAudit } from '../audit/audit-log.js';
+import type { ChangedBy } from '../catalogue/catalogue-service.js';
 import { formatAmount } from '../billing/money.js';
 import { AppError, errors } from '../errors.js';
 import type { CommandDeps } from './command-deps.js';
@@ -103,7 +105,27 @@ export class SessionCommands {
    * running session, or gives up on an authorization), retry (the call it waits on, now; for a
    * session held by this process, run it again), void (forgive a charge that cannot be captured).
    */
-  async opsAction(sessionId: string, action: OpsAction): Promise<void> {
+  async opsAction(sessionId: string, action: OpsAction, by: ChangedBy): Promise<void> {
+    const before = await this.deps.queries.opsView(sessionId);
+    if (!before) throw errors.sessionNotFound();
+    await this.applyOpsAction(sessionId, action);
+    // The session's machine writes through the journal, not through a transaction of ours: the
+    // entry follows the action it records, with the session as it was and as it is.
+    const after = await this.deps.queries.opsView(sessionId);
+    const brief = (view: typeof before | null) =>
+      view && { state: view.state, path: view.path, stuck: view.stuck, stuckReason: view.stuckReason, held: view.held, charge: view.charge, endReason: view.endReason };
+    await recordAudit(this.deps.sql, {
+      ...by,
+      action: `session.${action}`,
+      targetType: 'session',
+      targetId: sessionId,
+      before: brief(before),
+      after: brief(after),
+      at: this.deps.clock.now(),
+    });
+  }
+
+  private async applyOpsAction(sessionId: string, action: OpsAction): Promise<void> {
     const { supervisor, journal } = this.deps;
     const held = supervisor.heldOf(sessionId);
     if (held) {

@@ -62,7 +62,14 @@ export class OpenCommand {
     }
     const sessionId = request.sessionId ?? randomUUID();
     // Seats first: no hold is placed at the card company for a session that cannot run.
-    await admission.admit({ sessionId, serviceId: service.id, serverId: service.serverId, waitMs: request.waitMs, signal: request.signal });
+    await admission.admit({
+      sessionId,
+      accountId: request.accountId,
+      serviceId: service.id,
+      serverId: service.serverId,
+      waitMs: request.waitMs,
+      signal: request.signal,
+    });
     let customer: OpenedCustomer;
     try {
       if (request.signal?.aborted && !request.answerKept) throw new ClientGoneError();
@@ -175,6 +182,7 @@ export class OpenCommand {
               machineVersion: SESSION_MACHINE_VERSION,
               service,
               server: { name: service.serverName },
+              maxOpenSessions: this.deps.maxOpenSessionsPerAccount,
             });
             return outcome.kind === 'opened' ? outcome.events : [];
           },
@@ -192,6 +200,8 @@ export class OpenCommand {
           throw errors.unauthenticated();
         case 'currency_mismatch':
           throw errors.currencyMismatch();
+        case 'session_quota':
+          throw errors.sessionQuotaReached(this.deps.maxOpenSessionsPerAccount);
         case 'limit_reached':
           // What the locked row said is left: the next attempt asks for that (or its time's cost).
           if (derived && attempt < 10 && outcome.availableMicros >= MICROS_PER_CENT) {

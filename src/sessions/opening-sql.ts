@@ -10,6 +10,8 @@ export interface OpeningRecord {
   machineVersion: number;
   service: { name: string };
   server: { name: string };
+  /** Unsettled sessions the account may have at once (MAX_OPEN_SESSIONS_PER_ACCOUNT). */
+  maxOpenSessions: number;
 }
 
 export interface OpenedCustomer {
@@ -26,7 +28,9 @@ export type OpeningOutcome =
   | { kind: 'no_account' }
   | { kind: 'currency_mismatch' }
   /** The hold does not fit what is left of the outstanding limit; nothing was written. */
-  | { kind: 'limit_reached'; availableMicros: bigint };
+  | { kind: 'limit_reached'; availableMicros: bigint }
+  /** The account has as many unsettled sessions as it may; nothing was written. */
+  | { kind: 'session_quota' };
 
 /**
  * One statement, so one round trip: under the account's row lock it reserves the session's hold
@@ -41,17 +45,20 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
   const createdAt = new Date(c.createdAt);
   const hold = BigInt(c.maxChargeMicros);
   const { type, at, ...payload } = openedEvent(c);
-  const [row] = await db<(OpenedCustomer & { availableMicros: bigint; reserved: boolean; existing: boolean; events: StoredEvent[] | null })[]>`
+  const [row] = await db<
+    (OpenedCustomer & { availableMicros: bigint; atQuota: boolean; reserved: boolean; existing: boolean; events: StoredEvent[] | null })[]
+  >`
     with existing as (
       select id from sessions where id = ${c.sessionId}
     ), account as (
       select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
-        outstanding_limit_micros - reserved_micros as available
+        outstanding_limit_micros - reserved_micros as available, open_sessions
       from accounts where id = ${c.accountId} for no key update
     ), reserved as (
-      update accounts a set reserved_micros = a.reserved_micros + ${hold}
+      update accounts a set reserved_micros = a.reserved_micros + ${hold}, open_sessions = a.open_sessions + 1
       from account
       where a.id = account.id and account.available >= ${hold} and account.currency = ${c.currency}
+        and account.open_sessions < ${record.maxOpenSessions}
         and not exists (select 1 from existing)
       returning a.id
     ), opened as (
@@ -82,13 +89,15 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
     )
     select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
       estimated_processing_hours::text as "estimatedProcessingHours", available as "availableMicros",
+      open_sessions >= ${record.maxOpenSessions} as "atQuota",
       exists (select 1 from reserved) as reserved, exists (select 1 from existing) as existing,
       (select json_agg(published) from published) as events
     from account`;
   if (!row) return { kind: 'no_account' };
-  const { availableMicros, reserved, existing, events, ...customer } = row;
+  const { availableMicros, atQuota, reserved, existing, events, ...customer } = row;
   if (reserved || existing) return { kind: 'opened', customer, events: (events ?? []).map(eventFromJson) };
   if (customer.currency !== c.currency) return { kind: 'currency_mismatch' };
+  if (atQuota) return { kind: 'session_quota' };
   return { kind: 'limit_reached', availableMicros };
 }
 

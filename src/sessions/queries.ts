@@ -125,6 +125,8 @@ export class SessionQueries {
     const reason = this.stuckReason(state, context, blocked);
     return {
       ...viewOf(state, context, this.deps.clock.now()),
+      // The exact reason, a lost or stolen card included, which the customer is not told.
+      declineReason: context.declineReason,
       accountId: context.accountId,
       path,
       stuck: reason !== null,

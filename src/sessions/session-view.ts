@@ -2,6 +2,7 @@ import { billableMs, termsOf, type SessionContext, type SessionStateName } from 
 import { itemize, timeChargeMicros, type ChargeLine } from '../billing/charge.js';
 import { formatAmount, minMicros } from '../billing/money.js';
 import { priceAt, type TariffSpec } from '../billing/tariff.js';
+import { customerDeclineReasonOrNull } from '../payments/decline-reasons.js';
 
 /** A session as the API shows it: amounts as decimal strings, instants as ISO text. */
 export interface SessionView {
@@ -126,7 +127,8 @@ export function viewOf(state: SessionStateName, context: SessionContext, now: nu
     lines: linesOf(context, now),
     charge: context.chargeMicros === null ? null : formatAmount(BigInt(context.chargeMicros)),
     chargeSlip: slip ? { id: slip.id, authorizationNumber: slip.authorizationNumber, amount: formatAmount(BigInt(slip.amountMicros)) } : null,
-    declineReason: context.declineReason,
+    // Customers are not told that a card is known lost or stolen; operators are (queries.opsView).
+    declineReason: customerDeclineReasonOrNull(context.declineReason),
     quoteId: context.quote?.quoteId ?? null,
   };
 }

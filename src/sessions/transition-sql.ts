@@ -45,7 +45,8 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
   const detail = detailOf(c);
   return tx<StoredEvent[]>`
     with old as (
-      select reserved_micros as before from sessions where id = ${c.sessionId} and seq < ${t.seq} for update
+      select reserved_micros as before, state in ('settled', 'declined') as was_final
+      from sessions where id = ${c.sessionId} and seq < ${t.seq} for update
     ), written as (
       update sessions s set
         state = ${t.state}, path = ${t.to}, seq = ${t.seq}, machine_version = ${t.machineVersion},
@@ -56,10 +57,13 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
         closing_since = ${date(c.closingSince)}, close_attempts = ${c.closeAttempts}, updated_at = ${at},
         reserved_micros = coalesce(${reservation ? reservation.targetMicros : null}::int8, s.reserved_micros)
       from old where s.id = ${c.sessionId}
-      returning s.account_id, old.before, s.reserved_micros as after
+      returning s.account_id, old.before, s.reserved_micros as after,
+        (not old.was_final and s.state in ('settled', 'declined'))::int as ended
     ), reserved as (
-      update accounts a set reserved_micros = a.reserved_micros + (written.after - written.before)
-      from written where a.id = written.account_id and written.after <> written.before
+      -- The account's share of the outstanding limit, and its count of unsettled sessions (the quota).
+      update accounts a set reserved_micros = a.reserved_micros + (written.after - written.before),
+        open_sessions = greatest(0, a.open_sessions - written.ended)
+      from written where a.id = written.account_id and (written.after <> written.before or written.ended = 1)
     ), history as (
       insert into session_events (session_id, seq, event, from_state, to_state, at, detail)
       select ${c.sessionId}, ${t.seq}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detail as never)}

@@ -1,3 +1,4 @@
+import { GENEROUS_LIMITS } from '../helpers/operators.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnChild } from './child.js';
@@ -143,6 +144,8 @@ async function holdSessions(
       CARD_NETWORK_URL: sandbox.ready.url,
       TOLLGATE_DATA_DIR: path.join(options.workDir, `data-hold-${sessions}`),
       TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
+      // The benchmark measures throughput, not the rate limits and quotas of issue 15.
+      ...GENEROUS_LIMITS,
     },
     execArgv: ['--expose-gc', ...(heapMb ? [`--max-old-space-size=${heapMb}`] : [])],
     onProgress: say,

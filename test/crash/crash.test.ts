@@ -173,7 +173,7 @@ async function run(diagnostics: string[]): Promise<void> {
   cardDb = await createTestDatabase();
   cardNetwork = await SandboxProcess.start({ databaseUrl: cardDb.url, logFile: path.join(dataDir, 'card-network.log') });
   server = await serverProcessIn(dataDir, {
-    adminToken: ADMIN_TOKEN,
+    bootstrapToken: ADMIN_TOKEN,
     databaseUrl: db?.url,
     env: {
       LOG_LEVEL: 'warn',
@@ -213,7 +213,7 @@ async function run(diagnostics: string[]): Promise<void> {
     }
     return answer.body;
   };
-  const admin = ADMIN_TOKEN;
+  const admin = server.operatorKey;
 
   // ---- catalogue and customers through the API
   const services: { id: string; serverId: string; price: string }[] = [];

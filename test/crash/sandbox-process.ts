@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/db/free-port.js';
+import { TEST_FAULTS_TOKEN } from '../helpers/operators.js';
 
 /**
  * The card-network sandbox as a process of its own (`src/payments/sandbox/main.ts`, run from
@@ -46,6 +47,7 @@ export class SandboxProcess {
         CARD_NETWORK_PORT: String(this.port),
         HOST: '127.0.0.1',
         LOG_LEVEL: 'warn',
+        CARD_NETWORK_FAULTS_TOKEN: TEST_FAULTS_TOKEN,
       },
       // Its own process group: a group kill of tollgate does not reach it.
       detached: true,
@@ -64,7 +66,10 @@ export class SandboxProcess {
     while (Date.now() - began < timeoutMs) {
       if (exit !== null) throw new Error(`the card-network sandbox exited during start (${exit}):\n${await this.logTail()}`);
       try {
-        const response = await fetch(`${this.url}/v1/faults`, { signal: AbortSignal.timeout(2_000) });
+        const response = await fetch(`${this.url}/v1/faults`, {
+          headers: { authorization: `Bearer ${TEST_FAULTS_TOKEN}` },
+          signal: AbortSignal.timeout(2_000),
+        });
         await response.arrayBuffer();
         if (response.ok) return;
       } catch {

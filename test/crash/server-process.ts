@@ -5,7 +5,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/db/free-port.js';
-import { EMBEDDED_PASSWORD, EMBEDDED_USER } from '../../src/db/embedded.js';
+import { EMBEDDED_USER, readEmbeddedPassword } from '../../src/db/embedded.js';
+import { bootstrapAdminAt, GENEROUS_LIMITS, TEST_FAULTS_TOKEN } from '../helpers/operators.js';
 
 /**
  * The real tollgate server (`src/server.ts`, run from source by tsx: no build step) as a child
@@ -22,7 +23,8 @@ export interface ServerProcessOptions {
   port: number;
   /** The in-process sandbox's port, kept across restarts so its URL stays the same. */
   cardNetworkPort: number;
-  adminToken: string;
+  /** TOLLGATE_ADMIN_TOKEN: it creates the first admin operator, whose key is `operatorKey`. */
+  bootstrapToken: string;
   /** An external PostgreSQL; unset: the server starts an embedded one under dataDir. */
   databaseUrl?: string;
   /** More environment for the child (it gets no other: DATABASE_URL never leaks in). */
@@ -44,13 +46,13 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  */
 export async function serverProcessIn(
   dataDir: string,
-  options: { adminToken: string; databaseUrl?: string | undefined; env: Record<string, string> },
+  options: { bootstrapToken: string; databaseUrl?: string | undefined; env: Record<string, string> },
 ): Promise<ServerProcess> {
   return new ServerProcess({
     dataDir,
     port: await freePort(),
     cardNetworkPort: await freePort(),
-    adminToken: options.adminToken,
+    bootstrapToken: options.bootstrapToken,
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     logFile: path.join(dataDir, 'server.log'),
     env: options.env,
@@ -67,6 +69,7 @@ export class ServerProcess {
   private destroyed = false;
   /** How the latest child ended, until the next start. */
   private lastExit: string | null = null;
+  private adminKey: string | null = null;
 
   constructor(private readonly options: ServerProcessOptions) {
     this.url = `http://127.0.0.1:${options.port}`;
@@ -75,6 +78,12 @@ export class ServerProcess {
 
   get embedded(): boolean {
     return this.options.databaseUrl === undefined;
+  }
+
+  /** The API key of the admin operator the bootstrap token created at the first start (kept in the database across restarts). */
+  get operatorKey(): string {
+    if (this.adminKey === null) throw new Error('the server has not started yet');
+    return this.adminKey;
   }
 
   /** Started and not exited (killed or otherwise) since. */
@@ -102,7 +111,9 @@ export class ServerProcess {
       HOST: '127.0.0.1',
       TOLLGATE_DATA_DIR: this.options.dataDir,
       CARD_NETWORK_PORT: String(this.options.cardNetworkPort),
-      TOLLGATE_ADMIN_TOKEN: this.options.adminToken,
+      TOLLGATE_ADMIN_TOKEN: this.options.bootstrapToken,
+      CARD_NETWORK_FAULTS_TOKEN: TEST_FAULTS_TOKEN,
+      ...GENEROUS_LIMITS,
       ...(this.options.databaseUrl ? { DATABASE_URL: this.options.databaseUrl } : {}),
       ...this.options.env,
       ...extraEnv,
@@ -129,7 +140,10 @@ export class ServerProcess {
       if (exit !== undefined) {
         throw new Error(`the server exited during start ${start} (${exit}):\n${await this.logTail()}`);
       }
-      if (await this.ready()) return Date.now() - began;
+      if (await this.ready()) {
+        this.adminKey ??= await bootstrapAdminAt(this.url, this.options.bootstrapToken);
+        return Date.now() - began;
+      }
       await sleep(50);
     }
     throw new Error(`the server was not ready after ${timeoutMs} ms (start ${start}):\n${await this.logTail()}`);
@@ -218,7 +232,9 @@ export class ServerProcess {
     const text = await readFile(path.join(this.options.dataDir, 'pgdata', 'postmaster.pid'), 'utf8').catch(() => null);
     const port = text?.split('\n')[3]?.trim();
     if (!port) return null;
-    return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/tollgate`;
+    const password = await readEmbeddedPassword(path.join(this.options.dataDir, 'pgdata'));
+    if (password === null) return null;
+    return `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/tollgate`;
   }
 
   /** One request to the server, as a client sees it; never throws. */

@@ -47,7 +47,7 @@ beforeAll(async () => {
   logFile = path.join(dataDir, 'server.log');
   if (external) db = await createTestDatabase();
   server = await serverProcessIn(dataDir, {
-    adminToken: ADMIN_TOKEN,
+    bootstrapToken: ADMIN_TOKEN,
     databaseUrl: db?.url,
     // info: the log says when the shutdown begins.
     env: { LOG_LEVEL: 'info', TOLLGATE_SEED_DEMO: 'false', RECONCILE_INTERVAL_MS: '0' },
@@ -108,11 +108,11 @@ function onNewConnection(method: string, url: string, options: { token: string; 
 
 /** A server and one service on it, at 60.00 a minute: a cent every 10 ms, so every session has a charge to capture. */
 async function addService(name: string, caps: { serverMaxUsers: number; maxUsers: number }) {
-  const created = await must('POST', '/v1/servers', { token: ADMIN_TOKEN, body: { name, maxUsers: caps.serverMaxUsers } }, 201);
+  const created = await must('POST', '/v1/servers', { token: server.operatorKey, body: { name, maxUsers: caps.serverMaxUsers } }, 201);
   const service = await must(
     'POST',
     '/v1/services',
-    { token: ADMIN_TOKEN, body: { name: `${name}-0`, serverId: created.id, pricePerMinute: '60.00', maxUsers: caps.maxUsers } },
+    { token: server.operatorKey, body: { name: `${name}-0`, serverId: created.id, pricePerMinute: '60.00', maxUsers: caps.maxUsers } },
     201,
   );
   return { serverId: created.id as string, serviceId: service.id as string };
@@ -132,7 +132,7 @@ const micros = (amount: string | null | undefined) => (amount ? parseAmount(amou
 
 /** Seats taken and queued, per server and per service, as operators see them. */
 async function seats() {
-  const { servers } = await must('GET', '/v1/ops/servers', { token: ADMIN_TOKEN });
+  const { servers } = await must('GET', '/v1/ops/servers', { token: server.operatorKey });
   return (servers as { id: string; activeUsers: number; queued: number; services: { id: string; activeUsers: number; queued: number }[] }[]).map(
     (s) => ({
       id: s.id,

@@ -43,7 +43,7 @@ describe('a domain event subscriber', () => {
     db = await createTestDatabase();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-subscriber-'));
     server = await serverProcessIn(dataDir, {
-      adminToken: ADMIN,
+      bootstrapToken: ADMIN,
       databaseUrl: db.url,
       env: { LOG_LEVEL: 'warn', TOLLGATE_SEED_DEMO: 'false', CAPTURE_RETRY_BASE_MS: '100', LOGOFF_WAIT_MS: '1000' },
     });
@@ -53,9 +53,9 @@ describe('a domain event subscriber', () => {
       if (answer.kind !== 'answer' || answer.status >= 300) throw new Error(`${method} ${url}: ${JSON.stringify(answer)}`);
       return answer.body;
     };
-    const created = await must('POST', '/v1/servers', { token: ADMIN, body: { name: 'events', maxUsers: 1000 } });
+    const created = await must('POST', '/v1/servers', { token: server.operatorKey, body: { name: 'events', maxUsers: 1000 } });
     // 60.00 a minute: a 1.00 limit is reached after a second.
-    const service = await must('POST', '/v1/services', { token: ADMIN, body: { name: 'events', serverId: created.id, pricePerMinute: '60.00', maxUsers: 1000 } });
+    const service = await must('POST', '/v1/services', { token: server.operatorKey, body: { name: 'events', serverId: created.id, pricePerMinute: '60.00', maxUsers: 1000 } });
     const customer = await must('POST', '/v1/accounts', { body: signUpBody({ outstandingLimit: '10000.00' }) });
 
     await db.sql`create table received (n bigserial primary key, position bigint not null, stream text not null, type text not null)`;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { TEST_FAULTS_TOKEN } from './operators.js';
 
 /** The card-network sandbox's reporting and fault API, as tests reach it: over HTTP. */
 export interface SandboxHold {
@@ -25,9 +26,12 @@ export type FaultRule = {
   delayMs?: number;
 };
 
-export function sandbox(url: string) {
+/** `faultsToken`: the bearer token the sandbox's fault API wants (CARD_NETWORK_FAULTS_TOKEN). */
+export function sandbox(url: string, faultsToken = TEST_FAULTS_TOKEN) {
   const json = async (path: string, init?: RequestInit) => {
-    const response = await fetch(`${url}${path}`, init);
+    const headers = new Headers(init?.headers);
+    if (path.startsWith('/v1/faults')) headers.set('authorization', `Bearer ${faultsToken}`);
+    const response = await fetch(`${url}${path}`, { ...init, headers });
     if (!response.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: ${response.status} ${await response.text()}`);
     return response.json() as Promise<any>;
   };

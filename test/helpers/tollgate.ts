@@ -6,9 +6,12 @@ import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { startTollgate, type Tollgate } from '../../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { bootstrapAdmin, GENEROUS_LIMITS, TEST_FAULTS_TOKEN } from './operators.js';
 
 export interface TestTollgate extends Omit<Tollgate, 'cardNetworkUrl'> {
   cardNetworkUrl: string;
+  /** The API key of an admin operator that the bootstrap token created (the same across restarts). */
+  adminToken: string;
   db: TestDatabase;
   /** Starts a second tollgate on the same database and data folder, as a restart would. */
   restart(): Promise<TestTollgate>;
@@ -17,10 +20,11 @@ export interface TestTollgate extends Omit<Tollgate, 'cardNetworkUrl'> {
 
 /**
  * A whole tollgate on a fresh real database, with the card-network sandbox listening on a
- * free loopback port: tests talk to it through app.inject() and to the sandbox over HTTP.
+ * free loopback port: tests talk to it through app.inject() and to the sandbox over HTTP. Rate
+ * limits and quotas are set out of reach (GENEROUS_LIMITS) unless `env` sets them.
  */
 export async function startTestTollgate(
-  options: { clock?: Clock; env?: Record<string, string>; db?: TestDatabase; dataDir?: string } = {},
+  options: { clock?: Clock; env?: Record<string, string>; db?: TestDatabase; dataDir?: string; adminToken?: string } = {},
 ): Promise<TestTollgate> {
   const db = options.db ?? (await createTestDatabase());
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'tollgate-data-')));
@@ -32,6 +36,8 @@ export async function startTestTollgate(
     CAPTURE_RETRY_BASE_MS: '50',
     CAPTURE_RETRY_MAX_MS: '500',
     DATABASE_POOL_SIZE: '5',
+    CARD_NETWORK_FAULTS_TOKEN: TEST_FAULTS_TOKEN,
+    ...GENEROUS_LIMITS,
     ...options.env,
   });
   const tollgate = await startTollgate(config, { clock: options.clock ?? systemClock, log: false });
@@ -42,14 +48,16 @@ export async function startTestTollgate(
     await tollgate.close();
   };
   if (!tollgate.cardNetworkUrl) throw new Error('test tollgates talk to the card-network sandbox');
+  const adminToken = options.adminToken ?? (await bootstrapAdmin(tollgate.app, tollgate.bootstrapToken));
   return {
     ...tollgate,
     cardNetworkUrl: tollgate.cardNetworkUrl,
+    adminToken,
     db,
     close: closeOnly,
     restart: async () => {
       await closeOnly();
-      return startTestTollgate({ ...options, db, dataDir });
+      return startTestTollgate({ ...options, db, dataDir, adminToken });
     },
     stop: async () => {
       await closeOnly();

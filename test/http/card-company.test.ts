@@ -244,9 +244,8 @@ describe('when the card company cannot be reached', () => {
         insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb, estimated_processing_hours,
           card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency, outstanding_limit_micros, created_at)
         values (${accountId}, 'x', 'x@example.com', ${`${accountId}@example.com`}, 'x', 1, 1, 'tok_x', 'visa', '4242', 1, 2031, 'USD', 10000000, now())`;
-      const token = 'tg_test_unreachable';
-      const { createHash } = await import('node:crypto');
-      await tollgate.sql`insert into api_tokens (token_hash, account_id, created_at) values (${createHash('sha256').update(token).digest()}, ${accountId}, now())`;
+      const { insertToken } = await import('../../src/accounts/tokens.js');
+      const { token } = await insertToken(tollgate.sql, accountId, { idleMs: 3_600_000, maxAgeMs: 3_600_000 }, Date.now());
       const auth = { authorization: `Bearer ${token}` };
       const response = await api.open(auth, { serviceId, maxCharge: '5.00' });
       expect(response.statusCode).toBe(503);

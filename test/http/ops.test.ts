@@ -174,7 +174,7 @@ describe('listing sessions', () => {
 describe('metrics and readiness', () => {
   it('exposes sessions by state, admissions, card-network latency and persistence latency in Prometheus format', async () => {
     const session = await open('1.00');
-    const response = await tollgate.app.inject({ url: '/metrics' });
+    const response = await tollgate.app.inject({ url: '/metrics', headers: ops });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toContain('text/plain');
     expect(response.body).toMatch(/tollgate_sessions\{state="active"\} [1-9]/);

@@ -139,6 +139,7 @@ describe('an open whose row was written but never answered', () => {
       machineVersion: SESSION_MACHINE_VERSION,
       service: { name: 'orphaned' },
       server: { name: 'orphaned' },
+      maxOpenSessions: 1000,
     });
     expect(written.kind).toBe('opened');
 

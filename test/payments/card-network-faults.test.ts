@@ -12,6 +12,9 @@ import {
 } from '../../src/payments/gateway.js';
 import { startCardNetwork, type RunningCardNetwork } from '../../src/payments/sandbox/start.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { TEST_FAULTS_TOKEN } from '../helpers/operators.js';
+
+const faultsAuth = { authorization: `Bearer ${TEST_FAULTS_TOKEN}` };
 
 const DAY_MS = 86_400_000;
 const START = Date.UTC(2026, 0, 1);
@@ -34,7 +37,7 @@ function clientWith(overrides: Partial<Parameters<typeof createCardNetworkClient
 async function faultApi(method: 'GET' | 'PUT' | 'DELETE', body?: unknown): Promise<{ status: number; body: any }> {
   const response = await fetch(`${network.url}/v1/faults`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? faultsAuth : { ...faultsAuth, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
@@ -113,7 +116,7 @@ const PHASE_CASES: PhaseCase[] = [
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  network = await startCardNetwork({ sql: db.sql, clock, port: 0 });
+  network = await startCardNetwork({ sql: db.sql, clock, port: 0, faultsToken: TEST_FAULTS_TOKEN });
   client = clientWith();
 });
 
@@ -155,7 +158,7 @@ describe('the fault API', () => {
     ]) {
       const response = await fetch(`${network.url}/v1/faults`, {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
+        headers: { ...faultsAuth, 'content-type': 'application/json' },
         body: JSON.stringify(body),
       });
       expect(response.status).toBe(400);
@@ -174,9 +177,27 @@ describe('the fault API', () => {
     const phases = ['tokenize', 'authorize', 'increment', 'capture', 'void'];
     await putFaults({ rules: phases.map((phase) => ({ phase, fault: 'error' })) });
     for (const path of ['/v1/holds', `/v1/holds/${hold.holdId}`, '/v1/captures', '/v1/increments', '/v1/faults']) {
-      expect((await fetch(`${network.url}${path}`)).status).toBe(200);
+      expect((await fetch(`${network.url}${path}`, { headers: faultsAuth })).status).toBe(200);
     }
     expect(await client.listOpenHolds()).toContainEqual(hold);
+  });
+
+  it('answers its fault API only with the fault token, and binds loopback', async () => {
+    expect(new URL(network.url).hostname).toBe('127.0.0.1');
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const none = await fetch(`${network.url}/v1/faults`, { method, headers: { 'content-type': 'application/json' }, body: method === 'PUT' ? '{}' : null });
+      expect(none.status).toBe(401);
+      const wrong = await fetch(`${network.url}/v1/faults`, { method: 'GET', headers: { authorization: 'Bearer not-the-fault-token-at-all' } });
+      expect(wrong.status).toBe(401);
+    }
+    const unconfigured = await startCardNetwork({ sql: db.sql, clock, port: 0 });
+    try {
+      const off = await fetch(`${unconfigured.url}/v1/faults`, { method: 'PUT', headers: { ...faultsAuth, 'content-type': 'application/json' }, body: '{}' });
+      expect(off.status).toBe(403);
+      expect(await off.json()).toMatchObject({ code: 'faults_disabled' });
+    } finally {
+      await unconfigured.close();
+    }
   });
 
   it('stops applying a rule once its times are used up', async () => {

@@ -1,9 +1,12 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
+import { unlink } from 'node:fs/promises';
+import { embeddedPasswordFile, readEmbeddedPassword, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { startTollgate } from '../../src/runtime.js';
 import { signUp, signUpBody } from '../helpers/customers.js';
 
@@ -30,6 +33,11 @@ describe('embedded PostgreSQL', () => {
     }
     const tokenFile = await stat(path.join(dataDir, 'admin-token'));
     expect(tokenFile.mode & 0o077).toBe(0);
+    // The embedded PostgreSQL's password: random, of this data folder, in a file only its owner reads.
+    const passwordFile = await stat(embeddedPasswordFile(path.join(dataDir, 'pgdata')));
+    expect(passwordFile.mode & 0o077).toBe(0);
+    const password = await readEmbeddedPassword(path.join(dataDir, 'pgdata'));
+    expect(password).toMatch(/^[\w-]{32}$/);
 
     const second = await startTollgate(config, { clock: systemClock, log: false });
     try {
@@ -41,9 +49,44 @@ describe('embedded PostgreSQL', () => {
         payload: { email: body.email, password: body.password },
       });
       expect(login.statusCode).toBe(201);
-      expect(second.adminToken).toBe(first.adminToken);
+      expect(second.bootstrapToken).toBe(first.bootstrapToken);
+      // The same password after a restart; the old fixed one opens nothing.
+      expect(await readEmbeddedPassword(path.join(dataDir, 'pgdata'))).toBe(password);
+      const port = (second.sql.options as unknown as { port: number[] }).port[0];
+      const fixed = postgres(`postgres://postgres:tollgate-embedded@127.0.0.1:${port}/tollgate`, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      await expect(fixed`select 1`).rejects.toThrow(/password authentication failed/);
+      await fixed.end();
     } finally {
       await second.close();
+    }
+  });
+
+  it('moves a data folder made with the old fixed password onto a random one of its own', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-legacy-'));
+    dataDirs.push(dataDir);
+    const pgdata = path.join(dataDir, 'pgdata');
+    // A folder as tollgate made them before: the fixed password, and no password file.
+    const made = await startEmbeddedPostgres({ dataDir: pgdata, throwaway: true });
+    const admin = postgres(made.url('postgres'), { max: 1, onnotice: () => {} });
+    await admin.unsafe(`alter role postgres password 'tollgate-embedded'`);
+    await admin.end();
+    await made.stop();
+    await unlink(embeddedPasswordFile(pgdata));
+
+    const moved = await startEmbeddedPostgres({ dataDir: pgdata, throwaway: true });
+    try {
+      const password = await readEmbeddedPassword(pgdata);
+      expect(password).toMatch(/^[\w-]{32}$/);
+      expect((await stat(embeddedPasswordFile(pgdata))).mode & 0o077).toBe(0);
+      const works = postgres(moved.url('postgres'), { max: 1, onnotice: () => {} });
+      expect(await works`select 1 as one`).toEqual([{ one: 1 }]);
+      await works.end();
+      const port = new URL(moved.url('postgres')).port;
+      const fixed = postgres(`postgres://postgres:tollgate-embedded@127.0.0.1:${port}/postgres`, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      await expect(fixed`select 1`).rejects.toThrow(/password authentication failed/);
+      await fixed.end();
+    } finally {
+      await moved.stop();
     }
   });
 });

@@ -27,7 +27,7 @@ beforeAll(async () => {
   pg = await startRestartablePostgres(path.join(dataDir, 'pgdata'), ['tollgate']);
   await mkdir(path.join(dataDir, 'tollgate'));
   server = await serverProcessIn(path.join(dataDir, 'tollgate'), {
-    adminToken: ADMIN_TOKEN,
+    bootstrapToken: ADMIN_TOKEN,
     databaseUrl: pg.url('tollgate'),
     env: { LOG_LEVEL: 'warn', TOLLGATE_SEED_DEMO: 'false', RECONCILE_INTERVAL_MS: '0' },
   });
@@ -48,12 +48,12 @@ async function must(method: string, url: string, options: { token?: string; body
 
 describe('PostgreSQL restarting under a running tollgate', () => {
   it('says the database is down while it is, answers again once it is back, and settles a session opened before at the right charge', async () => {
-    const created = await must('POST', '/v1/servers', { token: ADMIN_TOKEN, body: { name: 'pg-restart', maxUsers: 10 } }, 201);
+    const created = await must('POST', '/v1/servers', { token: server.operatorKey, body: { name: 'pg-restart', maxUsers: 10 } }, 201);
     // 60.00 a minute: 1.00 a second.
     const service = await must(
       'POST',
       '/v1/services',
-      { token: ADMIN_TOKEN, body: { name: 'pg-restart-0', serverId: created.id, pricePerMinute: '60.00', maxUsers: 10 } },
+      { token: server.operatorKey, body: { name: 'pg-restart-0', serverId: created.id, pricePerMinute: '60.00', maxUsers: 10 } },
       201,
     );
     const { token } = await must('POST', '/v1/accounts', { body: signUpBody({ outstandingLimit: '1000.00' }) }, 201);
@@ -86,7 +86,7 @@ describe('PostgreSQL restarting under a running tollgate', () => {
     // The open refused during the outage took no seat and left no session.
     const { sessions } = await must('GET', '/v1/sessions', { token });
     expect(sessions.map((s: { id: string }) => s.id).sort()).toEqual([before.id, after.id].sort());
-    const { servers } = await must('GET', '/v1/ops/servers', { token: ADMIN_TOKEN });
+    const { servers } = await must('GET', '/v1/ops/servers', { token: server.operatorKey });
     expect(servers.find((s: { id: string }) => s.id === created.id)).toMatchObject({ activeUsers: 2, queued: 0 });
     const logoffSentAt = Date.now();
     const settled = await must('POST', `/v1/sessions/${before.id}/logoff`, { token });

@@ -7,6 +7,7 @@ import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { startTollgate, type Tollgate } from '../../src/runtime.js';
 import { createService, signUp, VISA_DECLINED } from '../helpers/customers.js';
+import { bootstrapAdmin } from '../helpers/operators.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.js';
 
@@ -14,6 +15,7 @@ let fake: FakeStripe;
 let db: TestDatabase;
 let dataDir: string;
 let tollgate: Tollgate;
+let adminToken: string;
 
 beforeAll(async () => {
   fake = await startFakeStripe();
@@ -30,6 +32,7 @@ beforeAll(async () => {
     STRIPE_API_PROTOCOL: 'http',
   });
   tollgate = await startTollgate(config, { clock: systemClock, log: false });
+  adminToken = await bootstrapAdmin(tollgate.app, tollgate.bootstrapToken);
 });
 afterAll(async () => {
   await tollgate.close();
@@ -42,7 +45,7 @@ describe('TOLLGATE_CARD_GATEWAY=stripe', () => {
   it('runs a whole session through PaymentIntents with manual capture', async () => {
     expect(tollgate.cardNetworkUrl).toBeNull();
     const customer = await signUp(tollgate.app);
-    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' });
+    const { serviceId } = await createService(tollgate.app, adminToken, { pricePerMinute: '60.00' });
     const opened = await tollgate.app.inject({
       method: 'POST',
       url: '/v1/sessions',
@@ -66,7 +69,7 @@ describe('TOLLGATE_CARD_GATEWAY=stripe', () => {
 
   it('answers a Stripe decline as CARD_DECLINED with its reason', async () => {
     const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
-    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
+    const { serviceId } = await createService(tollgate.app, adminToken, { pricePerMinute: '1.00' });
     const response = await tollgate.app.inject({
       method: 'POST',
       url: '/v1/sessions',

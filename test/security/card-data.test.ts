@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { startTollgate, type Tollgate } from '../../src/runtime.js';
 import { createService, signUpBody } from '../helpers/customers.js';
+import { bootstrapAdmin } from '../helpers/operators.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 /** Card numbers as customers type them, and what each must come to. */
@@ -33,6 +34,7 @@ const clock = new ManualClock(Date.UTC(2026, 4, 4, 9, 0, 0));
 let db: TestDatabase;
 let dataDir: string;
 let tollgate: Tollgate;
+let adminToken: string;
 let logText = '';
 
 beforeAll(async () => {
@@ -47,6 +49,7 @@ beforeAll(async () => {
   });
   const config = loadConfig({ DATABASE_URL: db.url, TOLLGATE_DATA_DIR: dataDir, CARD_NETWORK_PORT: '0' });
   tollgate = await startTollgate(config, { clock, log: createLogger('trace', sink) });
+  adminToken = await bootstrapAdmin(tollgate.app, tollgate.bootstrapToken);
 });
 afterAll(async () => {
   await tollgate.close();
@@ -56,7 +59,7 @@ afterAll(async () => {
 
 describe('card data never rests', () => {
   it('leaves no card number (with or without spaces) or CVC in the database, the logs or the answers', async () => {
-    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' });
+    const { serviceId } = await createService(tollgate.app, adminToken, { pricePerMinute: '60.00' });
     let answers = '';
     for (const card of CARDS) {
       const body = signUpBody({ card: { number: card.number, expMonth: 12, expYear: 2031, cvc: card.cvc } });

@@ -103,6 +103,7 @@ async function openRow(accountId: string, initial: SessionSnapshot) {
     machineVersion: SESSION_MACHINE_VERSION,
     service: { name: 'replayed' },
     server: { name: 'replayed' },
+    maxOpenSessions: 1000,
   });
 }
 

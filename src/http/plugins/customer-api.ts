@@ -1,11 +1,13 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
+import { listLiveTokens } from '../../accounts/tokens.js';
 import { errors } from '../../errors.js';
 import { customerAuth } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { idempotencyHooks } from '../idempotency.js';
-import { accountViewSchema, idParams, positiveAmount, problems, sessionViewSchema } from '../schemas.js';
+import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
+import { accountViewSchema, idParams, positiveAmount, problems, sessionViewSchema, tokenViewSchema } from '../schemas.js';
 
 /** Aborted when the client hangs up before it is answered. */
 function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: boolean } }): AbortSignal {
@@ -30,6 +32,22 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const plugin: FastifyPluginAsyncZod = async (app) => {
     app.addHook('onRequest', customerAuth(deps.tokens));
     idempotencyHooks(app, { store: deps.idempotency, clock: deps.clock });
+    const opensPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
+
+    app.get('/v1/auth/tokens', { schema: { response: { 200: z.object({ tokens: z.array(tokenViewSchema) }), ...problems } } }, async (request) => ({
+      tokens: await listLiveTokens(deps.sql, request.accountId, request.tokenId, deps.clock.now()),
+    }));
+
+    // Log out: the token this request carries stops working at once.
+    app.delete('/v1/auth/tokens/current', { schema: { response: { 204: z.null(), ...problems } } }, async (request, reply) => {
+      await deps.tokens.revoke(request.accountId, request.tokenId);
+      return reply.code(204).send(null);
+    });
+
+    app.delete('/v1/auth/tokens/:id', { schema: { params: idParams, response: { 204: z.null(), ...problems } } }, async (request, reply) => {
+      if (!(await deps.tokens.revoke(request.accountId, request.params.id))) throw errors.tokenNotFound();
+      return reply.code(204).send(null);
+    });
 
     app.get('/v1/account', { schema: { response: { 200: z.object({ account: accountViewSchema }), ...problems } } }, async (request) => {
       const account = await findAccount(deps.sql, request.accountId);
@@ -37,7 +55,8 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       return { account };
     });
 
-    app.post('/v1/sessions', { schema: { body: openBody, ...sessionAnswer }, config: { idempotent: 'resource' } }, async (request, reply) => {
+    // Counted before the Idempotency-Key is claimed (preHandler): a 429 is never kept as a key's answer.
+    app.post('/v1/sessions', { schema: { body: openBody, ...sessionAnswer }, config: { idempotent: 'resource' }, onRequest: limitedBy(opensPerAccount) }, async (request, reply) => {
       const { serviceId, maxMinutes, maxCharge, waitSeconds } = request.body;
       const { view, pending } = await deps.commands.open({
         accountId: request.accountId,

@@ -1,20 +1,28 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { serversView } from '../../admission/occupancy.js';
+import { listAudit } from '../../audit/audit-log.js';
 import { errors } from '../../errors.js';
+import { listOperators } from '../../operators/operators.js';
+import { ROLES } from '../../operators/roles.js';
 import { sessionLog, sessionLogCsv } from '../../reports/session-log.js';
 import { sessionHistory } from '../../sessions/ops-queries.js';
 import { operatorAuth } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import {
+  auditEntrySchema,
   historyLineSchema,
   idParams,
+  instantParam,
+  operatorViewSchema,
   opsSessionViewSchema,
   positiveAmount,
   problems,
   serverViewSchema,
   serversOccupancySchema,
   serviceViewSchema,
+  secret,
   sessionLogRowSchema,
   text,
   textBody,
@@ -25,7 +33,11 @@ const STATES = ['authorizing', 'active', 'over_limit', 'closing', 'settled', 'de
 const maxUsers = z.number().int().min(0).max(10_000_000);
 const atLeastOne = (body: object) => Object.values(body).some((v) => v !== undefined);
 
-/** What operators may do with the operator token: the catalogue, occupancy, sessions, the marketing log. */
+/**
+ * What operators may do with their API key, by role (operators/roles.ts): read (occupancy, sessions,
+ * the marketing log, the audit log, metrics), rescue sessions (support and admin), change the
+ * catalogue and the operator accounts (admin). Every change is written to the audit log.
+ */
 export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const price = positiveAmount(6, deps.limits.maxPricePerMinuteMicros);
   const name = text(200);
@@ -42,15 +54,29 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
     limit: z.coerce.number().int().min(1).max(100_000).default(10_000),
     offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
   });
+  const auditQuery = z.object({
+    operatorId: z.uuid().optional(),
+    action: z.string().max(100).optional(),
+    targetType: z.enum(['server', 'service', 'session', 'operator']).optional(),
+    targetId: z.string().max(100).optional(),
+    since: instantParam.optional(),
+    until: instantParam.optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    cursor: z.string().regex(/^\d{1,18}$/, 'must be the nextCursor of a previous page').optional(),
+  });
   const opsSession = z.object({ session: opsSessionViewSchema });
+  const read = { permission: 'read' } as const;
+  const rescue = { permission: 'rescue' } as const;
+  const admin = { permission: 'admin' } as const;
 
   const plugin: FastifyPluginAsyncZod = async (app) => {
-    app.addHook('onRequest', operatorAuth(deps.adminToken));
+    app.addHook('onRequest', operatorAuth({ bootstrapToken: deps.bootstrapToken, operatorFor: deps.operatorFor }));
+    const by = (request: FastifyRequest) => ({ actor: request.operator, requestId: request.id });
 
     app.post(
       '/v1/servers',
-      { schema: { body: z.object({ name, maxUsers }), response: { 201: serverViewSchema, ...problems } } },
-      async (request, reply) => reply.code(201).send(await deps.catalogue.createServer(request.body)),
+      { schema: { body: z.object({ name, maxUsers }), response: { 201: serverViewSchema, ...problems } }, config: admin },
+      async (request, reply) => reply.code(201).send(await deps.catalogue.createServer(request.body, by(request))),
     );
 
     app.patch(
@@ -61,16 +87,20 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
           body: z.object({ name: name.optional(), maxUsers: maxUsers.optional() }).refine(atLeastOne, 'nothing to change'),
           response: { 200: serverViewSchema, ...problems },
         },
+        config: admin,
       },
-      async (request) => deps.catalogue.updateServer(request.params.id, request.body),
+      async (request) => deps.catalogue.updateServer(request.params.id, request.body, by(request)),
     );
 
     app.post(
       '/v1/services',
-      { schema: { body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers }), response: { 201: serviceViewSchema, ...problems } } },
+      {
+        schema: { body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers }), response: { 201: serviceViewSchema, ...problems } },
+        config: admin,
+      },
       async (request, reply) => {
         const { pricePerMinute, ...rest } = request.body;
-        return reply.code(201).send(serviceView(deps, await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute })));
+        return reply.code(201).send(serviceView(deps, await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute }, by(request))));
       },
     );
 
@@ -82,20 +112,24 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
           body: z.object({ name: name.optional(), maxUsers: maxUsers.optional(), pricePerMinute: price.optional() }).refine(atLeastOne, 'nothing to change'),
           response: { 200: serviceViewSchema, ...problems },
         },
+        config: admin,
       },
       async (request) => {
         const { pricePerMinute, ...rest } = request.body;
-        return serviceView(deps, await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute }));
+        return serviceView(deps, await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute }, by(request)));
       },
     );
 
-    app.get('/v1/ops/servers', { schema: { response: { 200: serversOccupancySchema, ...problems } } }, async () => ({
+    app.get('/v1/ops/servers', { schema: { response: { 200: serversOccupancySchema, ...problems } }, config: read }, async () => ({
       servers: serversView(deps.occupancy, deps.clock.now()),
     }));
 
     app.get(
       '/v1/ops/sessions',
-      { schema: { querystring: listQuery, response: { 200: z.object({ sessions: z.array(opsSessionViewSchema), nextCursor: z.string().nullable() }), ...problems } } },
+      {
+        schema: { querystring: listQuery, response: { 200: z.object({ sessions: z.array(opsSessionViewSchema), nextCursor: z.string().nullable() }), ...problems } },
+        config: read,
+      },
       async (request) => {
         const { stuck, ...filter } = request.query;
         return deps.queries.opsList({ ...filter, stuck: stuck === undefined ? undefined : stuck === 'true' });
@@ -104,7 +138,7 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
     app.get(
       '/v1/ops/sessions/:id',
-      { schema: { params: idParams, response: { 200: opsSession.extend({ history: z.array(historyLineSchema) }), ...problems } } },
+      { schema: { params: idParams, response: { 200: opsSession.extend({ history: z.array(historyLineSchema) }), ...problems } }, config: read },
       async (request) => {
         const session = await deps.queries.opsView(request.params.id);
         if (!session) throw errors.sessionNotFound();
@@ -114,9 +148,9 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
     app.post(
       '/v1/ops/sessions/:id/:action',
-      { schema: { params: idParams.extend({ action: z.enum(['terminate', 'retry', 'void']) }), response: { 200: opsSession, ...problems } } },
+      { schema: { params: idParams.extend({ action: z.enum(['terminate', 'retry', 'void']) }), response: { 200: opsSession, ...problems } }, config: rescue },
       async (request) => {
-        await deps.commands.opsAction(request.params.id, request.params.action);
+        await deps.commands.opsAction(request.params.id, request.params.action, by(request));
         const session = await deps.queries.opsView(request.params.id);
         if (!session) throw errors.sessionNotFound();
         return { session };
@@ -125,7 +159,10 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
     app.get(
       '/v1/ops/session-log',
-      { schema: { querystring: logQuery, response: { 200: z.union([z.object({ sessions: z.array(sessionLogRowSchema) }), textBody]), ...problems } } },
+      {
+        schema: { querystring: logQuery, response: { 200: z.union([z.object({ sessions: z.array(sessionLogRowSchema) }), textBody]), ...problems } },
+        config: read,
+      },
       async (request, reply) => {
         const { format, limit, offset } = request.query;
         const sessions = await sessionLog(deps.sql, { limit, offset });
@@ -133,6 +170,63 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
         return { sessions };
       },
     );
+
+    app.get(
+      '/v1/ops/audit',
+      { schema: { querystring: auditQuery, response: { 200: z.object({ entries: z.array(auditEntrySchema), nextCursor: z.string().nullable() }), ...problems } }, config: read },
+      async (request) => {
+        const { since, until, cursor, ...filter } = request.query;
+        return listAudit(deps.sql, {
+          ...filter,
+          since: since === undefined ? undefined : Date.parse(since),
+          until: until === undefined ? undefined : Date.parse(until),
+          before: cursor === undefined ? undefined : BigInt(cursor),
+        });
+      },
+    );
+
+    const operatorAnswer = z.object({ operator: operatorViewSchema, apiKey: z.string() });
+    // The bootstrap token may call this one route, and only while no enabled admin exists.
+    app.post(
+      '/v1/ops/operators',
+      {
+        schema: { body: z.object({ name: text(100), role: z.enum(ROLES), password: secret(12, 200).optional() }), response: { 201: operatorAnswer, ...problems } },
+        config: { ...admin, bootstrap: true },
+      },
+      async (request, reply) => reply.code(201).send(await deps.operators.create(request.body, request.operator, request.id)),
+    );
+
+    app.get('/v1/ops/operators', { schema: { response: { 200: z.object({ operators: z.array(operatorViewSchema) }), ...problems } }, config: admin }, async () => ({
+      operators: await listOperators(deps.sql),
+    }));
+
+    app.patch(
+      '/v1/ops/operators/:id',
+      {
+        schema: {
+          params: idParams,
+          body: z.object({ role: z.enum(ROLES).optional(), disabled: z.boolean().optional() }).refine(atLeastOne, 'nothing to change'),
+          response: { 200: operatorViewSchema, ...problems },
+        },
+        config: admin,
+      },
+      async (request) => deps.operators.update(request.params.id, request.body, request.operator, request.id),
+    );
+
+    app.post(
+      '/v1/ops/operators/:id/key',
+      { schema: { params: idParams, response: { 200: operatorAnswer, ...problems } }, config: admin },
+      async (request) => deps.operators.newKey(request.params.id, request.operator, request.id),
+    );
+
+    // Prometheus scrapes with a read_only operator's key (scrape config: authorization).
+    app.get('/metrics', { schema: { response: { 200: textBody } }, config: read }, async (_request, reply) => {
+      const { byState, stuck } = deps.queries.countLive();
+      deps.metrics.sessions.reset();
+      for (const [state, count] of Object.entries(byState)) deps.metrics.sessions.set({ state }, count);
+      deps.metrics.stuckSessions.set(stuck);
+      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    });
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'operator-api' });
 }

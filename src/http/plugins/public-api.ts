@@ -1,12 +1,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { issueToken, signUp } from '../../accounts/accounts.js';
+import { signUp } from '../../accounts/accounts.js';
+import { logIn, normalizeEmail } from '../../accounts/login.js';
 import { serviceOccupancy } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
 import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { errors } from '../../errors.js';
 import type { RouteDeps } from '../deps.js';
-import { accountViewSchema, positiveAmount, problems, secret, serviceViewSchema, text, textBody } from '../schemas.js';
+import { HOUR_MS, limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
+import { accountViewSchema, positiveAmount, problems, secret, serviceViewSchema, text } from '../schemas.js';
 
 /** A service as the catalogue shows it, with its users now. */
 export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceRecord, 'serverName'>) {
@@ -21,7 +23,7 @@ export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceR
   };
 }
 
-/** What anyone may ask: the catalogue, signing up, logging in, and whether tollgate is up. */
+/** What anyone may ask: the catalogue, signing up, logging in (both rate-limited), and whether tollgate is up. */
 export function publicApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const { limits } = deps;
   const estimate = z.number().nonnegative().max(limits.maxEstimate);
@@ -41,13 +43,25 @@ export function publicApi(deps: RouteDeps): FastifyPluginAsyncZod {
   });
 
   const plugin: FastifyPluginAsyncZod = async (app) => {
+    const { rateLimits } = deps;
+    const byEmail = (request: { body: unknown }) => `${normalizeEmail(String((request.body as { email?: unknown }).email))}`;
+    // Per address before the body is read (a flood costs no parsing), per e-mail once it is valid.
+    const signUpPerAddress = limiter(app, { max: rateLimits.signUpPerAddress, windowMs: HOUR_MS });
+    const signUpPerEmail = limiter(app, { max: rateLimits.signUpPerEmail, windowMs: HOUR_MS, key: byEmail });
+    const loginPerAddress = limiter(app, { max: rateLimits.loginPerAddress, windowMs: MINUTE_MS });
+    const loginPerEmail = limiter(app, { max: rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: byEmail });
+
     app.get('/v1/services', { schema: { response: { 200: z.object({ services: z.array(serviceViewSchema) }) } } }, async () => ({
       services: deps.catalogue.services().map((s) => serviceView(deps, s)),
     }));
 
     app.post(
       '/v1/accounts',
-      { schema: { body: signUpBody, response: { 201: z.object({ account: accountViewSchema, token: z.string() }), ...problems } } },
+      {
+        schema: { body: signUpBody, response: { 201: z.object({ account: accountViewSchema, token: z.string() }), ...problems } },
+        onRequest: limitedBy(signUpPerAddress),
+        preHandler: limitedBy(signUpPerEmail),
+      },
       async (request, reply) => {
         const { outstandingLimit, ...rest } = request.body;
         return reply.code(201).send(await signUp(deps, { ...rest, outstandingLimitMicros: outstandingLimit }));
@@ -61,32 +75,23 @@ export function publicApi(deps: RouteDeps): FastifyPluginAsyncZod {
           body: z.object({ email: text(254), password: secret(1, 200) }),
           response: { 201: z.object({ token: z.string() }), ...problems },
         },
+        onRequest: limitedBy(loginPerAddress),
+        preHandler: limitedBy(loginPerEmail),
       },
-      async (request, reply) => reply.code(201).send(await issueToken(deps, request.body.email, request.body.password)),
+      async (request, reply) => reply.code(201).send(await logIn(deps.login, request.body.email, request.body.password)),
     );
 
+    // Cheap: the database is asked at most once a second, however many ask (health-probe.ts).
     app.get('/health', { schema: { response: { 200: z.object({ status: z.literal('ok') }), ...problems } } }, async () => {
-      await deps.sql`select 1`.catch(() => {
-        throw errors.databaseUnavailable();
-      });
+      if (!(await deps.health.databaseAnswers())) throw errors.databaseUnavailable();
       return { status: 'ok' as const };
     });
 
     // Ready: the database answers and every unsettled session has been restored.
     app.get('/ready', { schema: { response: { 200: z.object({ status: z.literal('ready') }), ...problems } } }, async () => {
-      await deps.sql`select 1`.catch(() => {
-        throw errors.databaseUnavailable();
-      });
+      if (!(await deps.health.databaseAnswers())) throw errors.databaseUnavailable();
       if (!deps.readiness.restored) throw errors.restoring();
       return { status: 'ready' as const };
-    });
-
-    app.get('/metrics', { schema: { response: { 200: textBody } } }, async (_request, reply) => {
-      const { byState, stuck } = deps.queries.countLive();
-      deps.metrics.sessions.reset();
-      for (const [state, count] of Object.entries(byState)) deps.metrics.sessions.set({ state }, count);
-      deps.metrics.stuckSessions.set(stuck);
-      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
     });
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'public-api' });

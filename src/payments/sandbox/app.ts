@@ -1,6 +1,6 @@
 // Over 300 lines: the whole HTTP API of the stand-in card network (its money-moving calls share
 // one idempotency and fault-injection wrapper here); its rules live in cards.ts and faults.ts.
-import { createHmac, randomBytes, randomInt } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, {
   type FastifyError,
@@ -29,6 +29,8 @@ export interface CardNetworkAppOptions {
   holdValidityMs?: number;
   /** The delay of every answer about the "slow" test card. */
   slowMs?: number;
+  /** The bearer token of the fault API (`/v1/faults`); without one the fault API is off (403). */
+  faultsToken?: string | undefined;
   logger?: boolean | object;
 }
 
@@ -398,17 +400,29 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     };
   });
 
-  // The fault admin API: for tests, never itself subject to faults.
-  app.get('/v1/faults', async () => faults.view());
+  // The fault admin API: for tests, never itself subject to faults, and only with its own token:
+  // whoever can reach it can make every payment fail.
+  const expectedToken = options.faultsToken === undefined ? null : createHash('sha256').update(options.faultsToken).digest();
+  const faultsGuard = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (expectedToken === null) {
+      return send(reply, problem(403, 'faults_disabled', 'the fault API is off: start the sandbox with CARD_NETWORK_FAULTS_TOKEN to use it'));
+    }
+    const given = /^Bearer\s+(\S{1,512})$/i.exec(request.headers.authorization ?? '')?.[1];
+    if (given === undefined || !timingSafeEqual(createHash('sha256').update(given).digest(), expectedToken)) {
+      return send(reply, problem(401, 'unauthenticated', 'the fault API needs its bearer token'));
+    }
+    return undefined;
+  };
+  app.get('/v1/faults', { onRequest: faultsGuard }, async () => faults.view());
 
-  app.put('/v1/faults', async (request, reply) => {
+  app.put('/v1/faults', { onRequest: faultsGuard }, async (request, reply) => {
     const parsed = faultConfigSchema.safeParse(request.body ?? {});
     if (!parsed.success) return send(reply, problem(400, 'invalid_request', describeIssues(parsed.error)));
     faults.configure(parsed.data);
     return faults.view();
   });
 
-  app.delete('/v1/faults', async () => {
+  app.delete('/v1/faults', { onRequest: faultsGuard }, async () => {
     faults.reset();
     return faults.view();
   });

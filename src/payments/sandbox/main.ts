@@ -11,6 +11,7 @@ import { startCardNetwork, type RunningCardNetwork } from './start.js';
  */
 const envSchema = z.object({
   CARD_NETWORK_PORT: z.coerce.number().int().min(0).max(65535).default(4100),
+  // Loopback unless told otherwise: the sandbox is a test double, not a service for the network.
   HOST: z.string().min(1).default('127.0.0.1'),
   // No embedded fallback here: tollgate owns the embedded server, and a sandbox that quietly
   // kept its holds somewhere else would disagree with it after a restart.
@@ -21,6 +22,8 @@ const envSchema = z.object({
         : 'DATABASE_URL must be a URL',
   }),
   CARD_NETWORK_HOLD_VALIDITY_MS: z.coerce.number().int().positive().optional(),
+  /** The fault API's bearer token; unset, the fault API is off. */
+  CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -44,6 +47,7 @@ try {
     port: env.CARD_NETWORK_PORT,
     host: env.HOST,
     ...(env.CARD_NETWORK_HOLD_VALIDITY_MS === undefined ? {} : { holdValidityMs: env.CARD_NETWORK_HOLD_VALIDITY_MS }),
+    faultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
     // Request lines only (method, URL, status): the default serializers never log bodies or headers.
     logger: { level: env.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
   });

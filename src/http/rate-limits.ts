@@ -1,0 +1,53 @@
+import rateLimit, { type CreateRateLimitOptions } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errors } from '../errors.js';
+
+/** The configured limits (README "Rate limits"). */
+export interface RateLimits {
+  loginPerAddress: number;
+  loginPerEmail: number;
+  signUpPerAddress: number;
+  signUpPerEmail: number;
+  opensPerAccount: number;
+}
+
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 3_600_000;
+/** Keys each limiter remembers; beyond it the least recently seen is forgotten (an LRU). */
+const KEYS_KEPT = 20_000;
+
+type Check = ReturnType<FastifyInstance['createRateLimit']>;
+
+/**
+ * @fastify/rate-limit, in memory, for one node (docs/security.md says what several need). It is
+ * registered with no global limit: each route names its limiters, and `limitedBy` runs them in a
+ * hook and answers through the one problem helper (429 RATE_LIMITED with Retry-After). The
+ * plugin's own per-route hook runs one limiter per request; a log-in needs two (the address,
+ * then the e-mail).
+ */
+export async function registerRateLimiting(app: FastifyInstance): Promise<void> {
+  await app.register(rateLimit, { global: false });
+}
+
+export function limiter(
+  app: FastifyInstance,
+  options: { max: number; windowMs: number; key?: (request: FastifyRequest) => string },
+): Check {
+  const settings: CreateRateLimitOptions & { cache: number } = {
+    max: options.max,
+    timeWindow: options.windowMs,
+    cache: KEYS_KEPT,
+    ...(options.key && { keyGenerator: options.key }),
+  };
+  return app.createRateLimit(settings);
+}
+
+/** A hook that counts the request against each limiter in turn and refuses it at the first one exceeded. */
+export function limitedBy(...checks: Check[]) {
+  return async (request: FastifyRequest): Promise<void> => {
+    for (const check of checks) {
+      const verdict = await check(request);
+      if (!verdict.isAllowed && verdict.isExceeded) throw errors.rateLimited(Math.max(1, verdict.ttlInSeconds));
+    }
+  };
+}
