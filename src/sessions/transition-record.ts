@@ -1,4 +1,5 @@
 import {
+  billableMs,
   bookingsOf,
   domainEventsOf,
   SESSION_MACHINE_VERSION,
@@ -46,6 +47,7 @@ export function transitionRecordOf(t: {
     snapshot: t.persisted,
     machineVersion: SESSION_MACHINE_VERSION,
     stuckReason: blockedReasonOf(t.snapshot),
+    billableMs: t.snapshot.context.endedAt === null ? null : billableMs(t.snapshot.context, t.snapshot.context.endedAt),
     bookings: bookingsOf(t.previous, next),
     events: domainEventsOf(t.previous, next, t.at),
   };

@@ -14,6 +14,8 @@ export interface TransitionRecord {
   snapshot: unknown;
   machineVersion: number;
   stuckReason: string | null;
+  /** Billable time once the session ended (for usage reports), else null. */
+  billableMs: number | null;
   bookings: Booking[];
   events: SessionDomainEvent[];
 }
@@ -55,6 +57,7 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
         started_at = ${date(c.startedAt)}, cutoff_at = ${date(c.cutoffAt)}, ended_at = ${date(c.endedAt)},
         charge_micros = ${micros(c.chargeMicros)}, end_reason = ${c.endReason}, stuck_reason = ${t.stuckReason},
         closing_since = ${date(c.closingSince)}, close_attempts = ${c.closeAttempts}, updated_at = ${at},
+        billable_ms = ${t.billableMs}, uses_units = ${c.uses.usedUnits}, uses_micros = ${BigInt(c.uses.usedMicros)},
         reserved_micros = coalesce(${reservation ? reservation.targetMicros : null}::int8, s.reserved_micros)
       from old where s.id = ${c.sessionId}
       returning s.account_id, old.before, s.reserved_micros as after,

@@ -2,3 +2,11 @@
 -- `pricing` holds the rest (time zone, rules by weekday and hour, billing increments and
 -- minimum, the price per use). Null: one price all day, per second, no price per use.
 alter table services add column pricing jsonb;
+
+-- What usage reports count, kept with the row when a session ends (billable time leaves out
+-- pauses over the limit; uses are those committed).
+alter table sessions add column billable_ms bigint;
+alter table sessions add column uses_units integer not null default 0;
+alter table sessions add column uses_micros bigint not null default 0;
+create index sessions_service_started on sessions (service_id, started_at) where started_at is not null;
+create index sessions_account_started on sessions (account_id, started_at) where started_at is not null;

@@ -4,6 +4,7 @@ import { findAccount } from '../../accounts/accounts.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
 import { errors } from '../../errors.js';
 import { customerAuth } from '../auth.js';
+import { answerUsage, usageQuerySchema, usageResponses, usageWindow } from '../routes/usage-reports.js';
 import type { RouteDeps } from '../deps.js';
 import { idempotencyHooks } from '../idempotency.js';
 import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
@@ -47,6 +48,13 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     app.delete('/v1/auth/tokens/:id', { schema: { params: idParams, response: { 204: z.null(), ...problems } } }, async (request, reply) => {
       if (!(await deps.tokens.revoke(request.accountId, request.params.id))) throw errors.tokenNotFound();
       return reply.code(204).send(null);
+    });
+
+    // The customer's own usage, per service and period.
+    app.get('/v1/account/usage', { schema: { querystring: usageQuerySchema, response: usageResponses } }, async (request, reply) => {
+      const { serviceId, period, timeZone, format } = request.query;
+      const window = usageWindow(request.query, deps.clock.now());
+      return answerUsage(deps.sql, reply, { by: 'service', accountId: request.accountId, serviceId, period, timeZone, ...window }, format);
     });
 
     app.get('/v1/account', { schema: { response: { 200: z.object({ account: accountViewSchema }), ...problems } } }, async (request) => {

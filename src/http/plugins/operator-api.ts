@@ -7,6 +7,7 @@ import { errors } from '../../errors.js';
 import { listOperators } from '../../operators/operators.js';
 import { ROLES } from '../../operators/roles.js';
 import { sessionLog, sessionLogCsv } from '../../reports/session-log.js';
+import { answerUsage, usageQuerySchema, usageResponses, usageWindow } from '../routes/usage-reports.js';
 import { sessionHistory } from '../../sessions/ops-queries.js';
 import { operatorAuth } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
@@ -168,6 +169,16 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
         const sessions = await sessionLog(deps.sql, { limit, offset });
         if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(sessionLogCsv(sessions));
         return { sessions };
+      },
+    );
+
+    app.get(
+      '/v1/ops/reports/usage',
+      { schema: { querystring: usageQuerySchema.extend({ by: z.enum(['service', 'customer']).default('service'), accountId: z.uuid().optional() }), response: usageResponses }, config: read },
+      async (request, reply) => {
+        const { by, accountId, serviceId, period, timeZone, format } = request.query;
+        const window = usageWindow(request.query, deps.clock.now());
+        return answerUsage(deps.sql, reply, { by, accountId, serviceId, period, timeZone, ...window }, format);
       },
     );
 
