@@ -93,6 +93,8 @@ const envSchema = z
     /** Warn the customer when the charge reaches this share of the limit (0: never), or this many seconds before the cutoff (0: never). */
     WARN_AT_SHARE: z.coerce.number().min(0).max(1).default(0.9),
     WARN_SECONDS_BEFORE: z.coerce.number().int().min(0).max(86_400).default(60),
+    /** How long a quote may be used to open a session. */
+    QUOTE_VALIDITY_MINUTES: positiveInt.max(10_080).default(15),
     /** Receiving one whole request (headers and body) may take this long (Node's requestTimeout). */
     HTTP_REQUEST_TIMEOUT_MS: positiveInt.default(30_000),
     /** A connection with no bytes either way for this long is closed; derived from the longest open by default. */
@@ -212,6 +214,7 @@ const envSchema = z
       orphanAfterMs: env.ORPHAN_AFTER_MS,
       orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
       idempotencyKeyTtlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000,
+      quoteValidityMs: env.QUOTE_VALIDITY_MINUTES * 60_000,
       warnings: {
         shareBasisPoints: env.WARN_AT_SHARE > 0 ? Math.round(env.WARN_AT_SHARE * 10_000) : null,
         secondsBefore: env.WARN_SECONDS_BEFORE > 0 ? env.WARN_SECONDS_BEFORE : null,

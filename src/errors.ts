@@ -67,6 +67,9 @@ export const errors = {
     new AppError(409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being answered; retry once it is.', {
       retryAfterSeconds: 1,
     }),
+  quoteNotFound: () => new AppError(404, 'QUOTE_NOT_FOUND', 'No quote of yours has this id.'),
+  quoteUsed: () => new AppError(409, 'QUOTE_USED', 'This quote has already opened a session; ask for a new one.'),
+  quoteExpired: () => new AppError(409, 'QUOTE_EXPIRED', 'This quote has expired; ask for a new one.'),
   openCancelled: () =>
     new AppError(503, 'OPEN_CANCELLED', 'An operator gave up on the card company for this open; nothing was charged. Try again.'),
   databaseUnavailable: () => new AppError(503, 'DATABASE_UNAVAILABLE', 'The database does not answer.'),

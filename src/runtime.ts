@@ -200,6 +200,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     idempotency,
     currency: config.currency,
     limits: config.limits,
+    quoteValidityMs: config.quoteValidityMs,
     metrics,
     readiness,
     logger: log,

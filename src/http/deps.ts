@@ -37,6 +37,8 @@ export interface RouteDeps {
   health: HealthProbe;
   currency: string;
   limits: Limits;
+  /** How long a quote may be used to open a session. */
+  quoteValidityMs: number;
   metrics: Metrics;
   /** Set once every unsettled session has been restored. */
   readiness: { restored: boolean };

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { formatAmount, parseAmount } from '../billing/money.js';
+import { isTimeZone } from '../billing/zoned-time.js';
+import type { Pricing } from '../catalogue/catalogue.js';
 
 /** The documented maxima every request is checked against (DESIGN rule 16; README "Input limits"). */
 export interface Limits {
@@ -77,6 +79,21 @@ export const problems = { '4xx': problemSchema, '5xx': problemSchema };
 
 const instant = z.iso.datetime();
 
+export const tariffViewSchema = z.object({
+  timeZone: z.string(),
+  pricePerMinute: z.string(),
+  rules: z.array(z.object({ days: z.array(z.number().int()), fromHour: z.number().int(), toHour: z.number().int(), pricePerMinute: z.string() })),
+  billing: z.object({ firstPeriodSeconds: z.number().int(), incrementSeconds: z.number().int(), minimumCharge: z.string() }),
+  perUse: z.object({ unit: z.enum(['request', 'unit']), price: z.string() }).nullable(),
+});
+
+/** One line of an itemized charge; the lines add up to the charge. */
+export const chargeLineSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('time'), from: instant, to: instant, seconds: z.number().int(), pricePerMinute: z.string(), charge: z.string() }),
+  z.object({ kind: z.literal('uses'), units: z.number().int(), charge: z.string() }),
+  z.object({ kind: z.literal('minimum'), charge: z.string() }),
+]);
+
 export const sessionViewSchema = z.object({
   id: z.uuid(),
   state: z.enum(['authorizing', 'active', 'over_limit', 'closing', 'settled', 'declined']),
@@ -84,6 +101,7 @@ export const sessionViewSchema = z.object({
   serverId: z.uuid(),
   currency: z.string(),
   pricePerMinute: z.string(),
+  tariff: tariffViewSchema,
   authorizationNumber: z.string().nullable(),
   maxMinutes: z.number().nullable(),
   maxCharge: z.string(),
@@ -91,12 +109,28 @@ export const sessionViewSchema = z.object({
   startedAt: instant.nullable(),
   cutoffAt: instant.nullable(),
   cutoffReason: z.enum(['charge_limit', 'time_limit']).nullable(),
+  warnAt: instant.nullable(),
   endedAt: instant.nullable(),
   endReason: z.string().nullable(),
   accrued: z.string(),
+  uses: z.object({ units: z.number().int(), charge: z.string() }),
+  lines: z.array(chargeLineSchema),
   charge: z.string().nullable(),
   chargeSlip: z.object({ id: z.string(), authorizationNumber: z.string(), amount: z.string() }).nullable(),
   declineReason: z.string().nullable(),
+  quote: z.object({ id: z.uuid(), total: z.string(), withinQuote: z.boolean().nullable() }).nullable(),
+});
+
+export const quoteViewSchema = z.object({
+  id: z.uuid(),
+  serviceId: z.uuid(),
+  startAt: instant,
+  minutes: z.number().nullable(),
+  total: z.string(),
+  lines: z.array(chargeLineSchema),
+  tariff: tariffViewSchema,
+  expiresAt: instant,
+  sessionId: z.uuid().nullable(),
 });
 
 export const opsSessionViewSchema = sessionViewSchema.extend({
@@ -126,11 +160,49 @@ export const serviceViewSchema = z.object({
   id: z.uuid(),
   name: z.string(),
   serverId: z.uuid(),
+  /** The default price per minute (where no rule of the tariff applies). */
   pricePerMinute: z.string(),
+  tariff: tariffViewSchema,
   currency: z.string(),
   maxUsers: z.number().int(),
   activeUsers: z.number().int(),
 });
+
+/** A tariff as operators set it: prices as decimal strings, checked against the maxima. */
+export function tariffInput(limits: Limits) {
+  const price = amount(6, limits.maxPricePerMinuteMicros);
+  return z
+    .object({
+      timeZone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone, like Europe/Paris').default('UTC'),
+      rules: z
+        .array(
+          z.object({
+            days: z.array(z.number().int().min(1).max(7)).min(1).max(7),
+            fromHour: z.number().int().min(0).max(23),
+            toHour: z.number().int().min(1).max(24),
+            pricePerMinute: price,
+          }),
+        )
+        .max(50)
+        .default([]),
+      billing: z
+        .object({
+          firstPeriodSeconds: z.number().int().min(1).max(3600),
+          incrementSeconds: z.number().int().min(1).max(3600),
+          minimumCharge: amount(2, limits.maxAmountMicros),
+        })
+        .default({ firstPeriodSeconds: 1, incrementSeconds: 1, minimumCharge: 0n }),
+      perUse: z.object({ unit: z.enum(['request', 'unit']), price: positiveAmount(6, limits.maxPricePerMinuteMicros) }).nullable().default(null),
+    })
+    .transform(
+      (t): Pricing => ({
+        timeZone: t.timeZone,
+        rules: t.rules.map((r) => ({ days: [...new Set(r.days)].sort(), fromHour: r.fromHour, toHour: r.toHour, pricePerMinuteMicros: r.pricePerMinute.toString() })),
+        billing: { firstPeriodSeconds: t.billing.firstPeriodSeconds, incrementSeconds: t.billing.incrementSeconds, minimumChargeMicros: t.billing.minimumCharge.toString() },
+        perUse: t.perUse ? { unit: t.perUse.unit, priceMicros: t.perUse.price.toString() } : null,
+      }),
+    );
+}
 
 export const serverViewSchema = z.object({ id: z.uuid(), name: z.string(), maxUsers: z.number().int() });
 

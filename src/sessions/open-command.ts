@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
+import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type AgreedPrice, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
 import { availableHeadroom, limitReached, proposedHold } from '../accounts/headroom.js';
 import { ClientGoneError } from '../admission/admission.js';
 import { MICROS_PER_CENT } from '../billing/money.js';
@@ -9,6 +9,8 @@ import type { CommandDeps } from './command-deps.js';
 import { JournalWriteError } from './journal.js';
 import { insertOpening, type OpenedCustomer, type OpeningOutcome } from './opening-sql.js';
 import { findSession } from './session-rows.js';
+import { findQuote, usableQuote } from '../quotes/quotes.js';
+import type { TariffSpec } from '../billing/tariff.js';
 import type { SessionView } from './session-view.js';
 import type { SessionWaits } from './session-waits.js';
 
@@ -25,6 +27,16 @@ export interface OpenRequest {
   signal?: AbortSignal | undefined;
   /** The client can get the answer later (an Idempotency-Key): a session it does not wait for still runs. */
   answerKept?: boolean;
+  /** A price agreed before (a quote): its tariff, time and total replace the service's and the request's. */
+  quoteId?: string | undefined;
+}
+
+/** What a new session runs on: the service's tariff and the request's limits, or what a quote agreed. */
+interface OpenTerms {
+  tariff: TariffSpec;
+  maxMs: number | null;
+  maxChargeMicros: bigint | null;
+  quote: AgreedPrice | null;
 }
 
 /**
@@ -60,6 +72,7 @@ export class OpenCommand {
       const existing = await this.existingOpen(request.accountId, request.sessionId);
       if (existing) return existing;
     }
+    const terms = await this.termsOf(request, service);
     const sessionId = request.sessionId ?? randomUUID();
     // Seats first: no hold is placed at the card company for a session that cannot run.
     await admission.admit({
@@ -73,7 +86,7 @@ export class OpenCommand {
     let customer: OpenedCustomer;
     try {
       if (request.signal?.aborted && !request.answerKept) throw new ClientGoneError();
-      customer = await this.writeOpening(request, service, sessionId, clock.now());
+      customer = await this.writeOpening(request, terms, service, sessionId, clock.now());
     } catch (error) {
       admission.release(sessionId);
       throw error;
@@ -109,6 +122,17 @@ export class OpenCommand {
     return this.openAnswer(snapshot);
   }
 
+  private async termsOf(request: OpenRequest, service: ServiceRecord): Promise<OpenTerms> {
+    if (!request.quoteId) return { tariff: service.tariff, maxMs: request.maxMs, maxChargeMicros: request.maxChargeMicros, quote: null };
+    const quote = usableQuote(await findQuote(this.deps.sql, request.quoteId, request.accountId), service.id, this.deps.clock.now());
+    return {
+      tariff: quote.tariff,
+      maxMs: quote.maxMs,
+      maxChargeMicros: quote.totalMicros,
+      quote: { quoteId: quote.id, totalMicros: quote.totalMicros.toString() },
+    };
+  }
+
   /** What an open answers for its session's state: 201 running, 202 still authorizing, or why not. */
   private openAnswer(snapshot: SessionSnapshot): { view: SessionView; pending: boolean } {
     const { context } = snapshot;
@@ -138,18 +162,18 @@ export class OpenCommand {
    * limit is read first and, if another open took some of it meanwhile, asked again for what
    * the refusal says is left.
    */
-  private async writeOpening(request: OpenRequest, service: ServiceRecord, sessionId: string, createdAt: number): Promise<OpenedCustomer> {
+  private async writeOpening(request: OpenRequest, terms: OpenTerms, service: ServiceRecord, sessionId: string, createdAt: number): Promise<OpenedCustomer> {
     const { supervisor, journal } = this.deps;
-    const derived = request.maxChargeMicros === null;
+    const derived = terms.maxChargeMicros === null;
     let available = derived ? await availableHeadroom(this.deps.sql, request.accountId) : 0n;
     for (let attempt = 1; ; attempt++) {
       if (available === null) throw errors.unauthenticated();
       const availableMicros = available;
       const holdMicros = proposedHold({
         availableMicros,
-        maxChargeMicros: request.maxChargeMicros,
-        maxMs: request.maxMs,
-        tariff: service.tariff,
+        maxChargeMicros: terms.maxChargeMicros,
+        maxMs: terms.maxMs,
+        tariff: terms.tariff,
         at: createdAt,
       });
       if (holdMicros < MICROS_PER_CENT) throw limitReached(holdMicros, availableMicros);
@@ -159,13 +183,13 @@ export class OpenCommand {
         serviceId: service.id,
         serverId: service.serverId,
         currency: service.currency,
-        tariff: service.tariff,
+        tariff: terms.tariff,
         maxChargeMicros: holdMicros.toString(),
-        maxMs: request.maxMs,
+        maxMs: terms.maxMs,
         createdAt,
         retry: this.deps.retry,
         ...this.deps.policy,
-        quote: null,
+        quote: terms.quote,
       };
       // Created, not started: its initial snapshot is what is stored, and it starts once stored.
       const initial = supervisor.create(input);
@@ -200,6 +224,8 @@ export class OpenCommand {
           throw errors.unauthenticated();
         case 'currency_mismatch':
           throw errors.currencyMismatch();
+        case 'quote_used':
+          throw errors.quoteUsed();
         case 'session_quota':
           throw errors.sessionQuotaReached(this.deps.maxOpenSessionsPerAccount);
         case 'limit_reached':

@@ -27,6 +27,8 @@ export type OpeningOutcome =
   | { kind: 'opened'; customer: OpenedCustomer; events: StoredEvent[] }
   | { kind: 'no_account' }
   | { kind: 'currency_mismatch' }
+  /** The quote it opens with opened another session meanwhile. */
+  | { kind: 'quote_used' }
   /** The hold does not fit what is left of the outstanding limit; nothing was written. */
   | { kind: 'limit_reached'; availableMicros: bigint }
   /** The account has as many unsettled sessions as it may; nothing was written. */
@@ -50,6 +52,9 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
   >`
     with existing as (
       select id from sessions where id = ${c.sessionId}
+    ), claimable as (
+      -- A quote is used once: locked here, claimed below by the session this writes.
+      select id from quotes where id = ${c.quote?.quoteId ?? null}::uuid and session_id is null for update
     ), account as (
       select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
         outstanding_limit_micros - reserved_micros as available, open_sessions
@@ -60,6 +65,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       where a.id = account.id and account.available >= ${hold} and account.currency = ${c.currency}
         and account.open_sessions < ${record.maxOpenSessions}
         and not exists (select 1 from existing)
+        and (${c.quote?.quoteId ?? null}::uuid is null or exists (select 1 from claimable))
       returning a.id
     ), opened as (
       insert into sessions (id, account_id, service_id, server_id, state, path, seq, machine_version, snapshot, currency,
@@ -69,6 +75,8 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
         ${hold}, ${hold}, ${createdAt}, ${createdAt}
       from reserved
       returning id
+    ), agreed as (
+      update quotes q set session_id = opened.id from opened where q.id = ${c.quote?.quoteId ?? null}::uuid
     ), logged as (
       insert into session_log (session_id, account_id, customer_name, customer_email, estimated_storage_gb,
         estimated_processing_hours, service_id, service_name, server_id, server_name, currency, opened_at)
@@ -97,6 +105,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
   const { availableMicros, atQuota, reserved, existing, events, ...customer } = row;
   if (reserved || existing) return { kind: 'opened', customer, events: (events ?? []).map(eventFromJson) };
   if (customer.currency !== c.currency) return { kind: 'currency_mismatch' };
+  if (c.quote && availableMicros >= hold) return { kind: 'quote_used' };
   if (atQuota) return { kind: 'session_quota' };
   return { kind: 'limit_reached', availableMicros };
 }

@@ -32,7 +32,8 @@ export interface SessionView {
   charge: string | null;
   chargeSlip: { id: string; authorizationNumber: string; amount: string } | null;
   declineReason: string | null;
-  quoteId: string | null;
+  /** The price agreed before use, if any, and whether the charge kept to it (null until charged). */
+  quote: { id: string; total: string; withinQuote: boolean | null } | null;
 }
 
 export interface TariffView {
@@ -86,20 +87,23 @@ function linesOf(context: SessionContext, now: number): LineView[] {
     units: context.uses.usedUnits,
     micros: used,
   });
-  return lines.map((line) => {
-    if (line.kind === 'time') {
-      return {
-        kind: 'time',
-        from: iso(line.from)!,
-        to: iso(line.to)!,
-        seconds: line.seconds,
-        pricePerMinute: formatAmount(line.pricePerMinuteMicros),
-        charge: formatAmount(line.chargeMicros),
-      };
-    }
-    if (line.kind === 'uses') return { kind: 'uses', units: line.units, charge: formatAmount(line.chargeMicros) };
-    return { kind: 'minimum', charge: formatAmount(line.chargeMicros) };
-  });
+  return lines.map(lineView);
+}
+
+/** One line of an itemized charge as the API shows it. */
+export function lineView(line: ChargeLine): LineView {
+  if (line.kind === 'time') {
+    return {
+      kind: 'time',
+      from: iso(line.from)!,
+      to: iso(line.to)!,
+      seconds: line.seconds,
+      pricePerMinute: formatAmount(line.pricePerMinuteMicros),
+      charge: formatAmount(line.chargeMicros),
+    };
+  }
+  if (line.kind === 'uses') return { kind: 'uses', units: line.units, charge: formatAmount(line.chargeMicros) };
+  return { kind: 'minimum', charge: formatAmount(line.chargeMicros) };
 }
 
 export function viewOf(state: SessionStateName, context: SessionContext, now: number): SessionView {
@@ -129,6 +133,12 @@ export function viewOf(state: SessionStateName, context: SessionContext, now: nu
     chargeSlip: slip ? { id: slip.id, authorizationNumber: slip.authorizationNumber, amount: formatAmount(BigInt(slip.amountMicros)) } : null,
     // Customers are not told that a card is known lost or stolen; operators are (queries.opsView).
     declineReason: customerDeclineReasonOrNull(context.declineReason),
-    quoteId: context.quote?.quoteId ?? null,
+    quote: context.quote
+      ? {
+          id: context.quote.quoteId,
+          total: formatAmount(BigInt(context.quote.totalMicros)),
+          withinQuote: context.chargeMicros === null ? null : BigInt(context.chargeMicros) <= BigInt(context.quote.totalMicros),
+        }
+      : null,
   };
 }

@@ -4,11 +4,13 @@ import { findAccount } from '../../accounts/accounts.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
 import { errors } from '../../errors.js';
 import { customerAuth } from '../auth.js';
+import { findQuote, priceQuote, saveQuote } from '../../quotes/quotes.js';
+import { quoteView } from '../../quotes/quote-view.js';
 import { answerUsage, usageQuerySchema, usageResponses, usageWindow } from '../routes/usage-reports.js';
 import type { RouteDeps } from '../deps.js';
 import { idempotencyHooks } from '../idempotency.js';
 import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
-import { accountViewSchema, idParams, positiveAmount, problems, sessionViewSchema, tokenViewSchema } from '../schemas.js';
+import { accountViewSchema, idParams, instantParam, positiveAmount, problems, quoteViewSchema, sessionViewSchema, tokenViewSchema } from '../schemas.js';
 
 /** Aborted when the client hangs up before it is answered. */
 function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: boolean } }): AbortSignal {
@@ -22,12 +24,27 @@ function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: bool
 /** What a customer may do with their bearer token: their account and their sessions. */
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const { limits } = deps;
-  const openBody = z.object({
-    serviceId: z.uuid(),
-    maxMinutes: z.number().min(1 / 60, 'must be at least one second (1/60 of a minute)').max(limits.maxSessionMinutes).optional(),
-    maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
-    waitSeconds: z.number().min(0).max(limits.maxWaitSeconds).default(0),
-  });
+  const maxMinutes = z.number().min(1 / 60, 'must be at least one second (1/60 of a minute)').max(limits.maxSessionMinutes);
+  const openBody = z
+    .object({
+      serviceId: z.uuid(),
+      maxMinutes: maxMinutes.optional(),
+      maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
+      waitSeconds: z.number().min(0).max(limits.maxWaitSeconds).default(0),
+      quoteId: z.uuid().optional(),
+    })
+    .refine((b) => b.quoteId === undefined || (b.maxMinutes === undefined && b.maxCharge === undefined), {
+      message: 'a quote sets the time and the charge: give quoteId alone',
+      path: ['quoteId'],
+    });
+  const quoteBody = z
+    .object({
+      serviceId: z.uuid(),
+      maxMinutes: maxMinutes.optional(),
+      maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
+      startAt: instantParam.optional(),
+    })
+    .refine((b) => b.maxMinutes !== undefined || b.maxCharge !== undefined, { message: 'give maxMinutes, maxCharge or both', path: ['maxMinutes'] });
   const sessionAnswer = { response: { 200: sessionViewSchema, 201: sessionViewSchema, 202: sessionViewSchema, ...problems } };
 
   const plugin: FastifyPluginAsyncZod = async (app) => {
@@ -65,10 +82,11 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
     // Counted before the Idempotency-Key is claimed (preHandler): a 429 is never kept as a key's answer.
     app.post('/v1/sessions', { schema: { body: openBody, ...sessionAnswer }, config: { idempotent: 'resource' }, onRequest: limitedBy(opensPerAccount) }, async (request, reply) => {
-      const { serviceId, maxMinutes, maxCharge, waitSeconds } = request.body;
+      const { serviceId, maxMinutes, maxCharge, waitSeconds, quoteId } = request.body;
       const { view, pending } = await deps.commands.open({
         accountId: request.accountId,
         serviceId,
+        quoteId,
         maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
         maxChargeMicros: maxCharge ?? null,
         waitMs: Math.round(waitSeconds * 1000),
@@ -77,6 +95,31 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
         answerKept: request.idempotency !== null,
       });
       return reply.code(pending ? 202 : 201).send(view);
+    });
+
+    // A price agreed before use: the breakdown and the total, at the tariff as it is now.
+    app.post('/v1/quotes', { schema: { body: quoteBody, response: { 201: quoteViewSchema, ...problems } } }, async (request, reply) => {
+      const service = deps.catalogue.service(request.body.serviceId);
+      if (!service) throw errors.serviceNotFound();
+      const now = deps.clock.now();
+      const { maxMinutes: minutes, maxCharge, startAt } = request.body;
+      const quote = priceQuote({
+        accountId: request.accountId,
+        service,
+        maxMs: minutes === undefined ? null : Math.round(minutes * 60_000),
+        maxChargeMicros: maxCharge ?? null,
+        startAt: startAt ? Date.parse(startAt) : now,
+        now,
+        validityMs: deps.quoteValidityMs,
+      });
+      await saveQuote(deps.sql, quote);
+      return reply.code(201).send(quoteView(quote));
+    });
+
+    app.get('/v1/quotes/:id', { schema: { params: idParams, response: { 200: quoteViewSchema, ...problems } } }, async (request) => {
+      const quote = await findQuote(deps.sql, request.params.id, request.accountId);
+      if (!quote) throw errors.quoteNotFound();
+      return quoteView(quote);
     });
 
     app.get('/v1/sessions', { schema: { response: { 200: z.object({ sessions: z.array(sessionViewSchema) }), ...problems } } }, async (request) => ({

@@ -23,6 +23,7 @@ import {
   serverViewSchema,
   serversOccupancySchema,
   serviceViewSchema,
+  tariffInput,
   secret,
   sessionLogRowSchema,
   text,
@@ -41,6 +42,7 @@ const atLeastOne = (body: object) => Object.values(body).some((v) => v !== undef
  */
 export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const price = positiveAmount(6, deps.limits.maxPricePerMinuteMicros);
+  const tariff = tariffInput(deps.limits);
   const name = text(200);
   const listQuery = z.object({
     state: z.enum(STATES).optional(),
@@ -96,12 +98,15 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
     app.post(
       '/v1/services',
       {
-        schema: { body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers }), response: { 201: serviceViewSchema, ...problems } },
+        schema: {
+          body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers, tariff: tariff.optional() }),
+          response: { 201: serviceViewSchema, ...problems },
+        },
         config: admin,
       },
       async (request, reply) => {
-        const { pricePerMinute, ...rest } = request.body;
-        return reply.code(201).send(serviceView(deps, await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute }, by(request))));
+        const { pricePerMinute, tariff: pricing, ...rest } = request.body;
+        return reply.code(201).send(serviceView(deps, await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request))));
       },
     );
 
@@ -110,14 +115,16 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       {
         schema: {
           params: idParams,
-          body: z.object({ name: name.optional(), maxUsers: maxUsers.optional(), pricePerMinute: price.optional() }).refine(atLeastOne, 'nothing to change'),
+          body: z
+            .object({ name: name.optional(), maxUsers: maxUsers.optional(), pricePerMinute: price.optional(), tariff: tariff.optional() })
+            .refine(atLeastOne, 'nothing to change'),
           response: { 200: serviceViewSchema, ...problems },
         },
         config: admin,
       },
       async (request) => {
-        const { pricePerMinute, ...rest } = request.body;
-        return serviceView(deps, await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute }, by(request)));
+        const { pricePerMinute, tariff: pricing, ...rest } = request.body;
+        return serviceView(deps, await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request)));
       },
     );
 

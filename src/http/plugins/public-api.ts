@@ -4,6 +4,7 @@ import { signUp } from '../../accounts/accounts.js';
 import { logIn, normalizeEmail } from '../../accounts/login.js';
 import { serviceOccupancy } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
+import { tariffView } from '../../sessions/session-view.js';
 import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { errors } from '../../errors.js';
 import type { RouteDeps } from '../deps.js';
@@ -17,6 +18,7 @@ export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceR
     name: s.name,
     serverId: s.serverId,
     pricePerMinute: formatAmount(s.pricePerMinuteMicros),
+    tariff: tariffView(s.tariff),
     currency: s.currency,
     maxUsers: s.maxUsers,
     activeUsers: serviceOccupancy(deps.occupancy, s.id)?.activeUsers ?? 0,

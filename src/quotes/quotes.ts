@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { costOfTime, cutoffOf, itemize, type ChargeLine } from '../billing/charge.js';
+import type { Micros } from '../billing/money.js';
+import type { TariffSpec } from '../billing/tariff.js';
+import type { ServiceRecord } from '../catalogue/catalogue.js';
+import type { Queryable } from '../db/sql.js';
+import { errors } from '../errors.js';
+
+/**
+ * A price agreed before use (the CMU billing server's price agreement): for a service, a time or
+ * a charge, from a start; the breakdown and the total at the service's tariff as it is now. A
+ * session opened with it runs on that tariff, whatever the list price becomes, and its charge is
+ * checked against the total.
+ */
+export interface Quote {
+  id: string;
+  accountId: string;
+  serviceId: string;
+  tariff: TariffSpec;
+  startAt: number;
+  /** The agreed time, or null when a charge was agreed (the time it buys is then the limit). */
+  maxMs: number | null;
+  totalMicros: Micros;
+  lines: ChargeLine[];
+  createdAt: number;
+  expiresAt: number;
+  sessionId: string | null;
+}
+
+export interface QuoteRequest {
+  accountId: string;
+  service: ServiceRecord;
+  maxMs: number | null;
+  maxChargeMicros: Micros | null;
+  startAt: number;
+  now: number;
+  validityMs: number;
+}
+
+/** Prices a quote: a time costs what the tariff says (to the cent, at least the minimum); a charge buys the time it buys. */
+export function priceQuote(request: QuoteRequest): Quote {
+  const tariff = request.service.tariff;
+  const base = { tariff, startedAt: request.startAt, resumes: [] };
+  let totalMicros: Micros;
+  let billableMs: number;
+  if (request.maxMs !== null) {
+    totalMicros = costOfTime(base, request.maxMs);
+    if (request.maxChargeMicros !== null && request.maxChargeMicros < totalMicros) totalMicros = request.maxChargeMicros;
+    billableMs = request.maxMs;
+  } else if (request.maxChargeMicros !== null) {
+    totalMicros = request.maxChargeMicros;
+    billableMs = cutoffOf({ ...base, maxChargeMicros: totalMicros, maxMs: null, usesMicros: 0n }).afterMs;
+  } else {
+    throw errors.validation('A quote is for minutes, a maximum charge, or both.');
+  }
+  if (totalMicros <= 0n) throw errors.validation('This use costs nothing: there is nothing to agree.');
+  const terms = { ...base, maxChargeMicros: totalMicros, maxMs: request.maxMs, usesMicros: 0n };
+  return {
+    id: randomUUID(),
+    accountId: request.accountId,
+    serviceId: request.service.id,
+    tariff,
+    startAt: request.startAt,
+    maxMs: request.maxMs,
+    totalMicros,
+    lines: itemize(terms, billableMs, { units: 0, micros: 0n }),
+    createdAt: request.now,
+    expiresAt: request.now + request.validityMs,
+    sessionId: null,
+  };
+}
+
+const linesJson = (lines: ChargeLine[]) => lines.map((l) => JSON.parse(JSON.stringify(l, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as unknown);
+
+export async function saveQuote(db: Queryable, quote: Quote): Promise<void> {
+  await db`
+    insert into quotes (id, account_id, service_id, tariff, start_at, max_ms, total_micros, lines, created_at, expires_at)
+    values (${quote.id}, ${quote.accountId}, ${quote.serviceId}, ${db.json(quote.tariff as never)}, ${new Date(quote.startAt)},
+      ${quote.maxMs}, ${quote.totalMicros}, ${db.json(linesJson(quote.lines) as never)}, ${new Date(quote.createdAt)}, ${new Date(quote.expiresAt)})`;
+}
+
+type Row = Omit<Quote, 'startAt' | 'createdAt' | 'expiresAt' | 'lines' | 'maxMs'> & {
+  startAt: Date;
+  createdAt: Date;
+  expiresAt: Date;
+  maxMs: bigint | null;
+  lines: Record<string, unknown>[];
+};
+
+export async function findQuote(db: Queryable, id: string, accountId: string): Promise<Quote | null> {
+  const [row] = await db<Row[]>`
+    select id, account_id as "accountId", service_id as "serviceId", tariff, start_at as "startAt", max_ms as "maxMs",
+      total_micros as "totalMicros", lines, created_at as "createdAt", expires_at as "expiresAt", session_id as "sessionId"
+    from quotes where id = ${id} and account_id = ${accountId}`;
+  if (!row) return null;
+  return {
+    ...row,
+    maxMs: row.maxMs === null ? null : Number(row.maxMs),
+    startAt: row.startAt.getTime(),
+    createdAt: row.createdAt.getTime(),
+    expiresAt: row.expiresAt.getTime(),
+    lines: row.lines.map(lineFromJson),
+  };
+}
+
+function lineFromJson(line: Record<string, unknown>): ChargeLine {
+  const micros = (key: string) => BigInt(line[key] as string);
+  if (line.kind === 'time') {
+    return {
+      kind: 'time',
+      from: line.from as number,
+      to: line.to as number,
+      seconds: line.seconds as number,
+      pricePerMinuteMicros: micros('pricePerMinuteMicros'),
+      chargeMicros: micros('chargeMicros'),
+    };
+  }
+  if (line.kind === 'uses') return { kind: 'uses', units: line.units as number, chargeMicros: micros('chargeMicros') };
+  return { kind: 'minimum', chargeMicros: micros('chargeMicros') };
+}
+
+/** A quote a session may open with now: the customer's, for this service, unexpired and unused. */
+export function usableQuote(quote: Quote | null, serviceId: string, now: number): Quote {
+  if (!quote) throw errors.quoteNotFound();
+  if (quote.serviceId !== serviceId) throw errors.validation('The quote is for another service.');
+  if (quote.sessionId !== null) throw errors.quoteUsed();
+  if (quote.expiresAt <= now) throw errors.quoteExpired();
+  return quote;
+}

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp } from '../helpers/customers.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+/** Prices by weekday and hour, billing increments, quotes: over HTTP, with time skipped on the test's clock. */
+// Monday 30 November 2026, 09:59 UTC.
+const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 59));
+let tollgate: TestTollgate;
+let ops: Record<string, string>;
+
+beforeAll(async () => {
+  tollgate = await startTestTollgate({ clock });
+  ops = { authorization: `Bearer ${tollgate.adminToken}` };
+});
+afterAll(async () => {
+  await tollgate.stop();
+});
+
+/** A service at 0.60 a minute, 1.20 on Mondays from 10 to 11 (UTC). */
+async function peakService(extra: Record<string, unknown> = {}) {
+  const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+  const patched = await tollgate.app.inject({
+    method: 'PATCH',
+    url: `/v1/services/${serviceId}`,
+    headers: ops,
+    payload: { tariff: { timeZone: 'UTC', rules: [{ days: [1], fromHour: 10, toHour: 11, pricePerMinute: '1.20' }], ...extra } },
+  });
+  expect(patched.statusCode, patched.body).toBe(200);
+  return serviceId;
+}
+
+describe('a tariff by weekday and hour', () => {
+  it('charges a session that crosses a boundary both prices, itemized on its view and captured as one', async () => {
+    const serviceId = await peakService();
+    const customer = await signUp(tollgate.app);
+    clock.set(Date.UTC(2026, 10, 30, 9, 59));
+    const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '10.00' } })).json();
+    expect(opened.pricePerMinute).toBe('0.60');
+    clock.advance(2 * 60_000);
+    const live = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
+    expect(live).toMatchObject({ pricePerMinute: '1.20', accrued: '1.80' });
+    const ended = (await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${opened.id}/logoff`, headers: customer.auth })).json();
+    expect(ended).toMatchObject({ state: 'settled', charge: '1.80' });
+    expect(ended.lines).toEqual([
+      { kind: 'time', from: '2026-11-30T09:59:00.000Z', to: '2026-11-30T10:00:00.000Z', seconds: 60, pricePerMinute: '0.60', charge: '0.60' },
+      { kind: 'time', from: '2026-11-30T10:00:00.000Z', to: '2026-11-30T10:01:00.000Z', seconds: 60, pricePerMinute: '1.20', charge: '1.20' },
+    ]);
+    const captures = await sandbox(tollgate.cardNetworkUrl).captures();
+    expect(captures.find((c) => c.id === ended.chargeSlip.id)?.amount).toBe('1.80');
+  });
+
+  it('bills by started increment after the first period, and at least the minimum', async () => {
+    const serviceId = await peakService({ billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumCharge: '1.00' } });
+    const customer = await signUp(tollgate.app);
+    clock.set(Date.UTC(2026, 10, 30, 9, 0));
+    const short = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '10.00' } })).json();
+    clock.advance(5_000);
+    // 5 s: the first minute is billed (0.60), raised to the 1.00 minimum.
+    const shortEnded = (await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${short.id}/logoff`, headers: customer.auth })).json();
+    expect(shortEnded).toMatchObject({ charge: '1.00' });
+    expect(shortEnded.lines.map((l: { kind: string; charge: string }) => [l.kind, l.charge])).toEqual([['time', '0.60'], ['minimum', '0.40']]);
+    const long = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '10.00' } })).json();
+    clock.advance(61_000);
+    // 61 s: two minutes billed, 1.20.
+    expect((await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${long.id}/logoff`, headers: customer.auth })).json()).toMatchObject({ charge: '1.20' });
+  });
+
+  it('refuses a tariff that is not one: an unknown time zone, an hour out of range, a price above the maximum', async () => {
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    for (const tariff of [
+      { timeZone: 'Moon/Tranquility' },
+      { rules: [{ days: [1], fromHour: 24, toHour: 2, pricePerMinute: '1.00' }] },
+      { rules: [{ days: [8], fromHour: 1, toHour: 2, pricePerMinute: '1.00' }] },
+      { rules: [{ days: [1], fromHour: 1, toHour: 2, pricePerMinute: '10000.01' }] },
+      { billing: { firstPeriodSeconds: 0, incrementSeconds: 1, minimumCharge: '0' } },
+    ]) {
+      const refused = await tollgate.app.inject({ method: 'PATCH', url: `/v1/services/${serviceId}`, headers: ops, payload: { tariff } });
+      expect(refused.statusCode, JSON.stringify(tariff)).toBe(400);
+    }
+  });
+});
+
+describe('a quote', () => {
+  it('holds its price after the list price changes, and the charge is checked against it', async () => {
+    const serviceId = await peakService();
+    const customer = await signUp(tollgate.app);
+    clock.set(Date.UTC(2026, 10, 30, 9, 58));
+    // Ten minutes from 09:58: two at 0.60 and eight at 1.20.
+    const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 10 } })).json();
+    expect(quote).toMatchObject({ total: '10.80', minutes: 10 });
+    expect(quote.lines.map((l: { pricePerMinute: string; charge: string }) => [l.pricePerMinute, l.charge])).toEqual([['0.60', '1.20'], ['1.20', '9.60']]);
+    // The list price doubles; the quote does not.
+    await tollgate.app.inject({ method: 'PATCH', url: `/v1/services/${serviceId}`, headers: ops, payload: { pricePerMinute: '1.20', tariff: { rules: [] } } });
+    const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } })).json();
+    expect(opened).toMatchObject({ state: 'active', maxCharge: '10.80', maxMinutes: 10, quote: { id: quote.id, total: '10.80', withinQuote: null } });
+    clock.advance(10 * 60_000);
+    const ended = await (async () => {
+      for (;;) {
+        const view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
+        if (view.state === 'settled') return view;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    expect(ended).toMatchObject({ endReason: 'time_limit', charge: '10.80', quote: { withinQuote: true } });
+    const again = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().code).toBe('QUOTE_USED');
+  });
+
+  it('expires, and belongs to the customer who asked for it', async () => {
+    const serviceId = await peakService();
+    const customer = await signUp(tollgate.app);
+    const other = await signUp(tollgate.app);
+    const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '3.00' } })).json();
+    expect(quote.total).toBe('3.00');
+    const theirs = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: other.auth, payload: { serviceId, quoteId: quote.id } });
+    expect(theirs.json().code).toBe('QUOTE_NOT_FOUND');
+    clock.advance(16 * 60_000);
+    const late = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } });
+    expect(late.json().code).toBe('QUOTE_EXPIRED');
+  });
+});
