@@ -67,6 +67,10 @@ export const errors = {
     new AppError(409, 'IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still being answered; retry once it is.', {
       retryAfterSeconds: 1,
     }),
+  useLimitReached: (units: number) =>
+    new AppError(402, 'USE_LIMIT_REACHED', `${units} more uses would pass the session's limit (or the session is not running); nothing was reserved.`),
+  notPricedPerUse: () => new AppError(409, 'NOT_PRICED_PER_USE', 'This service has no price per use.'),
+  reservationNotFound: () => new AppError(404, 'RESERVATION_NOT_FOUND', 'This session made no such reservation.'),
   quoteNotFound: () => new AppError(404, 'QUOTE_NOT_FOUND', 'No quote of yours has this id.'),
   quoteUsed: () => new AppError(409, 'QUOTE_USED', 'This quote has already opened a session; ask for a new one.'),
   quoteExpired: () => new AppError(409, 'QUOTE_EXPIRED', 'This quote has expired; ask for a new one.'),

@@ -40,7 +40,9 @@ beforeAll(async () => {
       CARD_NETWORK_BACKOFF_MAX_MS: '20',
       CAPTURE_RETRY_BASE_MS: '50',
       CAPTURE_RETRY_MAX_MS: '100',
-      LOGOFF_WAIT_MS: '100',
+      // A logoff answers once the session rests: settled, or waiting to retry after a failure. The
+      // bound is only for a call in flight, and a busy machine must not turn a settled into a 202.
+      LOGOFF_WAIT_MS: '5000',
     },
   });
   network = sandbox(tollgate.cardNetworkUrl);
@@ -358,7 +360,7 @@ describe("sign-up's card check (tokenize) faults", () => {
       const opened = await inject('POST', '/v1/sessions', { serviceId, maxCharge: '1.00' }, customer);
       expect(opened.statusCode, opened.body).toBe(201);
       await inject('POST', `/v1/sessions/${opened.json().id}/logoff`, undefined, customer);
-      // The logoff answers within LOGOFF_WAIT_MS (100 ms here) or 202: what counts is how the session ends.
+      // What counts is how the session ends, whenever the logoff answered.
       expect(await final(opened.json().id, 100, customer)).toMatchObject({ state: 'settled', charge: '0.00' });
     } else {
       expect(response.json().code).toBe('CARD_NETWORK_UNAVAILABLE');

@@ -1,0 +1,92 @@
+import { stateNameOf, type SessionEvent, type SessionSnapshot } from '../../machines/session/index.js';
+import { formatAmount } from '../billing/money.js';
+import { errors } from '../errors.js';
+import type { CommandDeps } from './command-deps.js';
+import type { SessionWaits } from './session-waits.js';
+
+/** What the metering API answers: where the session's uses and limit stand. */
+export interface UseAnswer {
+  sessionId: string;
+  /** The reservation made (for a query), or the one committed or released. */
+  reservationId: string | null;
+  state: string;
+  usedUnits: number;
+  used: string;
+  reserved: string;
+  cutoffAt: string | null;
+  /** False when the reservation had already been committed or released: nothing was done again. */
+  applied: boolean;
+}
+
+/**
+ * Uses priced per use (the IMS metering API's query / commit / release, for services that tollgate
+ * does not proxy; the edge meters the ones it does): each is one event to the session's machine,
+ * which refuses a use that would pass the limit and cuts the session at exactly its limit.
+ */
+export class Metering {
+  constructor(
+    private readonly deps: CommandDeps,
+    private readonly waits: SessionWaits,
+  ) {}
+
+  /** May this session use `units` now? If so they are reserved, and held back from what time may spend. */
+  async reserve(serviceId: string, sessionId: string, units: number): Promise<UseAnswer> {
+    const snapshot = this.metered(serviceId, sessionId);
+    const event: SessionEvent = { type: 'RESERVE_USE', at: this.deps.clock.now(), units };
+    if (!snapshot.can(event)) throw errors.useLimitReached(units);
+    const reservationId = `r${snapshot.context.uses.next}`;
+    this.deps.supervisor.send(sessionId, event);
+    return this.answer(sessionId, reservationId, true);
+  }
+
+  /** `units` of a reservation were used (at most what it reserved); the rest goes back. Safe to repeat. */
+  async commit(serviceId: string, sessionId: string, reservationId: string, units: number): Promise<UseAnswer> {
+    const snapshot = this.metered(serviceId, sessionId, { endedIsAnswer: true });
+    const open = snapshot.context.uses.open[reservationId];
+    if (!open) return this.repeated(snapshot, reservationId);
+    if (units > open.units) throw errors.validation(`The reservation holds ${open.units} units; ${units} cannot be committed.`);
+    this.deps.supervisor.send(sessionId, { type: 'COMMIT_USE', at: this.deps.clock.now(), reservationId, units });
+    return this.answer(sessionId, reservationId, true);
+  }
+
+  /** A reservation not used at all goes back. Safe to repeat. */
+  async release(serviceId: string, sessionId: string, reservationId: string): Promise<UseAnswer> {
+    const snapshot = this.metered(serviceId, sessionId, { endedIsAnswer: true });
+    if (!snapshot.context.uses.open[reservationId]) return this.repeated(snapshot, reservationId);
+    this.deps.supervisor.send(sessionId, { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId });
+    return this.answer(sessionId, reservationId, true);
+  }
+
+  /** The session running here for this service, priced per use; a repeat may find it ended. */
+  private metered(serviceId: string, sessionId: string, options: { endedIsAnswer?: boolean } = {}): SessionSnapshot {
+    const snapshot = this.deps.supervisor.snapshotOf(sessionId);
+    if (!snapshot || snapshot.context.serviceId !== serviceId) throw errors.sessionNotFound();
+    if (!snapshot.context.tariff.perUse) throw errors.notPricedPerUse();
+    if (!snapshot.hasTag('billable') && !options.endedIsAnswer) throw errors.sessionNotActive(stateNameOf(snapshot));
+    return snapshot;
+  }
+
+  /** A reservation that is not open was committed or released before (or never made). */
+  private repeated(snapshot: SessionSnapshot, reservationId: string): UseAnswer {
+    const number = Number(reservationId.slice(1));
+    if (!(number >= 1 && number < snapshot.context.uses.next)) throw errors.reservationNotFound();
+    return { ...this.usesOf(snapshot), reservationId, applied: false };
+  }
+
+  private async answer(sessionId: string, reservationId: string, applied: boolean): Promise<UseAnswer> {
+    const after = await this.waits.untilResting(sessionId, this.deps.openWaitMs);
+    return { ...this.usesOf(after), reservationId, applied };
+  }
+
+  private usesOf(snapshot: SessionSnapshot): Omit<UseAnswer, 'reservationId' | 'applied'> {
+    const { context } = snapshot;
+    return {
+      sessionId: context.sessionId,
+      state: stateNameOf(snapshot),
+      usedUnits: context.uses.usedUnits,
+      used: formatAmount(BigInt(context.uses.usedMicros)),
+      reserved: formatAmount(BigInt(context.uses.reservedMicros)),
+      cutoffAt: context.cutoffAt === null ? null : new Date(context.cutoffAt).toISOString(),
+    };
+  }
+}
