@@ -4,6 +4,7 @@ import type { CeilingRow } from './ceiling.js';
 import type { ConcurrentRow, Memory } from './concurrent.js';
 import type { ProfileSummary } from './cpu-profile.js';
 import type { LoadResult } from './load.js';
+import type { ReportRow } from './reports.js';
 import type { MachineInfo } from './machine-info.js';
 import type { OpensPhase, OpenRun } from './opens.js';
 import type { RestoreRow } from './restore.js';
@@ -25,6 +26,7 @@ export interface BenchResults {
   opensPhase: OpensPhase | null;
   concurrent: { rows: ConcurrentRow[]; skipped: { sessions: number; reason: string }[] } | null;
   restore: { rows: RestoreRow[]; skipped: { sessions: number; reason: string }[]; profile: (ProfileSummary & { sessions: number; seconds: number }) | null } | null;
+  reports: ReportRow[] | null;
   errors: string[];
 }
 
@@ -458,6 +460,19 @@ export function toMarkdown(results: BenchResults): string {
     '',
   );
 
+  // Phase 6.
+  out.push('## 6. Usage reports', '');
+  if (results.reports && results.reports.length > 0) {
+    out.push(
+      `GET /v1/ops/reports/usage's query (src/reports/usage.ts) over ${results.reports[0]!.sessions.toLocaleString('en')} settled sessions written straight into a fresh database (ten services, a thousand customers, 30 days, one to sixty minutes each): run once cold, then three times; the median of those three.`,
+      '',
+      table(['report', 'rows', 'cold ms', 'warm median ms'], results.reports.map((r) => [r.report, r.rows, r.coldMs, r.medianMs])),
+      '',
+    );
+  } else {
+    out.push('Not measured.', '');
+  }
+
   // Where the time and memory go.
   out.push('## Where the time and memory go', '');
   out.push(
@@ -511,7 +526,7 @@ export function toMarkdown(results: BenchResults): string {
     'npm run bench                                   # every phase, about 5 minutes; writes docs/benchmarks.{md,json}',
     'BENCH_SESSIONS=10000,100000,1000000 BENCH_BUDGET_SECONDS=2400 npm run bench   # 1M too: about 10 GB and 8 more minutes',
     'BENCH_SECONDS=10 npm run bench                  # seconds per load run (default 8)',
-    'BENCH_PHASES=opens,ceiling npm run bench        # a subset: sandbox, ceiling, opens, concurrent, restore',
+    'BENCH_PHASES=opens,ceiling npm run bench        # a subset: sandbox, ceiling, opens, concurrent, restore, reports',
     'BENCH_OPEN_LIMIT=100000 npm run bench           # make phase 3 sessions through Supervisor.open up to this size (100k: about 4 more minutes)',
     'BENCH_KEEP=1 npm run bench                      # keep the temporary folder (CPU profiles, logs of PostgreSQL)',
     '```',

@@ -11,6 +11,7 @@ import { measureOpens, type OpensPhase } from './opens.js';
 import { prepareTollgateDatabase, startCluster, type BenchCluster } from './pg.js';
 import { postgresPids } from './procstat.js';
 import { type BenchResults, targetsOf, writeReport } from './report.js';
+import { measureReports } from './reports.js';
 import { measureRestore } from './restore.js';
 import { measureSandboxLatency } from './sandbox-latency.js';
 import type { LoadResult } from './load.js';
@@ -24,7 +25,8 @@ import { say } from './util.js';
  * Environment: BENCH_SECONDS (per load run, default 8), BENCH_SESSIONS (phase 3/4 sizes, default
  * 10000,100000), BENCH_OPEN_LIMIT (largest size created through Supervisor.open, default 10000),
  * BENCH_SLICE (cutoff-precision slice, default 2000), BENCH_PHASES (default all:
- * sandbox,ceiling,opens,concurrent,restore), BENCH_BUDGET_SECONDS (default 560),
+ * sandbox,ceiling,opens,concurrent,restore,reports), BENCH_REPORT_SESSIONS (phase 6, default 1000000),
+ * BENCH_BUDGET_SECONDS (default 560),
  * BENCH_HEAP_SNAPSHOT_UP_TO (heap snapshots for sizes up to this, default 10000),
  * BENCH_KEEP=1 (keep the temporary folder with the profiles), BENCH_DOCS (output folder, default docs/),
  * BENCH_TSX=1 (run the children from the TypeScript sources through tsx instead of a tsc build),
@@ -39,7 +41,8 @@ const settings = {
   sessions: (env.BENCH_SESSIONS ?? '10000,100000').split(',').map(Number).filter((n) => n > 0),
   openLimit: int('BENCH_OPEN_LIMIT', 10_000),
   slice: int('BENCH_SLICE', 2000),
-  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,concurrent,restore').split(','),
+  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,concurrent,restore,reports').split(','),
+  reportSessions: int('BENCH_REPORT_SESSIONS', 1_000_000),
   budgetSeconds: int('BENCH_BUDGET_SECONDS', 560),
   heapSnapshotUpTo: int('BENCH_HEAP_SNAPSHOT_UP_TO', 10_000),
   accounts: int('BENCH_ACCOUNTS', 256),
@@ -206,6 +209,12 @@ if (wants('restore')) {
   restore = await attempt('restore', () => measureRestore(cluster!, { sizes: settings.sessions, databases, workDir: root, deadline }));
 }
 
+let reports: BenchResults['reports'] = null;
+if (wants('reports')) {
+  say(`phase 6: usage reports over ${settings.reportSessions} settled sessions`);
+  reports = await attempt('reports', () => measureReports(cluster!, { sessions: settings.reportSessions }));
+}
+
 await cluster.stop();
 cluster = null;
 
@@ -228,6 +237,7 @@ const results: BenchResults = {
   opensPhase,
   concurrent,
   restore,
+  reports,
   errors,
 };
 const written = await writeReport(results, docsDir);

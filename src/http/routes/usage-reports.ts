@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { isTimeZone } from '../../billing/zoned-time.js';
 import { PERIODS, usageCsv, usageReport, type UsageQuery } from '../../reports/usage.js';
-import type { Queryable } from '../../db/sql.js';
+import type { Sql } from '../../db/sql.js';
 import { errors } from '../../errors.js';
 import { instantParam, problems, textBody } from '../schemas.js';
 
@@ -44,7 +44,7 @@ export function usageWindow(query: z.infer<typeof usageQuerySchema>, now: number
   return { from, to };
 }
 
-export async function answerUsage(db: Queryable, reply: FastifyReply, query: UsageQuery, format: 'json' | 'csv') {
+export async function answerUsage(db: Sql, reply: FastifyReply, query: UsageQuery, format: 'json' | 'csv') {
   const usage = await usageReport(db, query);
   if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(usageCsv(usage));
   return { usage };
