@@ -46,7 +46,7 @@ export function benchCustomer(i: number, unique: string) {
     card: { number: '4242424242424242', expMonth: 12, expYear: 2031, cvc: '123' },
     estimatedStorageGb: 20,
     estimatedProcessingHours: 3.5,
-    outstandingLimit: '1000000.00',
+    outstandingLimit: '100000.00',
   };
 }
 
