@@ -88,6 +88,8 @@ const envSchema = z
     /** An authorizing session nobody hosts, untouched this long, is an orphan; the sweep runs this often. */
     ORPHAN_AFTER_MS: positiveInt.default(60_000),
     ORPHAN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+    /** A session resting this long with nothing asked of it keeps only its row, deadline and seat (0: never). */
+    COLD_AFTER_MS: z.coerce.number().int().min(0).default(10_000),
     /** How long the answer to an Idempotency-Key is kept. */
     IDEMPOTENCY_KEY_TTL_HOURS: positiveInt.default(24),
     /** Warn the customer when the charge reaches this share of the limit (0: never), or this many seconds before the cutoff (0: never). */
@@ -211,6 +213,7 @@ const envSchema = z
         retryBaseMs: env.JOURNAL_RETRY_BASE_MS,
         retryMaxMs: env.JOURNAL_RETRY_MAX_MS,
       },
+      coldAfterMs: env.COLD_AFTER_MS,
       orphanAfterMs: env.ORPHAN_AFTER_MS,
       orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
       idempotencyKeyTtlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000,

@@ -127,7 +127,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       metrics.persistLatency.observe(seconds);
     },
   });
-  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway, log: silent, inspect: inspector?.inspect });
+  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway, log: silent, inspect: inspector?.inspect, coldAfterMs: config.coldAfterMs });
   const queries = new SessionQueries({ sql, supervisor, journal, clock: deps.clock, stuck: config.stuck });
   const commands = new SessionCommands({
     sql,

@@ -45,7 +45,7 @@ export class SessionCommands {
 
   /** Ends a customer's session; `settled` is false when the charge slip is still pending. */
   async logoff(accountId: string, sessionId: string): Promise<{ view: SessionView; settled: boolean }> {
-    const snapshot = this.waits.owned(accountId, sessionId);
+    const snapshot = await this.waits.owned(accountId, sessionId);
     const event: SessionEvent = { type: 'LOGOFF', at: this.deps.clock.now() };
     if (!snapshot || !snapshot.can(event)) {
       const view = snapshot ? this.waits.viewOf(snapshot) : await this.deps.queries.view(accountId, sessionId);
@@ -64,7 +64,7 @@ export class SessionCommands {
    * outstanding limit, then asks the card company to raise its hold. One at a time.
    */
   async extend(accountId: string, sessionId: string, maxChargeMicros: bigint): Promise<SessionView> {
-    const snapshot = this.waits.owned(accountId, sessionId);
+    const snapshot = await this.waits.owned(accountId, sessionId);
     if (!snapshot) {
       const view = await this.deps.queries.view(accountId, sessionId);
       if (!view) throw errors.sessionNotFound();
@@ -137,7 +137,7 @@ export class SessionCommands {
       }
       return;
     }
-    const snapshot = supervisor.snapshotOf(sessionId);
+    const snapshot = await supervisor.awake(sessionId);
     if (!snapshot) {
       const view = await this.deps.queries.opsView(sessionId);
       if (!view) throw errors.sessionNotFound();

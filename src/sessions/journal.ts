@@ -106,6 +106,11 @@ export class Journal {
     });
   }
 
+  /** Whether anything appended for the session is not committed yet. */
+  pending(sessionId: string): boolean {
+    return this.queues.has(sessionId);
+  }
+
   /** The reason a session's writes are failing, or null. */
   stuckReason(sessionId: string): string | null {
     return this.queues.get(sessionId)?.stuck ?? null;

@@ -31,7 +31,7 @@ export class Metering {
 
   /** May this session use `units` now? If so they are reserved, and held back from what time may spend. */
   async reserve(serviceId: string, sessionId: string, units: number): Promise<UseAnswer> {
-    const snapshot = this.metered(serviceId, sessionId);
+    const snapshot = await this.metered(serviceId, sessionId);
     const event: SessionEvent = { type: 'RESERVE_USE', at: this.deps.clock.now(), units };
     if (!snapshot.can(event)) throw errors.useLimitReached(units);
     const reservationId = `r${snapshot.context.uses.next}`;
@@ -41,7 +41,7 @@ export class Metering {
 
   /** `units` of a reservation were used (at most what it reserved); the rest goes back. Safe to repeat. */
   async commit(serviceId: string, sessionId: string, reservationId: string, units: number): Promise<UseAnswer> {
-    const snapshot = this.metered(serviceId, sessionId, { endedIsAnswer: true });
+    const snapshot = await this.metered(serviceId, sessionId, { endedIsAnswer: true });
     const open = snapshot.context.uses.open[reservationId];
     if (!open) return this.repeated(snapshot, reservationId);
     if (units > open.units) throw errors.validation(`The reservation holds ${open.units} units; ${units} cannot be committed.`);
@@ -51,15 +51,15 @@ export class Metering {
 
   /** A reservation not used at all goes back. Safe to repeat. */
   async release(serviceId: string, sessionId: string, reservationId: string): Promise<UseAnswer> {
-    const snapshot = this.metered(serviceId, sessionId, { endedIsAnswer: true });
+    const snapshot = await this.metered(serviceId, sessionId, { endedIsAnswer: true });
     if (!snapshot.context.uses.open[reservationId]) return this.repeated(snapshot, reservationId);
     this.deps.supervisor.send(sessionId, { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId });
     return this.answer(sessionId, reservationId, true);
   }
 
   /** The session running here for this service, priced per use; a repeat may find it ended. */
-  private metered(serviceId: string, sessionId: string, options: { endedIsAnswer?: boolean } = {}): SessionSnapshot {
-    const snapshot = this.deps.supervisor.snapshotOf(sessionId);
+  private async metered(serviceId: string, sessionId: string, options: { endedIsAnswer?: boolean } = {}): Promise<SessionSnapshot> {
+    const snapshot = await this.deps.supervisor.awake(sessionId);
     if (!snapshot || snapshot.context.serviceId !== serviceId) throw errors.sessionNotFound();
     if (!snapshot.context.tariff.perUse) throw errors.notPricedPerUse();
     if (!snapshot.hasTag('billable') && !options.endedIsAnswer) throw errors.sessionNotActive(stateNameOf(snapshot));

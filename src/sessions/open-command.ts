@@ -144,11 +144,11 @@ export class OpenCommand {
   }
 
   private async existingOpen(accountId: string, sessionId: string): Promise<{ view: SessionView; pending: boolean } | null> {
-    const live = this.waits.owned(accountId, sessionId);
+    const live = await this.waits.owned(accountId, sessionId);
     if (live) return this.openAnswer(live);
     if (!(await findSession(this.deps.sql, sessionId, accountId))) return null;
     await this.deps.supervisor.restore([sessionId]);
-    const restored = this.waits.owned(accountId, sessionId);
+    const restored = await this.waits.owned(accountId, sessionId);
     if (restored) return this.openAnswer(await this.waits.until(sessionId, (s) => !s.hasTag('opening'), this.deps.openWaitMs));
     const view = await this.deps.queries.view(accountId, sessionId);
     if (!view) return null;

@@ -94,10 +94,10 @@ export class SessionQueries {
   countLive(): { byState: Record<string, number>; stuck: number } {
     const byState: Record<string, number> = {};
     let stuck = 0;
-    for (const snapshot of this.deps.supervisor.liveSnapshots()) {
-      const state = stateNameOf(snapshot);
+    for (const { state, snapshot } of this.deps.supervisor.census()) {
       byState[state] = (byState[state] ?? 0) + 1;
-      if (this.stuckReason(state, snapshot.context, snapshot.hasTag('stuck')) !== null) stuck++;
+      // A cold session rests with nothing stuck (or it would not be cold).
+      if (snapshot && this.stuckReason(state as SessionStateName, snapshot.context, snapshot.hasTag('stuck')) !== null) stuck++;
     }
     return { byState, stuck };
   }

@@ -1,4 +1,3 @@
-import { waitFor } from 'xstate';
 import { stateNameOf, type SessionSnapshot } from '../../machines/session/index.js';
 import type { Clock } from '../clock.js';
 import { errors } from '../errors.js';
@@ -14,9 +13,9 @@ import type { Supervisor } from './supervisor.js';
 export class SessionWaits {
   constructor(private readonly deps: { supervisor: Supervisor; journal: Journal; clock: Clock }) {}
 
-  /** The customer's own session running here, or null. */
-  owned(accountId: string, sessionId: string): SessionSnapshot | null {
-    const snapshot = this.deps.supervisor.snapshotOf(sessionId);
+  /** The customer's own session running here (woken if cold), or null. */
+  async owned(accountId: string, sessionId: string): Promise<SessionSnapshot | null> {
+    const snapshot = await this.deps.supervisor.awake(sessionId);
     return snapshot && snapshot.context.accountId === accountId ? snapshot : null;
   }
 
@@ -35,9 +34,7 @@ export class SessionWaits {
    */
   async until(sessionId: string, done: (snapshot: SessionSnapshot) => boolean, timeoutMs: number): Promise<SessionSnapshot> {
     const { supervisor, journal } = this.deps;
-    const actor = supervisor.actorOf(sessionId);
-    if (actor) await waitFor(actor, done, { timeout: timeoutMs }).catch(() => undefined);
-    const snapshot = supervisor.snapshotOf(sessionId) ?? actor?.getSnapshot();
+    const snapshot = await supervisor.waitFor(sessionId, done, timeoutMs);
     if (!snapshot) throw errors.sessionNotFound();
     try {
       await journal.committed(sessionId);

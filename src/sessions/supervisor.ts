@@ -1,4 +1,4 @@
-import { type Actor, createActor, type InspectionEvent } from 'xstate';
+import { type Actor, createActor, type InspectionEvent, waitFor } from 'xstate';
 import {
   deadlineOf,
   migrateSessionSnapshot,
@@ -6,6 +6,7 @@ import {
   SESSION_MACHINE_VERSION,
   sessionEventSchema,
   sessionMachine,
+  stateNameOf,
   statePathOf,
   type SessionEvent,
   type SessionInput,
@@ -33,6 +34,8 @@ export interface SupervisorDeps {
   log: Logger;
   /** The XState inspector, when TOLLGATE_INSPECT is on. */
   inspect?: ((event: InspectionEvent) => void) | undefined;
+  /** A session resting this long with nothing asked of it lets its actor go (0: only restored ones start cold). */
+  coldAfterMs?: number;
 }
 
 type SessionMachine = ReturnType<typeof sessionMachine.provide>;
@@ -48,13 +51,29 @@ export interface Held {
 }
 
 interface Hosted {
+  /** Null when held, or cold: resting, its row the whole of it, its deadline still armed here. */
   actor: SessionActor | null;
-  /** The last transition appended to the journal, and what the session was after it. */
+  /** The last transition appended to the journal, and what the session was after it (null when cold). */
   seq: number;
   path: string;
-  facts: TaggedFacts;
+  facts: TaggedFacts | null;
   held: Held | null;
+  /** When something last happened to it (clock ms): a session idle long enough goes cold. */
+  touchedAt: number;
+  /** Commands waiting on it: it stays awake for them. */
+  waiters: number;
+  /** Its row being read to wake it. */
+  waking: Promise<void> | null;
 }
+
+/** Path strings are few and every session holds one: one copy of each. */
+const paths = new Map<string, string>();
+const intern = (path: string) => {
+  const known = paths.get(path);
+  if (known !== undefined) return known;
+  paths.set(path, path);
+  return path;
+};
 
 /** "xstate.done.actor.capture" reads as "capture done" in the history. */
 const eventLabel = (type: string) => {
@@ -66,7 +85,12 @@ const eventLabel = (type: string) => {
  * Hosts the session actors (DESIGN: the supervisor only hosts): the routing table from session
  * id to actor, their lifecycle (create, start, stop when final and committed), their deadlines,
  * and restore. Each transition an actor takes is handed to the journal; commands and queries
- * live elsewhere and reach actors only through `send` and `snapshotOf`.
+ * live elsewhere and reach actors only through `awake`, `send` and `snapshotOf`.
+ *
+ * A session that rests (nothing in flight, nothing stuck) with nothing asked of it for
+ * `coldAfterMs` lets its actor go: its committed row is all of it, and its deadline and seat
+ * stay here. A command or its deadline wakes it from the row. Most sessions of a busy provider
+ * are running quietly towards their cutoff, and this is what a million of them cost.
  */
 export class Supervisor {
   private readonly hosted = new Map<string, Hosted>();
@@ -74,6 +98,10 @@ export class Supervisor {
   private readonly cardTokens = new Map<string, string>();
   private readonly scheduler: DeadlineScheduler;
   private readonly machine: SessionMachine;
+  /** Cold sessions asked for in this tick: their rows are read in one statement. */
+  private wakeBatch: Map<string, { resolve: () => void; reject: (error: unknown) => void }> | null = null;
+  private coldSweep: NodeJS.Timeout | null = null;
+  private readonly observers = new Set<(sessionId: string, snapshot: SessionSnapshot) => void>();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.scheduler = new DeadlineScheduler(deps.clock, (sessionId) => this.onDeadline(sessionId));
@@ -88,40 +116,92 @@ export class Supervisor {
         },
       }),
     });
+    const coldAfterMs = deps.coldAfterMs ?? 0;
+    if (coldAfterMs > 0) {
+      this.coldSweep = setInterval(() => this.sweepCold(), Math.max(1000, Math.floor(coldAfterMs / 2)));
+      this.coldSweep.unref();
+    }
   }
 
   get liveCount(): number {
     return this.hosted.size;
   }
 
+  /** How many hosted sessions have an actor now (the rest are cold or held). */
+  get awakeCount(): number {
+    let awake = 0;
+    for (const hosted of this.hosted.values()) if (hosted.actor) awake++;
+    return awake;
+  }
+
   has(sessionId: string): boolean {
     return this.hosted.has(sessionId);
   }
 
-  /** The live snapshot, or null when the session is not running here (settled, held, or elsewhere). */
+  /** The live snapshot, or null when the session has no actor here (cold, settled, held, or elsewhere). */
   snapshotOf(sessionId: string): SessionSnapshot | null {
     return this.hosted.get(sessionId)?.actor?.getSnapshot() ?? null;
+  }
+
+  /** The live snapshot, waking a cold session first; null when the session does not run here. */
+  async awake(sessionId: string): Promise<SessionSnapshot | null> {
+    const hosted = this.hosted.get(sessionId);
+    if (!hosted || hosted.held) return null;
+    // Counted as waiting while its row is read, so that no sweep lets it go before the caller has it.
+    hosted.waiters++;
+    try {
+      if (!hosted.actor) await this.wake(sessionId, hosted);
+    } finally {
+      hosted.waiters--;
+    }
+    hosted.touchedAt = this.deps.clock.now();
+    return this.snapshotOf(sessionId);
   }
 
   heldOf(sessionId: string): Held | null {
     return this.hosted.get(sessionId)?.held ?? null;
   }
 
-  /** Every session running here, for metrics and operators. */
-  *liveSnapshots(): IterableIterator<SessionSnapshot> {
-    for (const hosted of this.hosted.values()) if (hosted.actor) yield hosted.actor.getSnapshot();
+  /** Every session hosted here by top-level state, for metrics: `snapshot` is null for a cold one. */
+  *census(): IterableIterator<{ state: string; snapshot: SessionSnapshot | null }> {
+    for (const hosted of this.hosted.values()) {
+      if (hosted.held) continue;
+      const snapshot = hosted.actor?.getSnapshot() ?? null;
+      yield { state: snapshot ? stateNameOf(snapshot) : hosted.path.split('.')[0]!, snapshot };
+    }
   }
 
-  /** The actor itself, for callers that wait on it (waitFor); null when not running here. */
-  actorOf(sessionId: string): SessionActor | null {
-    return this.hosted.get(sessionId)?.actor ?? null;
+  /**
+   * Waits until `done(snapshot)` holds for the session's snapshot (waking it if cold), or the
+   * timeout passes; the snapshot then, or null when the session does not run here.
+   */
+  async waitFor(sessionId: string, done: (snapshot: SessionSnapshot) => boolean, timeoutMs: number): Promise<SessionSnapshot | null> {
+    const hosted = this.hosted.get(sessionId);
+    const first = await this.awake(sessionId);
+    const actor = hosted?.actor;
+    if (!hosted || !first || !actor) return first;
+    if (done(first)) return first;
+    hosted.waiters++;
+    try {
+      await waitFor(actor, done, { timeout: timeoutMs }).catch(() => undefined);
+    } finally {
+      hosted.waiters--;
+      hosted.touchedAt = this.deps.clock.now();
+    }
+    return actor.getSnapshot();
+  }
+
+  /** Called with every transition any session takes here (benchmarks and diagnostics); returns the way to stop. */
+  observe(observer: (sessionId: string, snapshot: SessionSnapshot) => void): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
   }
 
   /** A new session's actor, created but not started: its initial snapshot is what the open writes. */
   create(input: SessionInput): SessionSnapshot {
     const actor = this.createActor(input.sessionId, { input });
     const snapshot = actor.getSnapshot();
-    this.hosted.set(input.sessionId, { actor, seq: 0, path: statePathOf(snapshot.value), facts: factsOf(snapshot), held: null });
+    this.hosted.set(input.sessionId, this.entry(actor, 0, snapshot));
     return snapshot;
   }
 
@@ -151,10 +231,12 @@ export class Supervisor {
     this.arm(sessionId, actor.getSnapshot());
   }
 
-  /** Sends one event to one session's actor; false when it is not running here. */
+  /** Sends one event to one awake session's actor; false when it has none here (see `awake`). */
   send(sessionId: string, event: SessionEvent): boolean {
-    const actor = this.hosted.get(sessionId)?.actor;
-    if (!actor) return false;
+    const hosted = this.hosted.get(sessionId);
+    const actor = hosted?.actor;
+    if (!hosted || !actor) return false;
+    hosted.touchedAt = this.deps.clock.now();
     actor.send(sessionEventSchema.parse(event));
     return true;
   }
@@ -162,8 +244,9 @@ export class Supervisor {
   /**
    * Brings back every session that had not finished (or only those given), re-arming deadlines
    * from stored instants. Rows come from a cursor in batches, so a restore of many sessions never
-   * holds every stored snapshot at once. A session already hosted here is left as it is; one this
-   * build cannot read, or whose writes were failing, is held for an operator and the rest start.
+   * holds every stored snapshot at once; a resting one is kept cold (no actor), the others start.
+   * A session already hosted here is left as it is; one this build cannot read, or whose writes
+   * were failing, is held for an operator.
    */
   async restore(ids?: string[]): Promise<number> {
     let restored = 0;
@@ -200,13 +283,14 @@ export class Supervisor {
         return writeTransition(tx, transitionRecordOf({ snapshot: live, persisted: actor.getPersistedSnapshot(), previous: from, from: statePathOf(stored.value), seq, event: 'RESUMED', at: this.deps.clock.now() }));
       },
     });
-    Object.assign(hosted, { actor, seq, path: statePathOf(live.value), facts: factsOf(live), held: null });
+    Object.assign(hosted, this.entry(actor, seq, live));
     if (live.hasTag('seat')) this.deps.admission.restoreSeat(sessionId, live.context.serviceId, live.context.serverId, null);
     this.start(sessionId);
   }
 
   /** Stops every actor once pending writes are committed; restore carries on from the rows. */
   async stop(): Promise<void> {
+    if (this.coldSweep) clearInterval(this.coldSweep);
     this.scheduler.close();
     await this.deps.journal.idle();
     for (const hosted of this.hosted.values()) hosted.actor?.stop();
@@ -227,6 +311,29 @@ export class Supervisor {
       pendingVersion: SESSION_MACHINE_VERSION,
       at: this.deps.clock.now(),
     }).catch((error: unknown) => this.deps.log.error({ sessionId, err: String(error) }, 'could not quarantine a stuck session'));
+  }
+
+  /**
+   * Lets go of the actors of sessions that rest and were left alone for `coldAfterMs` (or
+   * `idleMs`), with every write of theirs committed. Returns how many went cold.
+   */
+  sweepCold(idleMs = this.deps.coldAfterMs ?? 0): number {
+    const before = this.deps.clock.now() - idleMs;
+    let cooled = 0;
+    for (const [sessionId, hosted] of this.hosted) {
+      const actor = hosted.actor;
+      if (!actor || hosted.waiters > 0 || hosted.touchedAt > before || this.deps.journal.pending(sessionId)) continue;
+      if (!mayGoCold(actor.getSnapshot())) continue;
+      hosted.actor = null;
+      hosted.facts = null;
+      actor.stop();
+      cooled++;
+    }
+    return cooled;
+  }
+
+  private entry(actor: SessionActor, seq: number, snapshot: SessionSnapshot): Hosted {
+    return { actor, seq, path: intern(statePathOf(snapshot.value)), facts: factsOf(snapshot), held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null };
   }
 
   private host(row: UnsettledSession): boolean {
@@ -250,9 +357,17 @@ export class Supervisor {
       this.hold(row, { kind: row.quarantine.kind, reason: row.quarantine.reason, stored: row, pending });
       return false;
     }
+    // A resting session needs no actor until something happens to it: only its deadline and seat.
+    const resolved = resolveSnapshot(stored);
+    if (mayGoCold(resolved)) {
+      this.hosted.set(id, { actor: null, seq: row.seq, path: intern(statePathOf(resolved.value)), facts: null, held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null });
+      if (resolved.hasTag('seat')) this.deps.admission.restoreSeat(id, resolved.context.serviceId, resolved.context.serverId, row.customer);
+      this.arm(id, resolved);
+      return true;
+    }
     const actor = this.createActor(id, { snapshot: stored });
     const live = actor.getSnapshot();
-    this.hosted.set(id, { actor, seq: row.seq, path: statePathOf(live.value), facts: factsOf(live), held: null });
+    this.hosted.set(id, this.entry(actor, row.seq, live));
     if (live.hasTag('seat')) this.deps.admission.restoreSeat(id, live.context.serviceId, live.context.serverId, row.customer);
     this.start(id);
     return true;
@@ -266,10 +381,65 @@ export class Supervisor {
       path: row.state,
       facts: { context, final: false, billable: false, stuck: true },
       held,
+      touchedAt: this.deps.clock.now(),
+      waiters: 0,
+      waking: null,
     });
   }
 
+  /** Gives a cold session its actor back, from its committed row (read with others asked for in the same tick). */
+  private wake(sessionId: string, hosted: Hosted): Promise<void> {
+    hosted.waking ??= new Promise<void>((resolve, reject) => {
+      if (!this.wakeBatch) {
+        const batch = new Map<string, { resolve: () => void; reject: (error: unknown) => void }>();
+        this.wakeBatch = batch;
+        setImmediate(() => {
+          this.wakeBatch = null;
+          void this.wakeAll(batch);
+        });
+      }
+      this.wakeBatch.set(sessionId, { resolve, reject });
+    }).finally(() => {
+      hosted.waking = null;
+    });
+    return hosted.waking;
+  }
+
+  private async wakeAll(batch: Map<string, { resolve: () => void; reject: (error: unknown) => void }>): Promise<void> {
+    try {
+      for await (const rows of loadUnsettled(this.deps.sql, { ids: [...batch.keys()], batch: batch.size })) {
+        for (const row of rows) {
+          const hosted = this.hosted.get(row.id);
+          if (hosted && !hosted.actor && !hosted.held) {
+            const stored = migrateSessionSnapshot(row.machineVersion, row.snapshot) as unknown as SessionSnapshot;
+            const actor = this.createActor(row.id, { snapshot: stored });
+            Object.assign(hosted, this.entry(actor, row.seq, actor.getSnapshot()));
+            this.start(row.id);
+          }
+          batch.get(row.id)?.resolve();
+          batch.delete(row.id);
+        }
+      }
+      // Rows no longer unsettled: nothing to wake (the caller finds no actor).
+      for (const { resolve } of batch.values()) resolve();
+    } catch (error) {
+      this.deps.log.error({ sessions: batch.size, err: String(error) }, 'could not wake cold sessions');
+      for (const { reject } of batch.values()) reject(error);
+    }
+  }
+
   private onDeadline(sessionId: string): void {
+    const hosted = this.hosted.get(sessionId);
+    if (!hosted) return;
+    if (hosted.actor) return this.sendDeadline(sessionId);
+    // A cold session's deadline wakes it; a row that cannot be read now is tried again shortly.
+    this.awake(sessionId).then(
+      () => this.sendDeadline(sessionId),
+      () => this.scheduler.schedule(sessionId, this.deps.clock.now() + 1000),
+    );
+  }
+
+  private sendDeadline(sessionId: string): void {
     const snapshot = this.snapshotOf(sessionId);
     const deadline = snapshot && deadlineOf(snapshot);
     if (deadline) this.send(sessionId, { type: deadline.event, at: this.deps.clock.now() });
@@ -299,17 +469,18 @@ export class Supervisor {
 
   private onTransition(sessionId: string, actor: SessionActor, snapshot: SessionSnapshot, event: string): void {
     const hosted = this.hosted.get(sessionId);
-    if (!hosted || hosted.actor !== actor) return;
+    if (!hosted || hosted.actor !== actor || !hosted.facts) return;
     const path = statePathOf(snapshot.value);
     if (path === hosted.path && snapshot.context === hosted.facts.context) return;
     const previous = hosted.facts;
     const seq = hosted.seq + 1;
     const record = transitionRecordOf({ snapshot, persisted: actor.getPersistedSnapshot(), previous, from: hosted.path, seq, event, at: this.deps.clock.now() });
-    Object.assign(hosted, { seq, path, facts: factsOf(snapshot) });
+    Object.assign(hosted, { seq, path: intern(path), facts: factsOf(snapshot), touchedAt: this.deps.clock.now() });
     // The promise is for commands that answer someone; a failure is retried and reported by the journal.
     void this.deps.journal.append({ sessionId, retry: true, write: (tx) => writeTransition(tx, record) }).catch(() => undefined);
     if (!snapshot.hasTag('seat')) this.deps.admission.release(sessionId);
     this.arm(sessionId, snapshot);
+    for (const observer of this.observers) observer(sessionId, snapshot);
     if (snapshot.status === 'done') {
       // Final and committed: nothing is left to do here, and a running session holds no memory.
       void this.deps.journal.durable(sessionId).then(() => {
@@ -319,5 +490,9 @@ export class Supervisor {
       });
     }
   }
+}
 
+/** Resting with nothing in flight and nothing for an operator: its row says all there is. */
+function mayGoCold(snapshot: SessionSnapshot): boolean {
+  return snapshot.status === 'active' && snapshot.hasTag('resting') && !snapshot.hasTag('stuck') && Object.keys(snapshot.children).length === 0;
 }

@@ -23,34 +23,29 @@ const { supervisor } = tollgate;
 const wallNow = () => performance.timeOrigin + performance.now();
 
 /**
- * The instant each watched session's machine leaves `active`, seen in-process from its actor:
- * what cutoff precision measures is the machine, not the commit that follows.
+ * The instant each watched session's machine leaves `active`, seen in-process from the
+ * supervisor's transitions: what cutoff precision measures is the machine, not the commit that
+ * follows (and a cold session's wake from its row counts, as it does in production).
  */
 const leftActive = new Map<string, { cutoffAt: number | null; leftAt: number | null; to: string | null }>();
 
+supervisor.observe((sessionId, snapshot) => {
+  const entry = leftActive.get(sessionId);
+  if (!entry) return;
+  entry.cutoffAt = snapshot.context.cutoffAt;
+  if (entry.leftAt !== null) return;
+  const value = snapshot.value;
+  const state = typeof value === 'string' ? value : Object.keys(value as object)[0]!;
+  if (state !== 'active' && state !== 'authorizing') {
+    entry.leftAt = wallNow();
+    entry.to = state;
+  }
+});
+
 function watch(sessionId: string): boolean {
-  const actor = supervisor.actorOf(sessionId);
-  if (!actor) return false;
-  const entry = { cutoffAt: null as number | null, leftAt: null as number | null, to: null as string | null };
-  leftActive.set(sessionId, entry);
-  const look = (snapshot: { value: unknown; context: { cutoffAt: number | null } }) => {
-    entry.cutoffAt = snapshot.context.cutoffAt;
-    if (entry.leftAt !== null) return;
-    const value = snapshot.value;
-    const state = typeof value === 'string' ? value : Object.keys(value as object)[0]!;
-    if (state !== 'active' && state !== 'authorizing') {
-      entry.leftAt = wallNow();
-      entry.to = state;
-    }
-  };
-  look(actor.getSnapshot());
-  const subscription = actor.subscribe({
-    next: (snapshot) => {
-      look(snapshot);
-      if (entry.leftAt !== null) subscription.unsubscribe();
-    },
-    error: () => {},
-  });
+  const snapshot = supervisor.snapshotOf(sessionId);
+  if (!snapshot) return false;
+  leftActive.set(sessionId, { cutoffAt: snapshot.context.cutoffAt, leftAt: null, to: null });
   return true;
 }
 

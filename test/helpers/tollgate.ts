@@ -37,6 +37,8 @@ export async function startTestTollgate(
     CAPTURE_RETRY_MAX_MS: '500',
     DATABASE_POOL_SIZE: '5',
     CARD_NETWORK_FAULTS_TOKEN: TEST_FAULTS_TOKEN,
+    // Sessions go cold when a test says so (supervisor.sweepCold), not when a real timer happens to tick.
+    COLD_AFTER_MS: '0',
     ...GENEROUS_LIMITS,
     ...options.env,
   });
