@@ -75,8 +75,9 @@ export function expire(gate: GateContext, at: number): GateDecisions {
 }
 
 /** A seat held before a restart, given back to its session whatever the cap is now. */
-export function restoreSeat(gate: GateContext): GateContext {
-  return { ...gate, used: gate.used + 1 };
+/** Seats held before a restart, taken back without asking (they may exceed a capacity lowered since). */
+export function restoreSeat(gate: GateContext, count = 1): GateContext {
+  return { ...gate, used: gate.used + count };
 }
 
 export function nextExpiry(gate: GateContext): number | null {

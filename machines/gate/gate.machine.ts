@@ -8,7 +8,7 @@ export type GateEvent =
   | { type: 'WITHDRAW'; requestId: string }
   | { type: 'SET_CAPACITY'; capacity: number }
   | { type: 'EXPIRE'; at: number }
-  | { type: 'RESTORE_SEAT' };
+  | { type: 'RESTORE_SEAT'; count?: number };
 
 export type GateEmitted =
   | { type: 'granted'; requestId: string; gateId: string }
@@ -46,8 +46,8 @@ export const gateMachine = setup({
         },
         EXPIRE: { actions: enqueueActions(({ context, event, enqueue }) => apply(enqueue, context, logic.expire(context, event.at))) },
         RESTORE_SEAT: {
-          actions: enqueueActions(({ context, enqueue }) =>
-            apply(enqueue, context, { context: logic.restoreSeat(context), granted: [], rejected: [] }),
+          actions: enqueueActions(({ context, event, enqueue }) =>
+            apply(enqueue, context, { context: logic.restoreSeat(context, event.count ?? 1), granted: [], rejected: [] }),
           ),
         },
       },

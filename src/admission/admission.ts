@@ -5,7 +5,7 @@ import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { DeadlineScheduler, type Timers } from '../time/deadline-scheduler.js';
 import { CustomerLoad, type CustomerEstimates } from './customer-load.js';
-import type { OccupancyStore } from './occupancy.js';
+import type { OccupancyStore, ServerLoad } from './occupancy.js';
 
 type GateActor = Actor<typeof gateMachine>;
 type Kind = 'server' | 'service';
@@ -187,6 +187,33 @@ export class Admission {
     this.gate('server', serverId).send({ type: 'RESTORE_SEAT' });
     this.seats.set(sessionId, { serviceId, serverId, accountId: null });
     if (customer) this.connect(sessionId, customer);
+  }
+
+  /**
+   * restoreSeat for many sessions at once (a restart's batch of rows): each gate counts them in
+   * one event, and each server's load is published once.
+   */
+  restoreSeats(seats: readonly { sessionId: string; serviceId: string; serverId: string; customer: CustomerEstimates | null }[]): void {
+    const perGate = new Map<string, { kind: Kind; id: string; count: number }>();
+    const count = (kind: Kind, id: string) => {
+      const key = keyOf(kind, id);
+      const entry = perGate.get(key) ?? { kind, id, count: 0 };
+      entry.count++;
+      perGate.set(key, entry);
+    };
+    const loads = new Map<string, ServerLoad>();
+    for (const { sessionId, serviceId, serverId, customer } of seats) {
+      if (this.seats.has(sessionId)) continue;
+      // An unknown gate is refused before anything is counted, as restoreSeat would be.
+      this.gate('service', serviceId);
+      this.gate('server', serverId);
+      count('service', serviceId);
+      count('server', serverId);
+      this.seats.set(sessionId, { serviceId, serverId, accountId: customer?.accountId ?? null });
+      if (customer) loads.set(serverId, this.load.connect(serverId, customer));
+    }
+    for (const { kind, id, count: n } of perGate.values()) this.gate(kind, id).send({ type: 'RESTORE_SEAT', count: n });
+    for (const [serverId, load] of loads) this.deps.occupancy.trigger.loadChanged({ serverId, load });
   }
 
   holds(sessionId: string): boolean {

@@ -66,6 +66,8 @@ interface Hosted {
   waking: Promise<void> | null;
 }
 
+type SeatToRestore = Parameters<Admission['restoreSeats']>[0][number];
+
 /** Path strings are few and every session holds one: one copy of each. */
 const paths = new Map<string, string>();
 const intern = (path: string) => {
@@ -250,11 +252,16 @@ export class Supervisor {
    */
   async restore(ids?: string[]): Promise<number> {
     let restored = 0;
-    for await (const rows of loadUnsettled(this.deps.sql, ids ? { ids } : {})) {
+    for await (const rows of readAhead(loadUnsettled(this.deps.sql, ids ? { ids } : {}))) {
+      const seats: SeatToRestore[] = [];
+      const started: string[] = [];
       for (const row of rows) {
         if (this.hosted.has(row.id)) continue;
-        if (this.host(row)) restored++;
+        if (this.host(row, seats, started)) restored++;
       }
+      // Seats first, so that a session started here never gives back a seat it was not given.
+      this.deps.admission.restoreSeats(seats);
+      for (const id of started) this.start(id);
     }
     return restored;
   }
@@ -336,7 +343,8 @@ export class Supervisor {
     return { actor, seq, path: intern(statePathOf(snapshot.value)), facts: factsOf(snapshot), held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null };
   }
 
-  private host(row: UnsettledSession): boolean {
+  /** Hosts one unsettled row: cold, held, or with an actor to start (in `started`); its seat goes in `seats`. */
+  private host(row: UnsettledSession, seats: SeatToRestore[], started: string[]): boolean {
     const { id } = row;
     let stored: SessionSnapshot;
     let pending: SessionSnapshot | null = null;
@@ -359,17 +367,15 @@ export class Supervisor {
     }
     // A resting session needs no actor until something happens to it: only its deadline and seat.
     const resolved = resolveSnapshot(stored);
+    if (resolved.hasTag('seat')) seats.push({ sessionId: id, serviceId: resolved.context.serviceId, serverId: resolved.context.serverId, customer: row.customer });
     if (mayGoCold(resolved)) {
       this.hosted.set(id, { actor: null, seq: row.seq, path: intern(statePathOf(resolved.value)), facts: null, held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null });
-      if (resolved.hasTag('seat')) this.deps.admission.restoreSeat(id, resolved.context.serviceId, resolved.context.serverId, row.customer);
       this.arm(id, resolved);
       return true;
     }
     const actor = this.createActor(id, { snapshot: stored });
-    const live = actor.getSnapshot();
-    this.hosted.set(id, this.entry(actor, row.seq, live));
-    if (live.hasTag('seat')) this.deps.admission.restoreSeat(id, live.context.serviceId, live.context.serverId, row.customer);
-    this.start(id);
+    this.hosted.set(id, this.entry(actor, row.seq, actor.getSnapshot()));
+    started.push(id);
     return true;
   }
 
@@ -489,6 +495,20 @@ export class Supervisor {
         actor.stop();
       });
     }
+  }
+}
+
+/** Asks for the next batch before handing this one over, so that PostgreSQL reads while this process hosts. */
+async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let next = iterator.next();
+  for (;;) {
+    const current = await next;
+    if (current.done) return;
+    next = iterator.next();
+    // A batch that fails while this one is hosted is reported at the next await, not unhandled now.
+    next.catch(() => undefined);
+    yield current.value;
   }
 }
 

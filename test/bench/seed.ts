@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { cutoffOf } from '../../src/billing/charge.js';
 import { flatTariff } from '../../src/billing/tariff.js';
 import type { Sql } from '../../src/db/sql.js';
+import { SESSION_MACHINE_VERSION } from '../../machines/session/index.js';
 import { say } from './util.js';
 
 /**
@@ -13,7 +14,8 @@ import { say } from './util.js';
  * and the hold ledger row an authorization would have written. Generated inside PostgreSQL
  * (generate_series), in batches, so 100k rows take seconds.
  */
-const FIXTURE = new URL('../machines/fixtures/session-v2-active-running.json', import.meta.url);
+// A resting session of the machine version this build writes: what a restart finds.
+const FIXTURE = new URL(`../machines/fixtures/session-v${SESSION_MACHINE_VERSION}-active.running.json`, import.meta.url);
 const DAY_MS = 86_400_000;
 
 export interface SeedOptions {
@@ -93,12 +95,13 @@ export async function seedUnsettled(sql: Sql, options: SeedOptions): Promise<{ s
           insert into sessions (id, account_id, service_id, server_id, state, machine_version, snapshot, currency,
             price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, authorized_micros, authorization_number,
             started_at, cutoff_at, created_at, updated_at)
-          select g.id, g.account_id, ${options.serviceId}, ${options.serverId}, 'active', 2,
+          select g.id, g.account_id, ${options.serviceId}, ${options.serverId}, 'active', ${SESSION_MACHINE_VERSION},
             jsonb_set(${tx.json(template as never)}::jsonb, '{context}',
               (${tx.json(template as never)}::jsonb -> 'context') || jsonb_build_object(
                 'sessionId', g.id, 'accountId', g.account_id, 'serviceId', ${options.serviceId}::text,
                 'serverId', ${options.serverId}::text, 'currency', 'USD',
-                'pricePerMinuteMicros', ${options.pricePerMinuteMicros.toString()}::text,
+                'tariff', jsonb_set(${tx.json(template as never)}::jsonb #> '{context,tariff}', '{pricePerMinuteMicros}',
+                  to_jsonb(${options.pricePerMinuteMicros.toString()}::text)),
                 'maxChargeMicros', ${options.maxChargeMicros.toString()}::text, 'maxMs', null,
                 'createdAt', g.started, 'startedAt', g.started,
                 'cutoffAt', g.started + ${afterMs}, 'cutoffReason', 'charge_limit',
