@@ -40,7 +40,94 @@ export function isTimeZone(timeZone: string): boolean {
   }
 }
 
+/** What the zone's clocks show at `at`, minus `at` (whole seconds): the UTC offset then, from Intl. */
+function offsetByIntl(timeZone: string, at: number): number {
+  const fields: Record<string, number> = {};
+  for (const part of offsetFormatter(timeZone).formatToParts(at)) if (part.type !== 'literal') fields[part.type] = Number(part.value);
+  const shown = Date.UTC(fields.year!, fields.month! - 1, fields.day!, fields.hour!, fields.minute!, fields.second!);
+  return shown - (at - (((at % 1000) + 1000) % 1000));
+}
+
+const offsetFormatters = new Map<string, Intl.DateTimeFormat>();
+function offsetFormatter(timeZone: string): Intl.DateTimeFormat {
+  let format = offsetFormatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    offsetFormatters.set(timeZone, format);
+  }
+  return format;
+}
+
+const DAY_MS = 86_400_000;
+
+/** A UTC day's offsets: the one it starts with, and where (if anywhere) the clocks change. */
+interface DayOffsets {
+  start: number;
+  changeAt: number | null;
+  after: number;
+}
+
+// Per zone, per UTC day: Intl is asked twice a day (and about 17 times more on a day the clocks
+// change), so a tariff walked over years costs arithmetic, not a formatter call per hour.
+const dayCache = new Map<string, Map<number, DayOffsets>>();
+const DAY_CACHE_LIMIT = 200_000;
+
+function dayOffsets(timeZone: string, day: number): DayOffsets {
+  let days = dayCache.get(timeZone);
+  if (!days) dayCache.set(timeZone, (days = new Map()));
+  let entry = days.get(day);
+  if (entry) return entry;
+  const from = day * DAY_MS;
+  const start = offsetByIntl(timeZone, from);
+  const after = offsetByIntl(timeZone, from + DAY_MS);
+  let changeAt: number | null = null;
+  if (start !== after) {
+    // The first second showing the new offset (no zone changes its clocks twice in a day).
+    let low = from;
+    let high = from + DAY_MS;
+    while (high - low > 1000) {
+      const middle = low + Math.floor((high - low) / 2000) * 1000;
+      if (offsetByIntl(timeZone, middle) === start) low = middle;
+      else high = middle;
+    }
+    changeAt = high;
+  }
+  entry = { start, changeAt, after };
+  if (days.size >= DAY_CACHE_LIMIT) days.clear();
+  days.set(day, entry);
+  return entry;
+}
+
+/** The zone's UTC offset at `at`, in milliseconds. */
+export function offsetAt(timeZone: string, at: number): number {
+  const day = dayOffsets(timeZone, Math.floor(at / DAY_MS));
+  return day.changeAt !== null && at >= day.changeAt ? day.after : day.start;
+}
+
 export function localHourAt(timeZone: string, at: number): LocalHour {
+  const local = at + offsetAt(timeZone, at);
+  const days = Math.floor(local / DAY_MS);
+  // 1970-01-01 was a Thursday (ISO 4).
+  const weekday = ((((days + 3) % 7) + 7) % 7) + 1;
+  const msIntoDay = local - days * DAY_MS;
+  const hour = Math.floor(msIntoDay / 3_600_000);
+  // Zones move their clocks on whole hours (or half hours, keeping minutes), so the local hour
+  // ends when the minutes and seconds shown come round to zero.
+  const msIntoHour = msIntoDay - hour * 3_600_000;
+  return { weekday, hour, nextHourAt: at - msIntoHour + 3_600_000 };
+}
+
+/** Local weekday and hour straight from Intl, without the day cache: what tests check localHourAt against. */
+export function localHourByIntl(timeZone: string, at: number): { weekday: number; hour: number; minute: number; second: number } {
   let weekday = 0;
   let hour = 0;
   let minute = 0;
@@ -51,10 +138,7 @@ export function localHourAt(timeZone: string, at: number): LocalHour {
     else if (part.type === 'minute') minute = Number(part.value);
     else if (part.type === 'second') second = Number(part.value);
   }
-  // Zones move their clocks on whole hours (or half hours, keeping minutes), so the local hour
-  // ends when the minutes and seconds shown come round to zero.
-  const msIntoHour = (minute * 60 + second) * 1000 + (((at % 1000) + 1000) % 1000);
-  return { weekday, hour, nextHourAt: at - msIntoHour + 3_600_000 };
+  return { weekday, hour, minute, second };
 }
 
 /** Whether two instants show the same local time of day: the zone's offset is the same at both. */
