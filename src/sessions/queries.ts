@@ -53,9 +53,13 @@ function readable(row: StoredSession): { value: unknown; context: SessionContext
 export class SessionQueries {
   constructor(private readonly deps: QueryDeps) {}
 
-  /** A customer's session (accountId null: anyone's), or null when it is not theirs or does not exist. */
+  /**
+   * A customer's session (accountId null: anyone's), or null when it is not theirs or does not
+   * exist. A customer is told only what is committed (what a crash cannot take back): a session
+   * with a transition still being written shows as its row says.
+   */
   async view(accountId: string | null, sessionId: string): Promise<SessionView | null> {
-    const live = this.deps.supervisor.snapshotOf(sessionId);
+    const live = this.committedSnapshot(sessionId);
     if (live) return accountId === null || live.context.accountId === accountId ? this.liveView(live) : null;
     const row = await findSession(this.deps.sql, sessionId, accountId ?? undefined);
     return row ? this.storedView(row) : null;
@@ -63,7 +67,7 @@ export class SessionQueries {
 
   async list(accountId: string): Promise<SessionView[]> {
     return (await listSessions(this.deps.sql, accountId)).map((row) => {
-      const live = this.deps.supervisor.snapshotOf(row.snapshot.context.sessionId);
+      const live = this.committedSnapshot(row.snapshot.context.sessionId);
       return live ? this.liveView(live) : this.storedView(row);
     });
   }
@@ -100,6 +104,11 @@ export class SessionQueries {
       if (snapshot && this.stuckReason(state as SessionStateName, snapshot.context, snapshot.hasTag('stuck')) !== null) stuck++;
     }
     return { byState, stuck };
+  }
+
+  /** The live snapshot when everything it says is committed; otherwise the row is read. */
+  private committedSnapshot(sessionId: string): SessionSnapshot | null {
+    return this.deps.journal.pending(sessionId) ? null : this.deps.supervisor.snapshotOf(sessionId);
   }
 
   private liveView(snapshot: SessionSnapshot): SessionView {

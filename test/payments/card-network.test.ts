@@ -245,6 +245,17 @@ describe('idempotency', () => {
     expect(rows).toHaveLength(1);
   });
 
+  it('answers a capture sent twice with one key, at once or together, with one charge slip', async () => {
+    const hold = await holdFor('4242424242424242', 10_000_000n);
+    const request = { holdId: hold.holdId, amountMicros: 4_000_000n, idempotencyKey: key() };
+    const [a, b] = await Promise.all([client.capture(request), client.capture(request)]);
+    const again = await client.capture(request);
+    expect(b).toEqual(a);
+    expect(again).toEqual(a);
+    const rows = await db.sql`select id from card_network.captures where hold_id = ${hold.holdId}`;
+    expect(rows.map((r) => r.id)).toEqual([a.captureId]);
+  });
+
   it('refuses a key reused with a different body with idempotency_key_reused', async () => {
     const { token } = await client.tokenize(card('4242424242424242'), key());
     const idempotencyKey = key();

@@ -16,6 +16,7 @@ import type { Sql, TransactionSql } from '../../db/sql.js';
 import { behaviorFor, checkCard, decodeBehavior, encodeBehavior, type Behavior } from './cards.js';
 import { createFaultInjector, faultConfigSchema, type FaultInjector, type Phase } from './faults.js';
 import { transaction } from '../../db/transaction.js';
+import { authorizeAtOnce, captureAtOnce } from './one-statement.js';
 
 /**
  * The card-network sandbox: a stand-in for a card processor, with the behaviour tollgate
@@ -169,6 +170,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     path: string,
     schema: S,
     plan: (input: z.output<S>, params: Record<string, string>, now: number) => Answer | Effect,
+    /** The usual case in one statement (one-statement.ts), or null to go the careful way. */
+    atOnce?: (input: z.output<S>, params: Record<string, string>, call: { key: string; requestHash: string; now: number }) => Promise<Answer | null>,
   ): void {
     app.post(path, async (request, reply) => {
       faults.arrive(phase);
@@ -202,7 +205,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
           fault?.fault === 'decline'
             ? async () => ({ ...problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }), transient: true })
             : planned;
-        answer = await once(key, requestHash, effect, now);
+        const quick = fault?.fault === 'decline' || !atOnce ? null : await atOnce(parsed.data, request.params as Record<string, string>, { key, requestHash, now });
+        answer = quick ?? (await once(key, requestHash, effect, now));
       } else if (fault?.fault === 'decline') {
         answer = problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' });
       } else {
@@ -247,7 +251,31 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
       const hold = await insertHold(tx, { token: input.token, currency: input.currency, amount, reference, now });
       return { status: 201, body: holdView(hold, now), delayMs };
     };
+  }, async (input, _params, call) => {
+    const amount = parseCents(input.amount)!;
+    const behavior = await behaviorOf(input.token);
+    if (!behavior) return null;
+    const answer = await authorizeAtOnce(sql, {
+      ...call,
+      behavior,
+      hold: { token: input.token, currency: input.currency, amount, reference: input.reference ?? null, authorizationNumber: authorizationNumber() },
+      expiresAt: call.now + faults.holdValidityMs(),
+    });
+    return answer && { ...answer, delayMs: delayFor(behavior) };
   });
+
+  // A card's behaviour is fixed when it is tokenized: read once per token, then known.
+  const behaviors = new Map<string, Behavior>();
+  async function behaviorOf(token: string): Promise<Behavior | null> {
+    const known = behaviors.get(token);
+    if (known) return known;
+    const [card] = await sql<{ behavior: string }[]>`select behavior from card_network.cards where token = ${token}`;
+    if (!card) return null;
+    const behavior = decodeBehavior(card.behavior);
+    if (behaviors.size >= 100_000) behaviors.clear();
+    behaviors.set(token, behavior);
+    return behavior;
+  }
 
   async function insertHold(
     tx: TransactionSql,
@@ -344,6 +372,9 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
       const slip = { id, hold_id: hold.id, authorization_number: hold.authorization_number, amount_micros: amount };
       return { status: 201, body: captureView(slip), delayMs };
     };
+  }, async (input, params, call) => {
+    const captured = await captureAtOnce(sql, { ...call, holdId: params.id!, amount: parseCents(input.amount)! });
+    return captured && { ...captured.answer, delayMs: delayFor(decodeBehavior(captured.behavior)) };
   });
 
   mutation('void', '/v1/holds/:id/void', voidBody, (_input, params) => async (tx, now) => {
