@@ -9,6 +9,7 @@ import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
 import { frameworkError, registerProblemHandlers } from './http/problem.js';
 import { registerRateLimiting } from './http/rate-limits.js';
+import { edgeHttp } from './edge/edge-http.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
 export interface HttpOptions {
@@ -125,5 +126,7 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
+  // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
+  await app.register(edgeHttp(deps.edge));
   return app;
 }
