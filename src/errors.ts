@@ -69,6 +69,10 @@ export const errors = {
     }),
   useLimitReached: (units: number) =>
     new AppError(402, 'USE_LIMIT_REACHED', `${units} more uses would pass the session's limit (or the session is not running); nothing was reserved.`),
+  serviceCredentialRequired: () =>
+    new AppError(401, 'SERVICE_CREDENTIAL_REQUIRED', "The metering API needs the service's credential: Authorization: Bearer tgs_…"),
+  idempotencyKeyRequired: () =>
+    new AppError(400, 'IDEMPOTENCY_KEY_REQUIRED', 'A commit without a reservation needs an Idempotency-Key header, so that a retry cannot count the uses twice.'),
   notPricedPerUse: () => new AppError(409, 'NOT_PRICED_PER_USE', 'This service has no price per use.'),
   reservationNotFound: () => new AppError(404, 'RESERVATION_NOT_FOUND', 'This session made no such reservation.'),
   quoteNotFound: () => new AppError(404, 'QUOTE_NOT_FOUND', 'No quote of yours has this id.'),

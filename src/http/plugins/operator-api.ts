@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { serversView } from '../../admission/occupancy.js';
 import { listAudit } from '../../audit/audit-log.js';
+import { issueServiceCredential } from '../../catalogue/service-credentials.js';
 import { errors } from '../../errors.js';
 import { listOperators } from '../../operators/operators.js';
 import { ROLES } from '../../operators/roles.js';
@@ -147,6 +148,16 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       '/v1/services/:id/signing-secret',
       { schema: { params: idParams, response: { 200: z.object({ signingSecret: z.string() }), ...problems } }, config: admin },
       async (request) => ({ signingSecret: await deps.catalogue.rotateSigningSecret(request.params.id, by(request)) }),
+    );
+
+    // The service's credential for the metering API, shown once; a new one replaces the old at once.
+    app.post(
+      '/v1/services/:id/credential',
+      { schema: { params: idParams, response: { 201: z.object({ serviceId: z.uuid(), credential: z.string() }), ...problems } }, config: admin },
+      async (request, reply) => {
+        const credential = await issueServiceCredential(deps.sql, request.params.id, by(request), deps.clock.now());
+        return reply.code(201).send({ serviceId: request.params.id, credential });
+      },
     );
 
     app.get('/v1/ops/servers', { schema: { response: { 200: serversOccupancySchema, ...problems } }, config: read }, async () => ({

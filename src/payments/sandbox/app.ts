@@ -16,7 +16,7 @@ import type { Sql, TransactionSql } from '../../db/sql.js';
 import { behaviorFor, checkCard, decodeBehavior, encodeBehavior, type Behavior } from './cards.js';
 import { createFaultInjector, faultConfigSchema, type FaultInjector, type Phase } from './faults.js';
 import { transaction } from '../../db/transaction.js';
-import { authorizeAtOnce, captureAtOnce } from './one-statement.js';
+import { Authorizations, captureAtOnce } from './one-statement.js';
 
 /**
  * The card-network sandbox: a stand-in for a card processor, with the behaviour tollgate
@@ -255,7 +255,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     const amount = parseCents(input.amount)!;
     const behavior = await behaviorOf(input.token);
     if (!behavior) return null;
-    const answer = await authorizeAtOnce(sql, {
+    const answer = await authorizations.authorize({
       ...call,
       behavior,
       hold: { token: input.token, currency: input.currency, amount, reference: input.reference ?? null, authorizationNumber: authorizationNumber() },
@@ -263,6 +263,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     });
     return answer && { ...answer, delayMs: delayFor(behavior) };
   });
+
+  const authorizations = new Authorizations(sql);
 
   // A card's behaviour is fixed when it is tokenized: read once per token, then known.
   const behaviors = new Map<string, Behavior>();
