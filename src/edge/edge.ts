@@ -6,6 +6,7 @@ import { AppError, errors } from '../errors.js';
 import type { AccessTokens } from './access-token.js';
 import { ACCESS_QUERY, credentialOf, type Credential } from './credentials.js';
 import type { LiveSession, LiveSessions } from './live-sessions.js';
+import { NO_TRAFFIC, type TrafficCounts } from './traffic.js';
 import { SIGNED_HEADERS, signUpstream } from './upstream-signature.js';
 
 /** The path every session's access URL starts with. */
@@ -50,6 +51,36 @@ export class Edge {
 
   tokenFor(sessionId: string): string {
     return this.deps.tokens.tokenFor(sessionId);
+  }
+
+  /**
+   * Whether a session the view says is active may pass: the edge cuts at the cutoff instant
+   * itself, a moment before the session's own transition is committed, and the view should not
+   * offer access the edge already refuses.
+   */
+  lets(sessionId: string, cutoffAt: number): boolean {
+    return cutoffAt > this.deps.clock.now() && !this.deps.live.get(sessionId)?.ended;
+  }
+
+  /** What sessions did through the edge: this process's counts for those it holds, the stored ones for the rest. */
+  async trafficOf(sessionIds: readonly string[]): Promise<Map<string, TrafficCounts>> {
+    const counts = new Map<string, TrafficCounts>();
+    const stored: string[] = [];
+    for (const id of sessionIds) {
+      const live = this.deps.live.get(id);
+      if (live) counts.set(id, { ...live.traffic.total });
+      else stored.push(id);
+    }
+    if (stored.length > 0) {
+      const rows = await this.deps.sql<{ sessionId: string; requests: string; bytesIn: string; bytesOut: string; connectionsCut: number }[]>`
+        select session_id as "sessionId", requests::text, bytes_in::text as "bytesIn", bytes_out::text as "bytesOut", connections_cut as "connectionsCut"
+        from session_traffic where session_id = any(${stored}::uuid[])`;
+      for (const row of rows) {
+        counts.set(row.sessionId, { requests: Number(row.requests), bytesIn: Number(row.bytesIn), bytesOut: Number(row.bytesOut), connectionsCut: row.connectionsCut });
+      }
+    }
+    for (const id of sessionIds) if (!counts.has(id)) counts.set(id, { ...NO_TRAFFIC });
+    return counts;
   }
 
   /** Lets the request through or throws the answer: 400, 401, 403, 402, 503 (problem+json). */
