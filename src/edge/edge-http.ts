@@ -13,6 +13,24 @@ import type { Connection, Ended } from './live-sessions.js';
 const NO_HANDLER_TIMEOUT = 2 ** 31 - 1;
 
 const noop = () => {};
+
+/** Answers up to this size with a content-length are read whole and sent in one write. */
+const SMALL_ANSWER_BYTES = 65_536;
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) are the upstream connection's, not the customer's. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'];
+
+function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const kept = { ...headers };
+  for (const name of HOP_BY_HOP) delete kept[name];
+  return kept;
+}
+
+async function collect(stream: Readable, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+}
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Headers a proxy adds so the upstream knows who asked and how. */
@@ -92,9 +110,8 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
   session.connections.add(connection);
   reply.raw.once('close', () => session.connections.delete(connection));
   const signed = edge.signedHeaders(pass, request.method);
-  const { target } = pass;
-  return reply.from(`${target.origin}${target.pathname}`, {
-    queryString: () => target.search.slice(1),
+  return reply.from(`${pass.origin}${pass.path}`, {
+    queryString: () => pass.query,
     // Retrying is the client's decision (and a 503's Retry-After is the upstream's word to it).
     retryDelay: () => null,
     rewriteRequestHeaders: (_request, headers) => {
@@ -102,10 +119,23 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       const cookies = cookiesWithoutAccess(cookie);
       return { ...rest, ...(cookies ? { cookie: cookies } : {}), ...forwardedHeaders(request), ...signed };
     },
+    rewriteHeaders: withoutHopByHop,
     onResponse: (_request, replyTo, res) => {
-      const stream = (res as unknown as { stream: Readable }).stream;
+      const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
       if (cut) {
         stream.destroy();
+        return;
+      }
+      // A small answer of known length goes out in one write with its headers; anything else streams.
+      const length = Number(headers['content-length']);
+      if (length <= SMALL_ANSWER_BYTES && !String(headers['content-type']).startsWith('text/event-stream')) {
+        void collect(stream, length).then(
+          (body) => {
+            session.traffic.add('bytesOut', body.length);
+            if (!cut) replyTo.send(body);
+          },
+          () => replyTo.raw.destroy(),
+        );
         return;
       }
       const counted = new ByteCounter();

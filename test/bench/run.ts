@@ -6,6 +6,7 @@ import { measureCeiling, type CeilingRow } from './ceiling.js';
 import { buildForBench } from './build.js';
 import { type BenchChild, REPO_ROOT, spawnChild, useBuild } from './child.js';
 import { measureConcurrent } from './concurrent.js';
+import { measureEdge } from './edge.js';
 import { machineInfo } from './machine-info.js';
 import { measureOpens, type OpensPhase } from './opens.js';
 import { prepareTollgateDatabase, startCluster, type BenchCluster } from './pg.js';
@@ -25,7 +26,7 @@ import { say } from './util.js';
  * Environment: BENCH_SECONDS (per load run, default 8), BENCH_SESSIONS (phase 3/4 sizes, default
  * 10000,100000), BENCH_OPEN_LIMIT (largest size created through Supervisor.open, default 10000),
  * BENCH_SLICE (cutoff-precision slice, default 2000), BENCH_PHASES (default all:
- * sandbox,ceiling,opens,concurrent,restore,reports), BENCH_REPORT_SESSIONS (phase 6, default 1000000),
+ * sandbox,ceiling,opens,concurrent,restore,reports,edge), BENCH_EDGE_STREAMS (phase 7's open streams, default 1000), BENCH_REPORT_SESSIONS (phase 6, default 1000000),
  * BENCH_BUDGET_SECONDS (default 560),
  * BENCH_HEAP_SNAPSHOT_UP_TO (heap snapshots for sizes up to this, default 10000),
  * BENCH_KEEP=1 (keep the temporary folder with the profiles), BENCH_DOCS (output folder, default docs/),
@@ -41,7 +42,8 @@ const settings = {
   sessions: (env.BENCH_SESSIONS ?? '10000,100000').split(',').map(Number).filter((n) => n > 0),
   openLimit: int('BENCH_OPEN_LIMIT', 10_000),
   slice: int('BENCH_SLICE', 2000),
-  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,concurrent,restore,reports').split(','),
+  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,concurrent,restore,reports,edge').split(','),
+  edgeStreams: int('BENCH_EDGE_STREAMS', 1000),
   reportSessions: int('BENCH_REPORT_SESSIONS', 1_000_000),
   budgetSeconds: int('BENCH_BUDGET_SECONDS', 560),
   heapSnapshotUpTo: int('BENCH_HEAP_SNAPSHOT_UP_TO', 10_000),
@@ -215,6 +217,14 @@ if (wants('reports')) {
   reports = await attempt('reports', () => measureReports(cluster!, { sessions: settings.reportSessions }));
 }
 
+let edge: BenchResults['edge'] = null;
+if (wants('edge')) {
+  say('phase 7: the edge: proxied against direct and haproxy, and the cut of open streams');
+  edge = await attempt('edge', () =>
+    measureEdge(cluster!, { concurrencies: [16, 64], seconds: settings.seconds, maxRequests: settings.maxRequestsPerRun, streams: settings.edgeStreams, root }),
+  );
+}
+
 await cluster.stop();
 cluster = null;
 
@@ -238,6 +248,7 @@ const results: BenchResults = {
   concurrent,
   restore,
   reports,
+  edge,
   errors,
 };
 const written = await writeReport(results, docsDir);
