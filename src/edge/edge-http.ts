@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
+import type { Pool } from 'undici';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../errors.js';
 import { ByteCounter } from './byte-counter.js';
@@ -13,6 +14,9 @@ import type { Connection, Ended } from './live-sessions.js';
 const NO_HANDLER_TIMEOUT = 2 ** 31 - 1;
 
 const noop = () => {};
+
+/** Connections to one upstream at once (open streams and requests in flight); more wait for one. */
+const UPSTREAM_CONNECTIONS = 8192;
 
 /** Answers up to this size with a content-length are read whole and sent in one write. */
 const SMALL_ANSWER_BYTES = 65_536;
@@ -55,8 +59,19 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
   const plugin: FastifyPluginAsync = async (app) => {
     await app.register(replyFrom, {
       disableRequestLogging: true,
-      // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
-      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 0 },
+      undici: {
+        // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
+        // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
+        connections: UPSTREAM_CONNECTIONS,
+        pipelining: 1,
+        keepAliveTimeout: 10_000,
+        headersTimeout: 60_000,
+        // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
+        bodyTimeout: 0,
+        // reply-from turns certificate checks off unless told otherwise (its `tls`, handed to undici's
+        // pools, which its types leave out); an https upstream's certificate is verified.
+        tls: { rejectUnauthorized: true },
+      } as unknown as Pool.Options,
     });
     // Bodies go to the upstream as they come, counted, never parsed or buffered.
     app.removeAllContentTypeParsers();

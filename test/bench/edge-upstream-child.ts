@@ -6,13 +6,13 @@ import { serveParent } from './child.js';
 
 /**
  * The upstream the edge phase proxies to, in a process of its own (its CPU is not tollgate's):
- * `/json` a small JSON answer, `/events` server-sent events every 100 ms, WebSocket echo.
+ * `/json` a small JSON answer, `/events` a server-sent event a second (a progress stream), WebSocket echo.
  */
 const BODY = JSON.stringify({ ok: true, service: 'bench', words: ['a', 'small', 'json', 'answer'] });
 const server = createServer((request, response) => {
   if (request.url?.includes('/events')) {
     response.writeHead(200, { 'content-type': 'text/event-stream' });
-    const tick = setInterval(() => response.write('data: tick\n\n'), 100);
+    const tick = setInterval(() => response.write('data: tick\n\n'), 1000);
     response.on('close', () => clearInterval(tick));
     return;
   }

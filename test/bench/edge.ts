@@ -206,26 +206,37 @@ export async function measureEdge(
     const perSession = 20;
     const sessions = Math.ceil(options.streams / perSession);
     const opened: { url: string; token: string; cutoffAt: number }[] = [];
-    const leadSeconds = 12;
+    // Long enough for every stream to be open (and the machine quiet again) before the first cutoff.
+    const leadSeconds = 20 + Math.ceil(options.streams / 100);
     for (let i = 0; i < sessions; i++) {
       const minutes = (leadSeconds + (i * 4) / sessions) / 60;
       const s = await api(base, 'POST', '/v1/sessions', customer.token, { serviceId: service.id, maxMinutes: minutes });
       opened.push({ url: s.access.url, token: s.access.token, cutoffAt: Date.parse(s.cutoffAt) });
     }
     let open = 0;
-    const sse: Promise<{ delay: number }>[] = [];
-    const sockets: Promise<{ delay: number; code: number }>[] = [];
+    // A stream counts only if it was open before its session's cutoff (one opened late is refused, not cut).
+    const sse: Promise<{ delay: number; openedInTime: boolean }>[] = [];
+    const sockets: Promise<{ delay: number; code: number; openedInTime: boolean }>[] = [];
     for (const [i, s] of opened.entries()) {
       for (let k = 0; k < perSession && i * perSession + k < options.streams; k++) {
-        if (k % 2 === 0) sse.push(sseUntilCut(`${s.url}/events`, s.token, () => open++).then((at) => ({ delay: at - s.cutoffAt })));
-        else sockets.push(webSocketUntilCut(`${s.url}/ws`, s.token, () => open++).then(({ at, code }) => ({ delay: at - s.cutoffAt, code })));
+        let openedAt = Infinity;
+        const onOpen = () => {
+          open++;
+          openedAt = Date.now();
+        };
+        if (k % 2 === 0) sse.push(sseUntilCut(`${s.url}/events`, s.token, onOpen).then((at) => ({ delay: at - s.cutoffAt, openedInTime: openedAt < s.cutoffAt })));
+        else sockets.push(webSocketUntilCut(`${s.url}/ws`, s.token, onOpen).then(({ at, code }) => ({ delay: at - s.cutoffAt, code, openedInTime: openedAt < s.cutoffAt })));
       }
     }
     const firstCutoff = opened[0]!.cutoffAt;
     while (open < options.streams && Date.now() < firstCutoff - 500) await new Promise((resolve) => setTimeout(resolve, 100));
     say(`  ${open} of ${options.streams} streams open ${round((firstCutoff - Date.now()) / 1000, 1)} s before the first cutoff`);
-    const sseDelays = (await Promise.all(sse)).map((r) => r.delay);
-    const wsResults = await Promise.all(sockets);
+    const sseAll = await Promise.all(sse);
+    const wsAll = await Promise.all(sockets);
+    const late = sseAll.filter((r) => !r.openedInTime).length + wsAll.filter((r) => !r.openedInTime).length;
+    if (late > 0) say(`  ${late} streams opened only after their cutoff: left out`);
+    const sseDelays = sseAll.filter((r) => r.openedInTime).map((r) => r.delay);
+    const wsResults = wsAll.filter((r) => r.openedInTime);
     const wsDelays = wsResults.map((r) => r.delay);
     const cuts = [
       cutDistribution('sse', sseDelays, sse.length),
