@@ -10,6 +10,7 @@ import { publicApi } from './http/plugins/public-api.js';
 import { frameworkError, registerProblemHandlers } from './http/problem.js';
 import { registerRateLimiting } from './http/rate-limits.js';
 import { meteringApi } from './http/plugins/metering-api.js';
+import { edgeHttp } from './edge/edge-http.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
 export interface HttpOptions {
@@ -127,5 +128,7 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
   await app.register(meteringApi(deps));
+  // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
+  await app.register(edgeHttp(deps.edge));
   return app;
 }

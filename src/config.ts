@@ -144,6 +144,10 @@ const envSchema = z
     MAX_QUEUED_OPENS_PER_ACCOUNT: count.max(1_000_000).default(3),
     /** Requests one admission gate (a server or a service) may hold in its queue. */
     ADMISSION_MAX_QUEUE: count.max(1_000_000).default(1000),
+    /** Where customers reach tollgate (scheme://host[:port]), for sessions' access URLs; unset: the address each request came to. */
+    EDGE_PUBLIC_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
+    /** How often the edge adds sessions' traffic counts to their rows. */
+    EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
@@ -263,6 +267,7 @@ const envSchema = z
         maxQueuePerGate: env.ADMISSION_MAX_QUEUE,
       },
       cardNetworkFaultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
+      edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
     };
   });
 

@@ -105,5 +105,21 @@ export const errors = {
   bootstrapOnly: () =>
     new AppError(403, 'FORBIDDEN', 'The bootstrap token only creates the first admin operator; use an operator API key.'),
   operatorNotFound: () => new AppError(404, 'OPERATOR_NOT_FOUND', 'No operator has this id.'),
+  accessTokenInvalid: () =>
+    new AppError(401, 'ACCESS_TOKEN_INVALID', 'A session access token is required: Authorization: Bearer <access.token>, or ?access_token= once.'),
+  accessForbidden: (reason: 'other_service' | 'other_customer' | 'other_session') =>
+    new AppError(403, 'ACCESS_FORBIDDEN', {
+      other_service: 'This access token is for a session of another service.',
+      other_customer: 'This access token is for a session of another customer.',
+      other_session: 'This access token is for another session; use the one its view shows.',
+    }[reason], { reason }),
+  sessionEnded: (state: string, endReason: string | null, endedAt: string | null) =>
+    new AppError(402, 'SESSION_ENDED', `The session is no longer active (${endReason ?? state}); open or extend a session to go on.`, {
+      state,
+      endReason,
+      endedAt,
+    }),
+  noUpstream: () => new AppError(503, 'NO_UPSTREAM', 'This service has no upstream yet; an operator sets its upstreamUrl.'),
+  upstreamUnavailable: (detail: string) => new AppError(502, 'UPSTREAM_UNAVAILABLE', `The service did not answer (${detail}).`),
   lastAdmin: () => new AppError(409, 'LAST_ADMIN', 'This would leave no enabled admin operator.'),
 };
