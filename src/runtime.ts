@@ -24,6 +24,8 @@ import { Supervisor } from './sessions/supervisor.js';
 import { decoyHash } from './accounts/credentials.js';
 import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
+import { AccountCommands } from './accounts/account-commands.js';
+import { AccountStates } from './accounts/account-states.js';
 import { purgeDeadTokens } from './accounts/tokens.js';
 import { Bulkhead } from './auth/bulkhead.js';
 import { HealthProbe } from './http/health-probe.js';
@@ -172,6 +174,15 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
 
   const lookups = new Bulkhead(config.database.authPoolSize, config.database.authMaxWaiting);
   const tokens = new TokenResolver({ sql: authSql, writes: sql, clock: deps.clock, policy: config.tokens, lookups, ...config.tokens });
+  const accountStates = new AccountStates({
+    sql,
+    clock: deps.clock,
+    log: silent,
+    published: (committed) => events.publish(committed),
+    tokensRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
+    endSessions: (accountId) => commands.endAccountSessions(accountId),
+  });
+  await accountStates.start();
   const app = await buildApp({
     sql,
     tokens,
@@ -186,6 +197,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       onRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
     },
     operators: new Operators({ sql, clock: deps.clock }),
+    accountStates,
+    accountCommands: new AccountCommands({ sql, clock: deps.clock, states: accountStates }),
     operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
     bootstrapToken: admin.token,
     rateLimits: config.rateLimits,
@@ -230,6 +243,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       if (reconciling) clearInterval(reconciling);
       if (sweeping) clearInterval(sweeping);
       commands.beginShutdown();
+      accountStates.stop();
       await app.close();
       await supervisor.stop();
       inspector?.stop();

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { accountHistory } from '../../accounts/account-rows.js';
+import { findAccount } from '../../accounts/accounts.js';
 import { serversView } from '../../admission/occupancy.js';
 import { listAudit } from '../../audit/audit-log.js';
 import { errors } from '../../errors.js';
@@ -12,6 +14,8 @@ import { sessionHistory } from '../../sessions/ops-queries.js';
 import { operatorAuth } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import {
+  accountHistoryLineSchema,
+  accountViewSchema,
   auditEntrySchema,
   historyLineSchema,
   idParams,
@@ -60,7 +64,7 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const auditQuery = z.object({
     operatorId: z.uuid().optional(),
     action: z.string().max(100).optional(),
-    targetType: z.enum(['server', 'service', 'session', 'operator']).optional(),
+    targetType: z.enum(['server', 'service', 'session', 'operator', 'account']).optional(),
     targetId: z.string().max(100).optional(),
     since: instantParam.optional(),
     until: instantParam.optional(),
@@ -162,6 +166,42 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
         const session = await deps.queries.opsView(request.params.id);
         if (!session) throw errors.sessionNotFound();
         return { session };
+      },
+    );
+
+    const accountWithHistory = z.object({ account: accountViewSchema, history: z.array(accountHistoryLineSchema) });
+    const accountAnswer = async (id: string) => {
+      const account = await findAccount(deps.sql, id);
+      if (!account) throw errors.accountNotFound();
+      return { account, history: await accountHistory(deps.sql, id) };
+    };
+    const reason = text(500);
+
+    app.get('/v1/ops/accounts/:id', { schema: { params: idParams, response: { 200: accountWithHistory, ...problems } }, config: read }, async (request) =>
+      accountAnswer(request.params.id),
+    );
+
+    // Suspending ends the account's running sessions (they settle) and refuses new ones; `until` ends it by itself.
+    app.post(
+      '/v1/ops/accounts/:id/suspend',
+      { schema: { params: idParams, body: z.object({ reason, until: instantParam.optional() }), response: { 200: accountWithHistory, ...problems } }, config: rescue },
+      async (request) => {
+        const until = request.body.until === undefined ? null : Date.parse(request.body.until);
+        if (until !== null && until <= deps.clock.now()) throw errors.validation('until must lie in the future.', [{ path: ['until'], message: 'must lie in the future' }]);
+        await deps.accountCommands.byOperator(request.params.id, { kind: 'suspend', until }, by(request), request.body.reason);
+        return accountAnswer(request.params.id);
+      },
+    );
+
+    app.post(
+      '/v1/ops/accounts/:id/:action',
+      {
+        schema: { params: idParams.extend({ action: z.enum(['resume', 'close']) }), body: z.object({ reason }), response: { 200: accountWithHistory, ...problems } },
+        config: rescue,
+      },
+      async (request) => {
+        await deps.accountCommands.byOperator(request.params.id, { kind: request.params.action }, by(request), request.body.reason);
+        return accountAnswer(request.params.id);
       },
     );
 
