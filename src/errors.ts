@@ -113,4 +113,5 @@ export const errors = {
   limitBelowReserved: (reserved: string) =>
     new AppError(409, 'LIMIT_BELOW_RESERVED', `The open sessions hold ${reserved}; the outstanding limit cannot go below that now.`, { reserved }),
   wrongPassword: () => new AppError(403, 'WRONG_PASSWORD', 'The current password is wrong; nothing was changed.'),
+  webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
 };

@@ -15,6 +15,9 @@ import { instrumentGateway } from './payments/instrumented-gateway.js';
 import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { EventBus } from './events/event-bus.js';
+import { EventConsumer } from './events/event-consumer.js';
+import { queueDeliveries } from './webhooks/webhook-fanout.js';
+import { WebhookSender } from './webhooks/webhook-sender.js';
 import { IdempotencyStore } from './http/idempotency-store.js';
 import { SessionCommands } from './sessions/commands.js';
 import { Journal } from './sessions/journal.js';
@@ -183,6 +186,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     endSessions: (accountId) => commands.endAccountSessions(accountId),
   });
   await accountStates.start();
+  // Webhooks: a durable consumer queues each subscribed event once per endpoint; the sender delivers them.
+  const webhookQueue = new EventConsumer(
+    { sql, name: 'webhooks', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs },
+    queueDeliveries(() => deps.clock.now()),
+  );
+  const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
+  await webhookQueue.start();
+  webhookSender.start();
   const app = await buildApp({
     sql,
     tokens,
@@ -245,6 +256,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       commands.beginShutdown();
       accountStates.stop();
       await app.close();
+      await Promise.all([webhookQueue.stop(), webhookSender.stop()]);
       await supervisor.stop();
       inspector?.stop();
       admission.close();

@@ -309,3 +309,23 @@ export const accountHistoryLineSchema = z.object({
   by: changer,
   reason: z.string(),
 });
+
+export const webhookEndpointSchema = z.object({
+  id: z.uuid(),
+  url: z.string(),
+  eventTypes: z.array(z.string()),
+  createdAt: instant,
+  disabledAt: instant.nullable(),
+});
+
+export const webhookDeliverySchema = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  eventType: z.string(),
+  state: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int(),
+  createdAt: instant,
+  nextAttemptAt: instant.nullable(),
+  deliveredAt: instant.nullable(),
+  log: z.array(z.object({ attempt: z.number().int(), at: instant, statusCode: z.number().int().nullable(), error: z.string().nullable(), durationMs: z.number().int() })),
+});
