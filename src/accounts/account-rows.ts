@@ -60,11 +60,14 @@ export function accountActorOf(row: Pick<AccountStateRow, 'id' | 'createdAt' | '
   return createActor(accountMachine, { input, snapshot: row.snapshot }).start();
 }
 
-/** What a domain event of an account's change is called; changes that announce nothing give null. */
-const ANNOUNCED: Partial<Record<string, string>> = {
-  active: 'account.activated',
-  suspended: 'account.suspended',
-  closed: 'account.closed',
+/**
+ * The domain event each change announces. A sign-up's verified card announces nothing: the account
+ * is new to everyone, and its first row says all there is.
+ */
+const ANNOUNCED: Partial<Record<AccountEvent['type'], string>> = {
+  SUSPEND: 'account.suspended',
+  RESUME: 'account.resumed',
+  CLOSE: 'account.closed',
 };
 
 /**
@@ -90,7 +93,7 @@ export async function writeAccountChange(
     insert into account_events (account_id, seq, event, from_state, to_state, at, by_kind, by_id, by_name, reason)
     values (${row.id}, ${seq}, ${event.type}, ${accountStateOf(before)}, ${state}, ${at}, ${event.by.kind}, ${event.by.id},
       ${event.by.name}, ${event.reason})`;
-  const type = ANNOUNCED[state];
+  const type = ANNOUNCED[event.type];
   const events = type
     ? await appendEvents(db, [
         {
