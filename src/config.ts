@@ -150,6 +150,13 @@ const envSchema = z
     TOLLGATE_DEMO_UPSTREAMS: z.enum(['true', 'false']).optional(),
     /** How often the edge adds sessions' traffic counts to their rows. */
     EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
+    /** Webhook deliveries: one attempt may take this long; failed ones are retried from RETRY_BASE doubling to RETRY_MAX, at most MAX_ATTEMPTS times. */
+    WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
+    WEBHOOK_RETRY_BASE_MS: positiveInt.default(10_000),
+    WEBHOOK_RETRY_MAX_MS: positiveInt.default(3_600_000),
+    WEBHOOK_MAX_ATTEMPTS: positiveInt.max(100).default(12),
+    /** How often due deliveries are looked for. */
+    WEBHOOK_POLL_MS: positiveInt.default(1000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
@@ -271,6 +278,13 @@ const envSchema = z
       cardNetworkFaultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
       edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
       demoUpstreams: env.TOLLGATE_DEMO_UPSTREAMS === undefined ? env.TOLLGATE_SEED_DEMO && !env.DATABASE_URL : env.TOLLGATE_DEMO_UPSTREAMS === 'true',
+      webhooks: {
+        timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+        retryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
+        retryMaxMs: env.WEBHOOK_RETRY_MAX_MS,
+        maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+        pollMs: env.WEBHOOK_POLL_MS,
+      },
     };
   });
 

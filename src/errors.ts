@@ -122,4 +122,16 @@ export const errors = {
   noUpstream: () => new AppError(503, 'NO_UPSTREAM', 'This service has no upstream yet; an operator sets its upstreamUrl.'),
   upstreamUnavailable: (detail: string) => new AppError(502, 'UPSTREAM_UNAVAILABLE', `The service did not answer (${detail}).`),
   lastAdmin: () => new AppError(409, 'LAST_ADMIN', 'This would leave no enabled admin operator.'),
+  accountNotFound: () => new AppError(404, 'ACCOUNT_NOT_FOUND', 'No account has this id.'),
+  /** The account's state refuses this (suspended: no new sessions; closed: nothing). */
+  accountNotActive: (state: string) =>
+    new AppError(409, 'ACCOUNT_NOT_ACTIVE', `The account is ${state}; it cannot do that now.`, { state }),
+  accountHasUnsettledSessions: (unsettled: number) =>
+    new AppError(409, 'ACCOUNT_HAS_UNSETTLED_SESSIONS', `The account has ${unsettled} unsettled sessions; it closes once every one has settled.`, {
+      unsettled,
+    }),
+  limitBelowReserved: (reserved: string) =>
+    new AppError(409, 'LIMIT_BELOW_RESERVED', `The open sessions hold ${reserved}; the outstanding limit cannot go below that now.`, { reserved }),
+  wrongPassword: () => new AppError(403, 'WRONG_PASSWORD', 'The current password is wrong; nothing was changed.'),
+  webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
 };

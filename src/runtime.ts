@@ -15,6 +15,9 @@ import { instrumentGateway } from './payments/instrumented-gateway.js';
 import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { EventBus } from './events/event-bus.js';
+import { EventConsumer } from './events/event-consumer.js';
+import { queueDeliveries } from './webhooks/webhook-fanout.js';
+import { WebhookSender } from './webhooks/webhook-sender.js';
 import { IdempotencyStore } from './http/idempotency-store.js';
 import { SessionCommands } from './sessions/commands.js';
 import { Journal } from './sessions/journal.js';
@@ -24,6 +27,8 @@ import { Supervisor } from './sessions/supervisor.js';
 import { decoyHash } from './accounts/credentials.js';
 import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
+import { AccountCommands } from './accounts/account-commands.js';
+import { AccountStates } from './accounts/account-states.js';
 import { purgeDeadTokens } from './accounts/tokens.js';
 import { Bulkhead } from './auth/bulkhead.js';
 import { HealthProbe } from './http/health-probe.js';
@@ -188,6 +193,23 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
 
   const lookups = new Bulkhead(config.database.authPoolSize, config.database.authMaxWaiting);
   const tokens = new TokenResolver({ sql: authSql, writes: sql, clock: deps.clock, policy: config.tokens, lookups, ...config.tokens });
+  const accountStates = new AccountStates({
+    sql,
+    clock: deps.clock,
+    log: silent,
+    published: (committed) => events.publish(committed),
+    tokensRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
+    endSessions: (accountId) => commands.endAccountSessions(accountId),
+  });
+  await accountStates.start();
+  // Webhooks: a durable consumer queues each subscribed event once per endpoint; the sender delivers them.
+  const webhookQueue = new EventConsumer(
+    { sql, name: 'webhooks', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs },
+    queueDeliveries(() => deps.clock.now()),
+  );
+  const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
+  await webhookQueue.start();
+  webhookSender.start();
   const app = await buildApp({
     sql,
     tokens,
@@ -202,6 +224,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       onRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
     },
     operators: new Operators({ sql, clock: deps.clock }),
+    accountStates,
+    accountCommands: new AccountCommands({ sql, clock: deps.clock, states: accountStates }),
     operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
     bootstrapToken: admin.token,
     rateLimits: config.rateLimits,
@@ -253,9 +277,11 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       stopFollowing();
       edgeSockets.close();
       live.close();
+      accountStates.stop();
       await app.close();
       await traffic.close();
       await demo?.close();
+      await Promise.all([webhookQueue.stop(), webhookSender.stop()]);
       await supervisor.stop();
       inspector?.stop();
       admission.close();

@@ -1,4 +1,6 @@
 import type { OccupancyStore } from '../admission/occupancy.js';
+import type { AccountCommands } from '../accounts/account-commands.js';
+import type { AccountStates } from '../accounts/account-states.js';
 import type { LoginDeps } from '../accounts/login.js';
 import type { TokenResolver } from '../accounts/token-resolver.js';
 import type { TokenPolicy } from '../accounts/tokens.js';
@@ -30,6 +32,9 @@ export interface RouteDeps {
   tokenPolicy: TokenPolicy;
   login: LoginDeps;
   operators: Operators;
+  /** Accounts' states (the account machine's host) and the commands customers and operators send them. */
+  accountStates: AccountStates;
+  accountCommands: AccountCommands;
   /** The enabled operator an API key belongs to. */
   operatorFor: (apiKey: string) => Promise<AuthenticatedOperator | null>;
   /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator. */

@@ -53,6 +53,14 @@ export const positiveAmount = (maxDecimals: number, maxMicros: bigint) =>
 
 export const idParams = z.object({ id: z.uuid() });
 
+/** Card details as a customer types them: exchanged for a token at once, never stored (DESIGN rule 10). */
+export const cardInput = z.object({
+  number: z.string().regex(/^[\d ]{12,23}$/, 'must be the card number digits').transform((n) => n.replaceAll(' ', '')),
+  expMonth: z.number().int().min(1).max(12),
+  expYear: z.number().int().min(2000).max(2100),
+  cvc: z.string().regex(/^\d{3,4}$/, 'must be 3 or 4 digits'),
+});
+
 const EARLIEST = Date.UTC(1970, 0, 1);
 const LATEST = Date.UTC(9999, 11, 31);
 /**
@@ -157,6 +165,7 @@ export const accountViewSchema = z.object({
   currency: z.string(),
   outstandingLimit: z.string(),
   reserved: z.string(),
+  state: z.enum(['new', 'active', 'suspended', 'closed']),
   createdAt: instant,
 });
 
@@ -315,4 +324,36 @@ export const tokenViewSchema = z.object({
   lastUsedAt: instant,
   expiresAt: instant,
   current: z.boolean(),
+});
+
+const changer = z.object({ kind: z.enum(['customer', 'operator', 'system']), id: z.string().nullable(), name: z.string() });
+
+/** One change of an account's state: what, from and to, when, who and why. */
+export const accountHistoryLineSchema = z.object({
+  event: z.string(),
+  from: z.string().nullable(),
+  to: z.string(),
+  at: instant,
+  by: changer,
+  reason: z.string(),
+});
+
+export const webhookEndpointSchema = z.object({
+  id: z.uuid(),
+  url: z.string(),
+  eventTypes: z.array(z.string()),
+  createdAt: instant,
+  disabledAt: instant.nullable(),
+});
+
+export const webhookDeliverySchema = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  eventType: z.string(),
+  state: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int(),
+  createdAt: instant,
+  nextAttemptAt: instant.nullable(),
+  deliveredAt: instant.nullable(),
+  log: z.array(z.object({ attempt: z.number().int(), at: instant, statusCode: z.number().int().nullable(), error: z.string().nullable(), durationMs: z.number().int() })),
 });

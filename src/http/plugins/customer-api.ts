@@ -2,6 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
+import { accountHistory } from '../../accounts/account-rows.js';
+import { changeCard, changeOutstandingLimit, changePassword } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
 import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
@@ -11,18 +13,24 @@ import { findQuote, priceQuote, saveQuote } from '../../quotes/quotes.js';
 import { quoteView } from '../../quotes/quote-view.js';
 import { answerUsage, usageQuerySchema, usageResponses, usageWindow } from '../routes/usage-reports.js';
 import type { RouteDeps } from '../deps.js';
+import { clientGone } from '../client-gone.js';
 import { idempotencyHooks } from '../idempotency.js';
+import { minutesLimit, openSessionSchema } from '../open-schema.js';
 import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
-import { accountViewSchema, idParams, instantParam, positiveAmount, problems, quoteViewSchema, sessionViewSchema, tokenViewSchema } from '../schemas.js';
-
-/** Aborted when the client hangs up before it is answered. */
-function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: boolean } }): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
-  });
-  return controller.signal;
-}
+import {
+  accountHistoryLineSchema,
+  accountViewSchema,
+  cardInput,
+  idParams,
+  instantParam,
+  positiveAmount,
+  problems,
+  quoteViewSchema,
+  secret,
+  sessionViewSchema,
+  text,
+  tokenViewSchema,
+} from '../schemas.js';
 
 /**
  * Customers' views of their sessions, with how to reach the service while one is active (the
@@ -47,19 +55,8 @@ const customerView = async (deps: RouteDeps, request: FastifyRequest, view: Sess
 /** What a customer may do with their bearer token: their account and their sessions. */
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const { limits } = deps;
-  const maxMinutes = z.number().min(1 / 60, 'must be at least one second (1/60 of a minute)').max(limits.maxSessionMinutes);
-  const openBody = z
-    .object({
-      serviceId: z.uuid(),
-      maxMinutes: maxMinutes.optional(),
-      maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
-      waitSeconds: z.number().min(0).max(limits.maxWaitSeconds).default(0),
-      quoteId: z.uuid().optional(),
-    })
-    .refine((b) => b.quoteId === undefined || (b.maxMinutes === undefined && b.maxCharge === undefined), {
-      message: 'a quote sets the time and the charge: give quoteId alone',
-      path: ['quoteId'],
-    });
+  const openBody = openSessionSchema(limits);
+  const maxMinutes = minutesLimit(limits);
   const quoteBody = z
     .object({
       serviceId: z.uuid(),
@@ -97,11 +94,58 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       return answerUsage(deps.sql, reply, { by: 'service', accountId: request.accountId, serviceId, period, timeZone, ...window }, format);
     });
 
-    app.get('/v1/account', { schema: { response: { 200: z.object({ account: accountViewSchema }), ...problems } } }, async (request) => {
-      const account = await findAccount(deps.sql, request.accountId);
+    const accountAnswer = { response: { 200: z.object({ account: accountViewSchema }), ...problems } };
+    const theAccount = async (accountId: string) => {
+      const account = await findAccount(deps.sql, accountId);
       if (!account) throw errors.unauthenticated();
       return { account };
+    };
+    // A wrong current password is an argon2 check like a log-in: counted per account as log-ins are per e-mail.
+    const passwordChangesPerAccount = limiter(app, { max: deps.rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: (request) => request.accountId });
+
+    app.get('/v1/account', { schema: accountAnswer }, async (request) => theAccount(request.accountId));
+
+    // Self-service: the card, the outstanding limit, the password, closing. A closed account has no token left to ask with.
+    app.put('/v1/account/card', { schema: { body: z.object({ card: cardInput }), ...accountAnswer } }, async (request) => {
+      await deps.accountStates.require(request.accountId, 'self_service');
+      await changeCard(deps, request.accountId, request.body.card);
+      return theAccount(request.accountId);
     });
+
+    app.patch(
+      '/v1/account',
+      { schema: { body: z.object({ outstandingLimit: positiveAmount(2, limits.maxAmountMicros) }), ...accountAnswer } },
+      async (request) => {
+        await deps.accountStates.require(request.accountId, 'self_service');
+        await changeOutstandingLimit(deps.sql, request.accountId, request.body.outstandingLimit);
+        return theAccount(request.accountId);
+      },
+    );
+
+    app.put(
+      '/v1/account/password',
+      {
+        schema: { body: z.object({ currentPassword: secret(1, 200), newPassword: secret(8, 200) }), response: { 204: z.null(), ...problems } },
+        preHandler: limitedBy(passwordChangesPerAccount),
+      },
+      async (request, reply) => {
+        await deps.accountStates.require(request.accountId, 'self_service');
+        const revoked = await changePassword(deps, { accountId: request.accountId, tokenId: request.tokenId, ...request.body });
+        revoked.forEach((hash) => deps.tokens.forget(hash));
+        return reply.code(204).send(null);
+      },
+    );
+
+    // The body (a reason) is optional: a POST without one reaches the schema as null.
+    app.post('/v1/account/close', { schema: { body: z.object({ reason: text(500).optional() }).nullish(), ...accountAnswer } }, async (request) => {
+      const { account } = await theAccount(request.accountId);
+      await deps.accountCommands.close(request.accountId, account, request.body?.reason ?? 'closed by the customer');
+      return theAccount(request.accountId);
+    });
+
+    app.get('/v1/account/history', { schema: { response: { 200: z.object({ history: z.array(accountHistoryLineSchema) }), ...problems } } }, async (request) => ({
+      history: await accountHistory(deps.sql, request.accountId),
+    }));
 
     // Counted before the Idempotency-Key is claimed (preHandler): a 429 is never kept as a key's answer.
     app.post('/v1/sessions', { schema: { body: openBody, ...sessionAnswer }, config: { idempotent: 'resource' }, onRequest: limitedBy(opensPerAccount) }, async (request, reply) => {

@@ -32,6 +32,8 @@ export interface CardNetworkAppOptions {
   slowMs?: number;
   /** The bearer token of the fault API (`/v1/faults`); without one the fault API is off (403). */
   faultsToken?: string | undefined;
+  /** Added before every answer, as the round trip to a card company far away would (benchmarks). */
+  latencyMs?: number;
   logger?: boolean | object;
 }
 
@@ -110,6 +112,14 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     if (ms <= 0 || closing.signal.aborted) return;
     await sleep(ms, undefined, { signal: closing.signal }).catch(() => {});
   };
+
+  if (options.latencyMs) {
+    const latencyMs = options.latencyMs;
+    app.addHook('onSend', async (_request, _reply, payload) => {
+      await pause(latencyMs);
+      return payload;
+    });
+  }
 
   let salt: Promise<string> | undefined;
   const installSalt = (): Promise<string> => {
