@@ -70,7 +70,7 @@ export const errors = {
   useLimitReached: (units: number) =>
     new AppError(402, 'USE_LIMIT_REACHED', `${units} more uses would pass the session's limit (or the session is not running); nothing was reserved.`),
   serviceCredentialRequired: () =>
-    new AppError(401, 'SERVICE_CREDENTIAL_REQUIRED', "The metering API needs the service's credential: Authorization: Bearer tgs_…"),
+    new AppError(401, 'SERVICE_CREDENTIAL_REQUIRED', "The metering API needs the service's credential: Authorization: Bearer tgm_…"),
   idempotencyKeyRequired: () =>
     new AppError(400, 'IDEMPOTENCY_KEY_REQUIRED', 'A commit without a reservation needs an Idempotency-Key header, so that a retry cannot count the uses twice.'),
   notPricedPerUse: () => new AppError(409, 'NOT_PRICED_PER_USE', 'This service has no price per use.'),

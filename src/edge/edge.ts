@@ -49,8 +49,19 @@ export class Edge {
       catalogue: { upstream(serviceId: string): Upstream | undefined };
       sql: Sql;
       clock: Clock;
+      /** Charges one request to a session whose service is priced per request (false: not priced so). */
+      meter?: (sessionId: string) => Promise<boolean>;
     },
   ) {}
+
+  /**
+   * A request (or a WebSocket) a service priced per request is charged before it passes, and
+   * refused with 402 USE_LIMIT_REACHED when it would pass the session's limit; the use that
+   * reaches the limit is charged and cuts the session, which the cut then shows.
+   */
+  async charge(pass: Pass): Promise<void> {
+    await this.deps.meter?.(pass.session.sessionId);
+  }
 
   tokenFor(sessionId: string): string {
     return this.deps.tokens.tokenFor(sessionId);
