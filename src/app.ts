@@ -9,6 +9,8 @@ import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
 import { frameworkError, registerProblemHandlers } from './http/problem.js';
 import { registerRateLimiting } from './http/rate-limits.js';
+import { meteringApi } from './http/plugins/metering-api.js';
+import { edgeHttp } from './edge/edge-http.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
 export interface HttpOptions {
@@ -121,9 +123,12 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
     maxAge: 600,
   });
   await registerRateLimiting(app);
-  // Three groups, each with its one auth hook: anyone, customers, operators.
+  // Four groups, each with its one auth hook: anyone, customers, operators, services (metering).
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
+  await app.register(meteringApi(deps));
+  // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
+  await app.register(edgeHttp(deps.edge));
   return app;
 }

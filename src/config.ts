@@ -151,6 +151,10 @@ const envSchema = z
     WEBHOOK_MAX_ATTEMPTS: positiveInt.max(100).default(12),
     /** How often due deliveries are looked for. */
     WEBHOOK_POLL_MS: positiveInt.default(1000),
+    /** Where customers reach tollgate (scheme://host[:port]), for sessions' access URLs; unset: the address each request came to. */
+    EDGE_PUBLIC_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
+    /** How often the edge adds sessions' traffic counts to their rows. */
+    EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
@@ -277,6 +281,7 @@ const envSchema = z
         maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
         pollMs: env.WEBHOOK_POLL_MS,
       },
+      edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
     };
   });
 

@@ -36,6 +36,11 @@ import { findOperatorByKey, Operators } from './operators/operators.js';
 import { Admission } from './admission/admission.js';
 import { createOccupancyStore, type OccupancyStore } from './admission/occupancy.js';
 import { Catalogue } from './catalogue/catalogue-service.js';
+import { AccessTokens, loadEdgeKey } from './edge/access-token.js';
+import { Edge } from './edge/edge.js';
+import { attachEdgeWebSockets } from './edge/edge-websocket.js';
+import { LiveSessions } from './edge/live-sessions.js';
+import { TrafficLedger } from './edge/traffic-ledger.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./db/migrations/', import.meta.url));
 
@@ -118,6 +123,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   await catalogue.load();
   const silent = log || createLogger('silent');
   const events = new EventBus(silent);
+  // The edge follows the bus before anything is restored, so no event is missed between its
+  // reading the active rows and its hearing of what comes next.
+  const live = new LiveSessions({ clock: deps.clock, log: silent });
+  const stopFollowing = events.subscribe((batch) => live.apply(batch));
   let supervisor: Supervisor | null = null;
   const journal = new Journal({
     sql,
@@ -156,6 +165,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const restored = await supervisor.restore();
   readiness.restored = true;
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
+  const liveLoaded = await live.load(sql);
+  if (log && liveLoaded > 0) log.info({ sessions: liveLoaded }, 'edge holds the active sessions');
+  const traffic = new TrafficLedger({ sql, live, clock: deps.clock, log: silent, flushMs: config.edge.trafficFlushMs });
+  const edge = new Edge({ live, tokens: new AccessTokens(await loadEdgeKey(sql, deps.clock.now())), catalogue, sql, clock: deps.clock });
   // The card network may be down at start-up; tollgate starts anyway and reconciles later.
   const reconcile = () =>
     voidOrphanHolds({ sql, gateway, log: log || createLogger('silent') }).catch((error: unknown) => {
@@ -227,8 +240,11 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     quoteValidityMs: config.quoteValidityMs,
     metrics,
     readiness,
+    edge,
+    edgePublicUrl: config.edge.publicUrl,
     logger: log,
   });
+  const edgeSockets = attachEdgeWebSockets(app.server, edge, silent);
 
   return {
     app,
@@ -255,8 +271,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       if (sweeping) clearInterval(sweeping);
       commands.beginShutdown();
       accountStates.stop();
+      // Streams and WebSockets through the edge would hold Fastify's close until the timeout.
+      stopFollowing();
+      edgeSockets.close();
+      live.close();
       await app.close();
       await Promise.all([webhookQueue.stop(), webhookSender.stop()]);
+      await traffic.close();
       await supervisor.stop();
       inspector?.stop();
       admission.close();

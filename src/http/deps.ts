@@ -16,6 +16,7 @@ import type { SessionCommands } from '../sessions/commands.js';
 import type { SessionQueries } from '../sessions/queries.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import type { Limits } from './schemas.js';
+import type { Edge } from '../edge/edge.js';
 
 /** What the HTTP plugins are given; built once by the runtime. */
 export interface RouteDeps {
@@ -47,4 +48,8 @@ export interface RouteDeps {
   metrics: Metrics;
   /** Set once every unsettled session has been restored. */
   readiness: { restored: boolean };
+  /** The edge: access tokens for session views, and the proxy routes. */
+  edge: Edge;
+  /** EDGE_PUBLIC_URL: where customers reach tollgate; null: the address each request came to. */
+  edgePublicUrl: string | null;
 }

@@ -127,6 +127,10 @@ export const sessionViewSchema = z.object({
   chargeSlip: z.object({ id: z.string(), authorizationNumber: z.string(), amount: z.string() }).nullable(),
   declineReason: z.string().nullable(),
   quote: z.object({ id: z.uuid(), total: z.string(), withinQuote: z.boolean().nullable() }).nullable(),
+  /** How to reach the service through the edge while the session is active (customers' views only). */
+  access: z.object({ url: z.string(), token: z.string(), expiresAt: instant }).nullable().optional(),
+  /** What the session did through the edge. */
+  traffic: z.object({ requests: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int(), connectionsCut: z.number().int() }).optional(),
 });
 
 export const quoteViewSchema = z.object({
@@ -176,6 +180,26 @@ export const serviceViewSchema = z.object({
   maxUsers: z.number().int(),
   activeUsers: z.number().int(),
 });
+
+/** A service as operators see it: where its traffic goes, and its signing secret the one time it is made. */
+export const opsServiceViewSchema = serviceViewSchema.extend({
+  upstreamUrl: z.string().nullable(),
+  signingSecret: z.string().optional(),
+});
+
+/**
+ * A service's upstream: an absolute http or https URL (WebSocket goes over the same), without
+ * credentials, query or fragment (the edge appends the customer's path and query to it).
+ */
+export const upstreamUrlInput = z
+  .string()
+  .max(2048)
+  .refine((text) => {
+    if (!URL.canParse(text)) return false;
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !url.username && !url.password && !url.search && !url.hash && url.hostname !== '';
+  }, 'must be an http or https URL without credentials, query or fragment')
+  .transform((text) => new URL(text).href);
 
 /** A tariff as operators set it: prices as decimal strings, checked against the maxima. */
 export function tariffInput(limits: Limits) {

@@ -13,6 +13,7 @@ import type { CommandDeps } from './command-deps.js';
 import { OpenCommand, type OpenRequest } from './open-command.js';
 import { authorizingSince, unsettledOf } from './session-rows.js';
 import type { SessionView } from './session-view.js';
+import { Metering } from './metering.js';
 import { SessionWaits } from './session-waits.js';
 
 export type { CommandDeps } from './command-deps.js';
@@ -31,11 +32,14 @@ export type OpsAction = keyof typeof OPS_EVENTS;
 export class SessionCommands {
   private accepting = true;
   private readonly waits: SessionWaits;
+  /** Uses priced per use, reported by the service itself (the metering API). */
+  readonly metering: Metering;
   private readonly opener: OpenCommand;
 
   constructor(private readonly deps: CommandDeps) {
     this.waits = new SessionWaits(deps);
     this.opener = new OpenCommand(deps, this.waits);
+    this.metering = new Metering(deps, this.waits);
   }
 
   /** Opens a session: seats, the intent written, the card authorized (src/sessions/open-command.ts). */

@@ -10,7 +10,6 @@ let ops: Record<string, string>;
 let serviceId: string;
 let alice: Awaited<ReturnType<typeof signUp>>;
 let bob: Awaited<ReturnType<typeof signUp>>;
-const MINUTE = 60_000;
 
 async function open(customer: { auth: Record<string, string> }) {
   const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '100.00' } });

@@ -1,10 +1,13 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
 import { accountHistory } from '../../accounts/account-rows.js';
 import { changeCard, changeOutstandingLimit, changePassword } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
+import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
+import type { SessionView } from '../../sessions/session-view.js';
 import { customerAuth } from '../auth.js';
 import { findQuote, priceQuote, saveQuote } from '../../quotes/quotes.js';
 import { quoteView } from '../../quotes/quote-view.js';
@@ -34,6 +37,16 @@ function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: bool
     if (!reply.raw.writableFinished) controller.abort();
   });
   return controller.signal;
+}
+
+/**
+ * A customer's view of their session, with how to reach the service while it is active: the
+ * edge's URL for it, its access token (derived, so the same each time), and until when.
+ */
+function withAccess(deps: RouteDeps, request: FastifyRequest, view: SessionView): SessionView & { access: { url: string; token: string; expiresAt: string } | null } {
+  if (view.state !== 'active' || view.cutoffAt === null) return { ...view, access: null };
+  const base = deps.edgePublicUrl ?? `${request.protocol}://${request.host}`;
+  return { ...view, access: { url: `${base}${EDGE_PREFIX}${view.id}`, token: deps.edge.tokenFor(view.id), expiresAt: view.cutoffAt } };
 }
 
 /** What a customer may do with their bearer token: their account and their sessions. */
@@ -156,7 +169,7 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
         signal: clientGone(reply),
         answerKept: request.idempotency !== null,
       });
-      return reply.code(pending ? 202 : 201).send(view);
+      return reply.code(pending ? 202 : 201).send(withAccess(deps, request, view));
     });
 
     // A price agreed before use: the breakdown and the total, at the tariff as it is now.
@@ -185,24 +198,24 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/v1/sessions', { schema: { response: { 200: z.object({ sessions: z.array(sessionViewSchema) }), ...problems } } }, async (request) => ({
-      sessions: await deps.queries.list(request.accountId),
+      sessions: (await deps.queries.list(request.accountId)).map((view) => withAccess(deps, request, view)),
     }));
 
     app.get('/v1/sessions/:id', { schema: { params: idParams, ...sessionAnswer } }, async (request) => {
       const session = await deps.queries.view(request.accountId, request.params.id);
       if (!session) throw errors.sessionNotFound();
-      return session;
+      return withAccess(deps, request, session);
     });
 
     app.post(
       '/v1/sessions/:id/extend',
       { schema: { params: idParams, body: z.object({ maxCharge: positiveAmount(2, limits.maxAmountMicros) }), ...sessionAnswer }, config: { idempotent: 'action' } },
-      async (request) => deps.commands.extend(request.accountId, request.params.id, request.body.maxCharge),
+      async (request) => withAccess(deps, request, await deps.commands.extend(request.accountId, request.params.id, request.body.maxCharge)),
     );
 
     app.post('/v1/sessions/:id/logoff', { schema: { params: idParams, ...sessionAnswer }, config: { idempotent: 'action' } }, async (request, reply) => {
       const { view, settled } = await deps.commands.logoff(request.accountId, request.params.id);
-      return reply.code(settled ? 200 : 202).send(view);
+      return reply.code(settled ? 200 : 202).send(withAccess(deps, request, view));
     });
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'customer-api' });

@@ -8,6 +8,7 @@ import { createEndpoint, disableEndpoint, listEndpoints } from '../../webhooks/e
 import { deliveryLog } from '../../webhooks/delivery-rows.js';
 import { WEBHOOK_EVENT_TYPES } from '../../webhooks/webhook-events.js';
 import { listAudit, recordAudit } from '../../audit/audit-log.js';
+import { issueServiceCredential } from '../../catalogue/service-credentials.js';
 import { errors } from '../../errors.js';
 import { listOperators } from '../../operators/operators.js';
 import { ROLES } from '../../operators/roles.js';
@@ -24,20 +25,22 @@ import {
   idParams,
   instantParam,
   operatorViewSchema,
+  opsServiceViewSchema,
   opsSessionViewSchema,
   positiveAmount,
   problems,
   serverViewSchema,
   serversOccupancySchema,
-  serviceViewSchema,
   tariffInput,
   secret,
   sessionLogRowSchema,
   text,
   textBody,
+  upstreamUrlInput,
   webhookDeliverySchema,
   webhookEndpointSchema,
 } from '../schemas.js';
+import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { serviceView } from './public-api.js';
 
 const STATES = ['authorizing', 'active', 'over_limit', 'closing', 'settled', 'declined'] as const;
@@ -77,6 +80,12 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
     cursor: z.string().regex(/^\d{1,18}$/, 'must be the nextCursor of a previous page').optional(),
   });
   const opsSession = z.object({ session: opsSessionViewSchema });
+  /** The signing secret is in the answer only the one time it is made. */
+  const opsService = (changed: { service: ServiceRecord; signingSecret: string | null }) => ({
+    ...serviceView(deps, changed.service),
+    upstreamUrl: changed.service.upstreamUrl,
+    ...(changed.signingSecret === null ? {} : { signingSecret: changed.signingSecret }),
+  });
   const read = { permission: 'read' } as const;
   const rescue = { permission: 'rescue' } as const;
   const admin = { permission: 'admin' } as const;
@@ -108,14 +117,14 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       '/v1/services',
       {
         schema: {
-          body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers, tariff: tariff.optional() }),
-          response: { 201: serviceViewSchema, ...problems },
+          body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers, tariff: tariff.optional(), upstreamUrl: upstreamUrlInput.optional() }),
+          response: { 201: opsServiceViewSchema, ...problems },
         },
         config: admin,
       },
       async (request, reply) => {
         const { pricePerMinute, tariff: pricing, ...rest } = request.body;
-        return reply.code(201).send(serviceView(deps, await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request))));
+        return reply.code(201).send(opsService(await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request))));
       },
     );
 
@@ -125,16 +134,39 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
         schema: {
           params: idParams,
           body: z
-            .object({ name: name.optional(), maxUsers: maxUsers.optional(), pricePerMinute: price.optional(), tariff: tariff.optional() })
+            .object({
+              name: name.optional(),
+              maxUsers: maxUsers.optional(),
+              pricePerMinute: price.optional(),
+              tariff: tariff.optional(),
+              upstreamUrl: upstreamUrlInput.optional(),
+            })
             .refine(atLeastOne, 'nothing to change'),
-          response: { 200: serviceViewSchema, ...problems },
+          response: { 200: opsServiceViewSchema, ...problems },
         },
         config: admin,
       },
       async (request) => {
         const { pricePerMinute, tariff: pricing, ...rest } = request.body;
-        return serviceView(deps, await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request)));
+        return opsService(await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request)));
       },
+    );
+
+    // The service's credential for the metering API, shown once; a new one replaces the old at once.
+    app.post(
+      '/v1/services/:id/credential',
+      { schema: { params: idParams, response: { 201: z.object({ serviceId: z.uuid(), credential: z.string() }), ...problems } }, config: admin },
+      async (request, reply) => {
+        const credential = await issueServiceCredential(deps.sql, request.params.id, by(request), deps.clock.now());
+        return reply.code(201).send({ serviceId: request.params.id, credential });
+      },
+    );
+
+    // A leaked secret is replaced: the new one is shown once and the old one stops at once.
+    app.post(
+      '/v1/services/:id/signing-secret',
+      { schema: { params: idParams, response: { 200: z.object({ signingSecret: z.string() }), ...problems } }, config: admin },
+      async (request) => ({ signingSecret: await deps.catalogue.rotateSigningSecret(request.params.id, by(request)) }),
     );
 
     app.get('/v1/ops/servers', { schema: { response: { 200: serversOccupancySchema, ...problems } }, config: read }, async () => ({
