@@ -27,6 +27,8 @@ import { Supervisor } from './sessions/supervisor.js';
 import { decoyHash } from './accounts/credentials.js';
 import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
+import { TopUps } from './accounts/top-ups.js';
+import { BalanceHolds, withBalances } from './payments/balance-gateway.js';
 import { AccountCommands } from './accounts/account-commands.js';
 import { AccountStates } from './accounts/account-states.js';
 import { purgeDeadTokens } from './accounts/tokens.js';
@@ -141,7 +143,9 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       metrics.persistLatency.observe(seconds);
     },
   });
-  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway, log: silent, inspect: inspector?.inspect, coldAfterMs: config.coldAfterMs });
+  // Sessions of prepaid accounts hold on their balance; the rest at the card company.
+  const sessionGateway = withBalances(gateway, new BalanceHolds({ sql, clock: deps.clock }));
+  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway: sessionGateway, log: silent, inspect: inspector?.inspect, coldAfterMs: config.coldAfterMs });
   const queries = new SessionQueries({ sql, supervisor, journal, clock: deps.clock, stuck: config.stuck });
   const commands = new SessionCommands({
     sql,
@@ -178,7 +182,12 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const reconciling =
     config.reconcileIntervalMs > 0 ? setInterval(() => void reconcile(), config.reconcileIntervalMs).unref() : null;
   // Orphaned opens are abandoned, and answers to Idempotency-Keys forgotten once they are old.
+  // Top-ups whose card calls got no answer are driven again, with the same keys, now and with the housekeeping.
+  const topUps = new TopUps({ sql, clock: deps.clock, gateway, log: silent });
+  const recoverTopUps = () => topUps.recover().catch((error: unknown) => silent.warn({ err: String(error) }, 'could not drive pending top-ups'));
+  await recoverTopUps();
   const housekeeping = async () => {
+    await recoverTopUps();
     await commands.abandonOrphans().catch((error: unknown) => silent.warn({ err: String(error) }, 'orphan sweep failed'));
     await idempotency.purge(deps.clock.now()).catch((error: unknown) => silent.warn({ err: String(error) }, 'idempotency purge failed'));
     // Tokens dead (lapsed or revoked) for a day, and log-in failures nobody added to for an hour.
@@ -223,6 +232,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     operators: new Operators({ sql, clock: deps.clock }),
     accountStates,
     accountCommands: new AccountCommands({ sql, clock: deps.clock, states: accountStates }),
+    topUps,
     operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
     bootstrapToken: admin.token,
     rateLimits: config.rateLimits,

@@ -4,6 +4,7 @@ import { formatAmount } from '../billing/money.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
+import type { PaymentMode } from '../payments/balance-gateway.js';
 import { CardDeclinedError, CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
 import { hashPassword } from './credentials.js';
 import { normalizeEmail } from './login.js';
@@ -33,6 +34,11 @@ export interface AccountView {
   reserved: string;
   /** The account machine's state. */
   state: AccountStateName;
+  /** card: each session holds on the card; prepaid: on the balance; postpaid: charged on the statement. */
+  paymentMode: PaymentMode;
+  /** The prepaid balance free to hold, and what open sessions hold of it. */
+  balance: string;
+  balanceHeld: string;
   createdAt: string;
 }
 
@@ -96,12 +102,16 @@ export async function findAccount(sql: Sql, id: string): Promise<AccountView | n
       limit: bigint;
       reserved: bigint;
       state: AccountStateName;
+      paymentMode: PaymentMode;
+      balance: bigint;
+      balanceHeld: bigint;
       createdAt: Date;
     }[]
   >`
     select id, name, email, card_brand as brand, card_last4 as last4, card_exp_month as "expMonth",
       card_exp_year as "expYear", estimated_storage_gb::text as storage, estimated_processing_hours::text as processing,
-      currency, outstanding_limit_micros as limit, reserved_micros as reserved, state, created_at as "createdAt"
+      currency, outstanding_limit_micros as limit, reserved_micros as reserved, state,
+      payment_mode as "paymentMode", balance_micros as balance, balance_held_micros as "balanceHeld", created_at as "createdAt"
     from accounts where id = ${id}`;
   if (!row) return null;
   return {
@@ -115,6 +125,9 @@ export async function findAccount(sql: Sql, id: string): Promise<AccountView | n
     outstandingLimit: formatAmount(row.limit),
     reserved: formatAmount(row.reserved),
     state: row.state,
+    paymentMode: row.paymentMode,
+    balance: formatAmount(row.balance),
+    balanceHeld: formatAmount(row.balanceHeld),
     createdAt: row.createdAt.toISOString(),
   };
 }

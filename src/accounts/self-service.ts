@@ -63,3 +63,14 @@ export async function changePassword(
     return revoked.map((row) => row.tokenHash);
   });
 }
+
+/**
+ * The customer's own choice between holds on the card and a prepaid balance. A session keeps the
+ * holds it has (they are settled where they were placed); the next one holds the new way.
+ * Postpaid is the operators' to give and take.
+ */
+export async function changePaymentMode(sql: Sql, accountId: string, mode: 'card' | 'prepaid'): Promise<void> {
+  const [changed] = await sql`
+    update accounts set payment_mode = ${mode} where id = ${accountId} and payment_mode <> 'postpaid' returning 1`;
+  if (!changed) throw errors.paymentModeNotYours();
+}

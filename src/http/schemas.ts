@@ -166,7 +166,21 @@ export const accountViewSchema = z.object({
   outstandingLimit: z.string(),
   reserved: z.string(),
   state: z.enum(['new', 'active', 'suspended', 'closed']),
+  paymentMode: z.enum(['card', 'prepaid', 'postpaid']),
+  balance: z.string(),
+  balanceHeld: z.string(),
   createdAt: instant,
+});
+
+export const topUpViewSchema = z.object({
+  id: z.uuid(),
+  amount: z.string(),
+  currency: z.string(),
+  state: z.enum(['pending', 'charged', 'declined']),
+  chargeId: z.string().nullable(),
+  declineReason: z.string().nullable(),
+  createdAt: instant,
+  settledAt: instant.nullable(),
 });
 
 export const serviceViewSchema = z.object({

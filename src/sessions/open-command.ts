@@ -9,6 +9,7 @@ import type { CommandDeps } from './command-deps.js';
 import { JournalWriteError } from './journal.js';
 import { insertOpening, type OpenedCustomer, type OpeningOutcome } from './opening-sql.js';
 import { findSession } from './session-rows.js';
+import { paymentToken } from '../payments/balance-gateway.js';
 import { findQuote, usableQuote } from '../quotes/quotes.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { SessionView } from './session-view.js';
@@ -215,7 +216,7 @@ export class OpenCommand {
         outcome = await this.afterFailedOpening(sessionId, error);
       }
       if (outcome.kind === 'opened') {
-        supervisor.rememberCardToken(sessionId, outcome.customer.cardToken);
+        supervisor.rememberCardToken(sessionId, paymentToken({ accountId: request.accountId, ...outcome.customer }));
         return outcome.customer;
       }
       supervisor.discard(sessionId);
@@ -254,7 +255,7 @@ export class OpenCommand {
       throw errors.notRecorded(detail);
     }
     const [customer] = await this.deps.sql<OpenedCustomer[]>`
-      select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
+      select name, email, currency, card_token as "cardToken", payment_mode as "paymentMode", estimated_storage_gb::text as "estimatedStorageGb",
         estimated_processing_hours::text as "estimatedProcessingHours"
       from accounts where id = ${row.snapshot.context.accountId}`;
     if (!customer) throw errors.notRecorded(detail);

@@ -1,5 +1,6 @@
 import { openedEvent, type SessionContext } from '../../machines/session/index.js';
 import type { Queryable } from '../db/sql.js';
+import type { PaymentMode } from '../payments/balance-gateway.js';
 import type { StoredEvent } from '../events/event-store.js';
 
 export interface OpeningRecord {
@@ -21,6 +22,7 @@ export interface OpenedCustomer {
   estimatedStorageGb: string;
   estimatedProcessingHours: string;
   cardToken: string;
+  paymentMode: PaymentMode;
 }
 
 export type OpeningOutcome =
@@ -66,7 +68,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       -- A quote is used once: locked here, claimed below by the session this writes.
       select id from quotes where id = ${c.quote?.quoteId ?? null}::uuid and session_id is null for update
     ), account as (
-      select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
+      select id, name, email, currency, card_token, payment_mode, estimated_storage_gb, estimated_processing_hours,
         outstanding_limit_micros - reserved_micros as available, open_sessions, may_open, state
       from accounts where id = ${c.accountId} for no key update
     ), reserved as (
@@ -105,7 +107,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       from opened
       returning position, tx::text as tx, stream, type, at, payload
     )
-    select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
+    select name, email, currency, card_token as "cardToken", payment_mode as "paymentMode", estimated_storage_gb::text as "estimatedStorageGb",
       estimated_processing_hours::text as "estimatedProcessingHours", available as "availableMicros",
       open_sessions >= ${record.maxOpenSessions} as "atQuota", may_open as "mayOpen", state,
       exists (select 1 from reserved) as reserved, exists (select 1 from existing) as existing,

@@ -71,3 +71,43 @@ create table webhook_attempts (
   duration_ms integer not null
 );
 create index webhook_attempts_delivery on webhook_attempts (delivery_id, id);
+
+-- Ways to pay: per-session card holds (as before), a prepaid balance topped up by card charges
+-- (sessions hold from the balance: no card call at open), or postpaid (set by operators).
+alter table accounts
+  add column payment_mode text not null default 'card' check (payment_mode in ('card', 'prepaid', 'postpaid')),
+  -- The prepaid balance free to hold, and what open sessions hold of it.
+  add column balance_micros bigint not null default 0 check (balance_micros >= 0),
+  add column balance_held_micros bigint not null default 0 check (balance_held_micros >= 0);
+
+-- A hold on the prepaid balance, kept as the card network keeps one: keyed by the idempotency key
+-- of the call that placed it, so a call re-driven after a crash finds it instead of holding twice.
+create table balance_holds (
+  id text primary key,
+  authorize_key text not null unique,
+  account_id uuid not null references accounts (id),
+  session_id uuid not null,
+  amount_micros bigint not null check (amount_micros >= 0),
+  captured_micros bigint,
+  state text not null check (state in ('open', 'captured', 'voided')),
+  created_at timestamptz not null,
+  closed_at timestamptz
+);
+create index balance_holds_account on balance_holds (account_id);
+
+-- A top-up: the intent is written before the card is charged (DESIGN rule 3); the balance grows in
+-- the transaction that marks it charged. Pending ones are driven again at start-up, with the same keys.
+create table top_ups (
+  id uuid primary key,
+  account_id uuid not null references accounts (id),
+  amount_micros bigint not null check (amount_micros > 0),
+  currency char(3) not null,
+  state text not null check (state in ('pending', 'charged', 'declined')),
+  charge_id text,
+  authorization_number text,
+  decline_reason text,
+  created_at timestamptz not null,
+  settled_at timestamptz
+);
+create index top_ups_account on top_ups (account_id, created_at);
+create index top_ups_pending on top_ups (created_at) where state = 'pending';

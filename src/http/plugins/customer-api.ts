@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
 import { accountHistory } from '../../accounts/account-rows.js';
-import { changeCard, changeOutstandingLimit, changePassword } from '../../accounts/self-service.js';
+import { changeCard, changeOutstandingLimit, changePassword, changePaymentMode } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
 import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
@@ -28,6 +28,7 @@ import {
   sessionViewSchema,
   text,
   tokenViewSchema,
+  topUpViewSchema,
 } from '../schemas.js';
 
 /** Aborted when the client hangs up before it is answered. */
@@ -120,15 +121,34 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       return theAccount(request.accountId);
     });
 
-    app.patch(
-      '/v1/account',
-      { schema: { body: z.object({ outstandingLimit: positiveAmount(2, limits.maxAmountMicros) }), ...accountAnswer } },
-      async (request) => {
+    const accountChange = z
+      .object({ outstandingLimit: positiveAmount(2, limits.maxAmountMicros).optional(), paymentMode: z.enum(['card', 'prepaid']).optional() })
+      .refine((body) => body.outstandingLimit !== undefined || body.paymentMode !== undefined, 'give outstandingLimit, paymentMode or both');
+    app.patch('/v1/account', { schema: { body: accountChange, ...accountAnswer } }, async (request) => {
+      const { outstandingLimit, paymentMode } = request.body;
+      await deps.accountStates.require(request.accountId, 'self_service');
+      if (outstandingLimit !== undefined) await changeOutstandingLimit(deps.sql, request.accountId, outstandingLimit);
+      if (paymentMode !== undefined) await changePaymentMode(deps.sql, request.accountId, paymentMode);
+      return theAccount(request.accountId);
+    });
+
+    // A prepaid balance grows by a card charge (src/accounts/top-ups.ts); a retry with the same Idempotency-Key charges once.
+    app.post(
+      '/v1/account/top-ups',
+      {
+        schema: { body: z.object({ amount: positiveAmount(2, limits.maxAmountMicros) }), response: { 201: z.object({ topUp: topUpViewSchema, account: accountViewSchema }), ...problems } },
+        config: { idempotent: 'resource' },
+      },
+      async (request, reply) => {
         await deps.accountStates.require(request.accountId, 'self_service');
-        await changeOutstandingLimit(deps.sql, request.accountId, request.body.outstandingLimit);
-        return theAccount(request.accountId);
+        const topUp = await deps.topUps.topUp(request.accountId, request.body.amount, request.idempotency?.resourceId ?? undefined);
+        return reply.code(201).send({ topUp, ...(await theAccount(request.accountId)) });
       },
     );
+
+    app.get('/v1/account/top-ups', { schema: { response: { 200: z.object({ topUps: z.array(topUpViewSchema) }), ...problems } } }, async (request) => ({
+      topUps: await deps.topUps.list(request.accountId),
+    }));
 
     app.put(
       '/v1/account/password',
