@@ -151,6 +151,8 @@ const envSchema = z
     WEBHOOK_MAX_ATTEMPTS: positiveInt.max(100).default(12),
     /** How often due deliveries are looked for. */
     WEBHOOK_POLL_MS: positiveInt.default(1000),
+    /** Statements are produced when a period ends (a scheduled deadline), and by a sweep this often (0: no sweep). */
+    STATEMENT_SWEEP_MS: count.default(60_000),
     /** Where customers reach tollgate (scheme://host[:port]), for sessions' access URLs; unset: the address each request came to. */
     EDGE_PUBLIC_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
     /** How often the edge adds sessions' traffic counts to their rows. */
@@ -281,6 +283,7 @@ const envSchema = z
         maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
         pollMs: env.WEBHOOK_POLL_MS,
       },
+      statementSweepMs: env.STATEMENT_SWEEP_MS,
       edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
     };
   });

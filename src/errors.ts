@@ -136,4 +136,5 @@ export const errors = {
   webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
   notPrepaid: () => new AppError(409, 'NOT_PREPAID', 'Only a prepaid account has a balance to top up; set paymentMode to "prepaid" first.'),
   paymentModeNotYours: () => new AppError(403, 'PAYMENT_MODE_SET_BY_OPERATORS', 'Postpaid accounts are set, and changed, by operators.'),
+  statementNotFound: () => new AppError(404, 'STATEMENT_NOT_FOUND', 'No statement of yours has this id.'),
 };

@@ -28,6 +28,7 @@ import { decoyHash } from './accounts/credentials.js';
 import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
 import { TopUps } from './accounts/top-ups.js';
+import { StatementJob } from './statements/statement-job.js';
 import { BalanceHolds, withBalances } from './payments/balance-gateway.js';
 import { AccountCommands } from './accounts/account-commands.js';
 import { AccountStates } from './accounts/account-states.js';
@@ -216,6 +217,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
   await webhookQueue.start();
   webhookSender.start();
+  const statements = new StatementJob({ sql, clock: deps.clock, log: silent, published: (committed) => events.publish(committed), sweepMs: config.statementSweepMs });
+  await statements.start();
   const app = await buildApp({
     sql,
     tokens,
@@ -286,7 +289,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       edgeSockets.close();
       live.close();
       await app.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop()]);
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop()]);
       await traffic.close();
       await supervisor.stop();
       inspector?.stop();

@@ -111,3 +111,36 @@ create table top_ups (
 );
 create index top_ups_account on top_ups (account_id, created_at);
 create index top_ups_pending on top_ups (created_at) where state = 'pending';
+
+-- Statements per account and period (UTC months by default, ISO weeks on request). The account
+-- keeps the period not yet stated: [statement_from, statement_due_at); the statement job produces
+-- it once statement_due_at has passed. A new period length applies from the next period.
+alter table accounts
+  add column statement_period text not null default 'month' check (statement_period in ('month', 'week')),
+  -- The length of the period under way (statement_period applies from the next one).
+  add column statement_current_period text not null default 'month' check (statement_current_period in ('month', 'week')),
+  add column statement_from timestamptz,
+  add column statement_due_at timestamptz;
+update accounts set
+  statement_from = date_trunc('month', created_at, 'UTC'),
+  statement_due_at = date_trunc('month', created_at, 'UTC') + interval '1 month';
+alter table accounts alter column statement_from set not null, alter column statement_due_at set not null;
+create index accounts_statement_due on accounts (statement_due_at);
+
+-- One statement per account and period, whoever produces it and however often it is tried.
+create table statements (
+  id uuid primary key,
+  account_id uuid not null references accounts (id),
+  period text not null check (period in ('month', 'week')),
+  period_start timestamptz not null,
+  period_end timestamptz not null,
+  currency char(3) not null,
+  -- What the period's sessions were charged (captured), and how it was paid; top-ups charged to the card.
+  charges_micros bigint not null,
+  paid_by_card_micros bigint not null,
+  paid_from_balance_micros bigint not null,
+  top_ups_micros bigint not null,
+  lines jsonb not null,
+  produced_at timestamptz not null,
+  unique (account_id, period_start)
+);

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
 import { accountHistory } from '../../accounts/account-rows.js';
-import { changeCard, changeOutstandingLimit, changePassword, changePaymentMode } from '../../accounts/self-service.js';
+import { changeCard, changeOutstandingLimit, changePassword, changePaymentMode, changeStatementPeriod } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
 import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
@@ -27,9 +27,13 @@ import {
   secret,
   sessionViewSchema,
   text,
+  statementViewSchema,
+  textBody,
   tokenViewSchema,
   topUpViewSchema,
 } from '../schemas.js';
+import { findStatement, listStatements } from '../../statements/statement-sql.js';
+import { statementCsv, statementPdf, statementView } from '../../statements/statement-view.js';
 
 /** Aborted when the client hangs up before it is answered. */
 function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: boolean } }): AbortSignal {
@@ -122,15 +126,51 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     });
 
     const accountChange = z
-      .object({ outstandingLimit: positiveAmount(2, limits.maxAmountMicros).optional(), paymentMode: z.enum(['card', 'prepaid']).optional() })
-      .refine((body) => body.outstandingLimit !== undefined || body.paymentMode !== undefined, 'give outstandingLimit, paymentMode or both');
+      .object({
+        outstandingLimit: positiveAmount(2, limits.maxAmountMicros).optional(),
+        paymentMode: z.enum(['card', 'prepaid']).optional(),
+        statementPeriod: z.enum(['month', 'week']).optional(),
+      })
+      .refine((body) => Object.values(body).some((v) => v !== undefined), 'give outstandingLimit, paymentMode or statementPeriod');
     app.patch('/v1/account', { schema: { body: accountChange, ...accountAnswer } }, async (request) => {
-      const { outstandingLimit, paymentMode } = request.body;
+      const { outstandingLimit, paymentMode, statementPeriod } = request.body;
       await deps.accountStates.require(request.accountId, 'self_service');
       if (outstandingLimit !== undefined) await changeOutstandingLimit(deps.sql, request.accountId, outstandingLimit);
       if (paymentMode !== undefined) await changePaymentMode(deps.sql, request.accountId, paymentMode);
+      if (statementPeriod !== undefined) await changeStatementPeriod(deps.sql, request.accountId, statementPeriod);
       return theAccount(request.accountId);
     });
+
+    app.get('/v1/account/statements', { schema: { response: { 200: z.object({ statements: z.array(statementViewSchema) }), ...problems } } }, async (request) => ({
+      statements: (await listStatements(deps.sql, request.accountId)).map(statementView),
+    }));
+
+    app.get(
+      '/v1/account/statements/:id',
+      {
+        schema: {
+          params: idParams,
+          querystring: z.object({ format: z.enum(['json', 'csv', 'pdf']).default('json') }),
+          response: { 200: z.union([statementViewSchema, textBody]), ...problems },
+        },
+      },
+      async (request, reply) => {
+        const stored = await findStatement(deps.sql, request.params.id, request.accountId);
+        if (!stored) throw errors.statementNotFound();
+        const view = statementView(stored);
+        const name = `statement-${view.periodStart.slice(0, 10)}`;
+        if (request.query.format === 'csv') {
+          return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(statementCsv(view));
+        }
+        if (request.query.format === 'pdf') {
+          const { account } = await theAccount(request.accountId);
+          const pdf = await statementPdf(view, account);
+          // Fastify sends a Buffer as it is, never through the response schema's serializer; the type only knows the schema.
+          return reply.type('application/pdf').header('content-disposition', `attachment; filename="${name}.pdf"`).send(pdf as unknown as string);
+        }
+        return view;
+      },
+    );
 
     // A prepaid balance grows by a card charge (src/accounts/top-ups.ts); a retry with the same Idempotency-Key charges once.
     app.post(

@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { accountHistory } from '../../accounts/account-rows.js';
 import { findAccount } from '../../accounts/accounts.js';
 import { serversView } from '../../admission/occupancy.js';
+import { listStatements } from '../../statements/statement-sql.js';
+import { statementView } from '../../statements/statement-view.js';
 import { createEndpoint, disableEndpoint, listEndpoints } from '../../webhooks/endpoints.js';
 import { deliveryLog } from '../../webhooks/delivery-rows.js';
 import { WEBHOOK_EVENT_TYPES } from '../../webhooks/webhook-events.js';
@@ -37,6 +39,7 @@ import {
   text,
   textBody,
   upstreamUrlInput,
+  statementViewSchema,
   webhookDeliverySchema,
   webhookEndpointSchema,
 } from '../schemas.js';
@@ -216,6 +219,15 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
     app.get('/v1/ops/accounts/:id', { schema: { params: idParams, response: { 200: accountWithHistory, ...problems } }, config: read }, async (request) =>
       accountAnswer(request.params.id),
+    );
+
+    app.get(
+      '/v1/ops/accounts/:id/statements',
+      { schema: { params: idParams, response: { 200: z.object({ statements: z.array(statementViewSchema) }), ...problems } }, config: read },
+      async (request) => {
+        if (!(await findAccount(deps.sql, request.params.id))) throw errors.accountNotFound();
+        return { statements: (await listStatements(deps.sql, request.params.id)).map(statementView) };
+      },
     );
 
     // Suspending ends the account's running sessions (they settle) and refuses new ones; `until` ends it by itself.
