@@ -144,6 +144,10 @@ const envSchema = z
     MAX_QUEUED_OPENS_PER_ACCOUNT: count.max(1_000_000).default(3),
     /** Requests one admission gate (a server or a service) may hold in its queue. */
     ADMISSION_MAX_QUEUE: count.max(1_000_000).default(1000),
+    /** Where customers reach tollgate (scheme://host[:port]), for sessions' access URLs; unset: the address each request came to. */
+    EDGE_PUBLIC_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
+    /** How often the edge adds sessions' traffic counts to their rows. */
+    EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
     /** Webhook deliveries: one attempt may take this long; failed ones are retried from RETRY_BASE doubling to RETRY_MAX, at most MAX_ATTEMPTS times. */
     WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
     WEBHOOK_RETRY_BASE_MS: positiveInt.default(10_000),
@@ -153,10 +157,6 @@ const envSchema = z
     WEBHOOK_POLL_MS: positiveInt.default(1000),
     /** Statements are produced when a period ends (a scheduled deadline), and by a sweep this often (0: no sweep). */
     STATEMENT_SWEEP_MS: count.default(60_000),
-    /** Where customers reach tollgate (scheme://host[:port]), for sessions' access URLs; unset: the address each request came to. */
-    EDGE_PUBLIC_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
-    /** How often the edge adds sessions' traffic counts to their rows. */
-    EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
@@ -276,6 +276,7 @@ const envSchema = z
         maxQueuePerGate: env.ADMISSION_MAX_QUEUE,
       },
       cardNetworkFaultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
+      edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
       webhooks: {
         timeoutMs: env.WEBHOOK_TIMEOUT_MS,
         retryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
@@ -284,7 +285,6 @@ const envSchema = z
         pollMs: env.WEBHOOK_POLL_MS,
       },
       statementSweepMs: env.STATEMENT_SWEEP_MS,
-      edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
     };
   });
 

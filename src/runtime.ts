@@ -283,14 +283,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       if (reconciling) clearInterval(reconciling);
       if (sweeping) clearInterval(sweeping);
       commands.beginShutdown();
-      accountStates.stop();
       // Streams and WebSockets through the edge would hold Fastify's close until the timeout.
       stopFollowing();
       edgeSockets.close();
       live.close();
+      accountStates.stop();
       await app.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop()]);
       await traffic.close();
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop()]);
       await supervisor.stop();
       inspector?.stop();
       admission.close();

@@ -40,11 +40,7 @@ export async function logIn(deps: LoginDeps, email: string, password: string): P
   const { sql, clock } = deps;
   const normalized = normalizeEmail(email);
   const now = clock.now();
-  const [lock] = await sql<{ lockedUntil: Date | null }[]>`
-    select locked_until as "lockedUntil" from login_failures where email_normalized = ${normalized}`;
-  if (lock?.lockedUntil && lock.lockedUntil.getTime() > now) {
-    throw errors.loginLocked(Math.ceil((lock.lockedUntil.getTime() - now) / 1000));
-  }
+  await refuseWhileLocked(sql, normalized, now);
   const [account] = await sql<{ id: string; passwordHash: string }[]>`
     select id, password_hash as "passwordHash" from accounts where email_normalized = ${normalized} and closed_at is null`;
   const passwordHash = account?.passwordHash ?? deps.decoy;
@@ -54,7 +50,7 @@ export async function logIn(deps: LoginDeps, email: string, password: string): P
     await recordFailure(deps, normalized, now);
     throw errors.badCredentials();
   }
-  await sql`delete from login_failures where email_normalized = ${normalized}`;
+  await forgetFailures(sql, normalized);
   // A hash made with weaker parameters than today's is replaced while the password is at hand.
   if (needsRehash(account.passwordHash)) {
     await sql`update accounts set password_hash = ${await hashPassword(password)} where id = ${account.id}`;
@@ -64,7 +60,17 @@ export async function logIn(deps: LoginDeps, email: string, password: string): P
   return { token: issued.token };
 }
 
-async function recordFailure(deps: LoginDeps, email: string, now: number): Promise<void> {
+/** Throws LOGIN_LOCKED while the key (an e-mail, or an operator's name) is locked. */
+export async function refuseWhileLocked(sql: Sql, key: string, now: number): Promise<void> {
+  const [lock] = await sql<{ lockedUntil: Date | null }[]>`
+    select locked_until as "lockedUntil" from login_failures where email_normalized = ${key}`;
+  if (lock?.lockedUntil && lock.lockedUntil.getTime() > now) {
+    throw errors.loginLocked(Math.ceil((lock.lockedUntil.getTime() - now) / 1000));
+  }
+}
+
+/** Counts a wrong password for the key (an e-mail, or the console's key for an operator: operators/console-sessions.ts). */
+export async function recordFailure(deps: Pick<LoginDeps, 'sql' | 'lock'>, email: string, now: number): Promise<void> {
   const { afterFailures, baseMs, maxMs } = deps.lock;
   const at = new Date(now);
   const forgotten = new Date(now - FAILURES_FORGOTTEN_AFTER_MS);
@@ -80,6 +86,11 @@ async function recordFailure(deps: LoginDeps, email: string, now: number): Promi
         then ${at}::timestamptz + least(${maxMs}::float8, ${baseMs}::float8 * power(2::float8,
           least((case when f.last_failed_at < ${forgotten} then 1 else f.failures + 1 end) - ${afterFailures}::int, 40))) * interval '1 millisecond'
         end`;
+}
+
+/** A good password: the key's failures are forgotten. */
+export async function forgetFailures(sql: Sql, key: string): Promise<void> {
+  await sql`delete from login_failures where email_normalized = ${key}`;
 }
 
 /** Failures nobody has added to for an hour, and locks that lapsed, are forgotten. */

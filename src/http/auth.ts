@@ -29,20 +29,42 @@ function bearer(request: FastifyRequest): string | null {
   return match ? match[1]! : null;
 }
 
-/** The customer API's one auth hook: a customer's bearer token, live (not lapsed, not revoked). */
+/**
+ * A customer's token, from wherever the request carries it (the API's bearer header, the web
+ * portal's cookie), checked the one way: live (not lapsed, not revoked). False when it is not.
+ */
+export async function admitCustomer(tokens: TokenResolver, request: FastifyRequest, token: string | null): Promise<boolean> {
+  const owner = token ? await tokens.resolve(token) : null;
+  if (!owner) return false;
+  request.accountId = owner.accountId;
+  request.tokenId = owner.tokenId;
+  return true;
+}
+
+/** The customer API's one auth hook: a customer's bearer token. */
 export function customerAuth(tokens: TokenResolver) {
   return async (request: FastifyRequest): Promise<void> => {
-    const token = bearer(request);
-    const owner = token ? await tokens.resolve(token) : null;
-    if (!owner) throw errors.unauthenticated();
-    request.accountId = owner.accountId;
-    request.tokenId = owner.tokenId;
+    if (!(await admitCustomer(tokens, request, bearer(request)))) throw errors.unauthenticated();
   };
 }
 
 /**
- * The operator API's one auth hook. Today an operator's API key as a bearer token; the web
- * console's cookie session (issue 12) is another way to find the same operator, added here. The
+ * The one check of what an operator may do, whichever credential found them (the API key, the
+ * console's cookie): enabled, and a role that allows the route's permission.
+ */
+export function admitOperator(request: FastifyRequest, operator: AuthenticatedOperator | null): void {
+  if (!operator) throw errors.forbidden();
+  const permission = request.routeOptions.config.permission ?? 'admin';
+  if (!allows(operator.role, permission)) {
+    request.log.warn({ operator: operator.name, role: operator.role, route: request.routeOptions.url }, 'operator refused');
+    throw errors.operatorForbidden(operator.role);
+  }
+  request.operator = { operatorId: operator.id, name: operator.name, role: operator.role };
+}
+
+/**
+ * The operator API's one auth hook: an operator's API key as a bearer token (the web console
+ * finds the operator from its cookie instead, and checks them with the same admitOperator). The
  * bootstrap token is accepted only by the route marked `bootstrap`, and that route accepts it
  * only while no enabled admin exists.
  */
@@ -59,13 +81,6 @@ export function operatorAuth(deps: { bootstrapToken: string; operatorFor: (apiKe
       request.operator = BOOTSTRAP_ACTOR;
       return;
     }
-    const operator = await deps.operatorFor(token);
-    if (!operator) throw errors.forbidden();
-    const permission = config.permission ?? 'admin';
-    if (!allows(operator.role, permission)) {
-      request.log.warn({ operator: operator.name, role: operator.role, route: request.routeOptions.url }, 'operator refused');
-      throw errors.operatorForbidden(operator.role);
-    }
-    request.operator = { operatorId: operator.id, name: operator.name, role: operator.role };
+    admitOperator(request, await deps.operatorFor(token));
   };
 }

@@ -13,7 +13,9 @@ import { findQuote, priceQuote, saveQuote } from '../../quotes/quotes.js';
 import { quoteView } from '../../quotes/quote-view.js';
 import { answerUsage, usageQuerySchema, usageResponses, usageWindow } from '../routes/usage-reports.js';
 import type { RouteDeps } from '../deps.js';
+import { clientGone } from '../client-gone.js';
 import { idempotencyHooks } from '../idempotency.js';
+import { minutesLimit, openSessionSchema } from '../open-schema.js';
 import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
 import {
   accountHistoryLineSchema,
@@ -35,15 +37,6 @@ import {
 import { findStatement, listStatements } from '../../statements/statement-sql.js';
 import { statementCsv, statementPdf, statementView } from '../../statements/statement-view.js';
 
-/** Aborted when the client hangs up before it is answered. */
-function clientGone(reply: { raw: NodeJS.EventEmitter & { writableFinished: boolean } }): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
-  });
-  return controller.signal;
-}
-
 /**
  * A customer's view of their session, with how to reach the service while it is active: the
  * edge's URL for it, its access token (derived, so the same each time), and until when.
@@ -57,19 +50,8 @@ function withAccess(deps: RouteDeps, request: FastifyRequest, view: SessionView)
 /** What a customer may do with their bearer token: their account and their sessions. */
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const { limits } = deps;
-  const maxMinutes = z.number().min(1 / 60, 'must be at least one second (1/60 of a minute)').max(limits.maxSessionMinutes);
-  const openBody = z
-    .object({
-      serviceId: z.uuid(),
-      maxMinutes: maxMinutes.optional(),
-      maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
-      waitSeconds: z.number().min(0).max(limits.maxWaitSeconds).default(0),
-      quoteId: z.uuid().optional(),
-    })
-    .refine((b) => b.quoteId === undefined || (b.maxMinutes === undefined && b.maxCharge === undefined), {
-      message: 'a quote sets the time and the charge: give quoteId alone',
-      path: ['quoteId'],
-    });
+  const openBody = openSessionSchema(limits);
+  const maxMinutes = minutesLimit(limits);
   const quoteBody = z
     .object({
       serviceId: z.uuid(),

@@ -9,7 +9,8 @@ import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { errors } from '../../errors.js';
 import type { RouteDeps } from '../deps.js';
 import { HOUR_MS, limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
-import { accountViewSchema, cardInput, positiveAmount, problems, secret, serviceViewSchema, text } from '../schemas.js';
+import { accountViewSchema, problems, secret, serviceViewSchema, text } from '../schemas.js';
+import { signUpSchema } from '../sign-up-schema.js';
 
 /** A service as the catalogue shows it, with its users now. */
 export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceRecord, 'serverName'>) {
@@ -28,16 +29,7 @@ export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceR
 /** What anyone may ask: the catalogue, signing up, logging in (both rate-limited), and whether tollgate is up. */
 export function publicApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const { limits } = deps;
-  const estimate = z.number().nonnegative().max(limits.maxEstimate);
-  const signUpBody = z.object({
-    name: text(200),
-    email: z.email().max(254),
-    password: secret(8, 200),
-    card: cardInput,
-    estimatedStorageGb: estimate,
-    estimatedProcessingHours: estimate,
-    outstandingLimit: positiveAmount(2, limits.maxAmountMicros),
-  });
+  const signUpBody = signUpSchema(limits);
 
   const plugin: FastifyPluginAsyncZod = async (app) => {
     const { rateLimits } = deps;
