@@ -164,6 +164,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     logoffWaitMs: config.logoffWaitMs,
     orphanAfterMs: config.orphanAfterMs,
     maxOpenSessionsPerAccount: config.quotas.maxOpenSessionsPerAccount,
+    postpaidCeilingMicros: config.limits.maxAmountMicros,
   });
   const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
@@ -217,7 +218,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
   await webhookQueue.start();
   webhookSender.start();
-  const statements = new StatementJob({ sql, clock: deps.clock, log: silent, published: (committed) => events.publish(committed), sweepMs: config.statementSweepMs });
+  const statements = new StatementJob({ sql, clock: deps.clock, log: silent, gateway, published: (committed) => events.publish(committed), sweepMs: config.statementSweepMs });
   await statements.start();
   const app = await buildApp({
     sql,

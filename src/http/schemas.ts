@@ -375,7 +375,8 @@ export const statementViewSchema = z.object({
   periodStart: instant,
   periodEnd: instant,
   currency: z.string(),
-  totals: z.object({ charges: z.string(), paidByCard: z.string(), paidFromBalance: z.string(), topUps: z.string() }),
+  totals: z.object({ charges: z.string(), paidByCard: z.string(), paidFromBalance: z.string(), topUps: z.string(), due: z.string() }),
+  charge: z.object({ state: z.enum(['none', 'pending', 'charged', 'declined']), chargeId: z.string().nullable(), declineReason: z.string().nullable() }),
   sessions: z.array(
     z.object({
       sessionId: z.uuid(),
@@ -386,7 +387,7 @@ export const statementViewSchema = z.object({
       minutes: z.number(),
       uses: z.number().int(),
       charge: z.string(),
-      paidFrom: z.enum(['card', 'balance']),
+      paidFrom: z.enum(['card', 'balance', 'postpaid']),
       chargeSlipId: z.string(),
       capturedAt: instant,
     }),

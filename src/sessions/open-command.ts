@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type AgreedPrice, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
-import { availableHeadroom, limitReached, proposedHold } from '../accounts/headroom.js';
+import { limitReached, openingHeadroom, proposedHold } from '../accounts/headroom.js';
 import { ClientGoneError } from '../admission/admission.js';
 import { MICROS_PER_CENT } from '../billing/money.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
@@ -166,7 +166,7 @@ export class OpenCommand {
   private async writeOpening(request: OpenRequest, terms: OpenTerms, service: ServiceRecord, sessionId: string, createdAt: number): Promise<OpenedCustomer> {
     const { supervisor, journal } = this.deps;
     const derived = terms.maxChargeMicros === null;
-    let available = derived ? await availableHeadroom(this.deps.sql, request.accountId) : 0n;
+    let available = derived ? await openingHeadroom(this.deps.sql, request.accountId, this.deps.postpaidCeilingMicros) : 0n;
     for (let attempt = 1; ; attempt++) {
       if (available === null) throw errors.unauthenticated();
       const availableMicros = available;

@@ -40,7 +40,8 @@ export type OpeningOutcome =
 
 /**
  * One statement, so one round trip: under the account's row lock it reserves the session's hold
- * (context.maxChargeMicros) if it fits the outstanding limit (DESIGN rule 6) and the currency
+ * (context.maxChargeMicros) if it fits the outstanding limit (DESIGN rule 6; a postpaid account,
+ * which operators trust, is not held to it) and the currency
  * matches, and only then writes the session's first row, its log row (the customer as they are
  * now), its first history line and its `session.opened` event: the intent to authorize. Nothing
  * is written when the reservation is refused. Written again (its commit's answer lost), it finds
@@ -74,7 +75,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
     ), reserved as (
       update accounts a set reserved_micros = a.reserved_micros + ${hold}, open_sessions = a.open_sessions + 1
       from account
-      where a.id = account.id and account.may_open and account.available >= ${hold} and account.currency = ${c.currency}
+      where a.id = account.id and account.may_open and (account.payment_mode = 'postpaid' or account.available >= ${hold}) and account.currency = ${c.currency}
         and account.open_sessions < ${record.maxOpenSessions}
         and not exists (select 1 from existing)
         and (${c.quote?.quoteId ?? null}::uuid is null or exists (select 1 from claimable))

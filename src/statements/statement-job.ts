@@ -4,13 +4,15 @@ import { transaction } from '../db/transaction.js';
 import type { StoredEvent } from '../events/event-store.js';
 import type { Logger } from '../logger.js';
 import { DeadlineScheduler } from '../time/deadline-scheduler.js';
+import type { CardGateway } from '../payments/gateway.js';
 import { periodContaining } from './periods.js';
+import { chargeStatements } from './statement-charges.js';
 import { dueAccounts, nextDue, produceStatement } from './statement-sql.js';
 
 const BATCH = 100;
 
 /**
- * Produces statements as periods end. The earliest end of any account's period is a deadline,
+ * Produces statements as periods end, then charges the card for what postpaid sessions owe. The earliest end of any account's period is a deadline,
  * scheduled once (DESIGN rule 5) and recomputed after each run; a sweep every `sweepMs` also
  * runs, so a period changed behind this process's back (another node, an operator's SQL) is not
  * missed. Each statement is one transaction (claim, lines, insert, event, next period): a crash
@@ -23,7 +25,17 @@ export class StatementJob {
   private running: Promise<number> | null = null;
   private stopped = false;
 
-  constructor(private readonly deps: { sql: Sql; clock: Clock; log: Logger; published: (events: readonly StoredEvent[]) => void; sweepMs: number }) {
+  constructor(
+    private readonly deps: {
+      sql: Sql;
+      clock: Clock;
+      log: Logger;
+      /** The card company, for what postpaid sessions owe (statement-charges.ts). */
+      gateway: CardGateway;
+      published: (events: readonly StoredEvent[]) => void;
+      sweepMs: number;
+    },
+  ) {
     this.deadline = new DeadlineScheduler(deps.clock, () => void this.run());
   }
 
@@ -68,6 +80,7 @@ export class StatementJob {
       // An account many periods behind comes back until it is current; one claimed elsewhere is left to its claimer.
       if (moved === 0) break;
     }
+    await chargeStatements(this.deps);
     // An account made from now on is due no earlier than the end of this month (its first period
     // is this month), so that bounds the next deadline for accounts this query cannot yet see.
     const firstOfNew = periodContaining('month', clock.now()).end;

@@ -15,7 +15,7 @@ export type StatementLine =
       minutes: number;
       uses: number;
       chargeMicros: string;
-      paidFrom: 'card' | 'balance';
+      paidFrom: 'card' | 'balance' | 'postpaid';
       chargeSlipId: string;
       capturedAt: string;
     }
@@ -32,13 +32,18 @@ export interface StoredStatement {
   paidByCardMicros: bigint;
   paidFromBalanceMicros: bigint;
   topUpsMicros: bigint;
+  dueMicros: bigint;
+  chargeState: 'none' | 'pending' | 'charged' | 'declined';
+  chargeId: string | null;
+  chargeDeclineReason: string | null;
   lines: StatementLine[];
   producedAt: Date;
 }
 
 const COLUMNS = `id, account_id as "accountId", period, period_start as "periodStart", period_end as "periodEnd", currency,
   charges_micros as "chargesMicros", paid_by_card_micros as "paidByCardMicros", paid_from_balance_micros as "paidFromBalanceMicros",
-  top_ups_micros as "topUpsMicros", lines, produced_at as "producedAt"`;
+  top_ups_micros as "topUpsMicros", due_micros as "dueMicros", charge_state as "chargeState", charge_id as "chargeId",
+  charge_decline_reason as "chargeDeclineReason", lines, produced_at as "producedAt"`;
 
 /** Accounts whose period has ended by `now`, oldest first. */
 export async function dueAccounts(db: Queryable, now: number, limit: number): Promise<string[]> {
@@ -79,7 +84,8 @@ export async function produceStatement(
       to_char(s.started_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "startedAt",
       to_char(s.ended_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "endedAt",
       round(coalesce(s.billable_ms, 0) / 60000.0, 3)::float8 as minutes, s.uses_units as uses, c.amount_micros::text as "chargeMicros",
-      case when exists (select 1 from balance_holds b where b.session_id = s.id and b.state = 'captured') then 'balance' else 'card' end as "paidFrom",
+      coalesce((select case b.kind when 'prepaid' then 'balance' else 'postpaid' end from balance_holds b
+        where b.session_id = s.id and b.state = 'captured' limit 1), 'card') as "paidFrom",
       c.id as "chargeSlipId", to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "capturedAt"
     from charge_slips c join sessions s on s.id = c.session_id join session_log l on l.session_id = s.id
     where s.account_id = ${accountId} and c.created_at >= ${start} and c.created_at < ${end}
@@ -92,14 +98,15 @@ export async function produceStatement(
   const sum = (values: string[]) => values.reduce((total, v) => total + BigInt(v), 0n);
   const byCard = sessionLines.filter((l) => l.paidFrom === 'card').map((l) => l.chargeMicros);
   const fromBalance = sessionLines.filter((l) => l.paidFrom === 'balance').map((l) => l.chargeMicros);
+  const due = sum(sessionLines.filter((l) => l.paidFrom === 'postpaid').map((l) => l.chargeMicros));
   const lines: StatementLine[] = [...sessionLines.map((l) => ({ ...l })), ...topUpLines.map((l) => ({ ...l }))];
   const id = randomUUID();
   const [statement] = await tx<StoredStatement[]>`
     insert into statements (id, account_id, period, period_start, period_end, currency, charges_micros, paid_by_card_micros,
-      paid_from_balance_micros, top_ups_micros, lines, produced_at)
+      paid_from_balance_micros, top_ups_micros, due_micros, charge_state, lines, produced_at)
     values (${id}, ${accountId}, ${account.period}, ${start}, ${end}, ${account.currency},
-      ${sum(byCard) + sum(fromBalance)}, ${sum(byCard)}, ${sum(fromBalance)}, ${sum(topUpLines.map((l) => l.amountMicros))},
-      ${tx.json(lines as never)}, ${new Date(now)})
+      ${sum(byCard) + sum(fromBalance) + due}, ${sum(byCard)}, ${sum(fromBalance)}, ${sum(topUpLines.map((l) => l.amountMicros))},
+      ${due}, ${due > 0n ? 'pending' : 'none'}, ${tx.json(lines as never)}, ${new Date(now)})
     on conflict (account_id, period_start) do nothing
     returning ${tx.unsafe(COLUMNS)}`;
   const next = periodAfter(account.nextPeriod, end.getTime());
@@ -128,4 +135,22 @@ export async function findStatement(db: Queryable, id: string, accountId?: strin
   const [row] = await db<StoredStatement[]>`
     select ${db.unsafe(COLUMNS)} from statements where id = ${id} ${accountId ? db`and account_id = ${accountId}` : db``}`;
   return row ?? null;
+}
+
+/** Statements whose postpaid total is still to be charged to the card. */
+export async function pendingCharges(db: Queryable, limit: number): Promise<(StoredStatement & { cardToken: string })[]> {
+  return db<(StoredStatement & { cardToken: string })[]>`
+    select ${db.unsafe(COLUMNS)}, (select card_token from accounts a where a.id = statements.account_id) as "cardToken"
+    from statements where charge_state = 'pending' order by produced_at limit ${limit}`;
+}
+
+/** Records how the charge of a statement's postpaid total ended; once, whoever drove it. */
+export async function settleCharge(
+  db: Queryable,
+  statementId: string,
+  outcome: { state: 'charged' | 'declined'; chargeId: string | null; declineReason: string | null },
+): Promise<void> {
+  await db`
+    update statements set charge_state = ${outcome.state}, charge_id = ${outcome.chargeId}, charge_decline_reason = ${outcome.declineReason}
+    where id = ${statementId} and charge_state = 'pending'`;
 }

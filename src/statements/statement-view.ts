@@ -9,8 +9,22 @@ export interface StatementView {
   periodStart: string;
   periodEnd: string;
   currency: string;
-  totals: { charges: string; paidByCard: string; paidFromBalance: string; topUps: string };
-  sessions: { sessionId: string; serviceId: string; service: string; startedAt: string | null; endedAt: string | null; minutes: number; uses: number; charge: string; paidFrom: 'card' | 'balance'; chargeSlipId: string; capturedAt: string }[];
+  /** `due`: what postpaid sessions owe, charged to the card with this statement (`charge`). */
+  totals: { charges: string; paidByCard: string; paidFromBalance: string; topUps: string; due: string };
+  charge: { state: 'none' | 'pending' | 'charged' | 'declined'; chargeId: string | null; declineReason: string | null };
+  sessions: {
+    sessionId: string;
+    serviceId: string;
+    service: string;
+    startedAt: string | null;
+    endedAt: string | null;
+    minutes: number;
+    uses: number;
+    charge: string;
+    paidFrom: 'card' | 'balance' | 'postpaid';
+    chargeSlipId: string;
+    capturedAt: string;
+  }[];
   topUps: { topUpId: string; amount: string; chargeId: string | null; at: string }[];
   producedAt: string;
 }
@@ -28,7 +42,9 @@ export function statementView(s: StoredStatement): StatementView {
       paidByCard: formatAmount(s.paidByCardMicros),
       paidFromBalance: formatAmount(s.paidFromBalanceMicros),
       topUps: formatAmount(s.topUpsMicros),
+      due: formatAmount(s.dueMicros),
     },
+    charge: { state: s.chargeState, chargeId: s.chargeId, declineReason: s.chargeDeclineReason },
     sessions: s.lines.flatMap((line) => {
       if (line.kind !== 'session') return [];
       const { kind: _kind, chargeMicros, ...rest } = line;
@@ -50,6 +66,7 @@ export function statementCsv(view: StatementView): string {
     { kind: 'total_paid_by_card', amount: view.totals.paidByCard },
     { kind: 'total_paid_from_balance', amount: view.totals.paidFromBalance },
     { kind: 'total_top_ups', amount: view.totals.topUps },
+    { kind: 'total_due', amount: view.totals.due },
   ];
   return stringify(rows, { header: true, columns: CSV_COLUMNS, cast: { number: (n) => String(n) }, escape_formulas: true });
 }
@@ -89,6 +106,7 @@ export function statementPdf(view: StatementView, customer: { name: string; emai
     doc.text(`Paid by card: ${view.totals.paidByCard}`);
     doc.text(`Paid from the prepaid balance: ${view.totals.paidFromBalance}`);
     doc.text(`Top-ups charged to the card: ${view.totals.topUps}`);
+    doc.text(`Due (postpaid), charged to the card with this statement: ${view.totals.due}`);
     doc.end();
   });
 }

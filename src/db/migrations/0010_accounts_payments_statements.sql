@@ -11,8 +11,11 @@ alter table accounts
 
 -- A hold on the prepaid balance, kept as the card network keeps one: keyed by the idempotency key
 -- of the call that placed it, so a call re-driven after a crash finds it instead of holding twice.
+-- A postpaid account's sessions hold the same way, on nothing: their captures are owed, and
+-- charged to the card with the period's statement.
 create table balance_holds (
   id text primary key,
+  kind text not null check (kind in ('prepaid', 'postpaid')),
   authorize_key text not null unique,
   account_id uuid not null references accounts (id),
   session_id uuid not null,
@@ -69,7 +72,14 @@ create table statements (
   paid_by_card_micros bigint not null,
   paid_from_balance_micros bigint not null,
   top_ups_micros bigint not null,
+  -- Postpaid: what the period's sessions owe, charged to the card once the statement exists (the
+  -- statement is the intent; the charge's keys derive from its id).
+  due_micros bigint not null,
+  charge_state text not null check (charge_state in ('none', 'pending', 'charged', 'declined')),
+  charge_id text,
+  charge_decline_reason text,
   lines jsonb not null,
   produced_at timestamptz not null,
   unique (account_id, period_start)
 );
+create index statements_charge_pending on statements (produced_at) where charge_state = 'pending';

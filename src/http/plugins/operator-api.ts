@@ -243,6 +243,18 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
     );
 
     app.post(
+      '/v1/ops/accounts/:id/payment-mode',
+      {
+        schema: { params: idParams, body: z.object({ paymentMode: z.enum(['card', 'prepaid', 'postpaid']), reason }), response: { 200: accountWithHistory, ...problems } },
+        config: admin,
+      },
+      async (request) => {
+        await deps.accountCommands.setPaymentMode(request.params.id, request.body.paymentMode, by(request), request.body.reason);
+        return accountAnswer(request.params.id);
+      },
+    );
+
+    app.post(
       '/v1/ops/accounts/:id/:action',
       {
         schema: { params: idParams.extend({ action: z.enum(['resume', 'close']) }), body: z.object({ reason }), response: { 200: accountWithHistory, ...problems } },
