@@ -56,7 +56,7 @@ describe('statements', () => {
       period: 'month',
       periodStart: '2026-11-01T00:00:00.000Z',
       periodEnd: '2026-12-01T00:00:00.000Z',
-      totals: { charges: '1.80', paidByCard: '1.80', paidFromBalance: '0.00', topUps: '0.00' },
+      totals: { charges: '1.80', paidByCard: '1.80', paidFromBalance: '0.00', topUps: '0.00', due: '0.00' },
       topUps: [],
     });
     expect(statement.sessions.map((s: any) => [s.minutes, s.uses, s.charge, s.paidFrom])).toEqual([
@@ -72,7 +72,8 @@ describe('statements', () => {
 
   it('shows a prepaid account’s top-ups and what its sessions took from the balance', async () => {
     const [statement] = await statementsOf(prepaid.auth);
-    expect(statement.totals).toEqual({ charges: '0.60', paidByCard: '0.00', paidFromBalance: '0.60', topUps: '10.00' });
+    expect(statement.totals).toEqual({ charges: '0.60', paidByCard: '0.00', paidFromBalance: '0.60', topUps: '10.00', due: '0.00' });
+    expect(statement.charge).toEqual({ state: 'none', chargeId: null, declineReason: null });
     expect(statement.topUps).toEqual([expect.objectContaining({ amount: '10.00' })]);
   });
 
