@@ -29,6 +29,7 @@ import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
 import { TopUps } from './accounts/top-ups.js';
 import { StatementJob } from './statements/statement-job.js';
+import { suspendOnRefusedCaptures } from './accounts/capture-failures.js';
 import { BalanceHolds, withBalances } from './payments/balance-gateway.js';
 import { AccountCommands } from './accounts/account-commands.js';
 import { AccountStates } from './accounts/account-states.js';
@@ -218,6 +219,12 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
   await webhookQueue.start();
   webhookSender.start();
+  // A capture refused for good suspends its account (src/accounts/capture-failures.ts).
+  const captureFailures = new EventConsumer(
+    { sql, name: 'account-capture-failures', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs },
+    suspendOnRefusedCaptures({ states: accountStates, clock: deps.clock }),
+  );
+  await captureFailures.start();
   const statements = new StatementJob({ sql, clock: deps.clock, log: silent, gateway, published: (committed) => events.publish(committed), sweepMs: config.statementSweepMs });
   await statements.start();
   const app = await buildApp({
@@ -291,7 +298,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       accountStates.stop();
       await app.close();
       await traffic.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop()]);
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop()]);
       await supervisor.stop();
       inspector?.stop();
       admission.close();
