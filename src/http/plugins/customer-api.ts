@@ -66,6 +66,8 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     app.addHook('onRequest', customerAuth(deps.tokens));
     idempotencyHooks(app, { store: deps.idempotency, clock: deps.clock });
     const opensPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
+    // Top-ups charge the card: as many a minute as opens, counted apart.
+    const topUpsPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
 
     app.get('/v1/auth/tokens', { schema: { response: { 200: z.object({ tokens: z.array(tokenViewSchema) }), ...problems } } }, async (request) => ({
       tokens: await listLiveTokens(deps.sql, request.accountId, request.tokenId, deps.clock.now()),
@@ -160,6 +162,8 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       {
         schema: { body: z.object({ amount: positiveAmount(2, limits.maxAmountMicros) }), response: { 201: z.object({ topUp: topUpViewSchema, account: accountViewSchema }), ...problems } },
         config: { idempotent: 'resource' },
+        // Counted before the Idempotency-Key is claimed, as opens are: a card charge per request is what card testing wants.
+        onRequest: limitedBy(topUpsPerAccount),
       },
       async (request, reply) => {
         await deps.accountStates.require(request.accountId, 'self_service');
