@@ -21,6 +21,11 @@ export interface SessionLogRow {
   charge: string | null;
   currency: string;
   endReason: string | null;
+  /** What the session did through the edge (0 for a session that never used it). */
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+  connectionsCut: number;
 }
 
 export async function sessionLog(db: Queryable, options: { limit: number; offset: number }): Promise<SessionLogRow[]> {
@@ -32,16 +37,25 @@ export async function sessionLog(db: Queryable, options: { limit: number; offset
       chargeMicros: bigint | null;
       storage: string;
       processing: string;
+      requests: string;
+      bytesIn: string;
+      bytesOut: string;
     })[]
   >`
     select session_id as "sessionId", account_id as "accountId", customer_name as "customerName",
       customer_email as "customerEmail", estimated_storage_gb::text as storage,
       estimated_processing_hours::text as processing, service_id as "serviceId", service_name as "serviceName",
       server_id as "serverId", server_name as "serverName", opened_at as "openedAt", started_at as "startedAt",
-      ended_at as "endedAt", charge_micros as "chargeMicros", currency, end_reason as "endReason"
-    from session_log order by opened_at, session_id limit ${options.limit} offset ${options.offset}`;
-  return rows.map(({ chargeMicros, storage, processing, openedAt, startedAt, endedAt, ...row }) => ({
+      ended_at as "endedAt", charge_micros as "chargeMicros", currency, end_reason as "endReason",
+      coalesce(t.requests, 0)::text as requests, coalesce(t.bytes_in, 0)::text as "bytesIn",
+      coalesce(t.bytes_out, 0)::text as "bytesOut", coalesce(t.connections_cut, 0) as "connectionsCut"
+    from session_log left join session_traffic t using (session_id)
+    order by opened_at, session_id limit ${options.limit} offset ${options.offset}`;
+  return rows.map(({ chargeMicros, storage, processing, openedAt, startedAt, endedAt, requests, bytesIn, bytesOut, ...row }) => ({
     ...row,
+    requests: Number(requests),
+    bytesIn: Number(bytesIn),
+    bytesOut: Number(bytesOut),
     estimatedStorageGb: Number(storage),
     estimatedProcessingHours: Number(processing),
     openedAt: openedAt.toISOString(),
@@ -56,7 +70,7 @@ export async function sessionLog(db: Queryable, options: { limit: number; offset
 const COLUMNS: (keyof SessionLogRow)[] = [
   'sessionId', 'accountId', 'customerName', 'customerEmail', 'estimatedStorageGb', 'estimatedProcessingHours',
   'serviceId', 'serviceName', 'serverId', 'serverName', 'openedAt', 'startedAt', 'endedAt', 'minutes', 'charge',
-  'currency', 'endReason',
+  'currency', 'endReason', 'requests', 'bytesIn', 'bytesOut', 'connectionsCut',
 ];
 
 export function sessionLogCsv(rows: SessionLogRow[]): string {
