@@ -45,16 +45,22 @@ const COLUMNS = `id, account_id as "accountId", period, period_start as "periodS
   top_ups_micros as "topUpsMicros", due_micros as "dueMicros", charge_state as "chargeState", charge_id as "chargeId",
   charge_decline_reason as "chargeDeclineReason", lines, produced_at as "producedAt"`;
 
-/** Accounts whose period has ended by `now`, oldest first. */
+/**
+ * Accounts whose period has ended by `now`, oldest first. A closed account gets the statement of
+ * the period it closed in, and none after.
+ */
 export async function dueAccounts(db: Queryable, now: number, limit: number): Promise<string[]> {
   const rows = await db<{ id: string }[]>`
-    select id from accounts where statement_due_at <= ${new Date(now)} order by statement_due_at limit ${limit}`;
+    select id from accounts
+    where statement_due_at <= ${new Date(now)} and (closed_at is null or statement_from <= closed_at)
+    order by statement_due_at limit ${limit}`;
   return rows.map((row) => row.id);
 }
 
 /** The earliest instant any account's period ends. */
 export async function nextDue(db: Queryable): Promise<number | null> {
-  const [row] = await db<{ at: Date | null }[]>`select min(statement_due_at) as at from accounts`;
+  const [row] = await db<{ at: Date | null }[]>`
+    select min(statement_due_at) as at from accounts where closed_at is null or statement_from <= closed_at`;
   return row?.at?.getTime() ?? null;
 }
 

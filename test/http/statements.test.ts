@@ -33,6 +33,7 @@ describe('statements', () => {
   let card: Awaited<ReturnType<typeof signUp>>;
   let prepaid: Awaited<ReturnType<typeof signUp>>;
   let weekly: Awaited<ReturnType<typeof signUp>>;
+  let closed: Awaited<ReturnType<typeof signUp>>;
 
   beforeAll(async () => {
     card = await signUp(tollgate.app, { name: 'Card Customer' });
@@ -45,6 +46,10 @@ describe('statements', () => {
     await useFor(prepaid.auth, 60_000);
     expect((await call('PATCH', '/v1/account', weekly.auth, { statementPeriod: 'week' })).json().account.statementPeriod).toBe('week');
     await useFor(weekly.auth, 30_000);
+    closed = await signUp(tollgate.app);
+    await call('PATCH', '/v1/account', closed.auth, { statementPeriod: 'week' });
+    await useFor(closed.auth, 60_000);
+    expect((await call('POST', '/v1/account/close', closed.auth)).json().account.state).toBe('closed');
     // Midnight, 1 December: November has ended.
     clock.set(Date.UTC(2026, 11, 1, 0, 0, 0));
     for (let i = 0; i < 100 && (await statementsOf(card.auth)).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
@@ -113,5 +118,11 @@ describe('statements', () => {
     await expect.poll(async () => (await statementsOf(weekly.auth)).length).toBe(2);
     const [week] = await statementsOf(weekly.auth);
     expect(week).toMatchObject({ period: 'week', periodStart: '2026-12-01T00:00:00.000Z', periodEnd: '2026-12-07T00:00:00.000Z', totals: { charges: '0.60' } });
+  });
+
+  it('gives a closed account the statement of the period it closed in, and none after', async () => {
+    const ops = { authorization: `Bearer ${tollgate.adminToken}` };
+    const statements = (await call('GET', `/v1/ops/accounts/${closed.account.id}/statements`, ops)).json().statements;
+    expect(statements.map((s: any) => [s.periodStart, s.totals.charges])).toEqual([['2026-11-01T00:00:00.000Z', '0.60']]);
   });
 });
