@@ -157,6 +157,8 @@ const envSchema = z
     WEBHOOK_MAX_ATTEMPTS: positiveInt.max(100).default(12),
     /** How often due deliveries are looked for. */
     WEBHOOK_POLL_MS: positiveInt.default(1000),
+    /** Statements are produced when a period ends (a scheduled deadline), and by a sweep this often (0: no sweep). */
+    STATEMENT_SWEEP_MS: count.default(60_000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
@@ -285,6 +287,7 @@ const envSchema = z
         maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
         pollMs: env.WEBHOOK_POLL_MS,
       },
+      statementSweepMs: env.STATEMENT_SWEEP_MS,
     };
   });
 
