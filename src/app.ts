@@ -9,6 +9,10 @@ import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
 import { frameworkError, registerProblemHandlers } from './http/problem.js';
 import { registerRateLimiting } from './http/rate-limits.js';
+import type { EventBus } from './events/event-bus.js';
+import type { ConsoleSessionDeps } from './operators/console-sessions.js';
+import { LiveStreams } from './web/live-streams.js';
+import { webSite } from './web/site.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
 export interface HttpOptions {
@@ -63,7 +67,9 @@ declare module 'fastify' {
 const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
-export async function buildApp(deps: RouteDeps & { logger: Logger | false; http: HttpOptions }): Promise<FastifyInstance> {
+export async function buildApp(
+  deps: RouteDeps & { logger: Logger | false; http: HttpOptions; events: EventBus; console: ConsoleSessionDeps },
+): Promise<FastifyInstance> {
   const { http } = deps;
   const options = {
     // Receiving a whole request (headers and body): a slow-loris client is cut off.
@@ -87,6 +93,8 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
+    // The web site's pages (hidden from the API reference) are not part of the JSON API.
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, schema: route.schema });
   });
   // A route that streams for long (config.longLived: the edge's server-sent events and WebSockets)
@@ -125,5 +133,7 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
+  const live = new LiveStreams({ bus: deps.events, occupancy: deps.occupancy, log: app.log });
+  await app.register(webSite({ ...deps, live }));
   return app;
 }
