@@ -23,7 +23,17 @@ export interface SessionLogRow {
   endReason: string | null;
 }
 
-export async function sessionLog(db: Queryable, options: { limit: number; offset: number }): Promise<SessionLogRow[]> {
+/** Which rows of the log to read: all by default; the console filters by service, end reason and when the session opened. */
+export interface SessionLogFilter {
+  limit: number;
+  offset: number;
+  serviceId?: string | undefined;
+  endReason?: string | undefined;
+  openedFrom?: Date | undefined;
+  openedTo?: Date | undefined;
+}
+
+export async function sessionLog(db: Queryable, options: SessionLogFilter): Promise<SessionLogRow[]> {
   const rows = await db<
     (Omit<SessionLogRow, 'openedAt' | 'startedAt' | 'endedAt' | 'charge' | 'minutes' | 'estimatedStorageGb' | 'estimatedProcessingHours'> & {
       openedAt: Date;
@@ -39,7 +49,13 @@ export async function sessionLog(db: Queryable, options: { limit: number; offset
       estimated_processing_hours::text as processing, service_id as "serviceId", service_name as "serviceName",
       server_id as "serverId", server_name as "serverName", opened_at as "openedAt", started_at as "startedAt",
       ended_at as "endedAt", charge_micros as "chargeMicros", currency, end_reason as "endReason"
-    from session_log order by opened_at, session_id limit ${options.limit} offset ${options.offset}`;
+    from session_log
+    where true
+      ${options.serviceId ? db`and service_id = ${options.serviceId}` : db``}
+      ${options.endReason ? db`and end_reason = ${options.endReason}` : db``}
+      ${options.openedFrom ? db`and opened_at >= ${options.openedFrom}` : db``}
+      ${options.openedTo ? db`and opened_at < ${options.openedTo}` : db``}
+    order by opened_at, session_id limit ${options.limit} offset ${options.offset}`;
   return rows.map(({ chargeMicros, storage, processing, openedAt, startedAt, endedAt, ...row }) => ({
     ...row,
     estimatedStorageGb: Number(storage),

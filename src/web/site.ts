@@ -4,6 +4,7 @@ import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { registerAssets } from './assets.js';
 import { sendErrorPage } from './error-page.js';
+import { consoleRoutes } from './console/routes.js';
 import { portalRoutes } from './portal/routes.js';
 import type { WebDeps } from './web-deps.js';
 
@@ -24,6 +25,7 @@ export function webSite(deps: WebDeps): FastifyPluginAsync {
     app.addHook('preClose', async () => deps.live.closeAll());
     registerAssets(app);
     portalRoutes(app, deps);
+    consoleRoutes(app, deps);
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'web-site' });
 }
