@@ -1,7 +1,8 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from './logger.js';
 import type { RouteDeps } from './http/deps.js';
 import { customerApi } from './http/plugins/customer-api.js';
@@ -129,11 +130,16 @@ export async function buildApp(
     maxAge: 600,
   });
   await registerRateLimiting(app);
+  // The OpenAPI document of every route registered after it, from the routes' zod schemas (/docs).
+  await app.register(swagger, {
+    openapi: { info: { title: 'tollgate', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } },
+    transform: jsonSchemaTransform,
+  });
   // Three groups, each with its one auth hook: anyone, customers, operators.
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
   const live = new LiveStreams({ bus: deps.events, occupancy: deps.occupancy, log: app.log });
-  await app.register(webSite({ ...deps, live }));
+  await app.register(webSite({ ...deps, live, openApi: () => app.swagger() }));
   return app;
 }

@@ -3,6 +3,7 @@ import csrf from '@fastify/csrf-protection';
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { registerAssets } from './assets.js';
+import { registerDocs } from './docs.js';
 import { sendErrorPage } from './error-page.js';
 import { consoleRoutes } from './console/routes.js';
 import { portalRoutes } from './portal/routes.js';
@@ -26,6 +27,7 @@ export function webSite(deps: WebDeps): FastifyPluginAsync {
     registerAssets(app);
     portalRoutes(app, deps);
     consoleRoutes(app, deps);
+    registerDocs(app, deps.openApi);
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'web-site' });
 }

@@ -6,4 +6,6 @@ import type { LiveStreams } from './live-streams.js';
 export interface WebDeps extends RouteDeps {
   live: LiveStreams;
   console: ConsoleSessionDeps;
+  /** The OpenAPI document of the JSON API (@fastify/swagger). */
+  openApi: () => unknown;
 }

@@ -181,7 +181,7 @@ ${field({ name: 'to', label: 'Opened before (date)', type: 'date', value: filter
 <table>
 <thead><tr><th scope="col">Opened</th><th scope="col">Customer</th><th scope="col">E-mail</th><th scope="col">Service</th><th scope="col">Server</th><th scope="col">Minutes</th><th scope="col">Charge</th><th scope="col">End</th></tr></thead>
 <tbody>${rows.map(
-      (r) => html`<tr><td>${when(r.openedAt)}</td><td>${r.customerName}</td><td>${r.customerEmail}</td><td>${r.serviceName}</td><td>${r.serverName}</td><td>${r.minutes ?? '—'}</td><td>${r.charge ?? '—'} ${r.currency}</td><td>${r.endReason ?? '—'}</td></tr>`,
+      (r) => html`<tr><td>${when(r.openedAt)}</td><td>${r.customerName}</td><td>${r.customerEmail}</td><td>${r.serviceName}</td><td>${r.serverName}</td><td>${r.minutes === null ? '—' : r.minutes.toFixed(2)}</td><td>${r.charge ?? '—'} ${r.currency}</td><td>${r.endReason ?? '—'}</td></tr>`,
     )}</tbody>
 </table>
 ${rows.length === 0 ? html`<p>No session matches.</p>` : ''}`,
