@@ -14,6 +14,8 @@ import type { EventBus } from './events/event-bus.js';
 import type { ConsoleSessionDeps } from './operators/console-sessions.js';
 import { LiveStreams } from './web/live-streams.js';
 import { webSite } from './web/site.js';
+import { meteringApi } from './http/plugins/metering-api.js';
+import { edgeHttp } from './edge/edge-http.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
 export interface HttpOptions {
@@ -135,10 +137,14 @@ export async function buildApp(
     openapi: { info: { title: 'tollgate', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } },
     transform: jsonSchemaTransform,
   });
-  // Three groups, each with its one auth hook: anyone, customers, operators.
+  // Four groups, each with its one auth hook: anyone, customers, operators, services (metering).
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
+  await app.register(meteringApi(deps));
+  // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
+  await app.register(edgeHttp(deps.edge));
+  // The web site: the customer portal, the operators' console, the API reference.
   const live = new LiveStreams({ bus: deps.events, occupancy: deps.occupancy, log: app.log });
   await app.register(webSite({ ...deps, live, openApi: () => app.swagger() }));
   return app;

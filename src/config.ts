@@ -146,6 +146,17 @@ const envSchema = z
     MAX_QUEUED_OPENS_PER_ACCOUNT: count.max(1_000_000).default(3),
     /** Requests one admission gate (a server or a service) may hold in its queue. */
     ADMISSION_MAX_QUEUE: count.max(1_000_000).default(1000),
+    /** Where customers reach tollgate (scheme://host[:port]), for sessions' access URLs; unset: the address each request came to. */
+    EDGE_PUBLIC_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
+    /** How often the edge adds sessions' traffic counts to their rows. */
+    EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
+    /** Webhook deliveries: one attempt may take this long; failed ones are retried from RETRY_BASE doubling to RETRY_MAX, at most MAX_ATTEMPTS times. */
+    WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
+    WEBHOOK_RETRY_BASE_MS: positiveInt.default(10_000),
+    WEBHOOK_RETRY_MAX_MS: positiveInt.default(3_600_000),
+    WEBHOOK_MAX_ATTEMPTS: positiveInt.max(100).default(12),
+    /** How often due deliveries are looked for. */
+    WEBHOOK_POLL_MS: positiveInt.default(1000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
@@ -266,6 +277,14 @@ const envSchema = z
         maxQueuePerGate: env.ADMISSION_MAX_QUEUE,
       },
       cardNetworkFaultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
+      edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
+      webhooks: {
+        timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+        retryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
+        retryMaxMs: env.WEBHOOK_RETRY_MAX_MS,
+        maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+        pollMs: env.WEBHOOK_POLL_MS,
+      },
     };
   });
 

@@ -69,6 +69,10 @@ export const errors = {
     }),
   useLimitReached: (units: number) =>
     new AppError(402, 'USE_LIMIT_REACHED', `${units} more uses would pass the session's limit (or the session is not running); nothing was reserved.`),
+  serviceCredentialRequired: () =>
+    new AppError(401, 'SERVICE_CREDENTIAL_REQUIRED', "The metering API needs the service's credential: Authorization: Bearer tgs_…"),
+  idempotencyKeyRequired: () =>
+    new AppError(400, 'IDEMPOTENCY_KEY_REQUIRED', 'A commit without a reservation needs an Idempotency-Key header, so that a retry cannot count the uses twice.'),
   notPricedPerUse: () => new AppError(409, 'NOT_PRICED_PER_USE', 'This service has no price per use.'),
   reservationNotFound: () => new AppError(404, 'RESERVATION_NOT_FOUND', 'This session made no such reservation.'),
   quoteNotFound: () => new AppError(404, 'QUOTE_NOT_FOUND', 'No quote of yours has this id.'),
@@ -101,5 +105,33 @@ export const errors = {
   bootstrapOnly: () =>
     new AppError(403, 'FORBIDDEN', 'The bootstrap token only creates the first admin operator; use an operator API key.'),
   operatorNotFound: () => new AppError(404, 'OPERATOR_NOT_FOUND', 'No operator has this id.'),
+  accessTokenInvalid: () =>
+    new AppError(401, 'ACCESS_TOKEN_INVALID', 'A session access token is required: Authorization: Bearer <access.token>, or ?access_token= once.'),
+  accessForbidden: (reason: 'other_service' | 'other_customer' | 'other_session') =>
+    new AppError(403, 'ACCESS_FORBIDDEN', {
+      other_service: 'This access token is for a session of another service.',
+      other_customer: 'This access token is for a session of another customer.',
+      other_session: 'This access token is for another session; use the one its view shows.',
+    }[reason], { reason }),
+  sessionEnded: (state: string, endReason: string | null, endedAt: string | null) =>
+    new AppError(402, 'SESSION_ENDED', `The session is no longer active (${endReason ?? state}); open or extend a session to go on.`, {
+      state,
+      endReason,
+      endedAt,
+    }),
+  noUpstream: () => new AppError(503, 'NO_UPSTREAM', 'This service has no upstream yet; an operator sets its upstreamUrl.'),
+  upstreamUnavailable: (detail: string) => new AppError(502, 'UPSTREAM_UNAVAILABLE', `The service did not answer (${detail}).`),
   lastAdmin: () => new AppError(409, 'LAST_ADMIN', 'This would leave no enabled admin operator.'),
+  accountNotFound: () => new AppError(404, 'ACCOUNT_NOT_FOUND', 'No account has this id.'),
+  /** The account's state refuses this (suspended: no new sessions; closed: nothing). */
+  accountNotActive: (state: string) =>
+    new AppError(409, 'ACCOUNT_NOT_ACTIVE', `The account is ${state}; it cannot do that now.`, { state }),
+  accountHasUnsettledSessions: (unsettled: number) =>
+    new AppError(409, 'ACCOUNT_HAS_UNSETTLED_SESSIONS', `The account has ${unsettled} unsettled sessions; it closes once every one has settled.`, {
+      unsettled,
+    }),
+  limitBelowReserved: (reserved: string) =>
+    new AppError(409, 'LIMIT_BELOW_RESERVED', `The open sessions hold ${reserved}; the outstanding limit cannot go below that now.`, { reserved }),
+  wrongPassword: () => new AppError(403, 'WRONG_PASSWORD', 'The current password is wrong; nothing was changed.'),
+  webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
 };

@@ -17,9 +17,23 @@ export const REDACTED_PATHS = [
   'bootstrapToken',
   'apiKey',
   '*.apiKey',
+  'signingSecret',
+  '*.signingSecret',
+  'req.headers.cookie',
 ];
 
+/** A request as logged: the edge's `?access_token=` never reaches a log line (DESIGN rule 10). */
+function requestForLog(request: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  return {
+    method: request.method,
+    url: request.url?.replace(/([?&]access_token=)[^&#]*/g, '$1[redacted]'),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
-  const options = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } };
+  const options = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, serializers: { req: requestForLog } };
   return destination ? pino(options, destination) : pino(options);
 }

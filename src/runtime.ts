@@ -15,6 +15,9 @@ import { instrumentGateway } from './payments/instrumented-gateway.js';
 import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { EventBus } from './events/event-bus.js';
+import { EventConsumer } from './events/event-consumer.js';
+import { queueDeliveries } from './webhooks/webhook-fanout.js';
+import { WebhookSender } from './webhooks/webhook-sender.js';
 import { IdempotencyStore } from './http/idempotency-store.js';
 import { SessionCommands } from './sessions/commands.js';
 import { Journal } from './sessions/journal.js';
@@ -24,6 +27,8 @@ import { Supervisor } from './sessions/supervisor.js';
 import { decoyHash } from './accounts/credentials.js';
 import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
+import { AccountCommands } from './accounts/account-commands.js';
+import { AccountStates } from './accounts/account-states.js';
 import { purgeDeadTokens } from './accounts/tokens.js';
 import { Bulkhead } from './auth/bulkhead.js';
 import { HealthProbe } from './http/health-probe.js';
@@ -31,6 +36,11 @@ import { findOperatorByKey, Operators } from './operators/operators.js';
 import { Admission } from './admission/admission.js';
 import { createOccupancyStore, type OccupancyStore } from './admission/occupancy.js';
 import { Catalogue } from './catalogue/catalogue-service.js';
+import { AccessTokens, loadEdgeKey } from './edge/access-token.js';
+import { Edge } from './edge/edge.js';
+import { attachEdgeWebSockets } from './edge/edge-websocket.js';
+import { LiveSessions } from './edge/live-sessions.js';
+import { TrafficLedger } from './edge/traffic-ledger.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./db/migrations/', import.meta.url));
 
@@ -113,6 +123,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   await catalogue.load();
   const silent = log || createLogger('silent');
   const events = new EventBus(silent);
+  // The edge follows the bus before anything is restored, so no event is missed between its
+  // reading the active rows and its hearing of what comes next.
+  const live = new LiveSessions({ clock: deps.clock, log: silent });
+  const stopFollowing = events.subscribe((batch) => live.apply(batch));
   let supervisor: Supervisor | null = null;
   const journal = new Journal({
     sql,
@@ -151,6 +165,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const restored = await supervisor.restore();
   readiness.restored = true;
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
+  const liveLoaded = await live.load(sql);
+  if (log && liveLoaded > 0) log.info({ sessions: liveLoaded }, 'edge holds the active sessions');
+  const traffic = new TrafficLedger({ sql, live, clock: deps.clock, log: silent, flushMs: config.edge.trafficFlushMs });
+  const edge = new Edge({ live, tokens: new AccessTokens(await loadEdgeKey(sql, deps.clock.now())), catalogue, sql, clock: deps.clock });
   // The card network may be down at start-up; tollgate starts anyway and reconciles later.
   const reconcile = () =>
     voidOrphanHolds({ sql, gateway, log: log || createLogger('silent') }).catch((error: unknown) => {
@@ -173,6 +191,23 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const lookups = new Bulkhead(config.database.authPoolSize, config.database.authMaxWaiting);
   const tokens = new TokenResolver({ sql: authSql, writes: sql, clock: deps.clock, policy: config.tokens, lookups, ...config.tokens });
   const decoy = await decoyHash();
+  const accountStates = new AccountStates({
+    sql,
+    clock: deps.clock,
+    log: silent,
+    published: (committed) => events.publish(committed),
+    tokensRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
+    endSessions: (accountId) => commands.endAccountSessions(accountId),
+  });
+  await accountStates.start();
+  // Webhooks: a durable consumer queues each subscribed event once per endpoint; the sender delivers them.
+  const webhookQueue = new EventConsumer(
+    { sql, name: 'webhooks', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs },
+    queueDeliveries(() => deps.clock.now()),
+  );
+  const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
+  await webhookQueue.start();
+  webhookSender.start();
   const app = await buildApp({
     sql,
     events,
@@ -189,6 +224,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       onRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
     },
     operators: new Operators({ sql, clock: deps.clock }),
+    accountStates,
+    accountCommands: new AccountCommands({ sql, clock: deps.clock, states: accountStates }),
     operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
     bootstrapToken: admin.token,
     rateLimits: config.rateLimits,
@@ -206,8 +243,11 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     quoteValidityMs: config.quoteValidityMs,
     metrics,
     readiness,
+    edge,
+    edgePublicUrl: config.edge.publicUrl,
     logger: log,
   });
+  const edgeSockets = attachEdgeWebSockets(app.server, edge, silent);
 
   return {
     app,
@@ -233,7 +273,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       if (reconciling) clearInterval(reconciling);
       if (sweeping) clearInterval(sweeping);
       commands.beginShutdown();
+      // Streams and WebSockets through the edge would hold Fastify's close until the timeout.
+      stopFollowing();
+      edgeSockets.close();
+      live.close();
+      accountStates.stop();
       await app.close();
+      await traffic.close();
+      await Promise.all([webhookQueue.stop(), webhookSender.stop()]);
       await supervisor.stop();
       inspector?.stop();
       admission.close();

@@ -259,6 +259,7 @@ export const sessionMachine = sessionSetup.createMachine({
         RESERVE_USE: { guard: 'useFits', actions: 'reserveUse' },
         COMMIT_USE: { guard: 'commitWithinReservation', actions: ['commitUse', 'cutIfLimitReached'] },
         RELEASE_USE: { guard: 'reservationOpen', actions: 'releaseUse' },
+        USE: { guard: 'useFits', actions: ['useNow', 'cutIfLimitReached'] },
       },
       states: {
         running: {

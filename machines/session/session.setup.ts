@@ -85,7 +85,7 @@ export const sessionSetup = setup({
     nothingToCharge: ({ context }) => context.chargeMicros === null || BigInt(context.chargeMicros) === 0n,
     hasGrace: ({ context }) => context.graceMs > 0,
     raisesLimit: ({ context, event }) => event.type === 'EXTEND' && extensionRefusal(context, event.maxChargeMicros) === null,
-    useFits: ({ context, event }) => event.type === 'RESERVE_USE' && useFits(context, event.at, event.units),
+    useFits: ({ context, event }) => (event.type === 'RESERVE_USE' || event.type === 'USE') && useFits(context, event.at, event.units),
     reservationOpen: ({ context, event }) =>
       (event.type === 'COMMIT_USE' || event.type === 'RELEASE_USE') && event.reservationId in context.uses.open,
     commitWithinReservation: ({ context, event }) =>
@@ -207,6 +207,13 @@ export const sessionSetup = setup({
         reservedMicros: (BigInt(context.uses.reservedMicros) - BigInt(reservation.micros)).toString(),
         open,
       };
+      return { uses, ...nearerCutoff({ ...context, uses }, event.at) };
+    }),
+    /** Used without a reservation: charged at once (the guard checked that it fits). */
+    useNow: assign(({ context, event }) => {
+      if (event.type !== 'USE' || !context.tariff.perUse) return {};
+      const used = BigInt(context.tariff.perUse.priceMicros) * BigInt(event.units);
+      const uses = { ...context.uses, usedUnits: context.uses.usedUnits + event.units, usedMicros: (BigInt(context.uses.usedMicros) + used).toString() };
       return { uses, ...nearerCutoff({ ...context, uses }, event.at) };
     }),
     releaseUse: assign(({ context, event }) => {

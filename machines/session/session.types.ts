@@ -152,7 +152,9 @@ export type SessionEvent =
   | { type: 'EXTEND'; at: number; maxChargeMicros: MicrosText }
   | { type: 'RESERVE_USE'; at: number; units: number }
   | { type: 'COMMIT_USE'; at: number; reservationId: string; units: number }
-  | { type: 'RELEASE_USE'; at: number; reservationId: string };
+  | { type: 'RELEASE_USE'; at: number; reservationId: string }
+  /** Uses reported after the fact, without a reservation: charged at once if they fit. */
+  | { type: 'USE'; at: number; units: number };
 
 export interface AuthorizeInput {
   sessionId: string;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { AccountStateName } from '../../machines/account/index.js';
 import { formatAmount } from '../billing/money.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
@@ -8,6 +9,7 @@ import { hashPassword } from './credentials.js';
 import { normalizeEmail } from './login.js';
 import { insertToken, type TokenPolicy } from './tokens.js';
 import { transaction } from '../db/transaction.js';
+import { writeSignUpState } from './account-rows.js';
 
 export interface SignUp {
   name: string;
@@ -29,6 +31,8 @@ export interface AccountView {
   currency: string;
   outstandingLimit: string;
   reserved: string;
+  /** The account machine's state. */
+  state: AccountStateName;
   createdAt: string;
 }
 
@@ -66,6 +70,7 @@ export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ acc
         values (${id}, ${request.name}, ${request.email.trim()}, ${email}, ${passwordHash}, ${request.estimatedStorageGb},
           ${request.estimatedProcessingHours}, ${card.token}, ${card.brand}, ${card.last4}, ${card.expMonth},
           ${card.expYear}, ${deps.currency}, ${request.outstandingLimitMicros}, ${createdAt})`;
+      await writeSignUpState(tx, id, createdAt, { kind: 'customer', id, name: request.name });
       ({ token } = await insertToken(tx, id, deps.tokenPolicy, now));
     });
   } catch (error) {
@@ -90,12 +95,13 @@ export async function findAccount(sql: Sql, id: string): Promise<AccountView | n
       currency: string;
       limit: bigint;
       reserved: bigint;
+      state: AccountStateName;
       createdAt: Date;
     }[]
   >`
     select id, name, email, card_brand as brand, card_last4 as last4, card_exp_month as "expMonth",
       card_exp_year as "expYear", estimated_storage_gb::text as storage, estimated_processing_hours::text as processing,
-      currency, outstanding_limit_micros as limit, reserved_micros as reserved, created_at as "createdAt"
+      currency, outstanding_limit_micros as limit, reserved_micros as reserved, state, created_at as "createdAt"
     from accounts where id = ${id}`;
   if (!row) return null;
   return {
@@ -108,6 +114,7 @@ export async function findAccount(sql: Sql, id: string): Promise<AccountView | n
     currency: row.currency,
     outstandingLimit: formatAmount(row.limit),
     reserved: formatAmount(row.reserved),
+    state: row.state,
     createdAt: row.createdAt.toISOString(),
   };
 }

@@ -30,7 +30,8 @@ export interface LoginDeps {
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 /**
- * E-mail and password → a new token. An unknown e-mail is checked against a decoy hash and
+ * E-mail and password → a new token. A closed account logs in no more: it is answered as an
+ * unknown e-mail is. An unknown e-mail is checked against a decoy hash and
  * counted as a failure like a wrong password: the same statements, the same argon2 work, the same
  * answer, so neither the answer nor its time tells whether the e-mail has an account. Failures
  * are counted per e-mail (known or not), and a run of them locks it for a growing time.
@@ -41,7 +42,7 @@ export async function logIn(deps: LoginDeps, email: string, password: string): P
   const now = clock.now();
   await refuseWhileLocked(sql, normalized, now);
   const [account] = await sql<{ id: string; passwordHash: string }[]>`
-    select id, password_hash as "passwordHash" from accounts where email_normalized = ${normalized}`;
+    select id, password_hash as "passwordHash" from accounts where email_normalized = ${normalized} and closed_at is null`;
   const passwordHash = account?.passwordHash ?? deps.decoy;
   deps.onVerify?.();
   const verified = await verifyPassword(passwordHash, password);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Admission } from '../admission/admission.js';
 import { recordAudit } from '../audit/audit-log.js';
 import { formatAmount } from '../billing/money.js';
@@ -7,7 +7,7 @@ import type { Sql } from '../db/sql.js';
 import { transaction } from '../db/transaction.js';
 import { errors } from '../errors.js';
 import type { Actor } from '../operators/roles.js';
-import { FLAT_PRICING, findServer, findService, insertServer, insertService, listServers, listServices, type Pricing, type ServiceRecord } from './catalogue.js';
+import { FLAT_PRICING, findServer, findService, insertServer, insertService, listServers, listServices, listUpstreams, type Pricing, type ServiceRecord } from './catalogue.js';
 
 const uniqueName = (what: string) => (error: unknown) => {
   if ((error as { code?: string }).code === '23505') throw errors.nameTaken(what);
@@ -28,7 +28,17 @@ const audited = (s: ServiceRecord) => ({
   currency: s.currency,
   maxUsers: s.maxUsers,
   tariff: s.tariff,
+  upstreamUrl: s.upstreamUrl,
 });
+
+/** Where the edge sends a service's traffic, and the secret it signs its headers with. */
+export interface Upstream {
+  url: URL;
+  signingSecret: string;
+}
+
+/** A new signing secret: 256 random bits, shown to the operator once. */
+const newSigningSecret = () => `tgs_${randomBytes(32).toString('base64url')}`;
 
 /**
  * Servers and services: rows in Postgres, a gate per row in the admission coordinator, and a
@@ -39,6 +49,7 @@ const audited = (s: ServiceRecord) => ({
 export class Catalogue {
   private readonly servicesById = new Map<string, ServiceRecord>();
   private readonly serverNames = new Map<string, string>();
+  private readonly upstreams = new Map<string, Upstream>();
 
   constructor(private readonly deps: { sql: Sql; clock: Clock; admission: Admission; currency: string }) {}
 
@@ -52,6 +63,14 @@ export class Catalogue {
       this.servicesById.set(service.id, service);
       this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
     }
+    for (const row of await listUpstreams(this.deps.sql)) {
+      this.upstreams.set(row.serviceId, { url: new URL(row.upstreamUrl), signingSecret: row.signingSecret });
+    }
+  }
+
+  /** Where the edge sends this service's traffic; undefined while it has no upstream. */
+  upstream(serviceId: string): Upstream | undefined {
+    return this.upstreams.get(serviceId);
   }
 
   service(id: string): ServiceRecord | undefined {
@@ -78,22 +97,31 @@ export class Catalogue {
   }
 
   async createService(
-    request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number; pricing?: Pricing | undefined },
+    request: { name: string; serverId: string; pricePerMinuteMicros: bigint; maxUsers: number; pricing?: Pricing | undefined; upstreamUrl?: string | undefined },
     by: ChangedBy,
-  ) {
+  ): Promise<{ service: ServiceRecord; signingSecret: string | null }> {
     const serverName = this.serverNames.get(request.serverId);
     if (serverName === undefined) throw errors.serverNotFound();
-    const { pricing = FLAT_PRICING, ...rest } = request;
-    const service = { id: randomUUID(), currency: this.deps.currency, ...rest, pricing };
-    const record: ServiceRecord = { ...rest, id: service.id, currency: service.currency, serverName, tariff: { ...pricing, pricePerMinuteMicros: rest.pricePerMinuteMicros.toString() } };
+    const { pricing = FLAT_PRICING, upstreamUrl = null, ...rest } = request;
+    const signingSecret = upstreamUrl === null ? null : newSigningSecret();
+    const service = { id: randomUUID(), currency: this.deps.currency, ...rest, upstreamUrl, pricing, signingSecret };
+    const record: ServiceRecord = {
+      ...rest,
+      id: service.id,
+      currency: service.currency,
+      serverName,
+      upstreamUrl,
+      tariff: { ...pricing, pricePerMinuteMicros: rest.pricePerMinuteMicros.toString() },
+    };
     const at = this.deps.clock.now();
     await transaction(this.deps.sql, async (tx) => {
       await insertService(tx, service, at);
       await recordAudit(tx, { ...by, action: 'service.create', targetType: 'service', targetId: service.id, before: null, after: audited(record), at });
     }).catch(uniqueName('service'));
     this.servicesById.set(service.id, record);
+    if (upstreamUrl !== null && signingSecret !== null) this.upstreams.set(service.id, { url: new URL(upstreamUrl), signingSecret });
     this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
-    return record;
+    return { service: record, signingSecret };
   }
 
   /** A lower cap stops new admissions and ends no running session. */
@@ -120,11 +148,19 @@ export class Catalogue {
   /** A new price applies to sessions opened from now on; a session keeps the tariff it opened at. */
   async updateService(
     id: string,
-    change: { name?: string | undefined; maxUsers?: number | undefined; pricePerMinuteMicros?: bigint | undefined; pricing?: Pricing | undefined },
+    change: {
+      name?: string | undefined;
+      maxUsers?: number | undefined;
+      pricePerMinuteMicros?: bigint | undefined;
+      pricing?: Pricing | undefined;
+      upstreamUrl?: string | undefined;
+    },
     by: ChangedBy,
-  ): Promise<ServiceRecord> {
+  ): Promise<{ service: ServiceRecord; signingSecret: string | null }> {
     const at = this.deps.clock.now();
     const pricing = change.pricing === undefined ? null : this.deps.sql.json(change.pricing as never);
+    // A service given its first upstream gets its signing secret now; a moved upstream keeps its secret.
+    const fresh = change.upstreamUrl !== undefined && !this.upstreams.has(id) ? newSigningSecret() : null;
     const service = await transaction(this.deps.sql, async (tx) => {
       const before = await findService(tx, id, true);
       if (!before) throw errors.serviceNotFound();
@@ -132,15 +168,38 @@ export class Catalogue {
         update services set name = coalesce(${change.name ?? null}, name),
           max_users = coalesce(${change.maxUsers ?? null}, max_users),
           price_per_minute_micros = coalesce(${change.pricePerMinuteMicros ?? null}::int8, price_per_minute_micros),
-          pricing = coalesce(${pricing}::jsonb, pricing)
+          pricing = coalesce(${pricing}::jsonb, pricing),
+          upstream_url = coalesce(${change.upstreamUrl ?? null}, upstream_url),
+          signing_secret = coalesce(signing_secret, ${fresh})
         where id = ${id}`;
       const after = (await findService(tx, id))!;
       await recordAudit(tx, { ...by, action: 'service.update', targetType: 'service', targetId: id, before: audited(before), after: audited(after), at });
       return after;
     }).catch(uniqueName('service'));
     this.servicesById.set(id, service);
+    if (change.upstreamUrl !== undefined) await this.reloadUpstream(id);
     this.deps.admission.rename('service', id, service.name);
     if (change.maxUsers !== undefined) this.deps.admission.setCapacity('service', id, service.maxUsers);
-    return service;
+    return { service, signingSecret: fresh };
+  }
+
+  /** A new signing secret for the service's upstream, shown once; the old one stops at once. */
+  async rotateSigningSecret(id: string, by: ChangedBy): Promise<string> {
+    const secret = newSigningSecret();
+    const at = this.deps.clock.now();
+    await transaction(this.deps.sql, async (tx) => {
+      const [row] = await tx`update services set signing_secret = ${secret} where id = ${id} and upstream_url is not null returning id`;
+      if (!row) throw errors.serviceNotFound();
+      await recordAudit(tx, { ...by, action: 'service.rotate_signing_secret', targetType: 'service', targetId: id, before: null, after: null, at });
+    });
+    await this.reloadUpstream(id);
+    return secret;
+  }
+
+  private async reloadUpstream(id: string): Promise<void> {
+    const [row] = await this.deps.sql<{ upstreamUrl: string | null; signingSecret: string | null }[]>`
+      select upstream_url as "upstreamUrl", signing_secret as "signingSecret" from services where id = ${id}`;
+    if (row?.upstreamUrl && row.signingSecret) this.upstreams.set(id, { url: new URL(row.upstreamUrl), signingSecret: row.signingSecret });
+    else this.upstreams.delete(id);
   }
 }

@@ -14,6 +14,8 @@ export interface ServiceRecord {
   pricePerMinuteMicros: bigint;
   currency: string;
   maxUsers: number;
+  /** Where the edge sends the service's traffic (http or https; WebSocket over the same), or null. */
+  upstreamUrl: string | null;
   /** The whole tariff: the default price per minute with the rules, billing and per-use price. */
   tariff: TariffSpec;
 }
@@ -35,7 +37,8 @@ export interface ServerRecord {
 export async function findService(db: Queryable, id: string, lock = false): Promise<ServiceRecord | null> {
   const [row] = await db<ServiceRow[]>`
     select s.id, s.name, s.server_id as "serverId", v.name as "serverName",
-      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers", s.pricing
+      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers", s.pricing,
+      s.upstream_url as "upstreamUrl"
     from services s join servers v on v.id = s.server_id where s.id = ${id} ${lock ? db`for update of s` : db``}`;
   return row ? withTariff(row) : null;
 }
@@ -43,7 +46,8 @@ export async function findService(db: Queryable, id: string, lock = false): Prom
 export async function listServices(db: Queryable): Promise<ServiceRecord[]> {
   const rows = await db<ServiceRow[]>`
     select s.id, s.name, s.server_id as "serverId", v.name as "serverName",
-      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers", s.pricing
+      s.price_per_minute_micros as "pricePerMinuteMicros", s.currency, s.max_users as "maxUsers", s.pricing,
+      s.upstream_url as "upstreamUrl"
     from services s join servers v on v.id = s.server_id order by v.name, s.name`;
   return rows.map(withTariff);
 }
@@ -64,11 +68,18 @@ export async function findServer(db: Queryable, id: string, lock = false): Promi
 
 export async function insertService(
   db: Queryable,
-  service: Omit<ServiceRecord, 'serverName' | 'tariff'> & { pricing: Pricing },
+  service: Omit<ServiceRecord, 'serverName' | 'tariff'> & { pricing: Pricing; signingSecret: string | null },
   at: number,
 ): Promise<void> {
   await db`
-    insert into services (id, name, server_id, price_per_minute_micros, currency, max_users, pricing, created_at)
+    insert into services (id, name, server_id, price_per_minute_micros, currency, max_users, pricing, upstream_url, signing_secret, created_at)
     values (${service.id}, ${service.name}, ${service.serverId}, ${service.pricePerMinuteMicros}, ${service.currency},
-      ${service.maxUsers}, ${db.json(service.pricing as never)}, ${new Date(at)})`;
+      ${service.maxUsers}, ${db.json(service.pricing as never)}, ${service.upstreamUrl}, ${service.signingSecret}, ${new Date(at)})`;
+}
+
+/** Where each service's traffic goes and the secret its headers are signed with (the edge's table). */
+export async function listUpstreams(db: Queryable): Promise<{ serviceId: string; upstreamUrl: string; signingSecret: string }[]> {
+  return db<{ serviceId: string; upstreamUrl: string; signingSecret: string }[]>`
+    select id as "serviceId", upstream_url as "upstreamUrl", signing_secret as "signingSecret" from services
+    where upstream_url is not null and signing_secret is not null`;
 }

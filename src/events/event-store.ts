@@ -49,3 +49,17 @@ export async function endOfStream(db: Queryable): Promise<EventCursor> {
     order by tx desc, position desc limit 1`;
   return row ?? START_OF_STREAM;
 }
+
+/** Appends domain events; one appended before under the same key is not appended again. */
+export async function appendEvents(db: Queryable, events: NewEvent[]): Promise<StoredEvent[]> {
+  const stored: StoredEvent[] = [];
+  for (const e of events) {
+    const [row] = await db<StoredEvent[]>`
+      insert into domain_events (event_key, stream, type, at, payload)
+      values (${e.key}, ${e.stream}, ${e.type}, ${new Date(e.at)}, ${db.json(e.payload as never)})
+      on conflict (event_key) do nothing
+      returning position, tx::text as tx, stream, type, at, payload`;
+    if (row) stored.push(row);
+  }
+  return stored;
+}

@@ -1,4 +1,6 @@
 import type { OccupancyStore } from '../admission/occupancy.js';
+import type { AccountCommands } from '../accounts/account-commands.js';
+import type { AccountStates } from '../accounts/account-states.js';
 import type { LoginDeps } from '../accounts/login.js';
 import type { TokenResolver } from '../accounts/token-resolver.js';
 import type { TokenPolicy } from '../accounts/tokens.js';
@@ -14,6 +16,7 @@ import type { SessionCommands } from '../sessions/commands.js';
 import type { SessionQueries } from '../sessions/queries.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import type { Limits } from './schemas.js';
+import type { Edge } from '../edge/edge.js';
 
 /** What the HTTP plugins are given; built once by the runtime. */
 export interface RouteDeps {
@@ -29,6 +32,9 @@ export interface RouteDeps {
   tokenPolicy: TokenPolicy;
   login: LoginDeps;
   operators: Operators;
+  /** Accounts' states (the account machine's host) and the commands customers and operators send them. */
+  accountStates: AccountStates;
+  accountCommands: AccountCommands;
   /** The enabled operator an API key belongs to. */
   operatorFor: (apiKey: string) => Promise<AuthenticatedOperator | null>;
   /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator. */
@@ -42,4 +48,8 @@ export interface RouteDeps {
   metrics: Metrics;
   /** Set once every unsettled session has been restored. */
   readiness: { restored: boolean };
+  /** The edge: access tokens for session views, and the proxy routes. */
+  edge: Edge;
+  /** EDGE_PUBLIC_URL: where customers reach tollgate; null: the address each request came to. */
+  edgePublicUrl: string | null;
 }

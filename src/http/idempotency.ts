@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
 import { errors } from '../errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
@@ -31,7 +31,10 @@ function canonical(value: unknown): string {
  * the same key and request gets the first answer; the same key with another request is a 422.
  * Registered inside the customer plugin, after its auth hook: keys belong to an account.
  */
-export function idempotencyHooks(app: FastifyInstance, deps: { store: IdempotencyStore; clock: Clock }): void {
+export function idempotencyHooks(
+  app: FastifyInstance,
+  deps: { store: IdempotencyStore; clock: Clock; /** Keeps one caller's keys apart from the account's own. */ keyPrefix?: (request: FastifyRequest) => string },
+): void {
   app.decorateRequest('idempotency', null);
 
   app.addHook('preValidation', async (request) => {
@@ -44,7 +47,7 @@ export function idempotencyHooks(app: FastifyInstance, deps: { store: Idempotenc
     const hash = createHash('sha256')
       .update(`${request.method} ${request.routeOptions.url} ${canonical(request.params)} ${canonical(request.body ?? null)}`)
       .digest();
-    request.idempotency = { key: header, hash, resourceId: null, claimed: false };
+    request.idempotency = { key: `${deps.keyPrefix?.(request) ?? ''}${header}`, hash, resourceId: null, claimed: false };
   });
 
   // After validation: a request that fails its schema never claims a key (as Stripe: nothing ran).

@@ -53,6 +53,14 @@ export const positiveAmount = (maxDecimals: number, maxMicros: bigint) =>
 
 export const idParams = z.object({ id: z.uuid() });
 
+/** Card details as a customer types them: exchanged for a token at once, never stored (DESIGN rule 10). */
+export const cardInput = z.object({
+  number: z.string().regex(/^[\d ]{12,23}$/, 'must be the card number digits').transform((n) => n.replaceAll(' ', '')),
+  expMonth: z.number().int().min(1).max(12),
+  expYear: z.number().int().min(2000).max(2100),
+  cvc: z.string().regex(/^\d{3,4}$/, 'must be 3 or 4 digits'),
+});
+
 const EARLIEST = Date.UTC(1970, 0, 1);
 const LATEST = Date.UTC(9999, 11, 31);
 /**
@@ -119,6 +127,10 @@ export const sessionViewSchema = z.object({
   chargeSlip: z.object({ id: z.string(), authorizationNumber: z.string(), amount: z.string() }).nullable(),
   declineReason: z.string().nullable(),
   quote: z.object({ id: z.uuid(), total: z.string(), withinQuote: z.boolean().nullable() }).nullable(),
+  /** How to reach the service through the edge while the session is active (customers' views only). */
+  access: z.object({ url: z.string(), token: z.string(), expiresAt: instant }).nullable().optional(),
+  /** What the session did through the edge. */
+  traffic: z.object({ requests: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int(), connectionsCut: z.number().int() }).optional(),
 });
 
 export const quoteViewSchema = z.object({
@@ -153,6 +165,7 @@ export const accountViewSchema = z.object({
   currency: z.string(),
   outstandingLimit: z.string(),
   reserved: z.string(),
+  state: z.enum(['new', 'active', 'suspended', 'closed']),
   createdAt: instant,
 });
 
@@ -167,6 +180,26 @@ export const serviceViewSchema = z.object({
   maxUsers: z.number().int(),
   activeUsers: z.number().int(),
 });
+
+/** A service as operators see it: where its traffic goes, and its signing secret the one time it is made. */
+export const opsServiceViewSchema = serviceViewSchema.extend({
+  upstreamUrl: z.string().nullable(),
+  signingSecret: z.string().optional(),
+});
+
+/**
+ * A service's upstream: an absolute http or https URL (WebSocket goes over the same), without
+ * credentials, query or fragment (the edge appends the customer's path and query to it).
+ */
+export const upstreamUrlInput = z
+  .string()
+  .max(2048)
+  .refine((text) => {
+    if (!URL.canParse(text)) return false;
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !url.username && !url.password && !url.search && !url.hash && url.hostname !== '';
+  }, 'must be an http or https URL without credentials, query or fragment')
+  .transform((text) => new URL(text).href);
 
 /** A tariff as operators set it: prices as decimal strings, checked against the maxima. */
 export function tariffInput(limits: Limits) {
@@ -287,4 +320,36 @@ export const tokenViewSchema = z.object({
   lastUsedAt: instant,
   expiresAt: instant,
   current: z.boolean(),
+});
+
+const changer = z.object({ kind: z.enum(['customer', 'operator', 'system']), id: z.string().nullable(), name: z.string() });
+
+/** One change of an account's state: what, from and to, when, who and why. */
+export const accountHistoryLineSchema = z.object({
+  event: z.string(),
+  from: z.string().nullable(),
+  to: z.string(),
+  at: instant,
+  by: changer,
+  reason: z.string(),
+});
+
+export const webhookEndpointSchema = z.object({
+  id: z.uuid(),
+  url: z.string(),
+  eventTypes: z.array(z.string()),
+  createdAt: instant,
+  disabledAt: instant.nullable(),
+});
+
+export const webhookDeliverySchema = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  eventType: z.string(),
+  state: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int(),
+  createdAt: instant,
+  nextAttemptAt: instant.nullable(),
+  deliveredAt: instant.nullable(),
+  log: z.array(z.object({ attempt: z.number().int(), at: instant, statusCode: z.number().int().nullable(), error: z.string().nullable(), durationMs: z.number().int() })),
 });

@@ -11,8 +11,9 @@ import { formatAmount } from '../billing/money.js';
 import { AppError, errors } from '../errors.js';
 import type { CommandDeps } from './command-deps.js';
 import { OpenCommand, type OpenRequest } from './open-command.js';
-import { authorizingSince } from './session-rows.js';
+import { authorizingSince, unsettledOf } from './session-rows.js';
 import type { SessionView } from './session-view.js';
+import { Metering } from './metering.js';
 import { SessionWaits } from './session-waits.js';
 
 export type { CommandDeps } from './command-deps.js';
@@ -31,11 +32,14 @@ export type OpsAction = keyof typeof OPS_EVENTS;
 export class SessionCommands {
   private accepting = true;
   private readonly waits: SessionWaits;
+  /** Uses priced per use, reported by the service itself (the metering API). */
+  readonly metering: Metering;
   private readonly opener: OpenCommand;
 
   constructor(private readonly deps: CommandDeps) {
     this.waits = new SessionWaits(deps);
     this.opener = new OpenCommand(deps, this.waits);
+    this.metering = new Metering(deps, this.waits);
   }
 
   /** Opens a session: seats, the intent written, the card authorized (src/sessions/open-command.ts). */
@@ -154,6 +158,29 @@ export class SessionCommands {
     await this.waits.untilResting(sessionId, this.deps.logoffWaitMs).catch((error: unknown) => {
       if (!(error instanceof AppError && error.code === 'NOT_RECORDED')) throw error;
     });
+  }
+
+  /**
+   * Ends every unsettled session of an account whose state ends sessions (suspended, closed):
+   * each is sent TERMINATE when its machine can take it, as an operator's terminate is, and is
+   * waited for until it rests, so its capture has been asked for. A session held by this process
+   * or stuck stays as it is, for an operator.
+   */
+  async endAccountSessions(accountId: string): Promise<void> {
+    const { supervisor, clock } = this.deps;
+    const ids = await unsettledOf(this.deps.sql, accountId);
+    await Promise.all(
+      ids.map(async (sessionId) => {
+        if (supervisor.heldOf(sessionId)) return;
+        const snapshot = await supervisor.awake(sessionId);
+        const event: SessionEvent = { type: 'TERMINATE', at: clock.now() };
+        if (!snapshot?.can(event)) return;
+        supervisor.send(sessionId, event);
+        await this.waits.untilResting(sessionId, this.deps.logoffWaitMs).catch((error: unknown) => {
+          this.deps.log.warn({ sessionId, accountId, err: String(error) }, 'a session of a suspended account is still ending');
+        });
+      }),
+    );
   }
 
   /**

@@ -31,12 +31,25 @@ export class Metering {
 
   /** May this session use `units` now? If so they are reserved, and held back from what time may spend. */
   async reserve(serviceId: string, sessionId: string, units: number): Promise<UseAnswer> {
-    const snapshot = await this.metered(serviceId, sessionId);
+    await this.metered(serviceId, sessionId);
+    // Read again with nothing awaited before the send: another request may have reserved meanwhile.
+    const current = this.deps.supervisor.snapshotOf(sessionId);
     const event: SessionEvent = { type: 'RESERVE_USE', at: this.deps.clock.now(), units };
-    if (!snapshot.can(event)) throw errors.useLimitReached(units);
-    const reservationId = `r${snapshot.context.uses.next}`;
+    if (!current || !current.can(event)) throw errors.useLimitReached(units);
+    const reservationId = `r${current.context.uses.next}`;
     this.deps.supervisor.send(sessionId, event);
+    if (!this.deps.supervisor.snapshotOf(sessionId)?.context.uses.open[reservationId]) throw errors.useLimitReached(units);
     return this.answer(sessionId, reservationId, true);
+  }
+
+  /** `units` used at once, without a reservation first: charged in one step, or refused whole. */
+  async use(serviceId: string, sessionId: string, units: number): Promise<UseAnswer> {
+    await this.metered(serviceId, sessionId);
+    const current = this.deps.supervisor.snapshotOf(sessionId);
+    const event: SessionEvent = { type: 'USE', at: this.deps.clock.now(), units };
+    if (!current || !current.can(event)) throw errors.useLimitReached(units);
+    this.deps.supervisor.send(sessionId, event);
+    return this.answer(sessionId, null, true);
   }
 
   /** `units` of a reservation were used (at most what it reserved); the rest goes back. Safe to repeat. */
@@ -60,7 +73,12 @@ export class Metering {
   /** The session running here for this service, priced per use; a repeat may find it ended. */
   private async metered(serviceId: string, sessionId: string, options: { endedIsAnswer?: boolean } = {}): Promise<SessionSnapshot> {
     const snapshot = await this.deps.supervisor.awake(sessionId);
-    if (!snapshot || snapshot.context.serviceId !== serviceId) throw errors.sessionNotFound();
+    if (!snapshot) {
+      // Not running here: ended (its uses can no longer change), or not this service's.
+      const [row] = await this.deps.sql<{ state: string }[]>`select state from sessions where id = ${sessionId} and service_id = ${serviceId}`;
+      throw row ? errors.sessionNotActive(row.state) : errors.sessionNotFound();
+    }
+    if (snapshot.context.serviceId !== serviceId) throw errors.sessionNotFound();
     if (!snapshot.context.tariff.perUse) throw errors.notPricedPerUse();
     if (!snapshot.hasTag('billable') && !options.endedIsAnswer) throw errors.sessionNotActive(stateNameOf(snapshot));
     return snapshot;
@@ -73,7 +91,7 @@ export class Metering {
     return { ...this.usesOf(snapshot), reservationId, applied: false };
   }
 
-  private async answer(sessionId: string, reservationId: string, applied: boolean): Promise<UseAnswer> {
+  private async answer(sessionId: string, reservationId: string | null, applied: boolean): Promise<UseAnswer> {
     const after = await this.waits.untilResting(sessionId, this.deps.openWaitMs);
     return { ...this.usesOf(after), reservationId, applied };
   }

@@ -222,6 +222,8 @@ export class OpenCommand {
       switch (outcome.kind) {
         case 'no_account':
           throw errors.unauthenticated();
+        case 'account_not_open':
+          throw errors.accountNotActive(outcome.state);
         case 'currency_mismatch':
           throw errors.currencyMismatch();
         case 'quote_used':

@@ -26,6 +26,8 @@ export interface OpenedCustomer {
 export type OpeningOutcome =
   | { kind: 'opened'; customer: OpenedCustomer; events: StoredEvent[] }
   | { kind: 'no_account' }
+  /** The account's state opens no session (suspended, closed: its machine's tag `opens`); nothing was written. */
+  | { kind: 'account_not_open'; state: string }
   | { kind: 'currency_mismatch' }
   /** The quote it opens with opened another session meanwhile. */
   | { kind: 'quote_used' }
@@ -48,7 +50,15 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
   const hold = BigInt(c.maxChargeMicros);
   const { type, at, ...payload } = openedEvent(c);
   const [row] = await db<
-    (OpenedCustomer & { availableMicros: bigint; atQuota: boolean; reserved: boolean; existing: boolean; events: StoredEvent[] | null })[]
+    (OpenedCustomer & {
+      availableMicros: bigint;
+      atQuota: boolean;
+      mayOpen: boolean;
+      state: string;
+      reserved: boolean;
+      existing: boolean;
+      events: StoredEvent[] | null;
+    })[]
   >`
     with existing as (
       select id from sessions where id = ${c.sessionId}
@@ -57,12 +67,12 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       select id from quotes where id = ${c.quote?.quoteId ?? null}::uuid and session_id is null for update
     ), account as (
       select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
-        outstanding_limit_micros - reserved_micros as available, open_sessions
+        outstanding_limit_micros - reserved_micros as available, open_sessions, may_open, state
       from accounts where id = ${c.accountId} for no key update
     ), reserved as (
       update accounts a set reserved_micros = a.reserved_micros + ${hold}, open_sessions = a.open_sessions + 1
       from account
-      where a.id = account.id and account.available >= ${hold} and account.currency = ${c.currency}
+      where a.id = account.id and account.may_open and account.available >= ${hold} and account.currency = ${c.currency}
         and account.open_sessions < ${record.maxOpenSessions}
         and not exists (select 1 from existing)
         and (${c.quote?.quoteId ?? null}::uuid is null or exists (select 1 from claimable))
@@ -97,13 +107,14 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
     )
     select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
       estimated_processing_hours::text as "estimatedProcessingHours", available as "availableMicros",
-      open_sessions >= ${record.maxOpenSessions} as "atQuota",
+      open_sessions >= ${record.maxOpenSessions} as "atQuota", may_open as "mayOpen", state,
       exists (select 1 from reserved) as reserved, exists (select 1 from existing) as existing,
       (select json_agg(published) from published) as events
     from account`;
   if (!row) return { kind: 'no_account' };
-  const { availableMicros, atQuota, reserved, existing, events, ...customer } = row;
+  const { availableMicros, atQuota, mayOpen, state, reserved, existing, events, ...customer } = row;
   if (reserved || existing) return { kind: 'opened', customer, events: (events ?? []).map(eventFromJson) };
+  if (!mayOpen) return { kind: 'account_not_open', state };
   if (customer.currency !== c.currency) return { kind: 'currency_mismatch' };
   if (c.quote && availableMicros >= hold) return { kind: 'quote_used' };
   if (atQuota) return { kind: 'session_quota' };

@@ -92,3 +92,10 @@ export async function quarantine(
 export async function releaseQuarantine(db: Queryable, sessionId: string): Promise<void> {
   await db`delete from session_quarantine where session_id = ${sessionId}`;
 }
+
+/** The ids of an account's sessions that have not ended (settled or declined). */
+export async function unsettledOf(db: Queryable, accountId: string): Promise<string[]> {
+  const rows = await db<{ id: string }[]>`
+    select id from sessions where account_id = ${accountId} and state not in ('settled', 'declined') limit 100000`;
+  return rows.map((row) => row.id);
+}

@@ -72,6 +72,8 @@ export async function measureOpens(ctx: {
   cpuGroups: { name: string; pids: () => number[] }[];
   accounts: number;
   databaseUrl: string;
+  /** Open+logoff cycles after the opens (default true). */
+  cycles?: boolean;
 }): Promise<OpensPhase> {
   const url = ctx.server.ready.url;
   const stats = connect(ctx.databaseUrl, { max: 1 });
@@ -182,7 +184,7 @@ export async function measureOpens(ctx: {
     },
   ];
   const cycles: CycleRun[] = [];
-  for (const concurrency of ctx.concurrencies) {
+  for (const concurrency of ctx.cycles === false ? [] : ctx.concurrencies) {
     cycleLatencies.length = 0;
     const { result, cpu, tollgate, sandbox, loop, databaseDelta } = await measured(() =>
       load({

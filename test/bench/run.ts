@@ -6,6 +6,7 @@ import { measureCeiling, type CeilingRow } from './ceiling.js';
 import { buildForBench } from './build.js';
 import { type BenchChild, REPO_ROOT, spawnChild, useBuild } from './child.js';
 import { measureConcurrent } from './concurrent.js';
+import { measureFarCard } from './far-card.js';
 import { machineInfo } from './machine-info.js';
 import { measureOpens, type OpensPhase } from './opens.js';
 import { prepareTollgateDatabase, startCluster, type BenchCluster } from './pg.js';
@@ -25,7 +26,8 @@ import { say } from './util.js';
  * Environment: BENCH_SECONDS (per load run, default 8), BENCH_SESSIONS (phase 3/4 sizes, default
  * 10000,100000), BENCH_OPEN_LIMIT (largest size created through Supervisor.open, default 10000),
  * BENCH_SLICE (cutoff-precision slice, default 2000), BENCH_PHASES (default all:
- * sandbox,ceiling,opens,concurrent,restore,reports), BENCH_REPORT_SESSIONS (phase 6, default 1000000),
+ * sandbox,ceiling,opens,far,concurrent,restore,reports), BENCH_FAR_LATENCY_MS (the far card network's
+ * delay, default 150), BENCH_FAR_CONCURRENCIES (default 10,100,1000), BENCH_REPORT_SESSIONS (phase 6, default 1000000),
  * BENCH_BUDGET_SECONDS (default 560),
  * BENCH_HEAP_SNAPSHOT_UP_TO (heap snapshots for sizes up to this, default 10000),
  * BENCH_KEEP=1 (keep the temporary folder with the profiles), BENCH_DOCS (output folder, default docs/),
@@ -41,7 +43,9 @@ const settings = {
   sessions: (env.BENCH_SESSIONS ?? '10000,100000').split(',').map(Number).filter((n) => n > 0),
   openLimit: int('BENCH_OPEN_LIMIT', 10_000),
   slice: int('BENCH_SLICE', 2000),
-  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,concurrent,restore,reports').split(','),
+  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,far,concurrent,restore,reports').split(','),
+  farLatencyMs: int('BENCH_FAR_LATENCY_MS', 150),
+  farConcurrencies: (env.BENCH_FAR_CONCURRENCIES ?? '10,100,1000').split(',').map(Number).filter((n) => n > 0),
   reportSessions: int('BENCH_REPORT_SESSIONS', 1_000_000),
   budgetSeconds: int('BENCH_BUDGET_SECONDS', 560),
   heapSnapshotUpTo: int('BENCH_HEAP_SNAPSHOT_UP_TO', 10_000),
@@ -178,6 +182,21 @@ if (wants('sandbox') || wants('opens')) {
   ceilingRows = (await attempt('ceiling', () => measureCeiling(cluster!, { concurrencies: settings.concurrencies, seconds: Math.max(2, Math.round(settings.seconds / 2)) }))) ?? [];
 }
 
+let far: BenchResults['far'] = null;
+if (wants('far')) {
+  say(`phase 7: opens with the card network ${settings.farLatencyMs} ms away`);
+  far = await attempt('far card network', () =>
+    measureFarCard(cluster!, {
+      latencyMs: settings.farLatencyMs,
+      concurrencies: settings.farConcurrencies,
+      seconds: settings.seconds,
+      maxRequests: settings.maxRequestsPerRun,
+      workDir: root,
+      accounts: settings.accounts,
+    }),
+  );
+}
+
 let concurrent: BenchResults['concurrent'] = null;
 let databases: Record<number, string> = {};
 if (wants('concurrent')) {
@@ -235,6 +254,7 @@ const results: BenchResults = {
   sandbox: sandboxRows,
   ceiling: ceilingRows,
   opensPhase,
+  far,
   concurrent,
   restore,
   reports,

@@ -12,7 +12,7 @@ import { instrumentHandlers } from './instrument.js';
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error('DATABASE_URL is required');
 const sql = connect(url, { max: Number(process.env.SANDBOX_POOL_SIZE ?? 20) });
-const network = await startCardNetwork({ sql, clock: systemClock, port: 0, logger: false });
+const network = await startCardNetwork({ sql, clock: systemClock, port: 0, logger: false, latencyMs: Number(process.env.CARD_NETWORK_LATENCY_MS ?? 0) });
 
 serveParent(
   { url: network.url },

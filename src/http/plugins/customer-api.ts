@@ -1,8 +1,13 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
+import { accountHistory } from '../../accounts/account-rows.js';
+import { changeCard, changeOutstandingLimit, changePassword } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
+import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
+import type { SessionView } from '../../sessions/session-view.js';
 import { customerAuth } from '../auth.js';
 import { findQuote, priceQuote, saveQuote } from '../../quotes/quotes.js';
 import { quoteView } from '../../quotes/quote-view.js';
@@ -12,7 +17,30 @@ import { clientGone } from '../client-gone.js';
 import { idempotencyHooks } from '../idempotency.js';
 import { minutesLimit, openSessionSchema } from '../open-schema.js';
 import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
-import { accountViewSchema, idParams, instantParam, positiveAmount, problems, quoteViewSchema, sessionViewSchema, tokenViewSchema } from '../schemas.js';
+import {
+  accountHistoryLineSchema,
+  accountViewSchema,
+  cardInput,
+  idParams,
+  instantParam,
+  positiveAmount,
+  problems,
+  quoteViewSchema,
+  secret,
+  sessionViewSchema,
+  text,
+  tokenViewSchema,
+} from '../schemas.js';
+
+/**
+ * A customer's view of their session, with how to reach the service while it is active: the
+ * edge's URL for it, its access token (derived, so the same each time), and until when.
+ */
+function withAccess(deps: RouteDeps, request: FastifyRequest, view: SessionView): SessionView & { access: { url: string; token: string; expiresAt: string } | null } {
+  if (view.state !== 'active' || view.cutoffAt === null) return { ...view, access: null };
+  const base = deps.edgePublicUrl ?? `${request.protocol}://${request.host}`;
+  return { ...view, access: { url: `${base}${EDGE_PREFIX}${view.id}`, token: deps.edge.tokenFor(view.id), expiresAt: view.cutoffAt } };
+}
 
 /** What a customer may do with their bearer token: their account and their sessions. */
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
@@ -56,11 +84,58 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       return answerUsage(deps.sql, reply, { by: 'service', accountId: request.accountId, serviceId, period, timeZone, ...window }, format);
     });
 
-    app.get('/v1/account', { schema: { response: { 200: z.object({ account: accountViewSchema }), ...problems } } }, async (request) => {
-      const account = await findAccount(deps.sql, request.accountId);
+    const accountAnswer = { response: { 200: z.object({ account: accountViewSchema }), ...problems } };
+    const theAccount = async (accountId: string) => {
+      const account = await findAccount(deps.sql, accountId);
       if (!account) throw errors.unauthenticated();
       return { account };
+    };
+    // A wrong current password is an argon2 check like a log-in: counted per account as log-ins are per e-mail.
+    const passwordChangesPerAccount = limiter(app, { max: deps.rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: (request) => request.accountId });
+
+    app.get('/v1/account', { schema: accountAnswer }, async (request) => theAccount(request.accountId));
+
+    // Self-service: the card, the outstanding limit, the password, closing. A closed account has no token left to ask with.
+    app.put('/v1/account/card', { schema: { body: z.object({ card: cardInput }), ...accountAnswer } }, async (request) => {
+      await deps.accountStates.require(request.accountId, 'self_service');
+      await changeCard(deps, request.accountId, request.body.card);
+      return theAccount(request.accountId);
     });
+
+    app.patch(
+      '/v1/account',
+      { schema: { body: z.object({ outstandingLimit: positiveAmount(2, limits.maxAmountMicros) }), ...accountAnswer } },
+      async (request) => {
+        await deps.accountStates.require(request.accountId, 'self_service');
+        await changeOutstandingLimit(deps.sql, request.accountId, request.body.outstandingLimit);
+        return theAccount(request.accountId);
+      },
+    );
+
+    app.put(
+      '/v1/account/password',
+      {
+        schema: { body: z.object({ currentPassword: secret(1, 200), newPassword: secret(8, 200) }), response: { 204: z.null(), ...problems } },
+        preHandler: limitedBy(passwordChangesPerAccount),
+      },
+      async (request, reply) => {
+        await deps.accountStates.require(request.accountId, 'self_service');
+        const revoked = await changePassword(deps, { accountId: request.accountId, tokenId: request.tokenId, ...request.body });
+        revoked.forEach((hash) => deps.tokens.forget(hash));
+        return reply.code(204).send(null);
+      },
+    );
+
+    // The body (a reason) is optional: a POST without one reaches the schema as null.
+    app.post('/v1/account/close', { schema: { body: z.object({ reason: text(500).optional() }).nullish(), ...accountAnswer } }, async (request) => {
+      const { account } = await theAccount(request.accountId);
+      await deps.accountCommands.close(request.accountId, account, request.body?.reason ?? 'closed by the customer');
+      return theAccount(request.accountId);
+    });
+
+    app.get('/v1/account/history', { schema: { response: { 200: z.object({ history: z.array(accountHistoryLineSchema) }), ...problems } } }, async (request) => ({
+      history: await accountHistory(deps.sql, request.accountId),
+    }));
 
     // Counted before the Idempotency-Key is claimed (preHandler): a 429 is never kept as a key's answer.
     app.post('/v1/sessions', { schema: { body: openBody, ...sessionAnswer }, config: { idempotent: 'resource' }, onRequest: limitedBy(opensPerAccount) }, async (request, reply) => {
@@ -76,7 +151,7 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
         signal: clientGone(reply),
         answerKept: request.idempotency !== null,
       });
-      return reply.code(pending ? 202 : 201).send(view);
+      return reply.code(pending ? 202 : 201).send(withAccess(deps, request, view));
     });
 
     // A price agreed before use: the breakdown and the total, at the tariff as it is now.
@@ -105,24 +180,24 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/v1/sessions', { schema: { response: { 200: z.object({ sessions: z.array(sessionViewSchema) }), ...problems } } }, async (request) => ({
-      sessions: await deps.queries.list(request.accountId),
+      sessions: (await deps.queries.list(request.accountId)).map((view) => withAccess(deps, request, view)),
     }));
 
     app.get('/v1/sessions/:id', { schema: { params: idParams, ...sessionAnswer } }, async (request) => {
       const session = await deps.queries.view(request.accountId, request.params.id);
       if (!session) throw errors.sessionNotFound();
-      return session;
+      return withAccess(deps, request, session);
     });
 
     app.post(
       '/v1/sessions/:id/extend',
       { schema: { params: idParams, body: z.object({ maxCharge: positiveAmount(2, limits.maxAmountMicros) }), ...sessionAnswer }, config: { idempotent: 'action' } },
-      async (request) => deps.commands.extend(request.accountId, request.params.id, request.body.maxCharge),
+      async (request) => withAccess(deps, request, await deps.commands.extend(request.accountId, request.params.id, request.body.maxCharge)),
     );
 
     app.post('/v1/sessions/:id/logoff', { schema: { params: idParams, ...sessionAnswer }, config: { idempotent: 'action' } }, async (request, reply) => {
       const { view, settled } = await deps.commands.logoff(request.accountId, request.params.id);
-      return reply.code(settled ? 200 : 202).send(view);
+      return reply.code(settled ? 200 : 202).send(withAccess(deps, request, view));
     });
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'customer-api' });

@@ -1,8 +1,14 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { accountHistory } from '../../accounts/account-rows.js';
+import { findAccount } from '../../accounts/accounts.js';
 import { serversView } from '../../admission/occupancy.js';
-import { listAudit } from '../../audit/audit-log.js';
+import { issueServiceCredential } from '../../catalogue/service-credentials.js';
+import { createEndpoint, disableEndpoint, listEndpoints } from '../../webhooks/endpoints.js';
+import { deliveryLog } from '../../webhooks/delivery-rows.js';
+import { WEBHOOK_EVENT_TYPES } from '../../webhooks/webhook-events.js';
+import { listAudit, recordAudit } from '../../audit/audit-log.js';
 import { errors } from '../../errors.js';
 import { listOperators } from '../../operators/operators.js';
 import { ROLES } from '../../operators/roles.js';
@@ -12,23 +18,29 @@ import { sessionHistory } from '../../sessions/ops-queries.js';
 import { operatorAuth } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import {
+  accountHistoryLineSchema,
+  accountViewSchema,
   auditEntrySchema,
   historyLineSchema,
   idParams,
   instantParam,
   operatorViewSchema,
+  opsServiceViewSchema,
   opsSessionViewSchema,
   positiveAmount,
   problems,
   serverViewSchema,
   serversOccupancySchema,
-  serviceViewSchema,
   tariffInput,
   secret,
   sessionLogRowSchema,
   text,
   textBody,
+  upstreamUrlInput,
+  webhookDeliverySchema,
+  webhookEndpointSchema,
 } from '../schemas.js';
+import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { serviceView } from './public-api.js';
 
 const STATES = ['authorizing', 'active', 'over_limit', 'closing', 'settled', 'declined'] as const;
@@ -60,7 +72,7 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const auditQuery = z.object({
     operatorId: z.uuid().optional(),
     action: z.string().max(100).optional(),
-    targetType: z.enum(['server', 'service', 'session', 'operator']).optional(),
+    targetType: z.enum(['server', 'service', 'session', 'operator', 'account', 'webhook']).optional(),
     targetId: z.string().max(100).optional(),
     since: instantParam.optional(),
     until: instantParam.optional(),
@@ -68,6 +80,12 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
     cursor: z.string().regex(/^\d{1,18}$/, 'must be the nextCursor of a previous page').optional(),
   });
   const opsSession = z.object({ session: opsSessionViewSchema });
+  /** The signing secret is in the answer only the one time it is made. */
+  const opsService = (changed: { service: ServiceRecord; signingSecret: string | null }) => ({
+    ...serviceView(deps, changed.service),
+    upstreamUrl: changed.service.upstreamUrl,
+    ...(changed.signingSecret === null ? {} : { signingSecret: changed.signingSecret }),
+  });
   const read = { permission: 'read' } as const;
   const rescue = { permission: 'rescue' } as const;
   const admin = { permission: 'admin' } as const;
@@ -99,14 +117,14 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       '/v1/services',
       {
         schema: {
-          body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers, tariff: tariff.optional() }),
-          response: { 201: serviceViewSchema, ...problems },
+          body: z.object({ name, serverId: z.uuid(), pricePerMinute: price, maxUsers, tariff: tariff.optional(), upstreamUrl: upstreamUrlInput.optional() }),
+          response: { 201: opsServiceViewSchema, ...problems },
         },
         config: admin,
       },
       async (request, reply) => {
         const { pricePerMinute, tariff: pricing, ...rest } = request.body;
-        return reply.code(201).send(serviceView(deps, await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request))));
+        return reply.code(201).send(opsService(await deps.catalogue.createService({ ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request))));
       },
     );
 
@@ -116,16 +134,39 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
         schema: {
           params: idParams,
           body: z
-            .object({ name: name.optional(), maxUsers: maxUsers.optional(), pricePerMinute: price.optional(), tariff: tariff.optional() })
+            .object({
+              name: name.optional(),
+              maxUsers: maxUsers.optional(),
+              pricePerMinute: price.optional(),
+              tariff: tariff.optional(),
+              upstreamUrl: upstreamUrlInput.optional(),
+            })
             .refine(atLeastOne, 'nothing to change'),
-          response: { 200: serviceViewSchema, ...problems },
+          response: { 200: opsServiceViewSchema, ...problems },
         },
         config: admin,
       },
       async (request) => {
         const { pricePerMinute, tariff: pricing, ...rest } = request.body;
-        return serviceView(deps, await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request)));
+        return opsService(await deps.catalogue.updateService(request.params.id, { ...rest, pricePerMinuteMicros: pricePerMinute, pricing }, by(request)));
       },
+    );
+
+    // The service's credential for the metering API, shown once; a new one replaces the old at once.
+    app.post(
+      '/v1/services/:id/credential',
+      { schema: { params: idParams, response: { 201: z.object({ serviceId: z.uuid(), credential: z.string() }), ...problems } }, config: admin },
+      async (request, reply) => {
+        const credential = await issueServiceCredential(deps.sql, request.params.id, by(request), deps.clock.now());
+        return reply.code(201).send({ serviceId: request.params.id, credential });
+      },
+    );
+
+    // A leaked secret is replaced: the new one is shown once and the old one stops at once.
+    app.post(
+      '/v1/services/:id/signing-secret',
+      { schema: { params: idParams, response: { 200: z.object({ signingSecret: z.string() }), ...problems } }, config: admin },
+      async (request) => ({ signingSecret: await deps.catalogue.rotateSigningSecret(request.params.id, by(request)) }),
     );
 
     app.get('/v1/ops/servers', { schema: { response: { 200: serversOccupancySchema, ...problems } }, config: read }, async () => ({
@@ -162,6 +203,92 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
         const session = await deps.queries.opsView(request.params.id);
         if (!session) throw errors.sessionNotFound();
         return { session };
+      },
+    );
+
+    const accountWithHistory = z.object({ account: accountViewSchema, history: z.array(accountHistoryLineSchema) });
+    const accountAnswer = async (id: string) => {
+      const account = await findAccount(deps.sql, id);
+      if (!account) throw errors.accountNotFound();
+      return { account, history: await accountHistory(deps.sql, id) };
+    };
+    const reason = text(500);
+
+    app.get('/v1/ops/accounts/:id', { schema: { params: idParams, response: { 200: accountWithHistory, ...problems } }, config: read }, async (request) =>
+      accountAnswer(request.params.id),
+    );
+
+    // Suspending ends the account's running sessions (they settle) and refuses new ones; `until` ends it by itself.
+    app.post(
+      '/v1/ops/accounts/:id/suspend',
+      { schema: { params: idParams, body: z.object({ reason, until: instantParam.optional() }), response: { 200: accountWithHistory, ...problems } }, config: rescue },
+      async (request) => {
+        const until = request.body.until === undefined ? null : Date.parse(request.body.until);
+        if (until !== null && until <= deps.clock.now()) throw errors.validation('until must lie in the future.', [{ path: ['until'], message: 'must lie in the future' }]);
+        await deps.accountCommands.byOperator(request.params.id, { kind: 'suspend', until }, by(request), request.body.reason);
+        return accountAnswer(request.params.id);
+      },
+    );
+
+    app.post(
+      '/v1/ops/accounts/:id/:action',
+      {
+        schema: { params: idParams.extend({ action: z.enum(['resume', 'close']) }), body: z.object({ reason }), response: { 200: accountWithHistory, ...problems } },
+        config: rescue,
+      },
+      async (request) => {
+        await deps.accountCommands.byOperator(request.params.id, { kind: request.params.action }, by(request), request.body.reason);
+        return accountAnswer(request.params.id);
+      },
+    );
+
+    // Webhooks: endpoints for domain events, signed and retried (src/webhooks); the secret is shown once.
+    const webhookUrl = z
+      .url({ protocol: /^https?$/, message: 'must be an http or https URL' })
+      .max(2000);
+    app.post(
+      '/v1/ops/webhooks',
+      {
+        schema: {
+          body: z.object({ url: webhookUrl, eventTypes: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1).max(WEBHOOK_EVENT_TYPES.length) }),
+          response: { 201: z.object({ endpoint: webhookEndpointSchema, secret: z.string() }), ...problems },
+        },
+        config: admin,
+      },
+      async (request, reply) => {
+        const at = deps.clock.now();
+        const created = await createEndpoint(deps.sql, { ...request.body, createdBy: request.operator.operatorId, at });
+        await recordAudit(deps.sql, { ...by(request), action: 'webhook.create', targetType: 'webhook', targetId: created.endpoint.id, before: null, after: created.endpoint, at });
+        return reply.code(201).send(created);
+      },
+    );
+
+    app.get('/v1/ops/webhooks', { schema: { response: { 200: z.object({ endpoints: z.array(webhookEndpointSchema) }), ...problems } }, config: read }, async () => ({
+      endpoints: await listEndpoints(deps.sql),
+    }));
+
+    app.delete('/v1/ops/webhooks/:id', { schema: { params: idParams, response: { 200: z.object({ endpoint: webhookEndpointSchema }), ...problems } }, config: admin }, async (request) => {
+      const at = deps.clock.now();
+      const endpoint = await disableEndpoint(deps.sql, request.params.id, at);
+      if (!endpoint) throw errors.webhookNotFound();
+      await recordAudit(deps.sql, { ...by(request), action: 'webhook.disable', targetType: 'webhook', targetId: endpoint.id, before: null, after: endpoint, at });
+      return { endpoint };
+    });
+
+    app.get(
+      '/v1/ops/webhooks/:id/deliveries',
+      {
+        schema: {
+          params: idParams,
+          querystring: z.object({ state: z.enum(['pending', 'delivered', 'failed']).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }),
+          response: { 200: z.object({ deliveries: z.array(webhookDeliverySchema) }), ...problems },
+        },
+        config: read,
+      },
+      async (request) => {
+        const deliveries = await deliveryLog(deps.sql, { endpointId: request.params.id, ...request.query });
+        if (deliveries === null) throw errors.webhookNotFound();
+        return { deliveries };
       },
     );
 

@@ -16,7 +16,7 @@ import type { Sql, TransactionSql } from '../../db/sql.js';
 import { behaviorFor, checkCard, decodeBehavior, encodeBehavior, type Behavior } from './cards.js';
 import { createFaultInjector, faultConfigSchema, type FaultInjector, type Phase } from './faults.js';
 import { transaction } from '../../db/transaction.js';
-import { authorizeAtOnce, captureAtOnce } from './one-statement.js';
+import { Authorizations, captureAtOnce } from './one-statement.js';
 
 /**
  * The card-network sandbox: a stand-in for a card processor, with the behaviour tollgate
@@ -32,6 +32,8 @@ export interface CardNetworkAppOptions {
   slowMs?: number;
   /** The bearer token of the fault API (`/v1/faults`); without one the fault API is off (403). */
   faultsToken?: string | undefined;
+  /** Added before every answer, as the round trip to a card company far away would (benchmarks). */
+  latencyMs?: number;
   logger?: boolean | object;
 }
 
@@ -110,6 +112,14 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     if (ms <= 0 || closing.signal.aborted) return;
     await sleep(ms, undefined, { signal: closing.signal }).catch(() => {});
   };
+
+  if (options.latencyMs) {
+    const latencyMs = options.latencyMs;
+    app.addHook('onSend', async (_request, _reply, payload) => {
+      await pause(latencyMs);
+      return payload;
+    });
+  }
 
   let salt: Promise<string> | undefined;
   const installSalt = (): Promise<string> => {
@@ -255,7 +265,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     const amount = parseCents(input.amount)!;
     const behavior = await behaviorOf(input.token);
     if (!behavior) return null;
-    const answer = await authorizeAtOnce(sql, {
+    const answer = await authorizations.authorize({
       ...call,
       behavior,
       hold: { token: input.token, currency: input.currency, amount, reference: input.reference ?? null, authorizationNumber: authorizationNumber() },
@@ -263,6 +273,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     });
     return answer && { ...answer, delayMs: delayFor(behavior) };
   });
+
+  const authorizations = new Authorizations(sql);
 
   // A card's behaviour is fixed when it is tokenized: read once per token, then known.
   const behaviors = new Map<string, Behavior>();

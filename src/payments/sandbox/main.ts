@@ -24,6 +24,8 @@ const envSchema = z.object({
   CARD_NETWORK_HOLD_VALIDITY_MS: z.coerce.number().int().positive().optional(),
   /** The fault API's bearer token; unset, the fault API is off. */
   CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
+  /** Milliseconds added before every answer, to stand in for a card company far away (benchmarks). */
+  CARD_NETWORK_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -48,6 +50,7 @@ try {
     host: env.HOST,
     ...(env.CARD_NETWORK_HOLD_VALIDITY_MS === undefined ? {} : { holdValidityMs: env.CARD_NETWORK_HOLD_VALIDITY_MS }),
     faultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
+    latencyMs: env.CARD_NETWORK_LATENCY_MS,
     // Request lines only (method, URL, status): the default serializers never log bodies or headers.
     logger: { level: env.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
   });

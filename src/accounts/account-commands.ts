@@ -1,0 +1,58 @@
+import { accountStateOf, type AccountChanger, type AccountEvent } from '../../machines/account/index.js';
+import { recordAudit } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import type { Sql } from '../db/sql.js';
+import { errors } from '../errors.js';
+import type { Actor } from '../operators/roles.js';
+import type { AccountStates } from './account-states.js';
+
+type Change = { kind: 'suspend'; until: number | null } | { kind: 'resume' } | { kind: 'close' };
+
+/**
+ * What customers and operators ask of an account's state: one event to its machine, and the
+ * machine's refusal turned into an answer. Operators' changes are also written to the audit log.
+ */
+export class AccountCommands {
+  constructor(private readonly deps: { sql: Sql; clock: Clock; states: AccountStates }) {}
+
+  /** The customer closes their own account (refused while a session is unsettled). */
+  close(accountId: string, customer: { name: string }, reason: string): Promise<void> {
+    return this.apply(accountId, { kind: 'close' }, { kind: 'customer', id: accountId, name: customer.name }, reason);
+  }
+
+  async byOperator(accountId: string, change: Change, operator: { actor: Actor; requestId?: string | undefined }, reason: string): Promise<void> {
+    const by: AccountChanger = { kind: 'operator', id: operator.actor.operatorId, name: operator.actor.name };
+    const before = await this.deps.states.snapshotOf(accountId);
+    if (!before) throw errors.accountNotFound();
+    await this.apply(accountId, change, by, reason);
+    const after = await this.deps.states.snapshotOf(accountId);
+    await recordAudit(this.deps.sql, {
+      ...operator,
+      action: `account.${change.kind}`,
+      targetType: 'account',
+      targetId: accountId,
+      before: { state: accountStateOf(before), resumesAt: before.context.resumesAt },
+      after: after && { state: accountStateOf(after), resumesAt: after.context.resumesAt, reason },
+      at: this.deps.clock.now(),
+    });
+  }
+
+  private async apply(accountId: string, change: Change, by: AccountChanger, reason: string): Promise<void> {
+    const at = this.deps.clock.now();
+    const eventOf = (unsettledSessions: number): AccountEvent => {
+      switch (change.kind) {
+        case 'suspend':
+          return { type: 'SUSPEND', at, by, reason, until: change.until };
+        case 'resume':
+          return { type: 'RESUME', at, by, reason };
+        case 'close':
+          return { type: 'CLOSE', at, by, reason, unsettledSessions };
+      }
+    };
+    const outcome = await this.deps.states.change(accountId, (row) => eventOf(row.openSessions));
+    if (outcome.taken) return;
+    // Refused: had no session been unsettled, would the machine have closed it?
+    if (change.kind === 'close' && outcome.snapshot.can(eventOf(0))) throw errors.accountHasUnsettledSessions(outcome.row.openSessions);
+    throw errors.accountNotActive(accountStateOf(outcome.snapshot));
+  }
+}

@@ -1,0 +1,47 @@
+import type { IncomingMessage } from 'node:http';
+
+/** The cookie a browser gets for `?access_token=`, scoped to its session's path under the edge. */
+export const ACCESS_COOKIE = 'tollgate_access';
+export const ACCESS_QUERY = 'access_token';
+
+/** Where a request's access token came from: the header, the query (once, then a cookie), or that cookie. */
+export interface Credential {
+  token: string;
+  from: 'header' | 'query' | 'cookie';
+}
+
+function cookieValue(header: string | undefined, name: string): string | null {
+  if (!header) return null;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+/** The access token a request carries, header first; null when it carries none. */
+export function credentialOf(request: IncomingMessage, query: URLSearchParams): Credential | null {
+  const header = request.headers.authorization;
+  if (header) {
+    const match = /^Bearer\s+(\S{1,512})$/i.exec(header);
+    return match ? { token: match[1]!, from: 'header' } : { token: '', from: 'header' };
+  }
+  const fromQuery = query.get(ACCESS_QUERY);
+  if (fromQuery !== null) return { token: fromQuery, from: 'query' };
+  const fromCookie = cookieValue(request.headers.cookie, ACCESS_COOKIE);
+  return fromCookie === null ? null : { token: fromCookie, from: 'cookie' };
+}
+
+/** The request's cookies without the access cookie (the upstream never sees the token). */
+export function cookiesWithoutAccess(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const kept = header
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part !== '' && part.split('=')[0]!.trim() !== ACCESS_COOKIE);
+  return kept.length > 0 ? kept.join('; ') : undefined;
+}
+
+export function accessCookie(token: string, path: string, secure: boolean): string {
+  return `${ACCESS_COOKIE}=${token}; Path=${path}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
+}

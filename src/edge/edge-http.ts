@@ -1,0 +1,122 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { pipeline, type Readable } from 'node:stream';
+import replyFrom from '@fastify/reply-from';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { errors } from '../errors.js';
+import { ByteCounter } from './byte-counter.js';
+import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
+import type { Edge, Pass } from './edge.js';
+import type { Connection, Ended } from './live-sessions.js';
+
+// A stream through the edge lasts as long as its session: Fastify's handler timeout must not end
+// it (the edge's cut does). setTimeout's largest delay.
+const NO_HANDLER_TIMEOUT = 2 ** 31 - 1;
+
+const noop = () => {};
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Headers a proxy adds so the upstream knows who asked and how. */
+function forwardedHeaders(request: FastifyRequest): Record<string, string> {
+  const earlier = request.headers['x-forwarded-for'];
+  return {
+    'x-forwarded-for': earlier ? `${String(earlier)}, ${request.ip}` : request.ip,
+    'x-forwarded-proto': request.protocol,
+    'x-forwarded-host': request.host,
+  };
+}
+
+/**
+ * The edge's HTTP side: `/edge/<sessionId>/*`, any method, reverse-proxied to the session's
+ * service by @fastify/reply-from on undici (streams both ways, keep-alive pools per upstream,
+ * and hop-by-hop headers dropped as RFC 9110 says: what a hand-written proxy gets wrong).
+ * Bodies pass as streams, never parsed. The access token is stripped; the upstream gets signed
+ * headers. A cut answers 402 SESSION_ENDED to a request still waiting for its upstream and
+ * aborts a response already streaming.
+ */
+export function edgeHttp(edge: Edge): FastifyPluginAsync {
+  const plugin: FastifyPluginAsync = async (app) => {
+    await app.register(replyFrom, {
+      disableRequestLogging: true,
+      // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
+      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 0 },
+    });
+    // Bodies go to the upstream as they come, counted, never parsed or buffered.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_request, payload, done) => {
+      const counted = new ByteCounter();
+      pipeline(payload, counted, noop);
+      done(null, counted);
+    });
+
+    const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+      const pass = await edge.admit(request.raw);
+      if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
+      return proxy(edge, request, reply, pass);
+    };
+    const options = { config: { longLived: true }, helmet: false, handlerTimeout: NO_HANDLER_TIMEOUT, exposeHeadRoute: false } as const;
+    app.all('/edge/:sessionId', options, handler);
+    app.all('/edge/:sessionId/*', options, handler);
+  };
+  return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'edge-http' });
+}
+
+/** `?access_token=` once: a cookie scoped to the session's path, and the same URL without the token. */
+function exchangeForCookie(request: FastifyRequest, reply: FastifyReply, pass: Pass) {
+  const url = new URL(request.url, 'http://edge.invalid');
+  url.searchParams.delete(ACCESS_QUERY);
+  return reply
+    .code(303)
+    .header('set-cookie', accessCookie(pass.credential.token, pass.sessionPath, request.protocol === 'https'))
+    .header('location', `${url.pathname}${url.search}`)
+    .header('cache-control', 'no-store')
+    .send();
+}
+
+function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass) {
+  const { session } = pass;
+  session.traffic.add('requests');
+  if (request.body instanceof ByteCounter) request.body.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
+  let cut = false;
+  const connection: Connection = {
+    cut(ended: Ended) {
+      cut = true;
+      // Still waiting for the upstream: the customer is told why; already streaming: aborted.
+      if (!reply.raw.headersSent) reply.send(errors.sessionEnded('ended', ended.reason, iso(ended.at)));
+      else reply.raw.destroy();
+    },
+    drop() {
+      cut = true;
+      reply.raw.destroy();
+    },
+  };
+  session.connections.add(connection);
+  reply.raw.once('close', () => session.connections.delete(connection));
+  const signed = edge.signedHeaders(pass, request.method);
+  const { target } = pass;
+  return reply.from(`${target.origin}${target.pathname}`, {
+    queryString: () => target.search.slice(1),
+    // Retrying is the client's decision (and a 503's Retry-After is the upstream's word to it).
+    retryDelay: () => null,
+    rewriteRequestHeaders: (_request, headers) => {
+      const { authorization: _token, cookie, ...rest } = headers as IncomingHttpHeaders;
+      const cookies = cookiesWithoutAccess(cookie);
+      return { ...rest, ...(cookies ? { cookie: cookies } : {}), ...forwardedHeaders(request), ...signed };
+    },
+    onResponse: (_request, replyTo, res) => {
+      const stream = (res as unknown as { stream: Readable }).stream;
+      if (cut) {
+        stream.destroy();
+        return;
+      }
+      const counted = new ByteCounter();
+      counted.onBytes = (bytes) => session.traffic.add('bytesOut', bytes);
+      pipeline(stream, counted, noop);
+      replyTo.send(counted);
+    },
+    onError: (replyTo, { error }) => {
+      if (cut) return;
+      request.log.warn({ sessionId: session.sessionId, err: error.message }, 'upstream did not answer');
+      replyTo.send(errors.upstreamUnavailable((error as { code?: string }).code ?? error.message));
+    },
+  });
+}

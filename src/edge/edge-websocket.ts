@@ -1,0 +1,134 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { EDGE_PREFIX, type Edge, type Pass } from './edge.js';
+import type { Connection, Ended } from './live-sessions.js';
+
+/** The close code a WebSocket gets when its session ends (4000-4999: the application's own; 402 as in HTTP). */
+export const SESSION_ENDED_CLOSE = 4402;
+/** How long a client may take to answer a close before its socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 402: 'Payment Required', 403: 'Forbidden', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+
+/** An answer on a socket that asked to upgrade: the same problem+json as any HTTP answer. */
+function refuse(socket: Duplex, status: number, body: Record<string, unknown>): void {
+  const json = JSON.stringify({ type: 'about:blank', title: STATUS_TEXT[status] ?? 'Error', status, ...body });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n` +
+      `${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}\r\n${json}`,
+  );
+}
+
+/** A close code another peer may be sent (1005, 1006 and 1015 are never sent on the wire). */
+const sendable = (code: number) => (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);
+
+/**
+ * The edge's WebSocket side: an upgrade to `/edge/<sessionId>/*` is checked like any request,
+ * then the edge dials the upstream (ws:// or wss:// at the service's URL, with the signed
+ * headers) and accepts the client only once the upstream accepted, so a refused upstream is a
+ * 502 rather than an open socket that closes at once. Messages are relayed both ways as they
+ * are (text or binary). At the session's end the client is closed with 4402 and the reason.
+ */
+export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): { close(): void } {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (!request.url?.startsWith(EDGE_PREFIX)) {
+      refuse(socket, 400, { code: 'NO_UPGRADE_HERE', detail: 'Only /edge/ takes WebSocket upgrades.' });
+      return;
+    }
+    edge.admit(request).then(
+      (pass) => dialUpstream(wss, edge, log, pass, request, socket, head),
+      (error: unknown) => {
+        if (error instanceof AppError) refuse(socket, error.status, { code: error.code, detail: error.message, ...error.extra });
+        else {
+          log.error({ err: error }, 'edge upgrade failed');
+          refuse(socket, 503, { code: 'INTERNAL_ERROR', detail: 'The upgrade could not be checked.' });
+        }
+      },
+    );
+  };
+  server.on('upgrade', onUpgrade);
+  return {
+    close() {
+      server.off('upgrade', onUpgrade);
+      wss.close();
+    },
+  };
+}
+
+function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const target = new URL(pass.target.href);
+  target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
+  const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()).filter(Boolean) ?? [];
+  const upstream = new WebSocket(target, protocols, {
+    headers: { ...edge.signedHeaders(pass, 'GET'), 'x-forwarded-for': request.socket.remoteAddress ?? '' },
+    perMessageDeflate: false,
+    handshakeTimeout: 10_000,
+  });
+  let accepted = false;
+  const failed = (detail: string) => {
+    if (accepted) return;
+    accepted = true;
+    refuse(socket, 502, { code: 'UPSTREAM_UNAVAILABLE', detail: `The service did not take the WebSocket (${detail}).` });
+  };
+  upstream.once('unexpected-response', (_req, res) => {
+    failed(`HTTP ${res.statusCode}`);
+    res.resume();
+    upstream.terminate();
+  });
+  upstream.once('error', (error) => failed(error.message));
+  upstream.once('open', () => {
+    if (accepted) return;
+    accepted = true;
+    const session = pass.session;
+    // Cut while the upstream was being dialled: the customer is told as any late request is.
+    if (session.ended) {
+      upstream.terminate();
+      refuse(socket, 402, { code: 'SESSION_ENDED', detail: `The session is no longer active (${session.ended.reason}).`, endReason: session.ended.reason });
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (client) => relay(client, upstream, pass, log));
+  });
+}
+
+function relay(client: WebSocket, upstream: WebSocket, pass: Pass, log: Logger): void {
+  const { session } = pass;
+  session.traffic.add('requests');
+  const connection: Connection = {
+    cut(ended: Ended) {
+      client.close(SESSION_ENDED_CLOSE, `session ended: ${ended.reason}`.slice(0, 123));
+      upstream.close(1000, 'session ended');
+      setTimeout(() => {
+        client.terminate();
+        upstream.terminate();
+      }, CLOSE_GRACE_MS).unref();
+    },
+    drop() {
+      client.close(1001, 'tollgate is shutting down');
+      upstream.terminate();
+      setTimeout(() => client.terminate(), CLOSE_GRACE_MS).unref();
+    },
+  };
+  session.connections.add(connection);
+  const forward = (to: WebSocket, counted: 'bytesIn' | 'bytesOut') => (data: RawData, isBinary: boolean) => {
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
+    session.traffic.add(counted, size);
+    if (to.readyState === WebSocket.OPEN) to.send(data, { binary: isBinary });
+  };
+  client.on('message', forward(upstream, 'bytesIn'));
+  upstream.on('message', forward(client, 'bytesOut'));
+  const closeOther = (other: WebSocket) => (code: number, reason: Buffer) => {
+    session.connections.delete(connection);
+    if (other.readyState === WebSocket.OPEN) other.close(sendable(code) ? code : 1000, reason.toString().slice(0, 123));
+    else if (other.readyState === WebSocket.CONNECTING) other.terminate();
+  };
+  client.on('close', closeOther(upstream));
+  upstream.on('close', closeOther(client));
+  const onError = (side: string) => (error: Error) => log.debug({ sessionId: session.sessionId, side, err: error.message }, 'edge WebSocket error');
+  client.on('error', onError('client'));
+  upstream.on('error', onError('upstream'));
+}

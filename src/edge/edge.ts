@@ -1,0 +1,126 @@
+import type { IncomingMessage } from 'node:http';
+import type { Upstream } from '../catalogue/catalogue-service.js';
+import type { Clock } from '../clock.js';
+import type { Sql } from '../db/sql.js';
+import { AppError, errors } from '../errors.js';
+import type { AccessTokens } from './access-token.js';
+import { ACCESS_QUERY, credentialOf, type Credential } from './credentials.js';
+import type { LiveSession, LiveSessions } from './live-sessions.js';
+import { SIGNED_HEADERS, signUpstream } from './upstream-signature.js';
+
+/** The path every session's access URL starts with. */
+export const EDGE_PREFIX = '/edge/';
+
+const EDGE_PATH = /^\/edge\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\/[^?#]*)?(?:\?([^#]*))?$/;
+
+/** A request let through: for which session, to where, with what credential. */
+export interface Pass {
+  session: LiveSession;
+  upstream: Upstream;
+  /** The upstream URL the request goes to: its base, the customer's path, the query without the token. */
+  target: URL;
+  credential: Credential;
+  /** The session's path under the edge (where its cookie is scoped). */
+  sessionPath: string;
+}
+
+interface SessionFacts {
+  accountId: string;
+  serviceId: string;
+  state: string;
+  endReason: string | null;
+  endedAt: Date | null;
+}
+
+/**
+ * Who may pass and where to: the one check every request and WebSocket upgrade goes through.
+ * It asks only the edge's own table (DESIGN rule 15); the database only when a token names a
+ * session the table does not hold (ended long ago), to say why it may not pass.
+ */
+export class Edge {
+  constructor(
+    private readonly deps: {
+      live: LiveSessions;
+      tokens: AccessTokens;
+      catalogue: { upstream(serviceId: string): Upstream | undefined };
+      sql: Sql;
+      clock: Clock;
+    },
+  ) {}
+
+  tokenFor(sessionId: string): string {
+    return this.deps.tokens.tokenFor(sessionId);
+  }
+
+  /** Lets the request through or throws the answer: 400, 401, 403, 402, 503 (problem+json). */
+  async admit(request: IncomingMessage): Promise<Pass> {
+    const match = EDGE_PATH.exec(request.url ?? '');
+    if (!match) throw errors.validation('The path must be /edge/<sessionId>/<path on the service>.');
+    const [, sessionId, rest = '/', search = ''] = match as unknown as [string, string, string | undefined, string | undefined];
+    if (/(^|\/)\.\.?(\/|$)/.test(safeDecode(rest))) throw errors.validation('The path must not contain . or .. segments.');
+    const query = new URLSearchParams(search);
+    const credential = credentialOf(request, query);
+    const tokenSession = credential ? this.deps.tokens.sessionOf(credential.token) : null;
+    if (!credential || !tokenSession) throw errors.accessTokenInvalid();
+    if (tokenSession !== sessionId!) throw errors.accessForbidden(await this.mismatch(tokenSession, sessionId!));
+    const session = this.deps.live.get(sessionId!);
+    if (!session || session.ended) throw await this.notActive(sessionId!, session);
+    const upstream = this.deps.catalogue.upstream(session.serviceId);
+    if (!upstream) throw errors.noUpstream();
+    query.delete(ACCESS_QUERY);
+    const target = new URL(upstream.url.href);
+    target.pathname = `${target.pathname.replace(/\/$/, '')}${rest}`;
+    target.search = query.toString();
+    return { session, upstream, target, credential, sessionPath: `${EDGE_PREFIX}${sessionId}` };
+  }
+
+  /** The headers an upstream verifies: who, for which session, until when, signed with the service's secret. */
+  signedHeaders(pass: Pass, method: string): Record<string, string> {
+    const cutoffAt = new Date(pass.session.cutoffAt).toISOString();
+    const facts = {
+      sessionId: pass.session.sessionId,
+      accountId: pass.session.accountId,
+      cutoffAt,
+      method,
+      path: `${pass.target.pathname}${pass.target.search}`,
+    };
+    return {
+      [SIGNED_HEADERS.sessionId]: facts.sessionId,
+      [SIGNED_HEADERS.accountId]: facts.accountId,
+      [SIGNED_HEADERS.cutoffAt]: cutoffAt,
+      [SIGNED_HEADERS.signature]: signUpstream(pass.upstream.signingSecret, facts, this.deps.clock.now()),
+    };
+  }
+
+  private async mismatch(tokenSession: string, urlSession: string): Promise<'other_service' | 'other_customer' | 'other_session'> {
+    const [holder, target] = await Promise.all([this.factsOf(tokenSession), this.factsOf(urlSession)]);
+    if (!holder || !target) return 'other_session';
+    if (holder.accountId !== target.accountId) return 'other_customer';
+    if (holder.serviceId !== target.serviceId) return 'other_service';
+    return 'other_session';
+  }
+
+  private async notActive(sessionId: string, session: LiveSession | undefined): Promise<AppError> {
+    if (session?.ended) return errors.sessionEnded('ended', session.ended.reason, new Date(session.ended.at).toISOString());
+    const row = await this.factsOf(sessionId);
+    if (!row) return errors.accessTokenInvalid();
+    return errors.sessionEnded(row.state, row.endReason, row.endedAt?.toISOString() ?? null);
+  }
+
+  private async factsOf(sessionId: string): Promise<SessionFacts | null> {
+    const live = this.deps.live.get(sessionId);
+    if (live) return { accountId: live.accountId, serviceId: live.serviceId, state: 'active', endReason: null, endedAt: null };
+    const [row] = await this.deps.sql<SessionFacts[]>`
+      select account_id as "accountId", service_id as "serviceId", state, end_reason as "endReason", ended_at as "endedAt"
+      from sessions where id = ${sessionId}`;
+    return row ?? null;
+  }
+}
+
+function safeDecode(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}

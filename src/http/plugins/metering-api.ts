@@ -1,0 +1,112 @@
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { serviceForCredential } from '../../catalogue/service-credentials.js';
+import { AppError, errors } from '../../errors.js';
+import type { UseAnswer } from '../../sessions/metering.js';
+import type { RouteDeps } from '../deps.js';
+import { idempotencyHooks } from '../idempotency.js';
+import { problems } from '../schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The service a metering API request speaks for (set by its auth hook). */
+    serviceId: string;
+  }
+}
+
+const units = z.number().int().min(1).max(1_000_000);
+const reservationId = z.string().regex(/^r[1-9][0-9]{0,8}$/, 'a reservation id, as the query answered it (r1, r2, …)');
+const querySchema = z.object({ sessionId: z.uuid(), units });
+const commitSchema = z.object({ sessionId: z.uuid(), units, reservationId: reservationId.optional() });
+const releaseSchema = z.object({ sessionId: z.uuid(), reservationId });
+const operation = z.discriminatedUnion('op', [
+  querySchema.extend({ op: z.literal('query') }),
+  commitSchema.extend({ op: z.literal('commit'), reservationId }),
+  releaseSchema.extend({ op: z.literal('release') }),
+]);
+
+const useAnswerSchema = z.object({
+  sessionId: z.uuid(),
+  reservationId: z.string().nullable(),
+  state: z.string(),
+  usedUnits: z.number().int(),
+  used: z.string(),
+  reserved: z.string(),
+  cutoffAt: z.iso.datetime().nullable(),
+  applied: z.boolean(),
+});
+const failureSchema = z.object({ status: z.number().int(), code: z.string(), detail: z.string() });
+const answers = { response: { 200: useAnswerSchema, ...problems } };
+
+function bearer(request: FastifyRequest): string | null {
+  const match = /^Bearer\s+(\S{1,512})$/i.exec(request.headers.authorization ?? '');
+  return match ? match[1]! : null;
+}
+
+/**
+ * The metering API (the IMS seed's query / commit / release), for services that tollgate does not
+ * proxy: the service itself reports its customers' uses, with its own credential
+ * (`POST /v1/services/:id/credential`). A session of another service is not found.
+ */
+export function meteringApi(deps: RouteDeps): FastifyPluginAsyncZod {
+  const { metering } = deps.commands;
+  return async (app) => {
+    app.addHook('onRequest', async (request) => {
+      const secret = bearer(request);
+      const serviceId = secret ? await serviceForCredential(deps.sql, secret) : null;
+      if (!serviceId) throw errors.serviceCredentialRequired();
+      request.serviceId = serviceId;
+    });
+    // A commit's Idempotency-Key belongs to the session's customer, apart from the keys they use themselves.
+    app.addHook('preHandler', async (request) => {
+      if (!request.idempotency) return;
+      const sessionId = (request.body as { sessionId: string }).sessionId;
+      const [row] = await deps.sql<{ account_id: string }[]>`
+        select account_id from sessions where id = ${sessionId} and service_id = ${request.serviceId}`;
+      if (!row) throw errors.sessionNotFound();
+      request.accountId = row.account_id;
+    });
+    idempotencyHooks(app, { store: deps.idempotency, clock: deps.clock, keyPrefix: (request) => `metering:${request.serviceId}:` });
+
+    app.post('/v1/metering/query', { schema: { body: querySchema, ...answers } }, async (request) =>
+      metering.reserve(request.serviceId, request.body.sessionId, request.body.units),
+    );
+
+    app.post('/v1/metering/commit', { schema: { body: commitSchema, ...answers }, config: { idempotent: 'action' } }, async (request) => {
+      const { sessionId, units: used, reservationId: reserved } = request.body;
+      if (reserved !== undefined) return metering.commit(request.serviceId, sessionId, reserved, used);
+      if (!request.idempotency) throw errors.idempotencyKeyRequired();
+      return metering.use(request.serviceId, sessionId, used);
+    });
+
+    app.post('/v1/metering/release', { schema: { body: releaseSchema, ...answers } }, async (request) =>
+      metering.release(request.serviceId, request.body.sessionId, request.body.reservationId),
+    );
+
+    // Up to 100 operations in order; each answers on its own, a refusal does not stop the rest.
+    app.post(
+      '/v1/metering/batch',
+      {
+        schema: {
+          body: z.object({ operations: z.array(operation).min(1).max(100) }),
+          response: { 200: z.object({ results: z.array(z.union([useAnswerSchema, z.object({ error: failureSchema })])) }), ...problems },
+        },
+      },
+      async (request) => {
+        const results: (UseAnswer | { error: z.infer<typeof failureSchema> })[] = [];
+        for (const op of request.body.operations) {
+          try {
+            if (op.op === 'query') results.push(await metering.reserve(request.serviceId, op.sessionId, op.units));
+            else if (op.op === 'commit') results.push(await metering.commit(request.serviceId, op.sessionId, op.reservationId, op.units));
+            else results.push(await metering.release(request.serviceId, op.sessionId, op.reservationId));
+          } catch (error) {
+            if (!(error instanceof AppError)) throw error;
+            results.push({ error: { status: error.status, code: error.code, detail: error.message } });
+          }
+        }
+        return { results };
+      },
+    );
+  };
+}

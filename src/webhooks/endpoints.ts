@@ -1,0 +1,48 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Queryable } from '../db/sql.js';
+import type { WebhookEventType } from './webhook-events.js';
+
+export interface EndpointView {
+  id: string;
+  url: string;
+  eventTypes: string[];
+  createdAt: string;
+  disabledAt: string | null;
+}
+
+type Row = { id: string; url: string; eventTypes: string[]; createdAt: Date; disabledAt: Date | null };
+const view = (row: Row): EndpointView => ({
+  id: row.id,
+  url: row.url,
+  eventTypes: row.eventTypes,
+  createdAt: row.createdAt.toISOString(),
+  disabledAt: row.disabledAt?.toISOString() ?? null,
+});
+
+/** Registers an endpoint; its signing secret is answered once, here. */
+export async function createEndpoint(
+  db: Queryable,
+  request: { url: string; eventTypes: WebhookEventType[]; createdBy: string | null; at: number },
+): Promise<{ endpoint: EndpointView; secret: string }> {
+  const secret = `whsec_${randomBytes(32).toString('base64url')}`;
+  const [row] = await db<Row[]>`
+    insert into webhook_endpoints (id, url, event_types, secret, created_at, created_by)
+    values (${randomUUID()}, ${request.url}, ${[...new Set(request.eventTypes)]}, ${secret}, ${new Date(request.at)}, ${request.createdBy})
+    returning id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt"`;
+  return { endpoint: view(row!), secret };
+}
+
+export async function listEndpoints(db: Queryable): Promise<EndpointView[]> {
+  const rows = await db<Row[]>`
+    select id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt"
+    from webhook_endpoints order by created_at, id limit 1000`;
+  return rows.map(view);
+}
+
+/** Stops deliveries to the endpoint (those pending are not sent); its log stays. Null when there is no such endpoint. */
+export async function disableEndpoint(db: Queryable, id: string, at: number): Promise<EndpointView | null> {
+  const [row] = await db<Row[]>`
+    update webhook_endpoints set disabled_at = coalesce(disabled_at, ${new Date(at)}) where id = ${id}
+    returning id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt"`;
+  return row ? view(row) : null;
+}

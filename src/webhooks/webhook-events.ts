@@ -1,0 +1,22 @@
+/**
+ * The domain events operators may subscribe an endpoint to (issue 14). Statements (`statement.ready`)
+ * join when statements are produced.
+ */
+export const WEBHOOK_EVENT_TYPES = [
+  'session.activated',
+  'session.warning',
+  'session.interrupted',
+  'session.settled',
+  'account.suspended',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/** What an endpoint receives: the domain event, named by its position (the same on every retry, so receivers can drop repeats). */
+export interface WebhookBody {
+  id: string;
+  type: string;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+export const webhookEventId = (position: bigint) => `evt_${position}`;

@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { call, customer, listen, openSession, readUntilEnd, serviceWithUpstream } from './edge-client.js';
+import { startUpstream } from './upstream.js';
+
+let tollgate: TestTollgate;
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let base: string;
+let service: { id: string; signingSecret: string };
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  tollgate = await startTestTollgate();
+  base = await listen(tollgate);
+  service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
+  upstream.setSecret(service.signingSecret);
+});
+afterAll(async () => {
+  await tollgate.stop();
+  await upstream.close();
+});
+
+const through = (access: { url: string }, path: string) => `${access.url}${path}`;
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+describe('upstreams', () => {
+  it('shows the signing secret once, when the service is made, and refuses upstreams that are not http(s) URLs', async () => {
+    expect(service.signingSecret).toMatch(/^tgs_/);
+    const listed = await call(base, 'GET', '/v1/services', null);
+    const shown = listed.body.services.find((s: { id: string }) => s.id === service.id);
+    expect(shown).toBeDefined();
+    expect(shown.signingSecret).toBeUndefined();
+    expect(shown.upstreamUrl).toBeUndefined();
+    const patched = await call(base, 'PATCH', `/v1/services/${service.id}`, tollgate.adminToken, { maxUsers: 99 });
+    expect(patched.status).toBe(200);
+    expect(patched.body.upstreamUrl).toBe(`${upstream.url}/api`);
+    expect(patched.body.signingSecret).toBeUndefined();
+    for (const upstreamUrl of ['ftp://example.com/', 'http://user:pw@example.com/', 'http://example.com/?a=1', 'not a url']) {
+      const refused = await call(base, 'PATCH', `/v1/services/${service.id}`, tollgate.adminToken, { upstreamUrl });
+      expect(refused.status).toBe(400);
+      expect(refused.body.code).toBe('VALIDATION_FAILED');
+    }
+  });
+});
+
+describe('access while active', () => {
+  it('gives an active session access, and proxies any method to the upstream with signed headers and no token', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    expect(session.access).toEqual({ url: `${base}/edge/${session.id}`, token: expect.stringMatching(/^tge_/), expiresAt: session.cutoffAt });
+    const viewed = await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token);
+    expect(viewed.body.access).toEqual(session.access);
+
+    const answer = await fetch(through(session.access, '/json?x=1'), { headers: { ...bearer(session.access.token), cookie: 'theme=dark' } });
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ method: 'GET', path: '/api/json?x=1', signed: true, authorization: null, cookie: 'theme=dark' });
+    const seen = upstream.seen.at(-1)!;
+    expect(seen.signed).toMatchObject({ sessionId: session.id, accountId: ada.accountId, cutoffAt: session.cutoffAt });
+
+    const body = 'x'.repeat(200_000);
+    const echoed = await fetch(through(session.access, '/echo'), { method: 'PUT', headers: { ...bearer(session.access.token), 'content-type': 'text/plain' }, body });
+    expect(echoed.status).toBe(200);
+    expect((await echoed.text()) === body).toBe(true);
+  });
+
+  it('exchanges ?access_token= for a cookie scoped to the session, which then lets requests through', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const exchanged = await fetch(`${through(session.access, '/json')}?access_token=${session.access.token}&y=2`, { redirect: 'manual' });
+    expect(exchanged.status).toBe(303);
+    expect(exchanged.headers.get('location')).toBe(`/edge/${session.id}/json?y=2`);
+    const cookie = exchanged.headers.get('set-cookie')!;
+    expect(cookie).toContain(`Path=/edge/${session.id}`);
+    expect(cookie).toContain('HttpOnly');
+    const withCookie = await fetch(`${base}${exchanged.headers.get('location')}`, { headers: { cookie: cookie.split(';')[0]! } });
+    expect(withCookie.status).toBe(200);
+    expect(await withCookie.json()).toMatchObject({ path: '/api/json?y=2', cookie: null });
+  });
+
+  it('answers 401 without a token or with a malformed one, and 403 to another session’s token', async () => {
+    const ada = await customer(base);
+    const grace = await customer(base);
+    const other = await serviceWithUpstream(base, tollgate.adminToken, upstream.url);
+    const mine = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const mineElsewhere = await openSession(base, ada.token, { serviceId: other.id, maxCharge: '5.00' });
+    const hers = await openSession(base, grace.token, { serviceId: service.id, maxCharge: '5.00' });
+    const at = (token: string | null) => fetch(through(mine.access, '/json'), { headers: token === null ? {} : bearer(token) });
+
+    for (const token of [null, 'nonsense', `${mine.access.token.slice(0, -2)}xx`]) {
+      const refused = await at(token);
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      expect(((await refused.json()) as { code: string }).code).toBe('ACCESS_TOKEN_INVALID');
+    }
+    const herToken = await at(hers.access.token);
+    expect(herToken.status).toBe(403);
+    expect(await herToken.json()).toMatchObject({ code: 'ACCESS_FORBIDDEN', reason: 'other_customer' });
+    const otherService = await at(mineElsewhere.access.token);
+    expect(otherService.status).toBe(403);
+    expect(await otherService.json()).toMatchObject({ code: 'ACCESS_FORBIDDEN', reason: 'other_service' });
+  });
+});
+
+describe('the cut', () => {
+  it('cuts a server-sent-events stream within a second of the cutoff, then answers 402 SESSION_ENDED', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxMinutes: 3 / 60 });
+    const read = await readUntilEnd(through(session.access, '/events'), session.access.token);
+    expect(read.status).toBe(200);
+    expect(read.text).toContain('data: tick 1');
+    const late = read.endedAt - Date.parse(session.cutoffAt);
+    expect(late).toBeGreaterThanOrEqual(-20);
+    expect(late).toBeLessThan(1000);
+
+    const after = await fetch(through(session.access, '/json'), { headers: bearer(session.access.token) });
+    expect(after.status).toBe(402);
+    expect(await after.json()).toMatchObject({ code: 'SESSION_ENDED', endReason: 'time_limit' });
+    const viewed = await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token);
+    expect(viewed.body.access).toBeNull();
+  });
+
+  it('keeps a stream flowing past the old cutoff when the session is extended', async () => {
+    const ada = await customer(base);
+    // 0.60 a minute is 0.01 a second: 0.03 lasts three seconds.
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '0.03' });
+    const reading = readUntilEnd(through(session.access, '/events'), session.access.token);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const extended = await call(base, 'POST', `/v1/sessions/${session.id}/extend`, ada.token, { maxCharge: '0.06' });
+    expect(extended.status).toBe(200);
+    expect(Date.parse(extended.body.access.expiresAt)).toBeGreaterThan(Date.parse(session.cutoffAt) + 2500);
+    const read = await reading;
+    expect(read.endedAt - Date.parse(session.cutoffAt)).toBeGreaterThan(2000);
+    expect(read.endedAt - Date.parse(extended.body.cutoffAt)).toBeLessThan(1000);
+  });
+
+  it('closes a WebSocket with 4402 and the reason at logoff', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const socket = new WebSocket(`${through(session.access, '/chat').replace('http', 'ws')}?access_token=${session.access.token}`);
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    const echoed = new Promise((resolve) => socket.once('message', (data) => resolve(data.toString())));
+    socket.send('hello');
+    expect(await echoed).toBe('hello');
+    expect(upstream.seen.at(-1)).toMatchObject({ method: 'WS', path: '/api/chat' });
+    expect(upstream.seen.at(-1)!.signed).not.toBeNull();
+    const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) =>
+      socket.once('close', (code, reason) => resolve({ code, reason: reason.toString(), at: Date.now() })),
+    );
+    const loggedOffAt = Date.now();
+    const loggedOff = await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token);
+    expect(loggedOff.status).toBe(200);
+    const close = await closed;
+    expect(close).toMatchObject({ code: 4402, reason: 'session ended: logoff' });
+    expect(close.at - loggedOffAt).toBeLessThan(1000);
+    const again = new WebSocket(`${through(session.access, '/chat').replace('http', 'ws')}`, { headers: bearer(session.access.token) });
+    const refused = await new Promise<number>((resolve) => again.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    expect(refused).toBe(402);
+  });
+});

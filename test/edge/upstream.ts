@@ -1,0 +1,74 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { verifyUpstreamSignature } from '../../src/edge/upstream-signature.js';
+
+/** What the upstream saw of one request. */
+export interface Seen {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  /** The signed facts, when the signature checked out with the secret the test set. */
+  signed: ReturnType<typeof verifyUpstreamSignature>;
+}
+
+/**
+ * A real upstream on a loopback port for edge tests: `/json` answers what it saw, `/echo` sends the
+ * body back, `/events` streams server-sent events every 50 ms until the client goes, `/slow`
+ * answers after a second; WebSocket upgrades anywhere echo every message.
+ */
+export async function startUpstream() {
+  const seen: Seen[] = [];
+  const streams = { open: 0, closed: 0 };
+  let secret = '';
+  const server: Server = createServer((request, response) => {
+    const path = request.url ?? '/';
+    const record = { method: request.method ?? 'GET', path, headers: request.headers, signed: verifyUpstreamSignature(secret, request.headers, { method: request.method ?? 'GET', path }, Date.now()) };
+    seen.push(record);
+    if (/\/events(\?|$)/.test(path)) {
+      streams.open++;
+      response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      let n = 0;
+      const tick = setInterval(() => response.write(`id: ${++n}\ndata: tick ${n}\n\n`), 50);
+      response.on('close', () => {
+        clearInterval(tick);
+        streams.closed++;
+      });
+      return;
+    }
+    if (/\/echo(\?|$)/.test(path)) {
+      response.writeHead(200, { 'content-type': request.headers['content-type'] ?? 'application/octet-stream' });
+      request.pipe(response);
+      return;
+    }
+    if (/\/slow(\?|$)/.test(path)) {
+      setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"slow":true}'), 1000);
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify({ method: record.method, path, signed: record.signed !== null, authorization: request.headers.authorization ?? null, cookie: request.headers.cookie ?? null }));
+  });
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (socket, request) => {
+    seen.push({ method: 'WS', path: request.url ?? '/', headers: request.headers, signed: verifyUpstreamSignature(secret, request.headers, { method: 'GET', path: request.url ?? '/' }, Date.now()) });
+    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    streams,
+    setSecret(value: string) {
+      secret = value;
+    },
+    async close() {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp } from '../helpers/customers.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+/** The metering API: a service that tollgate does not proxy reports its customers' uses itself. */
+const clock = new ManualClock(Date.UTC(2026, 10, 30, 12, 0));
+let tollgate: TestTollgate;
+let ops: Record<string, string>;
+
+beforeAll(async () => {
+  tollgate = await startTestTollgate({ clock });
+  ops = { authorization: `Bearer ${tollgate.adminToken}` };
+});
+afterAll(async () => {
+  await tollgate.stop();
+});
+
+/** A service at 0.60 a minute and 0.10 a unit, with its metering credential. */
+async function meteredService() {
+  const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+  const patched = await tollgate.app.inject({
+    method: 'PATCH',
+    url: `/v1/services/${serviceId}`,
+    headers: ops,
+    payload: { tariff: { perUse: { unit: 'unit', price: '0.10' } } },
+  });
+  expect(patched.statusCode, patched.body).toBe(200);
+  const issued = await tollgate.app.inject({ method: 'POST', url: `/v1/services/${serviceId}/credential`, headers: ops });
+  expect(issued.statusCode, issued.body).toBe(201);
+  return { serviceId, service: { authorization: `Bearer ${issued.json().credential as string}` } };
+}
+
+async function openSession(serviceId: string, maxCharge = '1.00') {
+  const customer = await signUp(tollgate.app);
+  const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge } });
+  expect(opened.statusCode, opened.body).toBe(201);
+  return { customer, sessionId: opened.json().id as string };
+}
+
+const meter = (op: string, headers: Record<string, string>, payload: unknown) =>
+  tollgate.app.inject({ method: 'POST', url: `/v1/metering/${op}`, headers, payload: payload as Record<string, unknown> });
+
+describe('the metering API', () => {
+  it('reserves, commits once however often the commit is repeated, and releases', async () => {
+    const { serviceId, service } = await meteredService();
+    const { sessionId } = await openSession(serviceId);
+    const reserved = await meter('query', service, { sessionId, units: 3 });
+    expect(reserved.statusCode, reserved.body).toBe(200);
+    expect(reserved.json()).toMatchObject({ reservationId: 'r1', reserved: '0.30', used: '0.00', applied: true });
+    const committed = await meter('commit', service, { sessionId, reservationId: 'r1', units: 2 });
+    expect(committed.json()).toMatchObject({ usedUnits: 2, used: '0.20', reserved: '0.00', applied: true });
+    const again = await meter('commit', service, { sessionId, reservationId: 'r1', units: 2 });
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toMatchObject({ usedUnits: 2, used: '0.20', applied: false });
+    const second = (await meter('query', service, { sessionId, units: 1 })).json();
+    expect((await meter('release', service, { sessionId, reservationId: second.reservationId })).json()).toMatchObject({ reserved: '0.00', applied: true });
+    expect((await meter('release', service, { sessionId, reservationId: 'r9' })).json().code).toBe('RESERVATION_NOT_FOUND');
+  });
+
+  it('counts a commit without reservation once per Idempotency-Key, and refuses a key reused for another request', async () => {
+    const { serviceId, service } = await meteredService();
+    const { customer, sessionId } = await openSession(serviceId);
+    const keyed = { ...service, 'idempotency-key': 'job-42' };
+    const first = await meter('commit', keyed, { sessionId, units: 4 });
+    expect(first.statusCode, first.body).toBe(200);
+    const retry = await meter('commit', keyed, { sessionId, units: 4 });
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json()).toEqual(first.json());
+    expect(first.json()).toMatchObject({ usedUnits: 4, used: '0.40' });
+    expect((await meter('commit', keyed, { sessionId, units: 5 })).json().code).toBe('IDEMPOTENCY_KEY_REUSED');
+    const unkeyed = await meter('commit', service, { sessionId, units: 1 });
+    expect([unkeyed.statusCode, unkeyed.json().code]).toEqual([400, 'IDEMPOTENCY_KEY_REQUIRED']);
+    // The customer's own use of the same key is apart from the service's.
+    const view = (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers: { ...customer.auth, 'idempotency-key': 'job-42' } })).json();
+    expect(view.accrued).toBe('0.40');
+  });
+
+  it('refuses a use that would pass the limit with 402, and cuts the session at exactly its limit', async () => {
+    const { serviceId, service } = await meteredService();
+    const { customer, sessionId } = await openSession(serviceId, '1.00');
+    const tooMany = await meter('query', service, { sessionId, units: 11 });
+    expect([tooMany.statusCode, tooMany.json().code]).toEqual([402, 'USE_LIMIT_REACHED']);
+    const all = await meter('commit', { ...service, 'idempotency-key': 'all-of-it' }, { sessionId, units: 10 });
+    expect(all.statusCode, all.body).toBe(200);
+    let view = (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers: customer.auth })).json();
+    for (let i = 0; i < 50 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers: customer.auth })).json();
+    }
+    expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '1.00' });
+    const captures = await sandbox(tollgate.cardNetworkUrl).captures();
+    expect(captures.find((c) => c.id === view.chargeSlip.id)?.amount).toBe('1.00');
+    expect((await meter('query', service, { sessionId, units: 1 })).statusCode).toBe(409);
+  });
+
+  it('answers only the service whose credential it is, and a new credential replaces the old', async () => {
+    const { serviceId, service } = await meteredService();
+    const other = await meteredService();
+    const { sessionId } = await openSession(serviceId);
+    expect((await meter('query', other.service, { sessionId, units: 1 })).json().code).toBe('SESSION_NOT_FOUND');
+    for (const headers of [{}, { authorization: 'Bearer tgs_nothing' }, ops]) {
+      const refused = await meter('query', headers, { sessionId, units: 1 });
+      expect([refused.statusCode, refused.json().code]).toEqual([401, 'SERVICE_CREDENTIAL_REQUIRED']);
+    }
+    const renewed = (await tollgate.app.inject({ method: 'POST', url: `/v1/services/${serviceId}/credential`, headers: ops })).json();
+    expect((await meter('query', service, { sessionId, units: 1 })).statusCode).toBe(401);
+    expect((await meter('query', { authorization: `Bearer ${renewed.credential}` }, { sessionId, units: 1 })).statusCode).toBe(200);
+  });
+
+  it('takes a batch in order, each operation answered on its own', async () => {
+    const { serviceId, service } = await meteredService();
+    const { sessionId } = await openSession(serviceId);
+    const batch = await meter('batch', service, {
+      operations: [
+        { op: 'query', sessionId, units: 2 },
+        { op: 'commit', sessionId, reservationId: 'r1', units: 2 },
+        { op: 'query', sessionId, units: 50 },
+        { op: 'release', sessionId, reservationId: 'r7' },
+      ],
+    });
+    expect(batch.statusCode, batch.body).toBe(200);
+    const [reserved, committed, refused, unknown] = batch.json().results;
+    expect(reserved).toMatchObject({ reservationId: 'r1', applied: true });
+    expect(committed).toMatchObject({ used: '0.20', applied: true });
+    expect(refused).toEqual({ error: expect.objectContaining({ status: 402, code: 'USE_LIMIT_REACHED' }) });
+    expect(unknown).toEqual({ error: expect.objectContaining({ status: 404, code: 'RESERVATION_NOT_FOUND' }) });
+  });
+});
