@@ -98,6 +98,8 @@ describe('the customer portal over HTTP', () => {
     const sessionUrl = opened.headers.location as string;
     const page = await web.get(sessionUrl);
     expect(page.body).toContain('data-field="state">active');
+    // The service opens through the edge in a new tab, with the session's access token once.
+    expect(page.body).toMatch(new RegExp(`href="http://localhost(:\\d+)?/edge/${sessionUrl.split('/').pop()}/\\?access_token=[^"]+" target="_blank"`));
     clock.advance(90_000);
     expect((await web.get(sessionUrl)).body).toContain('<output data-field="accrued">0.90</output>');
     const loggedOff = await web.post(`${sessionUrl}/logoff`, {});

@@ -36,7 +36,7 @@ import {
  * A customer's view of their session, with how to reach the service while it is active: the
  * edge's URL for it, its access token (derived, so the same each time), and until when.
  */
-function withAccess(deps: RouteDeps, request: FastifyRequest, view: SessionView): SessionView & { access: { url: string; token: string; expiresAt: string } | null } {
+export function withAccess(deps: RouteDeps, request: FastifyRequest, view: SessionView): SessionView & { access: { url: string; token: string; expiresAt: string } | null } {
   if (view.state !== 'active' || view.cutoffAt === null) return { ...view, access: null };
   const base = deps.edgePublicUrl ?? `${request.protocol}://${request.host}`;
   return { ...view, access: { url: `${base}${EDGE_PREFIX}${view.id}`, token: deps.edge.tokenFor(view.id), expiresAt: view.cutoffAt } };

@@ -147,7 +147,10 @@ function slipText(live: SessionLive): string {
   return slip ? `Charge slip ${slip.id}: ${slip.amount} ${live.currency}, authorization ${slip.authorizationNumber}` : '';
 }
 
-export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: string, now: number): SafeHtml {
+/** Where the customer reaches the service while the session runs: the edge, with the session's access token once (the edge trades it for a cookie). */
+export type ServiceLink = string | null;
+
+export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: string, now: number, serviceLink: ServiceLink = null): SafeHtml {
   const live = sessionLive(view, now);
   return portalPage(
     ctx,
@@ -163,6 +166,7 @@ export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: 
 <p class="ended" data-field="endedText" role="status" aria-live="polite"${live.ended ? '' : html` hidden`}>${live.endedText ?? ''}</p>
 <p class="slip" data-field="slip"${live.chargeSlip ? '' : html` hidden`}>${slipText(live)}</p>
 <div class="actions" data-show="running"${live.running ? '' : html` hidden`}>
+${serviceLink ? html`<p><a class="button" href="${serviceLink}" target="_blank" rel="noopener noreferrer">Open ${serviceName} in a new tab</a></p>` : ''}
 <form method="post" action="/sessions/${view.id}/extend">
 ${csrfInput(ctx.csrf)}
 ${field({ name: 'maxCharge', label: 'New charge limit', inputmode: 'decimal', hint: `Higher than ${live.maxCharge} ${live.currency}` })}
