@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
-import { createService, VISA_OK } from '../helpers/customers.js';
+import { createService, signUp, VISA_OK } from '../helpers/customers.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 import { hasChromium, launch, screenshot } from './chromium.js';
 
@@ -10,12 +10,13 @@ let tollgate: TestTollgate;
 let browser: Browser;
 let base: string;
 let serviceName: string;
+let serviceId: string;
 const clock = new ManualClock(Date.UTC(2026, 5, 1, 9));
 
 beforeAll(async () => {
   if (!hasChromium) return;
   tollgate = await startTestTollgate({ clock });
-  const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60', maxUsers: 5 });
+  ({ serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60', maxUsers: 5 }));
   serviceName = (await tollgate.app.inject({ url: '/v1/services' })).json().services.find((s: { id: string }) => s.id === serviceId).name;
   base = await tollgate.app.listen({ port: 0, host: '127.0.0.1' });
   browser = await launch();
@@ -108,6 +109,30 @@ describe.skipIf(!hasChromium)('the customer portal in Chromium', () => {
     expect(await page.locator('#f-card-number-error').textContent()).toContain('Card number');
     expect(await page.locator('#f-outstandingLimit-error').textContent()).toContain('Outstanding limit');
     await screenshot(page, 'portal-sign-up-errors');
+    await page.close();
+  });
+
+  it('updates the seats free on the catalogue live, and its forms work from the keyboard', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${base}/`);
+    const seats = page.locator(`tr[data-service="${serviceId}"] [data-field="seatsFree"]`);
+    const before = Number(await seats.textContent());
+    const customer = await signUp(tollgate.app);
+    const session = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxMinutes: 5 } })).json();
+    await expect.poll(() => seats.textContent(), { timeout: 5000 }).toBe(String(before - 1));
+    await screenshot(page, 'portal-catalogue-live');
+    await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+    await expect.poll(() => seats.textContent(), { timeout: 5000 }).toBe(String(before));
+
+    // Keyboard only: Tab moves from field to field, Enter sends the form.
+    await page.goto(`${base}/login`);
+    await page.getByLabel('E-mail').focus();
+    await page.keyboard.type(customer.account.email);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } } }).document.activeElement.id)).toBe('f-password');
+    await page.keyboard.type('analytical engine');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${base}/account`);
     await page.close();
   });
 });

@@ -107,4 +107,18 @@ describe('the customer portal over HTTP', () => {
     const after = await web.get(loggedOff.headers.location as string);
     expect(after.body).toMatch(/Charge slip [^:]+: [\d.]+ USD/);
   });
+
+  it('ends its open event streams when tollgate closes, so a page left open never holds the shutdown', async () => {
+    const own = await startTestTollgate();
+    const base = await own.app.listen({ port: 0, host: '127.0.0.1' });
+    const response = await fetch(`${base}/catalogue/events`);
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    const reader = response.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toMatch(/^data: \{"services":\[/);
+    const started = Date.now();
+    await own.stop();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect((await reader.read()).done).toBe(true);
+  });
 });
