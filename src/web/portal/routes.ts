@@ -204,6 +204,8 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
       view: async () => sessionLive((await deps.queries.view(request.accountId, view.id)) ?? view, deps.clock.now()),
       events: (event) => event.payload.sessionId === view.id,
       everyMs: 1000,
+      // Only a running session accrues by itself; its end and settling arrive as domain events.
+      tickWhile: (live) => (live as { running: boolean }).running || !(live as { ended: boolean }).ended,
     });
   });
 
