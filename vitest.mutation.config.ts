@@ -4,6 +4,10 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     execArgv: ['--conditions=development'],
-    include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts', 'test/admission/**/*.test.ts'],
+    // Property tests try a tenth of their cases against each mutant (test/helpers/property-runs.ts).
+    env: { PROPERTY_RUNS_SCALE: '0.1' },
+    testTimeout: 120_000,
+    // The admission tests exercise src/admission, which is not mutated.
+    include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts'],
   },
 });
