@@ -105,4 +105,13 @@ describe.skipIf(!hasChromium)('the operators console in Chromium', () => {
     await page.goto(`${base}/ops/sessions?stuck=true`);
     expect(await page.locator(`a[href="/ops/sessions/${session.id}"]`).count()).toBe(0);
   });
+
+  it('draws sessions, minutes and revenue per service per hour and per day', async () => {
+    await page.goto(`${base}/ops/charts?period=hour`);
+    expect(await page.getByRole('img', { name: /^Revenue of service-/ }).count()).toBeGreaterThan(0);
+    await screenshot(page, 'console-charts-hour');
+    await page.getByRole('link', { name: 'Per day instead' }).click();
+    await page.waitForURL(`${base}/ops/charts?period=day`);
+    expect(await page.getByRole('img', { name: /^Sessions of service-/ }).count()).toBeGreaterThan(0);
+  });
 });

@@ -90,6 +90,7 @@ export function sessionsPage(
   services: { id: string; name: string }[],
   nextCursor: string | null,
   serviceName: (id: string) => string,
+  canRescue = false,
 ): SafeHtml {
   const query = new URLSearchParams(Object.entries(filter).filter((e): e is [string, string] => Boolean(e[1])));
   return consolePage(
@@ -106,7 +107,7 @@ export function sessionsPage(
 <tbody>${sessions.map(
       (s) => html`<tr>
 <th scope="row"><a href="/ops/sessions/${s.id}">${s.id.slice(0, 8)}</a></th><td>${serviceName(s.serviceId)}</td><td>${s.path}${s.held ? ' (held)' : ''}</td><td>${when(s.createdAt)}</td>
-<td>${s.charge ?? `${s.accrued} so far`} ${s.currency}</td><td>${s.stuck ? html`<span class="stuck">${s.stuckReason ?? 'stuck'}</span>` : 'no'}</td></tr>`,
+<td>${s.charge ?? `${s.accrued} so far`} ${s.currency}</td><td>${s.stuck ? html`<span class="stuck">${s.stuckReason ?? 'stuck'}</span>${canRescue ? rescueForms(ctx, s.id, true) : ''}` : 'no'}</td></tr>`,
     )}</tbody>
 </table>
 ${sessions.length === 0 ? html`<p>No session matches.</p>` : ''}
@@ -119,6 +120,13 @@ const RESCUES: { action: string; label: string; why: string }[] = [
   { action: 'terminate', label: 'Terminate', why: 'end a running session, or give up on an authorization' },
   { action: 'void', label: 'Void', why: 'forgive a charge that cannot be captured: the hold is voided' },
 ];
+
+/** The rescue actions as forms; in a list each button names its session for screen readers. */
+function rescueForms(ctx: ConsoleContext, sessionId: string, compact: boolean): SafeHtml {
+  return html`<div class="actions">${RESCUES.map(
+    (r) => html`<form method="post" action="/ops/sessions/${sessionId}/${r.action}">${csrfInput(ctx.csrf)}<button type="submit" class="secondary"${compact ? '' : html` aria-describedby="why-${r.action}"`}>${r.label}${compact ? html`<span class="visually-hidden"> session ${sessionId.slice(0, 8)}</span>` : ''}</button>${compact ? '' : html` <span class="hint" id="why-${r.action}">${r.why}</span>`}</form>`,
+  )}</div>`;
+}
 
 export function timeline(history: HistoryLine[]): SafeHtml {
   return html`<ol class="timeline" data-field="timeline">${history.map(
@@ -145,9 +153,7 @@ export function consoleSessionPage(ctx: ConsoleContext, session: OpsSessionView,
 ${
   canRescue
     ? html`<h2>Rescue</h2><p class="hint">The session's machine decides whether it can take an action now; one it cannot is refused with ACTION_NOT_ALLOWED.</p>
-<div class="actions">${RESCUES.map(
-        (r) => html`<form method="post" action="/ops/sessions/${session.id}/${r.action}">${csrfInput(ctx.csrf)}<button type="submit" class="secondary" aria-describedby="why-${r.action}">${r.label}</button> <span class="hint" id="why-${r.action}">${r.why}</span></form>`,
-      )}</div>`
+${rescueForms(ctx, session.id, false)}`
     : ''
 }
 <h2>Transitions</h2>

@@ -146,7 +146,7 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
   app.get('/ops/sessions', { schema: { ...hidden, querystring: listQuery }, config: read, preHandler: operatorsOnly }, async (request, reply) => {
     const { state, stuck, serviceId, cursor } = request.query;
     const page = await deps.queries.opsList({ state: state || undefined, serviceId: serviceId || undefined, stuck: stuck === 'true' ? true : undefined, limit: 100, cursor });
-    return sendPage(reply, sessionsPage(await context(request, reply), page.sessions, { state, stuck, serviceId }, services(), page.nextCursor, serviceName));
+    return sendPage(reply, sessionsPage(await context(request, reply), page.sessions, { state, stuck, serviceId }, services(), page.nextCursor, serviceName, may(request, 'rescue')));
   });
 
   const opsSessionOf = async (id: string) => {
