@@ -1,4 +1,8 @@
+import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
+
+// Without Chromium the browser tests are skipped (test/browser/chromium-check.ts says so): no PostgreSQL is started for them.
+const hasChromium = existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium');
 
 export default defineConfig({
   test: {
@@ -32,7 +36,7 @@ export default defineConfig({
           // Pages in Debian's Chromium (playwright-core); skipped, with one line said, where it is absent.
           name: 'browser',
           include: ['test/browser/**/*.test.ts'],
-          globalSetup: ['test/helpers/global-postgres.ts', 'test/browser/chromium-check.ts'],
+          globalSetup: hasChromium ? ['test/helpers/global-postgres.ts'] : ['test/browser/chromium-check.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

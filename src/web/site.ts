@@ -21,7 +21,7 @@ export function webSite(deps: WebDeps): FastifyPluginAsync {
     // Double-submit: the secret in an HttpOnly SameSite=Strict cookie, a token derived from it in
     // every form. SameSite on the session cookies already stops other sites' posts in today's
     // browsers; the token covers older ones and same-site subdomains.
-    await app.register(csrf, { cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict' } });
+    await app.register(csrf, { cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: 'auto' } });
     app.setErrorHandler(sendErrorPage);
     app.addHook('preClose', async () => deps.live.closeAll());
     registerAssets(app);
