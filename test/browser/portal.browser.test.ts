@@ -68,6 +68,11 @@ describe.skipIf(!hasChromium)('the customer portal in Chromium', () => {
     clock.advance(30_000);
     await expect.poll(() => accrued.textContent(), { timeout: 5000 }).toBe('0.90');
     expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(1);
+    await page.getByLabel('New charge limit').fill('6.00');
+    await page.getByRole('button', { name: 'Extend' }).click();
+    await expect.poll(() => page.getByRole('status').first().textContent()).toBe('The charge limit was raised.');
+    expect(await page.locator('[data-field="maxCharge"]').textContent()).toBe('6.00');
+    await screenshot(page, 'portal-session-running');
     await page.getByRole('button', { name: 'Log off' }).click();
     await expect.poll(() => page.locator('[data-field="slip"]').textContent()).toMatch(/^Charge slip \S+: 0\.90 USD, authorization \S+$/);
     await expect.poll(() => page.getByRole('button', { name: 'Extend' }).isVisible()).toBe(false);

@@ -58,6 +58,22 @@ describe('the customer portal over HTTP', () => {
     expect(tollgate.cardNetworkUrl).toBeTruthy();
   });
 
+  it('shows what the card network says next to the card number, and a taken e-mail next to the e-mail', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    const form = goodForm();
+    // Digits that pass the form's check, and fail the card network's (Luhn).
+    const invalid = await web.post('/signup', { ...form, 'card.number': '4242424242424241' });
+    expect(invalid.statusCode).toBe(400);
+    expect(invalid.body).toMatch(/id="f-card-number-error">Card number: the card number is not valid/);
+    await web.post('/signup', form);
+    const again = new WebClient(tollgate.app);
+    await again.get('/signup');
+    const taken = await again.post('/signup', form);
+    expect(taken.statusCode).toBe(409);
+    expect(taken.body).toContain('id="f-email-error">An account with this e-mail already exists');
+  });
+
   it('refuses a form without its CSRF token, with a stable code', async () => {
     const web = new WebClient(tollgate.app);
     await web.get('/signup');
