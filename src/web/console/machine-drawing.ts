@@ -65,15 +65,3 @@ ${Object.values(root.states).map((node) => box(node, currentPath, 1))}
 </div>`;
 }
 
-/** The state paths of a machine, outermost first: what the drawing has a box for. */
-export function statePaths(machine: AnyStateMachine): string[] {
-  const paths: string[] = [];
-  const walk = (node: NodeLike) => {
-    for (const child of Object.values(node.states)) {
-      paths.push(child.path.join('.'));
-      walk(child);
-    }
-  };
-  walk(machine.root as unknown as NodeLike);
-  return paths;
-}
