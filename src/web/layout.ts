@@ -19,6 +19,7 @@ export function page(options: PageOptions, body: SafeHtml): SafeHtml {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${options.title} · tollgate</title>
 <link rel="stylesheet" href="/assets/site.css">
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 ${(options.scripts ?? []).map((name) => html`<script type="module" src="/assets/${name}"></script>`)}
 </head>
 <body>

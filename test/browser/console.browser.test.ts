@@ -5,11 +5,12 @@ import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
 import { createOperator } from '../helpers/operators.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
-import { hasChromium, launch, screenshot } from './chromium.js';
+import { hasChromium, launch, pageErrors, screenshot } from './chromium.js';
 
 let tollgate: TestTollgate;
 let browser: Browser;
 let page: Page;
+let errors: string[];
 let base: string;
 let serviceId: string;
 let customer: Awaited<ReturnType<typeof signUp>>;
@@ -37,6 +38,7 @@ beforeAll(async () => {
   base = await tollgate.app.listen({ port: 0, host: '127.0.0.1' });
   browser = await launch();
   page = await browser.newPage();
+  errors = pageErrors(page);
 });
 afterAll(async () => {
   await browser?.close();
@@ -113,5 +115,7 @@ describe.skipIf(!hasChromium)('the operators console in Chromium', () => {
     await page.getByRole('link', { name: 'Per day instead' }).click();
     await page.waitForURL(`${base}/ops/charts?period=day`);
     expect(await page.getByRole('img', { name: /^Sessions of service-/ }).count()).toBeGreaterThan(0);
+    // Across the whole console: no script error, nothing the content security policy blocked.
+    expect(errors).toEqual([]);
   });
 });

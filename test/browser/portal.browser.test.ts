@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { createService, signUp, VISA_OK } from '../helpers/customers.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
-import { hasChromium, launch, screenshot } from './chromium.js';
+import { hasChromium, launch, pageErrors, screenshot } from './chromium.js';
 
 let tollgate: TestTollgate;
 let browser: Browser;
@@ -56,6 +56,7 @@ async function openSession(page: Page, limits: { maxMinutes?: string; maxCharge?
 describe.skipIf(!hasChromium)('the customer portal in Chromium', () => {
   it('signs up, opens a session, watches the charge rise, logs off and sees the charge slip', async () => {
     const page = await browser.newPage();
+    const errors = pageErrors(page);
     await signUpInBrowser(page);
     await expect.poll(() => page.getByText('visa ending 4242').count()).toBe(1);
     await openSession(page, { maxCharge: '5.00' });
@@ -77,6 +78,7 @@ describe.skipIf(!hasChromium)('the customer portal in Chromium', () => {
     await expect.poll(() => page.locator('[data-field="slip"]').textContent()).toMatch(/^Charge slip \S+: 0\.90 USD, authorization \S+$/);
     await expect.poll(() => page.getByRole('button', { name: 'Extend' }).isVisible()).toBe(false);
     await screenshot(page, 'portal-charge-slip');
+    expect(errors).toEqual([]);
     await page.close();
   });
 
