@@ -78,6 +78,17 @@ describe('the operators console over HTTP', () => {
     expect((await web.get('/ops/charts?period=day')).statusCode).toBe(200);
   });
 
+  it('lists sessions by state and service', async () => {
+    const web = await operator('web-reader');
+    const settled = await web.get(`/ops/sessions?state=settled&serviceId=${serviceId}`);
+    expect(settled.body.match(/<a href="\/ops\/sessions\/[0-9a-f-]{36}">/g)).toHaveLength(1);
+    expect(settled.body).toContain('<option value="settled" selected>');
+    expect((await web.get(`/ops/sessions?state=active&serviceId=${serviceId}`)).body).toContain('No session matches.');
+    const bad = await web.get('/ops/sessions?state=asleep');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('VALIDATION_FAILED');
+  });
+
   it('serves the API reference from the routes own schemas', async () => {
     const web = new WebClient(tollgate.app);
     const doc = (await web.get('/docs/openapi.json')).json();
