@@ -142,4 +142,31 @@ describe.skipIf(!hasChromium)('the customer portal in Chromium', () => {
     await page.waitForURL(`${base}/account`);
     await page.close();
   });
+
+  it('shows the queue live while a customer waits for a seat, and opens the session once one frees', async () => {
+    const { serviceId: oneSeat } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60', maxUsers: 1 });
+    const occupant = await signUp(tollgate.app);
+    const taken = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: occupant.auth, payload: { serviceId: oneSeat, maxMinutes: 5 } })).json();
+    const page = await browser.newPage();
+    await signUpInBrowser(page);
+    await page.goto(`${base}/services/${oneSeat}/open`);
+    expect(await page.locator('[data-field="seatsFree"]').textContent()).toBe('0');
+    expect(await page.getByLabel('Wait for a seat (seconds)').inputValue()).toBe('30');
+    // Sent as the button sends it, without waiting for the answer (it comes once a seat frees).
+    // While its page waits for that answer, another tab's catalogue shows the queue, live.
+    await page.locator('form[data-open-form]').evaluate((form) => (form as unknown as { requestSubmit(): void }).requestSubmit());
+    const catalogue = await browser.newPage();
+    await catalogue.goto(`${base}/`);
+    const row = catalogue.locator(`tr[data-service="${oneSeat}"]`);
+    await expect.poll(() => row.locator('[data-field="queued"]').textContent(), { timeout: 5000 }).toBe('1');
+    expect(await row.locator('[data-field="seatsFree"]').textContent()).toBe('0');
+    await screenshot(catalogue, 'portal-queue-while-waiting');
+    clock.advance(1_000);
+    await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${taken.id}/logoff`, headers: occupant.auth });
+    await page.waitForURL(/\/sessions\/[0-9a-f-]{36}$/);
+    await expect.poll(() => page.locator('[data-field="state"]').textContent()).toBe('active');
+    await expect.poll(() => row.locator('[data-field="queued"]').textContent(), { timeout: 5000 }).toBe('0');
+    await catalogue.close();
+    await page.close();
+  });
 });

@@ -12,7 +12,7 @@ function liveCatalogue(table) {
   const source = new EventSource(table.dataset.live);
   source.onmessage = (message) => {
     for (const service of JSON.parse(message.data).services) {
-      const row = table.querySelector(`[data-service="${service.id}"]`);
+      const row = table.dataset.service === service.id ? table : table.querySelector(`[data-service="${service.id}"]`);
       if (!row) continue;
       setText(row, 'seatsFree', String(service.seatsFree));
       setText(row, 'queued', String(service.queued));
@@ -44,7 +44,14 @@ function liveSession(section) {
   source.onmessage = (message) => showSession(section, JSON.parse(message.data));
 }
 
-const catalogue = document.querySelector('table[data-live]');
+// The catalogue, or the one service of the open page (its seats and queue while the customer waits).
+const catalogue = document.querySelector('[data-live="/catalogue/events"]');
 if (catalogue) liveCatalogue(catalogue);
+const openForm = document.querySelector('form[data-open-form]');
+if (openForm) {
+  openForm.addEventListener('submit', () => {
+    document.querySelector('[data-field="asking"]').hidden = false;
+  });
+}
 const session = document.querySelector('section.session[data-live]');
 if (session) liveSession(session);

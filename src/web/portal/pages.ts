@@ -128,15 +128,20 @@ export function openSessionPage(
     ctx,
     `Open a session on ${row.name}`,
     html`${errorSummary(errors, formError)}
-<p>${row.pricePerMinute} ${row.currency} per minute, charged by the second. Seats free now: <strong>${row.seatsFree}</strong> of ${row.maxUsers}.</p>
+<p>${row.pricePerMinute} ${row.currency} per minute, charged by the second, ${row.maxUsers} seats.</p>
+<div data-live="/catalogue/events" data-service="${row.id}">
+<p>Seats free: <span data-field="seatsFree">${row.seatsFree}</span>; queue: <span data-field="queued">${row.queued}</span> waiting<span data-field="waitText">${row.waitSeconds === null ? '' : `, longest ${row.waitSeconds} s`}</span> (updated live).</p>
 ${full ? html`<p class="notice" role="status">The service is full: ${row.queued} waiting${row.waitSeconds === null ? '' : `, the longest for ${row.waitSeconds} s`}. Set how long you will wait for a seat.</p>` : ''}
-<form method="post" action="/services/${row.id}/open">
+<p class="notice" data-field="asking" role="status" hidden>Asking for a seat; when the service is full you wait in the queue, up to the time you set.</p>
+</div>
+<form method="post" action="/services/${row.id}/open" data-open-form>
 ${csrfInput(ctx.csrf)}
 ${field({ name: 'maxMinutes', label: 'Max minutes (optional)', inputmode: 'decimal', value: values.maxMinutes, error: errors.maxMinutes, hint: 'The session ends after this long.' })}
 ${field({ name: 'maxCharge', label: 'Max charge (optional)', inputmode: 'decimal', value: values.maxCharge, error: errors.maxCharge, hint: `In ${row.currency}, like 5.00. Without it, what is left of your outstanding limit.` })}
 ${field({ name: 'waitSeconds', label: 'Wait for a seat (seconds)', inputmode: 'numeric', value: values.waitSeconds ?? (full ? '30' : '0'), error: errors.waitSeconds, hint: 'When the service is full, how long to queue.' })}
 <button type="submit">Open session</button>
 </form>`,
+    ['portal.js'],
   );
 }
 
