@@ -148,6 +148,8 @@ const envSchema = z
     ADMISSION_MAX_QUEUE: count.max(1_000_000).default(1000),
     /** Where customers reach tollgate (scheme://host[:port]), for sessions' access URLs; unset: the address each request came to. */
     EDGE_PUBLIC_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
+    /** Start the demo catalogue's small upstreams on loopback ports (default: when embedded with the demo catalogue). */
+    TOLLGATE_DEMO_UPSTREAMS: z.enum(['true', 'false']).optional(),
     /** How often the edge adds sessions' traffic counts to their rows. */
     EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
     /** Webhook deliveries: one attempt may take this long; failed ones are retried from RETRY_BASE doubling to RETRY_MAX, at most MAX_ATTEMPTS times. */
@@ -278,6 +280,7 @@ const envSchema = z
       },
       cardNetworkFaultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
       edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
+      demoUpstreams: env.TOLLGATE_DEMO_UPSTREAMS === undefined ? env.TOLLGATE_SEED_DEMO && !env.DATABASE_URL : env.TOLLGATE_DEMO_UPSTREAMS === 'true',
       webhooks: {
         timeoutMs: env.WEBHOOK_TIMEOUT_MS,
         retryBaseMs: env.WEBHOOK_RETRY_BASE_MS,

@@ -41,6 +41,7 @@ import { Edge } from './edge/edge.js';
 import { attachEdgeWebSockets } from './edge/edge-websocket.js';
 import { LiveSessions } from './edge/live-sessions.js';
 import { TrafficLedger } from './edge/traffic-ledger.js';
+import { startDemoUpstreams } from './demo/demo-upstreams.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./db/migrations/', import.meta.url));
 
@@ -119,6 +120,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     maxQueuedPerAccount: config.quotas.maxQueuedOpensPerAccount,
     inspect: inspector?.inspect,
   });
+  const demo = config.demoUpstreams ? await startDemoUpstreams(sql) : null;
+  if (log && demo && demo.started.length > 0) log.info({ services: demo.started }, 'demo upstreams listening');
   const catalogue = new Catalogue({ sql, clock: deps.clock, admission, currency: config.currency });
   await catalogue.load();
   const silent = log || createLogger('silent');
@@ -280,6 +283,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       accountStates.stop();
       await app.close();
       await traffic.close();
+      await demo?.close();
       await Promise.all([webhookQueue.stop(), webhookSender.stop()]);
       await supervisor.stop();
       inspector?.stop();

@@ -20,13 +20,13 @@ function cookieValue(header: string | undefined, name: string): string | null {
 }
 
 /** The access token a request carries, header first; null when it carries none. */
-export function credentialOf(request: IncomingMessage, query: URLSearchParams): Credential | null {
+export function credentialOf(request: IncomingMessage, search: string): Credential | null {
   const header = request.headers.authorization;
   if (header) {
     const match = /^Bearer\s+(\S{1,512})$/i.exec(header);
     return match ? { token: match[1]!, from: 'header' } : { token: '', from: 'header' };
   }
-  const fromQuery = query.get(ACCESS_QUERY);
+  const fromQuery = search.includes(ACCESS_QUERY) ? new URLSearchParams(search).get(ACCESS_QUERY) : null;
   if (fromQuery !== null) return { token: fromQuery, from: 'query' };
   const fromCookie = cookieValue(request.headers.cookie, ACCESS_COOKIE);
   return fromCookie === null ? null : { token: fromCookie, from: 'cookie' };
@@ -40,6 +40,14 @@ export function cookiesWithoutAccess(header: string | undefined): string | undef
     .map((part) => part.trim())
     .filter((part) => part !== '' && part.split('=')[0]!.trim() !== ACCESS_COOKIE);
   return kept.length > 0 ? kept.join('; ') : undefined;
+}
+
+/** The query without the access token (the upstream never sees it); as given when it has none. */
+export function queryWithoutAccess(search: string): string {
+  if (!search.includes(ACCESS_QUERY)) return search;
+  const query = new URLSearchParams(search);
+  query.delete(ACCESS_QUERY);
+  return query.toString();
 }
 
 export function accessCookie(token: string, path: string, secure: boolean): string {

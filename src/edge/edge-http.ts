@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
+import type { Pool } from 'undici';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../errors.js';
 import { ByteCounter } from './byte-counter.js';
@@ -13,6 +14,27 @@ import type { Connection, Ended } from './live-sessions.js';
 const NO_HANDLER_TIMEOUT = 2 ** 31 - 1;
 
 const noop = () => {};
+
+/** Connections to one upstream at once (open streams and requests in flight); more wait for one. */
+const UPSTREAM_CONNECTIONS = 8192;
+
+/** Answers up to this size with a content-length are read whole and sent in one write. */
+const SMALL_ANSWER_BYTES = 65_536;
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) are the upstream connection's, not the customer's. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'];
+
+function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const kept = { ...headers };
+  for (const name of HOP_BY_HOP) delete kept[name];
+  return kept;
+}
+
+async function collect(stream: Readable, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+}
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Headers a proxy adds so the upstream knows who asked and how. */
@@ -37,8 +59,19 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
   const plugin: FastifyPluginAsync = async (app) => {
     await app.register(replyFrom, {
       disableRequestLogging: true,
-      // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
-      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 0 },
+      undici: {
+        // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
+        // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
+        connections: UPSTREAM_CONNECTIONS,
+        pipelining: 1,
+        keepAliveTimeout: 10_000,
+        headersTimeout: 60_000,
+        // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
+        bodyTimeout: 0,
+        // reply-from turns certificate checks off unless told otherwise (its `tls`, handed to undici's
+        // pools, which its types leave out); an https upstream's certificate is verified.
+        tls: { rejectUnauthorized: true },
+      } as unknown as Pool.Options,
     });
     // Bodies go to the upstream as they come, counted, never parsed or buffered.
     app.removeAllContentTypeParsers();
@@ -92,9 +125,8 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
   session.connections.add(connection);
   reply.raw.once('close', () => session.connections.delete(connection));
   const signed = edge.signedHeaders(pass, request.method);
-  const { target } = pass;
-  return reply.from(`${target.origin}${target.pathname}`, {
-    queryString: () => target.search.slice(1),
+  return reply.from(`${pass.origin}${pass.path}`, {
+    queryString: () => pass.query,
     // Retrying is the client's decision (and a 503's Retry-After is the upstream's word to it).
     retryDelay: () => null,
     rewriteRequestHeaders: (_request, headers) => {
@@ -102,10 +134,23 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       const cookies = cookiesWithoutAccess(cookie);
       return { ...rest, ...(cookies ? { cookie: cookies } : {}), ...forwardedHeaders(request), ...signed };
     },
+    rewriteHeaders: withoutHopByHop,
     onResponse: (_request, replyTo, res) => {
-      const stream = (res as unknown as { stream: Readable }).stream;
+      const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
       if (cut) {
         stream.destroy();
+        return;
+      }
+      // A small answer of known length goes out in one write with its headers; anything else streams.
+      const length = Number(headers['content-length']);
+      if (length <= SMALL_ANSWER_BYTES && !String(headers['content-type']).startsWith('text/event-stream')) {
+        void collect(stream, length).then(
+          (body) => {
+            session.traffic.add('bytesOut', body.length);
+            if (!cut) replyTo.send(body);
+          },
+          () => replyTo.raw.destroy(),
+        );
         return;
       }
       const counted = new ByteCounter();

@@ -61,8 +61,7 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
 }
 
 function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass, request: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const target = new URL(pass.target.href);
-  target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
+  const target = `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
   const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()).filter(Boolean) ?? [];
   const upstream = new WebSocket(target, protocols, {
     headers: { ...edge.signedHeaders(pass, 'GET'), 'x-forwarded-for': request.socket.remoteAddress ?? '' },

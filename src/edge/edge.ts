@@ -1,11 +1,13 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Upstream } from '../catalogue/catalogue-service.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { AppError, errors } from '../errors.js';
 import type { AccessTokens } from './access-token.js';
-import { ACCESS_QUERY, credentialOf, type Credential } from './credentials.js';
+import { credentialOf, queryWithoutAccess, type Credential } from './credentials.js';
 import type { LiveSession, LiveSessions } from './live-sessions.js';
+import { NO_TRAFFIC, type TrafficCounts } from './traffic.js';
 import { SIGNED_HEADERS, signUpstream } from './upstream-signature.js';
 
 /** The path every session's access URL starts with. */
@@ -17,8 +19,10 @@ const EDGE_PATH = /^\/edge\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 export interface Pass {
   session: LiveSession;
   upstream: Upstream;
-  /** The upstream URL the request goes to: its base, the customer's path, the query without the token. */
-  target: URL;
+  /** Where the request goes: the upstream's origin, its base path with the customer's path, and the query without the token (no "?"). */
+  origin: string;
+  path: string;
+  query: string;
   credential: Credential;
   /** The session's path under the edge (where its cookie is scoped). */
   sessionPath: string;
@@ -52,26 +56,65 @@ export class Edge {
     return this.deps.tokens.tokenFor(sessionId);
   }
 
+  /**
+   * Whether a session the view says is active may pass: the edge cuts at the cutoff instant
+   * itself, a moment before the session's own transition is committed, and the view should not
+   * offer access the edge already refuses.
+   */
+  lets(sessionId: string, cutoffAt: number): boolean {
+    return cutoffAt > this.deps.clock.now() && !this.deps.live.get(sessionId)?.ended;
+  }
+
+  /** What sessions did through the edge: this process's counts for those it holds, the stored ones for the rest. */
+  async trafficOf(sessionIds: readonly string[]): Promise<Map<string, TrafficCounts>> {
+    const counts = new Map<string, TrafficCounts>();
+    const stored: string[] = [];
+    for (const id of sessionIds) {
+      const live = this.deps.live.get(id);
+      if (live) counts.set(id, { ...live.traffic.total });
+      else stored.push(id);
+    }
+    if (stored.length > 0) {
+      const rows = await this.deps.sql<{ sessionId: string; requests: string; bytesIn: string; bytesOut: string; connectionsCut: number }[]>`
+        select session_id as "sessionId", requests::text, bytes_in::text as "bytesIn", bytes_out::text as "bytesOut", connections_cut as "connectionsCut"
+        from session_traffic where session_id = any(${stored}::uuid[])`;
+      for (const row of rows) {
+        counts.set(row.sessionId, { requests: Number(row.requests), bytesIn: Number(row.bytesIn), bytesOut: Number(row.bytesOut), connectionsCut: row.connectionsCut });
+      }
+    }
+    for (const id of sessionIds) if (!counts.has(id)) counts.set(id, { ...NO_TRAFFIC });
+    return counts;
+  }
+
   /** Lets the request through or throws the answer: 400, 401, 403, 402, 503 (problem+json). */
   async admit(request: IncomingMessage): Promise<Pass> {
     const match = EDGE_PATH.exec(request.url ?? '');
     if (!match) throw errors.validation('The path must be /edge/<sessionId>/<path on the service>.');
     const [, sessionId, rest = '/', search = ''] = match as unknown as [string, string, string | undefined, string | undefined];
     if (/(^|\/)\.\.?(\/|$)/.test(safeDecode(rest))) throw errors.validation('The path must not contain . or .. segments.');
-    const query = new URLSearchParams(search);
-    const credential = credentialOf(request, query);
-    const tokenSession = credential ? this.deps.tokens.sessionOf(credential.token) : null;
-    if (!credential || !tokenSession) throw errors.accessTokenInvalid();
-    if (tokenSession !== sessionId!) throw errors.accessForbidden(await this.mismatch(tokenSession, sessionId!));
+    const credential = credentialOf(request, search);
+    if (!credential) throw errors.accessTokenInvalid();
     const session = this.deps.live.get(sessionId!);
+    // The common case costs a string comparison: the token this session's view shows.
+    if (!session || !session.token || !sameText(credential.token, session.token)) {
+      const tokenSession = this.deps.tokens.sessionOf(credential.token);
+      if (!tokenSession) throw errors.accessTokenInvalid();
+      if (tokenSession !== sessionId!) throw errors.accessForbidden(await this.mismatch(tokenSession, sessionId!));
+      if (session) session.token = credential.token;
+    }
     if (!session || session.ended) throw await this.notActive(sessionId!, session);
     const upstream = this.deps.catalogue.upstream(session.serviceId);
     if (!upstream) throw errors.noUpstream();
-    query.delete(ACCESS_QUERY);
-    const target = new URL(upstream.url.href);
-    target.pathname = `${target.pathname.replace(/\/$/, '')}${rest}`;
-    target.search = query.toString();
-    return { session, upstream, target, credential, sessionPath: `${EDGE_PREFIX}${sessionId}` };
+    const base = upstream.url.pathname.endsWith('/') ? upstream.url.pathname.slice(0, -1) : upstream.url.pathname;
+    return {
+      session,
+      upstream,
+      origin: upstream.url.origin,
+      path: `${base}${rest}`,
+      query: queryWithoutAccess(search),
+      credential,
+      sessionPath: `${EDGE_PREFIX}${sessionId}`,
+    };
   }
 
   /** The headers an upstream verifies: who, for which session, until when, signed with the service's secret. */
@@ -82,7 +125,7 @@ export class Edge {
       accountId: pass.session.accountId,
       cutoffAt,
       method,
-      path: `${pass.target.pathname}${pass.target.search}`,
+      path: pass.query ? `${pass.path}?${pass.query}` : pass.path,
     };
     return {
       [SIGNED_HEADERS.sessionId]: facts.sessionId,
@@ -115,6 +158,10 @@ export class Edge {
       from sessions where id = ${sessionId}`;
     return row ?? null;
   }
+}
+
+function sameText(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
 function safeDecode(path: string): string {

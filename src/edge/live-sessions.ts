@@ -29,6 +29,8 @@ export interface LiveSession {
   ended: Ended | null;
   connections: Set<Connection>;
   traffic: Traffic;
+  /** The session's access token once one was checked, so the next is a comparison, not an HMAC. */
+  token?: string;
 }
 
 /** How long an ended session is remembered, so its token is told why (402) without a query. */

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import type { Logger } from '../logger.js';
-import type { LiveSessions } from './live-sessions.js';
+import type { Ended, LiveSessions } from './live-sessions.js';
 import type { TrafficCounts } from './traffic.js';
 
 /**
@@ -15,11 +15,16 @@ export class TrafficLedger {
   private flushing: Promise<void> = Promise.resolve();
   private readonly stopListening: () => void;
   private soon: NodeJS.Timeout | null = null;
+  /** Sessions whose access ended since the last flush: each gets a line in its history. */
+  private endings: { sessionId: string; ended: Ended; counts: () => TrafficCounts }[] = [];
 
   constructor(private readonly deps: { sql: Sql; live: LiveSessions; clock: Clock; log: Logger; flushMs: number }) {
     this.timer = setInterval(() => void this.flush(), deps.flushMs).unref();
     // The counts of an ended session reach its view, its history and the marketing log soon.
-    this.stopListening = deps.live.onEnded(() => {
+    this.stopListening = deps.live.onEnded((session) => {
+      if (session.ended && session.traffic.total.requests > 0) {
+        this.endings.push({ sessionId: session.sessionId, ended: session.ended, counts: () => ({ ...session.traffic.total }) });
+      }
       this.soon ??= setTimeout(() => {
         this.soon = null;
         void this.flush();
@@ -45,10 +50,33 @@ export class TrafficLedger {
     for (const session of this.deps.live.all()) {
       if (session.traffic.dirty) taken.push({ sessionId: session.sessionId, counts: session.traffic.take(), restore: (c) => session.traffic.restore(c) });
     }
-    if (taken.length === 0) return;
+    const endings = this.endings;
+    this.endings = [];
+    if (taken.length === 0 && endings.length === 0) return;
     const at = new Date(this.deps.clock.now());
-    try {
+    if (taken.length > 0) {
+      await this.add(taken, at).catch((error: unknown) => {
+        for (const t of taken) t.restore(t.counts);
+        this.deps.log.warn({ sessions: taken.length, err: String(error) }, 'traffic counts not written yet');
+      });
+    }
+    // The session's history says what it did through the edge, once its access ended.
+    if (endings.length > 0) {
+      const lines = endings.map((e) => ({ sessionId: e.sessionId, toState: e.ended.reason, at: new Date(e.ended.at).toISOString(), detail: e.counts() }));
       await this.deps.sql`
+        insert into session_events (session_id, event, from_state, to_state, at, detail)
+        select l."sessionId", 'edge.access_ended', 'active', l."toState", l.at, l.detail
+        from jsonb_to_recordset(${this.deps.sql.json(lines as never)}::jsonb) as l("sessionId" uuid, "toState" text, at timestamptz, detail jsonb)`.catch(
+        (error: unknown) => {
+          this.endings.push(...endings);
+          this.deps.log.warn({ sessions: endings.length, err: String(error) }, 'edge history lines not written yet');
+        },
+      );
+    }
+  }
+
+  private async add(taken: { sessionId: string; counts: TrafficCounts }[], at: Date): Promise<void> {
+    await this.deps.sql`
         insert into session_traffic (session_id, requests, bytes_in, bytes_out, connections_cut, updated_at)
         select *, ${at}::timestamptz from unnest(
           ${taken.map((t) => t.sessionId)}::uuid[], ${taken.map((t) => t.counts.requests)}::int8[],
@@ -60,9 +88,5 @@ export class TrafficLedger {
           bytes_out = session_traffic.bytes_out + excluded.bytes_out,
           connections_cut = session_traffic.connections_cut + excluded.connections_cut,
           updated_at = excluded.updated_at`;
-    } catch (error) {
-      for (const t of taken) t.restore(t.counts);
-      this.deps.log.warn({ sessions: taken.length, err: String(error) }, 'traffic counts not written yet');
-    }
   }
 }

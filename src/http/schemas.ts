@@ -285,6 +285,10 @@ export const sessionLogRowSchema = z.object({
   charge: z.string().nullable(),
   currency: z.string(),
   endReason: z.string().nullable(),
+  requests: z.number().int(),
+  bytesIn: z.number().int(),
+  bytesOut: z.number().int(),
+  connectionsCut: z.number().int(),
 });
 
 /** A text body (CSV, Prometheus): sent as it is, described for the API reference. */

@@ -21,6 +21,11 @@ export interface SessionLogRow {
   charge: string | null;
   currency: string;
   endReason: string | null;
+  /** What the session did through the edge (0 for a session that never used it). */
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+  connectionsCut: number;
 }
 
 /** Which rows of the log to read: all by default; the console filters by service, end reason and when the session opened. */
@@ -42,22 +47,30 @@ export async function sessionLog(db: Queryable, options: SessionLogFilter): Prom
       chargeMicros: bigint | null;
       storage: string;
       processing: string;
+      requests: string;
+      bytesIn: string;
+      bytesOut: string;
     })[]
   >`
     select session_id as "sessionId", account_id as "accountId", customer_name as "customerName",
       customer_email as "customerEmail", estimated_storage_gb::text as storage,
       estimated_processing_hours::text as processing, service_id as "serviceId", service_name as "serviceName",
       server_id as "serverId", server_name as "serverName", opened_at as "openedAt", started_at as "startedAt",
-      ended_at as "endedAt", charge_micros as "chargeMicros", currency, end_reason as "endReason"
-    from session_log
+      ended_at as "endedAt", charge_micros as "chargeMicros", currency, end_reason as "endReason",
+      coalesce(t.requests, 0)::text as requests, coalesce(t.bytes_in, 0)::text as "bytesIn",
+      coalesce(t.bytes_out, 0)::text as "bytesOut", coalesce(t.connections_cut, 0) as "connectionsCut"
+    from session_log left join session_traffic t using (session_id)
     where true
-      ${options.serviceId ? db`and service_id = ${options.serviceId}` : db``}
-      ${options.endReason ? db`and end_reason = ${options.endReason}` : db``}
-      ${options.openedFrom ? db`and opened_at >= ${options.openedFrom}` : db``}
-      ${options.openedTo ? db`and opened_at < ${options.openedTo}` : db``}
+      ${options.serviceId ? db`and session_log.service_id = ${options.serviceId}` : db``}
+      ${options.endReason ? db`and session_log.end_reason = ${options.endReason}` : db``}
+      ${options.openedFrom ? db`and session_log.opened_at >= ${options.openedFrom}` : db``}
+      ${options.openedTo ? db`and session_log.opened_at < ${options.openedTo}` : db``}
     order by opened_at, session_id limit ${options.limit} offset ${options.offset}`;
-  return rows.map(({ chargeMicros, storage, processing, openedAt, startedAt, endedAt, ...row }) => ({
+  return rows.map(({ chargeMicros, storage, processing, openedAt, startedAt, endedAt, requests, bytesIn, bytesOut, ...row }) => ({
     ...row,
+    requests: Number(requests),
+    bytesIn: Number(bytesIn),
+    bytesOut: Number(bytesOut),
     estimatedStorageGb: Number(storage),
     estimatedProcessingHours: Number(processing),
     openedAt: openedAt.toISOString(),
@@ -72,7 +85,7 @@ export async function sessionLog(db: Queryable, options: SessionLogFilter): Prom
 const COLUMNS: (keyof SessionLogRow)[] = [
   'sessionId', 'accountId', 'customerName', 'customerEmail', 'estimatedStorageGb', 'estimatedProcessingHours',
   'serviceId', 'serviceName', 'serverId', 'serverName', 'openedAt', 'startedAt', 'endedAt', 'minutes', 'charge',
-  'currency', 'endReason',
+  'currency', 'endReason', 'requests', 'bytesIn', 'bytesOut', 'connectionsCut',
 ];
 
 export function sessionLogCsv(rows: SessionLogRow[]): string {

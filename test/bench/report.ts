@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CeilingRow } from './ceiling.js';
+import type { EdgePhase } from './edge.js';
 import type { ConcurrentRow, Memory } from './concurrent.js';
 import type { ProfileSummary } from './cpu-profile.js';
 import type { LoadResult } from './load.js';
@@ -29,6 +30,8 @@ export interface BenchResults {
   concurrent: { rows: ConcurrentRow[]; skipped: { sessions: number; reason: string }[] } | null;
   restore: { rows: RestoreRow[]; skipped: { sessions: number; reason: string }[]; profile: (ProfileSummary & { sessions: number; seconds: number }) | null } | null;
   reports: ReportRow[] | null;
+  /** Phase 8; absent from results written before the edge existed. */
+  edge?: EdgePhase | null;
   errors: string[];
 }
 
@@ -146,6 +149,25 @@ export function targetsOf(results: BenchResults): Target[] {
     measured: r1m ? `${r1m.seconds} s, ${round(r1m.memory.rssBytes / GB, 2)} GB` : 'not measured (BENCH_SESSIONS=1000000 BENCH_PHASES=concurrent,restore)',
     met: r1m ? r1m.seconds < 60 && r1m.memory.rssBytes < 5 * GB : null,
   });
+  const edge64 = results.edge?.loads.find((l) => l.concurrency === 64);
+  if (edge64?.haproxy) {
+    const ratio = edge64.edge.perSecond / edge64.haproxy.perSecond;
+    targets.push({
+      name: 'edge: proxied requests/s at concurrency 64 ÷ haproxy’s (issue 11)',
+      target: '≥ 0.5',
+      measured: `${round(ratio, 3)} (${edge64.edge.perSecond} / ${edge64.haproxy.perSecond})`,
+      met: ratio >= 0.5,
+    });
+  } else {
+    targets.push({ name: 'edge: proxied requests/s at concurrency 64 ÷ haproxy’s (issue 11)', target: '≥ 0.5', measured: 'not measured', met: null });
+  }
+  const allCuts = results.edge?.cuts.find((c) => c.kind === 'all');
+  targets.push({
+    name: 'edge: cut delay p99 (actual cut − cutoff) over open streams and WebSockets (issue 11)',
+    target: '≤ 100 ms',
+    measured: allCuts ? `${allCuts.p99Ms} ms (p50 ${allCuts.p50Ms}, max ${allCuts.maxMs}, ${allCuts.cut} of ${allCuts.count} cut)` : 'not measured',
+    met: allCuts ? allCuts.p99Ms <= 100 && allCuts.cut === allCuts.count : null,
+  });
   targets.push({
     name: '`npm run bench` wall time',
     target: '< 10 min',
@@ -226,11 +248,30 @@ export function toJson(results: BenchResults) {
       restore: results.restore?.profile ?? null,
     },
     heapPerSession: (results.concurrent?.rows ?? []).filter((r) => r.heap).map((r) => ({ sessions: r.sessions, ...r.heap! })),
+    edge: results.edge
+      ? {
+          haproxyVersion: results.edge.haproxyVersion,
+          loads: results.edge.loads.map((l) => ({
+            concurrency: l.concurrency,
+            direct: edgeLoadJson(l.direct),
+            haproxy: l.haproxy ? edgeLoadJson(l.haproxy) : null,
+            edge: edgeLoadJson(l.edge),
+            edgeAddedP50Ms: round(l.edge.p50Ms - l.direct.p50Ms, 2),
+            edgeAddedP99Ms: round(l.edge.p99Ms - l.direct.p99Ms, 2),
+            haproxyAddedP50Ms: l.haproxy ? round(l.haproxy.p50Ms - l.direct.p50Ms, 2) : null,
+            haproxyAddedP99Ms: l.haproxy ? round(l.haproxy.p99Ms - l.direct.p99Ms, 2) : null,
+          })),
+          cuts: results.edge.cuts,
+          sessions: results.edge.sessions,
+        }
+      : null,
     errors: results.errors,
   };
 }
 
 const isNumeric = (cell: unknown) => typeof cell === 'number' || (typeof cell === 'string' && /^-?[\d.]+( \(|$)/.test(cell));
+
+const edgeLoadJson = (r: LoadResult) => ({ perSecond: r.perSecond, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, requests: r.ok, non2xx: r.non2xx, errors: r.errors });
 
 /** A Markdown table; a column is right-aligned when its first row holds a number. */
 const table = (head: string[], rows: (string | number | null | undefined)[][]) =>
@@ -538,6 +579,8 @@ export function toMarkdown(results: BenchResults): string {
     out.push('Not measured.', '');
   }
 
+  out.push(...edgeSection(results.edge ?? null));
+
   // Where the time and memory go.
   out.push('## Where the time and memory go', '');
   out.push(
@@ -591,7 +634,7 @@ export function toMarkdown(results: BenchResults): string {
     'npm run bench                                   # every phase, about 5 minutes; writes docs/benchmarks.{md,json}',
     'BENCH_SESSIONS=10000,100000,1000000 BENCH_BUDGET_SECONDS=2400 npm run bench   # 1M too: about 10 GB and 8 more minutes',
     'BENCH_SECONDS=10 npm run bench                  # seconds per load run (default 8)',
-    'BENCH_PHASES=opens,ceiling npm run bench        # a subset: sandbox, ceiling, opens, concurrent, restore, reports',
+    'BENCH_PHASES=opens,ceiling npm run bench        # a subset: sandbox, ceiling, opens, far, concurrent, restore, reports, edge',
     'BENCH_OPEN_LIMIT=100000 npm run bench           # make phase 3 sessions through Supervisor.open up to this size (100k: about 4 more minutes)',
     'BENCH_KEEP=1 npm run bench                      # keep the temporary folder (CPU profiles, logs of PostgreSQL)',
     '```',
@@ -638,4 +681,36 @@ export async function writeReport(results: BenchResults, docsDir: string): Promi
   await writeFile(json, `${JSON.stringify({ ...toJson(results), peer: previous.peer ?? null }, null, 2)}\n`);
   await writeFile(md, peer ? `${toMarkdown(results).trimEnd()}\n\n${peer}\n` : toMarkdown(results));
   return { md, json };
+}
+
+/** Phase 8: the edge against the upstream straight and haproxy, and how late it cuts open streams. */
+export function edgeSection(e: EdgePhase | null): string[] {
+  const out = ['## 8. The edge (reverse proxy)', ''];
+  if (!e) return [...out, 'Not measured.', ''];
+  out.push(
+    `Small JSON GETs (closed loop, autocannon in the benchmark process) to one upstream process (test/bench/edge-upstream-child.ts): straight to it, through haproxy (${e.haproxyVersion ?? 'not installed'}, HTTP mode, keep-alive both ways, its default threads), and through tollgate's edge (one Node process: the session's token checked, the signed headers added per request). Added latency is the proxied figure minus the direct one at the same concurrency.`,
+    '',
+    table(
+      ['concurrency', 'direct req/s', 'haproxy req/s', 'edge req/s', 'edge ÷ haproxy', 'direct p50/p99 ms', 'haproxy added p50/p99 ms', 'edge added p50/p99 ms'],
+      e.loads.map((l) => [
+        l.concurrency,
+        l.direct.perSecond,
+        l.haproxy?.perSecond ?? null,
+        l.edge.perSecond,
+        l.haproxy ? round(l.edge.perSecond / l.haproxy.perSecond, 3) : null,
+        `${l.direct.p50Ms} / ${l.direct.p99Ms}`,
+        l.haproxy ? `${round(l.haproxy.p50Ms - l.direct.p50Ms, 2)} / ${round(l.haproxy.p99Ms - l.direct.p99Ms, 2)}` : null,
+        `${round(l.edge.p50Ms - l.direct.p50Ms, 2)} / ${round(l.edge.p99Ms - l.direct.p99Ms, 2)}`,
+      ]),
+    ),
+    '',
+    `The cut: ${e.sessions} sessions with cutoffs spread over four seconds, each with its share of open streams through the edge (half server-sent events ticking once a second, half WebSockets); the delay is when the client saw its stream end minus the session's stored cutoff.`,
+    '',
+    table(
+      ['streams', 'count', 'cut', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'min ms', 'closed 4402'],
+      e.cuts.map((c) => [c.kind, c.count, c.cut, c.p50Ms, c.p90Ms, c.p99Ms, c.maxMs, c.minMs, c.closed4402 ?? null]),
+    ),
+    '',
+  );
+  return out;
 }

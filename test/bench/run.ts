@@ -7,6 +7,7 @@ import { buildForBench } from './build.js';
 import { type BenchChild, REPO_ROOT, spawnChild, useBuild } from './child.js';
 import { measureConcurrent } from './concurrent.js';
 import { measureFarCard } from './far-card.js';
+import { measureEdge } from './edge.js';
 import { machineInfo } from './machine-info.js';
 import { measureOpens, type OpensPhase } from './opens.js';
 import { prepareTollgateDatabase, startCluster, type BenchCluster } from './pg.js';
@@ -26,8 +27,9 @@ import { say } from './util.js';
  * Environment: BENCH_SECONDS (per load run, default 8), BENCH_SESSIONS (phase 3/4 sizes, default
  * 10000,100000), BENCH_OPEN_LIMIT (largest size created through Supervisor.open, default 10000),
  * BENCH_SLICE (cutoff-precision slice, default 2000), BENCH_PHASES (default all:
- * sandbox,ceiling,opens,far,concurrent,restore,reports), BENCH_FAR_LATENCY_MS (the far card network's
- * delay, default 150), BENCH_FAR_CONCURRENCIES (default 10,100,1000), BENCH_REPORT_SESSIONS (phase 6, default 1000000),
+ * sandbox,ceiling,opens,far,concurrent,restore,reports,edge), BENCH_FAR_LATENCY_MS (the far card network's
+ * delay, default 150), BENCH_FAR_CONCURRENCIES (default 10,100,1000), BENCH_EDGE_STREAMS (phase 8's open streams, default 1000),
+ *   BENCH_REPORT_SESSIONS (phase 6, default 1000000),
  * BENCH_BUDGET_SECONDS (default 560),
  * BENCH_HEAP_SNAPSHOT_UP_TO (heap snapshots for sizes up to this, default 10000),
  * BENCH_KEEP=1 (keep the temporary folder with the profiles), BENCH_DOCS (output folder, default docs/),
@@ -43,7 +45,8 @@ const settings = {
   sessions: (env.BENCH_SESSIONS ?? '10000,100000').split(',').map(Number).filter((n) => n > 0),
   openLimit: int('BENCH_OPEN_LIMIT', 10_000),
   slice: int('BENCH_SLICE', 2000),
-  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,far,concurrent,restore,reports').split(','),
+  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,far,concurrent,restore,reports,edge').split(','),
+  edgeStreams: int('BENCH_EDGE_STREAMS', 1000),
   farLatencyMs: int('BENCH_FAR_LATENCY_MS', 150),
   farConcurrencies: (env.BENCH_FAR_CONCURRENCIES ?? '10,100,1000').split(',').map(Number).filter((n) => n > 0),
   reportSessions: int('BENCH_REPORT_SESSIONS', 1_000_000),
@@ -234,6 +237,14 @@ if (wants('reports')) {
   reports = await attempt('reports', () => measureReports(cluster!, { sessions: settings.reportSessions }));
 }
 
+let edge: BenchResults['edge'] = null;
+if (wants('edge')) {
+  say('phase 8: the edge: proxied against direct and haproxy, and the cut of open streams');
+  edge = await attempt('edge', () =>
+    measureEdge(cluster!, { concurrencies: [16, 64], seconds: settings.seconds, maxRequests: settings.maxRequestsPerRun, streams: settings.edgeStreams, root }),
+  );
+}
+
 await cluster.stop();
 cluster = null;
 
@@ -258,6 +269,7 @@ const results: BenchResults = {
   concurrent,
   restore,
   reports,
+  edge,
   errors,
 };
 const written = await writeReport(results, docsDir);

@@ -161,3 +161,32 @@ describe('the cut', () => {
     expect(refused).toBe(402);
   });
 });
+
+describe('the record', () => {
+  it('counts requests, bytes each way and connections cut, in the view, the history and the marketing log', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    expect((await fetch(through(session.access, '/json'), { headers: bearer(session.access.token) })).status).toBe(200);
+    const echoed = await fetch(through(session.access, '/echo'), { method: 'POST', headers: { ...bearer(session.access.token), 'content-type': 'text/plain' }, body: 'y'.repeat(1000) });
+    expect((await echoed.text()).length).toBe(1000);
+    const reading = readUntilEnd(through(session.access, '/events'), session.access.token);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token)).status).toBe(200);
+    expect((await reading).broken).toBe(true);
+
+    const viewed = await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token);
+    expect(viewed.body.traffic).toMatchObject({ requests: 3, bytesIn: 1000, connectionsCut: 1 });
+    expect(viewed.body.traffic.bytesOut).toBeGreaterThan(1000);
+
+    let line: { event: string; to: string; detail: unknown } | undefined;
+    for (let i = 0; i < 40 && !line; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const ops = await call(base, 'GET', `/v1/ops/sessions/${session.id}`, tollgate.adminToken);
+      line = ops.body.history.find((h: { event: string }) => h.event === 'edge.access_ended');
+    }
+    expect(line).toMatchObject({ to: 'logoff', detail: viewed.body.traffic });
+    const log = await call(base, 'GET', '/v1/ops/session-log?limit=1000', tollgate.adminToken);
+    const row = log.body.sessions.find((s: { sessionId: string }) => s.sessionId === session.id);
+    expect(row).toMatchObject(viewed.body.traffic);
+  });
+});

@@ -33,14 +33,24 @@ import {
 } from '../schemas.js';
 
 /**
- * A customer's view of their session, with how to reach the service while it is active: the
- * edge's URL for it, its access token (derived, so the same each time), and until when.
+ * Customers' views of their sessions, with how to reach the service while one is active (the
+ * edge's URL for it, its access token, derived so the same each time, and until when) and what
+ * it did through the edge.
  */
-export function withAccess(deps: RouteDeps, request: FastifyRequest, view: SessionView): SessionView & { access: { url: string; token: string; expiresAt: string } | null } {
-  if (view.state !== 'active' || view.cutoffAt === null) return { ...view, access: null };
+async function customerViews(deps: RouteDeps, request: FastifyRequest, views: SessionView[]) {
+  const traffic = await deps.edge.trafficOf(views.map((view) => view.id));
   const base = deps.edgePublicUrl ?? `${request.protocol}://${request.host}`;
-  return { ...view, access: { url: `${base}${EDGE_PREFIX}${view.id}`, token: deps.edge.tokenFor(view.id), expiresAt: view.cutoffAt } };
+  return views.map((view) => ({
+    ...view,
+    traffic: traffic.get(view.id)!,
+    access:
+      view.state === 'active' && view.cutoffAt !== null && deps.edge.lets(view.id, Date.parse(view.cutoffAt))
+        ? { url: `${base}${EDGE_PREFIX}${view.id}`, token: deps.edge.tokenFor(view.id), expiresAt: view.cutoffAt }
+        : null,
+  }));
 }
+
+export const customerView = async (deps: RouteDeps, request: FastifyRequest, view: SessionView) => (await customerViews(deps, request, [view]))[0]!;
 
 /** What a customer may do with their bearer token: their account and their sessions. */
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
@@ -151,7 +161,7 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
         signal: clientGone(reply),
         answerKept: request.idempotency !== null,
       });
-      return reply.code(pending ? 202 : 201).send(withAccess(deps, request, view));
+      return reply.code(pending ? 202 : 201).send(await customerView(deps, request, view));
     });
 
     // A price agreed before use: the breakdown and the total, at the tariff as it is now.
@@ -180,24 +190,24 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/v1/sessions', { schema: { response: { 200: z.object({ sessions: z.array(sessionViewSchema) }), ...problems } } }, async (request) => ({
-      sessions: (await deps.queries.list(request.accountId)).map((view) => withAccess(deps, request, view)),
+      sessions: await customerViews(deps, request, await deps.queries.list(request.accountId)),
     }));
 
     app.get('/v1/sessions/:id', { schema: { params: idParams, ...sessionAnswer } }, async (request) => {
       const session = await deps.queries.view(request.accountId, request.params.id);
       if (!session) throw errors.sessionNotFound();
-      return withAccess(deps, request, session);
+      return customerView(deps, request, session);
     });
 
     app.post(
       '/v1/sessions/:id/extend',
       { schema: { params: idParams, body: z.object({ maxCharge: positiveAmount(2, limits.maxAmountMicros) }), ...sessionAnswer }, config: { idempotent: 'action' } },
-      async (request) => withAccess(deps, request, await deps.commands.extend(request.accountId, request.params.id, request.body.maxCharge)),
+      async (request) => customerView(deps, request, await deps.commands.extend(request.accountId, request.params.id, request.body.maxCharge)),
     );
 
     app.post('/v1/sessions/:id/logoff', { schema: { params: idParams, ...sessionAnswer }, config: { idempotent: 'action' } }, async (request, reply) => {
       const { view, settled } = await deps.commands.logoff(request.accountId, request.params.id);
-      return reply.code(settled ? 200 : 202).send(withAccess(deps, request, view));
+      return reply.code(settled ? 200 : 202).send(await customerView(deps, request, view));
     });
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'customer-api' });

@@ -191,7 +191,8 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       async (request) => {
         const session = await deps.queries.opsView(request.params.id);
         if (!session) throw errors.sessionNotFound();
-        return { session, history: await sessionHistory(deps.sql, request.params.id) };
+        const traffic = (await deps.edge.trafficOf([session.id])).get(session.id)!;
+        return { session: { ...session, traffic }, history: await sessionHistory(deps.sql, request.params.id) };
       },
     );
 

@@ -8,7 +8,7 @@ import { AppError } from '../../errors.js';
 import { admitCustomer } from '../../http/auth.js';
 import { clientGone } from '../../http/client-gone.js';
 import { ACCESS_QUERY } from '../../edge/credentials.js';
-import { withAccess } from '../../http/plugins/customer-api.js';
+import { customerView } from '../../http/plugins/customer-api.js';
 import type { SessionView } from '../../sessions/session-view.js';
 import { openSessionSchema } from '../../http/open-schema.js';
 import { HOUR_MS, limitedBy, limiter, MINUTE_MS } from '../../http/rate-limits.js';
@@ -64,9 +64,9 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
     const next = request.method === 'GET' ? request.url : '/account';
     return reply.redirect(`/login?next=${encodeURIComponent(next)}`, 303);
   };
-  /** The edge's address for the session with its access token, the JSON API's own (withAccess); null unless it runs. */
-  const serviceLink = (request: FastifyRequest, view: SessionView) => {
-    const access = withAccess(deps, request, view).access;
+  /** The edge's address for the session with its access token, the JSON API's own (customerView); null unless the edge lets it in. */
+  const serviceLink = async (request: FastifyRequest, view: SessionView) => {
+    const { access } = await customerView(deps, request, view);
     return access ? `${access.url}/?${ACCESS_QUERY}=${encodeURIComponent(access.token)}` : null;
   };
   const serviceName = (id: string) => deps.catalogue.service(id)?.name ?? 'a service no longer offered';
@@ -195,7 +195,7 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
   app.get('/sessions/:id', { schema: { ...hidden, params: idParams, querystring: z.object({ done: z.string().max(20).optional() }) }, preHandler: customersOnly }, async (request, reply) => {
     const done = DONE[request.query.done ?? ''];
     const view = await sessionOf(request);
-    return sendPage(reply, sessionPage(await context(request, reply, done ? { kind: 'ok', text: done } : null), view, serviceName(view.serviceId), deps.clock.now(), serviceLink(request, view)));
+    return sendPage(reply, sessionPage(await context(request, reply, done ? { kind: 'ok', text: done } : null), view, serviceName(view.serviceId), deps.clock.now(), await serviceLink(request, view)));
   });
 
   app.get('/sessions/:id/events', { schema: { ...hidden, params: idParams }, config: { longLived: true }, preHandler: customersOnly }, async (request, reply) => {
@@ -219,7 +219,7 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
         if (!(error instanceof AppError)) throw error;
         const view = await sessionOf(request);
         const ctx = await context(request, reply, { kind: 'error', text: `${error.message} (${error.code})` });
-        return sendPage(reply, sessionPage(ctx, view, serviceName(view.serviceId), deps.clock.now(), serviceLink(request, view)), error.status);
+        return sendPage(reply, sessionPage(ctx, view, serviceName(view.serviceId), deps.clock.now(), await serviceLink(request, view)), error.status);
       }
     };
 
