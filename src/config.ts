@@ -123,6 +123,8 @@ const envSchema = z
     TOKEN_IDLE_HOURS: positiveInt.max(8760).default(168),
     /** ... and in any case this long after it was issued. */
     TOKEN_MAX_AGE_HOURS: positiveInt.max(87_600).default(720),
+    /** An operator's web console session lasts this long from its log-in (a working day, by default). */
+    CONSOLE_SESSION_HOURS: positiveInt.max(720).default(12),
     /** How long this process trusts a token it resolved without asking the database again. */
     TOKEN_CACHE_TTL_MS: count.max(300_000).default(10_000),
     TOKEN_CACHE_SIZE: positiveInt.max(1_000_000).default(10_000),
@@ -267,6 +269,7 @@ const envSchema = z
         signUpPerEmail: env.SIGNUP_LIMIT_PER_EMAIL,
         opensPerAccount: env.OPEN_LIMIT_PER_ACCOUNT,
       },
+      consoleSessionMs: env.CONSOLE_SESSION_HOURS * 3_600_000,
       loginLock: {
         afterFailures: env.LOGIN_LOCK_AFTER_FAILURES,
         baseMs: env.LOGIN_LOCK_BASE_SECONDS * 1000,

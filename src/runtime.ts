@@ -212,6 +212,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
 
   const lookups = new Bulkhead(config.database.authPoolSize, config.database.authMaxWaiting);
   const tokens = new TokenResolver({ sql: authSql, writes: sql, clock: deps.clock, policy: config.tokens, lookups, ...config.tokens });
+  const decoy = await decoyHash();
   const accountStates = new AccountStates({
     sql,
     clock: deps.clock,
@@ -239,6 +240,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   await statements.start();
   const app = await buildApp({
     sql,
+    events,
+    console: { sql, clock: deps.clock, lock: config.loginLock, decoy, maxAgeMs: config.consoleSessionMs },
     tokens,
     tokenPolicy: config.tokens,
     login: {
@@ -246,7 +249,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       clock: deps.clock,
       tokens: config.tokens,
       lock: config.loginLock,
-      decoy: await decoyHash(),
+      decoy,
       onVerify: () => metrics.passwordVerifications.inc(),
       onRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
     },

@@ -55,7 +55,7 @@ async function customerViews(deps: RouteDeps, request: FastifyRequest, views: Se
   }));
 }
 
-const customerView = async (deps: RouteDeps, request: FastifyRequest, view: SessionView) => (await customerViews(deps, request, [view]))[0]!;
+export const customerView = async (deps: RouteDeps, request: FastifyRequest, view: SessionView) => (await customerViews(deps, request, [view]))[0]!;
 
 /** What a customer may do with their bearer token: their account and their sessions. */
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
