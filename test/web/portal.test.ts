@@ -124,6 +124,22 @@ describe('the customer portal over HTTP', () => {
     expect(after.body).toMatch(/Charge slip [^:]+: [\d.]+ USD/);
   });
 
+  it('warns on the session page once the cutoff nears, and not before', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    await web.post('/signup', goodForm());
+    await web.get(`/services/${serviceId}/open`);
+    const opened = await web.post(`/services/${serviceId}/open`, { maxMinutes: '10', maxCharge: '', waitSeconds: '0' });
+    const sessionUrl = opened.headers.location as string;
+    clock.advance(8 * 60_000);
+    expect((await web.get(sessionUrl)).body).toMatch(/data-field="warning" role="alert" hidden><\/p>/);
+    // WARN_SECONDS_BEFORE (60 s by default): the warning is due at 9 minutes.
+    clock.advance(90_000);
+    const warned = (await web.get(sessionUrl)).body;
+    expect(warned).toContain('data-field="warning" role="alert">Your session nears its limit: it will be interrupted in 0 min 30 s unless you extend it.</p>');
+    await web.post(`${sessionUrl}/logoff`, {});
+  });
+
   it('ends its open event streams when tollgate closes, so a page left open never holds the shutdown', async () => {
     const own = await startTestTollgate();
     const base = await own.app.listen({ port: 0, host: '127.0.0.1' });

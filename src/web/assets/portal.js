@@ -28,6 +28,9 @@ function showSession(section, live) {
   setText(section, 'maxCharge', live.maxCharge);
   setText(section, 'timeLeft', live.timeLeft);
   setText(section, 'charge', live.charge === null ? '—' : `${live.charge} ${live.currency}`);
+  const warning = section.querySelector('[data-field="warning"]');
+  warning.hidden = !live.warning;
+  setText(section, 'warning', live.warning ?? '');
   const ended = section.querySelector('[data-field="endedText"]');
   ended.hidden = !live.ended;
   setText(section, 'endedText', live.endedText ?? '');

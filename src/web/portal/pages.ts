@@ -168,6 +168,7 @@ export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: 
 <dt>Time left</dt><dd><output data-field="timeLeft">${live.timeLeft}</output></dd>
 <dt>Charge</dt><dd data-field="charge">${money(live.charge, live.currency)}</dd>
 </dl>
+<p class="notice" data-field="warning" role="alert"${live.warning ? '' : html` hidden`}>${live.warning ?? ''}</p>
 <p class="ended" data-field="endedText" role="status" aria-live="polite"${live.ended ? '' : html` hidden`}>${live.endedText ?? ''}</p>
 <p class="slip" data-field="slip"${live.chargeSlip ? '' : html` hidden`}>${slipText(live)}</p>
 <div class="actions" data-show="running"${live.running ? '' : html` hidden`}>

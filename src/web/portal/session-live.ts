@@ -23,6 +23,8 @@ export interface SessionLive {
   secondsLeft: number | null;
   timeLeft: string;
   cutoffAt: string | null;
+  /** The warning before the cutoff (WARN_AT_SHARE, WARN_SECONDS_BEFORE), once it is due. */
+  warning: string | null;
   chargeSlip: { id: string; authorizationNumber: string; amount: string } | null;
 }
 
@@ -42,6 +44,10 @@ export function sessionLive(view: SessionView, now: number): SessionLive {
     secondsLeft,
     timeLeft: formatSeconds(secondsLeft),
     cutoffAt: view.cutoffAt,
+    warning:
+      running && view.warnAt !== null && Date.parse(view.warnAt) <= now
+        ? `Your session nears its limit: it will be interrupted in ${formatSeconds(secondsLeft)} unless you extend it.`
+        : null,
     chargeSlip: view.chargeSlip,
   };
 }
