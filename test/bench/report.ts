@@ -267,6 +267,7 @@ function edgeJson(edge: EdgePhase) {
       haproxyAddedP99Ms: l.haproxy ? round(l.haproxy.p99Ms - l.direct.p99Ms, 2) : null,
     })),
     cuts: edge.cuts,
+    edgeLateness: edge.edgeLateness ?? null,
     sessions: edge.sessions,
   };
 }
@@ -714,6 +715,12 @@ export function edgeSection(e: EdgePhase | null): string[] {
     ),
     '',
   );
+  if (e.edgeLateness) {
+    out.push(
+      `Of that delay, tollgate's own deadline ran its ${e.edgeLateness.count} session cuts p50 ${e.edgeLateness.p50Ms} ms, p99 ${e.edgeLateness.p99Ms} ms, max ${e.edgeLateness.maxMs} ms after the cutoff (its event loop's share); the rest is the cut travelling to the client and the client noticing, on the same busy cores.`,
+      '',
+    );
+  }
   return out;
 }
 
