@@ -173,7 +173,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const liveLoaded = await live.load(sql);
   if (log && liveLoaded > 0) log.info({ sessions: liveLoaded }, 'edge holds the active sessions');
   const traffic = new TrafficLedger({ sql, live, clock: deps.clock, log: silent, flushMs: config.edge.trafficFlushMs });
-  const edge = new Edge({ live, tokens: new AccessTokens(await loadEdgeKey(sql, deps.clock.now())), catalogue, sql, clock: deps.clock });
+  const edge = new Edge({
+    live,
+    tokens: new AccessTokens(await loadEdgeKey(sql, deps.clock.now())),
+    catalogue,
+    sql,
+    clock: deps.clock,
+    meter: (serviceId, sessionId) => commands.metering.use(serviceId, sessionId, 1),
+  });
   // The card network may be down at start-up; tollgate starts anyway and reconciles later.
   const reconcile = () =>
     voidOrphanHolds({ sql, gateway, log: log || createLogger('silent') }).catch((error: unknown) => {

