@@ -1,4 +1,8 @@
+import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
+
+// Without Chromium the browser tests are skipped (test/browser/chromium-check.ts says so): no PostgreSQL is started for them.
+const hasChromium = existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium');
 
 export default defineConfig({
   test: {
@@ -20,9 +24,20 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/machines/**', 'test/billing/**', 'test/admission/**', 'test/time/**/*.test.ts', 'test/bench/**'],
+          exclude: ['test/machines/**', 'test/billing/**', 'test/admission/**', 'test/time/**/*.test.ts', 'test/bench/**', 'test/browser/**'],
           globalSetup: ['test/helpers/global-postgres.ts'],
           testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Pages in Debian's Chromium (playwright-core); skipped, with one line said, where it is absent.
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          globalSetup: hasChromium ? ['test/helpers/global-postgres.ts'] : ['test/browser/chromium-check.ts'],
+          testTimeout: 60_000,
           hookTimeout: 60_000,
         },
       },

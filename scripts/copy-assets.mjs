@@ -1,6 +1,6 @@
-// tsc compiles TypeScript only; the SQL migrations travel next to the compiled code.
+// tsc compiles TypeScript only; the SQL migrations and the web site's assets travel next to the compiled code.
 import { cpSync } from 'node:fs';
 
-for (const dir of ['src/db/migrations', 'src/payments/sandbox/migrations']) {
+for (const dir of ['src/db/migrations', 'src/payments/sandbox/migrations', 'src/web/assets']) {
   cpSync(dir, `dist/${dir}`, { recursive: true });
 }

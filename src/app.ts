@@ -1,7 +1,8 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from './logger.js';
 import type { RouteDeps } from './http/deps.js';
 import { customerApi } from './http/plugins/customer-api.js';
@@ -9,6 +10,10 @@ import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
 import { frameworkError, registerProblemHandlers } from './http/problem.js';
 import { registerRateLimiting } from './http/rate-limits.js';
+import type { EventBus } from './events/event-bus.js';
+import type { ConsoleSessionDeps } from './operators/console-sessions.js';
+import { LiveStreams } from './web/live-streams.js';
+import { webSite } from './web/site.js';
 import { meteringApi } from './http/plugins/metering-api.js';
 import { edgeHttp } from './edge/edge-http.js';
 
@@ -65,7 +70,9 @@ declare module 'fastify' {
 const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
-export async function buildApp(deps: RouteDeps & { logger: Logger | false; http: HttpOptions }): Promise<FastifyInstance> {
+export async function buildApp(
+  deps: RouteDeps & { logger: Logger | false; http: HttpOptions; events: EventBus; console: ConsoleSessionDeps },
+): Promise<FastifyInstance> {
   const { http } = deps;
   const options = {
     // Receiving a whole request (headers and body): a slow-loris client is cut off.
@@ -89,6 +96,8 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
+    // The web site's pages (hidden from the API reference) are not part of the JSON API.
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, schema: route.schema });
   });
   // A route that streams for long (config.longLived: the edge's server-sent events and WebSockets)
@@ -124,6 +133,11 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
     maxAge: 600,
   });
   await registerRateLimiting(app);
+  // The OpenAPI document of every route registered after it, from the routes' zod schemas (/docs).
+  await app.register(swagger, {
+    openapi: { info: { title: 'tollgate', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } },
+    transform: jsonSchemaTransform,
+  });
   // Four groups, each with its one auth hook: anyone, customers, operators, services (metering).
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
@@ -131,5 +145,8 @@ export async function buildApp(deps: RouteDeps & { logger: Logger | false; http:
   await app.register(meteringApi(deps));
   // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
   await app.register(edgeHttp(deps.edge));
+  // The web site: the customer portal, the operators' console, the API reference.
+  const live = new LiveStreams({ bus: deps.events, occupancy: deps.occupancy, log: app.log });
+  await app.register(webSite({ ...deps, live, openApi: () => app.swagger() }));
   return app;
 }

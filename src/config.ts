@@ -123,6 +123,8 @@ const envSchema = z
     TOKEN_IDLE_HOURS: positiveInt.max(8760).default(168),
     /** ... and in any case this long after it was issued. */
     TOKEN_MAX_AGE_HOURS: positiveInt.max(87_600).default(720),
+    /** An operator's web console session lasts this long from its log-in (a working day, by default). */
+    CONSOLE_SESSION_HOURS: positiveInt.max(720).default(12),
     /** How long this process trusts a token it resolved without asking the database again. */
     TOKEN_CACHE_TTL_MS: count.max(300_000).default(10_000),
     TOKEN_CACHE_SIZE: positiveInt.max(1_000_000).default(10_000),
@@ -157,6 +159,8 @@ const envSchema = z
     WEBHOOK_MAX_ATTEMPTS: positiveInt.max(100).default(12),
     /** How often due deliveries are looked for. */
     WEBHOOK_POLL_MS: positiveInt.default(1000),
+    /** Statements are produced when a period ends (a scheduled deadline), and by a sweep this often (0: no sweep). */
+    STATEMENT_SWEEP_MS: count.default(60_000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
   })
@@ -265,6 +269,7 @@ const envSchema = z
         signUpPerEmail: env.SIGNUP_LIMIT_PER_EMAIL,
         opensPerAccount: env.OPEN_LIMIT_PER_ACCOUNT,
       },
+      consoleSessionMs: env.CONSOLE_SESSION_HOURS * 3_600_000,
       loginLock: {
         afterFailures: env.LOGIN_LOCK_AFTER_FAILURES,
         baseMs: env.LOGIN_LOCK_BASE_SECONDS * 1000,
@@ -285,6 +290,7 @@ const envSchema = z
         maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
         pollMs: env.WEBHOOK_POLL_MS,
       },
+      statementSweepMs: env.STATEMENT_SWEEP_MS,
     };
   });
 

@@ -70,7 +70,7 @@ export const errors = {
   useLimitReached: (units: number) =>
     new AppError(402, 'USE_LIMIT_REACHED', `${units} more uses would pass the session's limit (or the session is not running); nothing was reserved.`),
   serviceCredentialRequired: () =>
-    new AppError(401, 'SERVICE_CREDENTIAL_REQUIRED', "The metering API needs the service's credential: Authorization: Bearer tgs_…"),
+    new AppError(401, 'SERVICE_CREDENTIAL_REQUIRED', "The metering API needs the service's credential: Authorization: Bearer tgm_…"),
   idempotencyKeyRequired: () =>
     new AppError(400, 'IDEMPOTENCY_KEY_REQUIRED', 'A commit without a reservation needs an Idempotency-Key header, so that a retry cannot count the uses twice.'),
   notPricedPerUse: () => new AppError(409, 'NOT_PRICED_PER_USE', 'This service has no price per use.'),
@@ -134,4 +134,7 @@ export const errors = {
     new AppError(409, 'LIMIT_BELOW_RESERVED', `The open sessions hold ${reserved}; the outstanding limit cannot go below that now.`, { reserved }),
   wrongPassword: () => new AppError(403, 'WRONG_PASSWORD', 'The current password is wrong; nothing was changed.'),
   webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
+  notPrepaid: () => new AppError(409, 'NOT_PREPAID', 'Only a prepaid account has a balance to top up; set paymentMode to "prepaid" first.'),
+  paymentModeNotYours: () => new AppError(403, 'PAYMENT_MODE_SET_BY_OPERATORS', 'Postpaid accounts are set, and changed, by operators.'),
+  statementNotFound: () => new AppError(404, 'STATEMENT_NOT_FOUND', 'No statement of yours has this id.'),
 };

@@ -27,6 +27,10 @@ import { Supervisor } from './sessions/supervisor.js';
 import { decoyHash } from './accounts/credentials.js';
 import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
+import { TopUps } from './accounts/top-ups.js';
+import { StatementJob } from './statements/statement-job.js';
+import { suspendOnRefusedCaptures } from './accounts/capture-failures.js';
+import { BalanceHolds, withBalances } from './payments/balance-gateway.js';
 import { AccountCommands } from './accounts/account-commands.js';
 import { AccountStates } from './accounts/account-states.js';
 import { purgeDeadTokens } from './accounts/tokens.js';
@@ -146,7 +150,9 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       metrics.persistLatency.observe(seconds);
     },
   });
-  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway, log: silent, inspect: inspector?.inspect, coldAfterMs: config.coldAfterMs });
+  // Sessions of prepaid accounts hold on their balance; the rest at the card company.
+  const sessionGateway = withBalances(gateway, new BalanceHolds({ sql, clock: deps.clock }));
+  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway: sessionGateway, log: silent, inspect: inspector?.inspect, coldAfterMs: config.coldAfterMs });
   const queries = new SessionQueries({ sql, supervisor, journal, clock: deps.clock, stuck: config.stuck });
   const commands = new SessionCommands({
     sql,
@@ -164,6 +170,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     logoffWaitMs: config.logoffWaitMs,
     orphanAfterMs: config.orphanAfterMs,
     maxOpenSessionsPerAccount: config.quotas.maxOpenSessionsPerAccount,
+    postpaidCeilingMicros: config.limits.maxAmountMicros,
   });
   const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
@@ -179,7 +186,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     catalogue,
     sql,
     clock: deps.clock,
-    meter: (serviceId, sessionId) => commands.metering.use(serviceId, sessionId, 1),
+    meter: (sessionId) => commands.metering.chargeRequest(sessionId),
   });
   // The card network may be down at start-up; tollgate starts anyway and reconciles later.
   const reconcile = () =>
@@ -190,7 +197,12 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const reconciling =
     config.reconcileIntervalMs > 0 ? setInterval(() => void reconcile(), config.reconcileIntervalMs).unref() : null;
   // Orphaned opens are abandoned, and answers to Idempotency-Keys forgotten once they are old.
+  // Top-ups whose card calls got no answer are driven again, with the same keys, now and with the housekeeping.
+  const topUps = new TopUps({ sql, clock: deps.clock, gateway, log: silent });
+  const recoverTopUps = () => topUps.recover().catch((error: unknown) => silent.warn({ err: String(error) }, 'could not drive pending top-ups'));
+  await recoverTopUps();
   const housekeeping = async () => {
+    await recoverTopUps();
     await commands.abandonOrphans().catch((error: unknown) => silent.warn({ err: String(error) }, 'orphan sweep failed'));
     await idempotency.purge(deps.clock.now()).catch((error: unknown) => silent.warn({ err: String(error) }, 'idempotency purge failed'));
     // Tokens dead (lapsed or revoked) for a day, and log-in failures nobody added to for an hour.
@@ -202,6 +214,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
 
   const lookups = new Bulkhead(config.database.authPoolSize, config.database.authMaxWaiting);
   const tokens = new TokenResolver({ sql: authSql, writes: sql, clock: deps.clock, policy: config.tokens, lookups, ...config.tokens });
+  const decoy = await decoyHash();
   const accountStates = new AccountStates({
     sql,
     clock: deps.clock,
@@ -219,8 +232,18 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
   await webhookQueue.start();
   webhookSender.start();
+  // A capture refused for good suspends its account (src/accounts/capture-failures.ts).
+  const captureFailures = new EventConsumer(
+    { sql, name: 'account-capture-failures', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs },
+    suspendOnRefusedCaptures({ states: accountStates, clock: deps.clock }),
+  );
+  await captureFailures.start();
+  const statements = new StatementJob({ sql, clock: deps.clock, log: silent, gateway, published: (committed) => events.publish(committed), sweepMs: config.statementSweepMs });
+  await statements.start();
   const app = await buildApp({
     sql,
+    events,
+    console: { sql, clock: deps.clock, lock: config.loginLock, decoy, maxAgeMs: config.consoleSessionMs },
     tokens,
     tokenPolicy: config.tokens,
     login: {
@@ -228,13 +251,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       clock: deps.clock,
       tokens: config.tokens,
       lock: config.loginLock,
-      decoy: await decoyHash(),
+      decoy,
       onVerify: () => metrics.passwordVerifications.inc(),
       onRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
     },
     operators: new Operators({ sql, clock: deps.clock }),
     accountStates,
     accountCommands: new AccountCommands({ sql, clock: deps.clock, states: accountStates }),
+    topUps,
     operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
     bootstrapToken: admin.token,
     rateLimits: config.rateLimits,
@@ -291,7 +315,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       await app.close();
       await traffic.close();
       await demo?.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop()]);
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop()]);
       await supervisor.stop();
       inspector?.stop();
       admission.close();

@@ -5,6 +5,7 @@ import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
 import type { Actor } from '../operators/roles.js';
 import type { AccountStates } from './account-states.js';
+import type { PaymentMode } from '../payments/balance-gateway.js';
 
 type Change = { kind: 'suspend'; until: number | null } | { kind: 'resume' } | { kind: 'close' };
 
@@ -34,6 +35,28 @@ export class AccountCommands {
       before: { state: accountStateOf(before), resumesAt: before.context.resumesAt },
       after: after && { state: accountStateOf(after), resumesAt: after.context.resumesAt, reason },
       at: this.deps.clock.now(),
+    });
+  }
+
+  /**
+   * How the account pays, as an operator sets it: postpaid (trusted: sessions are not held to the
+   * outstanding limit and are charged with the statement) is theirs alone to give. Sessions already
+   * running settle where their holds are.
+   */
+  async setPaymentMode(accountId: string, mode: PaymentMode, operator: { actor: Actor; requestId?: string | undefined }, reason: string): Promise<void> {
+    const at = this.deps.clock.now();
+    const [row] = await this.deps.sql<{ before: PaymentMode }[]>`
+      update accounts a set payment_mode = ${mode} from accounts b where a.id = ${accountId} and b.id = a.id
+      returning b.payment_mode as before`;
+    if (!row) throw errors.accountNotFound();
+    await recordAudit(this.deps.sql, {
+      ...operator,
+      action: 'account.payment_mode',
+      targetType: 'account',
+      targetId: accountId,
+      before: { paymentMode: row.before },
+      after: { paymentMode: mode, reason },
+      at,
     });
   }
 

@@ -4,11 +4,13 @@ import { formatAmount } from '../billing/money.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
+import type { PaymentMode } from '../payments/balance-gateway.js';
 import { CardDeclinedError, CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
 import { hashPassword } from './credentials.js';
 import { normalizeEmail } from './login.js';
 import { insertToken, type TokenPolicy } from './tokens.js';
 import { transaction } from '../db/transaction.js';
+import { periodContaining, type StatementPeriod } from '../statements/periods.js';
 import { writeSignUpState } from './account-rows.js';
 
 export interface SignUp {
@@ -33,6 +35,13 @@ export interface AccountView {
   reserved: string;
   /** The account machine's state. */
   state: AccountStateName;
+  /** card: each session holds on the card; prepaid: on the balance; postpaid: charged on the statement. */
+  paymentMode: PaymentMode;
+  /** The prepaid balance free to hold, and what open sessions hold of it. */
+  balance: string;
+  balanceHeld: string;
+  /** How long a statement's period is: from the next period on, when changed. */
+  statementPeriod: StatementPeriod;
   createdAt: string;
 }
 
@@ -60,16 +69,19 @@ export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ acc
   const passwordHash = await hashPassword(request.password);
   const now = clock.now();
   const createdAt = new Date(now);
+  // Statements are monthly until the customer asks for weekly ones.
+  const firstPeriod = periodContaining('month', now);
   let token = '';
   try {
     await transaction(sql, async (tx) => {
       await tx`
         insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb,
           estimated_processing_hours, card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency,
-          outstanding_limit_micros, created_at)
+          outstanding_limit_micros, created_at, statement_from, statement_due_at)
         values (${id}, ${request.name}, ${request.email.trim()}, ${email}, ${passwordHash}, ${request.estimatedStorageGb},
           ${request.estimatedProcessingHours}, ${card.token}, ${card.brand}, ${card.last4}, ${card.expMonth},
-          ${card.expYear}, ${deps.currency}, ${request.outstandingLimitMicros}, ${createdAt})`;
+          ${card.expYear}, ${deps.currency}, ${request.outstandingLimitMicros}, ${createdAt},
+          ${new Date(firstPeriod.start)}, ${new Date(firstPeriod.end)})`;
       await writeSignUpState(tx, id, createdAt, { kind: 'customer', id, name: request.name });
       ({ token } = await insertToken(tx, id, deps.tokenPolicy, now));
     });
@@ -96,12 +108,18 @@ export async function findAccount(sql: Sql, id: string): Promise<AccountView | n
       limit: bigint;
       reserved: bigint;
       state: AccountStateName;
+      paymentMode: PaymentMode;
+      balance: bigint;
+      balanceHeld: bigint;
+      statementPeriod: StatementPeriod;
       createdAt: Date;
     }[]
   >`
     select id, name, email, card_brand as brand, card_last4 as last4, card_exp_month as "expMonth",
       card_exp_year as "expYear", estimated_storage_gb::text as storage, estimated_processing_hours::text as processing,
-      currency, outstanding_limit_micros as limit, reserved_micros as reserved, state, created_at as "createdAt"
+      currency, outstanding_limit_micros as limit, reserved_micros as reserved, state,
+      payment_mode as "paymentMode", balance_micros as balance, balance_held_micros as "balanceHeld",
+      statement_period as "statementPeriod", created_at as "createdAt"
     from accounts where id = ${id}`;
   if (!row) return null;
   return {
@@ -115,6 +133,10 @@ export async function findAccount(sql: Sql, id: string): Promise<AccountView | n
     outstandingLimit: formatAmount(row.limit),
     reserved: formatAmount(row.reserved),
     state: row.state,
+    paymentMode: row.paymentMode,
+    balance: formatAmount(row.balance),
+    balanceHeld: formatAmount(row.balanceHeld),
+    statementPeriod: row.statementPeriod,
     createdAt: row.createdAt.toISOString(),
   };
 }

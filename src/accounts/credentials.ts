@@ -44,7 +44,7 @@ export function needsRehash(passwordHash: string): boolean {
 export const decoyHash = (): Promise<string> => hashPassword(randomBytes(16).toString('base64url'));
 
 /** A bearer secret (256 random bits) with a prefix saying what it is; only its SHA-256 is stored. */
-export function newSecret(prefix: 'tg' | 'tgo' | 'tgs'): { secret: string; secretHash: Buffer } {
+export function newSecret(prefix: 'tg' | 'tgo' | 'tgm'): { secret: string; secretHash: Buffer } {
   const secret = `${prefix}_${randomBytes(32).toString('base64url')}`;
   return { secret, secretHash: hashToken(secret) };
 }

@@ -32,6 +32,18 @@ export async function availableHeadroom(db: Queryable, accountId: string): Promi
   return account?.available ?? null;
 }
 
+/**
+ * What a new session of the account may hold when it names no charge limit: what is left of the
+ * outstanding limit, or for a postpaid account (trusted: never cut at a limit, billed on its
+ * statement) `postpaidCeilingMicros`, the largest amount any request may name. Null: no such account.
+ */
+export async function openingHeadroom(db: Queryable, accountId: string, postpaidCeilingMicros: bigint): Promise<bigint | null> {
+  const [account] = await db<{ available: bigint }[]>`
+    select case when payment_mode = 'postpaid' then ${postpaidCeilingMicros}::int8 else outstanding_limit_micros - reserved_micros end as available
+    from accounts where id = ${accountId}`;
+  return account?.available ?? null;
+}
+
 /** The answer when a hold does not fit what is left of the outstanding limit. */
 export function limitReached(holdMicros: bigint, availableMicros: bigint) {
   return errors.outstandingLimitReached(

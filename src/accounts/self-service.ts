@@ -6,6 +6,7 @@ import { transaction } from '../db/transaction.js';
 import { errors } from '../errors.js';
 import { CardDeclinedError, CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
 import { hashPassword, verifyPassword } from './credentials.js';
+import type { StatementPeriod } from '../statements/periods.js';
 
 /**
  * A new card for the account: exchanged for a token at the card network first (DESIGN rule 10),
@@ -62,4 +63,20 @@ export async function changePassword(
       returning token_hash as "tokenHash"`;
     return revoked.map((row) => row.tokenHash);
   });
+}
+
+/**
+ * The customer's own choice between holds on the card and a prepaid balance. A session keeps the
+ * holds it has (they are settled where they were placed); the next one holds the new way.
+ * Postpaid is the operators' to give and take.
+ */
+export async function changePaymentMode(sql: Sql, accountId: string, mode: 'card' | 'prepaid'): Promise<void> {
+  const [changed] = await sql`
+    update accounts set payment_mode = ${mode} where id = ${accountId} and payment_mode <> 'postpaid' returning 1`;
+  if (!changed) throw errors.paymentModeNotYours();
+}
+
+/** Monthly or weekly statements: the period under way keeps its length; the next one has the new length. */
+export async function changeStatementPeriod(sql: Sql, accountId: string, period: StatementPeriod): Promise<void> {
+  await sql`update accounts set statement_period = ${period} where id = ${accountId}`;
 }

@@ -10,7 +10,7 @@ import type { Actor } from '../operators/roles.js';
  * working at once. Only its SHA-256 is kept: the operator sees the secret this once.
  */
 export async function issueServiceCredential(sql: Sql, serviceId: string, by: { actor: Actor; requestId?: string }, at: number): Promise<string> {
-  const { secret, secretHash } = newSecret('tgs');
+  const { secret, secretHash } = newSecret('tgm');
   return transaction(sql, async (tx) => {
     const [service] = await tx<{ id: string }[]>`select id from services where id = ${serviceId} for update`;
     if (!service) throw errors.serviceNotFound();
@@ -34,7 +34,7 @@ export async function issueServiceCredential(sql: Sql, serviceId: string, by: { 
 
 /** The service a metering credential belongs to, or null. */
 export async function serviceForCredential(db: Queryable, secret: string): Promise<string | null> {
-  if (!secret.startsWith('tgs_')) return null;
+  if (!secret.startsWith('tgm_')) return null;
   const [row] = await db<{ service_id: string }[]>`select service_id from service_credentials where secret_hash = ${hashToken(secret)}`;
   return row?.service_id ?? null;
 }

@@ -84,7 +84,7 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
       const pass = await edge.admit(request.raw);
       if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
-      await edge.meter(pass);
+      await edge.charge(pass);
       return proxy(edge, request, reply, pass);
     };
     const options = { config: { longLived: true }, helmet: false, handlerTimeout: NO_HANDLER_TIMEOUT, exposeHeadRoute: false } as const;

@@ -40,21 +40,22 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
       refuse(socket, 400, { code: 'NO_UPGRADE_HERE', detail: 'Only /edge/ takes WebSocket upgrades.' });
       return;
     }
-    // A WebSocket is one request to a service priced per request.
-    const admitted = edge.admit(request).then(async (pass) => {
-      await edge.meter(pass);
-      return pass;
-    });
-    admitted.then(
-      (pass) => dialUpstream(wss, edge, log, pass, request, socket, head),
-      (error: unknown) => {
-        if (error instanceof AppError) refuse(socket, error.status, { code: error.code, detail: error.message, ...error.extra });
-        else {
-          log.error({ err: error }, 'edge upgrade failed');
-          refuse(socket, 503, { code: 'INTERNAL_ERROR', detail: 'The upgrade could not be checked.' });
-        }
-      },
-    );
+    edge
+      .admit(request)
+      .then(async (pass) => {
+        await edge.charge(pass);
+        return pass;
+      })
+      .then(
+        (pass) => dialUpstream(wss, edge, log, pass, request, socket, head),
+        (error: unknown) => {
+          if (error instanceof AppError) refuse(socket, error.status, { code: error.code, detail: error.message, ...error.extra });
+          else {
+            log.error({ err: error }, 'edge upgrade failed');
+            refuse(socket, 503, { code: 'INTERNAL_ERROR', detail: 'The upgrade could not be checked.' });
+          }
+        },
+      );
   };
   server.on('upgrade', onUpgrade);
   return {

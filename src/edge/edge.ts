@@ -1,6 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { ServiceRecord } from '../catalogue/catalogue.js';
 import type { Upstream } from '../catalogue/catalogue-service.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
@@ -47,13 +46,22 @@ export class Edge {
     private readonly deps: {
       live: LiveSessions;
       tokens: AccessTokens;
-      catalogue: { upstream(serviceId: string): Upstream | undefined; service(serviceId: string): ServiceRecord | undefined };
-      /** Charges one use to the session (the metering path: refused whole at the limit). */
-      meter?: (serviceId: string, sessionId: string) => Promise<unknown>;
+      catalogue: { upstream(serviceId: string): Upstream | undefined };
       sql: Sql;
       clock: Clock;
+      /** Charges one request to a session whose service is priced per request (false: not priced so). */
+      meter?: (sessionId: string) => Promise<boolean>;
     },
   ) {}
+
+  /**
+   * A request (or a WebSocket) a service priced per request is charged before it passes, and
+   * refused with 402 USE_LIMIT_REACHED when it would pass the session's limit; the use that
+   * reaches the limit is charged and cuts the session, which the cut then shows.
+   */
+  async charge(pass: Pass): Promise<void> {
+    await this.deps.meter?.(pass.session.sessionId);
+  }
 
   tokenFor(sessionId: string): string {
     return this.deps.tokens.tokenFor(sessionId);
@@ -118,22 +126,6 @@ export class Edge {
       credential,
       sessionPath: `${EDGE_PREFIX}${sessionId}`,
     };
-  }
-
-  /**
-   * A request to a service priced per request (tariff `perUse.unit: "request"`) is one use, charged
-   * before it goes through: at the limit it is refused whole (402 USE_LIMIT_REACHED) and the
-   * session is cut at exactly its limit. A session opened before the service was priced so keeps
-   * its own tariff and is not charged.
-   */
-  async meter(pass: Pass): Promise<void> {
-    if (!this.deps.meter || this.deps.catalogue.service(pass.session.serviceId)?.tariff.perUse?.unit !== 'request') return;
-    try {
-      await this.deps.meter(pass.session.serviceId, pass.session.sessionId);
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'NOT_PRICED_PER_USE') return;
-      throw error;
-    }
   }
 
   /** The headers an upstream verifies: who, for which session, until when, signed with the service's secret. */

@@ -2,6 +2,7 @@ import type { OccupancyStore } from '../admission/occupancy.js';
 import type { AccountCommands } from '../accounts/account-commands.js';
 import type { AccountStates } from '../accounts/account-states.js';
 import type { LoginDeps } from '../accounts/login.js';
+import type { TopUps } from '../accounts/top-ups.js';
 import type { TokenResolver } from '../accounts/token-resolver.js';
 import type { TokenPolicy } from '../accounts/tokens.js';
 import type { AuthenticatedOperator, Operators } from '../operators/operators.js';
@@ -35,6 +36,7 @@ export interface RouteDeps {
   /** Accounts' states (the account machine's host) and the commands customers and operators send them. */
   accountStates: AccountStates;
   accountCommands: AccountCommands;
+  topUps: TopUps;
   /** The enabled operator an API key belongs to. */
   operatorFor: (apiKey: string) => Promise<AuthenticatedOperator | null>;
   /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator. */

@@ -166,7 +166,22 @@ export const accountViewSchema = z.object({
   outstandingLimit: z.string(),
   reserved: z.string(),
   state: z.enum(['new', 'active', 'suspended', 'closed']),
+  paymentMode: z.enum(['card', 'prepaid', 'postpaid']),
+  balance: z.string(),
+  balanceHeld: z.string(),
+  statementPeriod: z.enum(['month', 'week']),
   createdAt: instant,
+});
+
+export const topUpViewSchema = z.object({
+  id: z.uuid(),
+  amount: z.string(),
+  currency: z.string(),
+  state: z.enum(['pending', 'charged', 'declined']),
+  chargeId: z.string().nullable(),
+  declineReason: z.string().nullable(),
+  createdAt: instant,
+  settledAt: instant.nullable(),
 });
 
 export const serviceViewSchema = z.object({
@@ -356,4 +371,31 @@ export const webhookDeliverySchema = z.object({
   nextAttemptAt: instant.nullable(),
   deliveredAt: instant.nullable(),
   log: z.array(z.object({ attempt: z.number().int(), at: instant, statusCode: z.number().int().nullable(), error: z.string().nullable(), durationMs: z.number().int() })),
+});
+
+export const statementViewSchema = z.object({
+  id: z.uuid(),
+  period: z.enum(['month', 'week']),
+  periodStart: instant,
+  periodEnd: instant,
+  currency: z.string(),
+  totals: z.object({ charges: z.string(), paidByCard: z.string(), paidFromBalance: z.string(), topUps: z.string(), due: z.string() }),
+  charge: z.object({ state: z.enum(['none', 'pending', 'charged', 'declined']), chargeId: z.string().nullable(), declineReason: z.string().nullable() }),
+  sessions: z.array(
+    z.object({
+      sessionId: z.uuid(),
+      serviceId: z.uuid(),
+      service: z.string(),
+      startedAt: instant.nullable(),
+      endedAt: instant.nullable(),
+      minutes: z.number(),
+      uses: z.number().int(),
+      charge: z.string(),
+      paidFrom: z.enum(['card', 'balance', 'postpaid']),
+      chargeSlipId: z.string(),
+      capturedAt: instant,
+    }),
+  ),
+  topUps: z.array(z.object({ topUpId: z.uuid(), amount: z.string(), chargeId: z.string().nullable(), at: instant })),
+  producedAt: instant,
 });

@@ -28,7 +28,17 @@ export interface SessionLogRow {
   connectionsCut: number;
 }
 
-export async function sessionLog(db: Queryable, options: { limit: number; offset: number }): Promise<SessionLogRow[]> {
+/** Which rows of the log to read: all by default; the console filters by service, end reason and when the session opened. */
+export interface SessionLogFilter {
+  limit: number;
+  offset: number;
+  serviceId?: string | undefined;
+  endReason?: string | undefined;
+  openedFrom?: Date | undefined;
+  openedTo?: Date | undefined;
+}
+
+export async function sessionLog(db: Queryable, options: SessionLogFilter): Promise<SessionLogRow[]> {
   const rows = await db<
     (Omit<SessionLogRow, 'openedAt' | 'startedAt' | 'endedAt' | 'charge' | 'minutes' | 'estimatedStorageGb' | 'estimatedProcessingHours'> & {
       openedAt: Date;
@@ -50,6 +60,11 @@ export async function sessionLog(db: Queryable, options: { limit: number; offset
       coalesce(t.requests, 0)::text as requests, coalesce(t.bytes_in, 0)::text as "bytesIn",
       coalesce(t.bytes_out, 0)::text as "bytesOut", coalesce(t.connections_cut, 0) as "connectionsCut"
     from session_log left join session_traffic t using (session_id)
+    where true
+      ${options.serviceId ? db`and session_log.service_id = ${options.serviceId}` : db``}
+      ${options.endReason ? db`and session_log.end_reason = ${options.endReason}` : db``}
+      ${options.openedFrom ? db`and session_log.opened_at >= ${options.openedFrom}` : db``}
+      ${options.openedTo ? db`and session_log.opened_at < ${options.openedTo}` : db``}
     order by opened_at, session_id limit ${options.limit} offset ${options.offset}`;
   return rows.map(({ chargeMicros, storage, processing, openedAt, startedAt, endedAt, requests, bytesIn, bytesOut, ...row }) => ({
     ...row,

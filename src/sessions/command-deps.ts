@@ -29,4 +29,6 @@ export interface CommandDeps {
   orphanAfterMs: number;
   /** Unsettled sessions one account may have at once. */
   maxOpenSessionsPerAccount: number;
+  /** What a postpaid account's session holds when it names no charge limit (MAX_AMOUNT): in practice, no limit. */
+  postpaidCeilingMicros: bigint;
 }

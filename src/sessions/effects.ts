@@ -21,6 +21,7 @@ import { transaction } from '../db/transaction.js';
 import { reserveShare } from './reservations-sql.js';
 import { CardDeclinedError, CardNetworkUnavailableError, type CardGateway, type Hold } from '../payments/gateway.js';
 import type { Logger } from '../logger.js';
+import { paymentToken, type PaymentMode } from '../payments/balance-gateway.js';
 
 export interface EffectDeps {
   sql: Sql;
@@ -76,9 +77,10 @@ export function sessionEffects(deps: EffectDeps) {
   async function cardToken(input: AuthorizeInput): Promise<string> {
     const known = deps.takeCardToken(input.sessionId);
     if (known) return known;
-    const [account] = await sql<{ cardToken: string }[]>`select card_token as "cardToken" from accounts where id = ${input.accountId}`;
+    const [account] = await sql<{ cardToken: string; paymentMode: PaymentMode }[]>`
+      select card_token as "cardToken", payment_mode as "paymentMode" from accounts where id = ${input.accountId}`;
     if (!account) throw new Error(`account ${input.accountId} not found`);
-    return account.cardToken;
+    return paymentToken({ accountId: input.accountId, ...account });
   }
 
   async function authorize(input: AuthorizeInput): Promise<Hold> {

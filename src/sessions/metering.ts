@@ -52,6 +52,23 @@ export class Metering {
     return this.answer(sessionId, null, true);
   }
 
+  /**
+   * One request through the edge to a service priced per request: charged before it is let
+   * through (one USE event, written before the answer), or refused with 402 when it would pass
+   * the limit. False when the service is not priced per request (nothing to charge).
+   */
+  async chargeRequest(sessionId: string): Promise<boolean> {
+    const snapshot = await this.deps.supervisor.awake(sessionId);
+    if (snapshot?.context.tariff.perUse?.unit !== 'request') return false;
+    const event: SessionEvent = { type: 'USE', at: this.deps.clock.now(), units: 1 };
+    const current = this.deps.supervisor.snapshotOf(sessionId);
+    if (!current || !current.can(event)) throw errors.useLimitReached(1);
+    this.deps.supervisor.send(sessionId, event);
+    await this.waits.untilResting(sessionId, this.deps.openWaitMs);
+    await this.deps.journal.committed(sessionId);
+    return true;
+  }
+
   /** `units` of a reservation were used (at most what it reserved); the rest goes back. Safe to repeat. */
   async commit(serviceId: string, sessionId: string, reservationId: string, units: number): Promise<UseAnswer> {
     const snapshot = await this.metered(serviceId, sessionId, { endedIsAnswer: true });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type AgreedPrice, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
-import { availableHeadroom, limitReached, proposedHold } from '../accounts/headroom.js';
+import { limitReached, openingHeadroom, proposedHold } from '../accounts/headroom.js';
 import { ClientGoneError } from '../admission/admission.js';
 import { MICROS_PER_CENT } from '../billing/money.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
@@ -9,6 +9,7 @@ import type { CommandDeps } from './command-deps.js';
 import { JournalWriteError } from './journal.js';
 import { insertOpening, type OpenedCustomer, type OpeningOutcome } from './opening-sql.js';
 import { findSession } from './session-rows.js';
+import { paymentToken } from '../payments/balance-gateway.js';
 import { findQuote, usableQuote } from '../quotes/quotes.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { SessionView } from './session-view.js';
@@ -165,7 +166,7 @@ export class OpenCommand {
   private async writeOpening(request: OpenRequest, terms: OpenTerms, service: ServiceRecord, sessionId: string, createdAt: number): Promise<OpenedCustomer> {
     const { supervisor, journal } = this.deps;
     const derived = terms.maxChargeMicros === null;
-    let available = derived ? await availableHeadroom(this.deps.sql, request.accountId) : 0n;
+    let available = derived ? await openingHeadroom(this.deps.sql, request.accountId, this.deps.postpaidCeilingMicros) : 0n;
     for (let attempt = 1; ; attempt++) {
       if (available === null) throw errors.unauthenticated();
       const availableMicros = available;
@@ -215,7 +216,7 @@ export class OpenCommand {
         outcome = await this.afterFailedOpening(sessionId, error);
       }
       if (outcome.kind === 'opened') {
-        supervisor.rememberCardToken(sessionId, outcome.customer.cardToken);
+        supervisor.rememberCardToken(sessionId, paymentToken({ accountId: request.accountId, ...outcome.customer }));
         return outcome.customer;
       }
       supervisor.discard(sessionId);
@@ -254,7 +255,7 @@ export class OpenCommand {
       throw errors.notRecorded(detail);
     }
     const [customer] = await this.deps.sql<OpenedCustomer[]>`
-      select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
+      select name, email, currency, card_token as "cardToken", payment_mode as "paymentMode", estimated_storage_gb::text as "estimatedStorageGb",
         estimated_processing_hours::text as "estimatedProcessingHours"
       from accounts where id = ${row.snapshot.context.accountId}`;
     if (!customer) throw errors.notRecorded(detail);

@@ -1,5 +1,6 @@
 import { openedEvent, type SessionContext } from '../../machines/session/index.js';
 import type { Queryable } from '../db/sql.js';
+import type { PaymentMode } from '../payments/balance-gateway.js';
 import type { StoredEvent } from '../events/event-store.js';
 
 export interface OpeningRecord {
@@ -21,6 +22,7 @@ export interface OpenedCustomer {
   estimatedStorageGb: string;
   estimatedProcessingHours: string;
   cardToken: string;
+  paymentMode: PaymentMode;
 }
 
 export type OpeningOutcome =
@@ -38,7 +40,8 @@ export type OpeningOutcome =
 
 /**
  * One statement, so one round trip: under the account's row lock it reserves the session's hold
- * (context.maxChargeMicros) if it fits the outstanding limit (DESIGN rule 6) and the currency
+ * (context.maxChargeMicros) if it fits the outstanding limit (DESIGN rule 6; a postpaid account,
+ * which operators trust, is not held to it) and the currency
  * matches, and only then writes the session's first row, its log row (the customer as they are
  * now), its first history line and its `session.opened` event: the intent to authorize. Nothing
  * is written when the reservation is refused. Written again (its commit's answer lost), it finds
@@ -66,13 +69,13 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       -- A quote is used once: locked here, claimed below by the session this writes.
       select id from quotes where id = ${c.quote?.quoteId ?? null}::uuid and session_id is null for update
     ), account as (
-      select id, name, email, currency, card_token, estimated_storage_gb, estimated_processing_hours,
+      select id, name, email, currency, card_token, payment_mode, estimated_storage_gb, estimated_processing_hours,
         outstanding_limit_micros - reserved_micros as available, open_sessions, may_open, state
       from accounts where id = ${c.accountId} for no key update
     ), reserved as (
       update accounts a set reserved_micros = a.reserved_micros + ${hold}, open_sessions = a.open_sessions + 1
       from account
-      where a.id = account.id and account.may_open and account.available >= ${hold} and account.currency = ${c.currency}
+      where a.id = account.id and account.may_open and (account.payment_mode = 'postpaid' or account.available >= ${hold}) and account.currency = ${c.currency}
         and account.open_sessions < ${record.maxOpenSessions}
         and not exists (select 1 from existing)
         and (${c.quote?.quoteId ?? null}::uuid is null or exists (select 1 from claimable))
@@ -105,7 +108,7 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       from opened
       returning position, tx::text as tx, stream, type, at, payload
     )
-    select name, email, currency, card_token as "cardToken", estimated_storage_gb::text as "estimatedStorageGb",
+    select name, email, currency, card_token as "cardToken", payment_mode as "paymentMode", estimated_storage_gb::text as "estimatedStorageGb",
       estimated_processing_hours::text as "estimatedProcessingHours", available as "availableMicros",
       open_sessions >= ${record.maxOpenSessions} as "atQuota", may_open as "mayOpen", state,
       exists (select 1 from reserved) as reserved, exists (select 1 from existing) as existing,

@@ -19,6 +19,7 @@ export function page(options: PageOptions, body: SafeHtml): SafeHtml {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${options.title} · tollgate</title>
 <link rel="stylesheet" href="/assets/site.css">
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 ${(options.scripts ?? []).map((name) => html`<script type="module" src="/assets/${name}"></script>`)}
 </head>
 <body>
@@ -44,7 +45,6 @@ export function field(options: {
   required?: boolean;
   autocomplete?: string;
   inputmode?: string;
-  extra?: SafeHtml;
 }): SafeHtml {
   const id = `f-${options.name.replaceAll('.', '-')}`;
   const describedBy = [options.hint ? `${id}-hint` : '', options.error ? `${id}-error` : ''].filter(Boolean).join(' ');
@@ -53,7 +53,6 @@ export function field(options: {
 ${options.hint ? html`<span class="hint" id="${id}-hint">${options.hint}</span>` : ''}
 ${options.error ? html`<span class="error" id="${id}-error">${options.error}</span>` : ''}
 <input id="${id}" name="${options.name}" type="${options.type ?? 'text'}"${options.value !== undefined ? html` value="${options.value}"` : ''}${options.required ? html` required` : ''}${options.autocomplete ? html` autocomplete="${options.autocomplete}"` : ''}${options.inputmode ? html` inputmode="${options.inputmode}"` : ''}${describedBy ? html` aria-describedby="${describedBy}"` : ''}${options.error ? html` aria-invalid="true"` : ''}>
-${options.extra ?? ''}
 </div>`;
 }
 

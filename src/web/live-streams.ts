@@ -17,6 +17,8 @@ export interface LiveSource {
    * while the page is open (the page never polls, and computes no charge itself).
    */
   everyMs?: number;
+  /** The tick stops once the view says nothing changes by itself any more (an ended session); events still come. */
+  tickWhile?: (view: unknown) => boolean;
 }
 
 /** A comment line now and then keeps proxies from closing a quiet stream. */
@@ -52,7 +54,9 @@ export class LiveStreams {
       }
       running = (async () => {
         try {
-          const text = jsonAttr(await source.view());
+          const view = await source.view();
+          if (source.tickWhile && !source.tickWhile(view)) stopTicking();
+          const text = jsonAttr(view);
           if (text !== last && !raw.writableEnded) {
             last = text;
             raw.write(`data: ${text}\n\n`);
@@ -69,6 +73,11 @@ export class LiveStreams {
       });
     };
     const stops: (() => void)[] = [];
+    let ticking: NodeJS.Timeout | null = null;
+    const stopTicking = () => {
+      if (ticking) clearInterval(ticking);
+      ticking = null;
+    };
     if (source.events) {
       const matches = source.events;
       stops.push(this.deps.bus.subscribe((events) => events.some(matches) && send()));
@@ -87,8 +96,8 @@ export class LiveStreams {
       });
     }
     if (source.everyMs) {
-      const every = setInterval(send, source.everyMs);
-      stops.push(() => clearInterval(every));
+      ticking = setInterval(send, source.everyMs);
+      stops.push(stopTicking);
     }
     const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
     stops.push(() => clearInterval(heartbeat));

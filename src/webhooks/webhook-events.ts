@@ -1,13 +1,11 @@
-/**
- * The domain events operators may subscribe an endpoint to (issue 14). Statements (`statement.ready`)
- * join when statements are produced.
- */
+/** The domain events operators may subscribe an endpoint to (issue 14). */
 export const WEBHOOK_EVENT_TYPES = [
   'session.activated',
   'session.warning',
   'session.interrupted',
   'session.settled',
   'account.suspended',
+  'statement.ready',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 

@@ -100,7 +100,7 @@ describe('the metering API', () => {
     const other = await meteredService();
     const { sessionId } = await openSession(serviceId);
     expect((await meter('query', other.service, { sessionId, units: 1 })).json().code).toBe('SESSION_NOT_FOUND');
-    for (const headers of [{}, { authorization: 'Bearer tgs_nothing' }, ops]) {
+    for (const headers of [{}, { authorization: 'Bearer tgm_nothing' }, ops]) {
       const refused = await meter('query', headers, { sessionId, units: 1 });
       expect([refused.statusCode, refused.json().code]).toEqual([401, 'SERVICE_CREDENTIAL_REQUIRED']);
     }

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
 import { accountHistory } from '../../accounts/account-rows.js';
-import { changeCard, changeOutstandingLimit, changePassword } from '../../accounts/self-service.js';
+import { changeCard, changeOutstandingLimit, changePassword, changePaymentMode, changeStatementPeriod } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
 import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
@@ -29,8 +29,13 @@ import {
   secret,
   sessionViewSchema,
   text,
+  statementViewSchema,
+  textBody,
   tokenViewSchema,
+  topUpViewSchema,
 } from '../schemas.js';
+import { findStatement, listStatements } from '../../statements/statement-sql.js';
+import { statementCsv, statementPdf, statementView } from '../../statements/statement-view.js';
 
 /**
  * Customers' views of their sessions, with how to reach the service while one is active (the
@@ -50,7 +55,7 @@ async function customerViews(deps: RouteDeps, request: FastifyRequest, views: Se
   }));
 }
 
-const customerView = async (deps: RouteDeps, request: FastifyRequest, view: SessionView) => (await customerViews(deps, request, [view]))[0]!;
+export const customerView = async (deps: RouteDeps, request: FastifyRequest, view: SessionView) => (await customerViews(deps, request, [view]))[0]!;
 
 /** What a customer may do with their bearer token: their account and their sessions. */
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
@@ -71,6 +76,8 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     app.addHook('onRequest', customerAuth(deps.tokens));
     idempotencyHooks(app, { store: deps.idempotency, clock: deps.clock });
     const opensPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
+    // Top-ups charge the card: as many a minute as opens, counted apart.
+    const topUpsPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
 
     app.get('/v1/auth/tokens', { schema: { response: { 200: z.object({ tokens: z.array(tokenViewSchema) }), ...problems } } }, async (request) => ({
       tokens: await listLiveTokens(deps.sql, request.accountId, request.tokenId, deps.clock.now()),
@@ -112,15 +119,72 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       return theAccount(request.accountId);
     });
 
-    app.patch(
-      '/v1/account',
-      { schema: { body: z.object({ outstandingLimit: positiveAmount(2, limits.maxAmountMicros) }), ...accountAnswer } },
-      async (request) => {
-        await deps.accountStates.require(request.accountId, 'self_service');
-        await changeOutstandingLimit(deps.sql, request.accountId, request.body.outstandingLimit);
-        return theAccount(request.accountId);
+    const accountChange = z
+      .object({
+        outstandingLimit: positiveAmount(2, limits.maxAmountMicros).optional(),
+        paymentMode: z.enum(['card', 'prepaid']).optional(),
+        statementPeriod: z.enum(['month', 'week']).optional(),
+      })
+      .refine((body) => Object.values(body).some((v) => v !== undefined), 'give outstandingLimit, paymentMode or statementPeriod');
+    app.patch('/v1/account', { schema: { body: accountChange, ...accountAnswer } }, async (request) => {
+      const { outstandingLimit, paymentMode, statementPeriod } = request.body;
+      await deps.accountStates.require(request.accountId, 'self_service');
+      if (outstandingLimit !== undefined) await changeOutstandingLimit(deps.sql, request.accountId, outstandingLimit);
+      if (paymentMode !== undefined) await changePaymentMode(deps.sql, request.accountId, paymentMode);
+      if (statementPeriod !== undefined) await changeStatementPeriod(deps.sql, request.accountId, statementPeriod);
+      return theAccount(request.accountId);
+    });
+
+    app.get('/v1/account/statements', { schema: { response: { 200: z.object({ statements: z.array(statementViewSchema) }), ...problems } } }, async (request) => ({
+      statements: (await listStatements(deps.sql, request.accountId)).map(statementView),
+    }));
+
+    app.get(
+      '/v1/account/statements/:id',
+      {
+        schema: {
+          params: idParams,
+          querystring: z.object({ format: z.enum(['json', 'csv', 'pdf']).default('json') }),
+          response: { 200: z.union([statementViewSchema, textBody]), ...problems },
+        },
+      },
+      async (request, reply) => {
+        const stored = await findStatement(deps.sql, request.params.id, request.accountId);
+        if (!stored) throw errors.statementNotFound();
+        const view = statementView(stored);
+        const name = `statement-${view.periodStart.slice(0, 10)}`;
+        if (request.query.format === 'csv') {
+          return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(statementCsv(view));
+        }
+        if (request.query.format === 'pdf') {
+          const { account } = await theAccount(request.accountId);
+          const pdf = await statementPdf(view, account);
+          // Fastify sends a Buffer as it is, never through the response schema's serializer; the type only knows the schema.
+          return reply.type('application/pdf').header('content-disposition', `attachment; filename="${name}.pdf"`).send(pdf as unknown as string);
+        }
+        return view;
       },
     );
+
+    // A prepaid balance grows by a card charge (src/accounts/top-ups.ts); a retry with the same Idempotency-Key charges once.
+    app.post(
+      '/v1/account/top-ups',
+      {
+        schema: { body: z.object({ amount: positiveAmount(2, limits.maxAmountMicros) }), response: { 201: z.object({ topUp: topUpViewSchema, account: accountViewSchema }), ...problems } },
+        config: { idempotent: 'resource' },
+        // Counted before the Idempotency-Key is claimed, as opens are: a card charge per request is what card testing wants.
+        onRequest: limitedBy(topUpsPerAccount),
+      },
+      async (request, reply) => {
+        await deps.accountStates.require(request.accountId, 'self_service');
+        const topUp = await deps.topUps.topUp(request.accountId, request.body.amount, request.idempotency?.resourceId ?? undefined);
+        return reply.code(201).send({ topUp, ...(await theAccount(request.accountId)) });
+      },
+    );
+
+    app.get('/v1/account/top-ups', { schema: { response: { 200: z.object({ topUps: z.array(topUpViewSchema) }), ...problems } } }, async (request) => ({
+      topUps: await deps.topUps.list(request.accountId),
+    }));
 
     app.put(
       '/v1/account/password',

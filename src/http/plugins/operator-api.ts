@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { accountHistory } from '../../accounts/account-rows.js';
 import { findAccount } from '../../accounts/accounts.js';
 import { serversView } from '../../admission/occupancy.js';
+import { listStatements } from '../../statements/statement-sql.js';
+import { statementView } from '../../statements/statement-view.js';
 import { issueServiceCredential } from '../../catalogue/service-credentials.js';
 import { createEndpoint, disableEndpoint, listEndpoints } from '../../webhooks/endpoints.js';
 import { deliveryLog } from '../../webhooks/delivery-rows.js';
@@ -37,6 +39,7 @@ import {
   text,
   textBody,
   upstreamUrlInput,
+  statementViewSchema,
   webhookDeliverySchema,
   webhookEndpointSchema,
 } from '../schemas.js';
@@ -219,6 +222,15 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       accountAnswer(request.params.id),
     );
 
+    app.get(
+      '/v1/ops/accounts/:id/statements',
+      { schema: { params: idParams, response: { 200: z.object({ statements: z.array(statementViewSchema) }), ...problems } }, config: read },
+      async (request) => {
+        if (!(await findAccount(deps.sql, request.params.id))) throw errors.accountNotFound();
+        return { statements: (await listStatements(deps.sql, request.params.id)).map(statementView) };
+      },
+    );
+
     // Suspending ends the account's running sessions (they settle) and refuses new ones; `until` ends it by itself.
     app.post(
       '/v1/ops/accounts/:id/suspend',
@@ -227,6 +239,18 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
         const until = request.body.until === undefined ? null : Date.parse(request.body.until);
         if (until !== null && until <= deps.clock.now()) throw errors.validation('until must lie in the future.', [{ path: ['until'], message: 'must lie in the future' }]);
         await deps.accountCommands.byOperator(request.params.id, { kind: 'suspend', until }, by(request), request.body.reason);
+        return accountAnswer(request.params.id);
+      },
+    );
+
+    app.post(
+      '/v1/ops/accounts/:id/payment-mode',
+      {
+        schema: { params: idParams, body: z.object({ paymentMode: z.enum(['card', 'prepaid', 'postpaid']), reason }), response: { 200: accountWithHistory, ...problems } },
+        config: admin,
+      },
+      async (request) => {
+        await deps.accountCommands.setPaymentMode(request.params.id, request.body.paymentMode, by(request), request.body.reason);
         return accountAnswer(request.params.id);
       },
     );

@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { formatAmount } from '../billing/money.js';
+import type { Clock } from '../clock.js';
+import type { Sql } from '../db/sql.js';
+import { transaction } from '../db/transaction.js';
+import { errors } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { CardDeclinedError, CardNetworkUnavailableError, type CardGateway } from '../payments/gateway.js';
+
+export interface TopUpView {
+  id: string;
+  amount: string;
+  currency: string;
+  state: 'pending' | 'charged' | 'declined';
+  chargeId: string | null;
+  declineReason: string | null;
+  createdAt: string;
+  settledAt: string | null;
+}
+
+type Row = {
+  id: string;
+  accountId: string;
+  amountMicros: bigint;
+  currency: string;
+  state: TopUpView['state'];
+  chargeId: string | null;
+  declineReason: string | null;
+  createdAt: Date;
+  settledAt: Date | null;
+};
+
+const COLUMNS = `id, account_id as "accountId", amount_micros as "amountMicros", currency, state, charge_id as "chargeId",
+  decline_reason as "declineReason", created_at as "createdAt", settled_at as "settledAt"`;
+
+const view = (row: Row): TopUpView => ({
+  id: row.id,
+  amount: formatAmount(row.amountMicros),
+  currency: row.currency,
+  state: row.state,
+  chargeId: row.chargeId,
+  declineReason: row.declineReason,
+  createdAt: row.createdAt.toISOString(),
+  settledAt: row.settledAt?.toISOString() ?? null,
+});
+
+/** Idempotency keys of a top-up's two card calls, derived from its id (DESIGN rule 3). */
+const keys = { authorize: (id: string) => `topup:${id}:authorize`, capture: (id: string) => `topup:${id}:capture` };
+
+/**
+ * A prepaid balance grows by a card charge: the top-up's intent is written first, then the card
+ * is authorized and captured with keys derived from the top-up, and the balance grows in the
+ * transaction that marks it charged (once, whatever is re-driven). A top-up whose card call got
+ * no answer stays pending and is driven again, with the same keys, by `recover`.
+ */
+export class TopUps {
+  constructor(private readonly deps: { sql: Sql; clock: Clock; gateway: CardGateway; log: Logger }) {}
+
+  /** `id`: chosen by an Idempotency-Key's first attempt, so its retry drives the same top-up. */
+  async topUp(accountId: string, amountMicros: bigint, id: string = randomUUID()): Promise<TopUpView> {
+    const { sql, clock } = this.deps;
+    const [existing] = await sql<Row[]>`select ${sql.unsafe(COLUMNS)} from top_ups where id = ${id} and account_id = ${accountId}`;
+    const row =
+      existing ??
+      (
+        await sql<Row[]>`
+          insert into top_ups (id, account_id, amount_micros, currency, state, created_at)
+          select ${id}, a.id, ${amountMicros}, a.currency, 'pending', ${new Date(clock.now())}
+          from accounts a where a.id = ${accountId} and a.payment_mode = 'prepaid'
+          returning ${sql.unsafe(COLUMNS)}`
+      )[0];
+    if (!row) throw errors.notPrepaid();
+    const driven = await this.drive(row);
+    if (driven.state === 'declined') throw errors.cardDeclined(driven.declineReason ?? 'generic_decline');
+    if (driven.state === 'pending') throw errors.cardNetworkUnavailable();
+    return view(driven);
+  }
+
+  async list(accountId: string): Promise<TopUpView[]> {
+    const rows = await this.deps.sql<Row[]>`
+      select ${this.deps.sql.unsafe(COLUMNS)} from top_ups where account_id = ${accountId} order by created_at desc, id limit 1000`;
+    return rows.map(view);
+  }
+
+  /** Drives every top-up left pending (its card call got no answer, or the process stopped). */
+  async recover(): Promise<number> {
+    const rows = await this.deps.sql<Row[]>`select ${this.deps.sql.unsafe(COLUMNS)} from top_ups where state = 'pending' order by created_at limit 1000`;
+    for (const row of rows) await this.drive(row);
+    return rows.length;
+  }
+
+  private async drive(row: Row): Promise<Row> {
+    if (row.state !== 'pending') return row;
+    const { sql, gateway, log } = this.deps;
+    const [account] = await sql<{ cardToken: string }[]>`select card_token as "cardToken" from accounts where id = ${row.accountId}`;
+    try {
+      const hold = await gateway.authorize({
+        token: account!.cardToken,
+        amountMicros: row.amountMicros,
+        currency: row.currency,
+        // Not a session id: reconciliation leaves it alone, and the capture follows at once.
+        reference: `topup:${row.id}`,
+        idempotencyKey: keys.authorize(row.id),
+      });
+      const capture = await gateway.capture({ holdId: hold.holdId, amountMicros: row.amountMicros, idempotencyKey: keys.capture(row.id) });
+      return await this.settle(row, { state: 'charged', chargeId: capture.captureId, authorizationNumber: capture.authorizationNumber, declineReason: null });
+    } catch (error) {
+      if (error instanceof CardDeclinedError) {
+        return this.settle(row, { state: 'declined', chargeId: null, authorizationNumber: null, declineReason: error.reason });
+      }
+      log.warn({ topUpId: row.id, err: String(error) }, 'top-up not charged yet; it is driven again later');
+      if (error instanceof CardNetworkUnavailableError) return row;
+      throw error;
+    }
+  }
+
+  /** Marks the top-up settled and, if charged, adds it to the balance: once, in one transaction. */
+  private settle(row: Row, outcome: { state: 'charged' | 'declined'; chargeId: string | null; authorizationNumber: string | null; declineReason: string | null }): Promise<Row> {
+    return transaction(this.deps.sql, async (tx) => {
+      const [settled] = await tx<Row[]>`
+        update top_ups set state = ${outcome.state}, charge_id = ${outcome.chargeId}, authorization_number = ${outcome.authorizationNumber},
+          decline_reason = ${outcome.declineReason}, settled_at = ${new Date(this.deps.clock.now())}
+        where id = ${row.id} and state = 'pending'
+        returning ${tx.unsafe(COLUMNS)}`;
+      if (!settled) return (await tx<Row[]>`select ${tx.unsafe(COLUMNS)} from top_ups where id = ${row.id}`)[0]!;
+      if (outcome.state === 'charged') await tx`update accounts set balance_micros = balance_micros + ${row.amountMicros} where id = ${row.accountId}`;
+      return settled;
+    });
+  }
+}

@@ -1,0 +1,112 @@
+import { stringify } from 'csv-stringify/sync';
+import PDFDocument from 'pdfkit';
+import { formatAmount } from '../billing/money.js';
+import type { StoredStatement } from './statement-sql.js';
+
+export interface StatementView {
+  id: string;
+  period: 'month' | 'week';
+  periodStart: string;
+  periodEnd: string;
+  currency: string;
+  /** `due`: what postpaid sessions owe, charged to the card with this statement (`charge`). */
+  totals: { charges: string; paidByCard: string; paidFromBalance: string; topUps: string; due: string };
+  charge: { state: 'none' | 'pending' | 'charged' | 'declined'; chargeId: string | null; declineReason: string | null };
+  sessions: {
+    sessionId: string;
+    serviceId: string;
+    service: string;
+    startedAt: string | null;
+    endedAt: string | null;
+    minutes: number;
+    uses: number;
+    charge: string;
+    paidFrom: 'card' | 'balance' | 'postpaid';
+    chargeSlipId: string;
+    capturedAt: string;
+  }[];
+  topUps: { topUpId: string; amount: string; chargeId: string | null; at: string }[];
+  producedAt: string;
+}
+
+/** A statement as the API shows it: amounts as decimal strings (DESIGN rule 4). */
+export function statementView(s: StoredStatement): StatementView {
+  return {
+    id: s.id,
+    period: s.period,
+    periodStart: s.periodStart.toISOString(),
+    periodEnd: s.periodEnd.toISOString(),
+    currency: s.currency,
+    totals: {
+      charges: formatAmount(s.chargesMicros),
+      paidByCard: formatAmount(s.paidByCardMicros),
+      paidFromBalance: formatAmount(s.paidFromBalanceMicros),
+      topUps: formatAmount(s.topUpsMicros),
+      due: formatAmount(s.dueMicros),
+    },
+    charge: { state: s.chargeState, chargeId: s.chargeId, declineReason: s.chargeDeclineReason },
+    sessions: s.lines.flatMap((line) => {
+      if (line.kind !== 'session') return [];
+      const { kind: _kind, chargeMicros, ...rest } = line;
+      return [{ ...rest, charge: formatAmount(BigInt(chargeMicros)) }];
+    }),
+    topUps: s.lines.flatMap((line) => (line.kind === 'top_up' ? [{ topUpId: line.topUpId, amount: formatAmount(BigInt(line.amountMicros)), chargeId: line.chargeId, at: line.at }] : [])),
+    producedAt: s.producedAt.toISOString(),
+  };
+}
+
+const CSV_COLUMNS = ['kind', 'id', 'service', 'startedAt', 'endedAt', 'minutes', 'uses', 'amount', 'paidFrom', 'at'];
+
+/** One row per line, then the totals; formulas escaped (OWASP's CSV injection advice), as the session log does. */
+export function statementCsv(view: StatementView): string {
+  const rows = [
+    ...view.sessions.map((s) => ({ kind: 'session', id: s.sessionId, service: s.service, startedAt: s.startedAt, endedAt: s.endedAt, minutes: s.minutes, uses: s.uses, amount: s.charge, paidFrom: s.paidFrom, at: s.capturedAt })),
+    ...view.topUps.map((t) => ({ kind: 'top_up', id: t.topUpId, amount: t.amount, paidFrom: 'card', at: t.at })),
+    { kind: 'total_charges', amount: view.totals.charges },
+    { kind: 'total_paid_by_card', amount: view.totals.paidByCard },
+    { kind: 'total_paid_from_balance', amount: view.totals.paidFromBalance },
+    { kind: 'total_top_ups', amount: view.totals.topUps },
+    { kind: 'total_due', amount: view.totals.due },
+  ];
+  return stringify(rows, { header: true, columns: CSV_COLUMNS, cast: { number: (n) => String(n) }, escape_formulas: true });
+}
+
+/**
+ * The statement as a PDF (pdfkit: maintained, pure JavaScript, the standard PDF fonts built in,
+ * so nothing is fetched or installed beside it). Plain text lines: what a customer files away.
+ */
+export function statementPdf(view: StatementView, customer: { name: string; email: string }): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const doc = new PDFDocument({ size: 'A4', margin: 50, info: { Title: `tollgate statement ${view.periodStart.slice(0, 10)}`, Author: 'tollgate' } });
+    const chunks: Buffer[] = [];
+    doc.on('data', (chunk: Buffer) => chunks.push(chunk));
+    doc.on('end', () => resolve(Buffer.concat(chunks)));
+    doc.on('error', reject);
+    doc.font('Helvetica-Bold').fontSize(16).text('Statement');
+    doc.font('Helvetica').fontSize(10).moveDown(0.5);
+    doc.text(`${customer.name} <${customer.email}>`);
+    doc.text(`Period: ${view.periodStart} to ${view.periodEnd} (${view.period}), ${view.currency}`);
+    doc.text(`Statement ${view.id}, produced ${view.producedAt}`);
+    doc.moveDown();
+    doc.font('Helvetica-Bold').text('Sessions');
+    doc.font('Helvetica');
+    if (view.sessions.length === 0) doc.text('None.');
+    for (const s of view.sessions) {
+      doc.text(`${s.startedAt ?? '-'}  ${s.service}  ${s.minutes} min  ${s.uses} uses  ${s.charge} ${view.currency}  (${s.paidFrom})`);
+    }
+    doc.moveDown();
+    doc.font('Helvetica-Bold').text('Top-ups');
+    doc.font('Helvetica');
+    if (view.topUps.length === 0) doc.text('None.');
+    for (const t of view.topUps) doc.text(`${t.at}  ${t.amount} ${view.currency}`);
+    doc.moveDown();
+    doc.font('Helvetica-Bold').text('Totals');
+    doc.font('Helvetica');
+    doc.text(`Charges: ${view.totals.charges}`);
+    doc.text(`Paid by card: ${view.totals.paidByCard}`);
+    doc.text(`Paid from the prepaid balance: ${view.totals.paidFromBalance}`);
+    doc.text(`Top-ups charged to the card: ${view.totals.topUps}`);
+    doc.text(`Due (postpaid), charged to the card with this statement: ${view.totals.due}`);
+    doc.end();
+  });
+}

@@ -1,0 +1,56 @@
+import type { SessionView } from '../../sessions/session-view.js';
+
+const ENDINGS: Record<string, string> = {
+  logoff: 'You logged off.',
+  charge_limit: 'The session reached its charge limit and was interrupted.',
+  time_limit: 'The session reached its time limit and was interrupted.',
+  ops_terminated: 'An operator ended the session.',
+  declined: 'The card company declined the session.',
+};
+
+/** What the live session page shows, computed on the server at its clock's now (the page only displays it). */
+export interface SessionLive {
+  state: string;
+  /** Started and not ended: the session can be extended and logged off. */
+  running: boolean;
+  ended: boolean;
+  endedText: string | null;
+  accrued: string;
+  charge: string | null;
+  maxCharge: string;
+  currency: string;
+  /** Whole seconds until the cutoff, while running. */
+  secondsLeft: number | null;
+  timeLeft: string;
+  cutoffAt: string | null;
+  chargeSlip: { id: string; authorizationNumber: string; amount: string } | null;
+}
+
+export function sessionLive(view: SessionView, now: number): SessionLive {
+  const running = view.startedAt !== null && view.endedAt === null;
+  const ended = view.endedAt !== null || view.declineReason !== null;
+  const secondsLeft = running && view.cutoffAt ? Math.max(0, Math.ceil((Date.parse(view.cutoffAt) - now) / 1000)) : null;
+  return {
+    state: view.state,
+    running,
+    ended,
+    endedText: ended ? (ENDINGS[view.endReason ?? (view.declineReason ? 'declined' : '')] ?? 'The session has ended.') : null,
+    accrued: view.accrued,
+    charge: view.charge,
+    maxCharge: view.maxCharge,
+    currency: view.currency,
+    secondsLeft,
+    timeLeft: formatSeconds(secondsLeft),
+    cutoffAt: view.cutoffAt,
+    chargeSlip: view.chargeSlip,
+  };
+}
+
+/** "1 h 02 min 05 s": time left in words a person reads at a glance. */
+export function formatSeconds(seconds: number | null): string {
+  if (seconds === null) return '—';
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return h > 0 ? `${h} h ${String(m).padStart(2, '0')} min ${String(s).padStart(2, '0')} s` : `${m} min ${String(s).padStart(2, '0')} s`;
+}

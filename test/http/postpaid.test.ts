@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp } from '../helpers/customers.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
+let tollgate: TestTollgate;
+let serviceId: string;
+let ops: Record<string, string>;
+beforeAll(async () => {
+  tollgate = await startTestTollgate({ clock });
+  ops = { authorization: `Bearer ${tollgate.adminToken}` };
+  ({ serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' }));
+});
+afterAll(() => tollgate.stop());
+
+type Headers = Record<string, string>;
+const call = (method: 'GET' | 'POST' | 'PATCH', url: string, headers: Headers, payload?: object) =>
+  tollgate.app.inject({ method, url, headers, ...(payload && { payload }) });
+
+describe('a postpaid account', () => {
+  it('is set by an operator, runs sessions past its outstanding limit with no card call, and pays with its statement', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const set = await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+    expect(set.json().account.paymentMode).toBe('postpaid');
+    const audit = (await call('GET', `/v1/ops/audit?targetType=account&targetId=${customer.account.id}`, ops)).json().entries;
+    expect(audit[0]).toMatchObject({ action: 'account.payment_mode', before: { paymentMode: 'card' }, after: { paymentMode: 'postpaid', reason: 'ISP contract' } });
+    expect((await call('PATCH', '/v1/account', customer.auth, { paymentMode: 'card' })).json().code).toBe('PAYMENT_MODE_SET_BY_OPERATORS');
+
+    const network = sandbox(tollgate.cardNetworkUrl);
+    const authorizationsBefore = (await network.calls()).authorize ?? 0;
+    const first = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
+    const second = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
+    expect([first.state, second.state]).toEqual(['active', 'active']);
+    expect((await network.calls()).authorize ?? 0).toBe(authorizationsBefore);
+
+    // 20 minutes at 0.60: 12.00, past the 10.00 outstanding limit; metered, shown, not cut.
+    clock.advance(20 * 60_000);
+    const running = (await call('GET', `/v1/sessions/${first.id}`, customer.auth)).json();
+    expect(running).toMatchObject({ state: 'active', accrued: '12.00' });
+    const ended = await Promise.all([first, second].map(async (s) => (await call('POST', `/v1/sessions/${s.id}/logoff`, customer.auth)).json()));
+    expect(ended.map((s) => [s.state, s.charge])).toEqual([
+      ['settled', '12.00'],
+      ['settled', '12.00'],
+    ]);
+    expect((await call('GET', '/v1/account', customer.auth)).json().account).toMatchObject({ reserved: '0.00', balance: '0.00' });
+    expect((await network.calls()).authorize ?? 0).toBe(authorizationsBefore);
+
+    clock.set(Date.UTC(2026, 11, 1, 0, 0, 0));
+    const charged = async () => (await call('GET', '/v1/account/statements', customer.auth)).json().statements[0];
+    await expect.poll(async () => (await charged())?.charge.state).toBe('charged');
+    const statement = await charged();
+    expect(statement.totals).toEqual({ charges: '24.00', paidByCard: '0.00', paidFromBalance: '0.00', topUps: '0.00', due: '24.00' });
+    expect(statement.sessions.map((s: { paidFrom: string }) => s.paidFrom)).toEqual(['postpaid', 'postpaid']);
+    const captures = await network.captures();
+    expect(captures.filter((c) => c.id === statement.charge.chargeId)).toEqual([expect.objectContaining({ amount: '24.00' })]);
+  });
+});

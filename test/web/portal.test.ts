@@ -1,0 +1,140 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { createService, VISA_OK } from '../helpers/customers.js';
+import { WebClient } from '../helpers/web-client.js';
+
+let tollgate: TestTollgate;
+let serviceId: string;
+const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+
+beforeAll(async () => {
+  tollgate = await startTestTollgate({ clock });
+  ({ serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60', maxUsers: 2 }));
+});
+afterAll(async () => {
+  await tollgate?.stop();
+});
+
+const goodForm = () => ({
+  name: 'Grace Hopper',
+  email: `grace-${randomUUID()}@example.com`,
+  password: 'cobol compiler',
+  'card.number': VISA_OK,
+  'card.expMonth': '12',
+  'card.expYear': '2031',
+  'card.cvc': '123',
+  estimatedStorageGb: '20',
+  estimatedProcessingHours: '3.5',
+  outstandingLimit: '50.00',
+});
+
+describe('the customer portal over HTTP', () => {
+  it('serves the catalogue as a page with its script and stylesheet from tollgate itself', async () => {
+    const web = new WebClient(tollgate.app);
+    const page = await web.get('/');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toContain('text/html');
+    expect(page.body).toContain(`data-service="${serviceId}"`);
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect((await web.get('/assets/portal.js')).statusCode).toBe(200);
+    expect((await web.get('/assets/site.css')).statusCode).toBe(200);
+  });
+
+  it('shows each sign-up error next to its field and keeps what was typed, except the card number and the CVC', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    const page = await web.post('/signup', { ...goodForm(), email: 'not an e-mail', 'card.expMonth': '13', outstandingLimit: 'lots' });
+    expect(page.statusCode).toBe(400);
+    expect(page.body).toMatch(/id="f-email-error">E-mail must be an e-mail address/);
+    expect(page.body).toMatch(/id="f-card-expMonth-error">Expiry month must be at most 12/);
+    expect(page.body).toMatch(/id="f-outstandingLimit-error">Outstanding limit must be a decimal string/);
+    expect(page.body).toContain('value="Grace Hopper"');
+    expect(page.body).toContain('value="not an e-mail"');
+    expect(page.body).toContain('value="cobol compiler"');
+    expect(page.body).not.toContain(VISA_OK);
+    expect(page.body).not.toContain('value="123"');
+    expect(tollgate.cardNetworkUrl).toBeTruthy();
+  });
+
+  it('shows what the card network says next to the card number, and a taken e-mail next to the e-mail', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    const form = goodForm();
+    // Digits that pass the form's check, and fail the card network's (Luhn).
+    const invalid = await web.post('/signup', { ...form, 'card.number': '4242424242424241' });
+    expect(invalid.statusCode).toBe(400);
+    expect(invalid.body).toMatch(/id="f-card-number-error">Card number: the card number is not valid/);
+    await web.post('/signup', form);
+    const again = new WebClient(tollgate.app);
+    await again.get('/signup');
+    const taken = await again.post('/signup', form);
+    expect(taken.statusCode).toBe(409);
+    expect(taken.body).toContain('id="f-email-error">An account with this e-mail already exists');
+  });
+
+  it('refuses a form without its CSRF token, with a stable code', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    const page = await web.post('/signup', goodForm(), { csrf: false });
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain('CSRF_TOKEN_INVALID');
+  });
+
+  it('signs up into an HttpOnly SameSite cookie session that the account page and log-out use', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    const signedUp = await web.post('/signup', goodForm());
+    expect(signedUp.statusCode).toBe(303);
+    expect(signedUp.headers.location).toBe('/account');
+    const cookie = signedUp.cookies.find((c) => c.name === 'tg_session')!;
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
+    const account = await web.get('/account');
+    expect(account.statusCode).toBe(200);
+    expect(account.body).toContain('visa ending 4242');
+    // The cookie holds the very token the JSON API takes as a bearer token.
+    const api = await tollgate.app.inject({ method: 'GET', url: '/v1/account', headers: { authorization: `Bearer ${cookie.value}` } });
+    expect(api.statusCode).toBe(200);
+    expect((await web.post('/logout', {})).statusCode).toBe(303);
+    const after = await tollgate.app.inject({ method: 'GET', url: '/v1/account', headers: { authorization: `Bearer ${cookie.value}` } });
+    expect(after.statusCode).toBe(401);
+    const again = await web.get('/account');
+    expect(again.statusCode).toBe(303);
+    expect(again.headers.location).toBe('/login?next=%2Faccount');
+  });
+
+  it('opens a session from the catalogue and logs off from its page, showing the charge slip', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    await web.post('/signup', goodForm());
+    await web.get(`/services/${serviceId}/open`);
+    const opened = await web.post(`/services/${serviceId}/open`, { maxMinutes: '10', maxCharge: '', waitSeconds: '0' });
+    expect(opened.statusCode, opened.body).toBe(303);
+    const sessionUrl = opened.headers.location as string;
+    const page = await web.get(sessionUrl);
+    expect(page.body).toContain('data-field="state">active');
+    // The service opens through the edge in a new tab, with the session's access token once.
+    expect(page.body).toMatch(new RegExp(`href="http://localhost(:\\d+)?/edge/${sessionUrl.split('/').pop()}/\\?access_token=[^"]+" target="_blank"`));
+    clock.advance(90_000);
+    expect((await web.get(sessionUrl)).body).toContain('<output data-field="accrued">0.90</output>');
+    const loggedOff = await web.post(`${sessionUrl}/logoff`, {});
+    expect(loggedOff.statusCode).toBe(303);
+    const after = await web.get(loggedOff.headers.location as string);
+    expect(after.body).toMatch(/Charge slip [^:]+: [\d.]+ USD/);
+  });
+
+  it('ends its open event streams when tollgate closes, so a page left open never holds the shutdown', async () => {
+    const own = await startTestTollgate();
+    const base = await own.app.listen({ port: 0, host: '127.0.0.1' });
+    const response = await fetch(`${base}/catalogue/events`);
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    const reader = response.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toMatch(/^data: \{"services":\[/);
+    const started = Date.now();
+    await own.stop();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect((await reader.read()).done).toBe(true);
+  });
+});
