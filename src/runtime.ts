@@ -58,6 +58,8 @@ export interface Tollgate {
   journal: Journal;
   /** Domain events, after commit. */
   events: EventBus;
+  /** The edge's table of live sessions (src/edge/live-sessions.ts). */
+  live: LiveSessions;
   admission: Admission;
   occupancy: OccupancyStore;
   gateway: CardGateway;
@@ -288,6 +290,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     queries,
     journal,
     events,
+    live,
     admission,
     occupancy,
     gateway,

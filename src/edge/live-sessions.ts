@@ -33,6 +33,9 @@ export interface LiveSession {
   token?: string;
 }
 
+/** How many of the latest cuts at a cutoff are remembered for their lateness (the benchmark reads them). */
+const LATENESS_KEPT = 10_000;
+
 /** How long an ended session is remembered, so its token is told why (402) without a query. */
 const REMEMBER_ENDED_MS = 600_000;
 
@@ -59,6 +62,7 @@ export class LiveSessions {
   private readonly sessions = new Map<string, LiveSession>();
   private readonly deadlines: DeadlineScheduler;
   private readonly endedListeners = new Set<(session: LiveSession) => void>();
+  private readonly lateness: number[] = [];
 
   constructor(private readonly deps: { clock: Clock; log: Logger }) {
     this.deadlines = new DeadlineScheduler(deps.clock, (key) => this.due(key));
@@ -71,6 +75,11 @@ export class LiveSessions {
   /** Every session the edge holds, ended ones included (for flushing their counts). */
   all(): IterableIterator<LiveSession> {
     return this.sessions.values();
+  }
+
+  /** How late (ms) the edge's deadline ran the latest cuts at a cutoff: the event loop's share of a cut's delay. */
+  cutLateness(): readonly number[] {
+    return this.lateness;
   }
 
   onEnded(listener: (session: LiveSession) => void): () => void {
@@ -176,6 +185,8 @@ export class LiveSessions {
       return;
     }
     // The edge's own cut: at the stored instant, whatever the supervisor is doing (rule 15).
+    if (this.lateness.length >= LATENESS_KEPT) this.lateness.shift();
+    this.lateness.push(this.deps.clock.now() - session.cutoffAt);
     this.end(sessionId, { reason: session.cutoffReason, at: session.cutoffAt });
   }
 

@@ -37,6 +37,8 @@ export interface CutDistribution {
 
 export interface EdgePhase {
   haproxyVersion: string | null;
+  /** How late tollgate's own deadline ran each session's cut (its event loop's share of the delay). */
+  edgeLateness: { count: number; p50Ms: number; p99Ms: number; maxMs: number } | null;
   loads: EdgeLoadRow[];
   cuts: CutDistribution[];
   sessions: number;
@@ -243,8 +245,12 @@ export async function measureEdge(
       cutDistribution('websocket', wsDelays, sockets.length, wsResults.filter((r) => r.code === 4402).length),
       cutDistribution('all', [...sseDelays, ...wsDelays], sse.length + sockets.length),
     ];
+    const lateness = await server.request<number[]>('edge-cut-lateness').catch(() => null);
+    const lateDistribution = lateness && lateness.length > 0 ? distribution(lateness) : null;
+    const edgeLateness = lateDistribution && lateness ? { count: lateness.length, p50Ms: round(lateDistribution.p50, 1), p99Ms: round(lateDistribution.p99, 1), maxMs: round(lateDistribution.max, 1) } : null;
+    if (edgeLateness) say(`  the edge's deadline ran its ${edgeLateness.count} cuts p50 ${edgeLateness.p50Ms} ms, p99 ${edgeLateness.p99Ms} ms late`);
     for (const c of cuts) say(`  cut delay (${c.kind}, n=${c.cut}): p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms, max ${c.maxMs} ms`);
-    return { haproxyVersion: haproxy?.version ?? null, loads, cuts, sessions };
+    return { haproxyVersion: haproxy?.version ?? null, edgeLateness, loads, cuts, sessions };
   } finally {
     if (haproxy) {
       haproxy.process.kill('SIGTERM');

@@ -248,24 +248,27 @@ export function toJson(results: BenchResults) {
       restore: results.restore?.profile ?? null,
     },
     heapPerSession: (results.concurrent?.rows ?? []).filter((r) => r.heap).map((r) => ({ sessions: r.sessions, ...r.heap! })),
-    edge: results.edge
-      ? {
-          haproxyVersion: results.edge.haproxyVersion,
-          loads: results.edge.loads.map((l) => ({
-            concurrency: l.concurrency,
-            direct: edgeLoadJson(l.direct),
-            haproxy: l.haproxy ? edgeLoadJson(l.haproxy) : null,
-            edge: edgeLoadJson(l.edge),
-            edgeAddedP50Ms: round(l.edge.p50Ms - l.direct.p50Ms, 2),
-            edgeAddedP99Ms: round(l.edge.p99Ms - l.direct.p99Ms, 2),
-            haproxyAddedP50Ms: l.haproxy ? round(l.haproxy.p50Ms - l.direct.p50Ms, 2) : null,
-            haproxyAddedP99Ms: l.haproxy ? round(l.haproxy.p99Ms - l.direct.p99Ms, 2) : null,
-          })),
-          cuts: results.edge.cuts,
-          sessions: results.edge.sessions,
-        }
-      : null,
+    edge: results.edge ? edgeJson(results.edge) : null,
     errors: results.errors,
+  };
+}
+
+function edgeJson(edge: EdgePhase) {
+  return {
+    haproxyVersion: edge.haproxyVersion,
+    loads: edge.loads.map((l) => ({
+      concurrency: l.concurrency,
+      direct: edgeLoadJson(l.direct),
+      haproxy: l.haproxy ? edgeLoadJson(l.haproxy) : null,
+      edge: edgeLoadJson(l.edge),
+      edgeAddedP50Ms: round(l.edge.p50Ms - l.direct.p50Ms, 2),
+      edgeAddedP99Ms: round(l.edge.p99Ms - l.direct.p99Ms, 2),
+      haproxyAddedP50Ms: l.haproxy ? round(l.haproxy.p50Ms - l.direct.p50Ms, 2) : null,
+      haproxyAddedP99Ms: l.haproxy ? round(l.haproxy.p99Ms - l.direct.p99Ms, 2) : null,
+    })),
+    cuts: edge.cuts,
+    edgeLateness: edge.edgeLateness ?? null,
+    sessions: edge.sessions,
   };
 }
 
@@ -579,7 +582,7 @@ export function toMarkdown(results: BenchResults): string {
     out.push('Not measured.', '');
   }
 
-  out.push(...edgeSection(results.edge ?? null));
+  out.push(EDGE_BEGIN, ...edgeSection(results.edge ?? null), EDGE_END, '');
 
   // Where the time and memory go.
   out.push('## Where the time and memory go', '');
@@ -712,5 +715,42 @@ export function edgeSection(e: EdgePhase | null): string[] {
     ),
     '',
   );
+  if (e.edgeLateness) {
+    out.push(
+      `Of that delay, tollgate's own deadline ran its ${e.edgeLateness.count} session cuts p50 ${e.edgeLateness.p50Ms} ms, p99 ${e.edgeLateness.p99Ms} ms, max ${e.edgeLateness.maxMs} ms after the cutoff (its event loop's share); the rest is the cut travelling to the client and the client noticing, on the same busy cores.`,
+      '',
+    );
+  }
   return out;
+}
+
+export const EDGE_BEGIN = '<!-- edge:begin (npm run bench:edge rewrites this section alone) -->';
+export const EDGE_END = '<!-- edge:end -->';
+
+/**
+ * `npm run bench:edge`: phase 8 alone, written into the existing docs/benchmarks.{md,json} (its
+ * section, its JSON key and its two targets), the other phases' figures left as their last full
+ * run wrote them; a full `npm run bench` rewrites everything.
+ */
+export async function spliceEdgeReport(results: BenchResults, docsDir: string): Promise<{ md: string; json: string }> {
+  const json = path.join(docsDir, 'benchmarks.json');
+  const md = path.join(docsDir, 'benchmarks.md');
+  const edgeTargets = targetsOf(results).filter((t) => t.name.startsWith('edge:'));
+  const previous = JSON.parse(await readFile(json, 'utf8').catch(() => '{}')) as { targets?: { name: string }[] };
+  const targets = [...(previous.targets ?? []).filter((t) => !t.name.startsWith('edge:')), ...edgeTargets];
+  await writeFile(json, `${JSON.stringify({ ...previous, targets, edge: results.edge ? { ...edgeJson(results.edge), run: results.run, machine: results.machine } : null }, null, 2)}\n`);
+  const note = `Measured by \`npm run bench:edge\` (${results.run.startedAt}, ${results.run.seconds} s; load average at its start ${results.machine.loadAverageAtStart.join(', ')}), apart from the full run above. Targets: ${edgeTargets.map((t) => `${t.name} ${t.target}: ${t.measured}, ${yes(t.met)}`).join('; ')}.`;
+  const section = [EDGE_BEGIN, ...edgeSection(results.edge ?? null), note, '', EDGE_END].join('\n');
+  const text = await readFile(md, 'utf8').catch(() => '');
+  const begin = text.indexOf(EDGE_BEGIN);
+  const end = text.indexOf(EDGE_END);
+  const where = text.indexOf('## Where the time and memory go');
+  const next =
+    begin >= 0 && end > begin
+      ? `${text.slice(0, begin)}${section}${text.slice(end + EDGE_END.length)}`
+      : where >= 0
+        ? `${text.slice(0, where)}${section}\n\n${text.slice(where)}`
+        : `${text.trimEnd()}\n\n${section}\n`;
+  await writeFile(md, next);
+  return { md, json };
 }

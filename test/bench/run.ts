@@ -12,7 +12,7 @@ import { machineInfo } from './machine-info.js';
 import { measureOpens, type OpensPhase } from './opens.js';
 import { prepareTollgateDatabase, startCluster, type BenchCluster } from './pg.js';
 import { postgresPids } from './procstat.js';
-import { type BenchResults, targetsOf, writeReport } from './report.js';
+import { type BenchResults, spliceEdgeReport, targetsOf, writeReport } from './report.js';
 import { measureReports } from './reports.js';
 import { measureRestore } from './restore.js';
 import { measureSandboxLatency } from './sandbox-latency.js';
@@ -272,7 +272,8 @@ const results: BenchResults = {
   edge,
   errors,
 };
-const written = await writeReport(results, docsDir);
+// BENCH_SPLICE_EDGE=1 (npm run bench:edge): phase 8's section alone goes into the existing docs.
+const written = env.BENCH_SPLICE_EDGE === '1' ? await spliceEdgeReport(results, docsDir) : await writeReport(results, docsDir);
 for (const t of targetsOf(results)) say(`target ${t.name}: ${t.measured} (wanted ${t.target}) ${t.met === null ? 'not measured' : t.met ? 'met' : 'MISSED'}`);
 say(`wrote ${path.relative(REPO_ROOT, written.md)} and ${path.relative(REPO_ROOT, written.json)} in ${results.run.seconds} s`);
 await cleanup();

@@ -25,6 +25,7 @@ serveParent(
   {
     ...instrumentHandlers,
     live: () => tollgate.supervisor.liveCount,
+    'edge-cut-lateness': () => [...tollgate.live.cutLateness()],
     close: async () => {
       await tollgate.close();
       return true;

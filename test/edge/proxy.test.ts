@@ -162,6 +162,34 @@ describe('the cut', () => {
   });
 });
 
+describe('the cut, under more', () => {
+  it('answers 402 to a request still waiting for its upstream when an operator terminates the session', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const waiting = fetch(through(session.access, '/slow'), { headers: bearer(session.access.token) });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const terminated = await call(base, 'POST', `/v1/ops/sessions/${session.id}/terminate`, tollgate.adminToken);
+    expect(terminated.status).toBe(200);
+    const answer = await waiting;
+    expect(answer.status).toBe(402);
+    expect(await answer.json()).toMatchObject({ code: 'SESSION_ENDED', endReason: 'ops_terminated' });
+  });
+
+  it('holds 150 streams of one session open at once (more than the 128 connections an upstream pool often allows) and cuts them all at logoff', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const openBefore = upstream.streams.open;
+    const reads = Array.from({ length: 150 }, () => readUntilEnd(through(session.access, '/events'), session.access.token));
+    for (let i = 0; i < 200 && upstream.streams.open - openBefore < 150; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(upstream.streams.open - openBefore).toBe(150);
+    // A stream cut the moment its headers arrive has no tick yet; a moment later each has some.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token)).status).toBe(200);
+    const ended = await Promise.all(reads);
+    expect(ended.map((r) => `${r.status} ${r.broken}`)).toEqual(Array.from({ length: 150 }, () => '200 true'));
+  });
+});
+
 describe('the record', () => {
   it('counts requests, bytes each way and connections cut, in the view, the history and the marketing log', async () => {
     const ada = await customer(base);
