@@ -60,7 +60,9 @@ export class Edge {
    * reaches the limit is charged and cuts the session, which the cut then shows.
    */
   async charge(pass: Pass): Promise<void> {
-    await this.deps.meter?.(pass.session.sessionId);
+    // Asked once per session: the edge's own table answers for the rest (DESIGN rule 15).
+    if (!this.deps.meter || pass.session.perRequest === false) return;
+    pass.session.perRequest = await this.deps.meter(pass.session.sessionId);
   }
 
   tokenFor(sessionId: string): string {

@@ -31,6 +31,8 @@ export interface LiveSession {
   traffic: Traffic;
   /** The session's access token once one was checked, so the next is a comparison, not an HMAC. */
   token?: string;
+  /** Whether its tariff charges each request, once the first request found out (a session keeps its tariff). */
+  perRequest?: boolean;
 }
 
 /** How many of the latest cuts at a cutoff are remembered for their lateness (the benchmark reads them). */
