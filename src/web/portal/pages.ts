@@ -155,6 +155,23 @@ function slipText(live: SessionLive): string {
 /** Where the customer reaches the service while the session runs: the edge, with the session's access token once (the edge trades it for a cookie). */
 export type ServiceLink = string | null;
 
+/** The charge itemized (tariff segments, uses, the minimum), as the charge slip has it; it adds up to the charge. */
+function breakdown(view: SessionView): SafeHtml | string {
+  if (view.lines.length === 0) return '';
+  const hhmm = (at: string) => `${at.slice(11, 19)} UTC`;
+  return html`<table class="breakdown">
+<caption>Price breakdown${view.charge === null ? ' so far' : ''}</caption>
+<thead><tr><th scope="col">What</th><th scope="col">Price</th><th scope="col">Charge</th></tr></thead>
+<tbody>${view.lines.map((line) =>
+    line.kind === 'time'
+      ? html`<tr><th scope="row">${hhmm(line.from)} to ${hhmm(line.to)} (${line.seconds} s)</th><td>${line.pricePerMinute} ${view.currency} a minute</td><td>${line.charge}</td></tr>`
+      : line.kind === 'uses'
+        ? html`<tr><th scope="row">${line.units} uses</th><td>${view.tariff.perUse ? `${view.tariff.perUse.price} ${view.currency} each` : ''}</td><td>${line.charge}</td></tr>`
+        : html`<tr><th scope="row">Minimum charge</th><td></td><td>${line.charge}</td></tr>`,
+  )}</tbody>
+</table>`;
+}
+
 export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: string, now: number, serviceLink: ServiceLink = null): SafeHtml {
   const live = sessionLive(view, now);
   return portalPage(
@@ -171,6 +188,7 @@ export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: 
 <p class="notice" data-field="warning" role="alert"${live.warning ? '' : html` hidden`}>${live.warning ?? ''}</p>
 <p class="ended" data-field="endedText" role="status" aria-live="polite"${live.ended ? '' : html` hidden`}>${live.endedText ?? ''}</p>
 <p class="slip" data-field="slip"${live.chargeSlip ? '' : html` hidden`}>${slipText(live)}</p>
+${breakdown(view)}
 <div class="actions" data-show="running"${live.running ? '' : html` hidden`}>
 ${serviceLink ? html`<p><a class="button" href="${serviceLink}" target="_blank" rel="noopener noreferrer">Open ${serviceName} in a new tab</a></p>` : ''}
 <form method="post" action="/sessions/${view.id}/extend">
