@@ -59,9 +59,10 @@ export async function seedAccounts(sql: Sql, count: number): Promise<string[]> {
   await sql`
     insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb,
       estimated_processing_hours, card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency,
-      outstanding_limit_micros, created_at)
+      outstanding_limit_micros, created_at, statement_from, statement_due_at)
     select id, 'Seeded Customer', 'seeded-' || id || '@example.com', 'seeded-' || id || '@example.com', 'not-a-hash',
-      20, 3.5, 'tok_seeded', 'visa', '4242', 12, 2031, 'USD', 1000000000000000, ${now}
+      20, 3.5, 'tok_seeded', 'visa', '4242', 12, 2031, 'USD', 1000000000000000, ${now},
+      date_trunc('month', ${now}::timestamptz, 'UTC'), date_trunc('month', ${now}::timestamptz, 'UTC') + interval '1 month'
     from unnest(${ids}::uuid[]) as id`;
   return ids;
 }

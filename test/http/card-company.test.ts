@@ -242,8 +242,8 @@ describe('when the card company cannot be reached', () => {
       const accountId = randomUUID();
       await tollgate.sql`
         insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb, estimated_processing_hours,
-          card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency, outstanding_limit_micros, created_at)
-        values (${accountId}, 'x', 'x@example.com', ${`${accountId}@example.com`}, 'x', 1, 1, 'tok_x', 'visa', '4242', 1, 2031, 'USD', 10000000, now())`;
+          card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency, outstanding_limit_micros, created_at, statement_from, statement_due_at)
+        values (${accountId}, 'x', 'x@example.com', ${`${accountId}@example.com`}, 'x', 1, 1, 'tok_x', 'visa', '4242', 1, 2031, 'USD', 10000000, now(), now(), now() + interval '1 month')`;
       const { insertToken } = await import('../../src/accounts/tokens.js');
       const { token } = await insertToken(tollgate.sql, accountId, { idleMs: 3_600_000, maxAgeMs: 3_600_000 }, Date.now());
       const auth = { authorization: `Bearer ${token}` };
