@@ -41,7 +41,8 @@ export async function buildForBench(root: string): Promise<{ dir: string; second
     diagnostics = (out.match(/error TS\d+/g) ?? []).length;
     if (!existsSync(path.join(dir, 'test/bench/hold-child.js'))) throw error;
   }
-  for (const assets of ['src/db/migrations', 'src/payments/sandbox/migrations']) {
+  // The same folders as scripts/copy-assets.mjs copies for `npm run build`.
+  for (const assets of ['src/db/migrations', 'src/payments/sandbox/migrations', 'src/web/assets']) {
     cpSync(path.join(REPO_ROOT, assets), path.join(dir, assets), { recursive: true });
   }
   // ESM like the repository, and the repository's packages.

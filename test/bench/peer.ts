@@ -14,6 +14,7 @@ import { round, say } from './util.js';
  * `npm run bench` keeps) and docs/benchmarks.json (`peer`). Only ratios from one run count.
  *
  * Environment: PEER_KIT (default ../shared/peers/freeradius), PEER_PARALLEL (default "16 64"),
+ * PEER_REUSE=1 (the peer's last results, minutes old at most, instead of a new run.sh),
  * and the BENCH_* settings of `npm run bench` for tollgate's side.
  */
 const kit = path.resolve(REPO_ROOT, process.env.PEER_KIT ?? '../shared/peers/freeradius');
@@ -26,10 +27,14 @@ const run = (command: string, args: string[], env: Record<string, string> = {}) 
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.status}`);
 };
 
-say(`peer: FreeRADIUS kit at ${kit}; setup (idempotent: Debian packages, 10,000 users)`);
-run('bash', ['setup.sh']);
-say(`peer: run.sh at P = ${parallel} (about 1.5 minutes per P)`);
-run('bash', ['run.sh'], { PEER_PARALLEL: parallel });
+if (process.env.PEER_REUSE === '1') {
+  say('peer: PEER_REUSE=1, the last run.sh results are used');
+} else {
+  say(`peer: FreeRADIUS kit at ${kit}; setup (idempotent: Debian packages, 10,000 users)`);
+  run('bash', ['setup.sh']);
+  say(`peer: run.sh at P = ${parallel} (about 1.5 minutes per P)`);
+  run('bash', ['run.sh'], { PEER_PARALLEL: parallel });
+}
 const resultsRoot = path.join(stateDir, 'results');
 const latest = (await readdir(resultsRoot)).sort().at(-1);
 if (!latest) throw new Error(`run.sh left no results under ${resultsRoot}`);
