@@ -48,6 +48,9 @@ import { TrafficLedger } from './edge/traffic-ledger.js';
 import { startDemoUpstreams } from './demo/demo-upstreams.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./db/migrations/', import.meta.url));
+// Webhooks and suspensions need not follow a commit within milliseconds: each read of the
+// events is a transaction of its own, so a tenth of a second's commits are read together.
+const EVENT_CONSUMER_WAKE_DELAY_MS = 100;
 
 export interface Tollgate {
   app: FastifyInstance;
@@ -226,7 +229,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   await accountStates.start();
   // Webhooks: a durable consumer queues each subscribed event once per endpoint; the sender delivers them.
   const webhookQueue = new EventConsumer(
-    { sql, name: 'webhooks', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs },
+    { sql, name: 'webhooks', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS },
     queueDeliveries(() => deps.clock.now()),
   );
   const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
@@ -234,7 +237,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   webhookSender.start();
   // A capture refused for good suspends its account (src/accounts/capture-failures.ts).
   const captureFailures = new EventConsumer(
-    { sql, name: 'account-capture-failures', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs },
+    { sql, name: 'account-capture-failures', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS },
     suspendOnRefusedCaptures({ states: accountStates, clock: deps.clock }),
   );
   await captureFailures.start();

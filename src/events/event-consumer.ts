@@ -14,6 +14,12 @@ export interface EventConsumerOptions {
   /** A new consumer starts at the beginning of the stream, or with what comes next. */
   from?: 'start' | 'now';
   pollMs?: number;
+  /**
+   * How long a wake from the bus waits for more commits before reading (default 0). Each read
+   * that finds events moves the position in a transaction of its own: a consumer that does not
+   * need to answer within milliseconds reads many journal batches at once instead of one each.
+   */
+  wakeDelayMs?: number;
   batch?: number;
   /** Between failed attempts at a batch. */
   retryMs?: number;
@@ -104,7 +110,12 @@ export class EventConsumer {
       }
       this.wake = () => {
         this.wake = null;
-        done();
+        const delay = this.running ? (this.options.wakeDelayMs ?? 0) : 0;
+        if (delay === 0) done();
+        else {
+          clearTimeout(timer);
+          setTimeout(done, delay);
+        }
       };
     });
   }
