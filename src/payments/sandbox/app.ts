@@ -136,6 +136,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
   const keyed = async (purpose: string, text: string) =>
     createHmac('sha256', await installSalt()).update(`${purpose}\n${text}`).digest('hex');
 
+  // Calls on the one-statement path by idempotency key, while they run (see the decline below).
+  const quickInFlight = new Map<string, Promise<Answer | null>>();
   const delayFor = (behavior: Behavior) => (behavior.kind === 'slow' ? slowMs : 0);
 
   /**
@@ -215,7 +217,20 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
           fault?.fault === 'decline'
             ? async () => ({ ...problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }), transient: true })
             : planned;
-        const quick = fault?.fault === 'decline' || !atOnce ? null : await atOnce(parsed.data, request.params as Record<string, string>, { key, requestHash, now });
+        let quick: Answer | null = null;
+        if (fault?.fault !== 'decline' && atOnce) {
+          const run = atOnce(parsed.data, request.params as Record<string, string>, { key, requestHash, now });
+          quickInFlight.set(key, run);
+          try {
+            quick = await run;
+          } finally {
+            if (quickInFlight.get(key) === run) quickInFlight.delete(key);
+          }
+        } else {
+          // The one-statement path takes no lock on the key: a decline drawn for a retry waits
+          // for an earlier attempt still in it, and then replays what that attempt stored.
+          await quickInFlight.get(key)?.catch(() => null);
+        }
         answer = quick ?? (await once(key, requestHash, effect, now));
       } else if (fault?.fault === 'decline') {
         answer = problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' });
