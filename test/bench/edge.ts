@@ -5,7 +5,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { WebSocket } from 'ws';
 import { freePort } from '../../src/db/free-port.js';
-import { bootstrapAdminAt, GENEROUS_LIMITS } from '../helpers/operators.js';
+import { bootstrapAdminAt } from '../helpers/operators.js';
+import { BENCH_ADMIN_TOKEN, startPair } from './pair.js';
 import { signUpBody } from '../helpers/customers.js';
 import { type BenchChild, spawnChild } from './child.js';
 import { summarizeProfile } from './cpu-profile.js';
@@ -44,7 +45,7 @@ export interface EdgePhase {
   sessions: number;
 }
 
-const ADMIN_TOKEN = 'bench-edge-admin-token-0123456789';
+const ADMIN_TOKEN = BENCH_ADMIN_TOKEN;
 
 async function api(base: string, method: string, url: string, token: string | null, body?: unknown) {
   const response = await fetch(`${base}${url}`, {
@@ -160,19 +161,7 @@ export async function measureEdge(
     const db = await prepareTollgateDatabase(cluster, 'bench_edge', []);
     const upstream = await spawnChild<{ url: string }>('edge-upstream-child.ts', { label: 'upstream', env: {} });
     children.push(upstream);
-    const sandbox = await spawnChild<{ url: string }>('sandbox-child.ts', { label: 'sandbox', env: { DATABASE_URL: db.url } });
-    children.push(sandbox);
-    const server = await spawnChild<{ url: string }>('server-child.ts', {
-      label: 'tollgate',
-      env: {
-        DATABASE_URL: db.url,
-        CARD_NETWORK_URL: sandbox.ready.url,
-        TOLLGATE_DATA_DIR: path.join(options.root, 'data-edge'),
-        TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
-        ...GENEROUS_LIMITS,
-      },
-    });
-    children.push(server);
+    const { server } = await startPair(children, { databaseUrl: db.url, dataDir: path.join(options.root, 'data-edge') });
     const base = server.ready.url;
     const admin = await bootstrapAdminAt(base, ADMIN_TOKEN);
     const serverId = (await api(base, 'POST', '/v1/servers', admin, { name: 'edge-bench', maxUsers: 100_000 })).id as string;

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { GENEROUS_LIMITS } from '../helpers/operators.js';
-import { type BenchChild, spawnChild } from './child.js';
+import type { BenchChild } from './child.js';
+import { startPair } from './pair.js';
 import { measureOpens, type OpenRun } from './opens.js';
 import { prepareTollgateDatabase, type BenchCluster } from './pg.js';
 import { postgresPids } from './procstat.js';
@@ -23,22 +23,11 @@ export async function measureFarCard(
   const db = await prepareTollgateDatabase(cluster, 'bench_far', [{ key: 'far', pricePerMinuteMicros: 100_000n }]);
   const children: BenchChild<{ url: string }>[] = [];
   try {
-    const sandbox = await spawnChild<{ url: string }>('sandbox-child.ts', {
-      label: 'sandbox',
-      env: { DATABASE_URL: db.url, CARD_NETWORK_LATENCY_MS: String(options.latencyMs), SANDBOX_POOL_SIZE: '40' },
+    const { sandbox, server } = await startPair(children, {
+      databaseUrl: db.url,
+      dataDir: path.join(options.workDir, 'data-far'),
+      sandboxEnv: { CARD_NETWORK_LATENCY_MS: String(options.latencyMs), SANDBOX_POOL_SIZE: '40' },
     });
-    children.push(sandbox);
-    const server = await spawnChild<{ url: string }>('server-child.ts', {
-      label: 'tollgate',
-      env: {
-        DATABASE_URL: db.url,
-        CARD_NETWORK_URL: sandbox.ready.url,
-        TOLLGATE_DATA_DIR: path.join(options.workDir, 'data-far'),
-        TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
-        ...GENEROUS_LIMITS,
-      },
-    });
-    children.push(server);
     say(`card network ${options.latencyMs} ms away: tollgate at ${server.ready.url}`);
     const phase = await measureOpens({
       server,

@@ -1,12 +1,12 @@
-import { GENEROUS_LIMITS } from '../helpers/operators.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { measureCeiling, type CeilingRow } from './ceiling.js';
 import { buildForBench } from './build.js';
-import { type BenchChild, REPO_ROOT, spawnChild, useBuild } from './child.js';
+import { type BenchChild, REPO_ROOT, useBuild } from './child.js';
 import { measureConcurrent } from './concurrent.js';
 import { measureFarCard } from './far-card.js';
+import { startPair } from './pair.js';
 import { measureEdge } from './edge.js';
 import { machineInfo } from './machine-info.js';
 import { measureOpens, type OpensPhase } from './opens.js';
@@ -123,20 +123,7 @@ let opensPhase: OpensPhase | null = null;
 if (wants('sandbox') || wants('opens')) {
   const db = await prepareTollgateDatabase(cluster, 'bench_http', [{ key: 'opens', pricePerMinuteMicros: 100_000n }]);
   say('starting the card-network sandbox and tollgate (listening on loopback)');
-  const sandbox = await spawnChild<{ url: string }>('sandbox-child.ts', { label: 'sandbox', env: { DATABASE_URL: db.url } });
-  children.push(sandbox);
-  const server = await spawnChild<{ url: string }>('server-child.ts', {
-    label: 'tollgate',
-    env: {
-      DATABASE_URL: db.url,
-      CARD_NETWORK_URL: sandbox.ready.url,
-      TOLLGATE_DATA_DIR: path.join(root, 'data-http'),
-      TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
-      // The benchmark measures throughput, not the rate limits and quotas of issue 15.
-      ...GENEROUS_LIMITS,
-    },
-  });
-  children.push(server);
+  const { sandbox, server } = await startPair(children, { databaseUrl: db.url, dataDir: path.join(root, 'data-http') });
   say(`tollgate at ${server.ready.url}, sandbox at ${sandbox.ready.url}`);
 
   if (wants('sandbox')) {
