@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   billedSeconds,
   chargeFor,
+  costOfTime,
   cutoffOf,
   itemize,
   MAX_SESSION_SPAN_MS,
@@ -11,7 +12,7 @@ import {
   wallAt,
   type SessionTerms,
 } from '../../src/billing/charge.js';
-import { flatTariff, priceAt, type TariffSpec } from '../../src/billing/tariff.js';
+import { flatTariff, PER_SECOND, priceAt, type TariffSpec } from '../../src/billing/tariff.js';
 import { runs, SEED } from '../helpers/property-runs.js';
 
 /** 2026-11-30 09:00:00.345 UTC, a Monday; an instant that is not on a second, as real ones are not. */
@@ -205,5 +206,50 @@ describe('for random tariffs, increments and uses', { timeout: 60_000 }, () => {
       }),
       { numRuns: runs(60), seed: SEED },
     );
+  });
+});
+
+describe('minimum charges, uses and the cost of time', () => {
+  // 0.60 a minute, the first 30 s at once then 6 s at a time, at least 0.25 for a session that ran.
+  const spec = { firstPeriodSeconds: 30, incrementSeconds: 6, minimumChargeMicros: '250000' };
+  const terms = (extra: Partial<SessionTerms> = {}): SessionTerms => ({ ...flat(0n, 5_000_000n), tariff: { ...flatTariff(600_000n), billing: spec }, ...extra });
+
+  it('charges a session that ran at all at least its minimum, and one that did not nothing', () => {
+    expect(chargeFor(terms(), 999, 0n)).toBe(0n);
+    expect(itemize(terms(), 999, { units: 0, micros: 0n })).toEqual([]);
+    // One second bills the first 30: 0.30, over the minimum.
+    expect(chargeFor(terms(), 1_000, 0n)).toBe(300_000n);
+    // 37 s bill 42: 0.42.
+    expect(chargeFor(terms(), 37_000, 0n)).toBe(420_000n);
+    // Uses alone make a session that ran: 0.05 of uses, topped up to the minimum.
+    expect(chargeFor(terms(), 0, 50_000n)).toBe(250_000n);
+    expect(itemize(terms(), 0, { units: 1, micros: 50_000n })).toEqual([
+      { kind: 'uses', units: 1, chargeMicros: 50_000n },
+      { kind: 'minimum', chargeMicros: 200_000n },
+    ]);
+  });
+
+  it('never charges a minimum above the limit', () => {
+    expect(chargeFor(terms({ maxChargeMicros: 200_000n }), 0, 50_000n)).toBe(200_000n);
+  });
+
+  it('itemizes time, then uses, each capped by what the limit left', () => {
+    const t = terms({ maxChargeMicros: 1_000_000n, usesMicros: 900_000n });
+    // 10 s bill 30 s (0.30); 0.90 of uses would pass the 1.00 limit: they are charged 0.70.
+    expect(itemize(t, 10_000, { units: 18, micros: 900_000n })).toEqual([
+      { kind: 'time', from: MONDAY, to: MONDAY + 30_000, seconds: 30, pricePerMinuteMicros: 600_000n, chargeMicros: 300_000n },
+      { kind: 'uses', units: 18, chargeMicros: 700_000n },
+    ]);
+    expect(chargeFor(t, 10_000, 900_000n)).toBe(1_000_000n);
+  });
+
+  it('costs time up to the next cent, and at least the minimum, to size a hold', () => {
+    const base = { tariff: { ...flatTariff(1_000n), billing: PER_SECOND }, startedAt: MONDAY, resumes: [] };
+    // 90 s at 0.001 a minute: 0.0015, held as 0.01.
+    expect(costOfTime(base, 90_000)).toBe(10_000n);
+    // 600 s: exactly 0.01.
+    expect(costOfTime(base, 600_000)).toBe(10_000n);
+    expect(costOfTime(base, 0)).toBe(0n);
+    expect(costOfTime({ ...base, tariff: { ...base.tariff, billing: { ...PER_SECOND, minimumChargeMicros: '250000' } } }, 600_000)).toBe(250_000n);
   });
 });
