@@ -129,6 +129,44 @@ describe('account machine', () => {
     expect(accountDeadlineOf(account.actor.getSnapshot())).toBeNull();
   });
 
+  it('records the card check that made it active', () => {
+    const account = activeAccount();
+    expect(account.actor.getSnapshot().context).toEqual({
+      accountId: customer.id,
+      createdAt: START,
+      since: START,
+      lastChange: { event: 'CARD_VERIFIED', at: START, by: customer, reason: 'card checked at sign-up' },
+      resumesAt: null,
+      closedAt: null,
+    });
+  });
+
+  it('is not resumed by tollgate before its suspension ends, nor at all when it has no end', () => {
+    const account = activeAccount();
+    account.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'review', until: START + HOUR });
+    account.actor.send({ type: 'RESUME', at: START + HOUR - 1, by: tollgate, reason: 'suspension ended' });
+    expect(account.state()).toBe('suspended');
+    account.actor.send({ type: 'SUSPEND', at: START + 1, by: operator, reason: 'until further notice', until: null });
+    expect(account.actor.getSnapshot().context).toMatchObject({ resumesAt: null, since: START + 1 });
+    account.actor.send({ type: 'RESUME', at: START + 2 * HOUR, by: tollgate, reason: 'suspension ended' });
+    expect(account.state()).toBe('suspended');
+    // An operator may resume it at any time.
+    account.actor.send({ type: 'RESUME', at: START + 2 * HOUR, by: operator, reason: 'cleared' });
+    expect(account.state()).toBe('active');
+  });
+
+  it('may be closed before its card is ever verified, with when and why', () => {
+    const account = startAccount();
+    account.actor.send({ type: 'CLOSE', at: START + 7, by: customer, reason: 'changed my mind', unsettledSessions: 0 });
+    expect(account.state()).toBe('closed');
+    expect(account.actor.getSnapshot().context).toMatchObject({
+      since: START + 7,
+      closedAt: START + 7,
+      resumesAt: null,
+      lastChange: { event: 'CLOSE', at: START + 7, by: customer, reason: 'changed my mind' },
+    });
+  });
+
   it('parses events from outside and refuses malformed ones', () => {
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: 'x', until: null }).success).toBe(true);
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: '', until: null }).success).toBe(false);
