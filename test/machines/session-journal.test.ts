@@ -104,6 +104,24 @@ describe('what a session books and announces', () => {
     ]);
   });
 
+  it('for a session ended before a second was billed: the hold released whole, settled at nothing', async () => {
+    const session = startSession();
+    await session.settle();
+    const { bookings, events } = journal(session);
+    await session.advance(500);
+    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+    await session.settle();
+    expect(bookings).toEqual([
+      { kind: 'reservation', targetMicros: 0n },
+      { kind: 'log_completed', startedAt: START, endedAt: START + 500, chargeMicros: 0n, endReason: 'logoff' },
+      releaseRow('hold_1', 5_000_000n),
+    ]);
+    expect(events).toEqual([
+      { ...ids, at: START + 500, type: 'session.logged_off', reason: 'logoff', endedAt: START + 500, chargeMicros: '0' },
+      { ...ids, at: START + 500, type: 'session.settled', endReason: 'logoff', chargeMicros: '0', chargeSlip: null },
+    ]);
+  });
+
   it('for a decline: the reservation given back and the log row, no ledger rows', async () => {
     const session = startSession({ ...scripted((c) => (c.authorize = { kind: 'declined', reason: 'insufficient_funds', at: 0 })), input: { maxMs: 60_000 } });
     const { bookings, events } = journal(session, true);
