@@ -126,6 +126,7 @@ describe('account machine', () => {
     account.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'fraud', until: START + HOUR });
     account.actor.send({ type: 'CLOSE', at: START + 1, by: operator, reason: 'fraud confirmed', unsettledSessions: 0 });
     expect(account.state()).toBe('closed');
+    expect(account.actor.getSnapshot().context).toMatchObject({ closedAt: START + 1, resumesAt: null, since: START + 1 });
     expect(accountDeadlineOf(account.actor.getSnapshot())).toBeNull();
   });
 
@@ -165,6 +166,28 @@ describe('account machine', () => {
       resumesAt: null,
       lastChange: { event: 'CLOSE', at: START + 7, by: customer, reason: 'changed my mind' },
     });
+  });
+
+  it('lets its customer serve themselves until it is closed, and ends sessions while suspended or closed', () => {
+    const account = startAccount();
+    const tags = () => [...account.actor.getSnapshot().tags].sort();
+    expect(tags()).toEqual(['self_service']);
+    account.actor.send({ type: 'CARD_VERIFIED', at: START, by: customer, reason: 'card checked at sign-up' });
+    expect(tags()).toEqual(['opens', 'self_service']);
+    account.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'review', until: null });
+    expect(tags()).toEqual(['ends_sessions', 'self_service']);
+    account.actor.send({ type: 'CLOSE', at: START + 1, by: operator, reason: 'closed by review', unsettledSessions: 0 });
+    expect(tags()).toEqual(['ends_sessions']);
+  });
+
+  it('is not closed while a session is unsettled, whatever state it is in', () => {
+    const fresh = startAccount();
+    fresh.actor.send({ type: 'CLOSE', at: START, by: customer, reason: 'moving on', unsettledSessions: 1 });
+    expect(fresh.state()).toBe('new');
+    const suspended = activeAccount();
+    suspended.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'review', until: null });
+    suspended.actor.send({ type: 'CLOSE', at: START, by: operator, reason: 'fraud', unsettledSessions: 1 });
+    expect(suspended.state()).toBe('suspended');
   });
 
   it('parses events from outside and refuses malformed ones', () => {
