@@ -118,7 +118,8 @@ export const sessionSetup = setup({
     startClosing: assign(({ context }) => ({ closingSince: context.endedAt, closeAttempts: 0, retryAt: null })),
     noteRetry: assign(({ context }, failure: Failure) => {
       const closeAttempts = context.closeAttempts + 1;
-      return { closeAttempts, lastError: failure.detail, retryAt: failure.at + retryDelayMs(context, closeAttempts), blocked: null };
+      // blocked is already null: every way from `blocked` back to `calling` clears it (clearFailure).
+      return { closeAttempts, lastError: failure.detail, retryAt: failure.at + retryDelayMs(context, closeAttempts) };
     }),
     noteBlocked: assign(({ context }, params: Failure & { operation: CardOperation }) => ({
       closeAttempts: context.closeAttempts + 1,
