@@ -1,14 +1,14 @@
 import { createActor, fromPromise } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { sessionMachine, statePathOf, type AuthorizeInput, type CallOutcome, type SessionTag } from '../../machines/session/index.js';
+import { deadlineOf, sessionMachine, statePathOf, type AuthorizeInput, type CallOutcome, type SessionTag } from '../../machines/session/index.js';
 import { flatTariff } from '../../src/billing/tariff.js';
 import { ManualClock } from '../../src/clock.js';
 import { hold, input, ScriptedCardCompany, START, startSession } from './session-harness.js';
 import { REACHABLE_STATES } from './session-states.js';
 
 /**
- * What hosts ask of a state (DESIGN rule 12): the tags of every reachable state, and what each
- * leaves in the context for operators once a call has come back.
+ * What hosts ask of a state (DESIGN rule 12): the tags and the next deadline of every reachable
+ * state; and what each call leaves in the context for operators once it has come back.
  */
 const TAGS: Record<string, SessionTag[]> = {
   'authorizing.requesting': ['opening', 'seat'],
@@ -32,6 +32,30 @@ const TAGS: Record<string, SessionTag[]> = {
   declined: ['resting'],
 };
 
+/** Each state's next deadline (after START), as the host arms it: only waits and limits have one. */
+const DEADLINES: Record<string, { afterMs: number; event: string } | null> = {
+  'authorizing.requesting': null,
+  'authorizing.releasing.calling': null,
+  'authorizing.releasing.waiting': { afterMs: 1000, event: 'RETRY' },
+  'authorizing.releasing.blocked': null,
+  'active.running': { afterMs: 500_000, event: 'CUTOFF' },
+  'active.extending.reserving': { afterMs: 500_000, event: 'CUTOFF' },
+  'active.extending.incrementing': { afterMs: 500_000, event: 'CUTOFF' },
+  // The renewal that was due is in flight: the next deadline is the cutoff, 115 days in.
+  'active.renewing': { afterMs: 10_000_000_000, event: 'CUTOFF' },
+  'over_limit.grace': { afterMs: 560_000, event: 'GRACE_OVER' },
+  'over_limit.extending.reserving': null,
+  'over_limit.extending.incrementing': null,
+  'closing.capturing.calling': null,
+  'closing.capturing.waiting': { afterMs: 43_000, event: 'RETRY' },
+  'closing.capturing.blocked': null,
+  'closing.voiding.calling': null,
+  'closing.voiding.waiting': { afterMs: 1_500, event: 'RETRY' },
+  'closing.voiding.blocked': null,
+  settled: null,
+  declined: null,
+};
+
 function scripted(configure: (card: ScriptedCardCompany) => void = () => {}) {
   const clock = new ManualClock(START);
   const card = new ScriptedCardCompany(clock);
@@ -39,11 +63,13 @@ function scripted(configure: (card: ScriptedCardCompany) => void = () => {}) {
   return { clock, card };
 }
 
-describe('the tags of each state', () => {
+describe('the tags and the next deadline of each state', () => {
   it.each(REACHABLE_STATES.map((s) => [s.path, s] as const))('%s says what hosts need to know', async (path, { reach }) => {
     const session = await reach();
     expect(statePathOf(session.actor.getSnapshot().value)).toBe(path);
     expect([...session.actor.getSnapshot().tags].sort()).toEqual(TAGS[path]);
+    const deadline = deadlineOf(session.actor.getSnapshot());
+    expect(deadline && { afterMs: deadline.at - START, event: deadline.event }).toEqual(DEADLINES[path]);
   });
 });
 
