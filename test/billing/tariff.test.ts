@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  billableAt,
   billedSeconds,
   chargeFor,
   costOfTime,
@@ -251,5 +252,83 @@ describe('minimum charges, uses and the cost of time', () => {
     expect(costOfTime(base, 600_000)).toBe(10_000n);
     expect(costOfTime(base, 0)).toBe(0n);
     expect(costOfTime({ ...base, tariff: { ...base.tariff, billing: { ...PER_SECOND, minimumChargeMicros: '250000' } } }, 600_000)).toBe(250_000n);
+  });
+});
+
+describe('long sessions, counted a week at a time', () => {
+  const HOUR = 3_600_000;
+  const WEEK = 7 * 24 * HOUR;
+  /** Office hours at 0.60 a minute (0.01 a second), free otherwise: a week costs 5 × 8 h = 1,440.00. */
+  const office = (timeZone: string): TariffSpec => ({
+    timeZone,
+    pricePerMinuteMicros: '0',
+    rules: [{ days: [1, 2, 3, 4, 5], fromHour: 9, toHour: 17, pricePerMinuteMicros: '600000' }],
+    billing: { firstPeriodSeconds: 1, incrementSeconds: 1, minimumChargeMicros: '0' },
+    perUse: null,
+  });
+  /** The slow way, half an hour at a time (these zones move their clocks by whole hours; pauses end on the half hour). */
+  function chargeByHours(t: SessionTerms, billableMs: number): bigint {
+    let sixtieths = 0n;
+    for (let at = 0; at < billableMs; at += HOUR / 2) {
+      const seconds = Math.min(HOUR / 2, billableMs - at) / 1000;
+      sixtieths += priceAt(t.tariff, wallAt(t, at)).pricePerMinuteMicros * BigInt(seconds);
+    }
+    return sixtieths / 60n;
+  }
+
+  it('finds a cutoff weeks away to the second', () => {
+    // From Monday 2026-11-30 00:00 UTC; 3 weeks and one more hour of office time.
+    const t: SessionTerms = { ...flat(0n, 4_356_000_000n), tariff: office('UTC'), startedAt: Date.UTC(2026, 10, 30) };
+    expect(cutoffOf(t)).toEqual({ afterMs: 3 * WEEK + 10 * HOUR, reason: 'charge_limit' });
+    expect(timeChargeMicros(t, 3 * WEEK)).toBe(4_320_000_000n);
+    expect(chargeFor(t, 5 * WEEK, 0n)).toBe(4_356_000_000n);
+  });
+
+  it('counts the weeks that change the clocks hour by hour', () => {
+    // From Monday 2026-10-05 00:00 in Paris, over the change of 2026-10-25 and on for weeks.
+    const t: SessionTerms = { ...flat(0n, 100_000_000_000n), tariff: office('Europe/Paris'), startedAt: Date.UTC(2026, 9, 4, 22) };
+    for (const billableMs of [WEEK, 3 * WEEK + 11 * HOUR, 6 * WEEK + 13 * HOUR]) expect(timeChargeMicros(t, billableMs)).toBe(chargeByHours(t, billableMs));
+    const limit = chargeByHours(t, 5 * WEEK + 34 * HOUR) + 10_000n;
+    const cutoff = cutoffOf({ ...t, maxChargeMicros: limit });
+    expect(cutoff.reason).toBe('charge_limit');
+    expect(timeChargeMicros(t, cutoff.afterMs)).toBeGreaterThanOrEqual(limit);
+    expect(timeChargeMicros(t, cutoff.afterMs - 1000)).toBeLessThan(limit);
+  });
+
+  it('counts a paused session’s weeks from where it resumed', () => {
+    const t: SessionTerms = {
+      ...flat(0n, 100_000_000_000n),
+      tariff: office('UTC'),
+      startedAt: Date.UTC(2026, 10, 30),
+      // Paused from Monday 10:00 to Tuesday 09:30.
+      resumes: [{ billableAtMs: 10 * HOUR, wallAtMs: Date.UTC(2026, 11, 1, 9, 30) }],
+    };
+    for (const billableMs of [2 * WEEK, 4 * WEEK + 5 * HOUR]) expect(timeChargeMicros(t, billableMs)).toBe(chargeByHours(t, billableMs));
+  });
+
+  it('ends at the longest span a session whose every hour is free', () => {
+    const free: TariffSpec = { ...office('UTC'), rules: [{ days: [1], fromHour: 9, toHour: 10, pricePerMinuteMicros: '0' }] };
+    expect(cutoffOf({ ...flat(0n, 1_000_000n), tariff: free })).toEqual({ afterMs: MAX_SESSION_SPAN_MS, reason: 'time_limit' });
+  });
+});
+
+describe('billable and wall time', () => {
+  // Started at S; billable time stopped at 60 s and went on 20 s later.
+  const S = MONDAY;
+  const paused = { startedAt: S, resumes: [{ billableAtMs: 60_000, wallAtMs: S + 80_000 }] };
+
+  it('puts each billable instant on the wall clock after the pauses before it', () => {
+    expect([0, 59_999, 60_000, 70_000].map((b) => wallAt(paused, b) - S)).toEqual([0, 59_999, 80_000, 90_000]);
+  });
+
+  it('counts no billable time before the start or during a pause', () => {
+    expect([-5, 30_000, 70_000, 80_000, 90_000].map((w) => billableAt(paused, S + w))).toEqual([0, 30_000, 60_000, 60_000, 70_000]);
+  });
+
+  it('itemizes a paused session with wall instants that skip the pause', () => {
+    const t: SessionTerms = { ...flat(600_000n, 5_000_000n), ...paused };
+    expect(itemize(t, 120_000, { units: 0, micros: 0n })).toEqual([
+      { kind: 'time', from: S, to: S + 140_000, seconds: 120, pricePerMinuteMicros: 600_000n, chargeMicros: 1_200_000n },
+    ]);
   });
 });
