@@ -138,6 +138,35 @@ describe('tariffs by weekday and hour', () => {
     expect(priceAt(night, Date.UTC(2026, 10, 30, 23)).pricePerMinuteMicros).toBe(600_000n);
   });
 
+  it('applies a rule from its first hour up to, not including, its last, on its days only', () => {
+    const at = (day: number, hour: number, minute = 0) => priceAt(peak, Date.UTC(2026, 10, day, hour - 1, minute)).pricePerMinuteMicros;
+    // Paris is UTC+1 in November: Monday the 30th, 09:59, 10:00, 16:59, 17:00 local; then Tuesday 10:00.
+    expect([at(30, 9, 59), at(30, 10), at(30, 16, 59), at(30, 17)]).toEqual([600_000n, 1_200_000n, 1_200_000n, 600_000n]);
+    expect(priceAt(peak, Date.UTC(2026, 11, 1, 9)).pricePerMinuteMicros).toBe(600_000n);
+  });
+
+  it('takes the last rule that matches, and says until when the price surely holds', () => {
+    const layered: TariffSpec = {
+      ...peak,
+      timeZone: 'UTC',
+      rules: [
+        { days: [1, 2, 3, 4, 5], fromHour: 0, toHour: 24, pricePerMinuteMicros: '900000' },
+        { days: [1], fromHour: 12, toHour: 13, pricePerMinuteMicros: '100000' },
+      ],
+    };
+    expect(priceAt(layered, Date.UTC(2026, 10, 30, 12, 30))).toEqual({ pricePerMinuteMicros: 100_000n, until: Date.UTC(2026, 10, 30, 13) });
+    expect(priceAt(layered, Date.UTC(2026, 10, 30, 13))).toEqual({ pricePerMinuteMicros: 900_000n, until: Date.UTC(2026, 10, 30, 14) });
+    expect(priceAt(layered, Date.UTC(2026, 10, 29, 12)).pricePerMinuteMicros).toBe(600_000n);
+    expect(priceAt(flatTariff(5n), Date.UTC(2026, 10, 30))).toEqual({ pricePerMinuteMicros: 5n, until: Infinity });
+  });
+
+  it('keeps a rule past midnight to its own nights', () => {
+    const night: TariffSpec = { ...peak, timeZone: 'UTC', rules: [{ days: [7], fromHour: 22, toHour: 6, pricePerMinuteMicros: '1' }] };
+    const at = (day: number, hour: number, minute = 0) => priceAt(night, Date.UTC(2026, 10, day, hour, minute)).pricePerMinuteMicros;
+    // Sunday the 29th 21:59 and 22:00; Monday the 30th 05:59 and 06:00; Saturday the 28th 23:00; Sunday 03:00 (Saturday's night).
+    expect([at(29, 21, 59), at(29, 22), at(30, 5, 59), at(30, 6), at(28, 23), at(29, 3)]).toEqual([600_000n, 1n, 1n, 600_000n, 600_000n, 600_000n]);
+  });
+
   it('prices the hour a clock change takes away and the one it repeats as the hours they are', () => {
     // 2026-03-29, Paris: 02:00 local does not exist; 01:30 local is 00:30 UTC, 03:30 local is 01:30 UTC.
     const spring: TariffSpec = { ...peak, rules: [{ days: [7], fromHour: 3, toHour: 4, pricePerMinuteMicros: '1200000' }] };
