@@ -208,6 +208,19 @@ describe('what a session books and announces', () => {
     ]);
   });
 
+  it('books and announces nothing for a transition that changed nothing, settled or not', async () => {
+    const session = startSession();
+    await session.settle();
+    const running = factsOf(session.actor.getSnapshot());
+    expect(bookingsOf(running, running)).toEqual([]);
+    expect(domainEventsOf(running, running, START)).toEqual([]);
+    session.actor.send({ type: 'LOGOFF', at: START + 42_000 });
+    await session.settle();
+    const settled = factsOf(session.actor.getSnapshot());
+    expect(bookingsOf(settled, settled)).toEqual([]);
+    expect(domainEventsOf(settled, settled, START + 42_000)).toEqual([]);
+  });
+
   it('reserves a pending extension’s limit, the limit otherwise, and nothing once final', () => {
     const context = startSession().actor.getSnapshot().context;
     const pending = { ...context, extension: { fromMicros: '5000000', toMicros: '9000000', requestedAt: START, outcome: 'pending' as const, reason: null } };
