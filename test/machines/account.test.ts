@@ -194,6 +194,24 @@ describe('account machine', () => {
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: 'x', until: null }).success).toBe(true);
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: '', until: null }).success).toBe(false);
     expect(accountEventSchema.safeParse({ type: 'CLOSE', at: START, by: customer, reason: 'x', unsettledSessions: -1 }).success).toBe(false);
+    const ok = (event: object) => accountEventSchema.safeParse({ at: START, by: operator, reason: 'x', ...event }).success;
+    expect([{ type: 'CARD_VERIFIED' }, { type: 'RESUME' }, { type: 'CLOSE', unsettledSessions: 0 }, { type: 'SUSPEND', until: START + 1 }].map(ok)).toEqual([true, true, true, true]);
+    expect(
+      [
+        { type: 'REOPEN' },
+        { type: 'RESUME', at: -1 },
+        { type: 'RESUME', at: 0.5 },
+        { type: 'RESUME', reason: 'x'.repeat(501) },
+        { type: 'RESUME', by: { ...operator, kind: 'robot' } },
+        { type: 'RESUME', by: { ...operator, name: '' } },
+        { type: 'RESUME', by: { ...operator, name: 'x'.repeat(201) } },
+        { type: 'RESUME', by: { ...operator, id: 'x'.repeat(101) } },
+        { type: 'SUSPEND', until: -1 },
+        { type: 'SUSPEND' },
+        { type: 'CLOSE', unsettledSessions: 0.5 },
+      ].map(ok),
+    ).toEqual(Array(11).fill(false));
+    expect([{ type: 'RESUME', reason: 'x'.repeat(500), by: { ...tollgate, name: 'x'.repeat(200) } }, { type: 'RESUME', by: { ...operator, id: 'x'.repeat(100) } }].map(ok)).toEqual([true, true]);
   });
 });
 
