@@ -208,6 +208,15 @@ describe('calls for extensions and renewals', () => {
     expect(session.actor.getSnapshot().context).toMatchObject({ reauthorizations: 2, renewAt: START + 12 * DAY + 6 * DAY, lastError: null });
   });
 
+  it('renews a hold that lasts less than two days halfway through its life', async () => {
+    const session = startSession({
+      ...scripted((c) => (c.authorize = { kind: 'held', hold: { ...hold(), authorizedAt: START, expiresAt: START + DAY }, at: START })),
+      input: longSession,
+    });
+    await session.settle();
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + DAY / 2, event: 'RENEW_HOLD' });
+  });
+
   it('retries a renewal soon after a bug in it, never past the hold’s expiry', async () => {
     const session = startSession({
       ...scripted((c) => (c.renewals = ['throws'])),
