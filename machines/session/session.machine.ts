@@ -336,7 +336,8 @@ export const sessionMachine = sessionSetup.createMachine({
           initial: 'calling',
           on: {
             // An operator forgives a charge that cannot be captured: the hold is voided instead.
-            VOID: { target: 'voiding', actions: ['forgiveCharge', 'clearFailure'] },
+            // The failure is cleared first, so the note that the charge was forgiven is what stays.
+            VOID: { target: 'voiding', actions: ['clearFailure', 'forgiveCharge'] },
           },
           states: {
             calling: {
