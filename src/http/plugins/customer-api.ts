@@ -34,7 +34,7 @@ import {
   topUpViewSchema,
 } from '../schemas.js';
 import { findStatement, listStatements } from '../../statements/statement-sql.js';
-import { statementCsv, statementPdf, statementView } from '../../statements/statement-view.js';
+import { statementFile, statementView } from '../../statements/statement-view.js';
 
 /**
  * Customers' views of their sessions, with how to reach the service while one is active (the
@@ -143,17 +143,10 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
         const stored = await findStatement(deps.sql, request.params.id, request.accountId);
         if (!stored) throw errors.statementNotFound();
         const view = statementView(stored);
-        const name = `statement-${view.periodStart.slice(0, 10)}`;
-        if (request.query.format === 'csv') {
-          return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(statementCsv(view));
-        }
-        if (request.query.format === 'pdf') {
-          const { account } = await theAccount(request.accountId);
-          const pdf = await statementPdf(view, account);
-          // Fastify sends a Buffer as it is, never through the response schema's serializer; the type only knows the schema.
-          return reply.type('application/pdf').header('content-disposition', `attachment; filename="${name}.pdf"`).send(pdf as unknown as string);
-        }
-        return view;
+        if (request.query.format === 'json') return view;
+        const { type, filename, body } = await statementFile(view, request.query.format, (await theAccount(request.accountId)).account);
+        // Fastify sends a Buffer as it is, never through the response schema's serializer; the type only knows the schema.
+        return reply.type(type).header('content-disposition', `attachment; filename="${filename}"`).send(body as string);
       },
     );
 
