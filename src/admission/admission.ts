@@ -194,25 +194,32 @@ export class Admission {
    * one event, and each server's load is published once.
    */
   restoreSeats(seats: readonly { sessionId: string; serviceId: string; serverId: string; customer: CustomerEstimates | null }[]): void {
-    const perGate = new Map<string, { kind: Kind; id: string; count: number }>();
-    const count = (kind: Kind, id: string) => {
-      const key = keyOf(kind, id);
-      const entry = perGate.get(key) ?? { kind, id, count: 0 };
-      entry.count++;
-      perGate.set(key, entry);
-    };
+    // Counted per service, then per server: a batch of a thousand rows names a few gates.
+    const perService = new Map<string, { serverId: string; count: number }[]>();
     const loads = new Map<string, ServerLoad>();
     for (const { sessionId, serviceId, serverId, customer } of seats) {
       if (this.seats.has(sessionId)) continue;
-      // An unknown gate is refused before anything is counted, as restoreSeat would be.
-      this.gate('service', serviceId);
-      this.gate('server', serverId);
-      count('service', serviceId);
-      count('server', serverId);
+      let servers = perService.get(serviceId);
+      if (!servers) {
+        // An unknown gate is refused before anything is counted, as restoreSeat would be.
+        this.gate('service', serviceId);
+        perService.set(serviceId, (servers = []));
+      }
+      let entry = servers.find((s) => s.serverId === serverId);
+      if (!entry) {
+        this.gate('server', serverId);
+        servers.push((entry = { serverId, count: 0 }));
+      }
+      entry.count++;
       this.seats.set(sessionId, { serviceId, serverId, accountId: customer?.accountId ?? null });
       if (customer) loads.set(serverId, this.load.connect(serverId, customer));
     }
-    for (const { kind, id, count: n } of perGate.values()) this.gate(kind, id).send({ type: 'RESTORE_SEAT', count: n });
+    const perServer = new Map<string, number>();
+    for (const [serviceId, servers] of perService) {
+      this.gate('service', serviceId).send({ type: 'RESTORE_SEAT', count: servers.reduce((n, s) => n + s.count, 0) });
+      for (const { serverId, count } of servers) perServer.set(serverId, (perServer.get(serverId) ?? 0) + count);
+    }
+    for (const [serverId, count] of perServer) this.gate('server', serverId).send({ type: 'RESTORE_SEAT', count });
     for (const [serverId, load] of loads) this.deps.occupancy.trigger.loadChanged({ serverId, load });
   }
 

@@ -294,10 +294,10 @@ describe('restart', () => {
     const a = await addService(serverId, 4);
     const b = await addService(serverId, 4);
     const opened = [];
-    for (const serviceId of [a, a, b]) {
+    for (const serviceId of [a, a, b, b]) {
       opened.push((await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00' })).body);
     }
-    await call('POST', `/v1/sessions/${opened[2].id}/logoff`, customer.auth);
+    await call('POST', `/v1/sessions/${opened[3].id}/logoff`, customer.auth);
     const before = await opsServer(serverId);
 
     tollgate = await tollgate.restart();
@@ -305,9 +305,10 @@ describe('restart', () => {
 
     const after = await opsServer(serverId);
     expect(after).toEqual({ ...before, oldestWaitSeconds: null });
-    expect(after.activeUsers).toBe(2);
+    expect(after.activeUsers).toBe(3);
     expect(after.services.find((s: { id: string }) => s.id === a).activeUsers).toBe(2);
-    for (const s of opened.slice(0, 2)) {
+    expect(after.services.find((s: { id: string }) => s.id === b).activeUsers).toBe(1);
+    for (const s of opened.slice(0, 3)) {
       expect((await call('POST', `/v1/sessions/${s.id}/logoff`, customer.auth)).status).toBe(200);
     }
     expect((await opsServer(serverId)).activeUsers).toBe(0);
