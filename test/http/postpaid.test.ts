@@ -49,7 +49,7 @@ describe('a postpaid account', () => {
 
     clock.set(Date.UTC(2026, 11, 1, 0, 0, 0));
     const charged = async () => (await call('GET', '/v1/account/statements', customer.auth)).json().statements[0];
-    await expect.poll(async () => (await charged())?.charge.state).toBe('charged');
+    await expect.poll(async () => (await charged())?.charge.state, { timeout: 10_000 }).toBe('charged');
     const statement = await charged();
     expect(statement.totals).toEqual({ charges: '24.00', paidByCard: '0.00', paidFromBalance: '0.00', topUps: '0.00', due: '24.00' });
     expect(statement.sessions.map((s: { paidFrom: string }) => s.paidFrom)).toEqual(['postpaid', 'postpaid']);
