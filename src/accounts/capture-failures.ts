@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/sql.js';
 import type { BatchHandler } from '../events/event-consumer.js';
+import type { StoredEvent } from '../events/event-store.js';
 import type { AccountStates } from './account-states.js';
 
 /**
@@ -19,6 +20,12 @@ async function countRefusal(db: Queryable, refusal: { accountId: string; session
   return row?.refused ?? 0;
 }
 
+/** A session stuck because the card company refused its capture: the only event this consumer acts on. */
+export function isRefusedCapture(event: StoredEvent): boolean {
+  // The session machine's stuck reason names the refused call first ("capture refused: …").
+  return event.type === 'session.stuck' && String(event.payload.reason).startsWith('capture refused');
+}
+
 /**
  * A durable consumer's handler (src/events/event-consumer.ts): when the card company refuses a
  * session's capture for good (the session is stuck capturing, `session.stuck`), the refusal is
@@ -30,8 +37,7 @@ async function countRefusal(db: Queryable, refusal: { accountId: string; session
 export function suspendOnRefusedCaptures(deps: { states: AccountStates; clock: Clock; sql: Queryable; suspendAfter: number }): BatchHandler {
   return async (events) => {
     for (const event of events) {
-      // The session machine's stuck reason names the refused call first ("capture refused: …").
-      if (event.type !== 'session.stuck' || !String(event.payload.reason).startsWith('capture refused')) continue;
+      if (!isRefusedCapture(event)) continue;
       const accountId = String(event.payload.accountId);
       const sessionId = String(event.payload.sessionId);
       const refused = await countRefusal(deps.sql, { accountId, sessionId, at: event.at.getTime() });

@@ -198,6 +198,7 @@ export class OpenCommand {
       try {
         await journal.append({
           sessionId,
+          lockKey: request.accountId,
           retry: false,
           write: async (tx) => {
             outcome = await insertOpening(tx, {

@@ -47,8 +47,10 @@ type UnsettledRow = StoredSession & {
 };
 
 /**
- * Every session not yet settled or declined (or only those given), oldest first, in batches of
- * `batch` rows, with why this process may not run it (its quarantine), if it may not.
+ * Every session not yet settled or declined (or only those given), in batches of `batch` rows,
+ * with why this process may not run it (its quarantine), if it may not. In no particular order:
+ * seats and deadlines come back the same in any order, and sorting a million rows with their
+ * snapshots would make PostgreSQL read them all before the first batch.
  */
 export async function* loadUnsettled(db: Queryable, options: { batch?: number; ids?: string[] } = {}): AsyncGenerator<UnsettledSession[]> {
   const cursor = db<UnsettledRow[]>`
@@ -57,8 +59,7 @@ export async function* loadUnsettled(db: Queryable, options: { batch?: number; i
       q.kind as "quarantineKind", q.reason as "quarantineReason", q.pending_snapshot as "pendingSnapshot",
       q.pending_version as "pendingVersion"
     from sessions s join accounts a on a.id = s.account_id left join session_quarantine q on q.session_id = s.id
-    where s.state not in ('settled', 'declined') ${options.ids ? db`and s.id = any(${options.ids}::uuid[])` : db``}
-    order by s.created_at`.cursor(options.batch ?? 2000);
+    where s.state not in ('settled', 'declined') ${options.ids ? db`and s.id = any(${options.ids}::uuid[])` : db``}`.cursor(options.batch ?? 2000);
   for await (const rows of cursor) {
     yield rows.map(({ accountId, storage, processing, quarantineKind, quarantineReason, pendingSnapshot, pendingVersion, ...row }) => ({
       ...row,
