@@ -161,6 +161,8 @@ const envSchema = z
     WEBHOOK_MAX_ATTEMPTS: positiveInt.max(100).default(12),
     /** How often due deliveries are looked for. */
     WEBHOOK_POLL_MS: positiveInt.default(1000),
+    /** An account is suspended by tollgate once this many of its sessions' captures were refused for good since it was last resumed. */
+    SUSPEND_AFTER_REFUSED_CAPTURES: positiveInt.max(100).default(2),
     /** Statements are produced when a period ends (a scheduled deadline), and by a sweep this often (0: no sweep). */
     STATEMENT_SWEEP_MS: count.default(60_000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
@@ -294,6 +296,7 @@ const envSchema = z
         pollMs: env.WEBHOOK_POLL_MS,
       },
       statementSweepMs: env.STATEMENT_SWEEP_MS,
+      suspendAfterRefusedCaptures: env.SUSPEND_AFTER_REFUSED_CAPTURES,
     };
   });
 

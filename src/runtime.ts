@@ -235,10 +235,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
   await webhookQueue.start();
   webhookSender.start();
-  // A capture refused for good suspends its account (src/accounts/capture-failures.ts).
+  // Captures refused for good suspend their account (src/accounts/capture-failures.ts).
   const captureFailures = new EventConsumer(
     { sql, name: 'account-capture-failures', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS, wakesOn: isRefusedCapture },
-    suspendOnRefusedCaptures({ states: accountStates, clock: deps.clock }),
+    suspendOnRefusedCaptures({ states: accountStates, clock: deps.clock, sql, suspendAfter: config.suspendAfterRefusedCaptures }),
   );
   await captureFailures.start();
   const statements = new StatementJob({ sql, clock: deps.clock, log: silent, gateway, published: (committed) => events.publish(committed), sweepMs: config.statementSweepMs });

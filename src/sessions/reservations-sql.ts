@@ -3,8 +3,9 @@ import type { TransactionSql } from '../db/sql.js';
 
 /**
  * Raises the session's share of its account's outstanding limit to `toMicros`, if what is left
- * allows it. Safe to run again: a share already that large is reported reserved. Rows are locked
- * session first, then account, as the journal does.
+ * allows it; a postpaid account is not held to its limit here, as it is not when a session opens
+ * (opening-sql.ts), but the share is still counted. Safe to run again: a share already that large
+ * is reported reserved. Rows are locked session first, then account, as the journal does.
  */
 export async function reserveShare(tx: TransactionSql, input: ReserveInput): Promise<boolean> {
   const to = BigInt(input.toMicros);
@@ -15,7 +16,7 @@ export async function reserveShare(tx: TransactionSql, input: ReserveInput): Pro
   const delta = to - session.reserved;
   const [account] = await tx`
     update accounts set reserved_micros = reserved_micros + ${delta}
-    where id = ${input.accountId} and outstanding_limit_micros - reserved_micros >= ${delta}
+    where id = ${input.accountId} and (payment_mode = 'postpaid' or outstanding_limit_micros - reserved_micros >= ${delta})
     returning id`;
   if (!account) return false;
   await tx`update sessions set reserved_micros = ${to} where id = ${input.sessionId}`;

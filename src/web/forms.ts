@@ -42,6 +42,7 @@ function messageOf(issue: z.core.$ZodIssue, label: string): string {
     case 'too_big':
       return `${label} must be at most ${String(issue.maximum)}${unit}`;
     case 'invalid_format':
+      if (issue.format === 'datetime') return `${label} must be a date and time, like 2026-12-01T09:30`;
       return issue.format === 'email' ? `${label} must be an e-mail address, like name@example.com` : `${label} ${issue.message}`;
     default:
       return `${label} ${issue.message}`;

@@ -82,7 +82,7 @@ export function checkboxes(options: { name: string; legend: string; options: { v
 ${options.hint ? html`<span class="hint">${options.hint}</span>` : ''}
 ${options.error ? html`<span class="error">${options.error}</span>` : ''}
 ${options.options.map(
-  (o) => html`<label><input type="checkbox" name="${options.name}" value="${o.value}"${options.checked.includes(o.value) ? html` checked` : ''}> ${o.text}</label> `,
+  (o) => html`<span class="checkbox"><input type="checkbox" id="${id}-${o.value}" name="${options.name}" value="${o.value}"${options.checked.includes(o.value) ? html` checked` : ''}><label for="${id}-${o.value}">${o.text}</label></span> `,
 )}</fieldset>`;
 }
 

@@ -5,11 +5,13 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { registerAssets } from './assets.js';
 import { registerDocs } from './docs.js';
 import { sendErrorPage } from './error-page.js';
-import { accountRoutes } from './console/account-routes.js';
+import { consoleAccountRoutes } from './console/account-routes.js';
 import { consoleRoutes } from './console/routes.js';
 import { tariffRoutes } from './console/tariff-routes.js';
 import { webhookRoutes } from './console/webhook-routes.js';
 import { portalRoutes } from './portal/routes.js';
+import { quoteRoutes } from './portal/quote-routes.js';
+import { portalAccountRoutes } from './portal/account-routes.js';
 import type { WebDeps } from './web-deps.js';
 
 /**
@@ -29,9 +31,11 @@ export function webSite(deps: WebDeps): FastifyPluginAsync {
     app.addHook('preClose', async () => deps.live.closeAll());
     registerAssets(app);
     portalRoutes(app, deps);
+    quoteRoutes(app, deps);
+    portalAccountRoutes(app, deps);
     consoleRoutes(app, deps);
     tariffRoutes(app, deps);
-    accountRoutes(app, deps);
+    consoleAccountRoutes(app, deps);
     webhookRoutes(app, deps);
     registerDocs(app, deps.openApi);
   };

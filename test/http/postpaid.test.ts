@@ -49,11 +49,32 @@ describe('a postpaid account', () => {
 
     clock.set(Date.UTC(2026, 11, 1, 0, 0, 0));
     const charged = async () => (await call('GET', '/v1/account/statements', customer.auth)).json().statements[0];
-    await expect.poll(async () => (await charged())?.charge.state).toBe('charged');
+    await expect.poll(async () => (await charged())?.charge.state, { timeout: 10_000 }).toBe('charged');
     const statement = await charged();
     expect(statement.totals).toEqual({ charges: '24.00', paidByCard: '0.00', paidFromBalance: '0.00', topUps: '0.00', due: '24.00' });
     expect(statement.sessions.map((s: { paidFrom: string }) => s.paidFrom)).toEqual(['postpaid', 'postpaid']);
     const captures = await network.captures();
     expect(captures.filter((c) => c.id === statement.charge.chargeId)).toEqual([expect.objectContaining({ amount: '24.00' })]);
+  });
+
+  it('extends a session past the outstanding limit, as it opens past it: trusted accounts are never held to it', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+    const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '8.00' })).json();
+    expect(opened.state).toBe('active');
+    const extended = await call('POST', `/v1/sessions/${opened.id}/extend`, customer.auth, { maxCharge: '30.00' });
+    expect(extended.statusCode).toBe(200);
+    expect(extended.json()).toMatchObject({ state: 'active', maxCharge: '30.00' });
+    // 40 minutes at 0.60 would be 24.00: past the old limit of 8.00 and the outstanding limit, within the new one.
+    clock.advance(40 * 60_000);
+    expect((await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth)).json()).toMatchObject({ state: 'settled', charge: '24.00' });
+    expect((await call('GET', '/v1/account', customer.auth)).json().account.reserved).toBe('0.00');
+
+    // A card account is still held to its limit.
+    const card = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const held = (await call('POST', '/v1/sessions', card.auth, { serviceId, maxCharge: '8.00' })).json();
+    expect((await call('POST', `/v1/sessions/${held.id}/extend`, card.auth, { maxCharge: '30.00' })).json().code).toBe('OUTSTANDING_LIMIT_REACHED');
+    clock.advance(1_000);
+    await call('POST', `/v1/sessions/${held.id}/logoff`, card.auth);
   });
 });

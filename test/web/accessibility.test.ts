@@ -57,11 +57,19 @@ describe('the pages are accessible', () => {
     expect(session).toContain('<button type="submit">Extend</button>');
     expect(session).toContain('>Log off</button>');
     expectLabelled((await web.get('/account')).body, 'account');
+    for (const name of ['Outstanding limit', 'Card number', 'Current password', 'New password']) expect((await web.get('/account')).body).toContain(`>${name}</label>`);
+    expect((await web.get('/account')).body).toContain('>Close account</button>');
+    expectLabelled((await web.get('/quote')).body, '/quote');
+    const quote = await web.post('/quote', { serviceId, maxMinutes: '5' });
+    const quotePage = (await web.get(String(quote.headers.location))).body;
+    expectLabelled(quotePage, 'quote');
+    expect(quotePage).toContain('>Open session with this quote</button>');
 
     const ops = new WebClient(tollgate.app);
     expectLabelled((await ops.get('/ops/login')).body, '/ops/login');
     await ops.post('/ops/login', { name: 'a11y-admin', password: PASSWORD });
-    for (const url of ['/ops', '/ops/sessions', `/ops/sessions/${sessionId}`, '/ops/log', '/ops/charts']) {
+    const pages = ['/ops', '/ops/sessions', `/ops/sessions/${sessionId}`, '/ops/log', '/ops/charts', `/ops/services/${serviceId}/tariff`, '/ops/accounts', `/ops/accounts/${customer.account.id}`, '/ops/webhooks'];
+    for (const url of pages) {
       const page = await ops.get(url);
       expect(page.statusCode, url).toBe(200);
       expectLabelled(page.body, url);

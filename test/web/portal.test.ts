@@ -124,7 +124,7 @@ describe('the customer portal over HTTP', () => {
     expect(after.body).toMatch(/Charge slip [^:]+: [\d.]+ USD/);
     // The charge itemized as the slip has it: 90 s at 0.60 a minute.
     expect(after.body).toContain('<caption>Price breakdown</caption>');
-    expect(after.body).toMatch(/<tr><th scope="row">\d\d:\d\d:\d\d UTC to \d\d:\d\d:\d\d UTC \(90 s\)<\/th><td>0\.60 USD a minute<\/td><td>0\.90<\/td><\/tr>/);
+    expect(after.body).toMatch(/<tr><th scope="row">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(90 s\)<\/th><td>0\.60 USD a minute<\/td><td>0\.90<\/td><\/tr>/);
   });
 
   it('warns on the session page once the cutoff nears, and not before', async () => {

@@ -24,7 +24,7 @@ const doneQuery = z.object({ done: z.enum(['suspend', 'resume', 'close', 'paymen
  * payment mode, balances, statements and history. Changes go through AccountCommands, as the
  * operator API's do, so the machine decides and the audit log records.
  */
-export function accountRoutes(site: FastifyInstance, deps: WebDeps): void {
+export function consoleAccountRoutes(site: FastifyInstance, deps: WebDeps): void {
   const app = site.withTypeProvider<ZodTypeProvider>();
   const { operatorsOnly, context, by, may } = consoleKit(deps);
   const reasonSchema = z.object({ reason: text(500) });

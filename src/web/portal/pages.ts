@@ -1,5 +1,4 @@
-import type { AccountView } from '../../accounts/accounts.js';
-import type { SessionView } from '../../sessions/session-view.js';
+import type { LineView, SessionView } from '../../sessions/session-view.js';
 import { html, type SafeHtml } from '../html.js';
 import { csrfInput, errorSummary, field, page } from '../layout.js';
 import type { CatalogueRow } from './catalogue.js';
@@ -16,11 +15,11 @@ const visuallyHidden = (text: string) => html`<span class="visually-hidden">${te
 
 function nav(ctx: PortalContext): SafeHtml {
   if (!ctx.signedIn) return html`<a href="/">Catalogue</a> <a href="/signup">Sign up</a> <a href="/login">Log in</a>`;
-  return html`<a href="/">Catalogue</a> <a href="/account">Account</a>
+  return html`<a href="/">Catalogue</a> <a href="/quote">Get a quote</a> <a href="/account">Account</a>
 <form class="inline" method="post" action="/logout">${csrfInput(ctx.csrf)}<button type="submit">Log out</button></form>`;
 }
 
-const portalPage = (ctx: PortalContext, title: string, body: SafeHtml, scripts: string[] = []) =>
+export const portalPage = (ctx: PortalContext, title: string, body: SafeHtml, scripts: string[] = []) =>
   page({ title, nav: nav(ctx), flash: ctx.flash ?? null, scripts }, body);
 
 export function cataloguePage(ctx: PortalContext, rows: CatalogueRow[]): SafeHtml {
@@ -124,6 +123,7 @@ export function openSessionPage(
 ${full ? html`<p class="notice" role="status">The service is full: ${row.queued} waiting${row.waitSeconds === null ? '' : `, the longest for ${row.waitSeconds} s`}. Set how long you will wait for a seat.</p>` : ''}
 <p class="notice" data-field="asking" role="status" hidden>Asking for a seat; when the service is full you wait in the queue, up to the time you set.</p>
 </div>
+<p>Or <a href="/quote?serviceId=${row.id}">get a quote first</a>: a price agreed before you start.</p>
 <form method="post" action="/services/${row.id}/open" data-open-form>
 ${csrfInput(ctx.csrf)}
 ${field({ name: 'maxMinutes', label: 'Max minutes (optional)', inputmode: 'decimal', value: values.maxMinutes, error: errors.maxMinutes, hint: 'The session ends after this long.' })}
@@ -145,18 +145,21 @@ function slipText(live: SessionLive): string {
 /** Where the customer reaches the service while the session runs: the edge, with the session's access token once (the edge trades it for a cookie). */
 export type ServiceLink = string | null;
 
-/** The charge itemized (tariff segments, uses, the minimum), as the charge slip has it; it adds up to the charge. */
-function breakdown(view: SessionView): SafeHtml | string {
-  if (view.lines.length === 0) return '';
-  const hhmm = (at: string) => `${at.slice(11, 19)} UTC`;
+/**
+ * A charge itemized (tariff segments, uses, the minimum), as the charge slip has it; the lines add
+ * up to the charge. A session's page and a quote's page both show one.
+ */
+export function breakdownTable(lines: LineView[], currency: string, perUsePrice: string | null, caption: string): SafeHtml | string {
+  if (lines.length === 0) return '';
+  const hhmm = (at: string) => `${at.slice(0, 10)} ${at.slice(11, 19)} UTC`;
   return html`<table class="breakdown">
-<caption>Price breakdown${view.charge === null ? ' so far' : ''}</caption>
+<caption>${caption}</caption>
 <thead><tr><th scope="col">What</th><th scope="col">Price</th><th scope="col">Charge</th></tr></thead>
-<tbody>${view.lines.map((line) =>
+<tbody>${lines.map((line) =>
     line.kind === 'time'
-      ? html`<tr><th scope="row">${hhmm(line.from)} to ${hhmm(line.to)} (${line.seconds} s)</th><td>${line.pricePerMinute} ${view.currency} a minute</td><td>${line.charge}</td></tr>`
+      ? html`<tr><th scope="row">${hhmm(line.from)} to ${hhmm(line.to)} (${line.seconds} s)</th><td>${line.pricePerMinute} ${currency} a minute</td><td>${line.charge}</td></tr>`
       : line.kind === 'uses'
-        ? html`<tr><th scope="row">${line.units} uses</th><td>${view.tariff.perUse ? `${view.tariff.perUse.price} ${view.currency} each` : ''}</td><td>${line.charge}</td></tr>`
+        ? html`<tr><th scope="row">${line.units} uses</th><td>${perUsePrice ? `${perUsePrice} ${currency} each` : ''}</td><td>${line.charge}</td></tr>`
         : html`<tr><th scope="row">Minimum charge</th><td></td><td>${line.charge}</td></tr>`,
   )}</tbody>
 </table>`;
@@ -178,7 +181,7 @@ export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: 
 <p class="notice" data-field="warning" role="alert"${live.warning ? '' : html` hidden`}>${live.warning ?? ''}</p>
 <p class="ended" data-field="endedText" role="status" aria-live="polite"${live.ended ? '' : html` hidden`}>${live.endedText ?? ''}</p>
 <p class="slip" data-field="slip"${live.chargeSlip ? '' : html` hidden`}>${slipText(live)}</p>
-${breakdown(view)}
+${breakdownTable(view.lines, view.currency, view.tariff.perUse?.price ?? null, `Price breakdown${view.charge === null ? ' so far' : ''}`)}
 <div class="actions" data-show="running"${live.running ? '' : html` hidden`}>
 ${serviceLink ? html`<p><a class="button" href="${serviceLink}" target="_blank" rel="noopener noreferrer">Open ${serviceName} in a new tab</a></p>` : ''}
 <form method="post" action="/sessions/${view.id}/extend">
@@ -191,38 +194,5 @@ ${field({ name: 'maxCharge', label: 'New charge limit', inputmode: 'decimal', hi
 </section>
 <p><a href="/account">Your account and all your sessions</a></p>`,
     ['portal.js'],
-  );
-}
-
-export function accountPage(ctx: PortalContext, account: AccountView, sessions: SessionView[], serviceName: (id: string) => string): SafeHtml {
-  return portalPage(
-    ctx,
-    'Your account',
-    html`<dl class="facts">
-<dt>Name</dt><dd>${account.name}</dd>
-<dt>E-mail</dt><dd>${account.email}</dd>
-<dt>Card</dt><dd>${account.card.brand} ending ${account.card.last4}, expires ${String(account.card.expMonth).padStart(2, '0')}/${account.card.expYear}</dd>
-<dt>Outstanding limit</dt><dd>${account.outstandingLimit} ${account.currency}</dd>
-<dt>Reserved now</dt><dd>${account.reserved} ${account.currency}</dd>
-<dt>Estimated storage</dt><dd>${account.estimatedStorageGb} GB</dd>
-<dt>Estimated processing</dt><dd>${account.estimatedProcessingHours} hours</dd>
-</dl>
-<h2>Your sessions</h2>
-${
-  sessions.length === 0
-    ? html`<p>No sessions yet. <a href="/">Open one from the catalogue</a>.</p>`
-    : html`<table>
-<thead><tr><th scope="col">Service</th><th scope="col">Opened</th><th scope="col">State</th><th scope="col">Charge</th><th scope="col">Charge slip</th></tr></thead>
-<tbody>${sessions.map(
-        (s) => html`<tr>
-<th scope="row"><a href="/sessions/${s.id}">${serviceName(s.serviceId)}</a></th>
-<td><time datetime="${s.createdAt}">${s.createdAt.replace('T', ' ').slice(0, 19)} UTC</time></td>
-<td>${s.state}${s.endReason ? ` (${s.endReason.replaceAll('_', ' ')})` : ''}</td>
-<td>${s.charge === null ? `${s.accrued} ${s.currency} so far` : `${s.charge} ${s.currency}`}</td>
-<td>${s.chargeSlip ? `${s.chargeSlip.id} (authorization ${s.chargeSlip.authorizationNumber})` : '—'}</td>
-</tr>`,
-      )}</tbody>
-</table>`
-}`,
   );
 }

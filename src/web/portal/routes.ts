@@ -2,10 +2,9 @@ import type {} from '@fastify/csrf-protection';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { findAccount, signUp } from '../../accounts/accounts.js';
+import { signUp } from '../../accounts/accounts.js';
 import { logIn, normalizeEmail } from '../../accounts/login.js';
 import { AppError } from '../../errors.js';
-import { admitCustomer } from '../../http/auth.js';
 import { clientGone } from '../../http/client-gone.js';
 import { ACCESS_QUERY } from '../../edge/credentials.js';
 import { customerView } from '../../http/plugins/customer-api.js';
@@ -16,10 +15,10 @@ import { positiveAmount } from '../../http/schemas.js';
 import { signUpSchema } from '../../http/sign-up-schema.js';
 import { CUSTOMER_COOKIE, sessionCookie } from '../cookies.js';
 import { fieldErrors, formFields, numberField, optionalText } from '../forms.js';
-import type { SafeHtml } from '../html.js';
 import type { WebDeps } from '../web-deps.js';
 import { catalogueLive, catalogueRows } from './catalogue.js';
-import { accountPage, cataloguePage, logInPage, openSessionPage, sessionPage, SIGN_UP_LABELS, signUpPage, type PortalContext } from './pages.js';
+import { cataloguePage, logInPage, openSessionPage, sessionPage, SIGN_UP_LABELS, signUpPage } from './pages.js';
+import { portalKit, sendPage } from './portal-kit.js';
 import { sessionLive } from './session-live.js';
 
 const idParams = z.object({ id: z.uuid() });
@@ -30,9 +29,6 @@ const DONE: Record<string, string> = { extended: 'The charge limit was raised.',
 
 /** Only a path on this site: a `next` pointing elsewhere would make the log-in page an open redirect. */
 const localPath = (next: string | undefined) => (next && /^\/(?![/\\])[\x21-\x7e]{0,500}$/.test(next) ? next : undefined);
-
-const sendPage = (reply: FastifyReply, body: SafeHtml, status = 200) =>
-  reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body.value);
 
 /**
  * The customer portal: pages over the same commands and queries as the JSON API (DESIGN rule 17),
@@ -52,18 +48,7 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
   const loginPerEmail = limiter(app, { max: deps.rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: emailOf });
   const opensPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
 
-  const signedIn = (request: FastifyRequest) => admitCustomer(deps.tokens, request, request.cookies[CUSTOMER_COOKIE] ?? null);
-  const context = async (request: FastifyRequest, reply: FastifyReply, flash: PortalContext['flash'] = null): Promise<PortalContext> => ({
-    signedIn: Boolean(request.accountId) || (await signedIn(request)),
-    csrf: await reply.generateCsrf(),
-    flash,
-  });
-  /** A page for customers only: anyone else is sent to log in, and back here after. */
-  const customersOnly = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (await signedIn(request)) return;
-    const next = request.method === 'GET' ? request.url : '/account';
-    return reply.redirect(`/login?next=${encodeURIComponent(next)}`, 303);
-  };
+  const { signedIn, context, customersOnly } = portalKit(deps);
   /** The edge's address for the session with its access token, the JSON API's own (customerView); null unless the edge lets it in. */
   const serviceLink = async (request: FastifyRequest, view: SessionView) => {
     const { access } = await customerView(deps, request, view);
@@ -141,13 +126,6 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
     return reply.redirect('/', 303);
   });
 
-  app.get('/account', { schema: hidden, preHandler: customersOnly }, async (request, reply) => {
-    const account = await findAccount(deps.sql, request.accountId);
-    if (!account) return customersOnly(request, reply);
-    const sessions = await deps.queries.list(request.accountId);
-    return sendPage(reply, accountPage(await context(request, reply), account, sessions, serviceName));
-  });
-
   const openPage = async (request: FastifyRequest, reply: FastifyReply, values: Record<string, string | undefined> = {}, errors: Record<string, string> = {}, formError: string | null = null, status = 200) => {
     const row = catalogueRows(deps).find((r) => r.id === idOf(request));
     if (!row) throw new AppError(404, 'SERVICE_NOT_FOUND', 'No service has this id.');
@@ -163,15 +141,17 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
       maxMinutes: numberField(form.maxMinutes),
       maxCharge: optionalText(form.maxCharge),
       waitSeconds: numberField(form.waitSeconds),
+      quoteId: optionalText(form.quoteId),
     });
     if (!parsed.success) {
       return openPage(request, reply, form, fieldErrors(parsed.error, { maxMinutes: 'Max minutes', maxCharge: 'Max charge', waitSeconds: 'Wait for a seat' }), null, 400);
     }
-    const { maxMinutes, maxCharge, waitSeconds } = parsed.data;
+    const { maxMinutes, maxCharge, waitSeconds, quoteId } = parsed.data;
     try {
       const { view } = await deps.commands.open({
         accountId: request.accountId,
         serviceId: request.params.id,
+        quoteId,
         maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
         maxChargeMicros: maxCharge ?? null,
         waitMs: Math.round(waitSeconds * 1000),
