@@ -42,10 +42,10 @@ describe('a running session', () => {
     expect(session.card.calls).toEqual(['authorize', 'capture 300000']);
   });
 
-  it('ends at its limit when terminated after its cutoff passed', async () => {
+  it.each(['TERMINATE', 'LOGOFF'] as const)('ends at its limit on a %s told after its cutoff passed, before the cutoff fired', async (type) => {
     const session = startSession();
     await session.settle();
-    session.actor.send({ type: 'TERMINATE', at: START + 501_000 });
+    session.actor.send({ type, at: START + 501_000 });
     await session.settle();
     expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', endedAt: START + 500_000, chargeMicros: '5000000' });
   });
