@@ -90,6 +90,12 @@ describe('a session in its grace over the limit', () => {
     expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
   });
 
+  it('takes no extension in grace that does not raise the limit', async () => {
+    const session = await inGrace();
+    expect(session.actor.getSnapshot().can({ type: 'EXTEND', at: START + 510_000, maxChargeMicros: '5000000' })).toBe(false);
+    expect(session.actor.getSnapshot().can({ type: 'EXTEND', at: START + 510_000, maxChargeMicros: '5010000' })).toBe(true);
+  });
+
   it('stays in grace, with its deadline, when an extension is declined', async () => {
     const session = await inGrace((c) => (c.increments = [{ kind: 'declined', reason: 'insufficient_funds', at: 0 }]));
     session.actor.send({ type: 'EXTEND', at: START + 510_000, maxChargeMicros: '8000000' });
