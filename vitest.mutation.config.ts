@@ -7,6 +7,8 @@ export default defineConfig({
     // Property tests try a tenth of their cases against each mutant (test/helpers/property-runs.ts).
     env: { PROPERTY_RUNS_SCALE: '0.1' },
     testTimeout: 120_000,
+    // A test file that fails to load counts as a failed test (test/helpers/unloadable-file-fails.ts).
+    reporters: ['default', './test/helpers/unloadable-file-fails.ts'],
     // The admission tests drive machines/gate (mutated) through src/admission; pure, no I/O.
     include: ['test/machines/**/*.test.ts', 'test/billing/**/*.test.ts', 'test/admission/**/*.test.ts'],
   },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deadlineOf, stateNameOf } from '../../machines/session/index.js';
+import { deadlineOf, stateNameOf, statePathOf } from '../../machines/session/index.js';
 import { flatTariff } from '../../src/billing/tariff.js';
 import { ManualClock } from '../../src/clock.js';
 import { hold, ScriptedCardCompany, START, startSession } from './session-harness.js';
@@ -141,7 +141,22 @@ describe('calls to the card company', () => {
     await session.advance(1000);
     await session.settle();
     // Due at 43 s, second attempt: two seconds later.
+    expect(session.actor.getSnapshot().value).toEqual({ closing: { capturing: 'waiting' } });
     expect(session.actor.getSnapshot().context).toMatchObject({ retryAt: START + 45_000, closeAttempts: 2, lastError: 'internal error: Error: bug in the card client' });
+  });
+
+  it('retries a void that threw a second after the end, and clears the failure once it is done', async () => {
+    const session = startSession(scripted((c) => (c.voids = ['throws', { kind: 'unanswered', detail: '503', at: 0 }])));
+    await session.settle();
+    session.actor.send({ type: 'LOGOFF', at: START + 500 });
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ closing: { voiding: 'waiting' } });
+    expect(session.actor.getSnapshot().context).toMatchObject({ retryAt: START + 1_500, closeAttempts: 1, lastError: 'internal error: Error: bug in the card client' });
+    await session.advance(1_500);
+    expect(session.actor.getSnapshot().context).toMatchObject({ retryAt: START + 3_500, closeAttempts: 2, lastError: '503' });
+    await session.advance(2_000);
+    expect(statePathOf(session.actor.getSnapshot().value)).toBe('settled');
+    expect(session.actor.getSnapshot().context).toMatchObject({ lastError: null, retryAt: null, chargeMicros: '0' });
   });
 });
 

@@ -42,10 +42,10 @@ describe('a running session', () => {
     expect(session.card.calls).toEqual(['authorize', 'capture 300000']);
   });
 
-  it('ends at its limit when terminated after its cutoff passed', async () => {
+  it.each(['TERMINATE', 'LOGOFF'] as const)('ends at its limit on a %s told after its cutoff passed, before the cutoff fired', async (type) => {
     const session = startSession();
     await session.settle();
-    session.actor.send({ type: 'TERMINATE', at: START + 501_000 });
+    session.actor.send({ type, at: START + 501_000 });
     await session.settle();
     expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', endedAt: START + 500_000, chargeMicros: '5000000' });
   });
@@ -88,6 +88,12 @@ describe('a session in its grace over the limit', () => {
     await session.settle();
     expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', chargeMicros: '5000000', closingSince: START + 500_000 });
     expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+  });
+
+  it('takes no extension in grace that does not raise the limit', async () => {
+    const session = await inGrace();
+    expect(session.actor.getSnapshot().can({ type: 'EXTEND', at: START + 510_000, maxChargeMicros: '5000000' })).toBe(false);
+    expect(session.actor.getSnapshot().can({ type: 'EXTEND', at: START + 510_000, maxChargeMicros: '5010000' })).toBe(true);
   });
 
   it('stays in grace, with its deadline, when an extension is declined', async () => {

@@ -98,6 +98,7 @@ describe('uses priced per use', () => {
 
   it('fit up to exactly what the limit leaves', async () => {
     const session = await running({ input: perUse });
+    expect(session.actor.getSnapshot().context.uses).toEqual({ usedUnits: 0, usedMicros: '0', reservedMicros: '0', open: {}, next: 1 });
     // Nothing used yet: 5.00 is 100 uses.
     expect(session.actor.getSnapshot().can({ type: 'USE', at: START, units: 100 })).toBe(true);
     expect(session.actor.getSnapshot().can({ type: 'USE', at: START, units: 101 })).toBe(false);
