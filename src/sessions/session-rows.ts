@@ -18,6 +18,7 @@ export interface Quarantine {
 
 export interface UnsettledSession extends StoredSession {
   id: string;
+  serverId: string;
   customer: { accountId: string; estimatedStorageGb: number; estimatedProcessingHours: number };
   quarantine: Quarantine | null;
 }
@@ -37,6 +38,7 @@ export async function listSessions(db: Queryable, accountId: string, limit = 200
 
 type UnsettledRow = StoredSession & {
   id: string;
+  serverId: string;
   accountId: string;
   storage: string;
   processing: string;
@@ -50,14 +52,15 @@ type UnsettledRow = StoredSession & {
  * Every session not yet settled or declined (or only those given), oldest first, in batches of
  * `batch` rows, with why this process may not run it (its quarantine), if it may not.
  */
-export async function* loadUnsettled(db: Queryable, options: { batch?: number; ids?: string[] } = {}): AsyncGenerator<UnsettledSession[]> {
+export async function* loadUnsettled(db: Queryable, options: { batch?: number; ids?: string[]; servers?: string[] } = {}): AsyncGenerator<UnsettledSession[]> {
   const cursor = db<UnsettledRow[]>`
-    select s.id, s.state, s.seq, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
+    select s.id, s.server_id as "serverId", s.state, s.seq, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
       a.estimated_storage_gb::text as storage, a.estimated_processing_hours::text as processing,
       q.kind as "quarantineKind", q.reason as "quarantineReason", q.pending_snapshot as "pendingSnapshot",
       q.pending_version as "pendingVersion"
     from sessions s join accounts a on a.id = s.account_id left join session_quarantine q on q.session_id = s.id
     where s.state not in ('settled', 'declined') ${options.ids ? db`and s.id = any(${options.ids}::uuid[])` : db``}
+      ${options.servers ? db`and s.server_id = any(${options.servers}::uuid[])` : db``}
     order by s.created_at`.cursor(options.batch ?? 2000);
   for await (const rows of cursor) {
     yield rows.map(({ accountId, storage, processing, quarantineKind, quarantineReason, pendingSnapshot, pendingVersion, ...row }) => ({
