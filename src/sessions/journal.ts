@@ -74,6 +74,8 @@ interface SessionQueue {
 export class Journal {
   private readonly queues = new Map<string, SessionQueue>();
   private readonly ready = new Set<string>();
+  /** Sessions let go of (forget) since their last append: nothing of theirs will be committed here. */
+  private readonly forgotten = new Set<string>();
   private flushing: Promise<void> | null = null;
   private closed = false;
 
@@ -81,6 +83,7 @@ export class Journal {
 
   /** Resolves once the entry is committed; rejects when it could not be (it is still retried unless `retry` is false). */
   append(entry: JournalEntry): Promise<void> {
+    this.forgotten.delete(entry.sessionId);
     const queue = this.queueOf(entry.sessionId);
     return new Promise((resolve, reject) => {
       const pending: Pending = { entry, resolve, reject, settled: false };
@@ -103,6 +106,7 @@ export class Journal {
   /** Like durable, but rejects as soon as the session is stuck: for callers that answer someone. */
   async committed(sessionId: string): Promise<void> {
     await null;
+    if (this.forgotten.has(sessionId)) throw new JournalWriteError(sessionId, 'the session runs on another node now');
     const queue = this.queues.get(sessionId);
     if (!queue) return;
     if (queue.stuck !== null) throw new JournalWriteError(sessionId, queue.stuck);
@@ -137,6 +141,9 @@ export class Journal {
    * out once it were, never resolve. A write already in flight commits or is refused as it goes.
    */
   forget(sessionId: string): void {
+    // Bounded: only a command racing the loss of its session's server looks here.
+    if (this.forgotten.size >= 10_000) this.forgotten.clear();
+    this.forgotten.add(sessionId);
     const queue = this.queues.get(sessionId);
     if (!queue) return;
     if (queue.retryTimer) clearTimeout(queue.retryTimer);
