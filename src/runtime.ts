@@ -169,6 +169,9 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
         log: silent.child({ component: 'leases', node: config.cluster.nodeId }),
         ...config.cluster,
         onAcquired: async (serverId) => {
+          // The catalogue as it is now (another node may have added the server, or changed a cap),
+          // so the gates that admit to it are current before its sessions take their seats.
+          await catalogue.load();
           const restored = await supervisor!.restoreServer(serverId);
           if (restored > 0) silent.info({ serverId, restored }, 'sessions of an acquired server restored');
         },
@@ -324,7 +327,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
           nodeId: config.cluster.nodeId,
           ownership: leases,
           sql,
-          serverOfService: (serviceId) => catalogue.service(serviceId)?.serverId ?? null,
+          serverOfService: async (serviceId) => {
+            const known = catalogue.service(serviceId)?.serverId;
+            if (known) return known;
+            // A service another node added since this one started.
+            const [row] = await sql<{ serverId: string }[]>`select server_id as "serverId" from services where id = ${serviceId}`;
+            return row?.serverId ?? null;
+          },
           timeoutMs: config.http.handlerTimeoutMs,
         }
       : null,

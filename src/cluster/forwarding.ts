@@ -9,7 +9,7 @@ export interface ForwardingDeps {
   ownership: Ownership;
   sql: Sql;
   /** The server a service runs on (the catalogue). */
-  serverOfService(serviceId: string): string | null;
+  serverOfService(serviceId: string): string | null | Promise<string | null>;
   /** The longest a forwarded request may take (HTTP_HANDLER_TIMEOUT_MS: an open may queue for a seat). */
   timeoutMs: number;
 }
