@@ -104,7 +104,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     statementTimeoutMs: config.database.statementTimeoutMs,
     idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
   };
-  const sql = connect(databaseUrl, { max: config.databasePoolSize, ...timeouts });
+  const sql = connect(databaseUrl, { max: config.databasePoolSize, ...timeouts, ...(config.cluster && { nodeId: config.cluster.nodeId }) });
   // Bearer tokens and operator keys are looked up on a pool of their own (see TokenResolver).
   const authSql = connect(databaseUrl, { max: config.database.authPoolSize, ...timeouts, applicationName: 'tollgate-auth' });
   const applied = await migrateTollgate(sql);

@@ -12,6 +12,8 @@ export interface ConnectOptions {
   /** PostgreSQL ends a session idle inside a transaction this long (idle_in_transaction_session_timeout). */
   idleInTransactionTimeoutMs?: number;
   applicationName?: string;
+  /** A node of several (CLUSTER_NODE_ID): its commits notify the other nodes of new domain events. */
+  nodeId?: string;
 }
 
 export function connect(url: string, options: ConnectOptions = {}) {
@@ -21,6 +23,7 @@ export function connect(url: string, options: ConnectOptions = {}) {
     onnotice: () => {},
     connection: {
       application_name: options.applicationName ?? 'tollgate',
+      ...(options.nodeId !== undefined && { 'tollgate.node': options.nodeId }),
       ...(options.statementTimeoutMs !== undefined && { statement_timeout: options.statementTimeoutMs }),
       ...(options.idleInTransactionTimeoutMs !== undefined && { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
     },

@@ -336,7 +336,7 @@ export class Supervisor {
       const drained = Promise.all(ids.map((id) => this.deps.journal.durable(id)));
       await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     }
-    for (const id of ids) this.let(id);
+    for (const id of ids) this.letGo(id);
     if (ids.length > 0) this.deps.log.info({ serverId, sessions: ids.length, handingOver }, 'sessions of a server let go');
     return ids.length;
   }
@@ -345,11 +345,11 @@ export class Supervisor {
   onFenced(sessionId: string): void {
     if (!this.hosted.has(sessionId)) return;
     this.deps.log.warn({ sessionId }, 'write refused for a stale epoch: the session runs on another node now');
-    this.let(sessionId);
+    this.letGo(sessionId);
   }
 
   /** Stops running a session here without writing anything: no actor, no deadline, no seat. */
-  private let(sessionId: string): void {
+  private letGo(sessionId: string): void {
     const hosted = this.hosted.get(sessionId);
     if (!hosted) return;
     this.hosted.delete(sessionId);

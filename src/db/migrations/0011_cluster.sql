@@ -88,17 +88,17 @@ create trigger session_events_ordered before insert on session_events
   for each row execute function order_session_event();
 
 -- Nodes learn of domain events committed by the others (LISTEN tollgate_events): one
--- notification per transaction (PostgreSQL folds identical ones), sent at commit.
+-- notification per transaction (PostgreSQL folds identical ones), sent at commit. Only a node's
+-- connections (which set tollgate.node as they connect) notify: a node alone pays nothing, and
+-- NOTIFY takes a lock at commit that serializes the commits that notify.
 create function notify_domain_events() returns trigger language plpgsql as $$
 begin
-  if exists (select 1 from inserted) then
-    perform pg_notify('tollgate_events', '');
-  end if;
+  perform pg_notify('tollgate_events', '');
   return null;
 end $$;
 create trigger domain_events_notify after insert on domain_events
-  referencing new table as inserted
-  for each statement execute function notify_domain_events();
+  for each row when (current_setting('tollgate.node', true) is not null)
+  execute function notify_domain_events();
 
 -- A node taking a server reads that server's unsettled sessions.
 create index sessions_unsettled_server on sessions (server_id) where state not in ('settled', 'declined');
