@@ -85,6 +85,8 @@ const envSchema = z
     JOURNAL_ATTEMPTS_BEFORE_STUCK: positiveInt.default(5),
     JOURNAL_RETRY_BASE_MS: positiveInt.default(100),
     JOURNAL_RETRY_MAX_MS: positiveInt.default(30_000),
+    /** Journal transactions in flight at once, sessions spread over them by account (docs/benchmarks.md). */
+    JOURNAL_LANES: positiveInt.max(16).default(1),
     /** An authorizing session nobody hosts, untouched this long, is an orphan; the sweep runs this often. */
     ORPHAN_AFTER_MS: positiveInt.default(60_000),
     ORPHAN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
@@ -235,6 +237,7 @@ const envSchema = z
         attemptsBeforeStuck: env.JOURNAL_ATTEMPTS_BEFORE_STUCK,
         retryBaseMs: env.JOURNAL_RETRY_BASE_MS,
         retryMaxMs: env.JOURNAL_RETRY_MAX_MS,
+        lanes: env.JOURNAL_LANES,
       },
       coldAfterMs: env.COLD_AFTER_MS,
       cluster: env.CLUSTER_NODE_ID

@@ -16,7 +16,7 @@ import { createMetrics } from './observability/metrics.js';
 import { voidOrphanHolds } from './payments/reconcile.js';
 import { EventBus } from './events/event-bus.js';
 import { EventConsumer } from './events/event-consumer.js';
-import { queueDeliveries } from './webhooks/webhook-fanout.js';
+import { mayBeDelivered, queueDeliveries } from './webhooks/webhook-fanout.js';
 import { WebhookSender } from './webhooks/webhook-sender.js';
 import { IdempotencyStore } from './http/idempotency-store.js';
 import { SessionCommands } from './sessions/commands.js';
@@ -29,7 +29,7 @@ import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
 import { TopUps } from './accounts/top-ups.js';
 import { StatementJob } from './statements/statement-job.js';
-import { suspendOnRefusedCaptures } from './accounts/capture-failures.js';
+import { isRefusedCapture, suspendOnRefusedCaptures } from './accounts/capture-failures.js';
 import { BalanceHolds, withBalances } from './payments/balance-gateway.js';
 import { AccountCommands } from './accounts/account-commands.js';
 import { AccountStates } from './accounts/account-states.js';
@@ -269,7 +269,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   await accountStates.start();
   // Webhooks: a durable consumer queues each subscribed event once per endpoint; the sender delivers them.
   const webhookQueue = new EventConsumer(
-    { sql, name: 'webhooks', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS },
+    { sql, name: 'webhooks', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS, wakesOn: mayBeDelivered },
     queueDeliveries(() => deps.clock.now()),
   );
   const webhookSender = new WebhookSender({ sql, clock: deps.clock, log: silent, policy: config.webhooks });
@@ -277,7 +277,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   webhookSender.start();
   // A capture refused for good suspends its account (src/accounts/capture-failures.ts).
   const captureFailures = new EventConsumer(
-    { sql, name: 'account-capture-failures', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS },
+    { sql, name: 'account-capture-failures', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS, wakesOn: isRefusedCapture },
     suspendOnRefusedCaptures({ states: accountStates, clock: deps.clock }),
   );
   await captureFailures.start();

@@ -20,6 +20,11 @@ export interface EventConsumerOptions {
    * need to answer within milliseconds reads many journal batches at once instead of one each.
    */
   wakeDelayMs?: number;
+  /**
+   * Which committed events wake it (default: any). A consumer that acts on few types is not
+   * woken by the rest; it still reads past them, at its next wake or poll.
+   */
+  wakesOn?: (event: StoredEvent) => boolean;
   batch?: number;
   /** Between failed attempts at a batch. */
   retryMs?: number;
@@ -50,7 +55,8 @@ export class EventConsumer {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    this.unsubscribe = this.options.bus?.subscribe(() => this.wake?.()) ?? null;
+    const { wakesOn } = this.options;
+    this.unsubscribe = this.options.bus?.subscribe((events) => (!wakesOn || events.some(wakesOn)) && this.wake?.()) ?? null;
     const cursor = await this.position();
     this.loop = this.run(cursor);
   }

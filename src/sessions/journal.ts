@@ -10,6 +10,11 @@ export interface JournalEntry {
   write(tx: TransactionSql): Promise<readonly StoredEvent[]>;
   /** False for a write whose caller handles a failure itself (an open): it is tried once, alone. */
   retry: boolean;
+  /**
+   * What the write locks besides its session's row (the account): writes with the same key go
+   * through the same lane, so lanes committing side by side never wait on each other's locks.
+   */
+  lockKey?: string;
 }
 
 /** The transition did not commit: nothing that depends on it may go out (DESIGN rule 13). */
@@ -26,6 +31,12 @@ export class JournalWriteError extends Error {
 export interface JournalOptions {
   sql: Sql;
   maxBatch: number;
+  /**
+   * Transactions in flight at once (default 1). Sessions are spread over the lanes by their
+   * lock key, and each lane group-commits its own batches, so PostgreSQL can run one batch
+   * while another waits for its commit's flush.
+   */
+  lanes?: number;
   /** Failed attempts at a session's writes before it is stuck; backoff between attempts. */
   attemptsBeforeStuck: number;
   retryBaseMs: number;
@@ -54,6 +65,8 @@ interface Pending {
 }
 
 interface SessionQueue {
+  /** The lane all of this session's writes go through, in order. */
+  lane: Lane;
   pending: Pending[];
   /** How many of `pending` the write in flight carries (appends meanwhile wait for the next). */
   inFlight: number;
@@ -62,6 +75,12 @@ interface SessionQueue {
   retryTimer: NodeJS.Timeout | null;
   drained: (() => void)[];
   stuckListeners: ((error: JournalWriteError) => void)[];
+}
+
+/** One group-commit loop: sessions ready to write, and the batch being written. */
+interface Lane {
+  ready: Set<string>;
+  flushing: Promise<void> | null;
 }
 
 /**
@@ -73,18 +92,19 @@ interface SessionQueue {
  */
 export class Journal {
   private readonly queues = new Map<string, SessionQueue>();
-  private readonly ready = new Set<string>();
+  private readonly lanes: Lane[];
   /** Sessions let go of (forget) since their last append: nothing of theirs will be committed here. */
   private readonly forgotten = new Set<string>();
-  private flushing: Promise<void> | null = null;
   private closed = false;
 
-  constructor(private readonly options: JournalOptions) {}
+  constructor(private readonly options: JournalOptions) {
+    this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 1) }, () => ({ ready: new Set<string>(), flushing: null }));
+  }
 
   /** Resolves once the entry is committed; rejects when it could not be (it is still retried unless `retry` is false). */
   append(entry: JournalEntry): Promise<void> {
     this.forgotten.delete(entry.sessionId);
-    const queue = this.queueOf(entry.sessionId);
+    const queue = this.queueOf(entry.sessionId, entry.lockKey);
     return new Promise((resolve, reject) => {
       const pending: Pending = { entry, resolve, reject, settled: false };
       queue.pending.push(pending);
@@ -147,7 +167,7 @@ export class Journal {
     const queue = this.queues.get(sessionId);
     if (!queue) return;
     if (queue.retryTimer) clearTimeout(queue.retryTimer);
-    this.ready.delete(sessionId);
+    queue.lane.ready.delete(sessionId);
     if (queue.inFlight > 0) {
       // The batch in flight settles it; only what it does not carry is dropped now.
       const error = new JournalWriteError(sessionId, 'the session runs on another node now');
@@ -162,7 +182,11 @@ export class Journal {
 
   /** Resolves when nothing is being written (stuck sessions' writes are left queued). */
   async idle(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    for (;;) {
+      const flushing = this.lanes.find((lane) => lane.flushing)?.flushing;
+      if (!flushing) return;
+      await flushing;
+    }
   }
 
   close(): void {
@@ -170,25 +194,27 @@ export class Journal {
     for (const queue of this.queues.values()) if (queue.retryTimer) clearTimeout(queue.retryTimer);
   }
 
-  private queueOf(sessionId: string): SessionQueue {
+  private queueOf(sessionId: string, lockKey?: string): SessionQueue {
     let queue = this.queues.get(sessionId);
     if (!queue) {
-      queue = { pending: [], inFlight: 0, failures: 0, stuck: null, retryTimer: null, drained: [], stuckListeners: [] };
+      const lane = this.lanes[this.lanes.length === 1 ? 0 : laneIndex(lockKey ?? sessionId, this.lanes.length)]!;
+      queue = { lane, pending: [], inFlight: 0, failures: 0, stuck: null, retryTimer: null, drained: [], stuckListeners: [] };
       this.queues.set(sessionId, queue);
     }
     return queue;
   }
 
   private markReady(sessionId: string): void {
-    this.ready.add(sessionId);
-    if (!this.flushing && !this.closed) this.flushing = this.drain();
+    const lane = this.queueOf(sessionId).lane;
+    lane.ready.add(sessionId);
+    if (!lane.flushing && !this.closed) lane.flushing = this.drain(lane);
   }
 
-  private async drain(): Promise<void> {
+  private async drain(lane: Lane): Promise<void> {
     // Writes appended in the same tick join the first batch.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.ready.size > 0 && !this.closed) {
-      const batch = this.takeBatch();
+    while (lane.ready.size > 0 && !this.closed) {
+      const batch = this.takeBatch(lane);
       try {
         const started = performance.now();
         const events = await transaction(this.options.sql, (tx) => Promise.all(batch.map((id) => this.writeAll(tx, id))));
@@ -199,16 +225,16 @@ export class Journal {
         for (const sessionId of batch) await this.writeAlone(sessionId);
       }
     }
-    this.flushing = null;
+    lane.flushing = null;
   }
 
-  private takeBatch(): string[] {
+  private takeBatch(lane: Lane): string[] {
     const batch: string[] = [];
     let writes = 0;
-    for (const sessionId of this.ready) {
+    for (const sessionId of lane.ready) {
       const queue = this.queueOf(sessionId);
       if (writes > 0 && writes + queue.pending.length > this.options.maxBatch) break;
-      this.ready.delete(sessionId);
+      lane.ready.delete(sessionId);
       queue.inFlight = queue.pending.length;
       writes += queue.inFlight;
       batch.push(sessionId);
@@ -298,6 +324,13 @@ export class Journal {
     if (error) pending.reject(error);
     else pending.resolve();
   }
+}
+
+/** FNV-1a over the key: the same account always lands in the same lane. */
+function laneIndex(key: string, lanes: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % lanes;
 }
 
 function describe(error: unknown): string {

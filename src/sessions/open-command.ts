@@ -200,6 +200,7 @@ export class OpenCommand {
       try {
         await journal.append({
           sessionId,
+          lockKey: request.accountId,
           retry: false,
           write: async (tx) => {
             outcome = await insertOpening(tx, {

@@ -301,6 +301,7 @@ export class Supervisor {
     const { journal } = this.deps;
     await journal.append({
       sessionId,
+      lockKey: live.context.accountId,
       retry: false,
       write: async (tx) => {
         await releaseQuarantine(tx, sessionId);
@@ -544,7 +545,7 @@ export class Supervisor {
     const record = { ...transitionRecordOf({ snapshot, persisted: actor.getPersistedSnapshot(), previous, from: hosted.path, seq, event, at: this.deps.clock.now() }), epoch: this.ownership.epochOf(hosted.serverId) };
     Object.assign(hosted, { seq, path: intern(path), facts: factsOf(snapshot), touchedAt: this.deps.clock.now() });
     // The promise is for commands that answer someone; a failure is retried and reported by the journal.
-    void this.deps.journal.append({ sessionId, retry: true, write: (tx) => writeTransition(tx, record) }).catch(() => undefined);
+    void this.deps.journal.append({ sessionId, lockKey: snapshot.context.accountId, retry: true, write: (tx) => writeTransition(tx, record) }).catch(() => undefined);
     if (!snapshot.hasTag('seat')) this.deps.admission.release(sessionId);
     this.arm(sessionId, snapshot);
     for (const observer of this.observers) observer(sessionId, snapshot);

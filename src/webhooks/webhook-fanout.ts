@@ -1,5 +1,11 @@
 import type { TransactionSql } from '../db/sql.js';
 import type { StoredEvent } from '../events/event-store.js';
+import { WEBHOOK_EVENT_TYPES } from './webhook-events.js';
+
+const subscribable = new Set<string>(WEBHOOK_EVENT_TYPES);
+
+/** An event some endpoint may be subscribed to: the others never wake the consumer. */
+export const mayBeDelivered = (event: StoredEvent): boolean => subscribable.has(event.type);
 
 /**
  * The durable consumer's handler (src/events/event-consumer.ts): each event a live endpoint is

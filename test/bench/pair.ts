@@ -23,8 +23,15 @@ export async function startPair(
       TOLLGATE_DATA_DIR: path.resolve(options.dataDir),
       TOLLGATE_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
       ...GENEROUS_LIMITS,
+      ...extraTollgateEnv(),
     },
   });
   children.push(server);
   return { sandbox, server };
+}
+
+/** BENCH_TOLLGATE_ENV="JOURNAL_LANES=1,COLD_AFTER_MS=0": settings to try on tollgate's side of a run. */
+function extraTollgateEnv(): Record<string, string> {
+  const pairs = (process.env.BENCH_TOLLGATE_ENV ?? '').split(',').filter(Boolean);
+  return Object.fromEntries(pairs.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
 }

@@ -35,13 +35,15 @@ import { say } from './util.js';
  * BENCH_KEEP=1 (keep the temporary folder with the profiles), BENCH_DOCS (output folder, default docs/),
  * BENCH_TSX=1 (run the children from the TypeScript sources through tsx instead of a tsc build),
  * BENCH_PROFILE_CREATE=1 (profile phase 3's creation too; it then counts in the memory figures),
+ * BENCH_CONCURRENCIES (phase 1's closed-loop concurrencies, default 1,16,64; the profile is taken at the largest),
+ * BENCH_TOLLGATE_ENV (K=V,K=V: settings passed to tollgate's process in the phases that start it, to compare),
  * BENCH_ACCOUNTS (customers signed up for phase 1, default 256), BENCH_MAX_REQUESTS (per load run, default 200000).
  */
 const env = process.env;
 const int = (name: string, fallback: number) => (env[name] ? Number(env[name]) : fallback);
 const settings = {
   seconds: int('BENCH_SECONDS', 8),
-  concurrencies: [1, 16, 64],
+  concurrencies: (env.BENCH_CONCURRENCIES ?? '1,16,64').split(',').map(Number).filter((n) => n > 0),
   sessions: (env.BENCH_SESSIONS ?? '10000,100000').split(',').map(Number).filter((n) => n > 0),
   openLimit: int('BENCH_OPEN_LIMIT', 10_000),
   slice: int('BENCH_SLICE', 2000),
