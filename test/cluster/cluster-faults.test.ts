@@ -247,54 +247,81 @@ async function run(diagnostics: string[]): Promise<void> {
     }
   });
 
-  // ---- faults: kills and pauses past the lease, one node at a time or two at once
+  // ---- faults: kills and pauses past the lease, one node at a time or two at once. A killed
+  // node starts again in the background once its lease has lapsed (its servers have passed to
+  // the others), and takes part in the faults again once it answers.
   const faults: Fault[] = [];
+  const up = new Set(nodes.map((_, i) => i));
+  const restarts: Promise<void>[] = [];
   const kill = async (i: number) => {
+    up.delete(i);
     reachable.delete(i);
     const at = Date.now();
     await nodes[i]!.kill('server');
-    // Its servers pass to the others once its lease has lapsed; it comes back after that.
-    await sleep(LEASE_MS + rng.between(500, 2000));
-    await nodes[i]!.start();
-    reachable.add(i);
-    faults.push({ kind: 'kill', node: i, at, lastedMs: Date.now() - at });
+    restarts.push(
+      (async () => {
+        await sleep(LEASE_MS + rng.between(500, 2000));
+        await nodes[i]!.start();
+        reachable.add(i);
+        up.add(i);
+        faults.push({ kind: 'kill', node: i, at, lastedMs: Date.now() - at });
+      })(),
+    );
   };
   const pause = async (i: number) => {
+    up.delete(i);
     reachable.delete(i);
     const at = Date.now();
     await nodes[i]!.pause();
     await sleep(LEASE_MS * 1.5 + rng.between(0, 1500));
     await nodes[i]!.resume();
     reachable.add(i);
+    up.add(i);
     faults.push({ kind: 'pause', node: i, at, lastedMs: Date.now() - at });
   };
-  const two = () => {
-    const first = Math.floor(rng.next() * NODES);
-    return [first, (first + 1 + Math.floor(rng.next() * (NODES - 1))) % NODES] as const;
+  /** `wanted` nodes that are up, leaving at least one other up (waiting for restarts if need be). */
+  const victims = async (wanted: number) => {
+    while (up.size < wanted + 1) await sleep(200);
+    return [...up].sort(() => rng.next() - 0.5).slice(0, wanted);
   };
+  // Six faults: kills and pauses alone, then a kill and a pause together (either order).
+  const plan = ['kill', 'pause', 'kill', 'kill+pause', 'pause', 'pause+kill'] as const;
   await sleep(2000);
-  for (let round = 0; round < 4; round++) {
-    const [a, b] = two();
-    if (round === 0) await kill(a);
-    else if (round === 1) await pause(a);
-    else if (round === 2) await Promise.all([kill(a), sleep(500).then(() => pause(b))]);
-    else await Promise.all([pause(a), sleep(300).then(() => kill(b))]);
-    await sleep(rng.between(1000, 2500));
+  for (const step of plan) {
+    const [first, second] = step.split('+') as ('kill' | 'pause')[];
+    const [a, b] = await victims(second ? 2 : 1);
+    const act = (i: number, kind: 'kill' | 'pause') => (kind === 'kill' ? kill(i) : pause(i));
+    await Promise.all([act(a!, first!), second ? sleep(rng.between(200, 800)).then(() => act(b!, second)) : null]);
+    await sleep(rng.between(1500, 3000));
   }
+  await Promise.all(restarts);
 
   // ---- let everything finish
   loading = false;
   await Promise.all(workers);
   while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
   const loadEnded = Date.now();
-  await waitUntil(
-    'every session settled or declined',
-    async () => {
-      const [row] = await sql!<{ open: number }[]>`select count(*)::int as open from sessions where state not in ('settled', 'declined')`;
-      return row!.open === 0;
-    },
-    60_000,
-  );
+  try {
+    await waitUntil(
+      'every session settled or declined',
+      async () => {
+        const [row] = await sql!<{ open: number }[]>`select count(*)::int as open from sessions where state not in ('settled', 'declined')`;
+        return row!.open === 0;
+      },
+      60_000,
+    );
+  } finally {
+    const unsettled = await sql`
+      select s.id, s.path, s.seq, s.owner_epoch, s.stuck_reason, s.updated_at, l.node_id, l.epoch, n.expires_at, q.kind as quarantined,
+        (select string_agg(e.event || '>' || e.to_state || '@' || coalesce(e.owner_epoch::text, '-'), ' ' order by e.id) from session_events e where e.session_id = s.id) as history
+      from sessions s left join server_leases l on l.server_id = s.server_id left join nodes n on n.node_id = l.node_id
+      left join session_quarantine q on q.session_id = s.id
+      where s.state not in ('settled', 'declined') limit 10`;
+    if (unsettled.length > 0) diagnostics.push(`unsettled: ${JSON.stringify(unsettled, (_, v) => (typeof v === 'bigint' ? String(v) : v), 2)}`);
+    const leases = await sql`select l.server_id, l.node_id, l.epoch, n.expires_at from server_leases l left join nodes n using (node_id)`;
+    diagnostics.push(`leases at the end: ${JSON.stringify(leases, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+    for (const node of nodes) diagnostics.push(`node log tail (${node.url}):\n${await node.logTail(25)}`);
+  }
   const drainMs = Date.now() - loadEnded;
   sampling = false;
   await sampler;
@@ -358,7 +385,6 @@ async function run(diagnostics: string[]): Promise<void> {
     staleWritesRefused: Number(refusals!.refused),
   };
   diagnostics.push(`summary: ${JSON.stringify(summary, null, 2)}`);
-  for (const node of nodes) diagnostics.push(`node log tail (${node.url}):\n${await node.logTail(15)}`);
 
   // Every session a client was told of, and every other, ended.
   for (const id of seen) expect(byId.get(id)?.state, `session ${id}`).toMatch(/^(settled|declined)$/);
