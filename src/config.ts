@@ -166,7 +166,8 @@ const envSchema = z
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
     /** Set: this process is one node of several on one PostgreSQL (README "Running several nodes"). */
-    CLUSTER_NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash and underscore, at most 100').optional(),
+    // At most 48: it is part of the connections' application_name (63 bytes at most).
+    CLUSTER_NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,48}$/, 'letters, digits, dot, dash and underscore, at most 48').optional(),
     /** Where the other nodes reach this one (scheme://host:port); default http://HOST:PORT. */
     CLUSTER_NODE_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
     /** A node that has not renewed its heartbeat for this long loses its servers to the others. */

@@ -106,7 +106,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   };
   const sql = connect(databaseUrl, { max: config.databasePoolSize, ...timeouts, ...(config.cluster && { nodeId: config.cluster.nodeId }) });
   // Bearer tokens and operator keys are looked up on a pool of their own (see TokenResolver).
-  const authSql = connect(databaseUrl, { max: config.database.authPoolSize, ...timeouts, applicationName: 'tollgate-auth' });
+  const authSql = connect(databaseUrl, { max: config.database.authPoolSize, ...timeouts, applicationName: 'tollgate-auth', ...(config.cluster && { nodeId: config.cluster.nodeId }) });
   const applied = await migrateTollgate(sql);
   if (log && applied.length > 0) log.info({ applied }, 'migrations applied');
 

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
+import { transaction } from '../db/transaction.js';
 import type { Logger } from '../logger.js';
 import type { NodeAddress, Ownership } from './ownership.js';
 
@@ -22,6 +23,9 @@ export interface LeaseManagerOptions {
    */
   onLost(serverId: string, handingOver: boolean): Promise<void>;
 }
+
+/** SQLSTATE 55P03: lock_timeout passed. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 interface LeaseRow {
   serverId: string;
@@ -190,18 +194,30 @@ export class LeaseManager implements Ownership {
     const free = leases.filter((l) => l.nodeId === null || !l.live).sort(() => Math.random() - 0.5);
     for (const lease of free) {
       if (wanted === 0 || this.stopped) return;
-      const [won] =
-        lease.epoch === null
-          ? await sql<{ epoch: bigint }[]>`
-              insert into server_leases (server_id, node_id, epoch, acquired_at)
-              values (${lease.serverId}, ${nodeId}, coalesce((select max(epoch) from lease_grants where server_id = ${lease.serverId}), 0) + 1, ${at})
-              on conflict (server_id) do nothing
-              returning epoch`
-          : await sql<{ epoch: bigint }[]>`
-              update server_leases l set node_id = ${nodeId}, epoch = l.epoch + 1, acquired_at = ${at}
-              where l.server_id = ${lease.serverId}
-                and (l.node_id is null or not exists (select 1 from nodes n where n.node_id = l.node_id and n.expires_at > ${at}))
-              returning l.epoch`;
+      // A lapsed node may only be paused (or cut off) with a transaction open, holding its share
+      // lock on the lease until it resumes or PostgreSQL's idle timeout ends it: the claim does
+      // not wait for it (a round must finish well within the lease), it tries again next round.
+      let won: { epoch: bigint } | undefined;
+      try {
+        [won] = await transaction(sql, async (tx) => {
+          await tx`set local lock_timeout = '200ms'`;
+          return lease.epoch === null
+            ? tx<{ epoch: bigint }[]>`
+                insert into server_leases (server_id, node_id, epoch, acquired_at)
+                values (${lease.serverId}, ${nodeId}, coalesce((select max(epoch) from lease_grants where server_id = ${lease.serverId}), 0) + 1, ${at})
+                on conflict (server_id) do nothing
+                returning epoch`
+            : tx<{ epoch: bigint }[]>`
+                update server_leases l set node_id = ${nodeId}, epoch = l.epoch + 1, acquired_at = ${at}
+                where l.server_id = ${lease.serverId}
+                  and (l.node_id is null or not exists (select 1 from nodes n where n.node_id = l.node_id and n.expires_at > ${at}))
+                returning l.epoch`;
+        });
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
+        this.options.log.warn({ serverId: lease.serverId, from: lease.nodeId }, 'a lapsed node still holds a transaction on a server; claiming it next round');
+        continue;
+      }
       if (!won) continue;
       wanted--;
       this.options.log.info({ serverId: lease.serverId, epoch: String(won.epoch), from: lease.nodeId }, 'server lease acquired');

@@ -22,7 +22,8 @@ export function connect(url: string, options: ConnectOptions = {}) {
     types,
     onnotice: () => {},
     connection: {
-      application_name: options.applicationName ?? 'tollgate',
+      // A node's connections carry its name: a node taking a lapsed node's servers ends them (src/cluster).
+      application_name: `${options.applicationName ?? 'tollgate'}${options.nodeId !== undefined ? `@${options.nodeId}` : ''}`,
       ...(options.nodeId !== undefined && { 'tollgate.node': options.nodeId }),
       ...(options.statementTimeoutMs !== undefined && { statement_timeout: options.statementTimeoutMs }),
       ...(options.idleInTransactionTimeoutMs !== undefined && { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
