@@ -75,8 +75,8 @@ export const accountMachine = setup({
     suspended: {
       tags: ['ends_sessions', 'self_service'],
       on: {
-        // Suspended again: the new reason and end replace the old ones.
-        SUSPEND: { target: 'suspended', reenter: true, actions: 'suspended' },
+        // Suspended again: the new reason and end replace the old ones (nothing is entered or left).
+        SUSPEND: { actions: 'suspended' },
         RESUME: { guard: 'resumeAllowed', target: 'active', actions: 'entered' },
         CLOSE: { guard: 'noUnsettledSessions', target: 'closed', actions: 'closed' },
       },

@@ -74,7 +74,6 @@ export function expire(gate: GateContext, at: number): GateDecisions {
   return { ...decisions, rejected: [...rejected, ...decisions.rejected] };
 }
 
-/** A seat held before a restart, given back to its session whatever the cap is now. */
 /** Seats held before a restart, taken back without asking (they may exceed a capacity lowered since). */
 export function restoreSeat(gate: GateContext, count = 1): GateContext {
   return { ...gate, used: gate.used + count };
@@ -86,10 +85,9 @@ export function nextExpiry(gate: GateContext): number | null {
   return earliest;
 }
 
+/** Gives free seats to the oldest waiters. Every caller hands it a fresh context, so it builds one too. */
 function serve(gate: GateContext): GateDecisions {
-  const free = seatsFree(gate);
-  if (free === 0 || gate.queue.length === 0) return { context: gate, granted: [], rejected: [] };
-  const admitted = gate.queue.slice(0, free);
+  const admitted = gate.queue.slice(0, seatsFree(gate));
   return {
     context: { ...gate, used: gate.used + admitted.length, queue: gate.queue.slice(admitted.length) },
     granted: admitted.map((q) => q.requestId),

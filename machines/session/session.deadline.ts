@@ -11,12 +11,14 @@ export function stateNameOf(snapshot: Pick<SessionSnapshot, 'value'>): SessionSt
   return (typeof value === 'string' ? value : Object.keys(value)[0]) as SessionStateName;
 }
 
-/** The whole state path, "closing.capturing.waiting": what history lines and operators read. */
+/**
+ * The whole state path, "closing.capturing.waiting": what history lines and operators read. The
+ * machine has no parallel states: a state value names one child at each level.
+ */
 export function statePathOf(value: SessionSnapshot['value'] | string): string {
   if (typeof value === 'string') return value;
-  return Object.entries(value)
-    .map(([key, child]) => (child === undefined ? key : `${key}.${statePathOf(child as SessionSnapshot['value'])}`))
-    .join(',');
+  const [key, child] = Object.entries(value)[0]!;
+  return `${key}.${statePathOf(child as SessionSnapshot['value'])}`;
 }
 
 /**

@@ -3,6 +3,7 @@
 import type { SnapshotFrom } from 'xstate';
 import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
 import type { SessionContext } from './session.types.js';
+import { statePathOf } from './session.deadline.js';
 
 /** Stored with every snapshot; bump it (with a migration and a fixture) when a snapshot's shape changes. */
 export const SESSION_MACHINE_VERSION = 4;
@@ -336,7 +337,8 @@ export const sessionMachine = sessionSetup.createMachine({
           initial: 'calling',
           on: {
             // An operator forgives a charge that cannot be captured: the hold is voided instead.
-            VOID: { target: 'voiding', actions: ['forgiveCharge', 'clearFailure'] },
+            // The failure is cleared first, so the note that the charge was forgiven is what stays.
+            VOID: { target: 'voiding', actions: ['clearFailure', 'forgiveCharge'] },
           },
           states: {
             calling: {
@@ -404,7 +406,21 @@ export const sessionMachine = sessionSetup.createMachine({
   },
 });
 
-/** A stored snapshot (plain JSON, already migrated) as the machine sees it: with its tags and `can`. */
+/** The machine's resolution of each state path met so far (a few dozen at most): nodes, tags, value. */
+const resolvedByPath = new Map<string, SnapshotFrom<typeof sessionMachine>>();
+
+/**
+ * A stored snapshot (plain JSON, already migrated) as the machine sees it: with its tags and `can`.
+ * What xstate resolves from a state value does not depend on the context, so a restore of a
+ * million rows resolves each path once and gives every row its own context on a copy.
+ */
 export function resolveSnapshot(stored: { value: unknown; context: SessionContext }): SnapshotFrom<typeof sessionMachine> {
-  return sessionMachine.resolveState({ value: stored.value as SnapshotFrom<typeof sessionMachine>['value'], context: stored.context });
+  const value = stored.value as SnapshotFrom<typeof sessionMachine>['value'];
+  const path = statePathOf(value);
+  const resolved = resolvedByPath.get(path);
+  if (resolved) return { ...resolved, context: stored.context };
+  const fresh = sessionMachine.resolveState({ value, context: stored.context });
+  // A final state's snapshot is not shared: xstate works out its status (and any output) from the context.
+  if (fresh.status === 'active') resolvedByPath.set(path, fresh);
+  return fresh;
 }

@@ -118,7 +118,8 @@ export const sessionSetup = setup({
     startClosing: assign(({ context }) => ({ closingSince: context.endedAt, closeAttempts: 0, retryAt: null })),
     noteRetry: assign(({ context }, failure: Failure) => {
       const closeAttempts = context.closeAttempts + 1;
-      return { closeAttempts, lastError: failure.detail, retryAt: failure.at + retryDelayMs(context, closeAttempts), blocked: null };
+      // blocked is already null: every way from `blocked` back to `calling` clears it (clearFailure).
+      return { closeAttempts, lastError: failure.detail, retryAt: failure.at + retryDelayMs(context, closeAttempts) };
     }),
     noteBlocked: assign(({ context }, params: Failure & { operation: CardOperation }) => ({
       closeAttempts: context.closeAttempts + 1,
@@ -262,7 +263,12 @@ export function failureOf(outcome: Outcome & { detail?: string; reason?: string 
   return { at: outcome.at, detail: outcome.detail ?? outcome.reason ?? outcome.kind };
 }
 
-/** A thrown error in a provided actor is a bug in it; it is retried like an unanswered call. */
+/**
+ * A thrown error in a provided actor is a bug in it; it is retried like an unanswered call. The
+ * machine reads no clock: the failure is dated at the latest instant it knows the call was made
+ * after (the retry that was due, the end, the renewal that was due), so the next try is not
+ * already past (a renewal dated at the session's creation was retried at once, again and again).
+ */
 export function thrownFailure(context: SessionContext, error: unknown): Failure {
-  return { at: context.retryAt ?? context.endedAt ?? context.createdAt, detail: `internal error: ${String(error)}` };
+  return { at: context.retryAt ?? context.endedAt ?? context.renewAt ?? context.createdAt, detail: `internal error: ${String(error)}` };
 }

@@ -92,51 +92,80 @@ export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ acc
   return { account: (await findAccount(sql, id))!, token };
 }
 
+type AccountRow = {
+  id: string;
+  name: string;
+  email: string;
+  brand: string;
+  last4: string;
+  expMonth: number;
+  expYear: number;
+  storage: string;
+  processing: string;
+  currency: string;
+  limit: bigint;
+  reserved: bigint;
+  state: AccountStateName;
+  paymentMode: PaymentMode;
+  balance: bigint;
+  balanceHeld: bigint;
+  statementPeriod: StatementPeriod;
+  createdAt: Date;
+};
+
+const ACCOUNT_COLUMNS = `id, name, email, card_brand as brand, card_last4 as last4, card_exp_month as "expMonth",
+  card_exp_year as "expYear", estimated_storage_gb::text as storage, estimated_processing_hours::text as processing,
+  currency, outstanding_limit_micros as limit, reserved_micros as reserved, state,
+  payment_mode as "paymentMode", balance_micros as balance, balance_held_micros as "balanceHeld",
+  statement_period as "statementPeriod", created_at as "createdAt"`;
+
+const accountView = (row: AccountRow): AccountView => ({
+  id: row.id,
+  name: row.name,
+  email: row.email,
+  card: { brand: row.brand, last4: row.last4, expMonth: row.expMonth, expYear: row.expYear },
+  estimatedStorageGb: Number(row.storage),
+  estimatedProcessingHours: Number(row.processing),
+  currency: row.currency,
+  outstandingLimit: formatAmount(row.limit),
+  reserved: formatAmount(row.reserved),
+  state: row.state,
+  paymentMode: row.paymentMode,
+  balance: formatAmount(row.balance),
+  balanceHeld: formatAmount(row.balanceHeld),
+  statementPeriod: row.statementPeriod,
+  createdAt: row.createdAt.toISOString(),
+});
+
 export async function findAccount(sql: Sql, id: string): Promise<AccountView | null> {
-  const [row] = await sql<
-    {
-      id: string;
-      name: string;
-      email: string;
-      brand: string;
-      last4: string;
-      expMonth: number;
-      expYear: number;
-      storage: string;
-      processing: string;
-      currency: string;
-      limit: bigint;
-      reserved: bigint;
-      state: AccountStateName;
-      paymentMode: PaymentMode;
-      balance: bigint;
-      balanceHeld: bigint;
-      statementPeriod: StatementPeriod;
-      createdAt: Date;
-    }[]
-  >`
-    select id, name, email, card_brand as brand, card_last4 as last4, card_exp_month as "expMonth",
-      card_exp_year as "expYear", estimated_storage_gb::text as storage, estimated_processing_hours::text as processing,
-      currency, outstanding_limit_micros as limit, reserved_micros as reserved, state,
-      payment_mode as "paymentMode", balance_micros as balance, balance_held_micros as "balanceHeld",
-      statement_period as "statementPeriod", created_at as "createdAt"
-    from accounts where id = ${id}`;
-  if (!row) return null;
-  return {
-    id: row.id,
-    name: row.name,
-    email: row.email,
-    card: { brand: row.brand, last4: row.last4, expMonth: row.expMonth, expYear: row.expYear },
-    estimatedStorageGb: Number(row.storage),
-    estimatedProcessingHours: Number(row.processing),
-    currency: row.currency,
-    outstandingLimit: formatAmount(row.limit),
-    reserved: formatAmount(row.reserved),
-    state: row.state,
-    paymentMode: row.paymentMode,
-    balance: formatAmount(row.balance),
-    balanceHeld: formatAmount(row.balanceHeld),
-    statementPeriod: row.statementPeriod,
-    createdAt: row.createdAt.toISOString(),
-  };
+  const [row] = await sql<AccountRow[]>`select ${sql.unsafe(ACCOUNT_COLUMNS)} from accounts where id = ${id}`;
+  return row ? accountView(row) : null;
+}
+
+export interface AccountFilter {
+  state?: AccountStateName | undefined;
+  /** Part of the name or the e-mail, any case. */
+  search?: string | undefined;
+  limit: number;
+  /** The nextCursor of the page before. */
+  cursor?: string | undefined;
+}
+
+/** A page of accounts for operators, newest first; the cursor is the last row's creation and id, so a page never repeats or skips a row. */
+export async function listAccounts(sql: Sql, filter: AccountFilter): Promise<{ accounts: AccountView[]; nextCursor: string | null }> {
+  const [at, id] = filter.cursor?.split('|') ?? [];
+  const after = at && id && !Number.isNaN(Date.parse(at)) && /^[0-9a-f-]{36}$/.test(id) ? { at: new Date(at), id } : null;
+  // LIKE's own wildcards in what the operator typed are matched as themselves.
+  const pattern = filter.search ? `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+  const rows = await sql<AccountRow[]>`
+    select ${sql.unsafe(ACCOUNT_COLUMNS)} from accounts
+    where true
+      ${filter.state ? sql`and state = ${filter.state}` : sql``}
+      ${pattern ? sql`and (lower(name) like ${pattern} or email_normalized like ${pattern})` : sql``}
+      ${after ? sql`and (created_at, id) < (${after.at}, ${after.id})` : sql``}
+    order by created_at desc, id desc
+    limit ${filter.limit + 1}`;
+  const page = rows.slice(0, filter.limit);
+  const last = page.at(-1);
+  return { accounts: page.map(accountView), nextCursor: rows.length > filter.limit && last ? `${last.createdAt.toISOString()}|${last.id}` : null };
 }

@@ -36,6 +36,8 @@ export interface Cutoff {
 export const MAX_SESSION_SPAN_MS = 100 * 365 * 86_400_000;
 const MAX_SPAN_SECONDS = MAX_SESSION_SPAN_MS / 1000;
 
+const WEEK_SECONDS = 7 * 86_400;
+
 /** A run of billed seconds [from, to) all at one price per minute. */
 export interface PricedRun {
   from: number;
@@ -78,7 +80,10 @@ export function* pricedRuns(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | '
     let to = until === Infinity ? Infinity : Math.ceil((until - piece.wallAtMs + piece.billableAtMs) / 1000);
     if (nextResume) to = Math.min(to, Math.ceil(nextResume.billableAtMs / 1000));
     to = Math.max(to, from + 1);
-    if (current && current.pricePerMinuteMicros === pricePerMinuteMicros) current.to = to;
+    // Runs of one price are merged, but end after a week: a tariff free for ever (all its prices
+    // zero) otherwise made one run of every hour up to the longest span, 876,000 look-ups for a
+    // cutoff; a week lets spans() see a free week and stop.
+    if (current && current.pricePerMinuteMicros === pricePerMinuteMicros && (to === Infinity || to - current.from <= WEEK_SECONDS)) current.to = to;
     else {
       if (current) yield current;
       current = { from, to, pricePerMinuteMicros };
@@ -104,8 +109,6 @@ export function secondsToBill(billing: BillingSpec, billed: number): number {
   if (billed <= first) return 1;
   return first + (Math.ceil((billed - first) / billing.incrementSeconds) - 1) * billing.incrementSeconds + 1;
 }
-
-const WEEK_SECONDS = 7 * 86_400;
 
 /** Billed seconds [from, to) and Σ of their prices per minute, with the runs they are made of. */
 interface Span {

@@ -40,12 +40,14 @@ export function isTimeZone(timeZone: string): boolean {
   }
 }
 
-/** What the zone's clocks show at `at`, minus `at` (whole seconds): the UTC offset then, from Intl. */
+/**
+ * What the zone's clocks show at `at`, minus `at`: the UTC offset then, from Intl. Only asked at
+ * whole seconds (day starts and the seconds between them), which is all the clocks show.
+ */
 function offsetByIntl(timeZone: string, at: number): number {
   const fields: Record<string, number> = {};
   for (const part of offsetFormatter(timeZone).formatToParts(at)) if (part.type !== 'literal') fields[part.type] = Number(part.value);
-  const shown = Date.UTC(fields.year!, fields.month! - 1, fields.day!, fields.hour!, fields.minute!, fields.second!);
-  return shown - (at - (((at % 1000) + 1000) % 1000));
+  return Date.UTC(fields.year!, fields.month! - 1, fields.day!, fields.hour!, fields.minute!, fields.second!) - at;
 }
 
 const offsetFormatters = new Map<string, Intl.DateTimeFormat>();

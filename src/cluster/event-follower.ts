@@ -19,7 +19,7 @@ const BATCH = 1000;
 /**
  * Domain events committed by the other nodes, onto this node's bus (issue 17). The table is the
  * source: PostgreSQL notifies `tollgate_events` at the commit of any transaction that appended
- * events (migration 0011_cluster.sql), and the follower reads on from its position in
+ * events (migration 0013_cluster.sql), and the follower reads on from its position in
  * (tx, position) order, as durable consumers do, so nothing is skipped however notifications are
  * folded or lost. Events this node published itself (the journal hands them to the bus right
  * after its commit) are not published again; one read before its own node published it may be

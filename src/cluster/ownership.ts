@@ -32,7 +32,7 @@ export const singleNode: Ownership = {
   ownerOf: () => null,
 };
 
-/** SQLSTATE of a write PostgreSQL refused for a stale epoch (migration 0011_cluster.sql). */
+/** SQLSTATE of a write PostgreSQL refused for a stale epoch (migration 0013_cluster.sql). */
 export const STALE_EPOCH = 'TG409';
 
 export function isStaleEpoch(error: unknown): boolean {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { positiveAmount, type Limits } from './schemas.js';
+import { instantParam, positiveAmount, type Limits } from './schemas.js';
 
 export const minutesLimit = (limits: Limits) =>
   z.number().min(1 / 60, 'must be at least one second (1/60 of a minute)').max(limits.maxSessionMinutes);
@@ -18,4 +18,16 @@ export function openSessionSchema(limits: Limits) {
       message: 'a quote sets the time and the charge: give quoteId alone',
       path: ['quoteId'],
     });
+}
+
+/** What asking for a quote takes: the JSON API's body, and the portal's quote form once read. */
+export function quoteSchema(limits: Limits) {
+  return z
+    .object({
+      serviceId: z.uuid(),
+      maxMinutes: minutesLimit(limits).optional(),
+      maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
+      startAt: instantParam.optional(),
+    })
+    .refine((b) => b.maxMinutes !== undefined || b.maxCharge !== undefined, { message: 'give maxMinutes, maxCharge or both', path: ['maxMinutes'] });
 }

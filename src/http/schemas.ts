@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { formatAmount, parseAmount } from '../billing/money.js';
 import { isTimeZone } from '../billing/zoned-time.js';
 import type { Pricing } from '../catalogue/catalogue.js';
+import { WEBHOOK_EVENT_TYPES } from '../webhooks/webhook-events.js';
 
 /** The documented maxima every request is checked against (DESIGN rule 16; README "Input limits"). */
 export interface Limits {
@@ -351,6 +352,12 @@ export const accountHistoryLineSchema = z.object({
   at: instant,
   by: changer,
   reason: z.string(),
+});
+
+/** What registers a webhook endpoint: the operator API's body, and the console's form once read. */
+export const webhookEndpointInput = z.object({
+  url: z.url({ protocol: /^https?$/, message: 'must be an http or https URL' }).max(2000),
+  eventTypes: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1, 'choose at least one event').max(WEBHOOK_EVENT_TYPES.length),
 });
 
 export const webhookEndpointSchema = z.object({

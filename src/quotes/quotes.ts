@@ -3,6 +3,8 @@ import { costOfTime, cutoffOf, itemize, type ChargeLine } from '../billing/charg
 import type { Micros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
+import type { Catalogue } from '../catalogue/catalogue-service.js';
+import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/sql.js';
 import { errors } from '../errors.js';
 
@@ -68,6 +70,30 @@ export function priceQuote(request: QuoteRequest): Quote {
     expiresAt: request.now + request.validityMs,
     sessionId: null,
   };
+}
+
+/**
+ * A customer asks for a quote: the service as the catalogue has it now, priced and stored (the
+ * JSON API's POST /v1/quotes and the portal's quote page both come here).
+ */
+export async function quoteFor(
+  deps: { sql: Queryable; catalogue: Pick<Catalogue, 'service'>; clock: Clock; quoteValidityMs: number },
+  request: { accountId: string; serviceId: string; maxMs: number | null; maxChargeMicros: Micros | null; startAt?: number | undefined },
+): Promise<Quote> {
+  const service = deps.catalogue.service(request.serviceId);
+  if (!service) throw errors.serviceNotFound();
+  const now = deps.clock.now();
+  const quote = priceQuote({
+    accountId: request.accountId,
+    service,
+    maxMs: request.maxMs,
+    maxChargeMicros: request.maxChargeMicros,
+    startAt: request.startAt ?? now,
+    now,
+    validityMs: deps.quoteValidityMs,
+  });
+  await saveQuote(deps.sql, quote);
+  return quote;
 }
 
 const linesJson = (lines: ChargeLine[]) => lines.map((l) => JSON.parse(JSON.stringify(l, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as unknown);

@@ -18,7 +18,7 @@ export async function reserveShare(tx: TransactionSql, input: ReserveInput, epoc
     where id = ${input.accountId} and outstanding_limit_micros - reserved_micros >= ${delta}
     returning id`;
   if (!account) return false;
-  // The fencing token, as every write of the row carries (migration 0011_cluster.sql).
+  // The fencing token, as every write of the row carries (migration 0013_cluster.sql).
   await tx`update sessions set reserved_micros = ${to}, owner_epoch = ${epoch}::int8 where id = ${input.sessionId}`;
   return true;
 }

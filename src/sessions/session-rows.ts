@@ -49,20 +49,28 @@ type UnsettledRow = StoredSession & {
 };
 
 /**
- * Every session not yet settled or declined (or only those given), oldest first, in batches of
- * `batch` rows, with why this process may not run it (its quarantine), if it may not.
+ * Every session not yet settled or declined (or only those given), in batches of `batch` rows,
+ * with why this process may not run it (its quarantine), if it may not. Each batch is a query of
+ * its own, the next ids after the last batch's (the partial index sessions_unsettled is by id):
+ * a cursor would hold one statement open for the whole restore, which a million rows take longer
+ * than statement_timeout allows, and an order by creation would sort them all before the first.
  */
 export async function* loadUnsettled(db: Queryable, options: { batch?: number; ids?: string[]; servers?: string[] } = {}): AsyncGenerator<UnsettledSession[]> {
-  const cursor = db<UnsettledRow[]>`
-    select s.id, s.server_id as "serverId", s.state, s.seq, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
-      a.estimated_storage_gb::text as storage, a.estimated_processing_hours::text as processing,
-      q.kind as "quarantineKind", q.reason as "quarantineReason", q.pending_snapshot as "pendingSnapshot",
-      q.pending_version as "pendingVersion"
-    from sessions s join accounts a on a.id = s.account_id left join session_quarantine q on q.session_id = s.id
-    where s.state not in ('settled', 'declined') ${options.ids ? db`and s.id = any(${options.ids}::uuid[])` : db``}
-      ${options.servers ? db`and s.server_id = any(${options.servers}::uuid[])` : db``}
-    order by s.created_at`.cursor(options.batch ?? 2000);
-  for await (const rows of cursor) {
+  const batch = options.batch ?? 2000;
+  let after: string | null = null;
+  for (;;) {
+    const rows: UnsettledRow[] = await db<UnsettledRow[]>`
+      select s.id, s.server_id as "serverId", s.state, s.seq, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
+        a.estimated_storage_gb::text as storage, a.estimated_processing_hours::text as processing,
+        q.kind as "quarantineKind", q.reason as "quarantineReason", q.pending_snapshot as "pendingSnapshot",
+        q.pending_version as "pendingVersion"
+      from sessions s join accounts a on a.id = s.account_id left join session_quarantine q on q.session_id = s.id
+      where s.state not in ('settled', 'declined') ${options.ids ? db`and s.id = any(${options.ids}::uuid[])` : db``}
+        ${options.servers ? db`and s.server_id = any(${options.servers}::uuid[])` : db``}
+        ${after === null ? db`` : db`and s.id > ${after}::uuid`}
+      order by s.id
+      limit ${batch}`;
+    if (rows.length === 0) return;
     yield rows.map(({ accountId, storage, processing, quarantineKind, quarantineReason, pendingSnapshot, pendingVersion, ...row }) => ({
       ...row,
       customer: { accountId, estimatedStorageGb: Number(storage), estimatedProcessingHours: Number(processing) },
@@ -70,6 +78,8 @@ export async function* loadUnsettled(db: Queryable, options: { batch?: number; i
         ? { kind: quarantineKind, reason: quarantineReason ?? '', pendingSnapshot, pendingVersion }
         : null,
     }));
+    if (rows.length < batch) return;
+    after = rows.at(-1)!.id;
   }
 }
 

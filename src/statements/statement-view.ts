@@ -110,3 +110,13 @@ export function statementPdf(view: StatementView, customer: { name: string; emai
     doc.end();
   });
 }
+
+export type StatementFormat = 'json' | 'csv' | 'pdf';
+
+/** A statement as a file to download, in the format asked: the customer API, the portal and the console all answer with this. */
+export async function statementFile(view: StatementView, format: StatementFormat, customer: { name: string; email: string }): Promise<{ type: string; filename: string; body: string | Buffer }> {
+  const name = `statement-${view.periodStart.slice(0, 10)}`;
+  if (format === 'csv') return { type: 'text/csv; charset=utf-8', filename: `${name}.csv`, body: statementCsv(view) };
+  if (format === 'pdf') return { type: 'application/pdf', filename: `${name}.pdf`, body: await statementPdf(view, customer) };
+  return { type: 'application/json; charset=utf-8', filename: `${name}.json`, body: JSON.stringify(view) };
+}

@@ -11,6 +11,13 @@ export function formFields(body: unknown): Record<string, string> {
   return fields;
 }
 
+/** Every value a form sent under one name (a group of checkboxes), anything but strings dropped. */
+export function formValues(body: unknown, name: string): string[] {
+  if (typeof body !== 'object' || body === null) return [];
+  const value = (body as Record<string, unknown>)[name];
+  return (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string').slice(0, 50);
+}
+
 /** A number field: blank is "not given" (the schema says whether that is allowed); text that is no number stays text, so the schema names the field. */
 export function numberField(text: string | undefined): number | string | undefined {
   const trimmed = text?.trim() ?? '';
@@ -29,6 +36,7 @@ function messageOf(issue: z.core.$ZodIssue, label: string): string {
     case 'invalid_type':
       return issue.message.endsWith('received undefined') ? `Enter ${label.toLowerCase()}` : `${label} must be a number`;
     case 'too_small':
+      if ((issue as { origin?: string }).origin === 'array') return `Choose ${label.toLowerCase()}`;
       if (unit && Number(issue.minimum) === 1) return `Enter ${label.toLowerCase()}`;
       return `${label} must be at least ${String(issue.minimum)}${unit}`;
     case 'too_big':

@@ -5,7 +5,10 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { registerAssets } from './assets.js';
 import { registerDocs } from './docs.js';
 import { sendErrorPage } from './error-page.js';
+import { accountRoutes } from './console/account-routes.js';
 import { consoleRoutes } from './console/routes.js';
+import { tariffRoutes } from './console/tariff-routes.js';
+import { webhookRoutes } from './console/webhook-routes.js';
 import { portalRoutes } from './portal/routes.js';
 import type { WebDeps } from './web-deps.js';
 
@@ -27,6 +30,9 @@ export function webSite(deps: WebDeps): FastifyPluginAsync {
     registerAssets(app);
     portalRoutes(app, deps);
     consoleRoutes(app, deps);
+    tariffRoutes(app, deps);
+    accountRoutes(app, deps);
+    webhookRoutes(app, deps);
     registerDocs(app, deps.openApi);
   };
   return Object.assign(plugin, { [Symbol.for('fastify.display-name')]: 'web-site' });

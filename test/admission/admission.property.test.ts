@@ -5,6 +5,7 @@ import { createOccupancyStore } from '../../src/admission/occupancy.js';
 import { ManualClock } from '../../src/clock.js';
 import { AppError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
+import { runs, SEED } from '../helpers/property-runs.js';
 
 const SERVICES = [
   { id: 's1', serverId: 'v' },
@@ -128,7 +129,7 @@ describe('admission through service and server gates', () => {
         for (const orders of admittedOrder) expect(orders).toEqual([...orders].sort((a, b) => a - b));
         admission.close();
       }),
-      { numRuns: 300 },
+      { numRuns: runs(300), seed: SEED },
     );
   });
 });

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { acquire, emptyGate, expire, release, setCapacity, withdraw, type GateContext, type GateDecisions } from '../../machines/gate/index.js';
+import { runs, SEED } from '../helpers/property-runs.js';
 
 const step = fc.oneof(
   fc.record({ op: fc.constant('acquire' as const), waitMs: fc.constantFrom(0, 10, 100, 1_000) }),
@@ -52,7 +53,7 @@ describe('a gate with a bounded queue', () => {
           }
         }
       }),
-      { numRuns: 500 },
+      { numRuns: runs(500), seed: SEED },
     );
   });
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ceilToCents, formatAmount, parseAmount, truncateToCents } from '../../src/billing/money.js';
+import { ceilToCents, formatAmount, minMicros, parseAmount, truncateToCents } from '../../src/billing/money.js';
 
 describe('amounts', () => {
   it('parses decimal strings into micro-units exactly', () => {
@@ -9,7 +9,12 @@ describe('amounts', () => {
     expect(parseAmount('7')).toBe(7_000_000n);
   });
 
-  it.each(['', '-1', '1.', '.5', '1e3', '01.00', '1.0000001', ' 1', '1,00', 'NaN'])('refuses %j', (text) => {
+  it('takes up to twelve whole digits', () => {
+    expect(parseAmount('999999999999.999999')).toBe(999_999_999_999_999_999n);
+    expect(parseAmount('1000000000000')).toBeNull();
+  });
+
+  it.each(['', '-1', '1.', '.5', '1e3', '01.00', '1.0000001', ' 1', '1 ', 'x1', '1.5x', '1,00', 'NaN'])('refuses %j', (text) => {
     expect(parseAmount(text)).toBeNull();
   });
 
@@ -22,6 +27,9 @@ describe('amounts', () => {
     expect(formatAmount(12_500_000n)).toBe('12.50');
     expect(formatAmount(16_666n)).toBe('0.016666');
     expect(formatAmount(0n)).toBe('0.00');
+    expect(formatAmount(1_000_000n)).toBe('1.00');
+    expect(formatAmount(-1_500_000n)).toBe('-1.50');
+    expect(formatAmount(-16_666n)).toBe('-0.016666');
   });
 
   it('round-trips every amount through its text', () => {
@@ -30,6 +38,11 @@ describe('amounts', () => {
         expect(parseAmount(formatAmount(micros))).toBe(micros);
       }),
     );
+  });
+
+  it('takes the smaller of two amounts', () => {
+    expect(minMicros(1n, 2n)).toBe(1n);
+    expect(minMicros(2n, 1n)).toBe(1n);
   });
 
   it('rounds to cents down for charges and up for holds, never by more than a cent', () => {

@@ -1,8 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  billableAt,
   billedSeconds,
   chargeFor,
+  costOfTime,
   cutoffOf,
   itemize,
   MAX_SESSION_SPAN_MS,
@@ -11,7 +13,7 @@ import {
   wallAt,
   type SessionTerms,
 } from '../../src/billing/charge.js';
-import { flatTariff, priceAt, type TariffSpec } from '../../src/billing/tariff.js';
+import { flatTariff, PER_SECOND, priceAt, type TariffSpec } from '../../src/billing/tariff.js';
 import { runs, SEED } from '../helpers/property-runs.js';
 
 /** 2026-11-30 09:00:00.345 UTC, a Monday; an instant that is not on a second, as real ones are not. */
@@ -136,6 +138,35 @@ describe('tariffs by weekday and hour', () => {
     expect(priceAt(night, Date.UTC(2026, 10, 30, 23)).pricePerMinuteMicros).toBe(600_000n);
   });
 
+  it('applies a rule from its first hour up to, not including, its last, on its days only', () => {
+    const at = (day: number, hour: number, minute = 0) => priceAt(peak, Date.UTC(2026, 10, day, hour - 1, minute)).pricePerMinuteMicros;
+    // Paris is UTC+1 in November: Monday the 30th, 09:59, 10:00, 16:59, 17:00 local; then Tuesday 10:00.
+    expect([at(30, 9, 59), at(30, 10), at(30, 16, 59), at(30, 17)]).toEqual([600_000n, 1_200_000n, 1_200_000n, 600_000n]);
+    expect(priceAt(peak, Date.UTC(2026, 11, 1, 9)).pricePerMinuteMicros).toBe(600_000n);
+  });
+
+  it('takes the last rule that matches, and says until when the price surely holds', () => {
+    const layered: TariffSpec = {
+      ...peak,
+      timeZone: 'UTC',
+      rules: [
+        { days: [1, 2, 3, 4, 5], fromHour: 0, toHour: 24, pricePerMinuteMicros: '900000' },
+        { days: [1], fromHour: 12, toHour: 13, pricePerMinuteMicros: '100000' },
+      ],
+    };
+    expect(priceAt(layered, Date.UTC(2026, 10, 30, 12, 30))).toEqual({ pricePerMinuteMicros: 100_000n, until: Date.UTC(2026, 10, 30, 13) });
+    expect(priceAt(layered, Date.UTC(2026, 10, 30, 13))).toEqual({ pricePerMinuteMicros: 900_000n, until: Date.UTC(2026, 10, 30, 14) });
+    expect(priceAt(layered, Date.UTC(2026, 10, 29, 12)).pricePerMinuteMicros).toBe(600_000n);
+    expect(priceAt(flatTariff(5n), Date.UTC(2026, 10, 30))).toEqual({ pricePerMinuteMicros: 5n, until: Infinity });
+  });
+
+  it('keeps a rule past midnight to its own nights', () => {
+    const night: TariffSpec = { ...peak, timeZone: 'UTC', rules: [{ days: [7], fromHour: 22, toHour: 6, pricePerMinuteMicros: '1' }] };
+    const at = (day: number, hour: number, minute = 0) => priceAt(night, Date.UTC(2026, 10, day, hour, minute)).pricePerMinuteMicros;
+    // Sunday the 29th 21:59 and 22:00; Monday the 30th 05:59 and 06:00; Saturday the 28th 23:00; Sunday 03:00 (Saturday's night).
+    expect([at(29, 21, 59), at(29, 22), at(30, 5, 59), at(30, 6), at(28, 23), at(29, 3)]).toEqual([600_000n, 1n, 1n, 600_000n, 600_000n, 600_000n]);
+  });
+
   it('prices the hour a clock change takes away and the one it repeats as the hours they are', () => {
     // 2026-03-29, Paris: 02:00 local does not exist; 01:30 local is 00:30 UTC, 03:30 local is 01:30 UTC.
     const spring: TariffSpec = { ...peak, rules: [{ days: [7], fromHour: 3, toHour: 4, pricePerMinuteMicros: '1200000' }] };
@@ -205,5 +236,128 @@ describe('for random tariffs, increments and uses', { timeout: 60_000 }, () => {
       }),
       { numRuns: runs(60), seed: SEED },
     );
+  });
+});
+
+describe('minimum charges, uses and the cost of time', () => {
+  // 0.60 a minute, the first 30 s at once then 6 s at a time, at least 0.25 for a session that ran.
+  const spec = { firstPeriodSeconds: 30, incrementSeconds: 6, minimumChargeMicros: '250000' };
+  const terms = (extra: Partial<SessionTerms> = {}): SessionTerms => ({ ...flat(0n, 5_000_000n), tariff: { ...flatTariff(600_000n), billing: spec }, ...extra });
+
+  it('charges a session that ran at all at least its minimum, and one that did not nothing', () => {
+    expect(chargeFor(terms(), 999, 0n)).toBe(0n);
+    expect(itemize(terms(), 999, { units: 0, micros: 0n })).toEqual([]);
+    // One second bills the first 30: 0.30, over the minimum.
+    expect(chargeFor(terms(), 1_000, 0n)).toBe(300_000n);
+    // 37 s bill 42: 0.42.
+    expect(chargeFor(terms(), 37_000, 0n)).toBe(420_000n);
+    // Uses alone make a session that ran: 0.05 of uses, topped up to the minimum.
+    expect(chargeFor(terms(), 0, 50_000n)).toBe(250_000n);
+    expect(itemize(terms(), 0, { units: 1, micros: 50_000n })).toEqual([
+      { kind: 'uses', units: 1, chargeMicros: 50_000n },
+      { kind: 'minimum', chargeMicros: 200_000n },
+    ]);
+  });
+
+  it('never charges a minimum above the limit', () => {
+    expect(chargeFor(terms({ maxChargeMicros: 200_000n }), 0, 50_000n)).toBe(200_000n);
+  });
+
+  it('itemizes time, then uses, each capped by what the limit left', () => {
+    const t = terms({ maxChargeMicros: 1_000_000n, usesMicros: 900_000n });
+    // 10 s bill 30 s (0.30); 0.90 of uses would pass the 1.00 limit: they are charged 0.70.
+    expect(itemize(t, 10_000, { units: 18, micros: 900_000n })).toEqual([
+      { kind: 'time', from: MONDAY, to: MONDAY + 30_000, seconds: 30, pricePerMinuteMicros: 600_000n, chargeMicros: 300_000n },
+      { kind: 'uses', units: 18, chargeMicros: 700_000n },
+    ]);
+    expect(chargeFor(t, 10_000, 900_000n)).toBe(1_000_000n);
+  });
+
+  it('costs time up to the next cent, and at least the minimum, to size a hold', () => {
+    const base = { tariff: { ...flatTariff(1_000n), billing: PER_SECOND }, startedAt: MONDAY, resumes: [] };
+    // 90 s at 0.001 a minute: 0.0015, held as 0.01.
+    expect(costOfTime(base, 90_000)).toBe(10_000n);
+    // 600 s: exactly 0.01.
+    expect(costOfTime(base, 600_000)).toBe(10_000n);
+    expect(costOfTime(base, 0)).toBe(0n);
+    expect(costOfTime({ ...base, tariff: { ...base.tariff, billing: { ...PER_SECOND, minimumChargeMicros: '250000' } } }, 600_000)).toBe(250_000n);
+  });
+});
+
+describe('long sessions, counted a week at a time', () => {
+  const HOUR = 3_600_000;
+  const WEEK = 7 * 24 * HOUR;
+  /** Office hours at 0.60 a minute (0.01 a second), free otherwise: a week costs 5 × 8 h = 1,440.00. */
+  const office = (timeZone: string): TariffSpec => ({
+    timeZone,
+    pricePerMinuteMicros: '0',
+    rules: [{ days: [1, 2, 3, 4, 5], fromHour: 9, toHour: 17, pricePerMinuteMicros: '600000' }],
+    billing: { firstPeriodSeconds: 1, incrementSeconds: 1, minimumChargeMicros: '0' },
+    perUse: null,
+  });
+  /** The slow way, half an hour at a time (these zones move their clocks by whole hours; pauses end on the half hour). */
+  function chargeByHours(t: SessionTerms, billableMs: number): bigint {
+    let sixtieths = 0n;
+    for (let at = 0; at < billableMs; at += HOUR / 2) {
+      const seconds = Math.min(HOUR / 2, billableMs - at) / 1000;
+      sixtieths += priceAt(t.tariff, wallAt(t, at)).pricePerMinuteMicros * BigInt(seconds);
+    }
+    return sixtieths / 60n;
+  }
+
+  it('finds a cutoff weeks away to the second', () => {
+    // From Monday 2026-11-30 00:00 UTC; 3 weeks and one more hour of office time.
+    const t: SessionTerms = { ...flat(0n, 4_356_000_000n), tariff: office('UTC'), startedAt: Date.UTC(2026, 10, 30) };
+    expect(cutoffOf(t)).toEqual({ afterMs: 3 * WEEK + 10 * HOUR, reason: 'charge_limit' });
+    expect(timeChargeMicros(t, 3 * WEEK)).toBe(4_320_000_000n);
+    expect(chargeFor(t, 5 * WEEK, 0n)).toBe(4_356_000_000n);
+  });
+
+  it('counts the weeks that change the clocks hour by hour', () => {
+    // From Monday 2026-10-05 00:00 in Paris, over the change of 2026-10-25 and on for weeks.
+    const t: SessionTerms = { ...flat(0n, 100_000_000_000n), tariff: office('Europe/Paris'), startedAt: Date.UTC(2026, 9, 4, 22) };
+    for (const billableMs of [WEEK, 3 * WEEK + 11 * HOUR, 6 * WEEK + 13 * HOUR]) expect(timeChargeMicros(t, billableMs)).toBe(chargeByHours(t, billableMs));
+    const limit = chargeByHours(t, 5 * WEEK + 34 * HOUR) + 10_000n;
+    const cutoff = cutoffOf({ ...t, maxChargeMicros: limit });
+    expect(cutoff.reason).toBe('charge_limit');
+    expect(timeChargeMicros(t, cutoff.afterMs)).toBeGreaterThanOrEqual(limit);
+    expect(timeChargeMicros(t, cutoff.afterMs - 1000)).toBeLessThan(limit);
+  });
+
+  it('counts a paused session’s weeks from where it resumed', () => {
+    const t: SessionTerms = {
+      ...flat(0n, 100_000_000_000n),
+      tariff: office('UTC'),
+      startedAt: Date.UTC(2026, 10, 30),
+      // Paused from Monday 10:00 to Tuesday 09:30.
+      resumes: [{ billableAtMs: 10 * HOUR, wallAtMs: Date.UTC(2026, 11, 1, 9, 30) }],
+    };
+    for (const billableMs of [2 * WEEK, 4 * WEEK + 5 * HOUR]) expect(timeChargeMicros(t, billableMs)).toBe(chargeByHours(t, billableMs));
+  });
+
+  it('ends at the longest span a session whose every hour is free', () => {
+    const free: TariffSpec = { ...office('UTC'), rules: [{ days: [1], fromHour: 9, toHour: 10, pricePerMinuteMicros: '0' }] };
+    expect(cutoffOf({ ...flat(0n, 1_000_000n), tariff: free })).toEqual({ afterMs: MAX_SESSION_SPAN_MS, reason: 'time_limit' });
+  });
+});
+
+describe('billable and wall time', () => {
+  // Started at S; billable time stopped at 60 s and went on 20 s later.
+  const S = MONDAY;
+  const paused = { startedAt: S, resumes: [{ billableAtMs: 60_000, wallAtMs: S + 80_000 }] };
+
+  it('puts each billable instant on the wall clock after the pauses before it', () => {
+    expect([0, 59_999, 60_000, 70_000].map((b) => wallAt(paused, b) - S)).toEqual([0, 59_999, 80_000, 90_000]);
+  });
+
+  it('counts no billable time before the start or during a pause', () => {
+    expect([-5, 30_000, 70_000, 80_000, 90_000].map((w) => billableAt(paused, S + w))).toEqual([0, 30_000, 60_000, 60_000, 70_000]);
+  });
+
+  it('itemizes a paused session with wall instants that skip the pause', () => {
+    const t: SessionTerms = { ...flat(600_000n, 5_000_000n), ...paused };
+    expect(itemize(t, 120_000, { units: 0, micros: 0n })).toEqual([
+      { kind: 'time', from: S, to: S + 140_000, seconds: 120, pricePerMinuteMicros: 600_000n, chargeMicros: 1_200_000n },
+    ]);
   });
 });

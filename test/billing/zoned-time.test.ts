@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { localHourAt, localHourByIntl } from '../../src/billing/zoned-time.js';
+import { isTimeZone, localHourAt, localHourByIntl, sameLocalTime } from '../../src/billing/zoned-time.js';
 import { runs, SEED } from '../helpers/property-runs.js';
 
 /** Zones with daylight saving both ways round, half-hour and 45-minute offsets, a half-hour DST shift. */
@@ -40,5 +40,23 @@ describe('local time in a zone, from offsets cached per UTC day', () => {
     for (const [zone, at] of changes) {
       for (const delta of [-3_600_000, -1000, -1, 0, 1, 999, 1000, 3_600_000]) expectSameAsIntl(zone, at + delta);
     }
+  });
+});
+
+describe('zones and clocks', () => {
+  it('knows the zones of the platform’s database, and nothing else', () => {
+    expect(['UTC', 'Europe/Paris', 'Asia/Kathmandu'].map(isTimeZone)).toEqual([true, true, true]);
+    expect(['Mars/Olympus_Mons', 'Europe/Pariss', ''].map(isTimeZone)).toEqual([false, false, false]);
+  });
+
+  it('tells whether two instants show the same time of day: a week apart, not across a change of the clocks', () => {
+    const week = 7 * 86_400_000;
+    const monday = Date.UTC(2026, 10, 30, 9, 15);
+    expect(sameLocalTime('Europe/Paris', monday, monday + week)).toBe(true);
+    expect(sameLocalTime('Europe/Paris', monday, monday + week + 60_000)).toBe(false);
+    // Paris moves its clocks on 2026-03-29: 09:15 UTC shows 10:15, then 11:15.
+    expect(sameLocalTime('Europe/Paris', Date.UTC(2026, 2, 23, 9, 15), Date.UTC(2026, 2, 30, 9, 15))).toBe(false);
+    // Lord Howe moves its clocks by half an hour on 2026-10-04: 10:10 local, then 10:40 (the same hour).
+    expect(sameLocalTime('Australia/Lord_Howe', Date.UTC(2026, 8, 29, 23, 40), Date.UTC(2026, 9, 6, 23, 40))).toBe(false);
   });
 });

@@ -19,7 +19,7 @@ import { expectLedgerBalanced } from '../helpers/ledger.js';
  * (and resumed: a node that wakes with a stale epoch must write nothing). Then, with the load
  * stopped: every session settled or declined, captures at the card network equal to the charges
  * and none twice, no hold left open, no cap exceeded in any sample taken during the run, and no
- * write accepted from a stale epoch, counted by PostgreSQL (migration 0011_cluster.sql).
+ * write accepted from a stale epoch, counted by PostgreSQL (migration 0013_cluster.sql).
  *
  * Network cuts are SIGSTOPs here: a stopped node, like a cut-off one, neither renews nor writes,
  * and comes back believing what it believed before (network namespaces need privileges the CI

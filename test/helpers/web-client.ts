@@ -28,8 +28,11 @@ export class WebClient {
     return this.remember(await this.app.inject({ method: 'GET', url, headers: { cookie: this.cookieHeader } }));
   }
 
-  async post(url: string, form: Record<string, string>, options: { csrf?: boolean } = {}): Promise<LightMyRequestResponse> {
-    const body = new URLSearchParams({ ...(options.csrf === false ? {} : { _csrf: this.csrf }), ...form }).toString();
+  /** A list is sent as a browser sends checked boxes of one name: the name once per value. */
+  async post(url: string, form: Record<string, string | string[]>, options: { csrf?: boolean } = {}): Promise<LightMyRequestResponse> {
+    const params = new URLSearchParams(options.csrf === false ? {} : { _csrf: this.csrf });
+    for (const [name, value] of Object.entries(form)) for (const one of Array.isArray(value) ? value : [value]) params.append(name, one);
+    const body = params.toString();
     return this.remember(
       await this.app.inject({
         method: 'POST',

@@ -126,13 +126,92 @@ describe('account machine', () => {
     account.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'fraud', until: START + HOUR });
     account.actor.send({ type: 'CLOSE', at: START + 1, by: operator, reason: 'fraud confirmed', unsettledSessions: 0 });
     expect(account.state()).toBe('closed');
+    expect(account.actor.getSnapshot().context).toMatchObject({ closedAt: START + 1, resumesAt: null, since: START + 1 });
     expect(accountDeadlineOf(account.actor.getSnapshot())).toBeNull();
+  });
+
+  it('records the card check that made it active', () => {
+    const account = activeAccount();
+    expect(account.actor.getSnapshot().context).toEqual({
+      accountId: customer.id,
+      createdAt: START,
+      since: START,
+      lastChange: { event: 'CARD_VERIFIED', at: START, by: customer, reason: 'card checked at sign-up' },
+      resumesAt: null,
+      closedAt: null,
+    });
+  });
+
+  it('is not resumed by tollgate before its suspension ends, nor at all when it has no end', () => {
+    const account = activeAccount();
+    account.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'review', until: START + HOUR });
+    account.actor.send({ type: 'RESUME', at: START + HOUR - 1, by: tollgate, reason: 'suspension ended' });
+    expect(account.state()).toBe('suspended');
+    account.actor.send({ type: 'SUSPEND', at: START + 1, by: operator, reason: 'until further notice', until: null });
+    expect(account.actor.getSnapshot().context).toMatchObject({ resumesAt: null, since: START + 1 });
+    account.actor.send({ type: 'RESUME', at: START + 2 * HOUR, by: tollgate, reason: 'suspension ended' });
+    expect(account.state()).toBe('suspended');
+    // An operator may resume it at any time.
+    account.actor.send({ type: 'RESUME', at: START + 2 * HOUR, by: operator, reason: 'cleared' });
+    expect(account.state()).toBe('active');
+  });
+
+  it('may be closed before its card is ever verified, with when and why', () => {
+    const account = startAccount();
+    account.actor.send({ type: 'CLOSE', at: START + 7, by: customer, reason: 'changed my mind', unsettledSessions: 0 });
+    expect(account.state()).toBe('closed');
+    expect(account.actor.getSnapshot().context).toMatchObject({
+      since: START + 7,
+      closedAt: START + 7,
+      resumesAt: null,
+      lastChange: { event: 'CLOSE', at: START + 7, by: customer, reason: 'changed my mind' },
+    });
+  });
+
+  it('lets its customer serve themselves until it is closed, and ends sessions while suspended or closed', () => {
+    const account = startAccount();
+    const tags = () => [...account.actor.getSnapshot().tags].sort();
+    expect(tags()).toEqual(['self_service']);
+    account.actor.send({ type: 'CARD_VERIFIED', at: START, by: customer, reason: 'card checked at sign-up' });
+    expect(tags()).toEqual(['opens', 'self_service']);
+    account.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'review', until: null });
+    expect(tags()).toEqual(['ends_sessions', 'self_service']);
+    account.actor.send({ type: 'CLOSE', at: START + 1, by: operator, reason: 'closed by review', unsettledSessions: 0 });
+    expect(tags()).toEqual(['ends_sessions']);
+  });
+
+  it('is not closed while a session is unsettled, whatever state it is in', () => {
+    const fresh = startAccount();
+    fresh.actor.send({ type: 'CLOSE', at: START, by: customer, reason: 'moving on', unsettledSessions: 1 });
+    expect(fresh.state()).toBe('new');
+    const suspended = activeAccount();
+    suspended.actor.send({ type: 'SUSPEND', at: START, by: operator, reason: 'review', until: null });
+    suspended.actor.send({ type: 'CLOSE', at: START, by: operator, reason: 'fraud', unsettledSessions: 1 });
+    expect(suspended.state()).toBe('suspended');
   });
 
   it('parses events from outside and refuses malformed ones', () => {
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: 'x', until: null }).success).toBe(true);
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: '', until: null }).success).toBe(false);
     expect(accountEventSchema.safeParse({ type: 'CLOSE', at: START, by: customer, reason: 'x', unsettledSessions: -1 }).success).toBe(false);
+    const ok = (event: object) => accountEventSchema.safeParse({ at: START, by: operator, reason: 'x', ...event }).success;
+    expect([{ type: 'CARD_VERIFIED' }, { type: 'RESUME' }, { type: 'CLOSE', unsettledSessions: 0 }, { type: 'SUSPEND', until: START + 1 }].map(ok)).toEqual([true, true, true, true]);
+    expect(
+      [
+        { type: 'REOPEN' },
+        { type: 'RESUME', at: -1 },
+        { type: 'RESUME', at: 0.5 },
+        { type: 'RESUME', reason: 'x'.repeat(501) },
+        { type: 'RESUME', by: { ...operator, kind: 'robot' } },
+        { type: 'RESUME', by: { ...operator, name: '' } },
+        { type: 'RESUME', by: { ...operator, name: 'x'.repeat(201) } },
+        { type: 'RESUME', by: { ...operator, id: 'x'.repeat(101) } },
+        { type: 'SUSPEND', until: -1 },
+        { type: 'SUSPEND' },
+        { type: 'CLOSE', unsettledSessions: 0.5 },
+      ].map(ok),
+    ).toEqual(Array(11).fill(false));
+    expect([{ type: 'RESUME', reason: 'x'.repeat(500), by: { ...tollgate, name: 'x'.repeat(200) } }, { type: 'RESUME', by: { ...operator, id: 'x'.repeat(100) } }].map(ok)).toEqual([true, true]);
   });
 });
 

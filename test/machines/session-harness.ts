@@ -43,7 +43,8 @@ export function input(overrides: Partial<SessionInput> = {}): SessionInput {
   };
 }
 
-type Scripted<T> = T | 'pending';
+/** An answer; or none ever; or a bug in the provided actor (it throws). */
+type Scripted<T> = T | 'pending' | 'throws';
 const never = <T>() => new Promise<T>(() => {});
 
 /** A card company (and an account to reserve against) under the test's control. */
@@ -56,23 +57,29 @@ export class ScriptedCardCompany {
   captures: Scripted<CaptureOutcome>[] = [];
   voids: Scripted<CallOutcome>[] = [];
   calls: string[] = [];
+  /** What each call was asked, in order: the idempotency keys are made of these. */
+  inputs: { src: string; input: unknown }[] = [];
   constructor(private readonly clock: ManualClock) {}
 
   private answer<T extends { at: number }>(next: Scripted<T>): Promise<T> {
+    if (next === 'throws') return Promise.reject(new Error('bug in the card client'));
     return next === 'pending' ? never<T>() : Promise.resolve({ ...next, at: this.clock.now() });
   }
 
   actors() {
     return {
-      authorizeHold: fromPromise<AuthorizeOutcome, AuthorizeInput>(async () => {
+      authorizeHold: fromPromise<AuthorizeOutcome, AuthorizeInput>(async ({ input }) => {
+        this.inputs.push({ src: 'authorizeHold', input });
         this.calls.push('authorize');
         return this.answer(this.authorize);
       }),
-      releaseAuthorization: fromPromise<CallOutcome, AuthorizeInput>(async () => {
+      releaseAuthorization: fromPromise<CallOutcome, AuthorizeInput>(async ({ input }) => {
+        this.inputs.push({ src: 'releaseAuthorization', input });
         this.calls.push('release');
         return this.answer(this.releases.shift() ?? { kind: 'done', at: 0 });
       }),
       renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input }) => {
+        this.inputs.push({ src: 'renewHold', input });
         this.calls.push(`renew ${input.attempt}`);
         return this.answer(
           this.renewals.shift() ?? {
@@ -84,18 +91,22 @@ export class ScriptedCardCompany {
         );
       }),
       reserveExtension: fromPromise<ReserveOutcome, ReserveInput>(async ({ input }) => {
+        this.inputs.push({ src: 'reserveExtension', input });
         this.calls.push(`reserve ${input.toMicros}`);
         return this.answer(this.reservations.shift() ?? { kind: 'reserved', at: 0 });
       }),
       incrementHold: fromPromise<IncrementOutcome, IncrementInput>(async ({ input }) => {
+        this.inputs.push({ src: 'incrementHold', input });
         this.calls.push(`increment ${input.amountMicros}`);
         return this.answer(this.increments.shift() ?? { kind: 'raised', hold: { ...hold(), holdId: input.holdId, amountMicros: input.amountMicros }, at: 0 });
       }),
       captureCharge: fromPromise<CaptureOutcome, CaptureInput>(async ({ input }) => {
+        this.inputs.push({ src: 'captureCharge', input });
         this.calls.push(`capture ${input.amountMicros}${input.staleHoldIds.length ? ` voiding ${input.staleHoldIds.join(' ')}` : ''}`);
         return this.answer(this.captures.shift() ?? { kind: 'captured', slip: slip(input.amountMicros, input.sessionId), at: 0 });
       }),
       voidHold: fromPromise<CallOutcome, VoidInput>(async ({ input }) => {
+        this.inputs.push({ src: 'voidHold', input });
         this.calls.push(`void ${[...input.staleHoldIds, input.holdId].join(' ')}`);
         return this.answer(this.voids.shift() ?? { kind: 'done', at: 0 });
       }),

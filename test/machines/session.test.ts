@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deadlineOf, resolveSnapshot, stateNameOf, statePathOf } from '../../machines/session/index.js';
+import { deadlineOf, resolveSnapshot, sessionMachine, stateNameOf, statePathOf } from '../../machines/session/index.js';
 import { expectOutcome } from './session-drive.js';
 import { REACHABLE_STATES } from './session-states.js';
 import { ManualClock } from '../../src/clock.js';
@@ -116,6 +116,34 @@ describe('session snapshots', () => {
       expect(restored.actor.getSnapshot().context).toEqual(stored.context);
       expect(deadlineOf(restored.actor.getSnapshot())).toEqual(deadlineOf(resolveSnapshot(stored)));
       await expectOutcome(restored, outcome, path);
+    },
+  );
+
+  it.each(REACHABLE_STATES.map((state) => [state.path, state] as const))(
+    'resolves a stored %s as xstate does, with its own context, after another row of that state was resolved',
+    async (_path, { reach }) => {
+      const live = await reach();
+      const stored = live.persisted();
+      live.actor.stop();
+      // Another row in the same state, with a different context, is resolved first.
+      const other = { ...stored, context: { ...stored.context, sessionId: 'a0000000-0000-4000-8000-0000000000ff', cutoffAt: 1, retryAt: 2 } };
+      resolveSnapshot(other);
+      const resolved = resolveSnapshot(stored);
+      const expected = sessionMachine.resolveState({ value: stored.value as never, context: stored.context });
+      expect(resolved.context).toBe(stored.context);
+      expect(resolved.value).toEqual(expected.value);
+      expect(resolved.status).toBe(expected.status);
+      expect([...resolved.tags].sort()).toEqual([...expected.tags].sort());
+      expect(deadlineOf(resolved)).toEqual(deadlineOf(expected));
+      const at = live.clock.now();
+      const probes = [
+        { type: 'LOGOFF', at },
+        { type: 'RETRY', at: stored.context.retryAt ?? at },
+        { type: 'CUTOFF', at },
+        { type: 'EXTEND', at, maxChargeMicros: '900000000' },
+      ] as const;
+      for (const event of probes) expect(resolved.can(event as never), event.type).toBe(expected.can(event as never));
+      expect(deadlineOf(resolveSnapshot(other))).toEqual(deadlineOf(sessionMachine.resolveState({ value: other.value as never, context: other.context })));
     },
   );
 

@@ -9,20 +9,19 @@ import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
 import type { SessionView } from '../../sessions/session-view.js';
 import { customerAuth } from '../auth.js';
-import { findQuote, priceQuote, saveQuote } from '../../quotes/quotes.js';
+import { findQuote, quoteFor } from '../../quotes/quotes.js';
 import { quoteView } from '../../quotes/quote-view.js';
 import { answerUsage, usageQuerySchema, usageResponses, usageWindow } from '../routes/usage-reports.js';
 import type { RouteDeps } from '../deps.js';
 import { clientGone } from '../client-gone.js';
 import { idempotencyHooks } from '../idempotency.js';
-import { minutesLimit, openSessionSchema } from '../open-schema.js';
+import { openSessionSchema, quoteSchema } from '../open-schema.js';
 import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
 import {
   accountHistoryLineSchema,
   accountViewSchema,
   cardInput,
   idParams,
-  instantParam,
   positiveAmount,
   problems,
   quoteViewSchema,
@@ -35,7 +34,7 @@ import {
   topUpViewSchema,
 } from '../schemas.js';
 import { findStatement, listStatements } from '../../statements/statement-sql.js';
-import { statementCsv, statementPdf, statementView } from '../../statements/statement-view.js';
+import { statementFile, statementView } from '../../statements/statement-view.js';
 
 /**
  * Customers' views of their sessions, with how to reach the service while one is active (the
@@ -61,15 +60,7 @@ export const customerView = async (deps: RouteDeps, request: FastifyRequest, vie
 export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const { limits } = deps;
   const openBody = openSessionSchema(limits);
-  const maxMinutes = minutesLimit(limits);
-  const quoteBody = z
-    .object({
-      serviceId: z.uuid(),
-      maxMinutes: maxMinutes.optional(),
-      maxCharge: positiveAmount(2, limits.maxAmountMicros).optional(),
-      startAt: instantParam.optional(),
-    })
-    .refine((b) => b.maxMinutes !== undefined || b.maxCharge !== undefined, { message: 'give maxMinutes, maxCharge or both', path: ['maxMinutes'] });
+  const quoteBody = quoteSchema(limits);
   const sessionAnswer = { response: { 200: sessionViewSchema, 201: sessionViewSchema, 202: sessionViewSchema, ...problems } };
 
   const plugin: FastifyPluginAsyncZod = async (app) => {
@@ -152,17 +143,10 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
         const stored = await findStatement(deps.sql, request.params.id, request.accountId);
         if (!stored) throw errors.statementNotFound();
         const view = statementView(stored);
-        const name = `statement-${view.periodStart.slice(0, 10)}`;
-        if (request.query.format === 'csv') {
-          return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(statementCsv(view));
-        }
-        if (request.query.format === 'pdf') {
-          const { account } = await theAccount(request.accountId);
-          const pdf = await statementPdf(view, account);
-          // Fastify sends a Buffer as it is, never through the response schema's serializer; the type only knows the schema.
-          return reply.type('application/pdf').header('content-disposition', `attachment; filename="${name}.pdf"`).send(pdf as unknown as string);
-        }
-        return view;
+        if (request.query.format === 'json') return view;
+        const { type, filename, body } = await statementFile(view, request.query.format, (await theAccount(request.accountId)).account);
+        // Fastify sends a Buffer as it is, never through the response schema's serializer; the type only knows the schema.
+        return reply.type(type).header('content-disposition', `attachment; filename="${filename}"`).send(body as string);
       },
     );
 
@@ -230,20 +214,14 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
     // A price agreed before use: the breakdown and the total, at the tariff as it is now.
     app.post('/v1/quotes', { schema: { body: quoteBody, response: { 201: quoteViewSchema, ...problems } } }, async (request, reply) => {
-      const service = deps.catalogue.service(request.body.serviceId);
-      if (!service) throw errors.serviceNotFound();
-      const now = deps.clock.now();
-      const { maxMinutes: minutes, maxCharge, startAt } = request.body;
-      const quote = priceQuote({
+      const { serviceId, maxMinutes, maxCharge, startAt } = request.body;
+      const quote = await quoteFor(deps, {
         accountId: request.accountId,
-        service,
-        maxMs: minutes === undefined ? null : Math.round(minutes * 60_000),
+        serviceId,
+        maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
         maxChargeMicros: maxCharge ?? null,
-        startAt: startAt ? Date.parse(startAt) : now,
-        now,
-        validityMs: deps.quoteValidityMs,
+        startAt: startAt ? Date.parse(startAt) : undefined,
       });
-      await saveQuote(deps.sql, quote);
       return reply.code(201).send(quoteView(quote));
     });
 

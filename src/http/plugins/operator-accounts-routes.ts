@@ -2,15 +2,14 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { accountHistory } from '../../accounts/account-rows.js';
-import { findAccount } from '../../accounts/accounts.js';
-import { recordAudit } from '../../audit/audit-log.js';
+import { findAccount, listAccounts } from '../../accounts/accounts.js';
 import { errors } from '../../errors.js';
 import type { Actor } from '../../operators/roles.js';
 import { listStatements } from '../../statements/statement-sql.js';
 import { statementView } from '../../statements/statement-view.js';
 import { deliveryLog } from '../../webhooks/delivery-rows.js';
-import { createEndpoint, disableEndpoint, listEndpoints } from '../../webhooks/endpoints.js';
-import { WEBHOOK_EVENT_TYPES } from '../../webhooks/webhook-events.js';
+import { listEndpoints } from '../../webhooks/endpoints.js';
+import { disableEndpointBy, registerEndpoint } from '../../webhooks/endpoint-commands.js';
 import type { RouteDeps } from '../deps.js';
 import {
   accountHistoryLineSchema,
@@ -21,6 +20,7 @@ import {
   statementViewSchema,
   text,
   webhookDeliverySchema,
+  webhookEndpointInput,
   webhookEndpointSchema,
 } from '../schemas.js';
 
@@ -41,6 +41,18 @@ export function accountAndWebhookRoutes(app: App, deps: RouteDeps, by: (request:
       return { account, history: await accountHistory(deps.sql, id) };
     };
     const reason = text(500);
+
+    const listQuery = z.object({
+      state: z.enum(['new', 'active', 'suspended', 'closed']).optional(),
+      search: z.string().trim().max(200).optional(),
+      limit: z.coerce.number().int().min(1).max(500).default(100),
+      cursor: z.string().max(200).optional(),
+    });
+    app.get(
+      '/v1/ops/accounts',
+      { schema: { querystring: listQuery, response: { 200: z.object({ accounts: z.array(accountViewSchema), nextCursor: z.string().nullable() }), ...problems } }, config: read },
+      async (request) => listAccounts(deps.sql, request.query),
+    );
 
     app.get('/v1/ops/accounts/:id', { schema: { params: idParams, response: { 200: accountWithHistory, ...problems } }, config: read }, async (request) =>
       accountAnswer(request.params.id),
@@ -92,24 +104,16 @@ export function accountAndWebhookRoutes(app: App, deps: RouteDeps, by: (request:
     );
 
     // Webhooks: endpoints for domain events, signed and retried (src/webhooks); the secret is shown once.
-    const webhookUrl = z
-      .url({ protocol: /^https?$/, message: 'must be an http or https URL' })
-      .max(2000);
     app.post(
       '/v1/ops/webhooks',
       {
         schema: {
-          body: z.object({ url: webhookUrl, eventTypes: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1).max(WEBHOOK_EVENT_TYPES.length) }),
+          body: webhookEndpointInput,
           response: { 201: z.object({ endpoint: webhookEndpointSchema, secret: z.string() }), ...problems },
         },
         config: admin,
       },
-      async (request, reply) => {
-        const at = deps.clock.now();
-        const created = await createEndpoint(deps.sql, { ...request.body, createdBy: request.operator.operatorId, at });
-        await recordAudit(deps.sql, { ...by(request), action: 'webhook.create', targetType: 'webhook', targetId: created.endpoint.id, before: null, after: created.endpoint, at });
-        return reply.code(201).send(created);
-      },
+      async (request, reply) => reply.code(201).send(await registerEndpoint(deps.sql, request.body, by(request), deps.clock.now())),
     );
 
     app.get('/v1/ops/webhooks', { schema: { response: { 200: z.object({ endpoints: z.array(webhookEndpointSchema) }), ...problems } }, config: read }, async () => ({
@@ -117,10 +121,8 @@ export function accountAndWebhookRoutes(app: App, deps: RouteDeps, by: (request:
     }));
 
     app.delete('/v1/ops/webhooks/:id', { schema: { params: idParams, response: { 200: z.object({ endpoint: webhookEndpointSchema }), ...problems } }, config: admin }, async (request) => {
-      const at = deps.clock.now();
-      const endpoint = await disableEndpoint(deps.sql, request.params.id, at);
+      const endpoint = await disableEndpointBy(deps.sql, request.params.id, by(request), deps.clock.now());
       if (!endpoint) throw errors.webhookNotFound();
-      await recordAudit(deps.sql, { ...by(request), action: 'webhook.disable', targetType: 'webhook', targetId: endpoint.id, before: null, after: endpoint, at });
       return { endpoint };
     });
 

@@ -15,7 +15,7 @@ export const SESSION_STATES = ['authorizing', 'active', 'over_limit', 'closing',
 
 function nav(ctx: ConsoleContext): SafeHtml {
   if (!ctx.operator) return html`<a href="/ops/login">Operator log-in</a> <a href="/docs">API reference</a>`;
-  return html`<a href="/ops">Servers</a> <a href="/ops/sessions">Sessions</a> <a href="/ops/sessions?stuck=true">Stuck</a> <a href="/ops/log">Marketing log</a> <a href="/ops/charts">Charts</a> <a href="/docs">API reference</a>
+  return html`<a href="/ops">Servers</a> <a href="/ops/sessions">Sessions</a> <a href="/ops/sessions?stuck=true">Stuck</a> <a href="/ops/accounts">Accounts</a> <a href="/ops/webhooks">Webhooks</a> <a href="/ops/log">Marketing log</a> <a href="/ops/charts">Charts</a> <a href="/docs">API reference</a>
 <span class="hint">${ctx.operator.name} (${ctx.operator.role})</span>
 <form class="inline" method="post" action="/ops/logout">${csrfInput(ctx.csrf)}<button type="submit">Log out</button></form>`;
 }
@@ -70,7 +70,7 @@ ${servers.map(
 <tr><th scope="row">${server.name} (whole server, ${server.connectedCustomers} customers)</th>${occupancyCells('server', server)}<td>—</td>
 ${canEdit ? html`<td><form method="post" action="/ops/servers/${server.id}" class="filters">${csrfInput(ctx.csrf)}${field({ name: 'maxUsers', label: `Cap of ${server.name}`, inputmode: 'numeric', value: String(server.maxUsers) })}<button type="submit">Save cap</button></form></td>` : ''}</tr>
 ${server.services.map(
-  (s) => html`<tr><th scope="row">${s.name}</th>${occupancyCells('service', s)}<td>${s.pricePerMinute} ${s.currency}</td>
+  (s) => html`<tr><th scope="row">${s.name} <a href="/ops/services/${s.id}/tariff">Tariff${html`<span class="visually-hidden"> of ${s.name}</span>`}</a></th>${occupancyCells('service', s)}<td>${s.pricePerMinute} ${s.currency}</td>
 ${canEdit ? html`<td><form method="post" action="/ops/services/${s.id}" class="filters">${csrfInput(ctx.csrf)}${field({ name: 'maxUsers', label: `Cap of ${s.name}`, inputmode: 'numeric', value: String(s.maxUsers) })}${field({ name: 'pricePerMinute', label: `Price per minute of ${s.name}`, inputmode: 'decimal', value: s.pricePerMinute })}<button type="submit">Save ${s.name}</button></form></td>` : ''}</tr>`,
 )}
 </tbody>

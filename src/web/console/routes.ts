@@ -6,21 +6,20 @@ import { sessionMachine } from '../../../machines/session/index.js';
 import { serversView } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
 import { AppError } from '../../errors.js';
-import { admitOperator } from '../../http/auth.js';
 import { limitedBy, limiter, MINUTE_MS } from '../../http/rate-limits.js';
 import { positiveAmount } from '../../http/schemas.js';
-import { logInOperator, operatorForConsole, revokeConsoleSession } from '../../operators/console-sessions.js';
-import { allows } from '../../operators/roles.js';
+import { logInOperator, revokeConsoleSession } from '../../operators/console-sessions.js';
 import { sessionLog, sessionLogCsv } from '../../reports/session-log.js';
 import { usageReport } from '../../reports/usage.js';
 import { sessionHistory } from '../../sessions/ops-queries.js';
 import { CONSOLE_COOKIE, sessionCookie } from '../cookies.js';
 import { fieldErrors, formFields, numberField, optionalText } from '../forms.js';
-import { html, type SafeHtml } from '../html.js';
+import { html } from '../html.js';
 import type { WebDeps } from '../web-deps.js';
 import { periodStarts, usageChart, type Metric } from './charts.js';
+import { consoleKit, sendPage } from './console-kit.js';
 import { drawMachine } from './machine-drawing.js';
-import { consoleLogInPage, consolePage, consoleSessionPage, SESSION_STATES, serversPage, sessionLogPage, sessionsPage, timeline, type ConsoleContext, type ServerRow } from './pages.js';
+import { consoleLogInPage, consolePage, consoleSessionPage, SESSION_STATES, serversPage, sessionLogPage, sessionsPage, timeline, type ServerRow } from './pages.js';
 
 const hidden = { hide: true } as const;
 const idParams = z.object({ id: z.uuid() });
@@ -36,9 +35,6 @@ const DONE: Record<string, string> = {
 };
 const date = z.iso.date();
 
-const sendPage = (reply: FastifyReply, body: SafeHtml, status = 200) =>
-  reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body.value);
-
 /**
  * The operators' console (/ops): the operator found from the console cookie and checked by the
  * API's own admitOperator (same roles, same permissions per route); every change goes through the
@@ -51,21 +47,8 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
   const price = positiveAmount(6, deps.limits.maxPricePerMinuteMicros);
   const cap = z.number().int().min(0).max(10_000_000);
 
-  /** Operators only: no console session sends them to log in; a role the route does not allow is a 403 page. */
-  const operatorsOnly = async (request: FastifyRequest, reply: FastifyReply) => {
-    const token = request.cookies[CONSOLE_COOKIE];
-    const operator = token ? await operatorForConsole(sql, token, clock.now()) : null;
-    if (!operator) return reply.redirect(`/ops/login`, 303);
-    admitOperator(request, operator);
-  };
-  const context = async (request: FastifyRequest, reply: FastifyReply, flash: ConsoleContext['flash'] = null): Promise<ConsoleContext> => ({
-    operator: request.operator ? { name: request.operator.name, role: request.operator.role } : null,
-    csrf: await reply.generateCsrf(),
-    flash,
-  });
+  const { operatorsOnly, context, by, may } = consoleKit(deps);
   const doneFlash = (done: string | undefined) => (done && DONE[done] ? { kind: 'ok' as const, text: DONE[done] } : null);
-  const by = (request: FastifyRequest) => ({ actor: request.operator, requestId: request.id });
-  const may = (request: FastifyRequest, permission: 'rescue' | 'admin') => request.operator.role !== 'bootstrap' && allows(request.operator.role, permission);
   const services = () => deps.catalogue.services().map((s) => ({ id: s.id, name: s.name }));
   const serviceName = (id: string) => deps.catalogue.service(id)?.name ?? id;
   const doneQuery = z.object({ done: z.string().max(20).optional() });

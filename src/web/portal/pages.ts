@@ -1,7 +1,7 @@
 import type { AccountView } from '../../accounts/accounts.js';
 import type { SessionView } from '../../sessions/session-view.js';
 import { html, type SafeHtml } from '../html.js';
-import { csrfInput, field, page } from '../layout.js';
+import { csrfInput, errorSummary, field, page } from '../layout.js';
 import type { CatalogueRow } from './catalogue.js';
 import { sessionLive, type SessionLive } from './session-live.js';
 
@@ -68,16 +68,6 @@ export const SIGN_UP_FIELDS: { name: string; label: string; type?: string; autoc
 ];
 
 export const SIGN_UP_LABELS = Object.fromEntries(SIGN_UP_FIELDS.map((f) => [f.name, f.label]));
-
-function errorSummary(errors: Record<string, string>, formError: string | null): SafeHtml {
-  const entries = Object.entries(errors);
-  if (entries.length === 0 && !formError) return html``;
-  return html`<div class="error-summary" role="alert" tabindex="-1">
-<h2>There is a problem</h2>
-${formError ? html`<p>${formError}</p>` : ''}
-${entries.length > 0 ? html`<ul>${entries.map(([name, message]) => html`<li><a href="#f-${name.replaceAll('.', '-')}">${message}</a></li>`)}</ul>` : ''}
-</div>`;
-}
 
 export function signUpPage(ctx: PortalContext, values: SignUpValues = {}, errors: Record<string, string> = {}, formError: string | null = null): SafeHtml {
   return portalPage(
