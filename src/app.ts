@@ -16,6 +16,7 @@ import { LiveStreams } from './web/live-streams.js';
 import { webSite } from './web/site.js';
 import { meteringApi } from './http/plugins/metering-api.js';
 import { edgeHttp } from './edge/edge-http.js';
+import { registerForwarding, type ForwardingDeps } from './cluster/forwarding.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
 export interface HttpOptions {
@@ -71,7 +72,7 @@ const trustHops = (hops: number) => (_address: string, hop: number) => hop < hop
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
 export async function buildApp(
-  deps: RouteDeps & { logger: Logger | false; http: HttpOptions; events: EventBus; console: ConsoleSessionDeps },
+  deps: RouteDeps & { logger: Logger | false; http: HttpOptions; events: EventBus; console: ConsoleSessionDeps; cluster?: ForwardingDeps | null },
 ): Promise<FastifyInstance> {
   const { http } = deps;
   const options = {
@@ -133,6 +134,8 @@ export async function buildApp(
     maxAge: 600,
   });
   await registerRateLimiting(app);
+  // Several nodes: requests for another node's server go there, before any route's hook writes.
+  if (deps.cluster) registerForwarding(app, deps.cluster);
   // The OpenAPI document of every route registered after it, from the routes' zod schemas (/docs).
   await app.register(swagger, {
     openapi: { info: { title: 'tollgate', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } },

@@ -167,6 +167,13 @@ const envSchema = z
     STATEMENT_SWEEP_MS: count.default(60_000),
     /** The card-network sandbox's fault API answers only with this bearer token (unset: the fault API is off). */
     CARD_NETWORK_FAULTS_TOKEN: z.string().min(16).optional(),
+    /** Set: this process is one node of several on one PostgreSQL (README "Running several nodes"). */
+    // At most 48: it is part of the connections' application_name (63 bytes at most).
+    CLUSTER_NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,48}$/, 'letters, digits, dot, dash and underscore, at most 48').optional(),
+    /** Where the other nodes reach this one (scheme://host:port); default http://HOST:PORT. */
+    CLUSTER_NODE_URL: z.url().refine((url) => /^https?:\/\/[^/]+$/.test(url), 'must be scheme://host[:port], nothing more').optional(),
+    /** A node that has not renewed its heartbeat for this long loses its servers to the others. */
+    CLUSTER_LEASE_MS: positiveInt.min(500).max(600_000).default(10_000),
   })
   .refine((env) => env.TOLLGATE_CARD_GATEWAY !== 'stripe' || env.STRIPE_API_KEY, {
     message: 'STRIPE_API_KEY is required when TOLLGATE_CARD_GATEWAY=stripe',
@@ -236,6 +243,15 @@ const envSchema = z
         lanes: env.JOURNAL_LANES,
       },
       coldAfterMs: env.COLD_AFTER_MS,
+      cluster: env.CLUSTER_NODE_ID
+        ? {
+            nodeId: env.CLUSTER_NODE_ID,
+            url: env.CLUSTER_NODE_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`,
+            leaseMs: env.CLUSTER_LEASE_MS,
+            // Three renewals per lease: one lost round trip does not cost a node its servers.
+            renewMs: Math.max(100, Math.floor(env.CLUSTER_LEASE_MS / 3)),
+          }
+        : null,
       orphanAfterMs: env.ORPHAN_AFTER_MS,
       orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
       idempotencyKeyTtlMs: env.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000,

@@ -55,6 +55,11 @@ export const errors = {
   actionNotAllowed: (action: string, state: string) =>
     new AppError(409, 'ACTION_NOT_ALLOWED', `The session (${state}) cannot take "${action}" now.`, { state }),
   shuttingDown: () => new AppError(503, 'SHUTTING_DOWN', 'tollgate is shutting down; try again shortly.'),
+  /** Several nodes: the session's server is changing hands (or its owner cannot be reached). */
+  serverMoving: () =>
+    new AppError(503, 'SERVER_MOVING', 'The server running this service is moving between tollgate nodes; try again shortly.', {
+      retryAfterSeconds: 1,
+    }),
   extensionInProgress: () =>
     new AppError(409, 'EXTENSION_IN_PROGRESS', 'Another extension of this session is being decided; ask again once it is.'),
   notRecorded: (detail: string) =>

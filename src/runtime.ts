@@ -46,6 +46,9 @@ import { attachEdgeWebSockets } from './edge/edge-websocket.js';
 import { LiveSessions } from './edge/live-sessions.js';
 import { TrafficLedger } from './edge/traffic-ledger.js';
 import { startDemoUpstreams } from './demo/demo-upstreams.js';
+import { LeaseManager } from './cluster/lease-manager.js';
+import { EventFollower } from './cluster/event-follower.js';
+import { singleNode } from './cluster/ownership.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./db/migrations/', import.meta.url));
 // Webhooks and suspensions need not follow a commit within milliseconds: each read of the
@@ -63,6 +66,8 @@ export interface Tollgate {
   events: EventBus;
   /** The edge's table of live sessions (src/edge/live-sessions.ts). */
   live: LiveSessions;
+  /** Several nodes (CLUSTER_NODE_ID): this node's leases on servers; null when it runs alone. */
+  leases: LeaseManager | null;
   admission: Admission;
   occupancy: OccupancyStore;
   gateway: CardGateway;
@@ -99,9 +104,9 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     statementTimeoutMs: config.database.statementTimeoutMs,
     idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
   };
-  const sql = connect(databaseUrl, { max: config.databasePoolSize, ...timeouts });
+  const sql = connect(databaseUrl, { max: config.databasePoolSize, ...timeouts, ...(config.cluster && { nodeId: config.cluster.nodeId }) });
   // Bearer tokens and operator keys are looked up on a pool of their own (see TokenResolver).
-  const authSql = connect(databaseUrl, { max: config.database.authPoolSize, ...timeouts, applicationName: 'tollgate-auth' });
+  const authSql = connect(databaseUrl, { max: config.database.authPoolSize, ...timeouts, applicationName: 'tollgate-auth', ...(config.cluster && { nodeId: config.cluster.nodeId }) });
   const applied = await migrateTollgate(sql);
   if (log && applied.length > 0) log.info({ applied }, 'migrations applied');
 
@@ -148,6 +153,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     onStuck: (sessionId, reason) => void supervisor?.onWriteStuck(sessionId, reason),
     onRecovering: (tx, sessionId) => releaseQuarantine(tx, sessionId),
     onRecovered: (sessionId) => silent.warn({ sessionId }, 'session writes recovered'),
+    onFenced: (sessionId) => supervisor?.onFenced(sessionId),
     onBatch: (writes, seconds) => {
       metrics.persistBatchSize.observe(writes);
       metrics.persistLatency.observe(seconds);
@@ -155,7 +161,36 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   });
   // Sessions of prepaid accounts hold on their balance; the rest at the card company.
   const sessionGateway = withBalances(gateway, new BalanceHolds({ sql, clock: deps.clock }));
-  supervisor = new Supervisor({ sql, journal, admission, clock: deps.clock, gateway: sessionGateway, log: silent, inspect: inspector?.inspect, coldAfterMs: config.coldAfterMs });
+  // Several nodes: this one runs the servers it holds leases on (src/cluster/lease-manager.ts).
+  const leases = config.cluster
+    ? new LeaseManager({
+        sql,
+        clock: deps.clock,
+        log: silent.child({ component: 'leases', node: config.cluster.nodeId }),
+        ...config.cluster,
+        onAcquired: async (serverId) => {
+          // The catalogue as it is now (another node may have added the server, or changed a cap),
+          // so the gates that admit to it are current before its sessions take their seats.
+          await catalogue.load();
+          const restored = await supervisor!.restoreServer(serverId);
+          if (restored > 0) silent.info({ serverId, restored }, 'sessions of an acquired server restored');
+        },
+        onLost: async (serverId, handingOver) => {
+          await supervisor!.dropServer(serverId, handingOver);
+        },
+      })
+    : null;
+  supervisor = new Supervisor({
+    sql,
+    journal,
+    admission,
+    clock: deps.clock,
+    gateway: sessionGateway,
+    log: silent,
+    inspect: inspector?.inspect,
+    coldAfterMs: config.coldAfterMs,
+    ownership: leases ?? singleNode,
+  });
   const queries = new SessionQueries({ sql, supervisor, journal, clock: deps.clock, stuck: config.stuck });
   const commands = new SessionCommands({
     sql,
@@ -177,7 +212,12 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   });
   const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
-  const restored = await supervisor.restore();
+  // Alone, every unsettled session is restored here; in a cluster, those of the servers this node takes.
+  const restored = leases ? 0 : await supervisor.restore();
+  await leases?.start();
+  // Other nodes' domain events reach this node's bus (the edge, live pages) through LISTEN/NOTIFY.
+  const follower = leases ? new EventFollower({ sql, bus: events, log: silent }) : null;
+  await follower?.start();
   readiness.restored = true;
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
   const liveLoaded = await live.load(sql);
@@ -282,6 +322,21 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     edge,
     edgePublicUrl: config.edge.publicUrl,
     logger: log,
+    cluster: leases && config.cluster
+      ? {
+          nodeId: config.cluster.nodeId,
+          ownership: leases,
+          sql,
+          serverOfService: async (serviceId) => {
+            const known = catalogue.service(serviceId)?.serverId;
+            if (known) return known;
+            // A service another node added since this one started.
+            const [row] = await sql<{ serverId: string }[]>`select server_id as "serverId" from services where id = ${serviceId}`;
+            return row?.serverId ?? null;
+          },
+          timeoutMs: config.http.handlerTimeoutMs,
+        }
+      : null,
   });
   const edgeSockets = attachEdgeWebSockets(app.server, edge, silent);
 
@@ -294,6 +349,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     journal,
     events,
     live,
+    leases,
     admission,
     occupancy,
     gateway,
@@ -318,7 +374,9 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       await app.close();
       await traffic.close();
       await demo?.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop()]);
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), follower?.stop()]);
+      // Servers handed back with their writes committed: the other nodes take them at once.
+      await leases?.stop();
       await supervisor.stop();
       inspector?.stop();
       admission.close();

@@ -12,6 +12,8 @@ export interface ConnectOptions {
   /** PostgreSQL ends a session idle inside a transaction this long (idle_in_transaction_session_timeout). */
   idleInTransactionTimeoutMs?: number;
   applicationName?: string;
+  /** A node of several (CLUSTER_NODE_ID): its commits notify the other nodes of new domain events. */
+  nodeId?: string;
 }
 
 export function connect(url: string, options: ConnectOptions = {}) {
@@ -20,7 +22,9 @@ export function connect(url: string, options: ConnectOptions = {}) {
     types,
     onnotice: () => {},
     connection: {
-      application_name: options.applicationName ?? 'tollgate',
+      // A node's connections carry its name: a node taking a lapsed node's servers ends them (src/cluster).
+      application_name: `${options.applicationName ?? 'tollgate'}${options.nodeId !== undefined ? `@${options.nodeId}` : ''}`,
+      ...(options.nodeId !== undefined && { 'tollgate.node': options.nodeId }),
       ...(options.statementTimeoutMs !== undefined && { statement_timeout: options.statementTimeoutMs }),
       ...(options.idleInTransactionTimeoutMs !== undefined && { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
     },

@@ -90,13 +90,21 @@ export class EventConsumer {
         events = await readEvents(sql, cursor, batch);
         if (events.length > 0) {
           const last = events.at(-1)!;
-          await transaction(sql, async (tx) => {
+          const from = cursor;
+          // The position's row is locked and compared first: where several nodes run the same
+          // consumer (issue 17), one handles a batch and the others carry on from where it got to.
+          const moved = await transaction(sql, async (tx) => {
+            const [stored] = await tx<{ tx: string; position: bigint }[]>`
+              select tx::text as tx, position from event_consumers where name = ${name} for update`;
+            if (stored && (stored.tx !== from.tx || stored.position !== from.position)) return stored;
             await this.handle(events, tx);
             await tx`
               update event_consumers set tx = ${last.tx}::xid8, position = ${last.position}, updated_at = now()
               where name = ${name}`;
+            return null;
           });
-          cursor = { tx: last.tx, position: last.position };
+          cursor = moved ?? { tx: last.tx, position: last.position };
+          if (moved) continue;
         }
       } catch (error) {
         log.warn({ consumer: name, err: String(error) }, 'event consumer failed; retrying');

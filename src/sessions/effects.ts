@@ -33,6 +33,8 @@ export interface EffectDeps {
    * intent is written before anything goes out (DESIGN rules 3 and 13).
    */
   durable(sessionId: string): Promise<void>;
+  /** The fencing token of the session's writes (null: not fenced; see src/cluster/ownership.ts). */
+  epochOf(sessionId: string): bigint | null;
   /** The card token read when the session opened, if this process still has it. */
   takeCardToken(sessionId: string): string | undefined;
 }
@@ -150,7 +152,7 @@ export function sessionEffects(deps: EffectDeps) {
     reserveExtension: fromPromise<ReserveOutcome, ReserveInput>(async ({ input }) => {
       await deps.durable(input.sessionId);
       try {
-        const reserved = await transaction(sql, (tx) => reserveShare(tx, input));
+        const reserved = await transaction(sql, (tx) => reserveShare(tx, input, deps.epochOf(input.sessionId)));
         return reserved ? { kind: 'reserved', at: clock.now() } : { kind: 'declined', reason: 'outstanding_limit_reached', at: clock.now() };
       } catch (error) {
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'reserving an extension failed');

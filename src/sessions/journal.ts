@@ -1,6 +1,7 @@
 import type { Sql, TransactionSql } from '../db/sql.js';
 import { transaction } from '../db/transaction.js';
 import type { StoredEvent } from '../events/event-store.js';
+import { isStaleEpoch } from '../cluster/ownership.js';
 
 /** One write of one session: a transition, or the session's first row. */
 export interface JournalEntry {
@@ -48,6 +49,11 @@ export interface JournalOptions {
   onRecovering(tx: TransactionSql, sessionId: string): Promise<void>;
   /** A stuck session's writes went through. */
   onRecovered(sessionId: string): void;
+  /**
+   * PostgreSQL refused a write of the session for a stale epoch: another node runs it now. Its
+   * writes are dropped, not retried, and nothing waiting for them to be durable is let through.
+   */
+  onFenced?(sessionId: string): void;
   onBatch(writes: number, seconds: number): void;
 }
 
@@ -87,6 +93,8 @@ interface Lane {
 export class Journal {
   private readonly queues = new Map<string, SessionQueue>();
   private readonly lanes: Lane[];
+  /** Sessions let go of (forget) since their last append: nothing of theirs will be committed here. */
+  private readonly forgotten = new Set<string>();
   private closed = false;
 
   constructor(private readonly options: JournalOptions) {
@@ -95,6 +103,7 @@ export class Journal {
 
   /** Resolves once the entry is committed; rejects when it could not be (it is still retried unless `retry` is false). */
   append(entry: JournalEntry): Promise<void> {
+    this.forgotten.delete(entry.sessionId);
     const queue = this.queueOf(entry.sessionId, entry.lockKey);
     return new Promise((resolve, reject) => {
       const pending: Pending = { entry, resolve, reject, settled: false };
@@ -117,6 +126,7 @@ export class Journal {
   /** Like durable, but rejects as soon as the session is stuck: for callers that answer someone. */
   async committed(sessionId: string): Promise<void> {
     await null;
+    if (this.forgotten.has(sessionId)) throw new JournalWriteError(sessionId, 'the session runs on another node now');
     const queue = this.queues.get(sessionId);
     if (!queue) return;
     if (queue.stuck !== null) throw new JournalWriteError(sessionId, queue.stuck);
@@ -143,6 +153,31 @@ export class Journal {
     clearTimeout(queue.retryTimer);
     queue.retryTimer = null;
     this.markReady(sessionId);
+  }
+
+  /**
+   * Drops what is queued for a session that no longer runs here (its server's lease is gone):
+   * callers waiting for an answer are told it was not recorded; `durable` waiters, who would call
+   * out once it were, never resolve. A write already in flight commits or is refused as it goes.
+   */
+  forget(sessionId: string): void {
+    // Bounded: only a command racing the loss of its session's server looks here.
+    if (this.forgotten.size >= 10_000) this.forgotten.clear();
+    this.forgotten.add(sessionId);
+    const queue = this.queues.get(sessionId);
+    if (!queue) return;
+    if (queue.retryTimer) clearTimeout(queue.retryTimer);
+    queue.lane.ready.delete(sessionId);
+    if (queue.inFlight > 0) {
+      // The batch in flight settles it; only what it does not carry is dropped now.
+      const error = new JournalWriteError(sessionId, 'the session runs on another node now');
+      for (const pending of queue.pending.splice(queue.inFlight)) this.settle(pending, error);
+      return;
+    }
+    this.queues.delete(sessionId);
+    const error = new JournalWriteError(sessionId, 'the session runs on another node now');
+    for (const pending of queue.pending) this.settle(pending, error);
+    for (const reject of queue.stuckListeners.splice(0)) reject(error);
   }
 
   /** Resolves when nothing is being written (stuck sessions' writes are left queued). */
@@ -248,6 +283,13 @@ export class Journal {
 
   private failed(sessionId: string, error: unknown): void {
     const queue = this.queueOf(sessionId);
+    if (isStaleEpoch(error)) {
+      // Retrying cannot help, and no call out may follow: the session is another node's now.
+      queue.inFlight = 0;
+      this.forget(sessionId);
+      this.options.onFenced?.(sessionId);
+      return;
+    }
     queue.inFlight = 0;
     queue.failures++;
     const reason = `could not record ${queue.pending.length === 1 ? 'a transition' : `${queue.pending.length} transitions`}: ${describe(error)}`;

@@ -68,6 +68,8 @@ export class OpenCommand {
     const { admission, supervisor, clock } = this.deps;
     const service = this.deps.catalogue.service(request.serviceId);
     if (!service) throw errors.serviceNotFound();
+    // Only the node that owns a server admits to it: its gates hold the seats (DESIGN rule 8).
+    if (!supervisor.ownership.serves(service.serverId)) throw errors.serverMoving();
     if (request.sessionId) {
       // A retry of an open that made its session already answers from that session.
       const existing = await this.existingOpen(request.accountId, request.sessionId);
@@ -209,6 +211,7 @@ export class OpenCommand {
               service,
               server: { name: service.serverName },
               maxOpenSessions: this.deps.maxOpenSessionsPerAccount,
+              ownerEpoch: supervisor.ownership.epochOf(service.serverId),
             });
             return outcome.kind === 'opened' ? outcome.events : [];
           },

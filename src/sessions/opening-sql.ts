@@ -13,6 +13,8 @@ export interface OpeningRecord {
   server: { name: string };
   /** Unsettled sessions the account may have at once (MAX_OPEN_SESSIONS_PER_ACCOUNT). */
   maxOpenSessions: number;
+  /** The fencing token: the epoch of this node's lease on the server (null: not fenced). */
+  ownerEpoch?: bigint | null;
 }
 
 export interface OpenedCustomer {
@@ -82,10 +84,10 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
       returning a.id
     ), opened as (
       insert into sessions (id, account_id, service_id, server_id, state, path, seq, machine_version, snapshot, currency,
-        price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at)
+        price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, created_at, updated_at, owner_epoch)
       select ${c.sessionId}, reserved.id, ${c.serviceId}, ${c.serverId}, 'authorizing', ${record.path}, 0, ${record.machineVersion},
         ${db.json(record.snapshot as never)}, ${c.currency}, ${BigInt(c.tariff.pricePerMinuteMicros)}, ${c.maxMs},
-        ${hold}, ${hold}, ${createdAt}, ${createdAt}
+        ${hold}, ${hold}, ${createdAt}, ${createdAt}, ${record.ownerEpoch ?? null}::int8
       from reserved
       returning id
     ), agreed as (
@@ -98,9 +100,9 @@ export async function insertOpening(db: Queryable, record: OpeningRecord): Promi
         ${record.server.name}, ${c.currency}, ${createdAt}
       from opened, account
     ), history as (
-      insert into session_events (session_id, seq, event, from_state, to_state, at, detail)
+      insert into session_events (session_id, seq, event, from_state, to_state, at, detail, owner_epoch)
       select opened.id, 0, 'OPEN', null, ${record.path}, ${createdAt},
-        ${db.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })}
+        ${db.json({ maxChargeMicros: c.maxChargeMicros, maxMs: c.maxMs })}, ${record.ownerEpoch ?? null}::int8
       from opened
     ), published as (
       insert into domain_events (event_key, stream, type, at, payload)

@@ -7,7 +7,7 @@ import type { TransactionSql } from '../db/sql.js';
  * (opening-sql.ts), but the share is still counted. Safe to run again: a share already that large
  * is reported reserved. Rows are locked session first, then account, as the journal does.
  */
-export async function reserveShare(tx: TransactionSql, input: ReserveInput): Promise<boolean> {
+export async function reserveShare(tx: TransactionSql, input: ReserveInput, epoch: bigint | null = null): Promise<boolean> {
   const to = BigInt(input.toMicros);
   const [session] = await tx<{ reserved: bigint }[]>`
     select reserved_micros as reserved from sessions where id = ${input.sessionId} for update`;
@@ -19,6 +19,7 @@ export async function reserveShare(tx: TransactionSql, input: ReserveInput): Pro
     where id = ${input.accountId} and (payment_mode = 'postpaid' or outstanding_limit_micros - reserved_micros >= ${delta})
     returning id`;
   if (!account) return false;
-  await tx`update sessions set reserved_micros = ${to} where id = ${input.sessionId}`;
+  // The fencing token, as every write of the row carries (migration 0013_cluster.sql).
+  await tx`update sessions set reserved_micros = ${to}, owner_epoch = ${epoch}::int8 where id = ${input.sessionId}`;
   return true;
 }

@@ -18,6 +18,7 @@ export interface Quarantine {
 
 export interface UnsettledSession extends StoredSession {
   id: string;
+  serverId: string;
   customer: { accountId: string; estimatedStorageGb: number; estimatedProcessingHours: number };
   quarantine: Quarantine | null;
 }
@@ -37,6 +38,7 @@ export async function listSessions(db: Queryable, accountId: string, limit = 200
 
 type UnsettledRow = StoredSession & {
   id: string;
+  serverId: string;
   accountId: string;
   storage: string;
   processing: string;
@@ -53,17 +55,18 @@ type UnsettledRow = StoredSession & {
  * a cursor would hold one statement open for the whole restore, which a million rows take longer
  * than statement_timeout allows, and an order by creation would sort them all before the first.
  */
-export async function* loadUnsettled(db: Queryable, options: { batch?: number; ids?: string[] } = {}): AsyncGenerator<UnsettledSession[]> {
+export async function* loadUnsettled(db: Queryable, options: { batch?: number; ids?: string[]; servers?: string[] } = {}): AsyncGenerator<UnsettledSession[]> {
   const batch = options.batch ?? 2000;
   let after: string | null = null;
   for (;;) {
     const rows: UnsettledRow[] = await db<UnsettledRow[]>`
-      select s.id, s.state, s.seq, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
+      select s.id, s.server_id as "serverId", s.state, s.seq, s.machine_version as "machineVersion", s.snapshot, a.id as "accountId",
         a.estimated_storage_gb::text as storage, a.estimated_processing_hours::text as processing,
         q.kind as "quarantineKind", q.reason as "quarantineReason", q.pending_snapshot as "pendingSnapshot",
         q.pending_version as "pendingVersion"
       from sessions s join accounts a on a.id = s.account_id left join session_quarantine q on q.session_id = s.id
       where s.state not in ('settled', 'declined') ${options.ids ? db`and s.id = any(${options.ids}::uuid[])` : db``}
+        ${options.servers ? db`and s.server_id = any(${options.servers}::uuid[])` : db``}
         ${after === null ? db`` : db`and s.id > ${after}::uuid`}
       order by s.id
       limit ${batch}`;

@@ -35,13 +35,14 @@ export class SessionWaits {
   async until(sessionId: string, done: (snapshot: SessionSnapshot) => boolean, timeoutMs: number): Promise<SessionSnapshot> {
     const { supervisor, journal } = this.deps;
     const snapshot = await supervisor.waitFor(sessionId, done, timeoutMs);
-    if (!snapshot) throw errors.sessionNotFound();
+    // First: a session let go of meanwhile (its server's lease lost) is not recorded, not missing.
     try {
       await journal.committed(sessionId);
     } catch (error) {
       if (error instanceof JournalWriteError) throw errors.notRecorded(error.reason);
       throw error;
     }
+    if (!snapshot) throw errors.sessionNotFound();
     return snapshot;
   }
 }

@@ -19,6 +19,7 @@ import type { Sql } from '../db/sql.js';
 import type { Logger } from '../logger.js';
 import type { CardGateway } from '../payments/gateway.js';
 import { DeadlineScheduler } from '../time/deadline-scheduler.js';
+import { singleNode, type Ownership } from '../cluster/ownership.js';
 import { sessionEffects } from './effects.js';
 import type { Journal } from './journal.js';
 import { loadUnsettled, quarantine, releaseQuarantine, type StoredSession, type UnsettledSession } from './session-rows.js';
@@ -36,6 +37,8 @@ export interface SupervisorDeps {
   inspect?: ((event: InspectionEvent) => void) | undefined;
   /** A session resting this long with nothing asked of it lets its actor go (0: only restored ones start cold). */
   coldAfterMs?: number;
+  /** Which servers' sessions run here, and the epoch their writes carry (default: one node, every server). */
+  ownership?: Ownership;
 }
 
 type SessionMachine = ReturnType<typeof sessionMachine.provide>;
@@ -51,6 +54,8 @@ export interface Held {
 }
 
 interface Hosted {
+  /** The server it runs on: its sessions move between nodes with the server's lease. */
+  serverId: string;
   /** Null when held, or cold: resting, its row the whole of it, its deadline still armed here. */
   actor: SessionActor | null;
   /** The last transition appended to the journal, and what the session was after it (null when cold). */
@@ -104,13 +109,16 @@ export class Supervisor {
   private wakeBatch: Map<string, { resolve: () => void; reject: (error: unknown) => void }> | null = null;
   private coldSweep: NodeJS.Timeout | null = null;
   private readonly observers = new Set<(sessionId: string, snapshot: SessionSnapshot) => void>();
+  readonly ownership: Ownership;
 
   constructor(private readonly deps: SupervisorDeps) {
+    this.ownership = deps.ownership ?? singleNode;
     this.scheduler = new DeadlineScheduler(deps.clock, (sessionId) => this.onDeadline(sessionId));
     this.machine = sessionMachine.provide({
       actors: sessionEffects({
         ...deps,
         durable: (sessionId) => deps.journal.durable(sessionId),
+        epochOf: (sessionId) => this.epochOfSession(sessionId),
         takeCardToken: (sessionId) => {
           const token = this.cardTokens.get(sessionId);
           this.cardTokens.delete(sessionId);
@@ -203,7 +211,7 @@ export class Supervisor {
   create(input: SessionInput): SessionSnapshot {
     const actor = this.createActor(input.sessionId, { input });
     const snapshot = actor.getSnapshot();
-    this.hosted.set(input.sessionId, this.entry(actor, 0, snapshot));
+    this.hosted.set(input.sessionId, this.entry(input.serverId, actor, 0, snapshot));
     return snapshot;
   }
 
@@ -251,12 +259,22 @@ export class Supervisor {
    * were failing, is held for an operator.
    */
   async restore(ids?: string[]): Promise<number> {
+    return this.restoreRows(ids ? { ids } : {});
+  }
+
+  /** Brings back the unsettled sessions of a server whose lease this node has just taken. */
+  async restoreServer(serverId: string): Promise<number> {
+    return this.restoreRows({ servers: [serverId] });
+  }
+
+  private async restoreRows(filter: { ids?: string[]; servers?: string[] }): Promise<number> {
     let restored = 0;
-    for await (const rows of readAhead(loadUnsettled(this.deps.sql, ids ? { ids } : {}))) {
+    for await (const rows of readAhead(loadUnsettled(this.deps.sql, filter))) {
       const seats: SeatToRestore[] = [];
       const started: string[] = [];
       for (const row of rows) {
-        if (this.hosted.has(row.id)) continue;
+        // Another node's sessions are its own to run (a lease names the node that runs a server).
+        if (this.hosted.has(row.id) || !this.ownership.hosts(row.serverId)) continue;
         if (this.host(row, seats, started)) restored++;
       }
       // Seats first, so that a session started here never gives back a seat it was not given.
@@ -288,10 +306,11 @@ export class Supervisor {
       write: async (tx) => {
         await releaseQuarantine(tx, sessionId);
         if (!held.pending) return [];
-        return writeTransition(tx, transitionRecordOf({ snapshot: live, persisted: actor.getPersistedSnapshot(), previous: from, from: statePathOf(stored.value), seq, event: 'RESUMED', at: this.deps.clock.now() }));
+        const record = transitionRecordOf({ snapshot: live, persisted: actor.getPersistedSnapshot(), previous: from, from: statePathOf(stored.value), seq, event: 'RESUMED', at: this.deps.clock.now() });
+        return writeTransition(tx, { ...record, epoch: this.ownership.epochOf(hosted.serverId) });
       },
     });
-    Object.assign(hosted, this.entry(actor, seq, live));
+    Object.assign(hosted, this.entry(hosted.serverId, actor, seq, live));
     if (live.hasTag('seat')) this.deps.admission.restoreSeat(sessionId, live.context.serviceId, live.context.serverId, null);
     this.start(sessionId);
   }
@@ -304,6 +323,47 @@ export class Supervisor {
     for (const hosted of this.hosted.values()) hosted.actor?.stop();
     this.hosted.clear();
     this.deps.journal.close();
+  }
+
+  /**
+   * The server's lease is gone (`handingOver`: given back, so what is pending is committed first):
+   * its sessions stop here, their seats are given back and their deadlines dropped. The node that
+   * takes the server restores them from their rows. Returns how many were let go.
+   */
+  async dropServer(serverId: string, handingOver: boolean): Promise<number> {
+    const ids = [...this.hosted].filter(([, hosted]) => hosted.serverId === serverId).map(([id]) => id);
+    if (handingOver) {
+      // Bounded: a session whose writes are stuck is restored, quarantine and all, by the next owner.
+      const drained = Promise.all(ids.map((id) => this.deps.journal.durable(id)));
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    }
+    for (const id of ids) this.letGo(id);
+    if (ids.length > 0) this.deps.log.info({ serverId, sessions: ids.length, handingOver }, 'sessions of a server let go');
+    return ids.length;
+  }
+
+  /** PostgreSQL refused a write of this session for a stale epoch: another node runs it now. */
+  onFenced(sessionId: string): void {
+    if (!this.hosted.has(sessionId)) return;
+    this.deps.log.warn({ sessionId }, 'write refused for a stale epoch: the session runs on another node now');
+    this.letGo(sessionId);
+  }
+
+  /** Stops running a session here without writing anything: no actor, no deadline, no seat. */
+  private letGo(sessionId: string): void {
+    const hosted = this.hosted.get(sessionId);
+    if (!hosted) return;
+    this.hosted.delete(sessionId);
+    hosted.actor?.stop();
+    this.scheduler.cancel(sessionId);
+    this.cardTokens.delete(sessionId);
+    this.deps.admission.release(sessionId);
+    this.deps.journal.forget(sessionId);
+  }
+
+  private epochOfSession(sessionId: string): bigint | null {
+    const hosted = this.hosted.get(sessionId);
+    return hosted ? this.ownership.epochOf(hosted.serverId) : this.ownership.clustered ? 0n : null;
   }
 
   /** A session's writes keep failing: keep the newest state where an operator (or a restart) finds it. */
@@ -340,8 +400,8 @@ export class Supervisor {
     return cooled;
   }
 
-  private entry(actor: SessionActor, seq: number, snapshot: SessionSnapshot): Hosted {
-    return { actor, seq, path: intern(statePathOf(snapshot.value)), facts: factsOf(snapshot), held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null };
+  private entry(serverId: string, actor: SessionActor, seq: number, snapshot: SessionSnapshot): Hosted {
+    return { serverId, actor, seq, path: intern(statePathOf(snapshot.value)), facts: factsOf(snapshot), held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null };
   }
 
   /** Hosts one unsettled row: cold, held, or with an actor to start (in `started`); its seat goes in `seats`. */
@@ -370,12 +430,12 @@ export class Supervisor {
     const resolved = resolveSnapshot(stored);
     if (resolved.hasTag('seat')) seats.push({ sessionId: id, serviceId: resolved.context.serviceId, serverId: resolved.context.serverId, customer: row.customer });
     if (mayGoCold(resolved)) {
-      this.hosted.set(id, { actor: null, seq: row.seq, path: intern(statePathOf(resolved.value)), facts: null, held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null });
+      this.hosted.set(id, { serverId: row.serverId, actor: null, seq: row.seq, path: intern(statePathOf(resolved.value)), facts: null, held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null });
       this.arm(id, resolved);
       return true;
     }
     const actor = this.createActor(id, { snapshot: stored });
-    this.hosted.set(id, this.entry(actor, row.seq, actor.getSnapshot()));
+    this.hosted.set(id, this.entry(row.serverId, actor, row.seq, actor.getSnapshot()));
     started.push(id);
     return true;
   }
@@ -383,6 +443,7 @@ export class Supervisor {
   private hold(row: UnsettledSession, held: Held): void {
     const context = row.snapshot.context;
     this.hosted.set(row.id, {
+      serverId: row.serverId,
       actor: null,
       seq: row.seq,
       path: row.state,
@@ -420,7 +481,7 @@ export class Supervisor {
           if (hosted && !hosted.actor && !hosted.held) {
             const stored = migrateSessionSnapshot(row.machineVersion, row.snapshot) as unknown as SessionSnapshot;
             const actor = this.createActor(row.id, { snapshot: stored });
-            Object.assign(hosted, this.entry(actor, row.seq, actor.getSnapshot()));
+            Object.assign(hosted, this.entry(hosted.serverId, actor, row.seq, actor.getSnapshot()));
             this.start(row.id);
           }
           batch.get(row.id)?.resolve();
@@ -481,7 +542,7 @@ export class Supervisor {
     if (path === hosted.path && snapshot.context === hosted.facts.context) return;
     const previous = hosted.facts;
     const seq = hosted.seq + 1;
-    const record = transitionRecordOf({ snapshot, persisted: actor.getPersistedSnapshot(), previous, from: hosted.path, seq, event, at: this.deps.clock.now() });
+    const record = { ...transitionRecordOf({ snapshot, persisted: actor.getPersistedSnapshot(), previous, from: hosted.path, seq, event, at: this.deps.clock.now() }), epoch: this.ownership.epochOf(hosted.serverId) };
     Object.assign(hosted, { seq, path: intern(path), facts: factsOf(snapshot), touchedAt: this.deps.clock.now() });
     // The promise is for commands that answer someone; a failure is retried and reported by the journal.
     void this.deps.journal.append({ sessionId, lockKey: snapshot.context.accountId, retry: true, write: (tx) => writeTransition(tx, record) }).catch(() => undefined);

@@ -18,6 +18,8 @@ export interface TransitionRecord {
   billableMs: number | null;
   bookings: Booking[];
   events: SessionDomainEvent[];
+  /** The fencing token: the epoch of the writing node's lease on the session's server (null: not fenced). */
+  epoch?: bigint | null;
 }
 
 const date = (ms: number | null) => (ms === null ? null : new Date(ms));
@@ -58,7 +60,8 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
         charge_micros = ${micros(c.chargeMicros)}, end_reason = ${c.endReason}, stuck_reason = ${t.stuckReason},
         closing_since = ${date(c.closingSince)}, close_attempts = ${c.closeAttempts}, updated_at = ${at},
         billable_ms = ${t.billableMs}, uses_units = ${c.uses.usedUnits}, uses_micros = ${BigInt(c.uses.usedMicros)},
-        reserved_micros = coalesce(${reservation ? reservation.targetMicros : null}::int8, s.reserved_micros)
+        reserved_micros = coalesce(${reservation ? reservation.targetMicros : null}::int8, s.reserved_micros),
+        owner_epoch = ${t.epoch ?? null}::int8
       from old where s.id = ${c.sessionId}
       returning s.account_id, old.before, s.reserved_micros as after,
         (not old.was_final and s.state in ('settled', 'declined'))::int as ended
@@ -68,8 +71,8 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
         open_sessions = greatest(0, a.open_sessions - written.ended)
       from written where a.id = written.account_id and (written.after <> written.before or written.ended = 1)
     ), history as (
-      insert into session_events (session_id, seq, event, from_state, to_state, at, detail)
-      select ${c.sessionId}, ${t.seq}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detail as never)}
+      insert into session_events (session_id, seq, event, from_state, to_state, at, detail, owner_epoch)
+      select ${c.sessionId}, ${t.seq}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detail as never)}, ${t.epoch ?? null}::int8
       from written where ${t.from} <> ${t.to}
     ), ledger as (
       insert into ledger_entries (entry_key, session_id, kind, debit, credit, amount_micros, authorization_number, at)

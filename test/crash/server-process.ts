@@ -31,6 +31,11 @@ export interface ServerProcessOptions {
   env?: Record<string, string>;
   /** stdout and stderr of every start are appended here. */
   logFile: string;
+  /**
+   * Whether the first start creates the admin operator with the bootstrap token (default). Nodes
+   * of one cluster share a database, where only the first can: the others are given its key.
+   */
+  bootstrap?: boolean;
 }
 
 export type KillKind = 'server' | 'group';
@@ -46,7 +51,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  */
 export async function serverProcessIn(
   dataDir: string,
-  options: { bootstrapToken: string; databaseUrl?: string | undefined; env: Record<string, string> },
+  options: { bootstrapToken: string; databaseUrl?: string | undefined; env: Record<string, string>; logName?: string; bootstrap?: boolean },
 ): Promise<ServerProcess> {
   return new ServerProcess({
     dataDir,
@@ -54,8 +59,9 @@ export async function serverProcessIn(
     cardNetworkPort: await freePort(),
     bootstrapToken: options.bootstrapToken,
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
-    logFile: path.join(dataDir, 'server.log'),
+    logFile: path.join(dataDir, options.logName ?? 'server.log'),
     env: options.env,
+    ...(options.bootstrap === false ? { bootstrap: false } : {}),
   });
 }
 
@@ -141,7 +147,7 @@ export class ServerProcess {
         throw new Error(`the server exited during start ${start} (${exit}):\n${await this.logTail()}`);
       }
       if (await this.ready()) {
-        this.adminKey ??= await bootstrapAdminAt(this.url, this.options.bootstrapToken);
+        if (this.options.bootstrap !== false) this.adminKey ??= await bootstrapAdminAt(this.url, this.options.bootstrapToken);
         return Date.now() - began;
       }
       await sleep(50);
@@ -182,6 +188,23 @@ export class ServerProcess {
     // from racing the kill.
     await waitUntilGone(killed);
     return at;
+  }
+
+  /**
+   * SIGSTOP: the process stays, frozen (as in a long GC pause, or a VM stopped by its host),
+   * until `resume` (SIGCONT). Nothing it had in flight is lost or finished meanwhile.
+   */
+  async pause(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid) throw new Error('the server is not running');
+    if (this.lastExit !== null) throw new Error(`the server had exited by itself (${this.lastExit}):\n${await this.logTail()}`);
+    signal(child.pid, 'SIGSTOP');
+  }
+
+  async resume(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid) throw new Error('the server is not running');
+    signal(child.pid, 'SIGCONT');
   }
 
   /**
@@ -238,7 +261,7 @@ export class ServerProcess {
   }
 
   /** One request to the server, as a client sees it; never throws. */
-  async api(method: string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> {
+  async api(method: string, url: string, options: { token?: string; body?: unknown; timeoutMs?: number } = {}): Promise<Answer> {
     try {
       const response = await fetch(`${this.url}${url}`, {
         method,
@@ -247,7 +270,7 @@ export class ServerProcess {
           ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-        signal: AbortSignal.timeout(20_000),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 20_000),
       });
       const text = await response.text();
       return { kind: 'answer', status: response.status, body: text ? JSON.parse(text) : null };

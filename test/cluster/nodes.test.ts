@@ -1,0 +1,114 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/db/free-port.js';
+import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp } from '../helpers/customers.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+
+/**
+ * Two tollgate nodes in this process on one database, each listening on a loopback port: which
+ * node runs what, requests forwarded to the owner, events heard across nodes, and a write from a
+ * node that lost its lease refused by PostgreSQL before anything is sent to the card company.
+ */
+let db: TestDatabase;
+let a: TestTollgate;
+let b: TestTollgate;
+const services: { serviceId: string; serverId: string }[] = [];
+
+async function node(nodeId: string, leaseMs: number, adminToken?: string): Promise<TestTollgate> {
+  const port = await freePort();
+  const tollgate = await startTestTollgate({
+    db,
+    ...(adminToken ? { adminToken } : {}),
+    env: {
+      TOLLGATE_SEED_DEMO: 'false',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      CLUSTER_NODE_ID: nodeId,
+      CLUSTER_LEASE_MS: String(leaseMs),
+    },
+  });
+  await tollgate.app.listen({ port, host: '127.0.0.1' });
+  return tollgate;
+}
+
+async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const began = Date.now();
+  while (!(await done())) {
+    if (Date.now() - began > timeoutMs) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(50);
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  a = await node('node-a', 1500);
+  // Two servers, made before node-b starts: a node reads the catalogue as it starts.
+  for (let i = 0; i < 2; i++) {
+    const { serviceId } = await createService(a.app, a.adminToken, { pricePerMinute: '0.60' });
+    const [row] = await db.sql<{ serverId: string }[]>`select server_id as "serverId" from services where id = ${serviceId}`;
+    services.push({ serviceId, serverId: row!.serverId });
+  }
+  b = await node('node-b', 1500, a.adminToken);
+  await until('one server each', () => a.leases!.leases().size === 1 && b.leases!.leases().size === 1 && [a, b].every((n) => services.some((s) => n.leases!.serves(s.serverId))));
+});
+
+afterAll(async () => {
+  await b?.close();
+  await a?.close();
+  await db?.drop();
+});
+
+describe('two nodes', () => {
+  it('answers on either node for a session whose server the other owns, and both edges hear of it', async () => {
+    const customer = await signUp(b.app, { outstandingLimit: '100.00' });
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    // Sent to node-b, run by node-a.
+    const opened = await fetch(`${b.app.listeningOrigin}/v1/sessions`, {
+      method: 'POST',
+      headers: { ...customer.auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ serviceId: onA.serviceId, maxCharge: '5.00' }),
+    });
+    const session = (await opened.json()) as { id: string; state: string };
+    expect(opened.status).toBe(201);
+    expect(opened.headers.get('x-tollgate-answered-by')).toBe('node-a');
+    expect(session.state).toBe('active');
+    expect(a.supervisor.has(session.id)).toBe(true);
+    expect(b.supervisor.has(session.id)).toBe(false);
+    // node-b's edge learns of it from node-a's commit (LISTEN/NOTIFY), so it can cut it too.
+    await until('node-b’s edge holds the session', () => b.live.get(session.id) !== undefined);
+
+    const loggedOff = await fetch(`${b.app.listeningOrigin}/v1/sessions/${session.id}/logoff`, { method: 'POST', headers: customer.auth });
+    expect(loggedOff.status).toBe(200);
+    expect(((await loggedOff.json()) as { state: string }).state).toBe('settled');
+    await until('node-b’s edge ends its access', () => b.live.get(session.id)?.ended?.reason === 'logoff');
+  });
+
+  it('refuses, and counts, a write of a node whose lease another took, and sends nothing to the card company for it', async () => {
+    const customer = await signUp(a.app, { outstandingLimit: '100.00' });
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(opened.statusCode).toBe(201);
+    const id = opened.json().id as string;
+    const [before] = await db.sql<{ refused: bigint }[]>`select case when is_called then last_value else 0 end as refused from fencing_refusals`;
+    // Another node takes the server while node-a still believes it holds it (as after a pause):
+    // its next round would notice, but the logoff comes first.
+    await db.sql`insert into nodes (node_id, url, started_at, heartbeat_at, expires_at) values ('node-x', 'http://127.0.0.1:9', now(), now(), now() + interval '1 hour')`;
+    await db.sql`update server_leases set node_id = 'node-x', epoch = epoch + 1 where server_id = ${onA.serverId}`;
+    const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: customer.auth });
+    expect(loggedOff.statusCode).toBe(503);
+    expect(loggedOff.json().code).toBe('NOT_RECORDED');
+
+    const [after] = await db.sql<{ refused: bigint }[]>`select last_value as refused from fencing_refusals`;
+    expect(after!.refused).toBeGreaterThan(before!.refused);
+    const [row] = await db.sql<{ state: string }[]>`select state from sessions where id = ${id}`;
+    expect(row!.state).toBe('active');
+    expect(a.supervisor.has(id)).toBe(false);
+    // The hold is still open: node-a captured nothing for a logoff it could not write.
+    const holds = await sandbox(a.cardNetworkUrl).holds();
+    expect(holds.find((h) => h.reference === id)?.state).toBe('open');
+    await db.sql`update server_leases set node_id = null where server_id = ${onA.serverId}`;
+    await db.sql`delete from nodes where node_id = 'node-x'`;
+  });
+});
