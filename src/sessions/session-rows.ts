@@ -81,6 +81,7 @@ export async function* loadUnsettled(db: Queryable, options: { batch?: number; i
 function unsettledFromRow(row: UnsettledRow): UnsettledSession {
   return {
     id: row.id,
+    serverId: row.serverId,
     state: row.state,
     seq: row.seq,
     machineVersion: row.machineVersion,
