@@ -1,7 +1,7 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifySchema } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from './logger.js';
 import type { RouteDeps } from './http/deps.js';
@@ -65,10 +65,21 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Streams (the edge's SSE and WebSockets): the socket's inactivity timeout does not apply. */
     longLived?: boolean;
+    /**
+     * The route bounds its requests itself (the edge: the session's cut, the upstream pool's
+     * headers timeout), so HTTP_HANDLER_TIMEOUT_MS does not apply: Fastify's handler timeout
+     * costs an AbortController, a timer and listeners on every request.
+     */
+    ownTimeouts?: boolean;
   }
 }
 
 const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
+
+async function noSocketTimeout(request: FastifyRequest): Promise<void> {
+  // app.inject()'s socket (light-my-request) has no timeout to switch off.
+  if (typeof request.raw.socket.setTimeout === 'function') request.raw.socket.setTimeout(0);
+}
 
 /** Builds the HTTP app around running dependencies; it does not listen, so tests inject into it. */
 export async function buildApp(
@@ -80,8 +91,8 @@ export async function buildApp(
     requestTimeout: http.requestTimeoutMs,
     // A connection silent this long either way is closed; longer than the longest open's wait.
     connectionTimeout: http.connectionTimeoutMs,
-    // Answering: a handler that hangs is answered 503 HANDLER_TIMEOUT (reply.hijack() clears it, for streams).
-    handlerTimeout: http.handlerTimeoutMs,
+    // Answering: a handler that hangs is answered 503 HANDLER_TIMEOUT; set per route below (the onRoute
+    // hook), so a route that ends its requests itself (the edge) pays no timer per request.
     keepAliveTimeout: http.keepAliveTimeoutMs,
     bodyLimit: http.bodyLimitBytes,
     // A hop count n trusts the n nearest proxies (proxy-addr's rule, given as a function for the types).
@@ -97,16 +108,16 @@ export async function buildApp(
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
+    // Every route is answered within HTTP_HANDLER_TIMEOUT_MS but one that bounds its requests itself.
+    if (!route.config?.ownTimeouts) route.handlerTimeout ??= http.handlerTimeoutMs;
+    // A route that streams for long (config.longLived: the edge's server-sent events and WebSockets)
+    // is not cut by HTTP_CONNECTION_TIMEOUT_MS; its handler uses reply.hijack(), which also clears
+    // HTTP_HANDLER_TIMEOUT_MS, or says ownTimeouts. HTTP_REQUEST_TIMEOUT_MS bounds only receiving
+    // the request. A hook of its own, so other routes do not pay for the check.
+    if (route.config?.longLived) route.onRequest = [...[route.onRequest ?? []].flat(), noSocketTimeout];
     // The web site's pages (hidden from the API reference) are not part of the JSON API.
     if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, schema: route.schema });
-  });
-  // A route that streams for long (config.longLived: the edge's server-sent events and WebSockets)
-  // is not cut by HTTP_CONNECTION_TIMEOUT_MS; its handler uses reply.hijack(), which also clears
-  // HTTP_HANDLER_TIMEOUT_MS. HTTP_REQUEST_TIMEOUT_MS bounds only receiving the request.
-  app.addHook('onRequest', async (request) => {
-    // app.inject()'s socket (light-my-request) has no timeout to switch off.
-    if (request.routeOptions.config.longLived && typeof request.raw.socket.setTimeout === 'function') request.raw.socket.setTimeout(0);
   });
   // Node's server.close() ends only the connections idle at that moment, and Fastify ends none
   // later (fastify/fastify#7044): a keep-alive connection whose request finishes during close()

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
+import { finished, pipeline, type Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { Pool } from 'undici';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -8,10 +8,6 @@ import { ByteCounter } from './byte-counter.js';
 import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
 import type { Edge, Pass } from './edge.js';
 import type { Connection, Ended } from './live-sessions.js';
-
-// A stream through the edge lasts as long as its session: Fastify's handler timeout must not end
-// it (the edge's cut does). setTimeout's largest delay.
-const NO_HANDLER_TIMEOUT = 2 ** 31 - 1;
 
 const noop = () => {};
 
@@ -22,29 +18,39 @@ const UPSTREAM_CONNECTIONS = 8192;
 const SMALL_ANSWER_BYTES = 65_536;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) are the upstream connection's, not the customer's. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'];
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
 
+// Built by adding (not copied then deleted from): an object that had properties deleted is slower to
+// read for what comes after (reply-from copies it into Fastify's reply, header by header).
 function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const kept = { ...headers };
-  for (const name of HOP_BY_HOP) delete kept[name];
+  const kept: IncomingHttpHeaders = {};
+  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name];
   return kept;
 }
 
-async function collect(stream: Readable, length: number): Promise<Buffer> {
+/** A small answer's body whole (a listener, not an async iterator: no promise per chunk); an error or an early end is an error. */
+function collect(stream: Readable, length: number, done: (error: Error | null, body?: Buffer) => void): void {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  finished(stream, (error) => done(error ?? null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
 }
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Headers a proxy adds so the upstream knows who asked and how. */
-function forwardedHeaders(request: FastifyRequest): Record<string, string> {
+/**
+ * The headers the upstream gets: the customer's without the access token (header or cookie), with
+ * what a proxy adds so the upstream knows who asked and how, and the signed headers last (a
+ * customer cannot send their own). Written into reply-from's copy of the request's headers,
+ * which is the edge's to change: undici leaves out a header whose value is undefined.
+ */
+function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, signed: Readonly<Record<string, string>>): IncomingHttpHeaders {
+  headers.authorization = undefined;
+  headers.cookie = cookiesWithoutAccess(headers.cookie);
   const earlier = request.headers['x-forwarded-for'];
-  return {
-    'x-forwarded-for': earlier ? `${String(earlier)}, ${request.ip}` : request.ip,
-    'x-forwarded-proto': request.protocol,
-    'x-forwarded-host': request.host,
-  };
+  headers['x-forwarded-for'] = earlier ? `${String(earlier)}, ${request.ip}` : request.ip;
+  headers['x-forwarded-proto'] = request.protocol;
+  headers['x-forwarded-host'] = request.host;
+  for (const name in signed) headers[name] = signed[name];
+  return headers;
 }
 
 /**
@@ -87,7 +93,9 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
       await edge.charge(pass);
       return proxy(edge, request, reply, pass);
     };
-    const options = { config: { longLived: true }, helmet: false, handlerTimeout: NO_HANDLER_TIMEOUT, exposeHeadRoute: false } as const;
+    // A stream through the edge lasts as long as its session: the edge's cut ends it, and the upstream
+    // pool's headers timeout a request its upstream never answers, not Fastify's handler timeout.
+    const options = { config: { longLived: true, ownTimeouts: true }, helmet: false, exposeHeadRoute: false } as const;
     app.all('/edge/:sessionId', options, handler);
     app.all('/edge/:sessionId/*', options, handler);
   };
@@ -130,11 +138,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     queryString: () => pass.query,
     // Retrying is the client's decision (and a 503's Retry-After is the upstream's word to it).
     retryDelay: () => null,
-    rewriteRequestHeaders: (_request, headers) => {
-      const { authorization: _token, cookie, ...rest } = headers as IncomingHttpHeaders;
-      const cookies = cookiesWithoutAccess(cookie);
-      return { ...rest, ...(cookies ? { cookie: cookies } : {}), ...forwardedHeaders(request), ...signed };
-    },
+    rewriteRequestHeaders: (_request, headers) => upstreamHeaders(request, headers as IncomingHttpHeaders, signed) as typeof headers,
     rewriteHeaders: withoutHopByHop,
     onResponse: (_request, replyTo, res) => {
       const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
@@ -145,13 +149,14 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       // A small answer of known length goes out in one write with its headers; anything else streams.
       const length = Number(headers['content-length']);
       if (length <= SMALL_ANSWER_BYTES && !String(headers['content-type']).startsWith('text/event-stream')) {
-        void collect(stream, length).then(
-          (body) => {
-            session.traffic.add('bytesOut', body.length);
-            if (!cut) replyTo.send(body);
-          },
-          () => replyTo.raw.destroy(),
-        );
+        collect(stream, length, (error, body) => {
+          if (error || !body) {
+            replyTo.raw.destroy();
+            return;
+          }
+          session.traffic.add('bytesOut', body.length);
+          if (!cut) replyTo.send(body);
+        });
         return;
       }
       const counted = new ByteCounter();
