@@ -130,22 +130,30 @@ export class Edge {
     };
   }
 
-  /** The headers an upstream verifies: who, for which session, until when, signed with the service's secret. */
-  signedHeaders(pass: Pass, method: string): Record<string, string> {
-    const cutoffAt = new Date(pass.session.cutoffAt).toISOString();
-    const facts = {
-      sessionId: pass.session.sessionId,
-      accountId: pass.session.accountId,
-      cutoffAt,
-      method,
-      path: pass.query ? `${pass.path}?${pass.query}` : pass.path,
-    };
-    return {
+  /**
+   * The headers an upstream verifies: who, for which session, until when, signed with the
+   * service's secret. The signature is made again only when one of its inputs changed (its
+   * timestamp has whole seconds): a session's requests to the same path within a second share one.
+   */
+  signedHeaders(pass: Pass, method: string): Readonly<Record<string, string>> {
+    const { session, upstream } = pass;
+    const path = pass.query ? `${pass.path}?${pass.query}` : pass.path;
+    const now = this.deps.clock.now();
+    const t = Math.floor(now / 1000);
+    const last = session.signed;
+    if (last && last.t === t && last.cutoffAt === session.cutoffAt && last.method === method && last.path === path && last.secret === upstream.signingSecret) {
+      return last.headers;
+    }
+    const cutoffAt = new Date(session.cutoffAt).toISOString();
+    const facts = { sessionId: session.sessionId, accountId: session.accountId, cutoffAt, method, path };
+    const headers = {
       [SIGNED_HEADERS.sessionId]: facts.sessionId,
       [SIGNED_HEADERS.accountId]: facts.accountId,
       [SIGNED_HEADERS.cutoffAt]: cutoffAt,
-      [SIGNED_HEADERS.signature]: signUpstream(pass.upstream.signingSecret, facts, this.deps.clock.now()),
+      [SIGNED_HEADERS.signature]: signUpstream(upstream.signingSecret, facts, now),
     };
+    session.signed = { t, cutoffAt: session.cutoffAt, method, path, secret: upstream.signingSecret, headers };
+    return headers;
   }
 
   private async mismatch(tokenSession: string, urlSession: string): Promise<'other_service' | 'other_customer' | 'other_session'> {

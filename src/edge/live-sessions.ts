@@ -33,6 +33,8 @@ export interface LiveSession {
   token?: string;
   /** Whether its tariff charges each request, once the first request found out (a session keeps its tariff). */
   perRequest?: boolean;
+  /** The signed headers of its latest request and what they were made from (Edge.signedHeaders reuses them). */
+  signed?: { t: number; cutoffAt: number; method: string; path: string; secret: string; headers: Readonly<Record<string, string>> };
 }
 
 /** How many of the latest cuts at a cutoff are remembered for their lateness (the benchmark reads them). */
