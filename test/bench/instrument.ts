@@ -36,22 +36,32 @@ const served = new Timings();
 const sent = new Timings();
 const starts = new WeakMap<object, number>();
 
-dc.subscribe('http.server.request.start', (message) => {
-  starts.set((message as { request: object }).request, performance.now());
-});
-dc.subscribe('http.server.response.finish', (message) => {
-  const request = (message as { request: { method?: string; url?: string } }).request;
-  const start = starts.get(request);
-  if (start !== undefined) served.add(routeOf(request.method ?? '?', request.url ?? '?'), performance.now() - start);
-});
-dc.subscribe('undici:request:create', (message) => {
-  starts.set((message as { request: object }).request, performance.now());
-});
-dc.subscribe('undici:request:headers', (message) => {
-  const request = (message as { request: { method: string; path: string } }).request;
-  const start = starts.get(request);
-  if (start !== undefined) sent.add(routeOf(request.method, request.path), performance.now() - start);
-});
+/**
+ * Request durations are recorded once a phase asks for them (`timings-reset`, phase 1): the
+ * subscribers cost the child CPU on every request (a route name made by regular expressions, a
+ * sample kept), which the edge's phase would bill to tollgate and not to haproxy.
+ */
+let recording = false;
+function record(): void {
+  if (recording) return;
+  recording = true;
+  dc.subscribe('http.server.request.start', (message) => {
+    starts.set((message as { request: object }).request, performance.now());
+  });
+  dc.subscribe('http.server.response.finish', (message) => {
+    const request = (message as { request: { method?: string; url?: string } }).request;
+    const start = starts.get(request);
+    if (start !== undefined) served.add(routeOf(request.method ?? '?', request.url ?? '?'), performance.now() - start);
+  });
+  dc.subscribe('undici:request:create', (message) => {
+    starts.set((message as { request: object }).request, performance.now());
+  });
+  dc.subscribe('undici:request:headers', (message) => {
+    const request = (message as { request: { method: string; path: string } }).request;
+    const start = starts.get(request);
+    if (start !== undefined) sent.add(routeOf(request.method, request.path), performance.now() - start);
+  });
+}
 
 /** Garbage-collection pauses, by kind (minor, major, incremental, weak callbacks). */
 const gcPauses = { count: 0, totalMs: 0, maxMs: 0, byKind: {} as Record<string, { count: number; totalMs: number }> };
@@ -140,6 +150,7 @@ export const instrumentHandlers: Record<string, Handler> = {
     return settledMemory();
   },
   'timings-reset': () => {
+    record();
     served.reset();
     sent.reset();
     return true;
