@@ -1,4 +1,4 @@
-import { MICROS_PER_CENT, type Micros, minMicros, truncateToCents } from './money.js';
+import { ceilToCents, type Micros, minMicros, truncateToCents } from './money.js';
 import { isFlat, priceAt, type BillingSpec, type TariffSpec } from './tariff.js';
 import { sameLocalTime } from './zoned-time.js';
 
@@ -289,9 +289,7 @@ export function itemize(terms: SessionTerms, billableMs: number, uses: { units: 
 
 /** What `billableMs` can cost at most, rounded up to a cent: the hold a time-limited session needs. */
 export function costOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'usesMicros' | 'maxMs'>, billableMs: number): Micros {
-  const cost = timeChargeMicros(terms, billableMs);
-  const rest = cost % MICROS_PER_CENT;
-  const rounded = rest === 0n ? cost : cost + (MICROS_PER_CENT - rest);
+  const rounded = ceilToCents(timeChargeMicros(terms, billableMs));
   const minimum = BigInt(terms.tariff.billing.minimumChargeMicros);
   return rounded < minimum ? minimum : rounded;
 }

@@ -29,7 +29,8 @@ const operation = fc.oneof(
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('admission through service and server gates', () => {
+// 300 runs of up to 80 operations on a simulated clock: about 3 s, more on a busy machine.
+describe('admission through service and server gates', { timeout: 30_000 }, () => {
   it('never exceeds a cap, serves waiters in order, and leaks no seat', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.nat(5), { minLength: 5, maxLength: 5 }), fc.array(operation, { maxLength: 80 }), async (caps, operations) => {

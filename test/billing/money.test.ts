@@ -40,6 +40,10 @@ describe('amounts', () => {
     );
   });
 
+  it('leaves whole cents as they are', () => {
+    expect([truncateToCents(120_000n), ceilToCents(120_000n), ceilToCents(120_001n), truncateToCents(129_999n)]).toEqual([120_000n, 120_000n, 130_000n, 120_000n]);
+  });
+
   it('takes the smaller of two amounts', () => {
     expect(minMicros(1n, 2n)).toBe(1n);
     expect(minMicros(2n, 1n)).toBe(1n);
@@ -54,6 +58,8 @@ describe('amounts', () => {
         expect(up % 10_000n).toBe(0n);
         expect(down <= micros && micros <= up).toBe(true);
         expect(up - down <= 10_000n).toBe(true);
+        // A whole number of cents is already rounded, either way.
+        if (micros % 10_000n === 0n) expect([down, up]).toEqual([micros, micros]);
       }),
     );
   });
