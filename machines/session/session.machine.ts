@@ -3,7 +3,6 @@
 import type { SnapshotFrom } from 'xstate';
 import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
 import type { SessionContext } from './session.types.js';
-import { statePathOf } from './session.deadline.js';
 
 /** Stored with every snapshot; bump it (with a migration and a fixture) when a snapshot's shape changes. */
 export const SESSION_MACHINE_VERSION = 4;
@@ -406,7 +405,7 @@ export const sessionMachine = sessionSetup.createMachine({
   },
 });
 
-/** The machine's resolution of each state path met so far (a few dozen at most): nodes, tags, value. */
+/** The machine's resolution of each state value met so far (a few dozen at most): nodes, tags, value. */
 const resolvedByPath = new Map<string, SnapshotFrom<typeof sessionMachine>>();
 
 /**
@@ -416,7 +415,8 @@ const resolvedByPath = new Map<string, SnapshotFrom<typeof sessionMachine>>();
  */
 export function resolveSnapshot(stored: { value: unknown; context: SessionContext }): SnapshotFrom<typeof sessionMachine> {
   const value = stored.value as SnapshotFrom<typeof sessionMachine>['value'];
-  const path = statePathOf(value);
+  // The value's JSON is its state path (one child per level): a small string, and no import of session.deadline (which imports this file).
+  const path = JSON.stringify(value);
   const resolved = resolvedByPath.get(path);
   if (resolved) return { ...resolved, context: stored.context };
   const fresh = sessionMachine.resolveState({ value, context: stored.context });

@@ -11,6 +11,7 @@ import { sandbox } from '../helpers/card-network.js';
 import { signUpBody } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { expectLedgerBalanced } from '../helpers/ledger.js';
+import { random, seedFrom } from '../helpers/seeded-random.js';
 
 /**
  * A real cluster of three nodes (src/server.ts as child processes, one PostgreSQL, the card
@@ -35,31 +36,7 @@ const SERVICE_CAP = 3;
 const CUSTOMERS = 12;
 const WORKERS = 6;
 const ADMIN_TOKEN = 'cluster-test-operator-token-0123456789';
-const SEED = seedFrom(process.env.CLUSTER_SEED);
-
-function seedFrom(text: string | undefined): number {
-  if (text === undefined || text === '') return Date.now() % 2 ** 31;
-  const seed = Number(text);
-  if (!Number.isSafeInteger(seed)) throw new Error(`CLUSTER_SEED must be an integer, not ${JSON.stringify(text)}`);
-  return seed;
-}
-
-function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    // mulberry32
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    between: (low: number, high: number) => low + next() * (high - low),
-    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!,
-  };
-}
+const SEED = seedFrom('CLUSTER_SEED');
 
 const micros = (amount: string | null | undefined) => (amount ? parseAmount(amount)! : 0n);
 

@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { expectLedgerBalanced } from '../helpers/ledger.js';
 import { SandboxProcess } from './sandbox-process.js';
 import { type Answer, type KillKind, type ServerProcess, serverProcessIn } from './server-process.js';
+import { random, seedFrom } from '../helpers/seeded-random.js';
 
 /**
  * The real server as a child process, SIGKILLed at random moments while sessions open, run
@@ -55,14 +56,7 @@ const SLOW_RULES: FaultRule[] = [
   { phase: 'capture', fault: 'slow', probability: 0.3, delayMs: 800 },
 ];
 const ADMIN_TOKEN = 'crash-test-operator-token-0123456789';
-const SEED = seedFrom(process.env.CRASH_SEED);
-
-function seedFrom(text: string | undefined): number {
-  if (text === undefined || text === '') return Date.now() % 2 ** 31;
-  const seed = Number(text);
-  if (!Number.isSafeInteger(seed)) throw new Error(`CRASH_SEED must be an integer, not ${JSON.stringify(text)}`);
-  return seed;
-}
+const SEED = seedFrom('CRASH_SEED');
 
 const external = Boolean(process.env.DATABASE_URL);
 let server: ServerProcess | undefined;
@@ -80,7 +74,6 @@ afterAll(async () => {
   await cardDb?.drop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
-
 
 interface Customer {
   id: string;
@@ -125,23 +118,6 @@ interface Kill {
   restartMs: number;
   /** When the next start began: from `at` until then, no tollgate process was alive. */
   respawnAt: number;
-}
-
-function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    // mulberry32
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    between: (low: number, high: number) => low + next() * (high - low),
-    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!,
-  };
 }
 
 const micros = (amount: string | null | undefined) => (amount ? parseAmount(amount)! : 0n);
