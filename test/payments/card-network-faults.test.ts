@@ -290,7 +290,8 @@ describe.each(PHASE_CASES)('faults on $phase', ({ phase, arrange }) => {
     const { act, effects } = await arrange();
     await putFaults({ rules: [{ phase, fault: 'slow', delayMs: 150 }] });
     let answered = false;
-    const call = act(client, key()).finally(() => {
+    // A deadline far past the delay: on a busy machine 250 ms left too little room for the work itself, and the client retried.
+    const call = act(clientWith({ timeoutMs: 5_000 }), key()).finally(() => {
       answered = true;
     });
     // The work is committed while the answer is still held back.
