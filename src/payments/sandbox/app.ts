@@ -136,8 +136,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
   const keyed = async (purpose: string, text: string) =>
     createHmac('sha256', await installSalt()).update(`${purpose}\n${text}`).digest('hex');
 
-  // Calls on the one-statement path by idempotency key, while they run (see the decline below).
-  const quickInFlight = new Map<string, Promise<Answer | null>>();
+  // Calls by idempotency key from their arrival until what they do is committed (see the decline below).
+  const committing = new Map<string, Set<Promise<void>>>();
   const delayFor = (behavior: Behavior) => (behavior.kind === 'slow' ? slowMs : 0);
 
   /**
@@ -205,43 +205,55 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
           return hangUp(request, reply);
       }
 
+      // Registered before anything is awaited: a decline drawn for a retry of this key that
+      // arrives while this attempt is still on its way to a commit waits for it.
+      let committed = () => {};
+      const arrival = fault?.fault === 'decline' ? null : new Promise<void>((resolve) => (committed = resolve));
+      const attempts = committing.get(key) ?? new Set<Promise<void>>();
+      if (arrival) committing.set(key, attempts.add(arrival));
+      const earlier = [...attempts].filter((attempt) => attempt !== arrival);
       const now = clock.now();
-      const planned = plan(parsed.data, request.params as Record<string, string>, now);
+      const input = parsed.data;
+      const idempotencyKey = key;
       let answer: Answer;
-      if (typeof planned === 'function') {
-        const requestHash = await keyed('request', `POST ${request.url.split('?')[0]}\n${canonicalJson(raw)}`);
-        // An injected decline is decided under the key's lock, as a real processor decides: a
-        // key that already has an answer (or gets one from a request still in flight) is
-        // replayed, never declined after it was approved.
-        const effect: Effect =
-          fault?.fault === 'decline'
-            ? async () => ({ ...problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }), transient: true })
-            : planned;
-        let quick: Answer | null = null;
-        if (fault?.fault !== 'decline' && atOnce) {
-          const run = atOnce(parsed.data, request.params as Record<string, string>, { key, requestHash, now });
-          quickInFlight.set(key, run);
-          try {
-            quick = await run;
-          } finally {
-            if (quickInFlight.get(key) === run) quickInFlight.delete(key);
-          }
-        } else {
-          // The one-statement path takes no lock on the key: a decline drawn for a retry waits
-          // for an earlier attempt still in it, and then replays what that attempt stored.
-          await quickInFlight.get(key)?.catch(() => null);
-        }
-        answer = quick ?? (await once(key, requestHash, effect, now));
-      } else if (fault?.fault === 'decline') {
-        answer = problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' });
-      } else {
-        answer = planned;
+      try {
+        answer = await decide();
+      } finally {
+        committed();
+        if (arrival) attempts.delete(arrival);
+        if (attempts.size === 0 && committing.get(key) === attempts) committing.delete(key);
       }
       // Committed (and the answer stored against the key) before the line goes dead.
       if (fault?.fault === 'drop_after_commit') return hangUp(request, reply);
       if (answer.delayMs) await pause(answer.delayMs);
       if (fault?.fault === 'slow') await pause(fault.delayMs);
       return send(reply, answer);
+
+      async function decide(): Promise<Answer> {
+        const planned = plan(input, request.params as Record<string, string>, now);
+        if (typeof planned === 'function') {
+          const requestHash = await keyed('request', `POST ${request.url.split('?')[0]}\n${canonicalJson(raw)}`);
+          // An injected decline is decided under the key's lock, as a real processor decides: a
+          // key that already has an answer (or gets one from a request still in flight) is
+          // replayed, never declined after it was approved.
+          const effect: Effect =
+            fault?.fault === 'decline'
+              ? async () => ({ ...problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }), transient: true })
+              : planned;
+          let quick: Answer | null = null;
+          if (fault?.fault !== 'decline' && atOnce) {
+            quick = await atOnce(input, request.params as Record<string, string>, { key: idempotencyKey, requestHash, now });
+          } else if (fault?.fault === 'decline') {
+            // The one-statement path takes no lock on the key: a decline drawn for a retry waits
+            // for earlier attempts of the key still on their way to a commit (registered as they
+            // arrived, before their first await), and then replays what they stored.
+            await Promise.all(earlier);
+          }
+          return quick ?? (await once(idempotencyKey, requestHash, effect, now));
+        }
+        if (fault?.fault === 'decline') return problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' });
+        return planned;
+      }
     });
   }
 
