@@ -78,7 +78,7 @@ export function priceQuote(request: QuoteRequest): Quote {
  */
 export async function quoteFor(
   deps: { sql: Queryable; catalogue: Pick<Catalogue, 'service'>; clock: Clock; quoteValidityMs: number },
-  request: { accountId: string; serviceId: string; maxMs: number | null; maxChargeMicros: Micros | null; startAt?: number | undefined },
+  request: { accountId: string; serviceId: string; maxMinutes?: number | undefined; maxCharge?: Micros | undefined; startAt?: string | undefined },
 ): Promise<Quote> {
   const service = deps.catalogue.service(request.serviceId);
   if (!service) throw errors.serviceNotFound();
@@ -86,9 +86,9 @@ export async function quoteFor(
   const quote = priceQuote({
     accountId: request.accountId,
     service,
-    maxMs: request.maxMs,
-    maxChargeMicros: request.maxChargeMicros,
-    startAt: request.startAt ?? now,
+    maxMs: request.maxMinutes === undefined ? null : Math.round(request.maxMinutes * 60_000),
+    maxChargeMicros: request.maxCharge ?? null,
+    startAt: request.startAt ? Date.parse(request.startAt) : now,
     now,
     validityMs: deps.quoteValidityMs,
   });

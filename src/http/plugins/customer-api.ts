@@ -214,14 +214,7 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
     // A price agreed before use: the breakdown and the total, at the tariff as it is now.
     app.post('/v1/quotes', { schema: { body: quoteBody, response: { 201: quoteViewSchema, ...problems } } }, async (request, reply) => {
-      const { serviceId, maxMinutes, maxCharge, startAt } = request.body;
-      const quote = await quoteFor(deps, {
-        accountId: request.accountId,
-        serviceId,
-        maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
-        maxChargeMicros: maxCharge ?? null,
-        startAt: startAt ? Date.parse(startAt) : undefined,
-      });
+      const quote = await quoteFor(deps, { accountId: request.accountId, ...request.body });
       return reply.code(201).send(quoteView(quote));
     });
 

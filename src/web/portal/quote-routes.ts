@@ -50,15 +50,8 @@ export function quoteRoutes(site: FastifyInstance, deps: WebDeps): void {
     }
     const parsed = body.safeParse(candidate);
     if (!parsed.success) return formPage(request, reply, form, fieldErrors(parsed.error, QUOTE_LABELS), null, 400);
-    const { serviceId, maxMinutes, maxCharge, startAt } = parsed.data;
     try {
-      const quote = await quoteFor(deps, {
-        accountId: request.accountId,
-        serviceId,
-        maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
-        maxChargeMicros: maxCharge ?? null,
-        startAt: startAt ? Date.parse(startAt) : undefined,
-      });
+      const quote = await quoteFor(deps, { accountId: request.accountId, ...parsed.data });
       return reply.redirect(`/quotes/${quote.id}`, 303);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
