@@ -312,6 +312,7 @@ export class Supervisor {
     });
     Object.assign(hosted, this.entry(hosted.serverId, actor, seq, live));
     if (live.hasTag('seat')) this.deps.admission.restoreSeat(sessionId, live.context.serviceId, live.context.serverId, null);
+    else this.deps.admission.release(sessionId);
     this.start(sessionId);
   }
 
@@ -423,6 +424,10 @@ export class Supervisor {
       return false;
     }
     if (row.quarantine) {
+      // Held, but its customer may still be using the service (the gate cuts at the stored
+      // cutoff whatever happens here): its seat stays counted until it is resumed or ends.
+      const newest = resolveSnapshot(pending ?? stored);
+      if (newest.hasTag('seat')) seats.push({ sessionId: id, serviceId: newest.context.serviceId, serverId: newest.context.serverId, customer: row.customer });
       this.hold(row, { kind: row.quarantine.kind, reason: row.quarantine.reason, stored: row, pending });
       return false;
     }

@@ -30,17 +30,17 @@ afterEach(async () => {
   proxy = undefined;
 });
 
-async function setUp(options: { throughProxy?: boolean } = {}) {
+async function setUp(options: { throughProxy?: boolean; maxUsers?: number } = {}) {
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
   const db = await createTestDatabase();
   if (options.throughProxy) proxy = await startPgFaultProxy({ target: db.url });
   tollgate = await startTestTollgate({ clock, db, env: { ...JOURNAL, ...(proxy ? { DATABASE_URL: proxy.url } : {}) } });
   const customer = await signUp(tollgate.app);
   // 0.60 a minute: 0.01 a second.
-  const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+  const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60', maxUsers: options.maxUsers ?? 100 });
   const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
   expect(opened.statusCode).toBe(201);
-  return { clock, customer, session: opened.json() as { id: string; authorizationNumber: string } };
+  return { clock, customer, serviceId, session: opened.json() as { id: string; authorizationNumber: string } };
 }
 
 const ops = (t: TestTollgate) => ({ authorization: `Bearer ${t.adminToken}` });
@@ -134,6 +134,35 @@ describe('a transition PostgreSQL refuses to write', () => {
     const history = await t.db.sql<{ event: string }[]>`select event from session_events where session_id = ${session.id} order by seq`;
     expect(history.map((h) => h.event)).toEqual(['OPEN', 'authorize done', 'RESUMED', 'capture done']);
     await expectLedgerBalanced(t.sql, { settled: 1 });
+  });
+});
+
+describe('a session held in active after a restart', () => {
+  it("keeps its seat, since its customer may still use the service, until it resumes and ends", async () => {
+    // The service has one seat, and its one session's row is quarantined while it runs (as a
+    // write that kept failing leaves it), with nothing newer to resume from.
+    const { clock, customer, serviceId, session } = await setUp({ maxUsers: 1 });
+    await tollgate!.db.sql`
+      insert into session_quarantine (session_id, kind, reason, pending_snapshot, pending_version, since)
+      values (${session.id}, 'write_failed', 'injected', null, null, now())`;
+    clock.advance(30_000);
+    tollgate = await tollgate!.restart();
+    const t = tollgate;
+    expect((await t.app.inject({ url: `/v1/ops/sessions/${session.id}`, headers: ops(t) })).json().session).toMatchObject({ held: true, state: 'active' });
+
+    const other = await signUp(t.app);
+    const refused = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: other.auth, payload: { serviceId, maxCharge: '1.00' } });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ code: 'SERVICE_AT_CAPACITY' });
+
+    expect((await t.app.inject({ method: 'POST', url: `/v1/ops/sessions/${session.id}/retry`, headers: ops(t) })).statusCode).toBe(200);
+    // Running again, it still holds the one seat (and only one).
+    const stillRefused = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: other.auth, payload: { serviceId, maxCharge: '1.00' } });
+    expect(stillRefused.json()).toMatchObject({ code: 'SERVICE_AT_CAPACITY' });
+    const logoff = await t.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+    expect(logoff.json()).toMatchObject({ state: 'settled', charge: '0.30' });
+    const opened = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: other.auth, payload: { serviceId, maxCharge: '1.00' } });
+    expect(opened.statusCode).toBe(201);
   });
 });
 
