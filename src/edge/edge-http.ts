@@ -44,6 +44,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
  */
 function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, signed: Readonly<Record<string, string>>): IncomingHttpHeaders {
   headers.authorization = undefined;
+  // Node's server has already answered the customer's Expect: 100-continue; undici refuses to
+  // send the header on (an error, a 502), and the body is on its way anyway.
+  headers.expect = undefined;
   headers.cookie = cookiesWithoutAccess(headers.cookie);
   const earlier = request.headers['x-forwarded-for'];
   headers['x-forwarded-for'] = earlier ? `${String(earlier)}, ${request.ip}` : request.ip;

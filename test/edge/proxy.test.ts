@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
@@ -62,6 +63,32 @@ describe('access while active', () => {
     const echoed = await fetch(through(session.access, '/echo'), { method: 'PUT', headers: { ...bearer(session.access.token), 'content-type': 'text/plain' }, body });
     expect(echoed.status).toBe(200);
     expect((await echoed.text()) === body).toBe(true);
+  });
+
+  it('passes an upload sent with Expect: 100-continue (as curl sends large bodies): the edge says continue, the upstream gets the body', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const body = 'y'.repeat(100_000);
+    const answer = await new Promise<{ status: number; text: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = httpRequest(through(session.access, '/echo'), {
+        method: 'POST',
+        headers: { ...bearer(session.access.token), 'content-type': 'text/plain', 'content-length': String(body.length), expect: '100-continue' },
+      });
+      req.on('continue', () => {
+        continued = true;
+        req.end(body);
+      });
+      req.on('response', (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text, continued }));
+      });
+      req.on('error', reject);
+    });
+    expect(answer).toMatchObject({ status: 200, continued: true });
+    expect(answer.text === body).toBe(true);
   });
 
   it('exchanges ?access_token= for a cookie scoped to the session, which then lets requests through', async () => {
