@@ -1,7 +1,7 @@
 import { costOfTime } from '../billing/charge.js';
 import { formatAmount, MICROS_PER_CENT, minMicros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
-import type { Queryable, TransactionSql } from '../db/sql.js';
+import type { Queryable } from '../db/sql.js';
 import { errors } from '../errors.js';
 
 /**
@@ -50,22 +50,4 @@ export function limitReached(holdMicros: bigint, availableMicros: bigint) {
     formatAmount(availableMicros),
     `This session needs a hold of ${formatAmount(holdMicros)} but only ${formatAmount(availableMicros)} of the outstanding limit is free.`,
   );
-}
-
-/** Reserves the extra hold of an extension against the account's limit and the session's share. */
-export async function reserveExtension(
-  tx: TransactionSql,
-  request: { accountId: string; sessionId: string; deltaMicros: bigint },
-): Promise<void> {
-  const [account] = await tx<{ available: bigint }[]>`
-    select outstanding_limit_micros - reserved_micros as available from accounts where id = ${request.accountId} for no key update`;
-  if (!account || request.deltaMicros > account.available) {
-    const available = account?.available ?? 0n;
-    throw errors.outstandingLimitReached(
-      formatAmount(available),
-      `Raising the limit needs ${formatAmount(request.deltaMicros)} more but only ${formatAmount(available)} of the outstanding limit is free.`,
-    );
-  }
-  await tx`update accounts set reserved_micros = reserved_micros + ${request.deltaMicros} where id = ${request.accountId}`;
-  await tx`update sessions set reserved_micros = reserved_micros + ${request.deltaMicros} where id = ${request.sessionId}`;
 }
