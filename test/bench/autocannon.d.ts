@@ -7,12 +7,15 @@ declare module 'autocannon' {
     path?: string;
     headers?: Record<string, string>;
     body?: string;
+    /** The port of the url the connection was given (one of several when `url` is a list). */
+    port?: number | string;
     setupRequest?: (request: AutocannonRequest, context: Record<string, any>) => AutocannonRequest | null;
     onResponse?: (status: number, body: string, context: Record<string, any>, headers: Record<string, string>) => void;
   }
 
   export interface AutocannonOptions {
-    url: string;
+    /** Several urls: connection i goes to url i mod their number. */
+    url: string | string[];
     connections?: number;
     duration?: number;
     amount?: number;

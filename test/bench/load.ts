@@ -26,7 +26,8 @@ export interface LoadResult {
  */
 export function load(options: {
   label: string;
-  url: string;
+  /** Several urls share the connections between them (connection i to url i mod their number). */
+  url: string | string[];
   concurrency: number;
   seconds: number;
   maxRequests: number;

@@ -8,6 +8,7 @@ import type { LoadResult } from './load.js';
 import type { ReportRow } from './reports.js';
 import type { MachineInfo } from './machine-info.js';
 import type { FarCardPhase } from './far-card.js';
+import type { NodesPhase, NodesRun } from './nodes.js';
 import type { OpensPhase, OpenRun } from './opens.js';
 import type { RestoreRow } from './restore.js';
 import { round } from './util.js';
@@ -32,6 +33,8 @@ export interface BenchResults {
   reports: ReportRow[] | null;
   /** Phase 8; absent from results written before the edge existed. */
   edge?: EdgePhase | null;
+  /** Phase 9; absent from results written before it existed. */
+  nodes?: NodesPhase | null;
   errors: string[];
 }
 
@@ -45,6 +48,8 @@ interface Target {
 // The targets' units, taken as decimal (the stricter reading): 1 GB = 10^9 bytes, 10 KB = 10^4 bytes.
 const KB = 1000;
 const GB = 1000 ** 3;
+
+const nodesRun = (results: BenchResults, routing: NodesRun['routing']) => results.nodes?.runs.find((r) => r.routing === routing);
 
 function ceilingAt(results: BenchResults, concurrency: number): CeilingRow | undefined {
   return results.ceiling.find((c) => c.concurrency === concurrency);
@@ -168,6 +173,22 @@ export function targetsOf(results: BenchResults): Target[] {
     measured: allCuts ? `${allCuts.p99Ms} ms (p50 ${allCuts.p50Ms}, max ${allCuts.maxMs}, ${allCuts.cut} of ${allCuts.count} cut)` : 'not measured',
     met: allCuts ? allCuts.p99Ms <= 100 && allCuts.cut === allCuts.count : null,
   });
+  const oneNode = nodesRun(results, 'one node');
+  const byOwner = nodesRun(results, 'by owner');
+  const roundRobin = nodesRun(results, 'round robin');
+  if (oneNode && byOwner) {
+    const ratio = byOwner.perSecond / Math.max(0.1, oneNode.perSecond);
+    targets.push({
+      name: 'opens/s at concurrency 64, 3 nodes on one database routed by service ÷ 1 node (issue 17)',
+      target: '≥ 0.8',
+      measured:
+        `${round(ratio, 3)} (${byOwner.perSecond} / ${oneNode.perSecond})` +
+        (roundRobin ? `; round robin over the nodes ${round(roundRobin.perSecond / Math.max(0.1, oneNode.perSecond), 3)} (${roundRobin.perSecond})` : ''),
+      met: ratio >= 0.8,
+    });
+  } else {
+    targets.push({ name: 'opens/s at concurrency 64, 3 nodes on one database routed by service ÷ 1 node (issue 17)', target: '≥ 0.8', measured: 'not measured', met: null });
+  }
   targets.push({
     name: '`npm run bench` wall time',
     target: '< 10 min',
@@ -249,6 +270,29 @@ export function toJson(results: BenchResults) {
     },
     heapPerSession: (results.concurrent?.rows ?? []).filter((r) => r.heap).map((r) => ({ sessions: r.sessions, ...r.heap! })),
     edge: results.edge ? edgeJson(results.edge) : null,
+    nodes: results.nodes
+      ? {
+          ...results.nodes,
+          runs: results.nodes.runs.map((r) => ({
+            nodes: r.nodes,
+            routing: r.routing,
+            concurrency: r.concurrency,
+            perSecond: r.perSecond,
+            p50Ms: r.p50Ms,
+            p90Ms: r.p90Ms,
+            p99Ms: r.p99Ms,
+            maxMs: r.maxMs,
+            requests: r.ok,
+            non2xx: r.non2xx,
+            errors: r.errors,
+            timeouts: r.timeouts,
+            statusCodes: r.statusCodes,
+            forwarded: r.forwarded,
+            seconds: r.seconds,
+            cores: r.cpu.cores,
+          })),
+        }
+      : null,
     errors: results.errors,
   };
 }
@@ -584,6 +628,8 @@ export function toMarkdown(results: BenchResults): string {
 
   out.push(EDGE_BEGIN, ...edgeSection(results.edge ?? null), EDGE_END, '');
 
+  out.push(...nodesSection(results.nodes ?? null));
+
   // Where the time and memory go.
   out.push('## Where the time and memory go', '');
   out.push(
@@ -637,7 +683,8 @@ export function toMarkdown(results: BenchResults): string {
     'npm run bench                                   # every phase, about 5 minutes; writes docs/benchmarks.{md,json}',
     'BENCH_SESSIONS=10000,100000,1000000 BENCH_BUDGET_SECONDS=2400 npm run bench   # 1M too: about 10 GB and 8 more minutes',
     'BENCH_SECONDS=10 npm run bench                  # seconds per load run (default 8)',
-    'BENCH_PHASES=opens,ceiling npm run bench        # a subset: sandbox, ceiling, opens, far, concurrent, restore, reports, edge',
+    'BENCH_PHASES=opens,ceiling npm run bench        # a subset: sandbox, ceiling, opens, far, concurrent, restore, reports, edge, nodes',
+    'BENCH_PHASES=nodes npm run bench                # phase 9 alone: one node against three on one database (about 2 minutes)',
     'BENCH_OPEN_LIMIT=100000 npm run bench           # make phase 3 sessions through Supervisor.open up to this size (100k: about 4 more minutes)',
     'BENCH_KEEP=1 npm run bench                      # keep the temporary folder (CPU profiles, logs of PostgreSQL)',
     '```',
@@ -721,6 +768,45 @@ export function edgeSection(e: EdgePhase | null): string[] {
       '',
     );
   }
+  return out;
+}
+
+/** Phase 9: one node against three on one database, routed by service and round robin. */
+function nodesSection(n: NodesPhase | null): string[] {
+  const out = ['## 9. Several nodes on one database', ''];
+  if (!n) return [...out, 'Not measured.', ''];
+  const one = n.runs.find((r) => r.routing === 'one node');
+  const codes = (r: NodesRun) =>
+    Object.entries(r.statusCodes)
+      .filter(([code]) => !code.startsWith('2'))
+      .map(([code, count]) => `${count} × ${code}`)
+      .join(', ');
+  out.push(
+    `POST /v1/sessions with \`maxCharge\` 5.00 as in section 1, closed loop at concurrency 64 for ${one?.seconds ?? '?'} s, on a catalogue of ${n.servers} servers with one service each, ${n.accounts} customers (signed up once, ${n.signUpSeconds} s) and one card-network sandbox process. ` +
+      `Every node runs in cluster mode (CLUSTER_NODE_ID, lease ${n.leaseMs} ms), so one node takes the same code path as three: its lease on each server, every session write fenced by the lease's epoch. ` +
+      'One node runs first and holds the three servers; two more then join on the same database, and the leases spread one server to a node ' +
+      `(${n.spreadSeconds} s from the second node's start until every node knew every owner; the first run left ${n.sessionsCarried} sessions open, and each new owner restored those of its server). ` +
+      "**By owner**: each connection is tied to one node and opens sessions of the service that node owns, as haproxy routing by service would send them. **Round robin**: the connections are spread over the nodes and each request names any service, so about two in three are forwarded by the node that took them to the owner (src/cluster/forwarding.ts); the forwarded column counts answers that carried x-tollgate-answered-by.",
+    '',
+    table(
+      ['nodes', 'routing', 'opens/s', '÷ one node', 'p50 ms', 'p99 ms', 'forwarded', 'non-2xx', 'cores used, by process'],
+      n.runs.map((r) => [
+        r.nodes,
+        r.routing,
+        r.perSecond,
+        one ? round(r.perSecond / Math.max(0.1, one.perSecond), 3) : null,
+        r.p50Ms,
+        r.p99Ms,
+        r.forwarded,
+        r.non2xx + r.errors + r.timeouts + (codes(r) ? ` (${codes(r)})` : ''),
+        fmtCores(r.cpu.cores),
+      ]),
+    ),
+    '',
+    `Owners during the three-node runs: ${n.owners.map((o) => `${o.nodeId} (epoch ${o.epoch})`).join(', ')}; changes of owner during the measured runs: ${n.ownerChangesDuringRuns}; writes PostgreSQL refused for a stale epoch over the phase: ${n.fencingRefusals}. ` +
+      'The three nodes share the same cores as the one did, with the sandbox, PostgreSQL and the load generator: the ratio says what coordination (leases, fencing, LISTEN/NOTIFY, forwarding) costs, not what more machines would bring.',
+    '',
+  );
   return out;
 }
 

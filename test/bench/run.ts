@@ -9,6 +9,7 @@ import { measureFarCard } from './far-card.js';
 import { startPair } from './pair.js';
 import { measureEdge } from './edge.js';
 import { machineInfo } from './machine-info.js';
+import { measureNodes } from './nodes.js';
 import { measureOpens, type OpensPhase } from './opens.js';
 import { prepareTollgateDatabase, startCluster, type BenchCluster } from './pg.js';
 import { postgresPids } from './procstat.js';
@@ -27,9 +28,10 @@ import { say } from './util.js';
  * Environment: BENCH_SECONDS (per load run, default 8), BENCH_SESSIONS (phase 3/4 sizes, default
  * 10000,100000), BENCH_OPEN_LIMIT (largest size created through Supervisor.open, default 10000),
  * BENCH_SLICE (cutoff-precision slice, default 2000), BENCH_PHASES (default all:
- * sandbox,ceiling,opens,far,concurrent,restore,reports,edge), BENCH_FAR_LATENCY_MS (the far card network's
+ * sandbox,ceiling,opens,far,concurrent,restore,reports,edge,nodes; `BENCH_PHASES=nodes npm run bench` runs
+ * phase 9, one node against three on one database, alone), BENCH_FAR_LATENCY_MS (the far card network's
  * delay, default 150), BENCH_FAR_CONCURRENCIES (default 10,100,1000), BENCH_EDGE_STREAMS (phase 8's open streams, default 1000),
- *   BENCH_REPORT_SESSIONS (phase 6, default 1000000),
+ *   BENCH_REPORT_SESSIONS (phase 6, default 1000000), BENCH_NODES_LEASE_MS (phase 9's CLUSTER_LEASE_MS, default 10000),
  * BENCH_BUDGET_SECONDS (default 900: the edge's phase 8 made the full run longer than 560),
  * BENCH_HEAP_SNAPSHOT_UP_TO (heap snapshots for sizes up to this, default 10000),
  * BENCH_KEEP=1 (keep the temporary folder with the profiles), BENCH_DOCS (output folder, default docs/),
@@ -47,11 +49,12 @@ const settings = {
   sessions: (env.BENCH_SESSIONS ?? '10000,100000').split(',').map(Number).filter((n) => n > 0),
   openLimit: int('BENCH_OPEN_LIMIT', 10_000),
   slice: int('BENCH_SLICE', 2000),
-  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,far,concurrent,restore,reports,edge').split(','),
+  phases: (env.BENCH_PHASES ?? 'sandbox,ceiling,opens,far,concurrent,restore,reports,edge,nodes').split(','),
   edgeStreams: int('BENCH_EDGE_STREAMS', 1000),
   farLatencyMs: int('BENCH_FAR_LATENCY_MS', 150),
   farConcurrencies: (env.BENCH_FAR_CONCURRENCIES ?? '10,100,1000').split(',').map(Number).filter((n) => n > 0),
   reportSessions: int('BENCH_REPORT_SESSIONS', 1_000_000),
+  nodesLeaseMs: int('BENCH_NODES_LEASE_MS', 10_000),
   budgetSeconds: int('BENCH_BUDGET_SECONDS', 900),
   heapSnapshotUpTo: int('BENCH_HEAP_SNAPSHOT_UP_TO', 10_000),
   accounts: int('BENCH_ACCOUNTS', 256),
@@ -234,6 +237,21 @@ if (wants('edge')) {
   );
 }
 
+let nodes: BenchResults['nodes'] = null;
+let nodesSkipped: string | null = null;
+// Phase 9 takes about a minute plus three of its load runs; left out rather than overrun the budget.
+const nodesNeedsMs = (75 + 4 * settings.seconds) * 1000;
+if (wants('nodes') && deadline - performance.now() < nodesNeedsMs) {
+  nodesSkipped = `Phase 9 was skipped: ${Math.round((deadline - performance.now()) / 1000)} s of the run's budget were left and it needs about ${nodesNeedsMs / 1000} s (\`BENCH_PHASES=nodes npm run bench\` runs it alone).`;
+  say(nodesSkipped);
+} else if (wants('nodes')) {
+  say('phase 9: one node against three nodes on one database');
+  nodes = await attempt('nodes', () =>
+    measureNodes(cluster!, { seconds: settings.seconds, maxRequests: settings.maxRequestsPerRun, accounts: settings.accounts, leaseMs: settings.nodesLeaseMs, workDir: root, children }),
+  );
+  children.length = 0;
+}
+
 await cluster.stop();
 cluster = null;
 
@@ -249,6 +267,7 @@ const results: BenchResults = {
       `tollgate runs as ${runtime}, in child processes of the benchmark: one listening for phase 1, one per size for phase 3, a fresh one per size for phase 4. The card-network sandbox runs in a process of its own on the same database (as \`npm run card-network\` does), so tollgate's CPU and memory are its own.`,
       'Load comes from autocannon in the benchmark process, on loopback. The machine has 2 cores shared by the load generator, tollgate, the sandbox and PostgreSQL; the "cores used" columns say who used them, and "everything else on the machine" is what other work on the machine (other test runs) took during the same window: figures from a busy machine are lower than a quiet one would give.',
       `Load average when the run began: ${machine.loadAverageAtStart.join(', ')}.`,
+      ...(nodesSkipped ? [nodesSkipped] : []),
     ],
   },
   sandbox: sandboxRows,
@@ -259,6 +278,7 @@ const results: BenchResults = {
   restore,
   reports,
   edge,
+  nodes,
   errors,
 };
 // BENCH_SPLICE_EDGE=1 (npm run bench:edge): phase 8's section alone goes into the existing docs.

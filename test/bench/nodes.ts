@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { AutocannonRequest } from 'autocannon';
+import { freePort } from '../../src/db/free-port.js';
+import { migrateTollgate } from '../../src/runtime.js';
+import { GENEROUS_LIMITS } from '../helpers/operators.js';
+import { type BenchChild, spawnChild } from './child.js';
+import { load, type LoadResult } from './load.js';
+import { BENCH_ADMIN_TOKEN } from './pair.js';
+import { type BenchCluster, withSql } from './pg.js';
+import { cpuWindow, postgresPids, type CpuShares } from './procstat.js';
+import { describeCpu } from './opens.js';
+import { benchCustomer } from './seed.js';
+import { pool, round, say, sleep } from './util.js';
+
+/**
+ * Phase 9 (issue 17): opens on one node against opens on three nodes sharing its database, to
+ * show what coordination costs. Both run in cluster mode (CLUSTER_NODE_ID), on one catalogue of
+ * three servers with one service each, with the same customers and the same card-network sandbox
+ * process. One node runs first and holds the three leases; two more nodes then join, the leases
+ * spread one server to a node, and the three are measured twice: with each request sent to the
+ * node that owns its service's server (as haproxy routing by service would), then with requests
+ * spread over the nodes regardless (round robin: two in three are forwarded to the owner by
+ * src/cluster/forwarding.ts).
+ */
+export interface NodesRun extends LoadResult {
+  nodes: number;
+  routing: 'one node' | 'by owner' | 'round robin';
+  cpu: CpuShares;
+  /** Answers that carried x-tollgate-answered-by: forwarded by the node that took the request. */
+  forwarded: number;
+}
+
+export interface NodesPhase {
+  servers: number;
+  accounts: number;
+  signUpSeconds: number;
+  leaseMs: number;
+  /** From the second node's start until every server had its own node and every node knew the owners. */
+  spreadSeconds: number;
+  /** Sessions the first run left open, which the joining nodes restored with their servers. */
+  sessionsCarried: number;
+  owners: { serverId: string; nodeId: string; epoch: string }[];
+  runs: NodesRun[];
+  /** Lease epochs granted beyond the first claim of each server (changes of owner) during the measured runs. */
+  ownerChangesDuringRuns: number;
+  /** Writes PostgreSQL refused for a stale epoch over the phase (fencing_refusals). */
+  fencingRefusals: number;
+}
+
+interface ClusterView {
+  serving: string[];
+  owners: Record<string, string | null>;
+}
+
+const SERVERS = 3;
+
+export async function measureNodes(
+  cluster: BenchCluster,
+  options: { seconds: number; maxRequests: number; accounts: number; leaseMs: number; workDir: string; children: BenchChild[] },
+): Promise<NodesPhase> {
+  const url = await cluster.createDatabase('bench_nodes');
+  const catalogue = await withSql(url, async (sql) => {
+    await migrateTollgate(sql);
+    const now = new Date();
+    const rows: { serverId: string; serviceId: string }[] = [];
+    for (let i = 1; i <= SERVERS; i++) {
+      const serverId = randomUUID();
+      const serviceId = randomUUID();
+      // Caps high enough never to bind: the phase measures coordination, not admission.
+      await sql`insert into servers (id, name, max_users, created_at) values (${serverId}, ${`bench-nodes-server-${i}`}, 10000000, ${now})`;
+      await sql`
+        insert into services (id, name, server_id, price_per_minute_micros, currency, max_users, created_at)
+        values (${serviceId}, ${`bench-nodes-service-${i}`}, ${serverId}, 100000, 'USD', 10000000, ${now})`;
+      rows.push({ serverId, serviceId });
+    }
+    return rows;
+  });
+  const serverIds = catalogue.map((c) => c.serverId);
+  const started: BenchChild[] = [];
+  const spawn = async <T>(entry: string, label: string, env: Record<string, string>) => {
+    const child = await spawnChild<T>(entry, { label, env });
+    started.push(child as BenchChild);
+    options.children.push(child as BenchChild);
+    return child;
+  };
+  try {
+    const sandbox = await spawn<{ url: string }>('sandbox-child.ts', 'sandbox', { DATABASE_URL: url });
+    const nodes: { nodeId: string; url: string; child: BenchChild<{ url: string }> }[] = [];
+    const startNode = async (nodeId: string) => {
+      const port = await freePort();
+      const nodeUrl = `http://127.0.0.1:${port}`;
+      const child = await spawn<{ url: string }>('server-child.ts', nodeId, {
+        DATABASE_URL: url,
+        CARD_NETWORK_URL: sandbox.ready.url,
+        TOLLGATE_DATA_DIR: path.join(options.workDir, `data-${nodeId}`),
+        TOLLGATE_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+        PORT: String(port),
+        CLUSTER_NODE_ID: nodeId,
+        CLUSTER_NODE_URL: nodeUrl,
+        CLUSTER_LEASE_MS: String(options.leaseMs),
+        ...GENEROUS_LIMITS,
+      });
+      nodes.push({ nodeId, url: nodeUrl, child });
+    };
+    const pgDataDir = path.join(cluster.root, 'pgdata');
+    const cpuGroups = () => [
+      ...nodes.map((n) => ({ name: `tollgate ${n.nodeId}`, pids: () => [n.child.pid] })),
+      { name: 'sandbox', pids: () => [sandbox.pid] },
+      { name: 'postgres', pids: () => postgresPids(pgDataDir) },
+    ];
+
+    // Every server owned by the node PostgreSQL names, spread one to a node when there are as
+    // many nodes as servers, and every node agreeing on who owns what (else a round-robin request
+    // would meet a 503 SERVER_MOVING while a node's view is a round behind).
+    const settled = async (): Promise<{ serverId: string; nodeId: string; epoch: string; url: string }[] | null> => {
+      const leases = await withSql(url, (sql) =>
+        sql<{ serverId: string; nodeId: string | null; epoch: string; url: string | null; live: boolean }[]>`
+          select s.id as "serverId", l.node_id as "nodeId", l.epoch::text as epoch, n.url, coalesce(n.expires_at > now(), false) as live
+          from servers s left join server_leases l on l.server_id = s.id left join nodes n on n.node_id = l.node_id`,
+      );
+      if (leases.length !== SERVERS || leases.some((l) => !l.nodeId || !l.url || !l.live)) return null;
+      const owners = leases.map((l) => ({ serverId: l.serverId, nodeId: l.nodeId!, epoch: l.epoch, url: l.url! }));
+      if (new Set(owners.map((o) => o.nodeId)).size !== Math.min(nodes.length, SERVERS)) return null;
+      const views = await Promise.all(nodes.map((n) => n.child.request<ClusterView | null>('cluster', { serverIds })));
+      for (const [i, node] of nodes.entries()) {
+        const view = views[i];
+        if (!view) throw new Error(`${node.nodeId} is not in cluster mode`);
+        for (const owner of owners) {
+          if (view.owners[owner.serverId] !== owner.nodeId) return null;
+          if (owner.nodeId === node.nodeId && !view.serving.includes(owner.serverId)) return null;
+        }
+      }
+      return owners;
+    };
+    const untilSettled = async (what: string) => {
+      const began = performance.now();
+      // Three lease rounds of each node, and then some: a busy machine delays rounds.
+      const limitMs = Math.max(30_000, options.leaseMs * 6);
+      for (;;) {
+        const owners = await settled();
+        if (owners) return { owners, seconds: (performance.now() - began) / 1000 };
+        if (performance.now() - began > limitMs) throw new Error(`${what}: the leases did not settle within ${limitMs} ms`);
+        await sleep(250);
+      }
+    };
+
+    await startNode('node-1');
+    await untilSettled('one node');
+    say(`node-1 at ${nodes[0]!.url} holds the ${SERVERS} servers; sandbox at ${sandbox.ready.url}`);
+
+    say(`signing up ${options.accounts} customers over HTTP at node-1`);
+    const signUpStarted = performance.now();
+    const tokens = await pool(options.accounts, 8, async (i) => {
+      const response = await fetch(`${nodes[0]!.url}/v1/accounts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(benchCustomer(i, randomUUID())),
+      });
+      if (response.status !== 201) throw new Error(`sign-up: ${response.status} ${await response.text()}`);
+      return `Bearer ${((await response.json()) as { token: string }).token}`;
+    });
+    const signUpSeconds = (performance.now() - signUpStarted) / 1000;
+
+    const counters = () =>
+      withSql(url, async (sql) => {
+        const [row] = await sql<{ grants: number; refusals: number }[]>`
+          select (select count(*)::int from lease_grants) as grants,
+            (select case when is_called then last_value else 0 end::int from fencing_refusals) as refusals`;
+        return row!;
+      });
+
+    /**
+     * Closed-loop opens over the nodes' connections: each connection is tied to one node, and
+     * `serviceFor` picks the service of each request from the node it goes to.
+     */
+    let nextAccount = 0;
+    const opensOver = (serviceFor: (port: number) => string, counted: { forwarded: number }): AutocannonRequest => ({
+      method: 'POST',
+      path: '/v1/sessions',
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (request) => ({
+        ...request,
+        body: JSON.stringify({ serviceId: serviceFor(Number(request.port)), maxCharge: '5.00' }),
+        headers: { ...request.headers, authorization: tokens[nextAccount++ % tokens.length]! },
+      }),
+      onResponse: (_status, _body, _context, headers) => {
+        if (headers['x-tollgate-answered-by'] !== undefined) counted.forwarded++;
+      },
+    });
+    const portOf = (nodeUrl: string) => Number(new URL(nodeUrl).port);
+    let nextService = 0;
+    const anyService = () => catalogue[nextService++ % catalogue.length]!.serviceId;
+    const ownService = (owners: { serverId: string; nodeId: string }[]) => {
+      const byPort = new Map(nodes.map((n) => [portOf(n.url), catalogue.filter((c) => owners.find((o) => o.serverId === c.serverId)?.nodeId === n.nodeId)]));
+      return (port: number) => {
+        const mine = byPort.get(port);
+        if (!mine?.length) throw new Error(`no service is owned by the node on port ${port}`);
+        return mine[nextService++ % mine.length]!.serviceId;
+      };
+    };
+
+    const runs: NodesRun[] = [];
+    let ownerChangesDuringRuns = 0;
+    const measure = async (routing: NodesRun['routing'], serviceFor: (port: number) => string) => {
+      const counted = { forwarded: 0 };
+      const before = await counters();
+      const window = cpuWindow(cpuGroups());
+      const result = await load({
+        label: `${nodes.length} node${nodes.length > 1 ? 's' : ''}, ${routing}, c=64`,
+        url: nodes.map((n) => n.url),
+        concurrency: 64,
+        seconds: options.seconds,
+        maxRequests: options.maxRequests,
+        requests: [opensOver(serviceFor, counted)],
+      });
+      const cpu = window.stop();
+      ownerChangesDuringRuns += (await counters()).grants - before.grants;
+      runs.push({ ...result, nodes: nodes.length, routing, cpu, forwarded: counted.forwarded });
+      say(
+        `${nodes.length} node(s), ${routing}: ${result.perSecond} opens/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` +
+          ` (${result.non2xx} non-2xx ${JSON.stringify(result.statusCodes)}, ${result.errors} errors, ${counted.forwarded} forwarded); cores: ${describeCpu(cpu)}`,
+      );
+    };
+    const warmUp = (serviceFor: (port: number) => string) =>
+      load({ label: 'warm-up', url: nodes.map((n) => n.url), concurrency: 16, seconds: 3, maxRequests: 20_000, requests: [opensOver(serviceFor, { forwarded: 0 })], quiet: true });
+
+    say('one node: 3 s of warm-up at concurrency 16, then the measured run');
+    await warmUp(anyService);
+    await measure('one node', anyService);
+    const [unsettled] = await withSql(url, (sql) => sql<{ count: number }[]>`select count(*)::int as count from sessions where state not in ('settled', 'declined')`);
+
+    say(`starting node-2 and node-3 on the same database (lease ${options.leaseMs} ms)`);
+    const spreadStarted = performance.now();
+    await startNode('node-2');
+    await startNode('node-3');
+    const { owners } = await untilSettled('three nodes');
+    const spreadSeconds = (performance.now() - spreadStarted) / 1000;
+    say(`leases spread in ${spreadSeconds.toFixed(1)} s: ${owners.map((o) => `${o.nodeId} epoch ${o.epoch}`).join(', ')}`);
+
+    const byOwner = ownService(owners);
+    await warmUp(byOwner);
+    await measure('by owner', byOwner);
+    await measure('round robin', anyService);
+
+    const { refusals } = await counters();
+    for (const node of [...nodes].reverse()) await node.child.request('close', undefined, 60_000).catch(() => node.child.kill());
+    await sandbox.request('close', undefined, 60_000).catch(() => sandbox.kill());
+    await Promise.all(started.map((c) => c.exited));
+    return {
+      servers: SERVERS,
+      accounts: tokens.length,
+      signUpSeconds: round(signUpSeconds, 2),
+      leaseMs: options.leaseMs,
+      spreadSeconds: round(spreadSeconds, 1),
+      sessionsCarried: unsettled?.count ?? 0,
+      owners: owners.map(({ serverId, nodeId, epoch }) => ({ serverId, nodeId, epoch })),
+      runs,
+      ownerChangesDuringRuns,
+      fencingRefusals: refusals,
+    };
+  } finally {
+    for (const child of started) child.kill();
+  }
+}
