@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { AutocannonRequest } from 'autocannon';
 import { freePort } from '../../src/db/free-port.js';
+import { connect } from '../../src/db/sql.js';
 import { migrateTollgate } from '../../src/runtime.js';
 import { GENEROUS_LIMITS } from '../helpers/operators.js';
 import { type BenchChild, spawnChild } from './child.js';
@@ -29,6 +30,16 @@ export interface NodesRun extends LoadResult {
   cpu: CpuShares;
   /** Answers that carried x-tollgate-answered-by: forwarded by the node that took the request. */
   forwarded: number;
+  locks: LockWaits;
+}
+
+/** The phase database's backends, sampled every 250 ms over a run: how many waited on a lock, and on which statement most. */
+export interface LockWaits {
+  samples: number;
+  meanWaiting: number;
+  meanIdleInTransaction: number;
+  /** The statement most often seen waiting on a lock, whitespace folded, cut at 100 characters. */
+  mostWaited: { statement: string; share: number } | null;
 }
 
 export interface NodesPhase {
@@ -46,6 +57,46 @@ export interface NodesPhase {
   ownerChangesDuringRuns: number;
   /** Writes PostgreSQL refused for a stale epoch over the phase (fencing_refusals). */
   fencingRefusals: number;
+}
+
+/** Samples pg_stat_activity on a connection of its own until `stop()`. */
+function sampleLockWaits(url: string): { stop(): Promise<LockWaits> } {
+  const sql = connect(url, { max: 1 });
+  let samples = 0;
+  let waiting = 0;
+  let idleInTransaction = 0;
+  const statements = new Map<string, number>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const rows = await sql<{ state: string | null; waitType: string | null; query: string }[]>`
+        select state, wait_event_type as "waitType", left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 100) as query
+        from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state is distinct from 'idle'`;
+      samples++;
+      for (const row of rows) {
+        if (row.state === 'idle in transaction') idleInTransaction++;
+        if (row.waitType !== 'Lock') continue;
+        waiting++;
+        const statement = row.query.trim();
+        statements.set(statement, (statements.get(statement) ?? 0) + 1);
+      }
+      await sleep(250);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop.catch(() => {});
+      await sql.end({ timeout: 5 });
+      const [statement, count] = [...statements].sort((a, b) => b[1] - a[1])[0] ?? [];
+      return {
+        samples,
+        meanWaiting: round(waiting / Math.max(1, samples), 2),
+        meanIdleInTransaction: round(idleInTransaction / Math.max(1, samples), 2),
+        mostWaited: statement === undefined ? null : { statement, share: round(count! / Math.max(1, waiting), 2) },
+      };
+    },
+  };
 }
 
 interface ClusterView {
@@ -206,6 +257,7 @@ export async function measureNodes(
       const counted = { forwarded: 0 };
       const before = await counters();
       const window = cpuWindow(cpuGroups());
+      const sampler = sampleLockWaits(url);
       const result = await load({
         label: `${nodes.length} node${nodes.length > 1 ? 's' : ''}, ${routing}, c=64`,
         url: nodes.map((n) => n.url),
@@ -215,11 +267,13 @@ export async function measureNodes(
         requests: [opensOver(serviceFor, counted)],
       });
       const cpu = window.stop();
+      const locks = await sampler.stop();
       ownerChangesDuringRuns += (await counters()).grants - before.grants;
-      runs.push({ ...result, nodes: nodes.length, routing, cpu, forwarded: counted.forwarded });
+      runs.push({ ...result, nodes: nodes.length, routing, cpu, forwarded: counted.forwarded, locks });
       say(
         `${nodes.length} node(s), ${routing}: ${result.perSecond} opens/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` +
-          ` (${result.non2xx} non-2xx ${JSON.stringify(result.statusCodes)}, ${result.errors} errors, ${counted.forwarded} forwarded); cores: ${describeCpu(cpu)}`,
+          ` (${result.non2xx} non-2xx ${JSON.stringify(result.statusCodes)}, ${result.errors} errors, ${counted.forwarded} forwarded); cores: ${describeCpu(cpu)}; ` +
+          `backends waiting on a lock ${locks.meanWaiting} on average${locks.mostWaited ? ` (most: ${locks.mostWaited.statement})` : ''}`,
       );
     };
     const warmUp = (serviceFor: (port: number) => string) =>

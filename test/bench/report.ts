@@ -290,6 +290,7 @@ export function toJson(results: BenchResults) {
             forwarded: r.forwarded,
             seconds: r.seconds,
             cores: r.cpu.cores,
+            locks: r.locks,
           })),
         }
       : null,
@@ -789,7 +790,7 @@ function nodesSection(n: NodesPhase | null): string[] {
       "**By owner**: each connection is tied to one node and opens sessions of the service that node owns, as haproxy routing by service would send them. **Round robin**: the connections are spread over the nodes and each request names any service, so about two in three are forwarded by the node that took them to the owner (src/cluster/forwarding.ts); the forwarded column counts answers that carried x-tollgate-answered-by.",
     '',
     table(
-      ['nodes', 'routing', 'opens/s', '÷ one node', 'p50 ms', 'p99 ms', 'forwarded', 'non-2xx', 'cores used, by process'],
+      ['nodes', 'routing', 'opens/s', '÷ one node', 'p50 ms', 'p99 ms', 'forwarded', 'non-2xx', 'backends waiting on a lock / idle in transaction', 'cores used, by process'],
       n.runs.map((r) => [
         r.nodes,
         r.routing,
@@ -799,9 +800,14 @@ function nodesSection(n: NodesPhase | null): string[] {
         r.p99Ms,
         r.forwarded,
         r.non2xx + r.errors + r.timeouts + (codes(r) ? ` (${codes(r)})` : ''),
+        `${r.locks.meanWaiting} / ${r.locks.meanIdleInTransaction}`,
         fmtCores(r.cpu.cores),
       ]),
     ),
+    '',
+    'Backends of the phase database were sampled every 250 ms during each run (pg_stat_activity; mean count per sample). The statement most often seen waiting on a lock in each run:',
+    '',
+    ...n.runs.map((r) => `- ${r.nodes} node${r.nodes > 1 ? 's' : ''}, ${r.routing}: ${r.locks.mostWaited ? `\`${r.locks.mostWaited.statement}\` (${Math.round(r.locks.mostWaited.share * 100)} % of the lock waits)` : 'none seen'}`),
     '',
     `Owners during the three-node runs: ${n.owners.map((o) => `${o.nodeId} (epoch ${o.epoch})`).join(', ')}; changes of owner during the measured runs: ${n.ownerChangesDuringRuns}; writes PostgreSQL refused for a stale epoch over the phase: ${n.fencingRefusals}. ` +
       'The three nodes share the same cores as the one did, with the sandbox, PostgreSQL and the load generator: the ratio says what coordination (leases, fencing, LISTEN/NOTIFY, forwarding) costs, not what more machines would bring.',
