@@ -241,7 +241,9 @@ export async function measureNodes(
     });
     const portOf = (nodeUrl: string) => Number(new URL(nodeUrl).port);
     let nextService = 0;
-    const anyService = () => catalogue[nextService++ % catalogue.length]!.serviceId;
+    // Drawn at random: connection i goes to node i mod 3, and a counter would pick service i mod 3
+    // for the connections' first requests, all of them on their own node.
+    const anyService = () => catalogue[Math.floor(Math.random() * catalogue.length)]!.serviceId;
     const ownService = (owners: { serverId: string; nodeId: string }[]) => {
       const byPort = new Map(nodes.map((n) => [portOf(n.url), catalogue.filter((c) => owners.find((o) => o.serverId === c.serverId)?.nodeId === n.nodeId)]));
       return (port: number) => {
