@@ -274,6 +274,18 @@ export function createStripeGateway(options: StripeGatewayOptions): CardGateway 
       }
     },
 
+    // A top-up's capture is a Charge (ch_…): Stripe refunds it in parts up to its amount.
+    async refund({ captureId, amountMicros, currency, reference, idempotencyKey }) {
+      const amount = toMinorUnits(amountMicros, currency);
+      const refund = await call('create Refund', () =>
+        stripe.refunds.create({ charge: captureId, amount, metadata: { reference, ...ORIGIN } }, { idempotencyKey }),
+      );
+      if (refund.status === 'failed' || refund.status === 'canceled') {
+        throw new CardNetworkRequestError(402, `refund_${refund.status}`, `Stripe answered the refund of ${captureId} with ${refund.status}`);
+      }
+      return { refundId: refund.id, captureId, amountMicros: fromMinorUnits(refund.amount, refund.currency) };
+    },
+
     async listOpenHolds() {
       const holds: Hold[] = [];
       const since = Math.floor((now() - OPEN_HOLD_LOOKBACK_MS) / 1000);
