@@ -153,6 +153,25 @@ describe('closing a prepaid account', () => {
     expect(await refundsAt(topUp.chargeId)).toEqual(['3.00']);
   });
 
+  it('refunds a top-up whose charge was answered only after the close', async () => {
+    const network = sandbox(tollgate.cardNetworkUrl);
+    const customer = await prepaidCustomer();
+    await call('PATCH', '/v1/account', customer.auth, { paymentMode: 'prepaid' });
+    await network.setFaults([{ phase: 'capture', fault: 'error' }]);
+    const late = await call('POST', '/v1/account/top-ups', customer.auth, { amount: '2.00' });
+    expect(late.json().code).toBe('CARD_NETWORK_UNAVAILABLE');
+    const closed = (await call('POST', '/v1/account/close', customer.auth)).json();
+    expect(closed).toMatchObject({ account: { state: 'closed', balance: '0.00' }, refunds: [] });
+    await network.clearFaults();
+
+    // The restart charges the pending top-up, then finds the closed account with a balance and refunds it.
+    tollgate = await tollgate.restart();
+    const [refund] = await opsRefunds(customer.account.id);
+    expect(refund).toMatchObject({ state: 'refunded', amount: '2.00' });
+    expect(await refundsAt(refund.captureId)).toEqual(['2.00']);
+    expect((await call('GET', `/v1/ops/accounts/${customer.account.id}`, ops())).json().account.balance).toBe('0.00');
+  });
+
   it('marks a refund the card network refuses for good as refused, for an operator, and keeps the close', async () => {
     const customer = await prepaidCustomer('4.00');
     const [topUp] = customer.topUps as [{ id: string; chargeId: string }];
