@@ -12,7 +12,7 @@ import {
 } from './gateway.js';
 
 export interface StripeGatewayOptions {
-  /** sk_live_… or sk_test_…; a restricted key needs write access to PaymentIntents and PaymentMethods. */
+  /** sk_live_… or sk_test_…; a restricted key needs write access to PaymentIntents, PaymentMethods and Refunds. */
   apiKey: string;
   /** host/port/protocol exist so tests can point the official client at a local server. */
   host?: string;
