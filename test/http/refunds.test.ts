@@ -1,8 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { sandbox } from '../helpers/card-network.js';
+import { parse } from 'csv-parse/sync';
 import { createService, signUp } from '../helpers/customers.js';
+import { createOperator } from '../helpers/operators.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { WebClient } from '../helpers/web-client.js';
 
 // 2026-11-30, 09:00 UTC: November's statements are due at midnight, when the test moves the clock there.
 const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
@@ -88,6 +91,15 @@ describe('closing a prepaid account', () => {
     // What came onto the balance, less what sessions took and what went back: the balance left, none.
     const micros = (amount: string) => BigInt(amount.replace('.', ''));
     expect(micros(statement.totals.topUps) - micros(statement.totals.paidFromBalance) - micros(statement.totals.refunds)).toBe(0n);
+    // The CSV an operator downloads says the same.
+    await createOperator(tollgate.app, tollgate.adminToken, { name: 'refund-reader', role: 'read_only', password: 'correct horse battery staple' });
+    const web = new WebClient(tollgate.app);
+    await web.get('/ops/login');
+    await web.post('/ops/login', { name: 'refund-reader', password: 'correct horse battery staple' });
+    const csv = await web.get(`/ops/accounts/${customer.account.id}/statements/${statement.id}?format=csv`);
+    const rows = parse(csv.body, { columns: true }) as Record<string, string>[];
+    expect(rows.filter((r) => r.kind === 'refund_refunded').map((r) => r.amount).sort()).toEqual(['5.00', '9.40']);
+    expect(rows.find((r) => r.kind === 'total_refunds')!.amount).toBe('14.40');
     clock.set(Date.UTC(2026, 10, 30, 9, 0, 0));
   });
 
