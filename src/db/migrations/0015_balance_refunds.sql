@@ -23,6 +23,8 @@ create table balance_refunds (
 create index balance_refunds_account on balance_refunds (account_id, created_at);
 create index balance_refunds_top_up on balance_refunds (top_up_id);
 create index balance_refunds_pending on balance_refunds (created_at) where state = 'pending';
+-- The housekeeping looks for closed accounts that a late top-up credited; there are normally none.
+create index accounts_closed_with_balance on accounts (id) where closed_at is not null and balance_micros > 0;
 
 -- A statement's refunds to the card: its balance moves add up as top-ups minus what sessions took
 -- from the balance minus refunds.
