@@ -25,13 +25,13 @@ import {
   positiveAmount,
   problems,
   quoteViewSchema,
+  refundViewSchema,
   secret,
   sessionViewSchema,
   text,
   statementViewSchema,
   textBody,
   tokenViewSchema,
-  refundViewSchema,
   topUpViewSchema,
 } from '../schemas.js';
 import { findStatement, listStatements } from '../../statements/statement-sql.js';
