@@ -28,6 +28,7 @@ import { decoyHash } from './accounts/credentials.js';
 import { purgeLoginFailures } from './accounts/login.js';
 import { TokenResolver } from './accounts/token-resolver.js';
 import { TopUps } from './accounts/top-ups.js';
+import { BalanceRefunds } from './accounts/refunds.js';
 import { StatementJob } from './statements/statement-job.js';
 import { isRefusedCapture, suspendOnRefusedCaptures } from './accounts/capture-failures.js';
 import { BalanceHolds, withBalances } from './payments/balance-gateway.js';
@@ -71,6 +72,8 @@ export interface Tollgate {
   admission: Admission;
   occupancy: OccupancyStore;
   gateway: CardGateway;
+  /** A closed account's balance sent back to the card; `recover()` drives what is pending (the housekeeping does too). */
+  refunds: BalanceRefunds;
   /** The card-network sandbox's address, or null when the card company is Stripe. */
   cardNetworkUrl: string | null;
   /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator (POST /v1/ops/operators). */
@@ -244,8 +247,14 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   const topUps = new TopUps({ sql, clock: deps.clock, gateway, log: silent });
   const recoverTopUps = () => topUps.recover().catch((error: unknown) => silent.warn({ err: String(error) }, 'could not drive pending top-ups'));
   await recoverTopUps();
+  // A closed account's balance goes back to the card (src/accounts/refunds.ts); refunds the card
+  // company has not answered are driven again, with the same keys, now and with the housekeeping.
+  const refunds = new BalanceRefunds({ sql, clock: deps.clock, gateway, log: silent, published: (committed) => events.publish(committed) });
+  const recoverRefunds = () => refunds.recover().catch((error: unknown) => silent.warn({ err: String(error) }, 'could not drive pending refunds'));
+  await recoverRefunds();
   const housekeeping = async () => {
     await recoverTopUps();
+    await recoverRefunds();
     await commands.abandonOrphans().catch((error: unknown) => silent.warn({ err: String(error) }, 'orphan sweep failed'));
     await idempotency.purge(deps.clock.now()).catch((error: unknown) => silent.warn({ err: String(error) }, 'idempotency purge failed'));
     // Tokens dead (lapsed or revoked) for a day, and log-in failures nobody added to for an hour.
@@ -265,6 +274,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     published: (committed) => events.publish(committed),
     tokensRevoked: (hashes) => hashes.forEach((hash) => tokens.forget(hash)),
     endSessions: (accountId) => commands.endAccountSessions(accountId),
+    refundsPlanned: (accountId) => refunds.drive(accountId),
   });
   await accountStates.start();
   // Webhooks: a durable consumer queues each subscribed event once per endpoint; the sender delivers them.
@@ -302,6 +312,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     accountStates,
     accountCommands: new AccountCommands({ sql, clock: deps.clock, states: accountStates }),
     topUps,
+    refunds,
     operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
     bootstrapToken: admin.token,
     rateLimits: config.rateLimits,
@@ -353,6 +364,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     admission,
     occupancy,
     gateway,
+    refunds,
     cardNetworkUrl: card.cardNetworkUrl,
     bootstrapToken: admin.token,
     abandon() {

@@ -7,6 +7,7 @@ import type { StoredEvent } from '../events/event-store.js';
 import type { Logger } from '../logger.js';
 import { DeadlineScheduler } from '../time/deadline-scheduler.js';
 import { accountActorOf, lockAccountState, readAccountState, writeAccountChange, type AccountStateRow } from './account-rows.js';
+import { planRefunds } from './refunds.js';
 
 export interface AccountStatesDeps {
   sql: Sql;
@@ -18,6 +19,8 @@ export interface AccountStatesDeps {
   tokensRevoked: (hashes: Buffer[]) => void;
   /** Ends (and so settles) every unsettled session of the account; the sessions' own machines decide how. */
   endSessions: (accountId: string) => Promise<void>;
+  /** Told of an account closed with refunds of its balance planned, to send them to the card company now. */
+  refundsPlanned?: (accountId: string) => Promise<unknown>;
 }
 
 /** A change the account's machine did not take, and what it said instead. */
@@ -46,6 +49,7 @@ export class AccountStates {
   async change(accountId: string, build: (row: AccountStateRow) => AccountEvent): Promise<Taken | Refusal> {
     let revoked: Buffer[] = [];
     let published: StoredEvent[] = [];
+    let refunding = false;
     const outcome = await transaction(this.deps.sql, async (tx): Promise<Taken | Refusal> => {
       const row = await lockAccountState(tx, accountId);
       if (!row) throw errors.accountNotFound();
@@ -61,6 +65,9 @@ export class AccountStates {
       const persisted = actor.getPersistedSnapshot();
       actor.stop();
       ({ events: published, revokedTokenHashes: revoked } = await writeAccountChange(tx, { row, before, after, persisted, event }));
+      // A closed account keeps no balance: it leaves as refunds to the card in the close's own
+      // commit, so no close can be had without them (the card calls follow, and are re-driven).
+      if (after.status === 'done') refunding = (await planRefunds(tx, { accountId, at: event.at, by: event.by, log: this.deps.log })).length > 0;
       return { taken: true, snapshot: after };
     });
     if (!outcome.taken) return outcome;
@@ -68,6 +75,7 @@ export class AccountStates {
     this.deps.published(published);
     this.arm(accountId, outcome.snapshot);
     if (outcome.snapshot.hasTag('ends_sessions')) await this.endSessions(accountId);
+    if (refunding) await this.refund(accountId);
     return outcome;
   }
 
@@ -116,6 +124,13 @@ export class AccountStates {
   private async endSessions(accountId: string): Promise<void> {
     await this.deps.endSessions(accountId).catch((error: unknown) =>
       this.deps.log.warn({ accountId, err: String(error) }, 'could not end the sessions of a suspended or closed account'),
+    );
+  }
+
+  /** Best effort: a refund not answered now stays pending and is driven again by the housekeeping. */
+  private async refund(accountId: string): Promise<void> {
+    await this.deps.refundsPlanned?.(accountId).catch((error: unknown) =>
+      this.deps.log.warn({ accountId, err: String(error) }, 'could not send a closed account’s refunds yet'),
     );
   }
 

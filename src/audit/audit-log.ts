@@ -3,7 +3,8 @@ import type { Actor } from '../operators/roles.js';
 
 /** One operator action: who, what, to what, when, and the state before and after. */
 export interface AuditRecord {
-  actor: Actor;
+  /** An operator, the bootstrap token, or tollgate itself (no operator id). */
+  actor: Pick<Actor, 'operatorId' | 'name'>;
   action: string;
   targetType: string;
   targetId: string | null;

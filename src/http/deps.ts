@@ -2,6 +2,7 @@ import type { OccupancyStore } from '../admission/occupancy.js';
 import type { AccountCommands } from '../accounts/account-commands.js';
 import type { AccountStates } from '../accounts/account-states.js';
 import type { LoginDeps } from '../accounts/login.js';
+import type { BalanceRefunds } from '../accounts/refunds.js';
 import type { TopUps } from '../accounts/top-ups.js';
 import type { TokenResolver } from '../accounts/token-resolver.js';
 import type { TokenPolicy } from '../accounts/tokens.js';
@@ -37,6 +38,8 @@ export interface RouteDeps {
   accountStates: AccountStates;
   accountCommands: AccountCommands;
   topUps: TopUps;
+  /** A closed account's balance sent back to the card (src/accounts/refunds.ts). */
+  refunds: BalanceRefunds;
   /** The enabled operator an API key belongs to. */
   operatorFor: (apiKey: string) => Promise<AuthenticatedOperator | null>;
   /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator. */

@@ -185,6 +185,20 @@ export const topUpViewSchema = z.object({
   settledAt: instant.nullable(),
 });
 
+export const refundViewSchema = z.object({
+  id: z.uuid(),
+  topUpId: z.uuid(),
+  captureId: z.string(),
+  amount: z.string(),
+  currency: z.string(),
+  state: z.enum(['pending', 'refunded', 'refused']),
+  refundId: z.string().nullable(),
+  attempts: z.number().int(),
+  lastError: z.string().nullable(),
+  createdAt: instant,
+  settledAt: instant.nullable(),
+});
+
 export const serviceViewSchema = z.object({
   id: z.uuid(),
   name: z.string(),
@@ -386,7 +400,7 @@ export const statementViewSchema = z.object({
   periodStart: instant,
   periodEnd: instant,
   currency: z.string(),
-  totals: z.object({ charges: z.string(), paidByCard: z.string(), paidFromBalance: z.string(), topUps: z.string(), due: z.string() }),
+  totals: z.object({ charges: z.string(), paidByCard: z.string(), paidFromBalance: z.string(), topUps: z.string(), refunds: z.string(), due: z.string() }),
   charge: z.object({ state: z.enum(['none', 'pending', 'charged', 'declined']), chargeId: z.string().nullable(), declineReason: z.string().nullable() }),
   sessions: z.array(
     z.object({
@@ -404,5 +418,6 @@ export const statementViewSchema = z.object({
     }),
   ),
   topUps: z.array(z.object({ topUpId: z.uuid(), amount: z.string(), chargeId: z.string().nullable(), at: instant })),
+  refunds: z.array(z.object({ refundId: z.uuid(), topUpId: z.uuid(), captureId: z.string(), amount: z.string(), state: z.enum(['pending', 'refunded', 'refused']), at: instant })),
   producedAt: instant,
 });

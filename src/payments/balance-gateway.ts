@@ -154,6 +154,8 @@ export function withBalances(card: CardGateway, balances: BalanceHolds): CardGat
     increment: (request) => (isBalanceHold(request.holdId) ? balances.increment(request) : card.increment(request)),
     capture: (request) => (isBalanceHold(request.holdId) ? balances.capture(request) : card.capture(request)),
     void: (request) => (isBalanceHold(request.holdId) ? balances.void(request) : card.void(request)),
+    // Refunds go back to a card: balance holds are never refunded, only given back by capture or void.
+    refund: (request) => card.refund(request),
     listOpenHolds: () => card.listOpenHolds(),
   };
 }

@@ -61,6 +61,7 @@ const holdSchema = z.object({
 });
 const holdListSchema = z.object({ holds: z.array(holdSchema) });
 const captureSchema = z.object({ id: z.string(), authorizationNumber: z.string(), amount: z.string() });
+const refundSchema = z.object({ id: z.string(), captureId: z.string(), amount: z.string() });
 
 const INVALID_FIELDS: Record<string, 'number' | 'expiry' | 'cvc'> = {
   invalid_number: 'number',
@@ -180,6 +181,12 @@ export function createCardNetworkClient(options: CardNetworkClientOptions): Card
     async void({ holdId, idempotencyKey }) {
       const reply = await post(holdPath(holdId, 'void'), {}, idempotencyKey);
       expect(reply, 200, z.object({ id: z.string() }));
+    },
+
+    async refund({ captureId, amountMicros, reference, idempotencyKey }) {
+      const reply = await post('/v1/refunds', { capture: captureId, amount: formatAmount(amountMicros), reference }, idempotencyKey);
+      const refund = expect(reply, 201, refundSchema);
+      return { refundId: refund.id, captureId: refund.captureId, amountMicros: amountFrom(refund.amount) };
     },
 
     async listOpenHolds() {

@@ -38,6 +38,14 @@ export interface Capture {
   amountMicros: Micros;
 }
 
+/** Money sent back to the card against a capture. */
+export interface Refund {
+  /** The refund's id at the card company. */
+  refundId: string;
+  captureId: string;
+  amountMicros: Micros;
+}
+
 export const DECLINE_REASONS = [
   'generic_decline',
   'insufficient_funds',
@@ -93,6 +101,11 @@ export interface CardGateway {
   /** Captures up to the held amount; the rest of the hold is released. */
   capture(request: { holdId: string; amountMicros: Micros; idempotencyKey: string }): Promise<Capture>;
   void(request: { holdId: string; idempotencyKey: string }): Promise<void>;
+  /**
+   * Sends `amountMicros` of a capture back to its card; never more than the capture has left
+   * unrefunded (the card company refuses that). `reference` (tollgate's refund id) is kept with it.
+   */
+  refund(request: { captureId: string; amountMicros: Micros; currency: string; reference: string; idempotencyKey: string }): Promise<Refund>;
   /** Every hold still open at the card company, for reconciliation at start-up. */
   listOpenHolds(): Promise<Hold[]>;
 }

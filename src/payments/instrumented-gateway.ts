@@ -24,6 +24,7 @@ export function instrumentGateway(gateway: CardGateway, metrics: Metrics): CardG
     increment: timed('increment', gateway.increment.bind(gateway)),
     capture: timed('capture', gateway.capture.bind(gateway)),
     void: timed('void', gateway.void.bind(gateway)),
+    refund: timed('refund', gateway.refund.bind(gateway)),
     listOpenHolds: timed('listOpenHolds', gateway.listOpenHolds.bind(gateway)),
   };
 }

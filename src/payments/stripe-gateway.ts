@@ -12,7 +12,7 @@ import {
 } from './gateway.js';
 
 export interface StripeGatewayOptions {
-  /** sk_live_… or sk_test_…; a restricted key needs write access to PaymentIntents and PaymentMethods. */
+  /** sk_live_… or sk_test_…; a restricted key needs write access to PaymentIntents, PaymentMethods and Refunds. */
   apiKey: string;
   /** host/port/protocol exist so tests can point the official client at a local server. */
   host?: string;
@@ -272,6 +272,18 @@ export function createStripeGateway(options: StripeGatewayOptions): CardGateway 
         }
         throw translate(error, 'cancel PaymentIntent');
       }
+    },
+
+    // A top-up's capture is a Charge (ch_…): Stripe refunds it in parts up to its amount.
+    async refund({ captureId, amountMicros, currency, reference, idempotencyKey }) {
+      const amount = toMinorUnits(amountMicros, currency);
+      const refund = await call('create Refund', () =>
+        stripe.refunds.create({ charge: captureId, amount, metadata: { reference, ...ORIGIN } }, { idempotencyKey }),
+      );
+      if (refund.status === 'failed' || refund.status === 'canceled') {
+        throw new CardNetworkRequestError(402, `refund_${refund.status}`, `Stripe answered the refund of ${captureId} with ${refund.status}`);
+      }
+      return { refundId: refund.id, captureId, amountMicros: fromMinorUnits(refund.amount, refund.currency) };
     },
 
     async listOpenHolds() {

@@ -19,7 +19,9 @@ export type StatementLine =
       chargeSlipId: string;
       capturedAt: string;
     }
-  | { kind: 'top_up'; topUpId: string; amountMicros: string; chargeId: string | null; at: string };
+  | { kind: 'top_up'; topUpId: string; amountMicros: string; chargeId: string | null; at: string }
+  /** The balance sent back to the card at the close, dated then; `state` as it was when the statement was produced. */
+  | { kind: 'refund'; refundId: string; topUpId: string; captureId: string; amountMicros: string; state: 'pending' | 'refunded' | 'refused'; at: string };
 
 export interface StoredStatement {
   id: string;
@@ -32,6 +34,7 @@ export interface StoredStatement {
   paidByCardMicros: bigint;
   paidFromBalanceMicros: bigint;
   topUpsMicros: bigint;
+  refundsMicros: bigint;
   dueMicros: bigint;
   chargeState: 'none' | 'pending' | 'charged' | 'declined';
   chargeId: string | null;
@@ -42,7 +45,7 @@ export interface StoredStatement {
 
 const COLUMNS = `id, account_id as "accountId", period, period_start as "periodStart", period_end as "periodEnd", currency,
   charges_micros as "chargesMicros", paid_by_card_micros as "paidByCardMicros", paid_from_balance_micros as "paidFromBalanceMicros",
-  top_ups_micros as "topUpsMicros", due_micros as "dueMicros", charge_state as "chargeState", charge_id as "chargeId",
+  top_ups_micros as "topUpsMicros", refunds_micros as "refundsMicros", due_micros as "dueMicros", charge_state as "chargeState", charge_id as "chargeId",
   charge_decline_reason as "chargeDeclineReason", lines, produced_at as "producedAt"`;
 
 /**
@@ -101,18 +104,23 @@ export async function produceStatement(
       to_char(settled_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at
     from top_ups where account_id = ${accountId} and state = 'charged' and settled_at >= ${start} and settled_at < ${end}
     order by settled_at, id`;
+  const refundLines = await tx<Extract<StatementLine, { kind: 'refund' }>[]>`
+    select 'refund' as kind, id as "refundId", top_up_id as "topUpId", capture_id as "captureId", amount_micros::text as "amountMicros", state,
+      to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at
+    from balance_refunds where account_id = ${accountId} and created_at >= ${start} and created_at < ${end}
+    order by created_at, id`;
   const sum = (values: string[]) => values.reduce((total, v) => total + BigInt(v), 0n);
   const byCard = sessionLines.filter((l) => l.paidFrom === 'card').map((l) => l.chargeMicros);
   const fromBalance = sessionLines.filter((l) => l.paidFrom === 'balance').map((l) => l.chargeMicros);
   const due = sum(sessionLines.filter((l) => l.paidFrom === 'postpaid').map((l) => l.chargeMicros));
-  const lines: StatementLine[] = [...sessionLines.map((l) => ({ ...l })), ...topUpLines.map((l) => ({ ...l }))];
+  const lines: StatementLine[] = [...sessionLines.map((l) => ({ ...l })), ...topUpLines.map((l) => ({ ...l })), ...refundLines.map((l) => ({ ...l }))];
   const id = randomUUID();
   const [statement] = await tx<StoredStatement[]>`
     insert into statements (id, account_id, period, period_start, period_end, currency, charges_micros, paid_by_card_micros,
-      paid_from_balance_micros, top_ups_micros, due_micros, charge_state, lines, produced_at)
+      paid_from_balance_micros, top_ups_micros, refunds_micros, due_micros, charge_state, lines, produced_at)
     values (${id}, ${accountId}, ${account.period}, ${start}, ${end}, ${account.currency},
       ${sum(byCard) + sum(fromBalance) + due}, ${sum(byCard)}, ${sum(fromBalance)}, ${sum(topUpLines.map((l) => l.amountMicros))},
-      ${due}, ${due > 0n ? 'pending' : 'none'}, ${tx.json(lines as never)}, ${new Date(now)})
+      ${sum(refundLines.map((l) => l.amountMicros))}, ${due}, ${due > 0n ? 'pending' : 'none'}, ${tx.json(lines as never)}, ${new Date(now)})
     on conflict (account_id, period_start) do nothing
     returning ${tx.unsafe(COLUMNS)}`;
   const next = periodAfter(account.nextPeriod, end.getTime());

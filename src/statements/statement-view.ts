@@ -10,7 +10,8 @@ export interface StatementView {
   periodEnd: string;
   currency: string;
   /** `due`: what postpaid sessions owe, charged to the card with this statement (`charge`). */
-  totals: { charges: string; paidByCard: string; paidFromBalance: string; topUps: string; due: string };
+  /** The balance's moves add up: topUps − paidFromBalance − refunds is what the balance grew by over the period. */
+  totals: { charges: string; paidByCard: string; paidFromBalance: string; topUps: string; refunds: string; due: string };
   charge: { state: 'none' | 'pending' | 'charged' | 'declined'; chargeId: string | null; declineReason: string | null };
   sessions: {
     sessionId: string;
@@ -26,6 +27,8 @@ export interface StatementView {
     capturedAt: string;
   }[];
   topUps: { topUpId: string; amount: string; chargeId: string | null; at: string }[];
+  /** A closed account's balance sent back to the card, dated at the close. */
+  refunds: { refundId: string; topUpId: string; captureId: string; amount: string; state: 'pending' | 'refunded' | 'refused'; at: string }[];
   producedAt: string;
 }
 
@@ -42,6 +45,7 @@ export function statementView(s: StoredStatement): StatementView {
       paidByCard: formatAmount(s.paidByCardMicros),
       paidFromBalance: formatAmount(s.paidFromBalanceMicros),
       topUps: formatAmount(s.topUpsMicros),
+      refunds: formatAmount(s.refundsMicros),
       due: formatAmount(s.dueMicros),
     },
     charge: { state: s.chargeState, chargeId: s.chargeId, declineReason: s.chargeDeclineReason },
@@ -51,6 +55,11 @@ export function statementView(s: StoredStatement): StatementView {
       return [{ ...rest, charge: formatAmount(BigInt(chargeMicros)) }];
     }),
     topUps: s.lines.flatMap((line) => (line.kind === 'top_up' ? [{ topUpId: line.topUpId, amount: formatAmount(BigInt(line.amountMicros)), chargeId: line.chargeId, at: line.at }] : [])),
+    refunds: s.lines.flatMap((line) =>
+      line.kind === 'refund'
+        ? [{ refundId: line.refundId, topUpId: line.topUpId, captureId: line.captureId, amount: formatAmount(BigInt(line.amountMicros)), state: line.state, at: line.at }]
+        : [],
+    ),
     producedAt: s.producedAt.toISOString(),
   };
 }
@@ -62,10 +71,12 @@ export function statementCsv(view: StatementView): string {
   const rows = [
     ...view.sessions.map((s) => ({ kind: 'session', id: s.sessionId, service: s.service, startedAt: s.startedAt, endedAt: s.endedAt, minutes: s.minutes, uses: s.uses, amount: s.charge, paidFrom: s.paidFrom, at: s.capturedAt })),
     ...view.topUps.map((t) => ({ kind: 'top_up', id: t.topUpId, amount: t.amount, paidFrom: 'card', at: t.at })),
+    ...view.refunds.map((r) => ({ kind: `refund_${r.state}`, id: r.refundId, amount: r.amount, paidFrom: 'card', at: r.at })),
     { kind: 'total_charges', amount: view.totals.charges },
     { kind: 'total_paid_by_card', amount: view.totals.paidByCard },
     { kind: 'total_paid_from_balance', amount: view.totals.paidFromBalance },
     { kind: 'total_top_ups', amount: view.totals.topUps },
+    { kind: 'total_refunds', amount: view.totals.refunds },
     { kind: 'total_due', amount: view.totals.due },
   ];
   return stringify(rows, { header: true, columns: CSV_COLUMNS, cast: { number: (n) => String(n) }, escape_formulas: true });
@@ -99,6 +110,12 @@ export function statementPdf(view: StatementView, customer: { name: string; emai
     doc.font('Helvetica');
     if (view.topUps.length === 0) doc.text('None.');
     for (const t of view.topUps) doc.text(`${t.at}  ${t.amount} ${view.currency}`);
+    if (view.refunds.length > 0) {
+      doc.moveDown();
+      doc.font('Helvetica-Bold').text('Refunds to the card (the balance at closing)');
+      doc.font('Helvetica');
+      for (const r of view.refunds) doc.text(`${r.at}  ${r.amount} ${view.currency}  (${r.state})`);
+    }
     doc.moveDown();
     doc.font('Helvetica-Bold').text('Totals');
     doc.font('Helvetica');
@@ -106,6 +123,7 @@ export function statementPdf(view: StatementView, customer: { name: string; emai
     doc.text(`Paid by card: ${view.totals.paidByCard}`);
     doc.text(`Paid from the prepaid balance: ${view.totals.paidFromBalance}`);
     doc.text(`Top-ups charged to the card: ${view.totals.topUps}`);
+    doc.text(`Refunded to the card: ${view.totals.refunds}`);
     doc.text(`Due (postpaid), charged to the card with this statement: ${view.totals.due}`);
     doc.end();
   });

@@ -5,6 +5,9 @@ export const WEBHOOK_EVENT_TYPES = [
   'session.interrupted',
   'session.settled',
   'account.suspended',
+  // A closed account's balance back on the card, or refused by the card company (an operator's to settle).
+  'account.refunded',
+  'account.refund_refused',
   'statement.ready',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];

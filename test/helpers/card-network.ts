@@ -18,8 +18,15 @@ export interface SandboxCapture {
   amount: string;
 }
 
+export interface SandboxRefund {
+  id: string;
+  captureId: string;
+  amount: string;
+  reference: string | null;
+}
+
 export type FaultRule = {
-  phase: 'tokenize' | 'authorize' | 'increment' | 'capture' | 'void';
+  phase: 'tokenize' | 'authorize' | 'increment' | 'capture' | 'void' | 'refund';
   fault: 'decline' | 'error' | 'timeout_before_commit' | 'drop_after_commit' | 'slow';
   probability?: number;
   times?: number;
@@ -43,6 +50,9 @@ export function sandbox(url: string, faultsToken = TEST_FAULTS_TOKEN) {
   return {
     holds: async (query = ''): Promise<SandboxHold[]> => (await json(`/v1/holds${query}`)).holds,
     captures: async (): Promise<SandboxCapture[]> => (await json('/v1/captures')).captures,
+    /** Every refund, or those of one capture. */
+    refunds: async (captureId?: string): Promise<SandboxRefund[]> =>
+      (await json(`/v1/refunds${captureId ? `?capture=${encodeURIComponent(captureId)}` : ''}`)).refunds,
     calls: async (): Promise<Record<string, number>> => (await json('/v1/faults')).calls,
     /** The rules in force, each with how many calls it has hit (`used`). */
     rules: async (): Promise<(Omit<FaultRule, 'times'> & { times: number | null; used: number })[]> => (await json('/v1/faults')).rules,

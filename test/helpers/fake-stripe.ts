@@ -342,6 +342,38 @@ export async function startFakeStripe(options: { apiKey?: string; now?: () => nu
     }),
   );
 
+  // Refunds of a captured charge, in parts, never beyond what it captured and has not yet refunded.
+  const refunded = new Map<string, number>();
+  app.post(
+    '/v1/refunds',
+    idempotently((request) => {
+      const body = (request.body ?? {}) as Params;
+      const charge = typeof body.charge === 'string' ? charges.get(body.charge) : undefined;
+      if (!charge) {
+        const message = `No such charge: '${String(body.charge)}'`;
+        return { status: 404, body: error('invalid_request_error', { code: 'resource_missing', param: 'charge', message }) };
+      }
+      const left = charge.amount_captured - (refunded.get(charge.id) ?? 0);
+      const amount = body.amount === undefined ? left : Number(body.amount);
+      if (!Number.isSafeInteger(amount) || amount < 1 || amount > left) {
+        return invalid('amount_too_large', 'amount', `Refund amount is greater than unrefunded amount on charge (${left}).`);
+      }
+      refunded.set(charge.id, (refunded.get(charge.id) ?? 0) + amount);
+      const refund = {
+        id: `re_${id(24)}`,
+        object: 'refund',
+        amount,
+        charge: charge.id,
+        created: now(),
+        currency: charge.currency,
+        metadata: body.metadata ?? {},
+        payment_intent: charge.payment_intent,
+        status: 'succeeded',
+      };
+      return { status: 200, body: refund };
+    }),
+  );
+
   app.setNotFoundHandler((request, reply) =>
     send(reply, {
       status: 404,

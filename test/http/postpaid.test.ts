@@ -51,7 +51,7 @@ describe('a postpaid account', () => {
     const charged = async () => (await call('GET', '/v1/account/statements', customer.auth)).json().statements[0];
     await expect.poll(async () => (await charged())?.charge.state, { timeout: 10_000 }).toBe('charged');
     const statement = await charged();
-    expect(statement.totals).toEqual({ charges: '24.00', paidByCard: '0.00', paidFromBalance: '0.00', topUps: '0.00', due: '24.00' });
+    expect(statement.totals).toEqual({ charges: '24.00', paidByCard: '0.00', paidFromBalance: '0.00', topUps: '0.00', refunds: '0.00', due: '24.00' });
     expect(statement.sessions.map((s: { paidFrom: string }) => s.paidFrom)).toEqual(['postpaid', 'postpaid']);
     const captures = await network.captures();
     expect(captures.filter((c) => c.id === statement.charge.chargeId)).toEqual([expect.objectContaining({ amount: '24.00' })]);

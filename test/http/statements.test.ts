@@ -77,7 +77,7 @@ describe('statements', () => {
 
   it('shows a prepaid account’s top-ups and what its sessions took from the balance', async () => {
     const [statement] = await statementsOf(prepaid.auth);
-    expect(statement.totals).toEqual({ charges: '0.60', paidByCard: '0.00', paidFromBalance: '0.60', topUps: '10.00', due: '0.00' });
+    expect(statement.totals).toEqual({ charges: '0.60', paidByCard: '0.00', paidFromBalance: '0.60', topUps: '10.00', refunds: '0.00', due: '0.00' });
     expect(statement.charge).toEqual({ state: 'none', chargeId: null, declineReason: null });
     expect(statement.topUps).toEqual([expect.objectContaining({ amount: '10.00' })]);
   });

@@ -137,7 +137,7 @@ describe('the fault API', () => {
       seed: 42,
       rules: [{ phase: 'authorize', fault: 'error', probability: 1, times: null, delayMs: 5000, used: 0 }],
       holdValidityMs: 7 * DAY_MS,
-      calls: { tokenize: 0, authorize: 0, increment: 0, capture: 0, void: 0 },
+      calls: { tokenize: 0, authorize: 0, increment: 0, capture: 0, void: 0, refund: 0 },
     };
     expect(put).toEqual(expected);
     expect((await faultApi('GET')).body).toEqual(expected);
@@ -150,7 +150,7 @@ describe('the fault API', () => {
 
   it('refuses a malformed configuration as invalid_request', async () => {
     for (const body of [
-      { rules: [{ phase: 'refund', fault: 'error' }] },
+      { rules: [{ phase: 'chargeback', fault: 'error' }] },
       { rules: [{ phase: 'authorize', fault: 'error', probability: 1.5 }] },
       { rules: [{ phase: 'authorize', fault: 'error', time: 2 }] },
       { rules: [{ phase: 'authorize', fault: 'error', times: 0 }] },
@@ -170,7 +170,7 @@ describe('the fault API', () => {
   it('counts the calls of each phase, so a test can tell that no authorization was asked for', async () => {
     // A deadline no busy machine misses: a retry of the tokenization would be counted too.
     await clientWith({ timeoutMs: 30_000 }).tokenize(card('4242424242424242'), key());
-    expect(await calls()).toEqual({ tokenize: 1, authorize: 0, increment: 0, capture: 0, void: 0 });
+    expect(await calls()).toEqual({ tokenize: 1, authorize: 0, increment: 0, capture: 0, void: 0, refund: 0 });
   });
 
   it('never faults the reporting endpoints or the fault API itself', async () => {

@@ -447,3 +447,62 @@ describe('open holds for reconciliation', () => {
     }
   });
 });
+
+describe('refunds', () => {
+  async function captured(amountMicros: bigint) {
+    const hold = await holdFor('4242424242424242', amountMicros);
+    return client.capture({ holdId: hold.holdId, amountMicros, idempotencyKey: key() });
+  }
+  const refund = (captureId: string, amountMicros: bigint, idempotencyKey = key()) =>
+    client.refund({ captureId, amountMicros, currency: 'USD', reference: `ref_${idempotencyKey}`, idempotencyKey });
+
+  it('refunds a capture in parts up to what it captured, and lists the refunds of the capture', async () => {
+    const slip = await captured(20_000_000n);
+    const first = await refund(slip.captureId, 12_500_000n);
+    expect(first).toMatchObject({ captureId: slip.captureId, amountMicros: 12_500_000n });
+    expect(first.refundId).toMatch(/^re_/);
+    await refund(slip.captureId, 7_500_000n);
+    const { refunds } = await getJson(`/v1/refunds?capture=${slip.captureId}`);
+    // The test's clock stands still: both have one instant, so their order is the ids'.
+    expect(refunds.map((r: any) => r.amount).sort()).toEqual(['12.50', '7.50']);
+  });
+
+  it('refuses a refund above what the capture has left, with the amount left, and refunds nothing', async () => {
+    const slip = await captured(10_000_000n);
+    await refund(slip.captureId, 6_000_000n);
+    const error = await rejection(refund(slip.captureId, 4_010_000n));
+    expect(error).toBeInstanceOf(CardNetworkRequestError);
+    expect((error as CardNetworkRequestError).code).toBe('amount_exceeds_refundable');
+    const raw = await rawPost('/v1/refunds', JSON.stringify({ capture: slip.captureId, amount: '4.01' }), { 'idempotency-key': key() });
+    expect(raw).toMatchObject({ status: 409, body: { code: 'amount_exceeds_refundable', refundable: '4.00' } });
+    expect((await getJson(`/v1/refunds?capture=${slip.captureId}`)).refunds).toHaveLength(1);
+  });
+
+  it('answers an unknown capture with capture_not_found, and a zero or sub-cent amount as invalid', async () => {
+    const unknown = await rawPost('/v1/refunds', JSON.stringify({ capture: 'ch_nothing', amount: '1.00' }), { 'idempotency-key': key() });
+    expect(unknown).toMatchObject({ status: 404, body: { code: 'capture_not_found' } });
+    const slip = await captured(5_000_000n);
+    for (const amount of ['0.00', '1.001']) {
+      const refused = await rawPost('/v1/refunds', JSON.stringify({ capture: slip.captureId, amount }), { 'idempotency-key': key() });
+      expect(refused).toMatchObject({ status: 400, body: { code: 'invalid_request' } });
+    }
+    const unkeyed = await rawPost('/v1/refunds', JSON.stringify({ capture: slip.captureId, amount: '1.00' }));
+    expect(unkeyed).toMatchObject({ status: 400, body: { code: 'idempotency_key_required' } });
+  });
+
+  it('refunds once for a key sent twice, at once or one after the other', async () => {
+    const slip = await captured(10_000_000n);
+    const once = key();
+    const [a, b] = await Promise.all([refund(slip.captureId, 4_000_000n, once), refund(slip.captureId, 4_000_000n, once)]);
+    const c = await refund(slip.captureId, 4_000_000n, once);
+    expect(new Set([a.refundId, b.refundId, c.refundId]).size).toBe(1);
+    expect((await getJson(`/v1/refunds?capture=${slip.captureId}`)).refunds).toHaveLength(1);
+  });
+
+  it('lets two concurrent refunds with different keys take no more than the capture together', async () => {
+    const slip = await captured(10_000_000n);
+    const results = await Promise.allSettled([refund(slip.captureId, 6_000_000n), refund(slip.captureId, 6_000_000n)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect((await getJson(`/v1/refunds?capture=${slip.captureId}`)).refunds.map((r: any) => r.amount)).toEqual(['6.00']);
+  });
+});

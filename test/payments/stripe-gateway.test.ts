@@ -278,6 +278,26 @@ describe('capture, increment, void', () => {
   });
 });
 
+describe('refund', () => {
+  it('refunds part of a captured charge in cents, with tollgate’s reference, once per key', async () => {
+    const hold = await holdFor();
+    const capture = await gateway.capture({ holdId: hold.holdId, amountMicros: 20_000_000n, idempotencyKey: key() });
+    const request = { captureId: capture.captureId, amountMicros: 12_500_000n, currency: 'USD', reference: 'refund-1', idempotencyKey: key() };
+    const refund = await gateway.refund(request);
+    expect(refund).toEqual({ refundId: expect.stringMatching(/^re_/), captureId: capture.captureId, amountMicros: 12_500_000n });
+    expect(lastRequest('POST', /\/v1\/refunds$/).params).toMatchObject({ charge: capture.captureId, amount: '1250', metadata: { reference: 'refund-1', created_by: 'tollgate' } });
+    expect(await gateway.refund(request)).toEqual(refund);
+  });
+
+  it('reports a refund above what the charge has left as a refused request', async () => {
+    const hold = await holdFor();
+    const capture = await gateway.capture({ holdId: hold.holdId, amountMicros: 5_000_000n, idempotencyKey: key() });
+    const error = await rejection(gateway.refund({ captureId: capture.captureId, amountMicros: 5_010_000n, currency: 'USD', reference: 'refund-2', idempotencyKey: key() }));
+    expect(error).toBeInstanceOf(CardNetworkRequestError);
+    expect((error as CardNetworkRequestError).code).toBe('amount_too_large');
+  });
+});
+
 describe('listOpenHolds', () => {
   it('walks every page and keeps only tollgate PaymentIntents awaiting capture', async () => {
     const now = Date.UTC(2026, 5, 1);

@@ -130,6 +130,20 @@ describe('accounts in the console', () => {
   });
 });
 
+describe('refunds in the console', () => {
+  it('shows a closed account’s balance refunds, with their state and attempts', async () => {
+    const customer = await signUp(tollgate.app, { name: 'Prepaid Leaver' });
+    await tollgate.app.inject({ method: 'PATCH', url: '/v1/account', headers: customer.auth, payload: { paymentMode: 'prepaid' } });
+    await tollgate.app.inject({ method: 'POST', url: '/v1/account/top-ups', headers: customer.auth, payload: { amount: '9.00' } });
+    const web = await operator('acct-admin');
+    await web.get(`/ops/accounts/${customer.account.id}`);
+    await web.post(`/ops/accounts/${customer.account.id}/close`, { form: 'close', reason: 'asked by phone' });
+    const page = (await web.get(`/ops/accounts/${customer.account.id}`)).body;
+    expect(page).toContain('Refunds of the balance');
+    expect(page).toMatch(/<td>9\.00 USD<\/td><td>ch_[0-9a-f]+<\/td><td>refunded \(re_[0-9a-f]+\)<\/td><td>1<\/td>/);
+  });
+});
+
 describe('webhook endpoints in the console', () => {
   it('registers an endpoint, shows its secret once, and lists its deliveries', async () => {
     const web = await operator('acct-admin');

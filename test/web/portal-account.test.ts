@@ -162,4 +162,15 @@ describe('the account page', () => {
     expect(web.cookies.has('tg_session')).toBe(false);
     expect((await tollgate.app.inject({ url: '/v1/account', headers: auth })).statusCode).toBe(401);
   });
+
+  it('says the unused balance goes back to the card on closing, and shows its refund once closed', async () => {
+    const { web, auth } = await customer();
+    await tollgate.app.inject({ method: 'PATCH', url: '/v1/account', headers: auth, payload: { paymentMode: 'prepaid' } });
+    await tollgate.app.inject({ method: 'POST', url: '/v1/account/top-ups', headers: auth, payload: { amount: '7.00' } });
+    const page = await web.get('/account');
+    expect(page.body).toContain(`Your unused balance, 7.00 USD, goes back to your card ending 4242 when the account closes.`);
+    const closed = await web.post('/account/close', { reason: 'moving on' });
+    expect(closed.statusCode).toBe(200);
+    expect(closed.body).toContain(`7.00 USD refunded to your card ending 4242`);
+  });
 });

@@ -25,6 +25,7 @@ import {
   positiveAmount,
   problems,
   quoteViewSchema,
+  refundViewSchema,
   secret,
   sessionViewSchema,
   text,
@@ -185,11 +186,16 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
     );
 
     // The body (a reason) is optional: a POST without one reaches the schema as null.
-    app.post('/v1/account/close', { schema: { body: z.object({ reason: text(500).optional() }).nullish(), ...accountAnswer } }, async (request) => {
-      const { account } = await theAccount(request.accountId);
-      await deps.accountCommands.close(request.accountId, account, request.body?.reason ?? 'closed by the customer');
-      return theAccount(request.accountId);
-    });
+    // The answer is the customer's last look (their tokens go with the close): the balance's refunds to the card included.
+    app.post(
+      '/v1/account/close',
+      { schema: { body: z.object({ reason: text(500).optional() }).nullish(), response: { 200: z.object({ account: accountViewSchema, refunds: z.array(refundViewSchema) }), ...problems } } },
+      async (request) => {
+        const { account } = await theAccount(request.accountId);
+        await deps.accountCommands.close(request.accountId, account, request.body?.reason ?? 'closed by the customer');
+        return { ...(await theAccount(request.accountId)), refunds: await deps.refunds.list(request.accountId) };
+      },
+    );
 
     app.get('/v1/account/history', { schema: { response: { 200: z.object({ history: z.array(accountHistoryLineSchema) }), ...problems } } }, async (request) => ({
       history: await accountHistory(deps.sql, request.accountId),

@@ -17,6 +17,7 @@ import {
   idParams,
   instantParam,
   problems,
+  refundViewSchema,
   statementViewSchema,
   text,
   webhookDeliverySchema,
@@ -64,6 +65,16 @@ export function accountAndWebhookRoutes(app: App, deps: RouteDeps, by: (request:
       async (request) => {
         if (!(await findAccount(deps.sql, request.params.id))) throw errors.accountNotFound();
         return { statements: (await listStatements(deps.sql, request.params.id)).map(statementView) };
+      },
+    );
+
+    // A closed account's balance sent back to the card: pending ones are driven again until answered, refused ones are an operator's to settle.
+    app.get(
+      '/v1/ops/accounts/:id/refunds',
+      { schema: { params: idParams, response: { 200: z.object({ refunds: z.array(refundViewSchema) }), ...problems } }, config: read },
+      async (request) => {
+        if (!(await findAccount(deps.sql, request.params.id))) throw errors.accountNotFound();
+        return { refunds: await deps.refunds.list(request.params.id) };
       },
     );
 

@@ -89,6 +89,23 @@ const holdBody = z.object({
 const incrementBody = z.object({ amount: z.string().max(40) });
 const captureBody = z.object({ amount: z.string().max(40) });
 const voidBody = z.object({});
+const refundBody = z.object({
+  capture: z.string().min(1).max(200),
+  amount: z.string().max(40),
+  reference: z.string().min(1).max(200).optional(),
+});
+const refundsQuery = z.object({
+  capture: z.string().min(1).max(200).optional(),
+  reference: z.string().min(1).max(200).optional(),
+});
+
+interface RefundRow {
+  id: string;
+  capture_id: string;
+  amount_micros: bigint;
+  reference: string | null;
+  created_at: Date;
+}
 const holdsQuery = z.object({
   state: z.enum(HOLD_STATES).optional(),
   reference: z.string().min(1).max(200).optional(),
@@ -429,6 +446,45 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     return { status: 200, body: holdView(hold, now), delayMs };
   });
 
+  /**
+   * A refund of (part of) a capture, as Stripe's `POST /v1/refunds` with `charge`: never more than
+   * what the capture has left unrefunded. The capture's row lock makes refunds of one capture take
+   * turns, so two with different keys cannot both take its last cent.
+   */
+  mutation('refund', '/v1/refunds', refundBody, (input) => {
+    const amount = parseCents(input.amount);
+    if (amount === null || amount === 0n) return problem(400, 'invalid_request', 'amount must be a positive decimal string in whole cents');
+    return async (tx, now) => {
+      const [capture] = await tx<CaptureRow[]>`
+        select id, hold_id, authorization_number, amount_micros from card_network.captures where id = ${input.capture} for update`;
+      if (!capture) return problem(404, 'capture_not_found', 'no capture has this id');
+      // Summed only once the lock is held: a sum in the locking statement would be read from its
+      // snapshot, taken before a concurrent refund of this capture committed.
+      const [sum] = await tx<{ refunded: bigint }[]>`
+        select coalesce(sum(amount_micros), 0)::bigint as refunded from card_network.refunds where capture_id = ${capture.id}`;
+      const refundable = BigInt(capture.amount_micros) - BigInt(sum!.refunded);
+      if (amount > refundable) {
+        return problem(409, 'amount_exceeds_refundable', `the capture has ${formatAmount(refundable)} left to refund`, { refundable: formatAmount(refundable) });
+      }
+      const [refund] = await tx<RefundRow[]>`
+        insert into card_network.refunds (id, capture_id, amount_micros, reference, created_at)
+        values (${`re_${randomBytes(12).toString('hex')}`}, ${capture.id}, ${String(amount)}::bigint, ${input.reference ?? null}, ${new Date(now)})
+        returning *`;
+      return { status: 201, body: refundView(refund!) };
+    };
+  });
+
+  app.get('/v1/refunds', async (request, reply) => {
+    const query = refundsQuery.safeParse(request.query ?? {});
+    if (!query.success) return send(reply, problem(400, 'invalid_request', describeIssues(query.error)));
+    const { capture, reference } = query.data;
+    const rows = await sql<RefundRow[]>`
+      select * from card_network.refunds
+      where true ${capture === undefined ? sql`` : sql`and capture_id = ${capture}`} ${reference === undefined ? sql`` : sql`and reference = ${reference}`}
+      order by created_at, id`;
+    return { refunds: rows.map(refundView) };
+  });
+
   /** Filters by the state a hold has now (an open hold past its expiry is expired) and by reference. */
   app.get('/v1/holds', async (request, reply) => {
     const query = holdsQuery.safeParse(request.query ?? {});
@@ -569,6 +625,16 @@ function captureView(row: CaptureRow) {
     holdId: row.hold_id,
     authorizationNumber: row.authorization_number,
     amount: formatAmount(BigInt(row.amount_micros)),
+  };
+}
+
+function refundView(row: RefundRow) {
+  return {
+    id: row.id,
+    captureId: row.capture_id,
+    amount: formatAmount(BigInt(row.amount_micros)),
+    reference: row.reference ?? null,
+    createdAt: row.created_at.toISOString(),
   };
 }
 

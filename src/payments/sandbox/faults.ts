@@ -8,7 +8,7 @@ import { z } from 'zod';
  * Rules live in memory, per sandbox app: they are a test's arrangement, not data.
  */
 
-export const PHASES = ['tokenize', 'authorize', 'increment', 'capture', 'void'] as const;
+export const PHASES = ['tokenize', 'authorize', 'increment', 'capture', 'void', 'refund'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const FAULT_KINDS = ['decline', 'error', 'timeout_before_commit', 'drop_after_commit', 'slow'] as const;
@@ -124,7 +124,7 @@ export function createFaultInjector(defaults: { holdValidityMs: number }): Fault
 }
 
 function zeroCalls(): Record<Phase, number> {
-  return { tokenize: 0, authorize: 0, increment: 0, capture: 0, void: 0 };
+  return { tokenize: 0, authorize: 0, increment: 0, capture: 0, void: 0, refund: 0 };
 }
 
 /** Reported in GET /v1/faults, so a run without a chosen seed can still be replayed. */

@@ -1,4 +1,5 @@
 import type { AccountHistoryLine } from '../../accounts/account-rows.js';
+import type { RefundView } from '../../accounts/refunds.js';
 import type { AccountView } from '../../accounts/accounts.js';
 import type { StatementView } from '../../statements/statement-view.js';
 import { html, type SafeHtml } from '../html.js';
@@ -41,6 +42,8 @@ export type StateAction = (typeof STATE_ACTIONS)[number]['action'];
 
 export interface AccountPageOptions {
   account: AccountView;
+  /** The balance sent back to the card at the close. */
+  refunds: RefundView[];
   history: AccountHistoryLine[];
   statements: StatementView[];
   /** The state changes the account's machine would take now. */
@@ -111,6 +114,16 @@ ${
     : html`<table><thead><tr><th scope="col">Period</th><th scope="col">Charges</th><th scope="col">Top-ups</th><th scope="col">Due</th><th scope="col">Download</th></tr></thead>
 <tbody>${options.statements.map((s) => statementRow(s, `/ops/accounts/${account.id}/statements/${s.id}`))}</tbody></table>`
 }</section>
+${
+  options.refunds.length === 0
+    ? ''
+    : html`<section class="panel"><h2>Refunds of the balance</h2>
+<p class="hint">Sent to the card when the account closed. Pending ones are sent again, with the same key, until the card company answers; refused ones are still owed to the customer and must be settled by hand.</p>
+<table data-field="refunds"><thead><tr><th scope="col">When</th><th scope="col">Amount</th><th scope="col">Against capture</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Last error</th></tr></thead>
+<tbody>${options.refunds.map(
+        (r) => html`<tr><td>${when(r.createdAt)}</td><td>${r.amount} ${r.currency}</td><td>${r.captureId}</td><td>${r.state}${r.refundId ? ` (${r.refundId})` : ''}</td><td>${r.attempts}</td><td>${r.lastError ?? '—'}</td></tr>`,
+      )}</tbody></table></section>`
+}
 <section class="panel"><h2>History</h2>
 <table><thead><tr><th scope="col">When</th><th scope="col">Change</th><th scope="col">By</th><th scope="col">Reason</th></tr></thead>
 <tbody>${options.history.map(

@@ -50,10 +50,11 @@ export function consoleAccountRoutes(site: FastifyInstance, deps: WebDeps): void
   ) => {
     const account = await findAccount(deps.sql, id);
     if (!account) throw appErrors.accountNotFound();
-    const [history, statements, actions] = await Promise.all([accountHistory(deps.sql, id), listStatements(deps.sql, id), actionsOf(id)]);
+    const [history, statements, actions, refunds] = await Promise.all([accountHistory(deps.sql, id), listStatements(deps.sql, id), actionsOf(id), deps.refunds.list(id)]);
     const ctx = await context(request, reply, options.flash ?? null);
     const body = consoleAccountPage(ctx, {
       account,
+      refunds,
       history,
       statements: statements.map(statementView),
       actions,

@@ -1,3 +1,4 @@
+import type { RefundView } from '../../accounts/refunds.js';
 import type { TopUpView } from '../../accounts/top-ups.js';
 import type { AccountView } from '../../accounts/accounts.js';
 import type { SessionView } from '../../sessions/session-view.js';
@@ -159,6 +160,7 @@ ${
 
 <section class="panel"><h2>Close your account</h2>
 <p>Once every session has settled. You are logged out, and your last statement still comes.</p>
+${account.balance !== '0.00' ? html`<p data-field="refundOnClose">Your unused balance, ${money(account.balance)}, goes back to your card ending ${account.card.last4} when the account closes.</p>` : ''}
 <form method="post" action="/account/close">
 ${csrfInput(ctx.csrf)}
 ${text('reason')}
@@ -167,6 +169,18 @@ ${text('reason')}
   );
 }
 
-export function closedPage(ctx: PortalContext): SafeHtml {
-  return portalPage(ctx, 'Account closed', html`<p role="status">Your account is closed and you are logged out. Your last statement is still produced at the end of its period.</p><p><a href="/">Back to the catalogue</a></p>`);
+export function closedPage(ctx: PortalContext, refunds: RefundView[], card: { last4: string }): SafeHtml {
+  const refundLine = (r: RefundView) =>
+    r.state === 'refunded'
+      ? html`<li>${r.amount} ${r.currency} refunded to your card ending ${card.last4}</li>`
+      : r.state === 'pending'
+        ? html`<li>${r.amount} ${r.currency} on its way back to your card ending ${card.last4}: the card company has not answered yet, and it is sent again until it does</li>`
+        : html`<li>${r.amount} ${r.currency} refused by the card company: our operators will return it to you</li>`;
+  return portalPage(
+    ctx,
+    'Account closed',
+    html`<p role="status">Your account is closed and you are logged out. Your last statement is still produced at the end of its period.</p>
+${refunds.length > 0 ? html`<h2>Your unused balance</h2><ul data-field="refunds">${refunds.map(refundLine)}</ul>` : ''}
+<p><a href="/">Back to the catalogue</a></p>`,
+  );
 }

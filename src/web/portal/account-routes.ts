@@ -162,7 +162,8 @@ export function portalAccountRoutes(site: FastifyInstance, deps: WebDeps): void 
     }
     // Closing revoked every token of the account, this cookie's too.
     reply.clearCookie(CUSTOMER_COOKIE, { path: '/' });
-    return sendPage(reply, closedPage({ ...(await context(request, reply)), signedIn: false }));
+    const refunds = await deps.refunds.list(request.accountId);
+    return sendPage(reply, closedPage({ ...(await context(request, reply)), signedIn: false }, refunds, account.card));
   });
 
   app.get(
