@@ -1,0 +1,80 @@
+import { formatAmount, type Micros } from '../../src/billing/money.js';
+import type { Sql } from '../../src/db/sql.js';
+import type { UsageQuery, UsageRow } from '../../src/reports/usage.js';
+
+interface Raw {
+  period: Date;
+  key: string;
+  name: string;
+  sessions: number;
+  billable_ms: string;
+  uses: number;
+  revenue: string;
+  customers: number;
+  peak: number;
+}
+
+/**
+ * The usage report as first written (one window over every event, partitioned by key, and
+ * count(distinct)): plain and slow, kept as the reference the fast query must match row for row.
+ */
+export async function referenceUsageReport(sql: Sql, query: UsageQuery): Promise<UsageRow[]> {
+  const { period, by, from, to, timeZone } = query;
+  const keyColumn = by === 'service' ? sql`s.service_id` : sql`s.account_id`;
+  const names = by === 'service' ? sql`select id, name from services` : sql`select id, name from accounts`;
+  const rows = await sql<Raw[]>`
+    with s as (
+      select ${keyColumn} as key, s.account_id, s.state, s.started_at, coalesce(s.ended_at, ${to}::timestamptz) as ended_at,
+             s.billable_ms, s.uses_units, s.charge_micros
+      from sessions s
+      where s.started_at is not null and s.started_at < ${to} and (s.ended_at is null or s.ended_at > ${from})
+        ${query.serviceId ? sql`and s.service_id = ${query.serviceId}` : sql``}
+        ${query.accountId ? sql`and s.account_id = ${query.accountId}` : sql``}
+    ),
+    started as (
+      select date_trunc(${period}, started_at, ${timeZone}) as period, key, count(*)::int as sessions,
+             coalesce(sum(billable_ms), 0)::text as billable_ms, coalesce(sum(uses_units), 0)::int as uses,
+             coalesce(sum(charge_micros) filter (where state = 'settled'), 0)::text as revenue,
+             count(distinct account_id)::int as customers
+      from s where started_at >= ${from}
+      group by 1, 2
+    ),
+    starts as (
+      select distinct date_trunc(${period}, t, ${timeZone}) as period
+      from generate_series(${from}::timestamptz, ${to}::timestamptz - interval '1 microsecond', interval '15 minutes') as t
+    ),
+    events as (
+      select key, greatest(started_at, ${from}::timestamptz) as at, 1 as d from s
+      union all
+      select key, ended_at, -1 from s where ended_at < ${to}
+      union all
+      select k.key, greatest(p.period, ${from}::timestamptz), 0
+      from (select distinct key from s) k cross join starts p
+    ),
+    running as (
+      select key, at, d, sum(d) over (partition by key order by at, d rows unbounded preceding) as n from events
+    ),
+    peaks as (
+      select date_trunc(${period}, at, ${timeZone}) as period, key, max(n)::int as peak
+      from running where d >= 0 group by 1, 2
+    )
+    select p.period, p.key, coalesce(n.name, '') as name, coalesce(st.sessions, 0) as sessions,
+           coalesce(st.billable_ms, '0') as billable_ms, coalesce(st.uses, 0) as uses, coalesce(st.revenue, '0') as revenue,
+           coalesce(st.customers, 0) as customers, p.peak
+    from peaks p
+    left join started st on st.period = p.period and st.key = p.key
+    left join (${names}) n on n.id = p.key
+    where p.peak > 0 or st.sessions > 0
+    order by p.period, name, p.key`;
+  return rows.map((row) => ({
+    period: row.period.toISOString(),
+    key: row.key,
+    name: row.name,
+    sessions: row.sessions,
+    minutes: Math.round(Number(row.billable_ms) / 60) / 1000,
+    uses: row.uses,
+    revenue: formatAmount(BigInt(row.revenue) as Micros),
+    customers: row.customers,
+    peakConcurrent: row.peak,
+  }));
+}
