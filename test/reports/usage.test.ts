@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usageReport } from '../../src/reports/usage.js';
+import { migrateTollgate } from '../../src/runtime.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+
+/** The usage report's SQL on session rows written straight into the table (as test/bench/reports.ts does). */
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+// Paris leaves summer time on 25 Oct 2026 at 01:00 UTC: 25 Oct is a 25-hour day there.
+const BASE = Date.UTC(2026, 9, 23);
+
+let db: TestDatabase;
+let serverId: string;
+const serviceIds: string[] = [];
+const accountIds: string[] = [];
+
+interface SessionRow {
+  service: number;
+  account: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  settled: boolean;
+  billableMs: number | null;
+  usesUnits: number;
+  chargeMicros: number | null;
+}
+
+async function replaceSessions(sessions: readonly SessionRow[]) {
+  await db.sql`delete from sessions`;
+  for (const row of sessions) {
+    const at = (ms: number | null) => (ms === null ? null : new Date(ms));
+    await db.sql`
+      insert into sessions (id, account_id, service_id, server_id, state, path, seq, machine_version, snapshot, currency,
+        price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, started_at, ended_at, charge_micros,
+        end_reason, billable_ms, uses_units, uses_micros, created_at, updated_at)
+      values (${randomUUID()}, ${accountIds[row.account]!}, ${serviceIds[row.service]!}, ${serverId},
+        ${row.settled ? 'settled' : 'active'}, ${row.settled ? 'settled' : 'active.running'}, 3, 4, '{}'::jsonb, 'USD',
+        600000, null, 50000000, 0, ${at(row.startedAt)}, ${at(row.endedAt)}, ${row.chargeMicros}, ${row.settled ? 'logoff' : null},
+        ${row.billableMs}, ${row.usesUnits}, 0, ${new Date(BASE)}, ${new Date(BASE)})`;
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await migrateTollgate(db.sql);
+  serverId = randomUUID();
+  const now = new Date(BASE);
+  await db.sql`insert into servers (id, name, max_users, created_at) values (${serverId}, 'reports', 1000, ${now})`;
+  for (const name of ['Compute', 'Archive', 'Render']) {
+    const id = randomUUID();
+    serviceIds.push(id);
+    await db.sql`
+      insert into services (id, name, server_id, price_per_minute_micros, currency, max_users, created_at)
+      values (${id}, ${name}, ${serverId}, 600000, 'USD', 1000, ${now})`;
+  }
+  for (const name of ['Ada', 'Bo', 'Cy', 'Di']) {
+    const id = randomUUID();
+    accountIds.push(id);
+    await db.sql`
+      insert into accounts (id, name, email, email_normalized, password_hash, estimated_storage_gb, estimated_processing_hours,
+        card_token, card_brand, card_last4, card_exp_month, card_exp_year, currency, outstanding_limit_micros, created_at,
+        statement_from, statement_due_at)
+      values (${id}, ${name}, ${`${name}@example.com`}, ${`${name}@example.com`}, 'not-a-hash', 1, 1, 'tok', 'visa', '4242',
+        12, 2031, 'USD', 1000000000, ${now}, ${now}, ${now})`;
+  }
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe('usage report SQL', () => {
+  it('cuts the 25-hour day when Paris leaves summer time, and counts a session running across it in both days', async () => {
+    // Compute: 24 Oct 20:00 to 26 Oct 00:30 UTC (runs through the long day); Archive: two at once
+    // at 25 Oct 22:30 UTC, 23:30 on 25 Oct in Paris (in summer time it would be 26 Oct), one still running.
+    await replaceSessions([
+      { service: 0, account: 0, startedAt: Date.UTC(2026, 9, 24, 20), endedAt: Date.UTC(2026, 9, 26, 0, 30), settled: true, billableMs: 28.5 * HOUR, usesUnits: 0, chargeMicros: 1_000_000 },
+      { service: 1, account: 1, startedAt: Date.UTC(2026, 9, 25, 22, 30), endedAt: Date.UTC(2026, 9, 25, 22, 45), settled: true, billableMs: 15 * MINUTE, usesUnits: 2, chargeMicros: 9_000_000 },
+      { service: 1, account: 2, startedAt: Date.UTC(2026, 9, 25, 22, 30), endedAt: null, settled: false, billableMs: null, usesUnits: 0, chargeMicros: null },
+    ]);
+    const rows = await usageReport(db.sql, { period: 'day', by: 'service', from: new Date(Date.UTC(2026, 9, 24)), to: new Date(Date.UTC(2026, 9, 26, 23)), timeZone: 'Europe/Paris' });
+    expect(rows.map((row) => [row.period, row.name, row.sessions, row.revenue, row.customers, row.peakConcurrent])).toEqual([
+      // Paris days start at 22:00 UTC in summer time, 23:00 UTC after the change.
+      ['2026-10-23T22:00:00.000Z', 'Compute', 1, '1.00', 1, 1],
+      ['2026-10-24T22:00:00.000Z', 'Archive', 2, '9.00', 2, 2],
+      ['2026-10-24T22:00:00.000Z', 'Compute', 0, '0.00', 0, 1],
+      ['2026-10-25T23:00:00.000Z', 'Archive', 0, '0.00', 0, 1],
+      ['2026-10-25T23:00:00.000Z', 'Compute', 0, '0.00', 0, 1],
+    ]);
+  });
+});
