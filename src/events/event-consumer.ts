@@ -93,16 +93,23 @@ export class EventConsumer {
           const from = cursor;
           // The position's row is locked and compared first: where several nodes run the same
           // consumer (issue 17), one handles a batch and the others carry on from where it got to.
-          const moved = await transaction(sql, async (tx) => {
+          // A node that finds the row locked does not wait for it (a connection held per waiter,
+          // then the same events read again): the node holding it is handling them.
+          const moved = await transaction(sql, async (tx): Promise<EventCursor | 'busy' | null> => {
             const [stored] = await tx<{ tx: string; position: bigint }[]>`
-              select tx::text as tx, position from event_consumers where name = ${name} for update`;
-            if (stored && (stored.tx !== from.tx || stored.position !== from.position)) return stored;
+              select tx::text as tx, position from event_consumers where name = ${name} for update skip locked`;
+            if (!stored) return 'busy';
+            if (stored.tx !== from.tx || stored.position !== from.position) return stored;
             await this.handle(events, tx);
             await tx`
               update event_consumers set tx = ${last.tx}::xid8, position = ${last.position}, updated_at = now()
               where name = ${name}`;
             return null;
           });
+          if (moved === 'busy') {
+            await this.pause(this.options.pollMs ?? 1000);
+            continue;
+          }
           cursor = moved ?? { tx: last.tx, position: last.position };
           if (moved) continue;
         }
