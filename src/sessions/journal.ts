@@ -118,6 +118,8 @@ export class Journal {
     // A transition's observers run in the same tick as the actors it starts: yield once so the
     // transition is appended before this looks.
     await null;
+    // What it would wait for was dropped: nothing may go out on it (the next owner drives it).
+    if (this.forgotten.has(sessionId)) return new Promise<void>(() => undefined);
     const queue = this.queues.get(sessionId);
     if (!queue) return;
     await new Promise<void>((resolve) => queue.drained.push(resolve));
@@ -158,7 +160,8 @@ export class Journal {
   /**
    * Drops what is queued for a session that no longer runs here (its server's lease is gone):
    * callers waiting for an answer are told it was not recorded; `durable` waiters, who would call
-   * out once it were, never resolve. A write already in flight commits or is refused as it goes.
+   * out once it were, never resolve, now or later, until the session is hosted here again
+   * (`remember`). A write already in flight commits or is refused as it goes.
    */
   forget(sessionId: string): void {
     // Bounded: only a command racing the loss of its session's server looks here.
@@ -168,16 +171,24 @@ export class Journal {
     if (!queue) return;
     if (queue.retryTimer) clearTimeout(queue.retryTimer);
     queue.lane.ready.delete(sessionId);
+    const error = new JournalWriteError(sessionId, 'the session runs on another node now');
+    // Waiters for everything appended so far: what they wait for includes what is dropped here,
+    // so the commit of the batch in flight must not let them through (a void or a capture whose
+    // intent was never written, while the next owner restores the session from the row before it).
+    queue.drained.length = 0;
+    for (const reject of queue.stuckListeners.splice(0)) reject(error);
     if (queue.inFlight > 0) {
-      // The batch in flight settles it; only what it does not carry is dropped now.
-      const error = new JournalWriteError(sessionId, 'the session runs on another node now');
+      // The batch in flight settles what it carries; only what it does not carry is dropped now.
       for (const pending of queue.pending.splice(queue.inFlight)) this.settle(pending, error);
       return;
     }
     this.queues.delete(sessionId);
-    const error = new JournalWriteError(sessionId, 'the session runs on another node now');
     for (const pending of queue.pending) this.settle(pending, error);
-    for (const reject of queue.stuckListeners.splice(0)) reject(error);
+  }
+
+  /** The session is hosted here again, from its committed row: its calls out may go once written. */
+  remember(sessionId: string): void {
+    this.forgotten.delete(sessionId);
   }
 
   /** Resolves when nothing is being written (stuck sessions' writes are left queued). */
