@@ -42,7 +42,11 @@ function heldWrite() {
 }
 
 function journal() {
-  return new Journal({
+  return new Journal(journalOptions());
+}
+
+function journalOptions() {
+  return {
     sql: db.sql,
     maxBatch: 64,
     attemptsBeforeStuck: 2,
@@ -53,7 +57,7 @@ function journal() {
     onRecovering: async () => undefined,
     onRecovered: () => undefined,
     onBatch: () => undefined,
-  });
+  };
 }
 
 const insert = (sessionId: string, n: number) => async (tx: TransactionSql) => {
@@ -91,6 +95,37 @@ describe('a session let go of while a write of its is in flight', () => {
     j.remember('s1');
     await j.append({ sessionId: 's1', retry: true, write: insert('s1', 3) });
     await expect(j.durable('s1')).resolves.toBeUndefined();
+    j.close();
+  });
+});
+
+describe('a session hosted here again while a write of its earlier run is in flight', () => {
+  it('drops that write when PostgreSQL refuses its stale epoch, and leaves the session as it runs now alone', async () => {
+    const fenced: string[] = [];
+    const j = new Journal({ ...journalOptions(), onFenced: (sessionId) => fenced.push(sessionId) });
+    // The earlier run's write, refused by PostgreSQL as the fencing trigger refuses a stale epoch.
+    const earlier = heldWrite();
+    const refused = j.append({
+      sessionId: 's2',
+      retry: true,
+      write: async (tx) => {
+        await earlier.write();
+        await tx`do $$ begin raise exception 'stale epoch' using errcode = 'TG409'; end $$`;
+        return [];
+      },
+    });
+    await earlier.running;
+    // The node lost the server (the lease lapsed), took it again under a new epoch and restored
+    // the session from its row: its new run appends while the old write is still in flight.
+    j.forget('s2');
+    j.remember('s2');
+    const now = j.append({ sessionId: 's2', retry: true, write: insert('s2', 5) });
+    earlier.release();
+    await expect(refused).rejects.toBeInstanceOf(JournalWriteError);
+    await now;
+    await j.idle();
+    expect(fenced).toEqual([]);
+    expect(await db.sql`select n from forget_writes where session_id = 's2'`).toEqual([{ n: 5 }]);
     j.close();
   });
 });
