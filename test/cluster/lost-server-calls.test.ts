@@ -179,4 +179,35 @@ describe('a node whose lease on a server moves while a session of it is closing'
     expect(hold?.state).toBe('open');
     expect((await network.captures()).filter((c) => c.holdId === hold?.id)).toEqual([]);
   });
+
+  it('has PostgreSQL refuse a transition whose number the new owner took already, and calls nothing out for it', async () => {
+    const { serviceId } = await createService(node.app, node.adminToken, { pricePerMinute: '60.00' });
+    const [service] = await node.db.sql<{ serverId: string }[]>`select server_id as "serverId" from services where id = ${serviceId}`;
+    const serverId = service!.serverId;
+    await node.leases!.tick();
+    expect(node.leases!.serves(serverId)).toBe(true);
+    const customer = await signUp(node.app, { outstandingLimit: '100.00' });
+    const opened = await node.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
+    expect(opened.statusCode).toBe(201);
+    const id = opened.json().id as string;
+    await node.journal.durable(id);
+    const [before] = await node.db.sql<{ refused: bigint }[]>`select case when is_called then last_value else 0 end as refused from fencing_refusals`;
+
+    // Another node takes the server and writes the session on (its transitions take the next
+    // numbers) while this node, paused, still believes it owns it.
+    await node.db.sql`insert into nodes (node_id, url, started_at, heartbeat_at, expires_at) values ('node-y', 'http://127.0.0.1:9', now(), now(), now() + interval '1 hour') on conflict do nothing`;
+    const [lease] = await node.db.sql<{ epoch: bigint }[]>`update server_leases set node_id = 'node-y', epoch = epoch + 1 where server_id = ${serverId} returning epoch`;
+    await node.db.sql`update sessions set seq = seq + 3, owner_epoch = ${lease!.epoch} where id = ${id}`;
+    expect(node.supervisor.send(id, { type: 'LOGOFF', at: Date.now() })).toBe(true);
+    await node.journal.idle();
+    await sleep(300);
+
+    const [after] = await node.db.sql<{ refused: bigint }[]>`select last_value as refused from fencing_refusals`;
+    expect(after!.refused).toBeGreaterThan(before!.refused);
+    expect(node.supervisor.has(id)).toBe(false);
+    const network = sandbox(node.cardNetworkUrl);
+    const hold = (await network.holds()).find((h) => h.reference === id);
+    expect(hold?.state).toBe('open');
+    expect((await network.captures()).filter((c) => c.holdId === hold?.id)).toEqual([]);
+  });
 });
