@@ -3,9 +3,9 @@ import { defineConfig } from 'vitest/config';
 
 // Without Chromium the browser tests are skipped (test/browser/chromium-check.ts says so): no PostgreSQL is started for them.
 const hasChromium = existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium');
-// The several-node suites run apart (npm run test:cluster): the three-node fault suite still fails
-// some runs on two known defects, and the two-node test's 1.5 s leases lapse on a busy machine
-// (a 503 SERVER_MOVING in CI's second pass); neither is part of npm test until fixed (issue 17).
+// The several-node suites run apart (npm run test:cluster): the three-node fault suite takes minutes,
+// and the two-node test's 1.5 s leases lapse on a busy machine (a 503 SERVER_MOVING in CI's second
+// pass); neither is part of npm test (issue 17).
 const clusterFaults = process.env.CLUSTER_FAULTS === '1';
 
 export default defineConfig({

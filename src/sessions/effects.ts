@@ -109,21 +109,31 @@ export function sessionEffects(deps: EffectDeps) {
     }
   }
 
+  /**
+   * Waits until what the session is about to do is committed (DESIGN rules 3 and 13). An actor
+   * stopped meanwhile (its server's lease lost, or handed over) calls out nothing: its promise
+   * runs on after the stop, but the node that now runs the session drives the call from its row.
+   */
+  async function intentWritten(sessionId: string, signal: AbortSignal): Promise<void> {
+    await deps.durable(sessionId);
+    if (signal.aborted) throw new Error(`session ${sessionId} no longer runs here`);
+  }
+
   /** Voids the holds a session leaves behind (replaced by a renewal); each void is idempotent. */
   async function voidAll(sessionId: string, holdIds: string[]): Promise<void> {
     for (const holdId of holdIds) await gateway.void({ holdId, idempotencyKey: idempotencyKeys.void(sessionId, holdId) });
   }
 
   return {
-    authorizeHold: fromPromise<AuthorizeOutcome, AuthorizeInput>(async ({ input }) => {
-      await deps.durable(input.sessionId);
+    authorizeHold: fromPromise<AuthorizeOutcome, AuthorizeInput>(async ({ input, signal }) => {
+      await intentWritten(input.sessionId, signal);
       return authorizeOutcome(input);
     }),
 
     // The first answer was lost: replaying the authorization with its key returns the hold if
     // it was placed (or places it now); voiding that leaves nothing held either way.
-    releaseAuthorization: fromPromise<CallOutcome, ReleaseInput>(async ({ input }) => {
-      await deps.durable(input.sessionId);
+    releaseAuthorization: fromPromise<CallOutcome, ReleaseInput>(async ({ input, signal }) => {
+      await intentWritten(input.sessionId, signal);
       try {
         const hold = await authorize(input);
         await voidAll(input.sessionId, [hold.holdId]);
@@ -136,8 +146,8 @@ export function sessionEffects(deps: EffectDeps) {
     }),
 
     // A new hold before the old one lapses; the old one is voided now, or before settling.
-    renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input }) => {
-      await deps.durable(input.sessionId);
+    renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input, signal }) => {
+      await intentWritten(input.sessionId, signal);
       const outcome = await authorizeOutcome(input);
       if (outcome.kind !== 'held') return outcome;
       try {
@@ -149,8 +159,8 @@ export function sessionEffects(deps: EffectDeps) {
       }
     }),
 
-    reserveExtension: fromPromise<ReserveOutcome, ReserveInput>(async ({ input }) => {
-      await deps.durable(input.sessionId);
+    reserveExtension: fromPromise<ReserveOutcome, ReserveInput>(async ({ input, signal }) => {
+      await intentWritten(input.sessionId, signal);
       try {
         const reserved = await transaction(sql, (tx) => reserveShare(tx, input, deps.epochOf(input.sessionId)));
         return reserved ? { kind: 'reserved', at: clock.now() } : { kind: 'declined', reason: 'outstanding_limit_reached', at: clock.now() };
@@ -160,8 +170,8 @@ export function sessionEffects(deps: EffectDeps) {
       }
     }),
 
-    incrementHold: fromPromise<IncrementOutcome, IncrementInput>(async ({ input }) => {
-      await deps.durable(input.sessionId);
+    incrementHold: fromPromise<IncrementOutcome, IncrementInput>(async ({ input, signal }) => {
+      await intentWritten(input.sessionId, signal);
       try {
         const hold = await gateway.increment({
           holdId: input.holdId,
@@ -176,8 +186,8 @@ export function sessionEffects(deps: EffectDeps) {
       }
     }),
 
-    captureCharge: fromPromise<CaptureOutcome, CaptureInput>(async ({ input }) => {
-      await deps.durable(input.sessionId);
+    captureCharge: fromPromise<CaptureOutcome, CaptureInput>(async ({ input, signal }) => {
+      await intentWritten(input.sessionId, signal);
       try {
         await voidAll(input.sessionId, input.staleHoldIds);
         const capture = await gateway.capture({
@@ -196,8 +206,8 @@ export function sessionEffects(deps: EffectDeps) {
       }
     }),
 
-    voidHold: fromPromise<CallOutcome, VoidInput>(async ({ input }) => {
-      await deps.durable(input.sessionId);
+    voidHold: fromPromise<CallOutcome, VoidInput>(async ({ input, signal }) => {
+      await intentWritten(input.sessionId, signal);
       try {
         await voidAll(input.sessionId, [...input.staleHoldIds, input.holdId]);
         return { kind: 'done', at: clock.now() };

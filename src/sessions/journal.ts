@@ -65,6 +65,7 @@ interface Pending {
 }
 
 interface SessionQueue {
+  sessionId: string;
   /** The lane all of this session's writes go through, in order. */
   lane: Lane;
   pending: Pending[];
@@ -75,6 +76,13 @@ interface SessionQueue {
   retryTimer: NodeJS.Timeout | null;
   drained: (() => void)[];
   stuckListeners: ((error: JournalWriteError) => void)[];
+  /**
+   * Let go of (forget) while a batch carried its writes: no longer the session's queue, so that
+   * if the session is hosted here again its new writes start a queue of their own. Its batch
+   * commits or fails as it goes; nothing of it is retried, and a refusal says nothing about the
+   * session as it runs now.
+   */
+  letGo: boolean;
 }
 
 /** One group-commit loop: sessions ready to write, and the batch being written. */
@@ -118,6 +126,8 @@ export class Journal {
     // A transition's observers run in the same tick as the actors it starts: yield once so the
     // transition is appended before this looks.
     await null;
+    // What it would wait for was dropped: nothing may go out on it (the next owner drives it).
+    if (this.forgotten.has(sessionId)) return new Promise<void>(() => undefined);
     const queue = this.queues.get(sessionId);
     if (!queue) return;
     await new Promise<void>((resolve) => queue.drained.push(resolve));
@@ -158,7 +168,8 @@ export class Journal {
   /**
    * Drops what is queued for a session that no longer runs here (its server's lease is gone):
    * callers waiting for an answer are told it was not recorded; `durable` waiters, who would call
-   * out once it were, never resolve. A write already in flight commits or is refused as it goes.
+   * out once it were, never resolve, now or later, until the session is hosted here again
+   * (`remember`). A write already in flight commits or is refused as it goes.
    */
   forget(sessionId: string): void {
     // Bounded: only a command racing the loss of its session's server looks here.
@@ -168,16 +179,25 @@ export class Journal {
     if (!queue) return;
     if (queue.retryTimer) clearTimeout(queue.retryTimer);
     queue.lane.ready.delete(sessionId);
+    const error = new JournalWriteError(sessionId, 'the session runs on another node now');
+    // Waiters for everything appended so far: what they wait for includes what is dropped here,
+    // so the commit of the batch in flight must not let them through (a void or a capture whose
+    // intent was never written, while the next owner restores the session from the row before it).
+    queue.drained.length = 0;
+    for (const reject of queue.stuckListeners.splice(0)) reject(error);
+    this.queues.delete(sessionId);
     if (queue.inFlight > 0) {
-      // The batch in flight settles it; only what it does not carry is dropped now.
-      const error = new JournalWriteError(sessionId, 'the session runs on another node now');
+      // The batch in flight settles what it carries; only what it does not carry is dropped now.
+      queue.letGo = true;
       for (const pending of queue.pending.splice(queue.inFlight)) this.settle(pending, error);
       return;
     }
-    this.queues.delete(sessionId);
-    const error = new JournalWriteError(sessionId, 'the session runs on another node now');
     for (const pending of queue.pending) this.settle(pending, error);
-    for (const reject of queue.stuckListeners.splice(0)) reject(error);
+  }
+
+  /** The session is hosted here again, from its committed row: its calls out may go once written. */
+  remember(sessionId: string): void {
+    this.forgotten.delete(sessionId);
   }
 
   /** Resolves when nothing is being written (stuck sessions' writes are left queued). */
@@ -198,7 +218,7 @@ export class Journal {
     let queue = this.queues.get(sessionId);
     if (!queue) {
       const lane = this.lanes[this.lanes.length === 1 ? 0 : laneIndex(lockKey ?? sessionId, this.lanes.length)]!;
-      queue = { lane, pending: [], inFlight: 0, failures: 0, stuck: null, retryTimer: null, drained: [], stuckListeners: [] };
+      queue = { sessionId, lane, pending: [], inFlight: 0, failures: 0, stuck: null, retryTimer: null, drained: [], stuckListeners: [], letGo: false };
       this.queues.set(sessionId, queue);
     }
     return queue;
@@ -217,19 +237,19 @@ export class Journal {
       const batch = this.takeBatch(lane);
       try {
         const started = performance.now();
-        const events = await transaction(this.options.sql, (tx) => Promise.all(batch.map((id) => this.writeAll(tx, id))));
-        this.options.onBatch(batch.reduce((n, id) => n + this.queueOf(id).inFlight, 0), (performance.now() - started) / 1000);
+        const events = await transaction(this.options.sql, (tx) => Promise.all(batch.map((queue) => this.writeAll(tx, queue))));
+        this.options.onBatch(batch.reduce((n, queue) => n + queue.inFlight, 0), (performance.now() - started) / 1000);
         this.afterCommit(batch, events.flat());
       } catch {
         // One session's bad write must not hold the others: each goes again, alone.
-        for (const sessionId of batch) await this.writeAlone(sessionId);
+        for (const queue of batch) await this.writeAlone(queue);
       }
     }
     lane.flushing = null;
   }
 
-  private takeBatch(lane: Lane): string[] {
-    const batch: string[] = [];
+  private takeBatch(lane: Lane): SessionQueue[] {
+    const batch: SessionQueue[] = [];
     let writes = 0;
     for (const sessionId of lane.ready) {
       const queue = this.queueOf(sessionId);
@@ -237,33 +257,31 @@ export class Journal {
       lane.ready.delete(sessionId);
       queue.inFlight = queue.pending.length;
       writes += queue.inFlight;
-      batch.push(sessionId);
+      batch.push(queue);
     }
     return batch;
   }
 
-  private async writeAll(tx: TransactionSql, sessionId: string): Promise<StoredEvent[]> {
-    const queue = this.queueOf(sessionId);
-    if (queue.stuck !== null) await this.options.onRecovering(tx, sessionId);
+  private async writeAll(tx: TransactionSql, queue: SessionQueue): Promise<StoredEvent[]> {
+    if (queue.stuck !== null) await this.options.onRecovering(tx, queue.sessionId);
     const events: StoredEvent[] = [];
     for (const pending of queue.pending.slice(0, queue.inFlight)) events.push(...(await pending.entry.write(tx)));
     return events;
   }
 
-  private async writeAlone(sessionId: string): Promise<void> {
-    const queue = this.queueOf(sessionId);
+  private async writeAlone(queue: SessionQueue): Promise<void> {
     queue.inFlight = queue.pending.length;
     try {
-      const events = await transaction(this.options.sql, (tx) => this.writeAll(tx, sessionId));
-      this.afterCommit([sessionId], events);
+      const events = await transaction(this.options.sql, (tx) => this.writeAll(tx, queue));
+      this.afterCommit([queue], events);
     } catch (error) {
-      this.failed(sessionId, error);
+      this.failed(queue, error);
     }
   }
 
-  private afterCommit(sessionIds: string[], events: StoredEvent[]): void {
-    for (const sessionId of sessionIds) {
-      const queue = this.queueOf(sessionId);
+  private afterCommit(queues: SessionQueue[], events: StoredEvent[]): void {
+    for (const queue of queues) {
+      const { sessionId } = queue;
       for (const pending of queue.pending.splice(0, queue.inFlight)) this.settle(pending);
       queue.inFlight = 0;
       queue.failures = 0;
@@ -271,6 +289,7 @@ export class Journal {
         queue.stuck = null;
         this.options.onRecovered(sessionId);
       }
+      if (queue.letGo) continue;
       if (queue.pending.length > 0) {
         this.markReady(sessionId);
         continue;
@@ -281,8 +300,15 @@ export class Journal {
     if (events.length > 0) this.options.onCommitted(events.sort((a, b) => (a.position < b.position ? -1 : 1)));
   }
 
-  private failed(sessionId: string, error: unknown): void {
-    const queue = this.queueOf(sessionId);
+  private failed(queue: SessionQueue, error: unknown): void {
+    const { sessionId } = queue;
+    if (queue.letGo) {
+      // Written for the session as it ran before it was let go: dropped, whatever the reason.
+      queue.inFlight = 0;
+      const dropped = new JournalWriteError(sessionId, 'the session runs on another node now');
+      for (const pending of queue.pending.splice(0)) this.settle(pending, dropped);
+      return;
+    }
     if (isStaleEpoch(error)) {
       // Retrying cannot help, and no call out may follow: the session is another node's now.
       queue.inFlight = 0;

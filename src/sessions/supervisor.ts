@@ -408,6 +408,8 @@ export class Supervisor {
   /** Hosts one unsettled row: cold, held, or with an actor to start (in `started`); its seat goes in `seats`. */
   private host(row: UnsettledSession, seats: SeatToRestore[], started: string[]): boolean {
     const { id } = row;
+    // Let go of once (its server was lost, and has come back here): it runs from its row now.
+    this.deps.journal.remember(id);
     let stored: SessionSnapshot;
     let pending: SessionSnapshot | null = null;
     try {

@@ -30,7 +30,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * Writes one transition as one statement: the row, its history line, the ledger rows, the
  * reservation, the charge slip, the log row and the domain events it implies. Only a row whose
  * transition number is below this one's is written, and everything else hangs on that row, so
- * a transition written twice (its commit's answer lost, then retried) changes nothing.
+ * a transition written twice (its commit's answer lost, then retried) changes nothing; one
+ * whose number another owner has taken since is refused for its stale epoch.
  */
 export async function writeTransition(tx: TransactionSql, t: TransitionRecord): Promise<StoredEvent[]> {
   const c = t.context;
@@ -65,6 +66,14 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
       from old where s.id = ${c.sessionId}
       returning s.account_id, old.before, s.reserved_micros as after,
         (not old.was_final and s.state in ('settled', 'declined'))::int as ended
+    ), fenced as (
+      -- The row has moved past this transition's number. A replay of this node's own write changes
+      -- nothing; a write of a node whose epoch is not the row's is stale, and is made to reach the
+      -- fencing trigger, which refuses it: matching no row, it would commit unchecked, and the call
+      -- out waiting on it would go (a hold voided under a session its new owner runs).
+      update sessions set owner_epoch = ${t.epoch ?? null}::int8
+      where id = ${c.sessionId} and seq >= ${t.seq} and ${t.epoch ?? null}::int8 is not null
+        and owner_epoch is distinct from ${t.epoch ?? null}::int8
     ), reserved as (
       -- The account's share of the outstanding limit, and its count of unsettled sessions (the quota).
       update accounts a set reserved_micros = a.reserved_micros + (written.after - written.before),

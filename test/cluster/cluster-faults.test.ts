@@ -160,21 +160,33 @@ async function run(diagnostics: string[]): Promise<void> {
     return answer;
   };
 
-  // ---- caps, sampled from PostgreSQL while the run goes (a seat: authorizing or active)
+  // ---- caps, sampled from PostgreSQL while the run goes. A seat is what the session machine tags
+  // `seat` (docs/architecture.md): asking for its authorization, or active. A session declined
+  // while its authorization is being released (authorizing.releasing: the client went away, or
+  // the card network did not answer) gave its seat back as it was declined: it never runs.
   const capSamples = { taken: 0, overServer: [] as string[], overService: [] as string[] };
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
       const rows = await sql!<{ serverId: string; serviceId: string; seated: number }[]>`
         select server_id as "serverId", service_id as "serviceId", count(*)::int as seated
-        from sessions where state in ('authorizing', 'active') group by server_id, service_id`;
+        from sessions where state = 'active' or path = 'authorizing.requesting' group by server_id, service_id`;
       capSamples.taken++;
       const perServer = new Map<string, number>();
       for (const row of rows) {
         perServer.set(row.serverId, (perServer.get(row.serverId) ?? 0) + row.seated);
         if (row.seated > SERVICE_CAP) capSamples.overService.push(`${row.serviceId}: ${row.seated}`);
       }
-      for (const [serverId, seated] of perServer) if (seated > SERVER_CAP) capSamples.overServer.push(`${serverId}: ${seated}`);
+      for (const [serverId, seated] of perServer) {
+        if (seated <= SERVER_CAP) continue;
+        capSamples.overServer.push(`${serverId}: ${seated}`);
+        const over = await sql!`
+          select s.id, s.path, s.seq, s.owner_epoch, s.updated_at, l.node_id, l.epoch,
+            (select string_agg(e.event || '>' || e.to_state || '@' || coalesce(e.owner_epoch::text, '-'), ' ' order by e.id) from session_events e where e.session_id = s.id) as history
+          from sessions s left join server_leases l on l.server_id = s.server_id
+          where s.server_id = ${serverId} and (s.state = 'active' or s.path = 'authorizing.requesting')`;
+        diagnostics.push(`over the cap of ${serverId} at ${new Date().toISOString()}: ${JSON.stringify(over, (_, v) => (typeof v === 'bigint' ? String(v) : v), 2)}`);
+      }
       await sleep(150);
     }
   })();
