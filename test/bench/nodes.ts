@@ -11,8 +11,8 @@ import { BENCH_ADMIN_TOKEN } from './pair.js';
 import { type BenchCluster, withSql } from './pg.js';
 import { cpuWindow, postgresPids, type CpuShares } from './procstat.js';
 import { describeCpu } from './opens.js';
-import { benchCustomer } from './seed.js';
-import { pool, round, say, sleep } from './util.js';
+import { signUpBenchCustomers } from './seed.js';
+import { round, say, sleep } from './util.js';
 
 /**
  * Phase 9 (issue 17): opens on one node against opens on three nodes sharing its database, to
@@ -202,15 +202,7 @@ export async function measureNodes(
 
     say(`signing up ${options.accounts} customers over HTTP at node-1`);
     const signUpStarted = performance.now();
-    const tokens = await pool(options.accounts, 8, async (i) => {
-      const response = await fetch(`${nodes[0]!.url}/v1/accounts`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(benchCustomer(i, randomUUID())),
-      });
-      if (response.status !== 201) throw new Error(`sign-up: ${response.status} ${await response.text()}`);
-      return `Bearer ${((await response.json()) as { token: string }).token}`;
-    });
+    const tokens = await signUpBenchCustomers(nodes[0]!.url, options.accounts);
     const signUpSeconds = (performance.now() - signUpStarted) / 1000;
 
     const counters = () =>

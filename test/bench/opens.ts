@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { AutocannonRequest } from 'autocannon';
 import type { BenchChild } from './child.js';
@@ -6,8 +5,8 @@ import { connect } from '../../src/db/sql.js';
 import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { load, type LoadResult } from './load.js';
 import { cpuWindow, type CpuShares } from './procstat.js';
-import { benchCustomer } from './seed.js';
-import { distribution, pool, round, say } from './util.js';
+import { signUpBenchCustomers } from './seed.js';
+import { distribution, round, say } from './util.js';
 import type { Distribution } from './util.js';
 
 /**
@@ -87,15 +86,7 @@ export async function measureOpens(ctx: {
 
   say(`signing up ${ctx.accounts} customers over HTTP (card tokenized at the sandbox)`);
   const signUpStarted = performance.now();
-  const tokens = await pool(ctx.accounts, 8, async (i) => {
-    const response = await fetch(`${url}/v1/accounts`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(benchCustomer(i, randomUUID())),
-    });
-    if (response.status !== 201) throw new Error(`sign-up: ${response.status} ${await response.text()}`);
-    return `Bearer ${((await response.json()) as { token: string }).token}`;
-  });
+  const tokens = await signUpBenchCustomers(url, ctx.accounts);
   const signUpSeconds = (performance.now() - signUpStarted) / 1000;
   say(`signed up ${tokens.length} customers in ${signUpSeconds.toFixed(1)} s`);
 

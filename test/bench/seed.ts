@@ -4,7 +4,7 @@ import { cutoffOf } from '../../src/billing/charge.js';
 import { flatTariff } from '../../src/billing/tariff.js';
 import type { Sql } from '../../src/db/sql.js';
 import { SESSION_MACHINE_VERSION } from '../../machines/session/index.js';
-import { say } from './util.js';
+import { pool, say } from './util.js';
 
 /**
  * Writes unsettled sessions straight into the database, as a tollgate process that crashed
@@ -50,6 +50,19 @@ export function benchCustomer(i: number, unique: string) {
     estimatedProcessingHours: 3.5,
     outstandingLimit: '100000.00',
   };
+}
+
+/** Signs up `count` bench customers over HTTP at `url`, eight at a time; answers their Authorization headers. */
+export async function signUpBenchCustomers(url: string, count: number): Promise<string[]> {
+  return pool(count, 8, async (i) => {
+    const response = await fetch(`${url}/v1/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(benchCustomer(i, randomUUID())),
+    });
+    if (response.status !== 201) throw new Error(`sign-up: ${response.status} ${await response.text()}`);
+    return `Bearer ${((await response.json()) as { token: string }).token}`;
+  });
 }
 
 /** Customers for seeded sessions: rows only (they never reach the card network during the run). */

@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransactionSql } from '../../src/db/sql.js';
-import { Journal, JournalWriteError } from '../../src/sessions/journal.js';
+import { JournalWriteError } from '../../src/sessions/journal.js';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { testJournal } from '../helpers/journal.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 /**
@@ -41,25 +42,6 @@ function heldWrite() {
   };
 }
 
-function journal() {
-  return new Journal(journalOptions());
-}
-
-function journalOptions() {
-  return {
-    sql: db.sql,
-    maxBatch: 64,
-    attemptsBeforeStuck: 2,
-    retryBaseMs: 10,
-    retryMaxMs: 10,
-    onCommitted: () => undefined,
-    onStuck: () => undefined,
-    onRecovering: async () => undefined,
-    onRecovered: () => undefined,
-    onBatch: () => undefined,
-  };
-}
-
 const insert = (sessionId: string, n: number) => async (tx: TransactionSql) => {
   await tx`insert into forget_writes (session_id, n) values (${sessionId}, ${n})`;
   return [];
@@ -67,7 +49,7 @@ const insert = (sessionId: string, n: number) => async (tx: TransactionSql) => {
 
 describe('a session let go of while a write of its is in flight', () => {
   it('lets no one waiting for its later writes through when the write in flight commits', async () => {
-    const j = journal();
+    const j = testJournal(db.sql);
     const first = heldWrite();
     const committedFirst = j.append({ sessionId: 's1', retry: true, write: first.write });
     await first.running;
@@ -102,7 +84,7 @@ describe('a session let go of while a write of its is in flight', () => {
 describe('a session hosted here again while a write of its earlier run is in flight', () => {
   it('drops that write when PostgreSQL refuses its stale epoch, and leaves the session as it runs now alone', async () => {
     const fenced: string[] = [];
-    const j = new Journal({ ...journalOptions(), onFenced: (sessionId) => fenced.push(sessionId) });
+    const j = testJournal(db.sql, { onFenced: (sessionId) => fenced.push(sessionId) });
     // The earlier run's write, refused by PostgreSQL as the fencing trigger refuses a stale epoch.
     const earlier = heldWrite();
     const refused = j.append({

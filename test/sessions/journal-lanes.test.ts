@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransactionSql } from '../../src/db/sql.js';
-import { Journal, JournalWriteError } from '../../src/sessions/journal.js';
+import { JournalWriteError } from '../../src/sessions/journal.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { testJournal } from '../helpers/journal.js';
 
 /**
  * The journal's lanes: sessions of different accounts commit in transactions side by side,
@@ -18,22 +19,6 @@ afterAll(async () => {
   await db.drop();
 });
 
-function journal(lanes: number) {
-  return new Journal({
-    sql: db.sql,
-    maxBatch: 64,
-    lanes,
-    attemptsBeforeStuck: 2,
-    retryBaseMs: 10,
-    retryMaxMs: 10,
-    onCommitted: () => undefined,
-    onStuck: () => undefined,
-    onRecovering: async () => undefined,
-    onRecovered: () => undefined,
-    onBatch: () => undefined,
-  });
-}
-
 const insert = (sessionId: string, n: number) => async (tx: TransactionSql) => {
   await tx`insert into writes (session_id, n) values (${sessionId}, ${n})`;
   return [];
@@ -41,7 +26,7 @@ const insert = (sessionId: string, n: number) => async (tx: TransactionSql) => {
 
 describe('journal lanes', () => {
   it('commits every session of many accounts, each session in the order its writes were appended', async () => {
-    const j = journal(3);
+    const j = testJournal(db.sql, { lanes: 3 });
     const appended: Promise<void>[] = [];
     for (let n = 0; n < 5; n++) {
       for (let s = 0; s < 40; s++) appended.push(j.append({ sessionId: `order-${s}`, lockKey: `account-${s % 7}`, retry: true, write: insert(`order-${s}`, n) }));
@@ -55,7 +40,7 @@ describe('journal lanes', () => {
   });
 
   it('lets another account commit while one lane waits on a lock', async () => {
-    const j = journal(2);
+    const j = testJournal(db.sql, { lanes: 2 });
     const lock = await db.sql.reserve();
     await lock`begin`;
     await lock`select pg_advisory_xact_lock(42)`;
@@ -91,7 +76,7 @@ describe('journal lanes', () => {
   });
 
   it('with one lane, a write waits behind the batch in flight', async () => {
-    const j = journal(1);
+    const j = testJournal(db.sql, { lanes: 1 });
     const lock = await db.sql.reserve();
     await lock`begin`;
     await lock`select pg_advisory_xact_lock(43)`;
@@ -118,7 +103,7 @@ describe('journal lanes', () => {
   });
 
   it('fails one session alone: the others in its batch commit', async () => {
-    const j = journal(2);
+    const j = testJournal(db.sql, { lanes: 2 });
     const bad = j.append({
       sessionId: 'bad',
       lockKey: 'account-1',
