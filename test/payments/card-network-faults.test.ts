@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
@@ -323,6 +324,44 @@ describe.each(PHASE_CASES)('faults on $phase', ({ phase, arrange }) => {
     expect((error as CardDeclinedError).reason).toBe('processing_error');
     expect(await effects()).toEqual([]);
     expect((await calls())[phase]).toBe(1);
+  });
+});
+
+describe('a retry declined while an earlier attempt of its key is still arriving', () => {
+  it('waits for that attempt, whose body was still being read, and answers the hold it placed', async () => {
+    const token = await newToken();
+    const idempotencyKey = key();
+    const body = JSON.stringify({ token, amount: '5.00', currency: 'USD', reference: sessionRef() });
+    // The first attempt's headers and half its body are on the line; the rest comes later.
+    const first = new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const sent = httpRequest(`${network.url}/v1/holds`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'idempotency-key': idempotencyKey },
+      });
+      sent.on('response', (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+      });
+      sent.on('error', reject);
+      sent.write(body.slice(0, 20));
+      setTimeout(() => sent.end(body.slice(20)), 300);
+    });
+    await sleep(100);
+    // The retry draws a decline: the line's, not the card's.
+    await putFaults({ rules: [{ phase: 'authorize', fault: 'decline', times: 1 }] });
+    const retry = await fetch(`${network.url}/v1/holds`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
+      body,
+    });
+    const placed = await first;
+    expect(placed.status).toBe(201);
+    // Not declined while a hold was being placed under its key: it replays that hold.
+    expect(retry.status).toBe(201);
+    expect(((await retry.json()) as { id: string }).id).toBe(placed.body.id);
+    expect(await db.sql`select id from card_network.holds where token = ${token}`).toHaveLength(1);
   });
 });
 

@@ -155,6 +155,33 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
 
   // Calls by idempotency key from their arrival until what they do is committed (see the decline below).
   const committing = new Map<string, Set<Promise<void>>>();
+  const arrivals = new WeakMap<FastifyRequest, { arrival: Promise<void>; finish: () => void }>();
+  /**
+   * An attempt counts as on its way from the moment its headers arrive, before its body is read
+   * (an attempt whose body was still being read when a retry's decline was drawn committed a
+   * hold after it: seen in CI's card-faults-load at 16:01). Finished once, by whichever comes
+   * first: its handler, or the end of its response (a body that failed to parse).
+   */
+  function arrive(request: FastifyRequest): void {
+    const key = request.headers['idempotency-key'];
+    if (typeof key !== 'string' || key.length === 0 || key.length > 255) return;
+    let resolve!: () => void;
+    const arrival = new Promise<void>((done) => (resolve = done));
+    const attempts = committing.get(key) ?? new Set<Promise<void>>();
+    committing.set(key, attempts.add(arrival));
+    let finished = false;
+    arrivals.set(request, {
+      arrival,
+      finish: () => {
+        if (finished) return;
+        finished = true;
+        resolve();
+        attempts.delete(arrival);
+        if (attempts.size === 0 && committing.get(key) === attempts) committing.delete(key);
+      },
+    });
+  }
+  const finishArrival = (request: FastifyRequest) => arrivals.get(request)?.finish();
   const delayFor = (behavior: Behavior) => (behavior.kind === 'slow' ? slowMs : 0);
 
   /**
@@ -202,7 +229,29 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
     /** The usual case in one statement (one-statement.ts), or null to go the careful way. */
     atOnce?: (input: z.output<S>, params: Record<string, string>, call: { key: string; requestHash: string; now: number }) => Promise<Answer | null>,
   ): void {
-    app.post(path, async (request, reply) => {
+    const hooks = {
+      onRequest: (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+        arrive(request);
+        done();
+      },
+      onResponse: (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+        finishArrival(request);
+        done();
+      },
+      onRequestAbort: (request: FastifyRequest, done: () => void) => {
+        finishArrival(request);
+        done();
+      },
+    };
+    app.post(path, hooks, async (request, reply) => {
+      try {
+        return await handle(request, reply);
+      } finally {
+        finishArrival(request);
+      }
+    });
+
+    async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
       faults.arrive(phase);
       const key = request.headers['idempotency-key'];
       if (typeof key !== 'string' || key.length === 0) {
@@ -222,13 +271,11 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
           return hangUp(request, reply);
       }
 
-      // Registered before anything is awaited: a decline drawn for a retry of this key that
-      // arrives while this attempt is still on its way to a commit waits for it.
-      let committed = () => {};
-      const arrival = fault?.fault === 'decline' ? null : new Promise<void>((resolve) => (committed = resolve));
-      const attempts = committing.get(key) ?? new Set<Promise<void>>();
-      if (arrival) committing.set(key, attempts.add(arrival));
-      const earlier = [...attempts].filter((attempt) => attempt !== arrival);
+      // A decline commits nothing: it stops counting as on its way, and waits (below) for the
+      // attempts of its key that arrived before it was drawn.
+      const own = arrivals.get(request);
+      if (fault?.fault === 'decline') own?.finish();
+      const earlier = [...(committing.get(key) ?? [])].filter((attempt) => attempt !== own?.arrival);
       const now = clock.now();
       const input = parsed.data;
       const idempotencyKey = key;
@@ -236,9 +283,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
       try {
         answer = await decide();
       } finally {
-        committed();
-        if (arrival) attempts.delete(arrival);
-        if (attempts.size === 0 && committing.get(key) === attempts) committing.delete(key);
+        own?.finish();
       }
       // Committed (and the answer stored against the key) before the line goes dead.
       if (fault?.fault === 'drop_after_commit') return hangUp(request, reply);
@@ -262,8 +307,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
             quick = await atOnce(input, request.params as Record<string, string>, { key: idempotencyKey, requestHash, now });
           } else if (fault?.fault === 'decline') {
             // The one-statement path takes no lock on the key: a decline drawn for a retry waits
-            // for earlier attempts of the key still on their way to a commit (registered as they
-            // arrived, before their first await), and then replays what they stored.
+            // for earlier attempts of the key still on their way to a commit (registered as their
+            // headers arrived), and then replays what they stored.
             await Promise.all(earlier);
           }
           return quick ?? (await once(idempotencyKey, requestHash, effect, now));
@@ -271,7 +316,7 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
         if (fault?.fault === 'decline') return problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' });
         return planned;
       }
-    });
+    }
   }
 
   mutation('tokenize', '/v1/tokens', tokenBody, (input, _params, now) => {
