@@ -124,17 +124,19 @@ describe('a node whose lease on a server moves while a session of it is closing'
     await node?.stop();
   });
 
-  it('captures nothing for a logoff it had not written, though a write before it committed', async () => {
-    const { serviceId } = await createService(node.app, node.adminToken, { pricePerMinute: '60.00' });
-    const [service] = await node.db.sql<{ serverId: string }[]>`select server_id as "serverId" from services where id = ${serviceId}`;
-    const serverId = service!.serverId;
-    // The server was made after the node's first round: the next round claims it.
+  /** A session opened on a server made now, which the node claims at its next round. */
+  async function sessionOnNewServer(): Promise<{ serverId: string; id: string }> {
+    const { serviceId, serverId } = await createService(node.app, node.adminToken, { pricePerMinute: '60.00' });
     await node.leases!.tick();
     expect(node.leases!.serves(serverId)).toBe(true);
     const customer = await signUp(node.app, { outstandingLimit: '100.00' });
     const opened = await node.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
     expect(opened.statusCode).toBe(201);
-    const id = opened.json().id as string;
+    return { serverId, id: opened.json().id as string };
+  }
+
+  it('captures nothing for a logoff it had not written, though a write before it committed', async () => {
+    const { serverId, id } = await sessionOnNewServer();
     await sleep(20);
 
     // A write of the session in flight (past the fence), then the logoff's transition queued behind it.
@@ -163,15 +165,7 @@ describe('a node whose lease on a server moves while a session of it is closing'
   });
 
   it('has PostgreSQL refuse a transition whose number the new owner took already, and calls nothing out for it', async () => {
-    const { serviceId } = await createService(node.app, node.adminToken, { pricePerMinute: '60.00' });
-    const [service] = await node.db.sql<{ serverId: string }[]>`select server_id as "serverId" from services where id = ${serviceId}`;
-    const serverId = service!.serverId;
-    await node.leases!.tick();
-    expect(node.leases!.serves(serverId)).toBe(true);
-    const customer = await signUp(node.app, { outstandingLimit: '100.00' });
-    const opened = await node.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
-    expect(opened.statusCode).toBe(201);
-    const id = opened.json().id as string;
+    const { serverId, id } = await sessionOnNewServer();
     await node.journal.durable(id);
     const [before] = await node.db.sql<{ refused: bigint }[]>`select case when is_called then last_value else 0 end as refused from fencing_refusals`;
 
