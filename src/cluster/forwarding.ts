@@ -19,6 +19,12 @@ export const FORWARDED_BY = 'x-tollgate-forwarded-by';
 
 /** Routes whose session (`:id`) decides which node answers. */
 const SESSION_ROUTES = new Set(['/v1/sessions/:id', '/v1/sessions/:id/extend', '/v1/sessions/:id/logoff', '/v1/ops/sessions/:id', '/v1/ops/sessions/:id/:action']);
+/**
+ * The metering API's calls about one session (`sessionId` in the body): a use is booked by the
+ * actor that runs the session. A batch may name sessions of several servers and is answered
+ * where it lands.
+ */
+const METERING_ROUTES = new Set(['/v1/metering/query', '/v1/metering/commit', '/v1/metering/release']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Headers of one hop, not passed on (RFC 9110 §7.6.1), and those the forwarder sets itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-connection', 'host', 'content-length', 'expect']);
@@ -56,6 +62,10 @@ export function registerForwarding(app: FastifyInstance, deps: ForwardingDeps): 
     if (route === '/v1/sessions' && request.method === 'POST') {
       const serviceId = (request.body as { serviceId?: unknown } | null | undefined)?.serviceId;
       return typeof serviceId === 'string' && UUID.test(serviceId) ? deps.serverOfService(serviceId) : null;
+    }
+    if (route !== undefined && METERING_ROUTES.has(route)) {
+      const sessionId = (request.body as { sessionId?: unknown } | null | undefined)?.sessionId;
+      return typeof sessionId === 'string' && UUID.test(sessionId) ? serverOfSession(sessionId) : null;
     }
     if (route === undefined || !SESSION_ROUTES.has(route)) return null;
     const id = (request.params as { id?: unknown }).id;

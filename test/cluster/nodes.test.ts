@@ -52,6 +52,9 @@ beforeAll(async () => {
   }
   b = await node('node-b', 1500, a.adminToken);
   await until('one server each', () => a.leases!.leases().size === 1 && b.leases!.leases().size === 1 && [a, b].every((n) => services.some((s) => n.leases!.serves(s.serverId))));
+  // and each knowing who owns the other's (a round behind, it answers 503 SERVER_MOVING instead of forwarding).
+  const ownerOf = (serverId: string) => (a.leases!.serves(serverId) ? 'node-a' : 'node-b');
+  await until('each node knows the owners', () => [a, b].every((n) => services.every((s) => n.leases!.ownerOf(s.serverId)?.nodeId === ownerOf(s.serverId))));
 });
 
 afterAll(async () => {
@@ -83,6 +86,38 @@ describe('two nodes', () => {
     expect(loggedOff.status).toBe(200);
     expect(((await loggedOff.json()) as { state: string }).state).toBe('settled');
     await until('node-b’s edge ends its access', () => b.live.get(session.id)?.ended?.reason === 'logoff');
+  });
+
+  it('forwards the metering API’s calls about a session to the node that runs it', async () => {
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    const ops = { authorization: `Bearer ${a.adminToken}` };
+    const patched = await a.app.inject({ method: 'PATCH', url: `/v1/services/${onA.serviceId}`, headers: ops, payload: { tariff: { perUse: { unit: 'unit', price: '0.10' } } } });
+    expect(patched.statusCode, patched.body).toBe(200);
+    const issued = await a.app.inject({ method: 'POST', url: `/v1/services/${onA.serviceId}/credential`, headers: ops });
+    expect(issued.statusCode, issued.body).toBe(201);
+    const service = { authorization: `Bearer ${issued.json().credential as string}`, 'content-type': 'application/json' };
+    const customer = await signUp(a.app, { outstandingLimit: '100.00' });
+    const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(opened.statusCode, opened.body).toBe(201);
+    const sessionId = opened.json().id as string;
+
+    // The service reports its customer's uses to node-b, which does not run the session.
+    const meter = (op: string, body: unknown) => fetch(`${b.app.listeningOrigin}/v1/metering/${op}`, { method: 'POST', headers: service, body: JSON.stringify(body) });
+    const reserved = await meter('query', { sessionId, units: 3 });
+    expect(reserved.status).toBe(200);
+    expect(reserved.headers.get('x-tollgate-answered-by')).toBe('node-a');
+    expect(await reserved.json()).toMatchObject({ reservationId: 'r1', reserved: '0.30', applied: true });
+    const committed = await meter('commit', { sessionId, reservationId: 'r1', units: 2 });
+    expect(committed.headers.get('x-tollgate-answered-by')).toBe('node-a');
+    expect(await committed.json()).toMatchObject({ usedUnits: 2, used: '0.20', reserved: '0.00', applied: true });
+    const second = (await (await meter('query', { sessionId, units: 1 })).json()) as { reservationId: string };
+    const released = await meter('release', { sessionId, reservationId: second.reservationId });
+    expect(await released.json()).toMatchObject({ usedUnits: 2, reserved: '0.00', applied: true });
+
+    const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: customer.auth });
+    expect(loggedOff.statusCode, loggedOff.body).toBe(200);
+    const [row] = await db.sql<{ uses: number }[]>`select uses_units as uses from sessions where id = ${sessionId}`;
+    expect(row!.uses).toBe(2);
   });
 
   it('refuses, and counts, a write of a node whose lease another took, and sends nothing to the card company for it', async () => {
