@@ -6,6 +6,7 @@ import { connect } from '../../src/db/sql.js';
 import { migrateTollgate } from '../../src/runtime.js';
 import { GENEROUS_LIMITS } from '../helpers/operators.js';
 import { type BenchChild, spawnChild } from './child.js';
+import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { load, type LoadResult } from './load.js';
 import { BENCH_ADMIN_TOKEN } from './pair.js';
 import { type BenchCluster, withSql } from './pg.js';
@@ -31,6 +32,11 @@ export interface NodesRun extends LoadResult {
   /** Answers that carried x-tollgate-answered-by: forwarded by the node that took the request. */
   forwarded: number;
   locks: LockWaits;
+  /**
+   * Transactions committed in the phase database (pg_stat_database.xact_commit: a lone read is one
+   * too) per open completed, every node's, the sandbox's and the samplers' together.
+   */
+  commitsPerOpen: number;
 }
 
 /** The phase database's backends, sampled every 250 ms over a run: how many waited on a lock, and on which statement most. */
@@ -57,6 +63,20 @@ export interface NodesPhase {
   ownerChangesDuringRuns: number;
   /** Writes PostgreSQL refused for a stale epoch over the phase (fencing_refusals). */
   fencingRefusals: number;
+  /**
+   * Each node's CPU profile over a run of its own (apart from the measured ones): one node, then
+   * the three routed by owner, with the opens completed in it, so each area reads as CPU per open.
+   */
+  profiles: NodeProfile[];
+}
+
+export interface NodeProfile {
+  nodes: number;
+  nodeId: string;
+  seconds: number;
+  /** Opens completed by the whole cluster during the profiled run. */
+  opens: number;
+  summary: ProfileSummary;
 }
 
 /** Samples pg_stat_activity on a connection of its own until `stop()`. */
@@ -108,7 +128,7 @@ const SERVERS = 3;
 
 export async function measureNodes(
   cluster: BenchCluster,
-  options: { seconds: number; maxRequests: number; accounts: number; leaseMs: number; workDir: string; children: BenchChild[] },
+  options: { seconds: number; maxRequests: number; accounts: number; leaseMs: number; workDir: string; children: BenchChild[]; profileSeconds: number },
 ): Promise<NodesPhase> {
   const url = await cluster.createDatabase('bench_nodes');
   const catalogue = await withSql(url, async (sql) => {
@@ -207,8 +227,9 @@ export async function measureNodes(
 
     const counters = () =>
       withSql(url, async (sql) => {
-        const [row] = await sql<{ grants: number; refusals: number }[]>`
+        const [row] = await sql<{ grants: number; refusals: number; commits: number }[]>`
           select (select count(*)::int from lease_grants) as grants,
+            (select xact_commit::int from pg_stat_database where datname = current_database()) as commits,
             (select case when is_called then last_value else 0 end::int from fencing_refusals) as refusals`;
         return row!;
       });
@@ -262,13 +283,37 @@ export async function measureNodes(
       });
       const cpu = window.stop();
       const locks = await sampler.stop();
-      ownerChangesDuringRuns += (await counters()).grants - before.grants;
-      runs.push({ ...result, nodes: nodes.length, routing, cpu, forwarded: counted.forwarded, locks });
+      const after = await counters();
+      ownerChangesDuringRuns += after.grants - before.grants;
+      const commitsPerOpen = round((after.commits - before.commits) / Math.max(1, result.ok), 2);
+      runs.push({ ...result, nodes: nodes.length, routing, cpu, forwarded: counted.forwarded, locks, commitsPerOpen });
       say(
         `${nodes.length} node(s), ${routing}: ${result.perSecond} opens/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` +
-          ` (${result.non2xx} non-2xx ${JSON.stringify(result.statusCodes)}, ${result.errors} errors, ${counted.forwarded} forwarded); cores: ${describeCpu(cpu)}; ` +
+          ` (${result.non2xx} non-2xx ${JSON.stringify(result.statusCodes)}, ${result.errors} errors, ${counted.forwarded} forwarded); ${commitsPerOpen} transactions/open; cores: ${describeCpu(cpu)}; ` +
           `backends waiting on a lock ${locks.meanWaiting} on average${locks.mostWaited ? ` (most: ${locks.mostWaited.statement})` : ''}`,
       );
+    };
+    const profiles: NodeProfile[] = [];
+    // Every node profiled over the same run, apart from the measured ones (the profiler costs CPU).
+    const profile = async (serviceFor: (port: number) => string) => {
+      if (options.profileSeconds <= 0) return;
+      const file = (nodeId: string) => path.join(options.workDir, `nodes-${nodes.length}-${nodeId}.cpuprofile`);
+      await Promise.all(nodes.map((n) => n.child.request('profile-start', { intervalUs: 1000 })));
+      const result = await load({
+        label: `profiled ${nodes.length} node(s)`,
+        url: nodes.map((n) => n.url),
+        concurrency: 64,
+        seconds: options.profileSeconds,
+        maxRequests: options.maxRequests,
+        requests: [opensOver(serviceFor, { forwarded: 0 })],
+        quiet: true,
+      });
+      await Promise.all(nodes.map((n) => n.child.request('profile-stop', { file: file(n.nodeId) })));
+      for (const n of nodes) {
+        const summary = await summarizeProfile(file(n.nodeId));
+        profiles.push({ nodes: nodes.length, nodeId: n.nodeId, seconds: result.seconds, opens: result.ok, summary });
+        say(`  ${n.nodeId} of ${nodes.length}: busy ${summary.busyShare} %; ${summary.areas.slice(0, 8).map((a) => `${a.area} ${a.ms} ms`).join(', ')}`);
+      }
     };
     const warmUp = (serviceFor: (port: number) => string) =>
       load({ label: 'warm-up', url: nodes.map((n) => n.url), concurrency: 16, seconds: 3, maxRequests: 20_000, requests: [opensOver(serviceFor, { forwarded: 0 })], quiet: true });
@@ -276,6 +321,7 @@ export async function measureNodes(
     say('one node: 3 s of warm-up at concurrency 16, then the measured run');
     await warmUp(anyService);
     await measure('one node', anyService);
+    await profile(anyService);
     const [unsettled] = await withSql(url, (sql) => sql<{ count: number }[]>`select count(*)::int as count from sessions where state not in ('settled', 'declined')`);
 
     say(`starting node-2 and node-3 on the same database (lease ${options.leaseMs} ms)`);
@@ -290,6 +336,7 @@ export async function measureNodes(
     await warmUp(byOwner);
     await measure('by owner', byOwner);
     await measure('round robin', anyService);
+    await profile(byOwner);
 
     const { refusals } = await counters();
     for (const node of [...nodes].reverse()) await node.child.request('close', undefined, 60_000).catch(() => node.child.kill());
@@ -306,6 +353,7 @@ export async function measureNodes(
       runs,
       ownerChangesDuringRuns,
       fencingRefusals: refusals,
+      profiles,
     };
   } finally {
     for (const child of started) child.kill();

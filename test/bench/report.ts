@@ -8,7 +8,7 @@ import type { LoadResult } from './load.js';
 import type { ReportRow } from './reports.js';
 import type { MachineInfo } from './machine-info.js';
 import type { FarCardPhase } from './far-card.js';
-import type { NodesPhase, NodesRun } from './nodes.js';
+import type { NodeProfile, NodesPhase, NodesRun } from './nodes.js';
 import type { OpensPhase, OpenRun } from './opens.js';
 import type { RestoreRow } from './restore.js';
 import { round } from './util.js';
@@ -291,6 +291,7 @@ export function toJson(results: BenchResults) {
             seconds: r.seconds,
             cores: r.cpu.cores,
             locks: r.locks,
+            commitsPerOpen: r.commitsPerOpen,
           })),
         }
       : null,
@@ -790,7 +791,7 @@ function nodesSection(n: NodesPhase | null): string[] {
       "**By owner**: each connection is tied to one node and opens sessions of the service that node owns, as haproxy routing by service would send them. **Round robin**: the connections are spread over the nodes and each request names any service, so about two in three are forwarded by the node that took them to the owner (src/cluster/forwarding.ts); the forwarded column counts answers that carried x-tollgate-answered-by.",
     '',
     table(
-      ['nodes', 'routing', 'opens/s', '÷ one node', 'p50 ms', 'p99 ms', 'forwarded', 'non-2xx', 'backends waiting on a lock / idle in transaction', 'cores used, by process'],
+      ['nodes', 'routing', 'opens/s', '÷ one node', 'p50 ms', 'p99 ms', 'forwarded', 'non-2xx', 'transactions / open', 'backends waiting on a lock / idle in transaction', 'cores used, by process'],
       n.runs.map((r) => [
         r.nodes,
         r.routing,
@@ -800,6 +801,7 @@ function nodesSection(n: NodesPhase | null): string[] {
         r.p99Ms,
         r.forwarded,
         r.non2xx + r.errors + r.timeouts + (codes(r) ? ` (${codes(r)})` : ''),
+        r.commitsPerOpen ?? '–',
         `${r.locks.meanWaiting} / ${r.locks.meanIdleInTransaction}`,
         fmtCores(r.cpu.cores),
       ]),
@@ -812,8 +814,36 @@ function nodesSection(n: NodesPhase | null): string[] {
     `Owners during the three-node runs: ${n.owners.map((o) => `${o.nodeId} (epoch ${o.epoch})`).join(', ')}; changes of owner during the measured runs: ${n.ownerChangesDuringRuns}; writes PostgreSQL refused for a stale epoch over the phase: ${n.fencingRefusals}. ` +
       'The three nodes share the same cores as the one did, with the sandbox, PostgreSQL and the load generator: the ratio says what coordination (leases, fencing, LISTEN/NOTIFY, forwarding) costs, not what more machines would bring.',
     '',
+    ...nodesProfileSection(n.profiles ?? []),
   );
   return out;
+}
+
+/** tollgate's busy time per open by area, one node against the three together: what coordination adds, and where. */
+function nodesProfileSection(profiles: readonly NodeProfile[]): string[] {
+  const one = profiles.filter((p) => p.nodes === 1);
+  const three = profiles.filter((p) => p.nodes > 1);
+  if (one.length === 0 || three.length === 0) return [];
+  const perOpen = (group: readonly NodeProfile[]) => {
+    const byArea = new Map<string, number>();
+    for (const p of group) for (const a of p.summary.areas) if (a.area !== '(idle)') byArea.set(a.area, (byArea.get(a.area) ?? 0) + a.ms / Math.max(1, p.opens));
+    return byArea;
+  };
+  const [a, b] = [perOpen(one), perOpen(three)];
+  const total = (m: Map<string, number>) => [...m.values()].reduce((x, y) => x + y, 0);
+  const areas = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => (b.get(y) ?? 0) - (a.get(y) ?? 0) - ((b.get(x) ?? 0) - (a.get(x) ?? 0))).slice(0, 14);
+  const ms = (v: number | undefined) => round((v ?? 0) * 1000, 0);
+  return [
+    `#### tollgate's time per open, one node against three (inspector sampling profiler, ${one[0]!.seconds} s runs at concurrency 64 apart from the measured ones)`,
+    '',
+    `One node: ${one.map((p) => `${p.nodeId} busy ${p.summary.busyShare} %`).join(', ')}, ${one[0]!.opens} opens. Three nodes routed by owner: ${three.map((p) => `${p.nodeId} busy ${p.summary.busyShare} %`).join(', ')}, ${three[0]!.opens} opens. Microseconds per open completed, summed over the nodes, by area (self time), the areas that grew most first. The profiler samples the wall clock: a node waiting for a core that another process holds is counted in the function it was running, so with three nodes and PostgreSQL on two cores these are an upper bound on CPU (the measured runs' cores column is the CPU).`,
+    '',
+    table(
+      ['area', 'one node µs/open', 'three nodes µs/open', 'added µs/open'],
+      [...areas.map((area) => [area, ms(a.get(area)), ms(b.get(area)), ms((b.get(area) ?? 0) - (a.get(area) ?? 0))]), ['**all but idle**', ms(total(a)), ms(total(b)), ms(total(b) - total(a))]],
+    ),
+    '',
+  ];
 }
 
 export const EDGE_BEGIN = '<!-- edge:begin (npm run bench:edge rewrites this section alone) -->';
