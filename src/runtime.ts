@@ -221,6 +221,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   // Other nodes' domain events reach this node's bus (the edge, live pages) through LISTEN/NOTIFY.
   const follower = leases ? new EventFollower({ sql, bus: events, log: silent }) : null;
   await follower?.start();
+  const stopFollowingCatalogue = leases ? await catalogue.followChanges((error) => silent.warn({ err: String(error) }, 'could not read the catalogue again after a change')) : null;
   readiness.restored = true;
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
   const liveLoaded = await live.load(sql);
@@ -386,7 +387,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       await app.close();
       await traffic.close();
       await demo?.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), follower?.stop()]);
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), follower?.stop(), stopFollowingCatalogue?.()]);
       // Servers handed back with their writes committed: the other nodes take them at once.
       await leases?.stop();
       await supervisor.stop();

@@ -3,7 +3,7 @@ import type { Admission } from '../admission/admission.js';
 import { recordAudit } from '../audit/audit-log.js';
 import { formatAmount } from '../billing/money.js';
 import type { Clock } from '../clock.js';
-import type { Sql } from '../db/sql.js';
+import type { Sql, TransactionSql } from '../db/sql.js';
 import { transaction } from '../db/transaction.js';
 import { errors } from '../errors.js';
 import type { Actor } from '../operators/roles.js';
@@ -37,14 +37,22 @@ export interface Upstream {
   signingSecret: string;
 }
 
+/** The channel other nodes hear catalogue changes on (issue 17): they read the catalogue again. */
+export const CATALOGUE_CHANNEL = 'tollgate_catalogue';
+
+/** Sent at the commit of the change's transaction (and not at all if it rolls back). */
+const announce = (tx: TransactionSql) => tx`select pg_notify(${CATALOGUE_CHANNEL}, '')`;
+
 /** A new signing secret: 256 random bits, shown to the operator once. */
 const newSigningSecret = () => `tgs_${randomBytes(32).toString('base64url')}`;
 
 /**
  * Servers and services: rows in Postgres, a gate per row in the admission coordinator, and a
  * copy in memory so opening a session reads no catalogue row. Every change goes through here,
- * in the process that owns the servers (DESIGN rule 8), so the copy cannot go stale; each is
- * written to the audit log in the transaction that makes it.
+ * written to the audit log in the transaction that makes it, which also notifies
+ * `tollgate_catalogue`: with several nodes, each reads the catalogue again when it hears it
+ * (`followChanges`), so a cap or a price changed on one node holds on the node that owns the
+ * server.
  */
 export class Catalogue {
   private readonly servicesById = new Map<string, ServiceRecord>();
@@ -66,6 +74,22 @@ export class Catalogue {
     for (const row of await listUpstreams(this.deps.sql)) {
       this.upstreams.set(row.serviceId, { url: new URL(row.upstreamUrl), signingSecret: row.signingSecret });
     }
+  }
+
+  /**
+   * Several nodes: reads the catalogue again whenever any node commits a change to it (and when
+   * the listening connection comes back, in case one was missed meanwhile). Returns the stop.
+   */
+  async followChanges(onError: (error: unknown) => void): Promise<() => Promise<void>> {
+    let reading: Promise<void> = Promise.resolve();
+    const reload = () => {
+      reading = reading.then(() => this.load()).catch(onError);
+    };
+    const listening = await this.deps.sql.listen(CATALOGUE_CHANNEL, reload, reload);
+    return async () => {
+      await listening.unlisten();
+      await reading;
+    };
   }
 
   /** Where the edge sends this service's traffic; undefined while it has no upstream. */
@@ -90,6 +114,7 @@ export class Catalogue {
     await transaction(this.deps.sql, async (tx) => {
       await insertServer(tx, server, at);
       await recordAudit(tx, { ...by, action: 'server.create', targetType: 'server', targetId: server.id, before: null, after: request, at });
+      await announce(tx);
     }).catch(uniqueName('server'));
     this.serverNames.set(server.id, server.name);
     this.deps.admission.register('server', server.id, server.name, server.maxUsers);
@@ -117,6 +142,7 @@ export class Catalogue {
     await transaction(this.deps.sql, async (tx) => {
       await insertService(tx, service, at);
       await recordAudit(tx, { ...by, action: 'service.create', targetType: 'service', targetId: service.id, before: null, after: audited(record), at });
+      await announce(tx);
     }).catch(uniqueName('service'));
     this.servicesById.set(service.id, record);
     if (upstreamUrl !== null && signingSecret !== null) this.upstreams.set(service.id, { url: new URL(upstreamUrl), signingSecret });
@@ -136,6 +162,7 @@ export class Catalogue {
       const { id: _, ...was } = before;
       const { id: __, ...is } = after!;
       await recordAudit(tx, { ...by, action: 'server.update', targetType: 'server', targetId: id, before: was, after: is, at });
+      await announce(tx);
       return after!;
     }).catch(uniqueName('server'));
     this.serverNames.set(id, row.name);
@@ -174,6 +201,7 @@ export class Catalogue {
         where id = ${id}`;
       const after = (await findService(tx, id))!;
       await recordAudit(tx, { ...by, action: 'service.update', targetType: 'service', targetId: id, before: audited(before), after: audited(after), at });
+      await announce(tx);
       return after;
     }).catch(uniqueName('service'));
     this.servicesById.set(id, service);
@@ -191,6 +219,7 @@ export class Catalogue {
       const [row] = await tx`update services set signing_secret = ${secret} where id = ${id} and upstream_url is not null returning id`;
       if (!row) throw errors.serviceNotFound();
       await recordAudit(tx, { ...by, action: 'service.rotate_signing_secret', targetType: 'service', targetId: id, before: null, after: null, at });
+      await announce(tx);
     });
     await this.reloadUpstream(id);
     return secret;

@@ -120,6 +120,30 @@ describe('two nodes', () => {
     expect(row!.uses).toBe(2);
   });
 
+  it('a price and a cap changed on one node hold on the node that owns the server', async () => {
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    const ops = { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' };
+    // Changed through node-b, which does not run the server.
+    const patched = await fetch(`${b.app.listeningOrigin}/v1/services/${onA.serviceId}`, { method: 'PATCH', headers: ops, body: JSON.stringify({ pricePerMinute: '0.90', maxUsers: 1 }) });
+    expect(patched.status).toBe(200);
+    const listed = async () => {
+      const answer = await fetch(`${a.app.listeningOrigin}/v1/services`);
+      return ((await answer.json()) as { services: { id: string; pricePerMinute: string }[] }).services.find((s) => s.id === onA.serviceId);
+    };
+    await until('node-a lists the new price', async () => (await listed())?.pricePerMinute === '0.90');
+
+    const first = await signUp(a.app, { outstandingLimit: '100.00' });
+    const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: first.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(opened.statusCode, opened.body).toBe(201);
+    expect(opened.json().pricePerMinute).toBe('0.90');
+    // The service's one seat is taken: node-a admits nobody else.
+    const second = await signUp(a.app, { outstandingLimit: '100.00' });
+    const refused = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: second.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(refused.statusCode, refused.body).toBe(409);
+    expect(refused.json().code).toBe('SERVICE_AT_CAPACITY');
+    await a.app.inject({ method: 'POST', url: `/v1/sessions/${opened.json().id as string}/logoff`, headers: first.auth });
+  });
+
   it('refuses, and counts, a write of a node whose lease another took, and sends nothing to the card company for it', async () => {
     const customer = await signUp(a.app, { outstandingLimit: '100.00' });
     const onA = services.find((s) => a.leases!.serves(s.serverId))!;
