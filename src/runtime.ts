@@ -234,6 +234,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     sql,
     clock: deps.clock,
     meter: (sessionId) => commands.metering.chargeRequest(sessionId),
+    ...(leases && {
+      ownerOf: (serviceId: string) => {
+        const serverId = catalogue.service(serviceId)?.serverId;
+        return serverId === undefined ? null : leases.ownerOf(serverId);
+      },
+      nodeId: config.cluster!.nodeId,
+    }),
   });
   // The card network may be down at start-up; tollgate starts anyway and reconciles later.
   const reconcile = () =>

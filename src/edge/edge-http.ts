@@ -3,6 +3,7 @@ import { finished, pipeline, type Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { Pool } from 'undici';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { FORWARDED_BY } from '../cluster/forwarding.js';
 import { errors } from '../errors.js';
 import { ByteCounter } from './byte-counter.js';
 import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
@@ -93,7 +94,7 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
       const pass = await edge.admit(request.raw);
       if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
-      await edge.charge(pass);
+      if ((await edge.charge(pass)) === 'owner') return toOwner(edge, request, reply, pass);
       return proxy(edge, request, reply, pass);
     };
     // A stream through the edge lasts as long as its session: the edge's cut ends it, and the upstream
@@ -115,6 +116,29 @@ function exchangeForCookie(request: FastifyRequest, reply: FastifyReply, pass: P
     .header('location', `${url.pathname}${url.search}`)
     .header('cache-control', 'no-store')
     .send();
+}
+
+/**
+ * A request to a service priced per request whose session another node runs: only that node can
+ * charge it, so it goes there whole (its credential included) and the owner's edge charges it,
+ * proxies it and cuts it; its answer comes back as it came. Never forwarded twice.
+ */
+function toOwner(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass) {
+  const owner = edge.ownerOf(pass);
+  if (!owner || request.headers[FORWARDED_BY] !== undefined) throw errors.serverMoving();
+  return reply.from(`${owner.url}${request.url}`, {
+    retryDelay: () => null,
+    rewriteRequestHeaders: (_request, headers) => {
+      headers.expect = undefined;
+      headers[FORWARDED_BY] = edge.nodeId;
+      return headers;
+    },
+    rewriteHeaders: (headers) => ({ ...withoutHopByHop(headers as IncomingHttpHeaders), 'x-tollgate-answered-by': owner.nodeId }),
+    onError: (replyTo, { error }) => {
+      request.log.warn({ sessionId: pass.session.sessionId, owner: owner.nodeId, err: error.message }, 'could not forward an edge request to the owner of its session');
+      replyTo.send(errors.serverMoving());
+    },
+  });
 }
 
 function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass) {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { AppError } from '../errors.js';
+import { AppError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { EDGE_PREFIX, type Edge, type Pass } from './edge.js';
 import type { Connection, Ended } from './live-sessions.js';
@@ -43,7 +43,8 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
     edge
       .admit(request)
       .then(async (pass) => {
-        await edge.charge(pass);
+        // A WebSocket is not carried over to the node that runs the session: it connects there.
+        if ((await edge.charge(pass)) === 'owner') throw errors.serverMoving();
         return pass;
       })
       .then(

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Upstream } from '../catalogue/catalogue-service.js';
+import type { NodeAddress } from '../cluster/ownership.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { AppError, errors } from '../errors.js';
@@ -49,20 +50,41 @@ export class Edge {
       catalogue: { upstream(serviceId: string): Upstream | undefined };
       sql: Sql;
       clock: Clock;
-      /** Charges one request to a session whose service is priced per request (false: not priced so). */
-      meter?: (sessionId: string) => Promise<boolean>;
+      /**
+       * Charges one request to a session whose service is priced per request (false: not priced
+       * so; 'elsewhere': priced so, but another node runs the session and must charge it).
+       */
+      meter?: (sessionId: string) => Promise<boolean | 'elsewhere'>;
+      /** Several nodes: the node that runs a service's server, where a request this node may not charge goes. */
+      ownerOf?: (serviceId: string) => NodeAddress | null;
+      /** This node's id, which a request it forwards carries (`x-tollgate-forwarded-by`). */
+      nodeId?: string;
     },
   ) {}
+
+  get nodeId(): string {
+    return this.deps.nodeId ?? 'single';
+  }
+
+  /** The node a request must go to when `charge` says 'owner'; null when none is known (the server is moving). */
+  ownerOf(pass: Pass): NodeAddress | null {
+    return this.deps.ownerOf?.(pass.session.serviceId) ?? null;
+  }
 
   /**
    * A request (or a WebSocket) a service priced per request is charged before it passes, and
    * refused with 402 USE_LIMIT_REACHED when it would pass the session's limit; the use that
-   * reaches the limit is charged and cuts the session, which the cut then shows.
+   * reaches the limit is charged and cuts the session, which the cut then shows. 'owner': the
+   * session is priced per request and another node runs it: the request goes there to be charged.
    */
-  async charge(pass: Pass): Promise<void> {
+  async charge(pass: Pass): Promise<'here' | 'owner'> {
     // Asked once per session: the edge's own table answers for the rest (DESIGN rule 15).
-    if (!this.deps.meter || pass.session.perRequest === false) return;
-    pass.session.perRequest = await this.deps.meter(pass.session.sessionId);
+    if (!this.deps.meter || pass.session.perRequest === false) return 'here';
+    const charged = await this.deps.meter(pass.session.sessionId);
+    // Charged by the node that runs the session, asked again at every request (the owner may change).
+    if (charged === 'elsewhere') return 'owner';
+    pass.session.perRequest = charged;
+    return 'here';
   }
 
   tokenFor(sessionId: string): string {

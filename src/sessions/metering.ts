@@ -55,11 +55,18 @@ export class Metering {
   /**
    * One request through the edge to a service priced per request: charged before it is let
    * through (one USE event, written before the answer), or refused with 402 when it would pass
-   * the limit. False when the service is not priced per request (nothing to charge).
+   * the limit. False when the service is not priced per request (nothing to charge);
+   * 'elsewhere' when it is but the session does not run here (another node runs it, or it is
+   * held): only the node running it can charge it, so the request must not pass from here.
    */
-  async chargeRequest(sessionId: string): Promise<boolean> {
+  async chargeRequest(sessionId: string): Promise<boolean | 'elsewhere'> {
     const snapshot = await this.deps.supervisor.awake(sessionId);
-    if (snapshot?.context.tariff.perUse?.unit !== 'request') return false;
+    if (!snapshot) {
+      const [row] = await this.deps.sql<{ unit: string | null }[]>`
+        select snapshot->'context'->'tariff'->'perUse'->>'unit' as unit from sessions where id = ${sessionId}`;
+      return row?.unit === 'request' ? 'elsewhere' : false;
+    }
+    if (snapshot.context.tariff.perUse?.unit !== 'request') return false;
     const event: SessionEvent = { type: 'USE', at: this.deps.clock.now(), units: 1 };
     const current = this.deps.supervisor.snapshotOf(sessionId);
     if (!current || !current.can(event)) throw errors.useLimitReached(1);

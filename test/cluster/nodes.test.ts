@@ -5,6 +5,7 @@ import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { startUpstream } from '../edge/upstream.js';
 
 /**
  * Two tollgate nodes in this process on one database, each listening on a loopback port: which
@@ -142,6 +143,40 @@ describe('two nodes', () => {
     expect(refused.statusCode, refused.body).toBe(409);
     expect(refused.json().code).toBe('SERVICE_AT_CAPACITY');
     await a.app.inject({ method: 'POST', url: `/v1/sessions/${opened.json().id as string}/logoff`, headers: first.auth });
+  });
+
+  it('charges a request to a service priced per request that reaches the edge of a node not running its session', async () => {
+    const upstream = await startUpstream();
+    try {
+      const onB = services.find((s) => b.leases!.serves(s.serverId))!;
+      const ops = { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' };
+      const patched = await fetch(`${b.app.listeningOrigin}/v1/services/${onB.serviceId}`, {
+        method: 'PATCH',
+        headers: ops,
+        body: JSON.stringify({ upstreamUrl: `${upstream.url}/api`, tariff: { perUse: { unit: 'request', price: '0.10' } } }),
+      });
+      expect(patched.status).toBe(200);
+      const customer = await signUp(b.app, { outstandingLimit: '100.00' });
+      const opened = await b.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onB.serviceId, maxCharge: '5.00' } });
+      expect(opened.statusCode, opened.body).toBe(201);
+      const session = opened.json() as { id: string; access: { token: string } };
+      await until('node-a’s edge holds the session', () => a.live.get(session.id) !== undefined);
+
+      // Through node-a's edge (haproxy spreads requests over the nodes), twice.
+      for (let i = 1; i <= 2; i++) {
+        const passed = await fetch(`${a.app.listeningOrigin}/edge/${session.id}/json`, { headers: { authorization: `Bearer ${session.access.token}` } });
+        expect(passed.status).toBe(200);
+        // Charged, proxied and answered by node-b, which runs the session.
+        expect(passed.headers.get('x-tollgate-answered-by')).toBe('node-b');
+        await passed.arrayBuffer();
+        const view = await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth });
+        expect(view.json().uses).toEqual({ units: i, charge: `0.${i}0` });
+      }
+      expect(upstream.seen.filter((seen) => seen.headers['tollgate-session-id'] === session.id)).toHaveLength(2);
+      await b.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+    } finally {
+      await upstream.close();
+    }
   });
 
   it('refuses, and counts, a write of a node whose lease another took, and sends nothing to the card company for it', async () => {
