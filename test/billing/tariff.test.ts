@@ -107,6 +107,15 @@ describe('one price all day, per second', () => {
   it('ends no session later than the longest span, as a time limit', () => {
     expect(cutoffOf(flat(1n, 100_000_000_000n))).toEqual({ afterMs: MAX_SESSION_SPAN_MS, reason: 'time_limit' });
   });
+
+  it('reports a time limit that falls at the same second as the charge limit as the time limit', () => {
+    // 5.00 at 0.60 a minute lasts 500 s; the customer set 500 s too.
+    expect(cutoffOf(flat(600_000n, 5_000_000n, { maxMs: 500_000 }))).toEqual({ afterMs: 500_000, reason: 'time_limit' });
+  });
+
+  it('cuts at once a session free by the minute whose uses took the whole limit', () => {
+    expect(cutoffOf(flat(0n, 5_000_000n, { usesMicros: 5_000_000n }))).toEqual({ afterMs: 0, reason: 'charge_limit' });
+  });
 });
 
 describe('tariffs by weekday and hour', () => {
@@ -165,6 +174,21 @@ describe('tariffs by weekday and hour', () => {
     const at = (day: number, hour: number, minute = 0) => priceAt(night, Date.UTC(2026, 10, day, hour, minute)).pricePerMinuteMicros;
     // Sunday the 29th 21:59 and 22:00; Monday the 30th 05:59 and 06:00; Saturday the 28th 23:00; Sunday 03:00 (Saturday's night).
     expect([at(29, 21, 59), at(29, 22), at(30, 5, 59), at(30, 6), at(28, 23), at(29, 3)]).toEqual([600_000n, 1n, 1n, 600_000n, 600_000n, 600_000n]);
+  });
+
+  it('counts the hours after midnight of a Friday night rule as Friday’s, on Saturday morning', () => {
+    const friday: TariffSpec = { ...peak, timeZone: 'UTC', rules: [{ days: [5], fromHour: 22, toHour: 6, pricePerMinuteMicros: '1' }] };
+    const at = (day: number, hour: number) => priceAt(friday, Date.UTC(2026, 10, day, hour)).pricePerMinuteMicros;
+    // Friday the 27th 23:00 and Saturday the 28th 03:00 are Friday's night; Sunday the 29th 03:00 and Thursday the 26th 03:00 are not.
+    expect([at(27, 23), at(28, 3), at(29, 3), at(26, 3)]).toEqual([1n, 1n, 600_000n, 600_000n]);
+  });
+
+  it('runs a rule that ends at the hour it starts for a whole day from that hour', () => {
+    const allDay: TariffSpec = { ...peak, timeZone: 'UTC', rules: [{ days: [1], fromHour: 9, toHour: 9, pricePerMinuteMicros: '1' }] };
+    const at = (instant: number) => priceAt(allDay, instant).pricePerMinuteMicros;
+    // Monday the 30th 08:59, 09:00 and 23:00; Tuesday 1 December 08:59 and 09:00.
+    const instants = [Date.UTC(2026, 10, 30, 8, 59), Date.UTC(2026, 10, 30, 9), Date.UTC(2026, 10, 30, 23), Date.UTC(2026, 11, 1, 8, 59), Date.UTC(2026, 11, 1, 9)];
+    expect(instants.map(at)).toEqual([600_000n, 1n, 1n, 1n, 600_000n]);
   });
 
   it('prices the hour a clock change takes away and the one it repeats as the hours they are', () => {
@@ -259,6 +283,13 @@ describe('minimum charges, uses and the cost of time', () => {
     ]);
   });
 
+  it('tops up to its minimum a session whose time costs less, down to a single second', () => {
+    // Per second at 0.60 a minute: 10 s cost 0.10 and 1 s 0.01; each is charged the 0.25 minimum.
+    const perSecond = terms({ tariff: { ...flatTariff(600_000n), billing: { ...PER_SECOND, minimumChargeMicros: '250000' } } });
+    expect(chargeFor(perSecond, 10_000, 0n)).toBe(250_000n);
+    expect(chargeFor(perSecond, 1_000, 0n)).toBe(250_000n);
+  });
+
   it('never charges a minimum above the limit', () => {
     expect(chargeFor(terms({ maxChargeMicros: 200_000n }), 0, 50_000n)).toBe(200_000n);
   });
@@ -311,6 +342,13 @@ describe('long sessions, counted a week at a time', () => {
     expect(cutoffOf(t)).toEqual({ afterMs: 3 * WEEK + 10 * HOUR, reason: 'charge_limit' });
     expect(timeChargeMicros(t, 3 * WEEK)).toBe(4_320_000_000n);
     expect(chargeFor(t, 5 * WEEK, 0n)).toBe(4_356_000_000n);
+  });
+
+  it('cuts a limit spent exactly as office hours end on Friday at 17:00, not when they begin again on Monday', () => {
+    // From Monday 2026-11-30 00:00 UTC, limits of exactly one and two weeks of office time.
+    const t: SessionTerms = { ...flat(0n, 0n), tariff: office('UTC'), startedAt: Date.UTC(2026, 10, 30) };
+    expect(cutoffOf({ ...t, maxChargeMicros: 1_440_000_000n })).toEqual({ afterMs: 4 * 24 * HOUR + 17 * HOUR, reason: 'charge_limit' });
+    expect(cutoffOf({ ...t, maxChargeMicros: 2_880_000_000n })).toEqual({ afterMs: WEEK + 4 * 24 * HOUR + 17 * HOUR, reason: 'charge_limit' });
   });
 
   it('counts the weeks that change the clocks hour by hour', () => {

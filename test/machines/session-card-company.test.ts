@@ -124,6 +124,18 @@ describe('holds that outlive their validity', () => {
     expect(card.calls).toEqual(['authorize', 'renew 1']);
   });
 
+  it('ends at its time limit, renewing nothing, when the limit falls as the hold is due for renewal', async () => {
+    const { clock, card } = scripted();
+    const session = startSession({ clock, card, input: { ...longSession, maxMs: 6 * DAY } });
+    await session.settle();
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + 6 * DAY, event: 'CUTOFF' });
+    await session.advance(6 * DAY);
+    await session.settle();
+    // 518,400 s at 0.00001 a second is 5.184, charged as 5.18.
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'time_limit', endedAt: START + 6 * DAY, chargeMicros: '5180000' });
+    expect(card.calls).toEqual(['authorize', 'capture 5180000']);
+  });
+
   it('voids a replaced hold it could not void at once before settling', async () => {
     const { clock, card } = scripted();
     card.renewals = [

@@ -168,6 +168,18 @@ describe('what a session books and announces', () => {
     ]);
   });
 
+  it('for a session ended by its time limit: interrupted for that reason, not logged off', async () => {
+    const session = startSession({ input: { maxMs: 90_000 } });
+    await session.settle();
+    const { events } = journal(session);
+    await session.advance(90_000);
+    await session.settle();
+    expect(events).toEqual([
+      { ...ids, at: START + 90_000, type: 'session.interrupted', reason: 'time_limit', endedAt: START + 90_000, chargeMicros: '900000' },
+      { ...ids, at: START + 90_000, type: 'session.settled', endReason: 'time_limit', chargeMicros: '900000', chargeSlip: slip('900000') },
+    ]);
+  });
+
   it('for an extension the card company declines: the reservation goes back to the old limit', async () => {
     const session = startSession(scripted((c) => (c.increments = [{ kind: 'declined', reason: 'insufficient_funds', at: 0 }])));
     await session.settle();

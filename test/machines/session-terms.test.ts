@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { billableMs, deadlineOf, extensionRefusal, stateNameOf } from '../../machines/session/index.js';
 import { flatTariff } from '../../src/billing/tariff.js';
+import { ManualClock } from '../../src/clock.js';
 import { START, startSession } from './session-harness.js';
 
 /**
@@ -125,6 +126,15 @@ describe('uses priced per use', () => {
     expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', chargeMicros: '5000000', endedAt: START + 100_000 });
   });
 
+  it('end a session free by the minute when a reported use takes the whole limit', async () => {
+    const session = await running({ input: { tariff: { ...flatTariff(0n), perUse: { unit: 'unit', priceMicros: '50000' } } } });
+    await session.advance(10_000);
+    session.actor.send({ type: 'USE', at: session.clock.now(), units: 100 });
+    await session.settle();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', chargeMicros: '5000000', endedAt: START + 10_000 });
+  });
+
   it('commit no more than was reserved, and only once', async () => {
     const session = await running({ input: perUse });
     session.actor.send({ type: 'RESERVE_USE', at: START, units: 4 });
@@ -155,6 +165,17 @@ describe('billable time', () => {
   it('is nothing before the session starts', () => {
     const session = startSession();
     expect(billableMs(session.actor.getSnapshot().context, START + 60_000)).toBe(0);
+  });
+
+  it('counts from the instant the card company authorized, not from when the session was opened', async () => {
+    // Opened at START; the authorization answers 30 s later.
+    const session = await running({ clock: new ManualClock(START + 30_000) });
+    expect(session.actor.getSnapshot().context).toMatchObject({ startedAt: START + 30_000, cutoffAt: START + 530_000 });
+    await session.advance(42_000);
+    expect(billableMs(session.actor.getSnapshot().context, session.clock.now())).toBe(42_000);
+    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+    await session.settle();
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'logoff', endedAt: START + 72_000, chargeMicros: '420000' });
   });
 
   it('is charged at most to the cutoff, however late the end is told', async () => {
