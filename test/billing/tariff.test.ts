@@ -94,6 +94,12 @@ describe('billed seconds', () => {
       }),
     );
   });
+
+  it('need a single second to bill the whole first period', () => {
+    // 30 s then 6 s at a time, or a first minute then by the second: the first second bills the whole first period.
+    expect(secondsToBill({ firstPeriodSeconds: 30, incrementSeconds: 6, minimumChargeMicros: '0' }, 30)).toBe(1);
+    expect(secondsToBill({ firstPeriodSeconds: 60, incrementSeconds: 1, minimumChargeMicros: '0' }, 60)).toBe(1);
+  });
 });
 
 describe('one price all day, per second', () => {
@@ -136,6 +142,33 @@ describe('tariffs by weekday and hour', () => {
     expect(lines).toEqual([
       { kind: 'time', from: t.startedAt, to: t.startedAt + 60_000, seconds: 60, pricePerMinuteMicros: 600_000n, chargeMicros: 600_000n },
       { kind: 'time', from: t.startedAt + 60_000, to: t.startedAt + 120_000, seconds: 60, pricePerMinuteMicros: 1_200_000n, chargeMicros: 1_200_000n },
+    ]);
+  });
+
+  it('itemizes hours at one price as one line, for each run of a price, even days into a session', () => {
+    // From Monday 2026-11-30 00:00 UTC for 8 days; 1.20 on Mondays 10–17, 0.60 otherwise.
+    const HOUR = 3_600_000;
+    const monday: TariffSpec = { ...peak, timeZone: 'UTC' };
+    const t: SessionTerms = { ...flat(0n, 100_000_000_000n), tariff: monday, startedAt: Date.UTC(2026, 10, 30) };
+    const lines = itemize(t, 8 * 24 * HOUR, { units: 0, micros: 0n });
+    expect(lines.map((l) => (l.kind === 'time' ? [(l.from - t.startedAt) / HOUR, (l.to - t.startedAt) / HOUR, l.pricePerMinuteMicros] : l.kind))).toEqual([
+      [0, 10, 600_000n],
+      [10, 17, 1_200_000n],
+      [17, 178, 600_000n],
+      [178, 185, 1_200_000n],
+      [185, 192, 600_000n],
+    ]);
+  });
+
+  it('itemizes a long stretch at one price in lines of a whole week at most', () => {
+    // From Monday 2026-11-30 00:00 UTC for 8 days, every hour at 0.60 (the Monday rule charges what other hours do).
+    const HOUR = 3_600_000;
+    const same: TariffSpec = { ...peak, timeZone: 'UTC', rules: [{ ...peak.rules[0]!, pricePerMinuteMicros: '600000' }] };
+    const t: SessionTerms = { ...flat(0n, 100_000_000_000n), tariff: same, startedAt: Date.UTC(2026, 10, 30) };
+    const lines = itemize(t, 8 * 24 * HOUR, { units: 0, micros: 0n });
+    expect(lines.map((l) => (l.kind === 'time' ? [(l.from - t.startedAt) / HOUR, (l.to - t.startedAt) / HOUR, l.chargeMicros] : l.kind))).toEqual([
+      [0, 168, 6_048_000_000n],
+      [168, 192, 864_000_000n],
     ]);
   });
 
@@ -360,6 +393,16 @@ describe('long sessions, counted a week at a time', () => {
     expect(cutoff.reason).toBe('charge_limit');
     expect(timeChargeMicros(t, cutoff.afterMs)).toBeGreaterThanOrEqual(limit);
     expect(timeChargeMicros(t, cutoff.afterMs - 1000)).toBeLessThan(limit);
+  });
+
+  it('does not take the cost of the week the clocks change for the weeks after it', () => {
+    // From Monday 2026-10-05 00:00 in Paris; one priced hour a week, Sunday 23:00–24:00 local, 36.00.
+    // The week of the change (25 October) ends an hour early, at Sunday 23:00 local, and holds no
+    // priced hour; every week after it (Sunday 23:00 to Sunday 23:00) holds one.
+    const lateSunday: TariffSpec = { ...office('Europe/Paris'), rules: [{ days: [7], fromHour: 23, toHour: 24, pricePerMinuteMicros: '600000' }] };
+    const t: SessionTerms = { ...flat(0n, 100_000_000_000n), tariff: lateSunday, startedAt: Date.UTC(2026, 9, 4, 22) };
+    expect(timeChargeMicros(t, 6 * WEEK)).toBe(180_000_000n);
+    expect(timeChargeMicros(t, 6 * WEEK)).toBe(chargeByHours(t, 6 * WEEK));
   });
 
   it('counts a paused session’s weeks from where it resumed', () => {

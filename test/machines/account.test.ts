@@ -194,6 +194,9 @@ describe('account machine', () => {
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: 'x', until: null }).success).toBe(true);
     expect(accountEventSchema.safeParse({ type: 'SUSPEND', at: START, by: operator, reason: '', until: null }).success).toBe(false);
     expect(accountEventSchema.safeParse({ type: 'CLOSE', at: START, by: customer, reason: 'x', unsettledSessions: -1 }).success).toBe(false);
+    // A customer may close their own account, and a card verification may be theirs.
+    expect(accountEventSchema.safeParse({ type: 'CLOSE', at: START, by: customer, reason: 'x', unsettledSessions: 0 }).success).toBe(true);
+    expect(accountEventSchema.safeParse({ type: 'CARD_VERIFIED', at: START, by: customer, reason: 'x' }).success).toBe(true);
     const ok = (event: object) => accountEventSchema.safeParse({ at: START, by: operator, reason: 'x', ...event }).success;
     expect([{ type: 'CARD_VERIFIED' }, { type: 'RESUME' }, { type: 'CLOSE', unsettledSessions: 0 }, { type: 'SUSPEND', until: START + 1 }].map(ok)).toEqual([true, true, true, true]);
     expect(

@@ -220,6 +220,16 @@ describe('what a session books and announces', () => {
     ]);
   });
 
+  it('announces a stuck session once, and nothing for a transition that leaves it stuck', async () => {
+    const session = startSession(scripted((c) => (c.captures = [{ kind: 'refused', detail: 'hold_not_open', at: 0 }])));
+    await session.settle();
+    session.actor.send({ type: 'LOGOFF', at: START + 400_000 });
+    await session.settle();
+    const stuck = factsOf(session.actor.getSnapshot());
+    expect(stuck.stuck).toBe(true);
+    expect(domainEventsOf(stuck, stuck, START + 400_000)).toEqual([]);
+  });
+
   it('books and announces nothing for a transition that changed nothing, settled or not', async () => {
     const session = startSession();
     await session.settle();

@@ -46,6 +46,21 @@ describe('upgrading a v1 session', () => {
     expect(context.renewAt).toBe(START + 5_000_001);
   });
 
+  it('dates the hold of an active session from when it started, not from when it was created', () => {
+    // Started 30 s after it was created, with a hold that lapses 10,000 s after the start: renewed halfway, 5,000 s in.
+    const stored = fixture('session-v1-active.json');
+    const hold = { ...(stored.context.hold as object), expiresAt: START + 10_030_000 };
+    const { context } = migrated(1, { ...stored, context: { ...stored.context, startedAt: START + 30_000, hold } });
+    expect(context.hold).toEqual({ ...hold, authorizedAt: START + 30_000 });
+    expect(context.renewAt).toBe(START + 5_030_000);
+  });
+
+  it('gives a settled session no closing instant', () => {
+    const { value, context } = migrated(1, fixture('session-v1-settled.json'));
+    expect(value).toBe('settled');
+    expect(context.closingSince).toBeNull();
+  });
+
   it('gives an authorizing session its authorization call back under its new name, as the first attempt', () => {
     const { value, context, children } = migrated(1, fixture('session-v1-authorizing.json'));
     expect(value).toEqual({ authorizing: 'requesting' });
