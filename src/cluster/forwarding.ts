@@ -63,12 +63,13 @@ export function registerForwarding(app: FastifyInstance, deps: ForwardingDeps): 
       const serviceId = (request.body as { serviceId?: unknown } | null | undefined)?.serviceId;
       return typeof serviceId === 'string' && UUID.test(serviceId) ? deps.serverOfService(serviceId) : null;
     }
-    if (route !== undefined && METERING_ROUTES.has(route)) {
-      const sessionId = (request.body as { sessionId?: unknown } | null | undefined)?.sessionId;
-      return typeof sessionId === 'string' && UUID.test(sessionId) ? serverOfSession(sessionId) : null;
-    }
-    if (route === undefined || !SESSION_ROUTES.has(route)) return null;
-    const id = (request.params as { id?: unknown }).id;
+    if (route === undefined) return null;
+    // The session is named in the path (`:id`), or in the body for the metering API.
+    const id = SESSION_ROUTES.has(route)
+      ? (request.params as { id?: unknown }).id
+      : METERING_ROUTES.has(route)
+        ? (request.body as { sessionId?: unknown } | null | undefined)?.sessionId
+        : undefined;
     return typeof id === 'string' && UUID.test(id) ? serverOfSession(id) : null;
   }
 
