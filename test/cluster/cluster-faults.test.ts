@@ -12,21 +12,27 @@ import { signUpBody } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { expectLedgerBalanced } from '../helpers/ledger.js';
 import { random, seedFrom } from '../helpers/seeded-random.js';
+import { NetworkNamespaces, relayed } from './network-namespaces.js';
 
 /**
  * A real cluster of three nodes (src/server.ts as child processes, one PostgreSQL, the card
  * network's sandbox as a process of its own) under a load of opens, extends and logoffs sent to
- * any live node, while nodes are SIGKILLed (and started again) and SIGSTOPped past their lease
- * (and resumed: a node that wakes with a stale epoch must write nothing). Then, with the load
- * stopped: every session settled or declined, captures at the card network equal to the charges
- * and none twice, no hold left open, no cap exceeded in any sample taken during the run, and no
- * write accepted from a stale epoch, counted by PostgreSQL (migration 0013_cluster.sql).
+ * any live node, while nodes are SIGKILLed (and started again), SIGSTOPped past their lease (and
+ * resumed: a node that wakes with a stale epoch must write nothing) and cut off the network past
+ * their lease (and let back). Then, with the load stopped: every session settled or declined,
+ * captures at the card network equal to the charges and none twice, no hold left open, no cap
+ * exceeded in any sample taken during the run, and no write accepted from a stale epoch, counted
+ * by PostgreSQL (migration 0013_cluster.sql).
  *
- * Network cuts are SIGSTOPs here: a stopped node, like a cut-off one, neither renews nor writes,
- * and comes back believing what it believed before (network namespaces need privileges the CI
- * machine may not grant).
+ * Network cuts use a network namespace per node (./network-namespaces.ts) where the machine
+ * allows (root, iproute2); elsewhere, or with CLUSTER_CUTS=sigstop, a cut is a SIGSTOP: a stopped
+ * node, like a cut-off one, neither renews nor writes, and comes back believing what it believed
+ * before (a cut node, unlike a stopped one, goes on running: its timers fire, its card calls and
+ * statements wait on silent connections).
  *
  * CLUSTER_SEED replays the same choices (the timing of the machine is not replayed).
+ * CLUSTER_FAULT_COUNT=n draws at least n faults at random (kills, pauses and cuts, alone or two
+ * at once) instead of the fixed plan of twelve.
  */
 const NODES = 3;
 const LEASE_MS = 3000;
@@ -37,6 +43,9 @@ const CUSTOMERS = 12;
 const WORKERS = 6;
 const ADMIN_TOKEN = 'cluster-test-operator-token-0123456789';
 const SEED = seedFrom('CLUSTER_SEED');
+const FAULT_COUNT = process.env.CLUSTER_FAULT_COUNT ? Number(process.env.CLUSTER_FAULT_COUNT) : null;
+if (FAULT_COUNT !== null && !(Number.isInteger(FAULT_COUNT) && FAULT_COUNT > 0)) throw new Error('CLUSTER_FAULT_COUNT must be a positive integer');
+const NAMESPACES = process.env.CLUSTER_CUTS !== 'sigstop' && (await NetworkNamespaces.available());
 
 const micros = (amount: string | null | undefined) => (amount ? parseAmount(amount)! : 0n);
 
@@ -46,12 +55,14 @@ let dataDir: string | undefined;
 let db: TestDatabase | undefined;
 let cardDb: TestDatabase | undefined;
 let sql: Sql | undefined;
+let namespaces: NetworkNamespaces | undefined;
 
 afterAll(async () => {
   for (const node of nodes) {
     await node.resume().catch(() => undefined);
     await node.destroy();
   }
+  await namespaces?.destroy();
   await cardNetwork?.stop();
   await sql?.end({ timeout: 5 });
   await db?.drop();
@@ -59,9 +70,10 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-type Fault = { kind: 'kill' | 'pause'; node: number; at: number; lastedMs: number };
+type FaultKind = 'kill' | 'pause' | 'cut';
+type Fault = { kind: FaultKind; node: number; at: number; lastedMs: number };
 
-describe('three nodes on one PostgreSQL, nodes killed and paused under load', () => {
+describe(`three nodes on one PostgreSQL, nodes killed, paused and cut off (${NAMESPACES ? 'network namespaces' : 'SIGSTOP'}) under load`, () => {
   it(
     `settles or declines every session, captures equal charges, nothing held or over a cap, no stale write accepted (CLUSTER_SEED=${SEED})`,
     async () => {
@@ -73,7 +85,7 @@ describe('three nodes on one PostgreSQL, nodes killed and paused under load', ()
         throw error;
       }
     },
-    240_000,
+    240_000 + (FAULT_COUNT ?? 0) * 10_000,
   );
 });
 
@@ -84,18 +96,29 @@ async function run(diagnostics: string[]): Promise<void> {
   db = await createTestDatabase();
   cardDb = await createTestDatabase();
   cardNetwork = await SandboxProcess.start({ databaseUrl: cardDb.url, logFile: path.join(dataDir, 'card-network.log') });
+  // In namespaces, each node reaches PostgreSQL and the card network through relays on its pair.
+  let reach = (_: number) => ({ databaseUrl: db!.url, cardNetworkUrl: cardNetwork!.url });
+  if (NAMESPACES) {
+    namespaces = await NetworkNamespaces.create(NODES);
+    const database = new URL(db.url);
+    const toDatabase = await namespaces.relay(database.hostname, Number(database.port || 5432));
+    const card = new URL(cardNetwork.url);
+    const toCardNetwork = await namespaces.relay(card.hostname, Number(card.port));
+    reach = (i) => ({ databaseUrl: relayed(db!.url, toDatabase, i), cardNetworkUrl: relayed(cardNetwork!.url, toCardNetwork, i) });
+  }
   for (let i = 0; i < NODES; i++) {
     const nodeDir = path.join(dataDir, `node-${i}`);
     await mkdir(nodeDir);
     nodes.push(
       await serverProcessIn(nodeDir, {
         bootstrapToken: ADMIN_TOKEN,
-        databaseUrl: db.url,
+        databaseUrl: reach(i).databaseUrl,
         bootstrap: i === 0,
+        netns: namespaces && { name: namespaces.name(i), address: namespaces.address(i) },
         env: {
           LOG_LEVEL: 'warn',
           TOLLGATE_SEED_DEMO: 'false',
-          CARD_NETWORK_URL: cardNetwork.url,
+          CARD_NETWORK_URL: reach(i).cardNetworkUrl,
           CLUSTER_NODE_ID: `node-${i}`,
           CLUSTER_LEASE_MS: String(LEASE_MS),
           CAPTURE_RETRY_BASE_MS: '100',
@@ -237,9 +260,9 @@ async function run(diagnostics: string[]): Promise<void> {
     }
   });
 
-  // ---- faults: kills and pauses past the lease, one node at a time or two at once. A killed
-  // node starts again in the background once its lease has lapsed (its servers have passed to
-  // the others), and takes part in the faults again once it answers.
+  // ---- faults: kills, pauses and cuts past the lease, one node at a time or two at once. A
+  // killed node starts again in the background once its lease has lapsed (its servers have passed
+  // to the others), and takes part in the faults again once it answers.
   const faults: Fault[] = [];
   const up = new Set(nodes.map((_, i) => i));
   const restarts: Promise<void>[] = [];
@@ -258,29 +281,34 @@ async function run(diagnostics: string[]): Promise<void> {
       })(),
     );
   };
-  const pause = async (i: number) => {
+  /** Paused (SIGSTOP) or cut off the network past its lease, then resumed or let back. */
+  const isolate = async (i: number, kind: 'pause' | 'cut') => {
     up.delete(i);
     reachable.delete(i);
     const at = Date.now();
-    await nodes[i]!.pause();
+    const cut = kind === 'cut' && namespaces !== undefined;
+    await (cut ? namespaces!.cut(i) : nodes[i]!.pause());
     await sleep(LEASE_MS * 1.5 + rng.between(0, 1500));
-    await nodes[i]!.resume();
+    await (cut ? namespaces!.heal(i) : nodes[i]!.resume());
     reachable.add(i);
     up.add(i);
-    faults.push({ kind: 'pause', node: i, at, lastedMs: Date.now() - at });
+    faults.push({ kind, node: i, at, lastedMs: Date.now() - at });
   };
   /** `wanted` nodes that are up, leaving at least one other up (waiting for restarts if need be). */
   const victims = async (wanted: number) => {
     while (up.size < wanted + 1) await sleep(200);
     return [...up].sort(() => rng.next() - 0.5).slice(0, wanted);
   };
-  // Six faults: kills and pauses alone, then a kill and a pause together (either order).
-  const plan = ['kill', 'pause', 'kill', 'kill+pause', 'pause', 'pause+kill'] as const;
+  // Each kind alone, then two at once (either order), or CLUSTER_FAULT_COUNT faults drawn at random.
+  const steps = ['kill', 'pause', 'cut', 'kill+pause', 'cut+kill', 'pause+cut', 'cut', 'pause+kill'];
+  const plan: string[] = [];
+  if (FAULT_COUNT === null) plan.push(...steps);
+  else for (let drawn = 0; drawn < FAULT_COUNT; drawn += plan.at(-1)!.split('+').length) plan.push(rng.pick(steps));
   await sleep(2000);
   for (const step of plan) {
-    const [first, second] = step.split('+') as ('kill' | 'pause')[];
+    const [first, second] = step.split('+') as FaultKind[];
     const [a, b] = await victims(second ? 2 : 1);
-    const act = (i: number, kind: 'kill' | 'pause') => (kind === 'kill' ? kill(i) : pause(i));
+    const act = (i: number, kind: FaultKind) => (kind === 'kill' ? kill(i) : isolate(i, kind));
     await Promise.all([act(a!, first!), second ? sleep(rng.between(200, 800)).then(() => act(b!, second)) : null]);
     await sleep(rng.between(1500, 3000));
   }
@@ -344,20 +372,28 @@ async function run(diagnostics: string[]): Promise<void> {
   // target is the lease + 5 s, and timing is the benchmarks' business).
   const history = await sql<{ serverId: string; nodeId: string; at: Date }[]>`
     select server_id as "serverId", node_id as "nodeId", granted_at as at from lease_grants order by granted_order`;
+  /** The servers node `f.node` owned when the fault began, and for each, when another node was granted it (null: never). */
+  const orphanedBy = (f: Fault) => {
+    const held = new Map<string, string>();
+    for (const grant of history) if (grant.at.getTime() <= f.at) held.set(grant.serverId, grant.nodeId);
+    return [...held]
+      .filter(([, nodeId]) => nodeId === `node-${f.node}`)
+      .map(([serverId]) => history.find((g) => g.serverId === serverId && g.at.getTime() > f.at)?.at.getTime() ?? null);
+  };
   const adoptionMs = faults
     .filter((f) => f.kind === 'kill')
     .map((f) => {
-      const held = new Map<string, string>();
-      for (const grant of history) if (grant.at.getTime() <= f.at) held.set(grant.serverId, grant.nodeId);
-      const orphaned = [...held].filter(([, nodeId]) => nodeId === `node-${f.node}`).map(([serverId]) => serverId);
-      const waits = orphaned.map((serverId) => {
-        const next = history.find((g) => g.serverId === serverId && g.at.getTime() > f.at);
-        return next ? next.at.getTime() - f.at : null;
-      });
-      return waits.length === 0 ? null : waits.some((w) => w === null) ? 'never' : Math.max(...(waits as number[]));
+      const adopted = orphanedBy(f);
+      return adopted.length === 0 ? null : adopted.some((at) => at === null) ? 'never' : Math.max(...(adopted as number[])) - f.at;
     });
+  // Servers that changed hands while their owner was cut off: proof that a cut isolates (an owner
+  // that could still reach PostgreSQL would have renewed its leases).
+  const adoptedDuringCuts = faults
+    .filter((f) => f.kind === 'cut')
+    .reduce((sum, f) => sum + orphanedBy(f).filter((at) => at !== null && at < f.at + f.lastedMs).length, 0);
   const summary = {
     seed: SEED,
+    cuts: NAMESPACES ? 'network namespaces' : 'SIGSTOP',
     seconds: Math.round((Date.now() - began) / 1000),
     faults: faults.map((f) => `${f.kind} node-${f.node} for ${f.lastedMs} ms`),
     opens: Object.fromEntries(answers.open),
@@ -368,6 +404,7 @@ async function run(diagnostics: string[]): Promise<void> {
     states: Object.fromEntries([...new Set(sessions.map((s) => s.state))].map((state) => [state, sessions.filter((s) => s.state === state).length])),
     drainMs,
     adoptionMs,
+    adoptedDuringCuts,
     capSamples: capSamples.taken,
     epochsGranted: grants.reduce((sum, g) => sum + g.epochs, 0),
     fencedWrites: stale!.fenced,
@@ -400,6 +437,7 @@ async function run(diagnostics: string[]): Promise<void> {
   // Servers changed hands (kills and pauses cost leases), every write carried an epoch, and none
   // was accepted under an epoch older than a grant made before it.
   expect(summary.epochsGranted).toBeGreaterThan(SERVERS);
+  expect(adoptedDuringCuts).toBeGreaterThan(0);
   expect(stale!.unfenced).toBe(0);
   expect(stale!.accepted).toBe(0);
   console.info(`cluster fault suite: ${JSON.stringify(summary)}`);

@@ -36,6 +36,11 @@ export interface ServerProcessOptions {
    * of one cluster share a database, where only the first can: the others are given its key.
    */
   bootstrap?: boolean;
+  /**
+   * A network namespace to run in (`ip netns exec`, test/cluster/network-namespaces.ts), and the
+   * address the server listens on there; unset: this namespace, on 127.0.0.1.
+   */
+  netns?: { name: string; address: string };
 }
 
 export type KillKind = 'server' | 'group';
@@ -51,7 +56,14 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  */
 export async function serverProcessIn(
   dataDir: string,
-  options: { bootstrapToken: string; databaseUrl?: string | undefined; env: Record<string, string>; logName?: string; bootstrap?: boolean },
+  options: {
+    bootstrapToken: string;
+    databaseUrl?: string | undefined;
+    env: Record<string, string>;
+    logName?: string;
+    bootstrap?: boolean;
+    netns?: { name: string; address: string } | undefined;
+  },
 ): Promise<ServerProcess> {
   return new ServerProcess({
     dataDir,
@@ -62,6 +74,7 @@ export async function serverProcessIn(
     logFile: path.join(dataDir, options.logName ?? 'server.log'),
     env: options.env,
     ...(options.bootstrap === false ? { bootstrap: false } : {}),
+    ...(options.netns ? { netns: options.netns } : {}),
   });
 }
 
@@ -78,7 +91,7 @@ export class ServerProcess {
   private adminKey: string | null = null;
 
   constructor(private readonly options: ServerProcessOptions) {
-    this.url = `http://127.0.0.1:${options.port}`;
+    this.url = `http://${options.netns?.address ?? '127.0.0.1'}:${options.port}`;
     this.cardNetworkUrl = `http://127.0.0.1:${options.cardNetworkPort}`;
   }
 
@@ -114,7 +127,7 @@ export class ServerProcess {
       HOME: process.env.HOME ?? '/tmp',
       ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
       PORT: String(this.options.port),
-      HOST: '127.0.0.1',
+      HOST: this.options.netns?.address ?? '127.0.0.1',
       TOLLGATE_DATA_DIR: this.options.dataDir,
       CARD_NETWORK_PORT: String(this.options.cardNetworkPort),
       TOLLGATE_ADMIN_TOKEN: this.options.bootstrapToken,
@@ -127,7 +140,11 @@ export class ServerProcess {
     // tsx ≥ 4 registers itself with `--import tsx` (Node ≥ 20.6); the development condition is
     // the one the tests run with, so xstate misuse throws early here too.
     this.lastExit = null;
-    const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', 'src/server.ts'], {
+    const node = [process.execPath, '--conditions=development', '--import', 'tsx', 'src/server.ts'];
+    // `ip netns exec` execs the command in place (no fork): the child's pid is the server's, and
+    // kill, pause and the group kill reach it as they do outside a namespace.
+    const [command, ...args] = this.options.netns ? ['ip', 'netns', 'exec', this.options.netns.name, ...node] : node;
+    const child = spawn(command!, args, {
       cwd: ROOT,
       env,
       detached: true,
