@@ -16,7 +16,7 @@ import { LiveStreams } from './web/live-streams.js';
 import { webSite } from './web/site.js';
 import { meteringApi } from './http/plugins/metering-api.js';
 import { edgeHttp } from './edge/edge-http.js';
-import { registerForwarding, type ForwardingDeps } from './cluster/forwarding.js';
+import { Forwarder, type ForwardingDeps } from './cluster/forwarding.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
 export interface HttpOptions {
@@ -146,7 +146,8 @@ export async function buildApp(
   });
   await registerRateLimiting(app);
   // Several nodes: requests for another node's server go there, before any route's hook writes.
-  if (deps.cluster) registerForwarding(app, deps.cluster);
+  const forwarder = deps.cluster ? new Forwarder(deps.cluster) : null;
+  forwarder?.register(app);
   // The OpenAPI document of every route registered after it, from the routes' zod schemas (/docs).
   await app.register(swagger, {
     openapi: { info: { title: 'tollgate', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } },
@@ -156,7 +157,7 @@ export async function buildApp(
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
-  await app.register(meteringApi(deps));
+  await app.register(meteringApi(deps, forwarder));
   // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
   await app.register(edgeHttp(deps.edge));
   // The web site: the customer portal, the operators' console, the API reference.

@@ -5,6 +5,7 @@ import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { WebClient } from '../helpers/web-client.js';
 import { startUpstream } from '../edge/upstream.js';
 
 /**
@@ -119,6 +120,66 @@ describe('two nodes', () => {
     expect(loggedOff.statusCode, loggedOff.body).toBe(200);
     const [row] = await db.sql<{ uses: number }[]>`select uses_units as uses from sessions where id = ${sessionId}`;
     expect(row!.uses).toBe(2);
+  });
+
+  it('answers a metering batch sent to a node not running its sessions through the node that does, in order', async () => {
+    // The service priced per use by the test before.
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    const issued = await a.app.inject({ method: 'POST', url: `/v1/services/${onA.serviceId}/credential`, headers: { authorization: `Bearer ${a.adminToken}` } });
+    expect(issued.statusCode, issued.body).toBe(201);
+    const service = { authorization: `Bearer ${issued.json().credential as string}`, 'content-type': 'application/json' };
+    const customer = await signUp(a.app, { outstandingLimit: '100.00' });
+    const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(opened.statusCode, opened.body).toBe(201);
+    const sessionId = opened.json().id as string;
+
+    // To node-b: two uses of node-a's session around one of a session nobody has.
+    const batch = await fetch(`${b.app.listeningOrigin}/v1/metering/batch`, {
+      method: 'POST',
+      headers: service,
+      body: JSON.stringify({
+        operations: [
+          { op: 'query', sessionId, units: 4 },
+          { op: 'query', sessionId: '00000000-0000-4000-8000-000000000000', units: 1 },
+          { op: 'commit', sessionId, reservationId: 'r1', units: 3 },
+        ],
+      }),
+    });
+    expect(batch.status).toBe(200);
+    const { results } = (await batch.json()) as { results: Record<string, unknown>[] };
+    expect(results).toHaveLength(3);
+    expect(results[0]).toMatchObject({ sessionId, reservationId: 'r1', state: 'active', reserved: '0.40', applied: true });
+    expect(results[1]).toEqual({ error: expect.objectContaining({ status: 404, code: 'SESSION_NOT_FOUND' }) });
+    expect(results[2]).toMatchObject({ sessionId, reservationId: 'r1', usedUnits: 3, used: '0.30', reserved: '0.00', applied: true });
+
+    const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: customer.auth });
+    expect(loggedOff.statusCode, loggedOff.body).toBe(200);
+    const [row] = await db.sql<{ uses: number }[]>`select uses_units as uses from sessions where id = ${sessionId}`;
+    expect(row!.uses).toBe(3);
+  });
+
+  it('forwards the web site’s open and logoff forms to the node that runs the session', async () => {
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    const customer = await signUp(a.app, { outstandingLimit: '100.00' });
+    // A browser whose every request reaches node-b.
+    const web = new WebClient(b.app);
+    await web.get('/login');
+    expect((await web.post('/login', { email: customer.account.email, password: 'analytical engine' })).statusCode).toBe(303);
+    await web.get(`/services/${onA.serviceId}/open`);
+    const opened = await web.post(`/services/${onA.serviceId}/open`, { maxCharge: '5.00' });
+    expect(opened.statusCode, opened.body).toBe(303);
+    expect(opened.headers['x-tollgate-answered-by']).toBe('node-a');
+    const id = /^\/sessions\/([0-9a-f-]{36})$/.exec(String(opened.headers.location))?.[1];
+    expect(id).toBeDefined();
+    expect(a.supervisor.has(id!)).toBe(true);
+
+    expect((await web.get(`/sessions/${id}`)).statusCode).toBe(200);
+    const loggedOff = await web.post(`/sessions/${id}/logoff`, {});
+    expect(loggedOff.statusCode, loggedOff.body).toBe(303);
+    expect(loggedOff.headers.location).toBe(`/sessions/${id}?done=loggedoff`);
+    expect(loggedOff.headers['x-tollgate-answered-by']).toBe('node-a');
+    const [row] = await db.sql<{ state: string }[]>`select state from sessions where id = ${id!}`;
+    expect(row!.state).toBe('settled');
   });
 
   it('a price and a cap changed on one node hold on the node that owns the server', async () => {

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { serviceForCredential } from '../../catalogue/service-credentials.js';
+import { FORWARDED_BY, type Forwarder, type Place } from '../../cluster/forwarding.js';
 import { AppError, errors } from '../../errors.js';
 import type { UseAnswer } from '../../sessions/metering.js';
 import type { RouteDeps } from '../deps.js';
@@ -38,6 +39,11 @@ const useAnswerSchema = z.object({
 });
 const failureSchema = z.object({ status: z.number().int(), code: z.string(), detail: z.string() });
 const answers = { response: { 200: useAnswerSchema, ...problems } };
+type Operation = z.infer<typeof operation>;
+type Result = UseAnswer | { error: z.infer<typeof failureSchema> };
+
+const failure = (error: AppError): Result => ({ error: { status: error.status, code: error.code, detail: error.message } });
+const samePlace = (a: Place, b: Place) => (typeof a === 'string' || typeof b === 'string' ? a === b : a.nodeId === b.nodeId);
 
 function bearer(request: FastifyRequest): string | null {
   const match = /^Bearer\s+(\S{1,512})$/i.exec(request.headers.authorization ?? '');
@@ -49,8 +55,46 @@ function bearer(request: FastifyRequest): string | null {
  * proxy: the service itself reports its customers' uses, with its own credential
  * (`POST /v1/services/:id/credential`). A session of another service is not found.
  */
-export function meteringApi(deps: RouteDeps): FastifyPluginAsyncZod {
+export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null): FastifyPluginAsyncZod {
   const { metering } = deps.commands;
+
+  /** Operations on sessions this node runs, one after another; a refusal does not stop the rest. */
+  async function runHere(serviceId: string, operations: Operation[]): Promise<Result[]> {
+    const results: Result[] = [];
+    for (const op of operations) {
+      try {
+        if (op.op === 'query') results.push(await metering.reserve(serviceId, op.sessionId, op.units));
+        else if (op.op === 'commit') results.push(await metering.commit(serviceId, op.sessionId, op.reservationId, op.units));
+        else results.push(await metering.release(serviceId, op.sessionId, op.reservationId));
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        results.push(failure(error));
+      }
+    }
+    return results;
+  }
+
+  /** Operations on sessions another node runs, as a batch of their own sent to it. */
+  async function runOn(request: FastifyRequest, owner: Exclude<Place, string>, operations: Operation[]): Promise<Result[]> {
+    let answer;
+    try {
+      answer = await forwarder!.relay(request, owner, '/v1/metering/batch', { operations });
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return operations.map(() => failure(error));
+    }
+    let body: { results?: Result[]; code?: string; detail?: string } = {};
+    try {
+      body = JSON.parse(answer.body.toString('utf8')) as typeof body;
+    } catch {
+      // Not JSON: taken as a refusal below.
+    }
+    if (answer.statusCode === 200 && body.results?.length === operations.length) return body.results;
+    // Refused whole (the credential, the body) or answered oddly: every operation says so.
+    const refusal = { status: answer.statusCode, code: body.code ?? 'SERVER_MOVING', detail: body.detail ?? 'The node running these sessions did not answer them.' };
+    return operations.map(() => ({ error: refusal }));
+  }
+
   return async (app) => {
     app.addHook('onRequest', async (request) => {
       const secret = bearer(request);
@@ -94,16 +138,21 @@ export function meteringApi(deps: RouteDeps): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const results: (UseAnswer | { error: z.infer<typeof failureSchema> })[] = [];
-        for (const op of request.body.operations) {
-          try {
-            if (op.op === 'query') results.push(await metering.reserve(request.serviceId, op.sessionId, op.units));
-            else if (op.op === 'commit') results.push(await metering.commit(request.serviceId, op.sessionId, op.reservationId, op.units));
-            else results.push(await metering.release(request.serviceId, op.sessionId, op.reservationId));
-          } catch (error) {
-            if (!(error instanceof AppError)) throw error;
-            results.push({ error: { status: error.status, code: error.code, detail: error.message } });
-          }
+        const { operations } = request.body;
+        // In a cluster each run of operations is answered by the node that runs its sessions (a
+        // batch forwarded here is not sent on again: what does not run here is moving).
+        const forwarded = request.headers[FORWARDED_BY] !== undefined;
+        const places = forwarder ? await Promise.all(operations.map((op) => forwarder.placeOf(op.sessionId, forwarded))) : operations.map((): Place => 'here');
+        const results: Result[] = [];
+        for (let start = 0; start < operations.length; ) {
+          const place = places[start]!;
+          let end = start + 1;
+          while (end < operations.length && samePlace(places[end]!, place)) end++;
+          const run = operations.slice(start, end);
+          if (place === 'here') results.push(...(await runHere(request.serviceId, run)));
+          else if (place === 'moving') results.push(...run.map(() => failure(errors.serverMoving())));
+          else results.push(...(await runOn(request, place, run)));
+          start = end;
         }
         return { results };
       },
