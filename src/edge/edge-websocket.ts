@@ -1,8 +1,10 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { FORWARDED_BY } from '../cluster/forwarding.js';
 import { AppError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { NodeAddress } from '../cluster/ownership.js';
 import { EDGE_PREFIX, type Edge, type Pass } from './edge.js';
 import type { Connection, Ended } from './live-sessions.js';
 
@@ -22,6 +24,8 @@ function refuse(socket: Duplex, status: number, body: Record<string, unknown>): 
   );
 }
 
+const errorBody = (error: AppError) => ({ code: error.code, detail: error.message, ...error.extra });
+
 /** A close code another peer may be sent (1005, 1006 and 1015 are never sent on the wire). */
 const sendable = (code: number) => (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);
 
@@ -31,6 +35,11 @@ const sendable = (code: number) => (code >= 1000 && code <= 1014 && ![1004, 1005
  * headers) and accepts the client only once the upstream accepted, so a refused upstream is a
  * 502 rather than an open socket that closes at once. Messages are relayed both ways as they
  * are (text or binary). At the session's end the client is closed with 4402 and the reason.
+ *
+ * A WebSocket to a service priced per request whose session another node runs is charged by that
+ * node: this edge dials the owner's edge instead of the service (the owner charges the upgrade,
+ * dials the service and relays), relays between the two, and still cuts the client at the
+ * session's end itself (DESIGN rule 15: every node that carries a session's traffic cuts it).
  */
 export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): { close(): void } {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
@@ -42,15 +51,11 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
     }
     edge
       .admit(request)
-      .then(async (pass) => {
-        // A WebSocket is not carried over to the node that runs the session: it connects there.
-        if ((await edge.charge(pass)) === 'owner') throw errors.serverMoving();
-        return pass;
-      })
+      .then(async (pass) => ({ pass, owner: (await edge.charge(pass)) === 'owner' ? ownerOf(edge, pass, request) : null }))
       .then(
-        (pass) => dialUpstream(wss, edge, log, pass, request, socket, head),
+        ({ pass, owner }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner),
         (error: unknown) => {
-          if (error instanceof AppError) refuse(socket, error.status, { code: error.code, detail: error.message, ...error.extra });
+          if (error instanceof AppError) refuse(socket, error.status, errorBody(error));
           else {
             log.error({ err: error }, 'edge upgrade failed');
             refuse(socket, 503, { code: 'INTERNAL_ERROR', detail: 'The upgrade could not be checked.' });
@@ -67,24 +72,57 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
   };
 }
 
-function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass, request: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const target = `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
+/** The node that runs the session, for a WebSocket that must be charged there; never forwarded twice. */
+function ownerOf(edge: Edge, pass: Pass, request: IncomingMessage): NodeAddress {
+  const owner = edge.ownerOf(pass);
+  if (!owner || request.headers[FORWARDED_BY] !== undefined) throw errors.serverMoving();
+  return owner;
+}
+
+/** The handshake's own headers, which the dialling client sets again; the rest goes to the owner as it came. */
+const HANDSHAKE = new Set(['host', 'connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'content-length']);
+
+function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass, request: IncomingMessage, socket: Duplex, head: Buffer, owner: NodeAddress | null): void {
+  const target = owner
+    ? `${owner.url.replace(/^http/, 'ws')}${request.url}`
+    : `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
   const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()).filter(Boolean) ?? [];
-  const upstream = new WebSocket(target, protocols, {
-    headers: { ...edge.signedHeaders(pass, 'GET'), 'x-forwarded-for': request.socket.remoteAddress ?? '' },
-    perMessageDeflate: false,
-    handshakeTimeout: 10_000,
-  });
+  const headers: Record<string, string> = owner ? { [FORWARDED_BY]: edge.nodeId } : { ...edge.signedHeaders(pass, 'GET'), 'x-forwarded-for': request.socket.remoteAddress ?? '' };
+  if (owner) {
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value !== undefined && !HANDSHAKE.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+  }
+  const upstream = new WebSocket(target, protocols, { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
   let accepted = false;
   const failed = (detail: string) => {
     if (accepted) return;
     accepted = true;
-    refuse(socket, 502, { code: 'UPSTREAM_UNAVAILABLE', detail: `The service did not take the WebSocket (${detail}).` });
+    if (owner) refuse(socket, 503, { ...errorBody(errors.serverMoving()), detail: `The node running this session did not take the WebSocket (${detail}).` });
+    else refuse(socket, 502, { code: 'UPSTREAM_UNAVAILABLE', detail: `The service did not take the WebSocket (${detail}).` });
   };
   upstream.once('unexpected-response', (_req, res) => {
-    failed(`HTTP ${res.statusCode}`);
-    res.resume();
-    upstream.terminate();
+    if (!owner) {
+      failed(`HTTP ${res.statusCode}`);
+      res.resume();
+      upstream.terminate();
+      return;
+    }
+    // The owner's refusal (402 at the limit, 401, 503) is the customer's answer, as it came.
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('end', () => {
+      upstream.terminate();
+      if (accepted) return;
+      accepted = true;
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      } catch {
+        body = { code: 'SERVER_MOVING', detail: `The node running this session answered HTTP ${res.statusCode}.` };
+      }
+      refuse(socket, res.statusCode ?? 503, body);
+    });
   });
   upstream.once('error', (error) => failed(error.message));
   upstream.once('open', () => {
@@ -97,13 +135,14 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
       refuse(socket, 402, { code: 'SESSION_ENDED', detail: `The session is no longer active (${session.ended.reason}).`, endReason: session.ended.reason });
       return;
     }
-    wss.handleUpgrade(request, socket, head, (client) => relay(client, upstream, pass, log));
+    wss.handleUpgrade(request, socket, head, (client) => relay(client, upstream, pass, log, owner === null));
   });
 }
 
-function relay(client: WebSocket, upstream: WebSocket, pass: Pass, log: Logger): void {
+/** `counted`: this node meters the traffic (the owner does, for a WebSocket relayed to it). */
+function relay(client: WebSocket, upstream: WebSocket, pass: Pass, log: Logger, counted: boolean): void {
   const { session } = pass;
-  session.traffic.add('requests');
+  if (counted) session.traffic.add('requests');
   const connection: Connection = {
     cut(ended: Ended) {
       client.close(SESSION_ENDED_CLOSE, `session ended: ${ended.reason}`.slice(0, 123));
@@ -120,9 +159,9 @@ function relay(client: WebSocket, upstream: WebSocket, pass: Pass, log: Logger):
     },
   };
   session.connections.add(connection);
-  const forward = (to: WebSocket, counted: 'bytesIn' | 'bytesOut') => (data: RawData, isBinary: boolean) => {
+  const forward = (to: WebSocket, direction: 'bytesIn' | 'bytesOut') => (data: RawData, isBinary: boolean) => {
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
-    session.traffic.add(counted, size);
+    if (counted) session.traffic.add(direction, size);
     if (to.readyState === WebSocket.OPEN) to.send(data, { binary: isBinary });
   };
   client.on('message', forward(upstream, 'bytesIn'));

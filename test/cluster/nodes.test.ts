@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { freePort } from '../../src/db/free-port.js';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
@@ -234,7 +235,19 @@ describe('two nodes', () => {
         expect(view.json().uses).toEqual({ units: i, charge: `0.${i}0` });
       }
       expect(upstream.seen.filter((seen) => seen.headers['tollgate-session-id'] === session.id)).toHaveLength(2);
+
+      // A WebSocket through node-a's edge: charged by node-b (one request), relayed through both.
+      const socket = new WebSocket(`${a.app.listeningOrigin.replace('http', 'ws')}/edge/${session.id}/chat?access_token=${session.access.token}`);
+      const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      const echoed = new Promise<string>((resolve) => socket.once('message', (data) => resolve(String(data))));
+      socket.send('hello');
+      expect(await echoed).toBe('hello');
+      const charged = await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth });
+      expect(charged.json().uses).toEqual({ units: 3, charge: '0.30' });
       await b.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+      // The session's end closes it on node-a too, with the session's close code.
+      expect(await closed).toBe(4402);
     } finally {
       await upstream.close();
     }
