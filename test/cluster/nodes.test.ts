@@ -6,6 +6,7 @@ import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { createOperator } from '../helpers/operators.js';
 import { WebClient } from '../helpers/web-client.js';
 import { startUpstream } from '../edge/upstream.js';
 
@@ -159,7 +160,7 @@ describe('two nodes', () => {
     expect(row!.uses).toBe(3);
   });
 
-  it('forwards the web site’s open and logoff forms to the node that runs the session', async () => {
+  it('forwards the web site’s open and logoff forms, and the console’s rescues, to the node that runs the session', async () => {
     const onA = services.find((s) => a.leases!.serves(s.serverId))!;
     const customer = await signUp(a.app, { outstandingLimit: '100.00' });
     // A browser whose every request reaches node-b.
@@ -181,6 +182,22 @@ describe('two nodes', () => {
     expect(loggedOff.headers['x-tollgate-answered-by']).toBe('node-a');
     const [row] = await db.sql<{ state: string }[]>`select state from sessions where id = ${id!}`;
     expect(row!.state).toBe('settled');
+
+    // An operator's rescue from the console, reaching node-b, is run by node-a.
+    const running = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(running.statusCode, running.body).toBe(201);
+    const rescued = running.json().id as string;
+    await createOperator(a.app, a.adminToken, { name: 'cluster-console', role: 'admin', password: 'a console password of some length' });
+    const desk = new WebClient(b.app);
+    await desk.get('/ops/login');
+    expect((await desk.post('/ops/login', { name: 'cluster-console', password: 'a console password of some length' })).statusCode).toBe(303);
+    await desk.get(`/ops/sessions/${rescued}`);
+    const terminated = await desk.post(`/ops/sessions/${rescued}/terminate`, {});
+    expect(terminated.statusCode, terminated.body).toBe(303);
+    expect(terminated.headers.location).toBe(`/ops/sessions/${rescued}?done=terminate`);
+    expect(terminated.headers['x-tollgate-answered-by']).toBe('node-a');
+    const [ended] = await db.sql<{ state: string }[]>`select state from sessions where id = ${rescued}`;
+    expect(ended!.state).toBe('settled');
   });
 
   it('a price and a cap changed on one node hold on the node that owns the server', async () => {
