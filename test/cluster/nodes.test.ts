@@ -67,6 +67,25 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** A new credential of node-a's service priced per use, and a customer's session of it run by node-a. */
+async function meteredSession(serviceId: string) {
+  const issued = await a.app.inject({ method: 'POST', url: `/v1/services/${serviceId}/credential`, headers: { authorization: `Bearer ${a.adminToken}` } });
+  expect(issued.statusCode, issued.body).toBe(201);
+  const service = { authorization: `Bearer ${issued.json().credential as string}`, 'content-type': 'application/json' };
+  const customer = await signUp(a.app, { outstandingLimit: '100.00' });
+  const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
+  expect(opened.statusCode, opened.body).toBe(201);
+  return { service, customer, sessionId: opened.json().id as string };
+}
+
+/** The units the session was charged for, as recorded once it is logged off. */
+async function usesAfterLogoff(auth: Record<string, string>, sessionId: string): Promise<number> {
+  const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: auth });
+  expect(loggedOff.statusCode, loggedOff.body).toBe(200);
+  const [row] = await db.sql<{ uses: number }[]>`select uses_units as uses from sessions where id = ${sessionId}`;
+  return row!.uses;
+}
+
 describe('two nodes', () => {
   it('answers on either node for a session whose server the other owns, and both edges hear of it', async () => {
     const customer = await signUp(b.app, { outstandingLimit: '100.00' });
@@ -97,13 +116,7 @@ describe('two nodes', () => {
     const ops = { authorization: `Bearer ${a.adminToken}` };
     const patched = await a.app.inject({ method: 'PATCH', url: `/v1/services/${onA.serviceId}`, headers: ops, payload: { tariff: { perUse: { unit: 'unit', price: '0.10' } } } });
     expect(patched.statusCode, patched.body).toBe(200);
-    const issued = await a.app.inject({ method: 'POST', url: `/v1/services/${onA.serviceId}/credential`, headers: ops });
-    expect(issued.statusCode, issued.body).toBe(201);
-    const service = { authorization: `Bearer ${issued.json().credential as string}`, 'content-type': 'application/json' };
-    const customer = await signUp(a.app, { outstandingLimit: '100.00' });
-    const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
-    expect(opened.statusCode, opened.body).toBe(201);
-    const sessionId = opened.json().id as string;
+    const { service, customer, sessionId } = await meteredSession(onA.serviceId);
 
     // The service reports its customer's uses to node-b, which does not run the session.
     const meter = (op: string, body: unknown) => fetch(`${b.app.listeningOrigin}/v1/metering/${op}`, { method: 'POST', headers: service, body: JSON.stringify(body) });
@@ -118,22 +131,13 @@ describe('two nodes', () => {
     const released = await meter('release', { sessionId, reservationId: second.reservationId });
     expect(await released.json()).toMatchObject({ usedUnits: 2, reserved: '0.00', applied: true });
 
-    const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: customer.auth });
-    expect(loggedOff.statusCode, loggedOff.body).toBe(200);
-    const [row] = await db.sql<{ uses: number }[]>`select uses_units as uses from sessions where id = ${sessionId}`;
-    expect(row!.uses).toBe(2);
+    expect(await usesAfterLogoff(customer.auth, sessionId)).toBe(2);
   });
 
   it('answers a metering batch sent to a node not running its sessions through the node that does, in order', async () => {
     // The service priced per use by the test before.
     const onA = services.find((s) => a.leases!.serves(s.serverId))!;
-    const issued = await a.app.inject({ method: 'POST', url: `/v1/services/${onA.serviceId}/credential`, headers: { authorization: `Bearer ${a.adminToken}` } });
-    expect(issued.statusCode, issued.body).toBe(201);
-    const service = { authorization: `Bearer ${issued.json().credential as string}`, 'content-type': 'application/json' };
-    const customer = await signUp(a.app, { outstandingLimit: '100.00' });
-    const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
-    expect(opened.statusCode, opened.body).toBe(201);
-    const sessionId = opened.json().id as string;
+    const { service, customer, sessionId } = await meteredSession(onA.serviceId);
 
     // To node-b: two uses of node-a's session around one of a session nobody has.
     const batch = await fetch(`${b.app.listeningOrigin}/v1/metering/batch`, {
@@ -154,10 +158,7 @@ describe('two nodes', () => {
     expect(results[1]).toEqual({ error: expect.objectContaining({ status: 404, code: 'SESSION_NOT_FOUND' }) });
     expect(results[2]).toMatchObject({ sessionId, reservationId: 'r1', usedUnits: 3, used: '0.30', reserved: '0.00', applied: true });
 
-    const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: customer.auth });
-    expect(loggedOff.statusCode, loggedOff.body).toBe(200);
-    const [row] = await db.sql<{ uses: number }[]>`select uses_units as uses from sessions where id = ${sessionId}`;
-    expect(row!.uses).toBe(3);
+    expect(await usesAfterLogoff(customer.auth, sessionId)).toBe(3);
   });
 
   it('forwards the web site’s open and logoff forms, and the console’s rescues, to the node that runs the session', async () => {
