@@ -243,7 +243,8 @@ export const sessionMachine = sessionSetup.createMachine({
       tags: ['seat', 'billable'],
       initial: 'running',
       on: {
-        // A logoff that arrives after the cutoff instant (before its timer fired) is a limit hit.
+        // A logoff (or a termination, or a client gone) that arrives after the cutoff instant, before
+        // its timer fired, is a limit hit: ended at the cutoff, for the limit's reason.
         LOGOFF: [
           { guard: 'pastCutoff', target: 'over_limit' },
           { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'logoff' }) } },
@@ -253,7 +254,10 @@ export const sessionMachine = sessionSetup.createMachine({
           { guard: 'pastCutoff', target: 'over_limit' },
           { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'ops_terminated' }) } },
         ],
-        ABANDON: { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'abandoned' }) } },
+        ABANDON: [
+          { guard: 'pastCutoff', target: 'over_limit' },
+          { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'abandoned' }) } },
+        ],
         WARN: { guard: 'warningDue', actions: 'warned' },
         // Uses priced per use: refused (not taken) when they would pass the limit.
         RESERVE_USE: { guard: 'useFits', actions: 'reserveUse' },

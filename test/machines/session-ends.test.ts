@@ -42,20 +42,12 @@ describe('a running session', () => {
     expect(session.card.calls).toEqual(['authorize', 'capture 300000']);
   });
 
-  it.each(['TERMINATE', 'LOGOFF'] as const)('ends at its limit on a %s told after its cutoff passed, before the cutoff fired', async (type) => {
+  it.each(['TERMINATE', 'LOGOFF', 'ABANDON'] as const)('ends at its limit, for the limit, on a %s told after its cutoff passed, before the cutoff fired', async (type) => {
     const session = startSession();
     await session.settle();
     session.actor.send({ type, at: START + 501_000 });
     await session.settle();
     expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', endedAt: START + 500_000, chargeMicros: '5000000' });
-  });
-
-  it('ends at its cutoff, charged the limit, on an ABANDON told after its cutoff passed, before the cutoff fired', async () => {
-    const session = startSession();
-    await session.settle();
-    session.actor.send({ type: 'ABANDON', at: START + 501_000 });
-    await session.settle();
-    expect(session.actor.getSnapshot().context).toMatchObject({ endedAt: START + 500_000, chargeMicros: '5000000' });
     expect(session.card.calls).toEqual(['authorize', 'capture 5000000']);
   });
 
