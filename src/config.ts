@@ -115,11 +115,8 @@ const envSchema = z
     CORS_ORIGINS: origins,
     /** Any one SQL statement is cancelled after this long (PostgreSQL statement_timeout). */
     DATABASE_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
-    /**
-     * A connection left idle inside a transaction this long is closed (idle_in_transaction_session_timeout);
-     * 60 s alone, half of CLUSTER_LEASE_MS in a cluster.
-     */
-    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: positiveInt.optional(),
+    /** A connection left idle inside a transaction this long is closed (idle_in_transaction_session_timeout). */
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: positiveInt.default(60_000),
     /** Connections of the separate pool that resolves bearer tokens and operator keys. */
     AUTH_POOL_SIZE: positiveInt.max(50).default(2),
     /** Token look-ups waiting for that pool beyond this many are answered 503 at once. */
@@ -276,11 +273,7 @@ const envSchema = z
       },
       database: {
         statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-        // A node cut off between two statements of a journal batch holds the share lock its fencing
-        // check took on a lease row (migration 0013) until PostgreSQL ends the transaction: in a
-        // cluster that must come before the lease runs out, or the node's servers wait for it.
-        idleInTransactionTimeoutMs:
-          env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS ?? (env.CLUSTER_NODE_ID ? Math.floor(env.CLUSTER_LEASE_MS / 2) : 60_000),
+        idleInTransactionTimeoutMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
         authPoolSize: env.AUTH_POOL_SIZE,
         authMaxWaiting: env.AUTH_MAX_WAITING,
       },

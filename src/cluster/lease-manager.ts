@@ -188,41 +188,67 @@ export class LeaseManager implements Ownership {
 
   /** Claims up to `wanted` servers that are free or whose owner lapsed, one transaction each. */
   private async claim(leases: LeaseRow[], wanted: number, now: number): Promise<void> {
-    const { sql, nodeId } = this.options;
     const at = new Date(now);
     // Servers of lapsed nodes in a random order, so that nodes claiming at once mostly differ.
     const free = leases.filter((l) => l.nodeId === null || !l.live).sort(() => Math.random() - 0.5);
     for (const lease of free) {
       if (wanted === 0 || this.stopped) return;
-      // A lapsed node may only be paused (or cut off) with a transaction open, holding its share
-      // lock on the lease until it resumes or PostgreSQL's idle timeout ends it: the claim does
-      // not wait for it (a round must finish well within the lease), it tries again next round.
+      // A lapsed node may only be paused (or cut off) with a transaction open, holding the share
+      // lock its fencing check took on the lease: the claim does not wait for it (a round must
+      // finish well within the lease); it ends that node's open transactions and tries once more.
       let won: { epoch: bigint } | undefined;
       try {
-        [won] = await transaction(sql, async (tx) => {
-          await tx`set local lock_timeout = '200ms'`;
-          return lease.epoch === null
-            ? tx<{ epoch: bigint }[]>`
-                insert into server_leases (server_id, node_id, epoch, acquired_at)
-                values (${lease.serverId}, ${nodeId}, coalesce((select max(epoch) from lease_grants where server_id = ${lease.serverId}), 0) + 1, ${at})
-                on conflict (server_id) do nothing
-                returning epoch`
-            : tx<{ epoch: bigint }[]>`
-                update server_leases l set node_id = ${nodeId}, epoch = l.epoch + 1, acquired_at = ${at}
-                where l.server_id = ${lease.serverId}
-                  and (l.node_id is null or not exists (select 1 from nodes n where n.node_id = l.node_id and n.expires_at > ${at}))
-                returning l.epoch`;
-        });
+        [won] = await this.take(lease, at);
       } catch (error) {
-        if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
-        this.options.log.warn({ serverId: lease.serverId, from: lease.nodeId }, 'a lapsed node still holds a transaction on a server; claiming it next round');
-        continue;
+        if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE || lease.nodeId === null) throw error;
+        const ended = await this.endTransactionsOf(lease.nodeId, at);
+        this.options.log.warn({ serverId: lease.serverId, from: lease.nodeId, ended }, 'a lapsed node held a transaction on a server; its open transactions were ended');
+        try {
+          [won] = await this.take(lease, at);
+        } catch (again) {
+          if ((again as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw again;
+          continue;
+        }
       }
       if (!won) continue;
       wanted--;
       this.options.log.info({ serverId: lease.serverId, epoch: String(won.epoch), from: lease.nodeId }, 'server lease acquired');
       await this.adopt(lease.serverId, won.epoch);
     }
+  }
+
+  /** The lease of a free server, or of one whose owner lapsed, under a new epoch; nothing if another node was first. */
+  private take(lease: LeaseRow, at: Date): Promise<{ epoch: bigint }[]> {
+    const { sql, nodeId } = this.options;
+    return transaction(sql, async (tx) => {
+      await tx`set local lock_timeout = '200ms'`;
+      return lease.epoch === null
+        ? tx<{ epoch: bigint }[]>`
+            insert into server_leases (server_id, node_id, epoch, acquired_at)
+            values (${lease.serverId}, ${nodeId}, coalesce((select max(epoch) from lease_grants where server_id = ${lease.serverId}), 0) + 1, ${at})
+            on conflict (server_id) do nothing
+            returning epoch`
+        : tx<{ epoch: bigint }[]>`
+            update server_leases l set node_id = ${nodeId}, epoch = l.epoch + 1, acquired_at = ${at}
+            where l.server_id = ${lease.serverId}
+              and (l.node_id is null or not exists (select 1 from nodes n where n.node_id = l.node_id and n.expires_at > ${at}))
+            returning l.epoch`;
+    });
+  }
+
+  /**
+   * Ends the open transactions of a node whose heartbeat lapsed (its connections carry its name,
+   * src/db/sql.ts), so the locks they hold go now rather than when it wakes or PostgreSQL's idle
+   * timeout ends them. Only while it is still lapsed; its writes would be refused anyway (fencing).
+   */
+  private async endTransactionsOf(lapsed: string, at: Date): Promise<number> {
+    const [row] = await this.options.sql<{ ended: number }[]>`
+      select count(*) filter (where pg_terminate_backend(a.pid))::int as ended
+      from pg_stat_activity a
+      where a.datname = current_database() and a.pid <> pg_backend_pid() and a.xact_start is not null
+        and a.application_name in (${`tollgate@${lapsed}`}, ${`tollgate-auth@${lapsed}`})
+        and not exists (select 1 from nodes n where n.node_id = ${lapsed} and n.expires_at > ${at})`;
+    return row?.ended ?? 0;
   }
 
   private async adopt(serverId: string, epoch: bigint): Promise<void> {

@@ -22,7 +22,8 @@ export function connect(url: string, options: ConnectOptions = {}) {
     types,
     onnotice: () => {},
     connection: {
-      // A node's connections carry its name (pg_stat_activity shows which node holds what).
+      // A node's connections carry its name: a node taking a lapsed node's server ends that node's
+      // open transactions by it (src/cluster/lease-manager.ts).
       application_name: `${options.applicationName ?? 'tollgate'}${options.nodeId !== undefined ? `@${options.nodeId}` : ''}`,
       ...(options.nodeId !== undefined && { 'tollgate.node': options.nodeId }),
       ...(options.statementTimeoutMs !== undefined && { statement_timeout: options.statementTimeoutMs }),

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ManualClock } from '../../src/clock.js';
 import { LeaseManager } from '../../src/cluster/lease-manager.js';
-import { loadConfig } from '../../src/config.js';
 import { connect } from '../../src/db/sql.js';
 import { createLogger } from '../../src/logger.js';
 import { migrateTollgate } from '../../src/runtime.js';
@@ -156,37 +154,42 @@ describe('server leases', () => {
     }
   });
 
-  it('takes a server whose lapsed owner was cut off inside a transaction once PostgreSQL ends it, at half the lease', async () => {
+  it('takes a server whose lapsed owner was cut off inside a transaction, ending that transaction, in the same round', async () => {
     // A journal batch cut off between two statements keeps the share lock its fencing check took
-    // on the server's lease row (migration 0013); the takeover waits for it. In a cluster the
-    // idle-in-transaction limit defaults to half the lease, so the lock goes before the lease does.
-    const clustered = loadConfig({ DATABASE_URL: db.url, CLUSTER_NODE_ID: 'node-c', CLUSTER_LEASE_MS: '1000' });
-    expect(clustered.database.idleInTransactionTimeoutMs).toBe(500);
-    expect(loadConfig({ DATABASE_URL: db.url }).database.idleInTransactionTimeoutMs).toBe(60_000);
-    const chosen = loadConfig({ DATABASE_URL: db.url, CLUSTER_NODE_ID: 'node-c', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '9000' });
-    expect(chosen.database.idleInTransactionTimeoutMs).toBe(9000);
-
+    // on the server's lease row (migration 0013) until PostgreSQL's idle timeout (60 s): the
+    // takeover would wait that long. The claiming node ends the lapsed node's open transactions.
     const cutOff = nodes.c!;
     const serverId = owned(cutOff)[0]!;
-    const pool = connect(db.url, { max: 1, nodeId: 'node-c', idleInTransactionTimeoutMs: clustered.database.idleInTransactionTimeoutMs });
+    // One of node-c's connections (they carry its name), as a node cut off mid-transaction leaves it.
+    const pool = connect(db.url, { max: 1, nodeId: 'node-c' });
+    const bystander = connect(db.url, { max: 1, nodeId: 'node-b' });
     try {
       const connection = await pool.reserve();
       await connection`begin`;
       await connection`select epoch from server_leases where server_id = ${serverId} for share`;
-      const lockedAt = Date.now();
+      // Another node's open transaction, which must be left alone.
+      const other = await bystander.reserve();
+      await other`begin`;
+      await other`select 1`;
+      const inTransaction = async (name: string) => {
+        const [row] = await db.sql<{ count: number }[]>`
+          select count(*)::int as count from pg_stat_activity where application_name = ${name} and xact_start is not null`;
+        return row!.count;
+      };
+      expect(await inTransaction('tollgate@node-c')).toBe(1);
+
       // Nothing more comes from node-c; node-a goes on past node-c's lease.
       await rounds([a()], 4);
-      const [waiting] = await db.sql<{ nodeId: string }[]>`select node_id as "nodeId" from server_leases where server_id = ${serverId}`;
-      expect(waiting!.nodeId).toBe('node-c');
-      await sleep(Math.max(0, lockedAt + 500 + 300 - Date.now()));
-      const [gone] = await db.sql<{ count: number }[]>`
-        select count(*)::int as count from pg_stat_activity where application_name = 'tollgate@node-c' and state = 'idle in transaction'`;
-      expect(gone!.count).toBe(0);
-      await rounds([a()], 1);
       const [taken] = await db.sql<{ nodeId: string }[]>`select node_id as "nodeId" from server_leases where server_id = ${serverId}`;
       expect(taken!.nodeId).toBe('node-a');
+      expect(owned(a())).toContain(serverId);
+      expect(await inTransaction('tollgate@node-c')).toBe(0);
+      expect(await inTransaction('tollgate@node-b')).toBe(1);
+      await other`rollback`;
+      other.release();
     } finally {
       await pool.end({ timeout: 1 });
+      await bystander.end({ timeout: 1 });
     }
   });
 });
