@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request as undiciRequest } from 'undici';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
+import { clientGone } from '../http/client-gone.js';
 import type { NodeAddress, Ownership } from './ownership.js';
 
 export interface ForwardingDeps {
@@ -100,8 +101,12 @@ export class Forwarder {
     return forwarded || owner === null || owner.nodeId === this.deps.nodeId ? 'moving' : owner;
   }
 
-  /** One request to `owner`, marked forwarded; SERVER_MOVING when it cannot be reached. */
-  async relay(request: FastifyRequest, owner: NodeAddress, url: string, body: unknown): Promise<Relayed> {
+  /**
+   * One request to `owner`, marked forwarded; SERVER_MOVING when it cannot be reached. `signal`
+   * drops the request when the client that asked went away, so the owner sees it go too (an open
+   * still waiting for a seat or a card is then abandoned there, as it would be here).
+   */
+  async relay(request: FastifyRequest, owner: NodeAddress, url: string, body: unknown, signal?: AbortSignal): Promise<Relayed> {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers)) {
       if (value === undefined || HOP_BY_HOP.has(name)) continue;
@@ -116,10 +121,11 @@ export class Forwarder {
         method: request.method as 'GET' | 'POST' | 'PATCH' | 'DELETE',
         headers,
         ...(hasBody ? { body: encoded(body, headers['content-type']) } : {}),
+        ...(signal ? { signal } : {}),
       });
       return { statusCode: answer.statusCode, headers: answer.headers, body: Buffer.from(await answer.body.arrayBuffer()) };
     } catch (error) {
-      request.log.warn({ owner: owner.nodeId, err: String(error) }, 'could not forward a request to the owner of its server');
+      if (!signal?.aborted) request.log.warn({ owner: owner.nodeId, err: String(error) }, 'could not forward a request to the owner of its server');
       throw errors.serverMoving();
     }
   }
@@ -152,7 +158,7 @@ export class Forwarder {
   }
 
   private async forward(request: FastifyRequest, reply: FastifyReply, owner: NodeAddress): Promise<void> {
-    const answer = await this.relay(request, owner, request.url, request.body);
+    const answer = await this.relay(request, owner, request.url, request.body, clientGone(reply));
     reply.code(answer.statusCode);
     for (const [name, value] of Object.entries(answer.headers)) {
       if (value === undefined || HOP_BY_HOP.has(name)) continue;
@@ -165,7 +171,7 @@ export class Forwarder {
 
 /** A parsed body as it is sent on: a form's fields as a form (the web site's), anything else as JSON. */
 function encoded(body: unknown, contentType: string | undefined): string {
-  if (!contentType?.startsWith('application/x-www-form-urlencoded')) return JSON.stringify(body);
+  if (!contentType?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return JSON.stringify(body);
   const form = new URLSearchParams();
   for (const [name, value] of Object.entries(body as Record<string, unknown>)) {
     for (const one of [value].flat()) form.append(name, String(one));

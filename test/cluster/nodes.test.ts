@@ -225,6 +225,38 @@ describe('two nodes', () => {
     await a.app.inject({ method: 'POST', url: `/v1/sessions/${opened.json().id as string}/logoff`, headers: first.auth });
   });
 
+  it('drops an open waiting for a seat on the owner when its client leaves the node that forwarded it', async () => {
+    // The service of node-a has one seat since the test before.
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    const first = await signUp(a.app, { outstandingLimit: '100.00' });
+    const seated = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: first.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(seated.statusCode, seated.body).toBe(201);
+    // A second customer asks node-b, waiting up to 20 s for the seat, then hangs up.
+    const second = await signUp(a.app, { outstandingLimit: '100.00' });
+    const hangUp = new AbortController();
+    const waiting = fetch(`${b.app.listeningOrigin}/v1/sessions`, {
+      method: 'POST',
+      headers: { ...second.auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ serviceId: onA.serviceId, maxCharge: '5.00', waitSeconds: 20 }),
+      signal: hangUp.signal,
+    }).catch((error: unknown) => error);
+    // How many wait for the service's seat on node-a, which runs it.
+    const queued = async () => {
+      const answer = await a.app.inject({ method: 'GET', url: '/v1/ops/servers', headers: { authorization: `Bearer ${a.adminToken}` } });
+      const servers = answer.json().servers as { services: { id: string; queued: number }[] }[];
+      return servers.flatMap((server) => server.services).find((service) => service.id === onA.serviceId)!.queued;
+    };
+    await until('node-a holds the second open in its queue', async () => (await queued()) === 1);
+    hangUp.abort();
+    expect(await waiting).toBeInstanceOf(Error);
+    // Before the seat comes free, node-a gives the place up: nobody waits for that answer.
+    await until('node-a gives the second open up', async () => (await queued()) === 0);
+    const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${seated.json().id as string}/logoff`, headers: first.auth });
+    expect(loggedOff.statusCode, loggedOff.body).toBe(200);
+    const [row] = await db.sql<{ count: number }[]>`select count(*)::int as count from sessions where account_id = ${second.account.id} and state <> 'declined'`;
+    expect(row!.count).toBe(0);
+  });
+
   it('charges a request to a service priced per request that reaches the edge of a node not running its session', async () => {
     const upstream = await startUpstream();
     try {
