@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { finished, type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FORWARDED_BY } from '../cluster/forwarding.js';
 import { AppError, errors } from '../errors.js';
@@ -79,8 +79,26 @@ function ownerOf(edge: Edge, pass: Pass, request: IncomingMessage): NodeAddress 
   return owner;
 }
 
-/** The handshake's own headers, which the dialling client sets again; the rest goes to the owner as it came. */
-const HANDSHAKE = new Set(['host', 'connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'content-length']);
+/**
+ * The handshake's own headers, which the dialling client sets again, and the hop's (RFC 9110
+ * §7.6.1); the rest goes to the owner as it came.
+ */
+const NOT_PASSED_ON = new Set([
+  'host',
+  'connection',
+  'upgrade',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-extensions',
+  'sec-websocket-protocol',
+  'content-length',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'transfer-encoding',
+  'te',
+  'trailer',
+]);
 
 function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass, request: IncomingMessage, socket: Duplex, head: Buffer, owner: NodeAddress | null): void {
   const target = owner
@@ -90,7 +108,7 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
   const headers: Record<string, string> = owner ? { [FORWARDED_BY]: edge.nodeId } : { ...edge.signedHeaders(pass, 'GET'), 'x-forwarded-for': request.socket.remoteAddress ?? '' };
   if (owner) {
     for (const [name, value] of Object.entries(request.headers)) {
-      if (value !== undefined && !HANDSHAKE.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      if (value !== undefined && !NOT_PASSED_ON.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
   }
   const upstream = new WebSocket(target, protocols, { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
@@ -108,10 +126,11 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
       upstream.terminate();
       return;
     }
-    // The owner's refusal (402 at the limit, 401, 503) is the customer's answer, as it came.
+    // The owner's refusal (402 at the limit, 401, 503) is the customer's answer, as it came (an
+    // answer cut short is answered all the same: the client must not be left hanging).
     const chunks: Buffer[] = [];
     res.on('data', (chunk: Buffer) => chunks.push(chunk));
-    res.on('end', () => {
+    finished(res, () => {
       upstream.terminate();
       if (accepted) return;
       accepted = true;
@@ -125,10 +144,20 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
     });
   });
   upstream.once('error', (error) => failed(error.message));
+  // The client gave up while the upstream was being dialled: nothing is left open for nobody.
+  socket.once('close', () => {
+    if (accepted) return;
+    accepted = true;
+    upstream.terminate();
+  });
   upstream.once('open', () => {
     if (accepted) return;
     accepted = true;
     const session = pass.session;
+    if (!socket.readable || !socket.writable) {
+      upstream.terminate();
+      return;
+    }
     // Cut while the upstream was being dialled: the customer is told as any late request is.
     if (session.ended) {
       upstream.terminate();
@@ -144,6 +173,7 @@ function relay(client: WebSocket, upstream: WebSocket, pass: Pass, log: Logger, 
   const { session } = pass;
   if (counted) session.traffic.add('requests');
   const connection: Connection = {
+    counted,
     cut(ended: Ended) {
       client.close(SESSION_ENDED_CLOSE, `session ended: ${ended.reason}`.slice(0, 123));
       upstream.close(1000, 'session ended');

@@ -13,6 +13,8 @@ export interface Ended {
 
 /** Something open through the edge that a cut must end: a response in flight, a WebSocket. */
 export interface Connection {
+  /** False: another node meters it (a WebSocket relayed to the session's owner), so its cut is counted there. */
+  counted?: boolean;
   /** The session ended: the customer is told so (402, WebSocket 4402). */
   cut(ended: Ended): void;
   /** tollgate is shutting down: closed without blaming the session. */
@@ -206,7 +208,7 @@ export class LiveSessions {
     for (const connection of open) {
       try {
         connection.cut(ended);
-        session.traffic.add('connectionsCut');
+        if (connection.counted !== false) session.traffic.add('connectionsCut');
       } catch (error) {
         this.deps.log.warn({ sessionId, err: String(error) }, 'a connection could not be cut cleanly');
       }

@@ -298,6 +298,15 @@ describe('two nodes', () => {
       await b.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
       // The session's end closes it on node-a too, with the session's close code.
       expect(await closed).toBe(4402);
+      // node-b, which metered it, counts its requests and its cut; node-a, which relayed it, neither.
+      const traffic = async () => {
+        const [row] = await db.sql<{ requests: number; cut: number }[]>`
+          select requests::int, connections_cut::int as cut from session_traffic where session_id = ${session.id}`;
+        return row;
+      };
+      await until('the traffic is written', async () => ((await traffic())?.cut ?? 0) >= 1);
+      await sleep(500);
+      expect(await traffic()).toEqual({ requests: 3, cut: 1 });
     } finally {
       await upstream.close();
     }
