@@ -157,7 +157,7 @@ export async function buildApp(
   await app.register(publicApi(deps));
   await app.register(customerApi(deps));
   await app.register(operatorApi(deps));
-  await app.register(meteringApi(deps, forwarder));
+  await app.register(meteringApi(deps, forwarder, http.handlerTimeoutMs));
   // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
   await app.register(edgeHttp(deps.edge));
   // The web site: the customer portal, the operators' console, the API reference.

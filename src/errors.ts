@@ -60,6 +60,13 @@ export const errors = {
     new AppError(503, 'SERVER_MOVING', 'The server running this service is moving between tollgate nodes; try again shortly.', {
       retryAfterSeconds: 1,
     }),
+  /** Several nodes: a request was sent to the session's owner, whose answer never came back: it may have been carried out. */
+  ownerUnanswered: () =>
+    new AppError(
+      502,
+      'OWNER_UNANSWERED',
+      'The tollgate node running this session took the request but its answer was lost; it may have been carried out: look at the session before asking again.',
+    ),
   extensionInProgress: () =>
     new AppError(409, 'EXTENSION_IN_PROGRESS', 'Another extension of this session is being decided; ask again once it is.'),
   notRecorded: (detail: string) =>

@@ -41,6 +41,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Headers of one hop, not passed on (RFC 9110 §7.6.1), and those the forwarder sets itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-connection', 'host', 'content-length', 'expect']);
 const SERVER_CACHE_LIMIT = 100_000;
+/** Errors of a request that never left this node: no connection to the owner was made. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /** A session's answer comes from this node, from another (its address), or from none for now. */
 export type Place = 'here' | 'moving' | NodeAddress;
@@ -102,7 +104,8 @@ export class Forwarder {
   }
 
   /**
-   * One request to `owner`, marked forwarded; SERVER_MOVING when it cannot be reached. `signal`
+   * One request to `owner`, marked forwarded; SERVER_MOVING when it cannot be reached, OWNER_UNANSWERED
+   * when it was sent and no answer came (the owner may have carried it out). `signal`
    * drops the request when the client that asked went away, so the owner sees it go too (an open
    * still waiting for a seat or a card is then abandoned there, as it would be here).
    */
@@ -126,7 +129,8 @@ export class Forwarder {
       return { statusCode: answer.statusCode, headers: answer.headers, body: Buffer.from(await answer.body.arrayBuffer()) };
     } catch (error) {
       if (!signal?.aborted) request.log.warn({ owner: owner.nodeId, err: String(error) }, 'could not forward a request to the owner of its server');
-      throw errors.serverMoving();
+      // Never sent (no connection): safe to ask again. Sent, with no answer: it may have been done.
+      throw NOT_SENT.has((error as { code?: string }).code ?? '') ? errors.serverMoving() : errors.ownerUnanswered();
     }
   }
 

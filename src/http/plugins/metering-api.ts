@@ -55,8 +55,9 @@ function bearer(request: FastifyRequest): string | null {
  * proxy: the service itself reports its customers' uses, with its own credential
  * (`POST /v1/services/:id/credential`). A session of another service is not found.
  */
-export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null): FastifyPluginAsyncZod {
+export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null, handlerTimeoutMs = 60_000): FastifyPluginAsyncZod {
   const { metering } = deps.commands;
+  const forwardMs = Math.max(1000, Math.floor(handlerTimeoutMs / 4));
 
   /** Operations on sessions this node runs, one after another; a refusal does not stop the rest. */
   async function runHere(serviceId: string, operations: Operation[]): Promise<Result[]> {
@@ -74,11 +75,14 @@ export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null)
     return results;
   }
 
-  /** Operations on sessions another node runs, as a batch of their own sent to it. */
-  async function runOn(request: FastifyRequest, owner: Exclude<Place, string>, operations: Operation[]): Promise<Result[]> {
+  /**
+   * Operations on sessions another node runs, as a batch of their own sent to it, given at most a
+   * quarter of the request's own time (the runs after it, and the answer, must fit in the rest).
+   */
+  async function runOn(request: FastifyRequest, owner: Exclude<Place, string>, operations: Operation[], timeoutMs: number): Promise<Result[]> {
     let answer;
     try {
-      answer = await forwarder!.relay(request, owner, '/v1/metering/batch', { operations });
+      answer = await forwarder!.relay(request, owner, '/v1/metering/batch', { operations }, AbortSignal.timeout(timeoutMs));
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       return operations.map(() => failure(error));
@@ -90,9 +94,13 @@ export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null)
       // Not JSON: taken as a refusal below.
     }
     if (answer.statusCode === 200 && body.results?.length === operations.length) return body.results;
-    // Refused whole (the credential, the body) or answered oddly: every operation says so.
-    const refusal = { status: answer.statusCode, code: body.code ?? 'SERVER_MOVING', detail: body.detail ?? 'The node running these sessions did not answer them.' };
-    return operations.map(() => ({ error: refusal }));
+    // Refused whole (the credential, the body): every operation says why. Answered without a
+    // readable answer: the owner may have carried them out.
+    if (answer.statusCode !== 200 && body.code) {
+      const refusal = { status: answer.statusCode, code: body.code, detail: body.detail ?? body.code };
+      return operations.map(() => ({ error: refusal }));
+    }
+    return operations.map(() => failure(errors.ownerUnanswered()));
   }
 
   return async (app) => {
@@ -151,7 +159,7 @@ export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null)
           const run = operations.slice(start, end);
           if (place === 'here') results.push(...(await runHere(request.serviceId, run)));
           else if (place === 'moving') results.push(...run.map(() => failure(errors.serverMoving())));
-          else results.push(...(await runOn(request, place, run)));
+          else results.push(...(await runOn(request, place, run, forwardMs)));
           start = end;
         }
         return { results };
