@@ -304,6 +304,8 @@ async function run(diagnostics: string[]): Promise<void> {
   const plan: string[] = [];
   if (FAULT_COUNT === null) plan.push(...steps);
   else for (let drawn = 0; drawn < FAULT_COUNT; drawn += plan.at(-1)!.split('+').length) plan.push(rng.pick(steps));
+  // Every plan cuts a node at least once: the run shows that a cut isolates (below).
+  if (!plan.some((step) => step.includes('cut'))) plan.push('cut');
   await sleep(2000);
   for (const step of plan) {
     const [first, second] = step.split('+') as FaultKind[];

@@ -59,8 +59,12 @@ export class NetworkNamespaces {
 
   /** `count` namespaces, each with its pair up, routed through this namespace. */
   static async create(count: number): Promise<NetworkNamespaces> {
-    // Second octet from the pid: two runs on one machine do not share addresses.
-    const prefix = `10.${200 + (process.pid % 50)}`;
+    // Second octet from the pid (two runs on one machine do not share addresses), moved on past
+    // any the machine already routes or holds.
+    const { stdout: taken } = await run('sh', ['-c', 'ip -4 route show table all; ip -4 addr show']);
+    let octet = 200 + (process.pid % 50);
+    for (let tries = 0; tries < 50 && taken.includes(`10.${octet}.`); tries++) octet = 200 + ((octet - 199) % 50);
+    const prefix = `10.${octet}`;
     const tag = `tg${process.pid % 100_000}`;
     const forwardingBefore = (await readFile(FORWARDING, 'utf8')).trim();
     const namespaces = new NetworkNamespaces(count, prefix, tag, forwardingBefore);
