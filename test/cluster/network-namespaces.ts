@@ -63,7 +63,8 @@ export class NetworkNamespaces {
     // any the machine already routes or holds.
     const { stdout: taken } = await run('sh', ['-c', 'ip -4 route show table all; ip -4 addr show']);
     let octet = 200 + (process.pid % 50);
-    for (let tries = 0; tries < 50 && taken.includes(`10.${octet}.`); tries++) octet = 200 + ((octet - 199) % 50);
+    const used = (n: number) => new RegExp(`(^|[^0-9.])10\\.${n}\\.`, 'm').test(taken);
+    for (let tries = 0; tries < 50 && used(octet); tries++) octet = 200 + ((octet - 199) % 50);
     const prefix = `10.${octet}`;
     const tag = `tg${process.pid % 100_000}`;
     const forwardingBefore = (await readFile(FORWARDING, 'utf8')).trim();
