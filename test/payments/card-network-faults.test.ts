@@ -365,6 +365,64 @@ describe('a retry declined while an earlier attempt of its key is still arriving
   });
 });
 
+describe('a retry declined while an earlier attempt of its key is still committing', () => {
+  it('waits for that attempt, whose client hung up mid-commit, and answers the hold it placed', async () => {
+    const token = await newToken();
+    const idempotencyKey = key();
+    const body = JSON.stringify({ token, amount: '5.00', currency: 'USD', reference: sessionRef() });
+    const post = (signal?: AbortSignal) =>
+      fetch(`${network.url}/v1/holds`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey }, body, ...(signal ? { signal } : {}) });
+    // Holds cannot be written for now: the first attempt waits inside its handler, mid-commit.
+    const blocker = await db.sql.reserve();
+    await blocker`begin`;
+    await blocker`lock table card_network.holds in exclusive mode`;
+    try {
+      const hangUp = new AbortController();
+      const first = post(hangUp.signal).catch((error: unknown) => error);
+      const waiting = async () => {
+        const [row] = await db.sql<{ count: number }[]>`
+          select count(*)::int as count from pg_locks where relation = 'card_network.holds'::regclass and not granted`;
+        return row!.count;
+      };
+      while ((await waiting()) === 0) await sleep(20);
+      // Its client gives up (tollgate's attempt timeout) and retries; the retry draws a decline.
+      hangUp.abort();
+      expect(await first).toBeInstanceOf(Error);
+      await putFaults({ rules: [{ phase: 'authorize', fault: 'decline', times: 1 }] });
+      const retry = post();
+      await sleep(200);
+      await blocker`rollback`;
+      const answer = await retry;
+      // Not declined while a hold was being placed under its key: it replays that hold.
+      expect(answer.status).toBe(201);
+      const holds = await db.sql<{ id: string }[]>`select id from card_network.holds where token = ${token}`;
+      expect(holds).toHaveLength(1);
+      expect(((await answer.json()) as { id: string }).id).toBe(holds[0]!.id);
+    } finally {
+      await blocker`rollback`.catch(() => undefined);
+      blocker.release();
+    }
+  });
+});
+
+describe('an attempt of a key that reaches the network after the key was declined', () => {
+  it('replays the decline instead of placing a hold its sender was told was never placed', async () => {
+    const token = await newToken();
+    const idempotencyKey = key();
+    const body = JSON.stringify({ token, amount: '5.00', currency: 'USD', reference: sessionRef() });
+    const post = () => fetch(`${network.url}/v1/holds`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey }, body });
+    // The retry goes through first and is declined on the line; the sender takes it as final.
+    await putFaults({ rules: [{ phase: 'authorize', fault: 'decline', times: 1 }] });
+    const retry = await post();
+    expect(retry.status).toBe(402);
+    // The first attempt, held up on the line until now, arrives.
+    const late = await post();
+    expect(late.status).toBe(402);
+    expect(await late.json()).toMatchObject({ code: 'card_declined', reason: 'processing_error' });
+    expect(await db.sql`select id from card_network.holds where token = ${token}`).toHaveLength(0);
+  });
+});
+
 describe('faults on the other phases', () => {
   it('an increment whose answer is dropped is raised once and the retry gets the raised hold', async () => {
     const hold = await newHold(10_000_000n);

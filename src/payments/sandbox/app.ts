@@ -204,7 +204,8 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
           : problem(409, 'idempotency_key_reused', 'this Idempotency-Key was used with a different request');
       }
       const answer = await effect(tx, now);
-      // Not kept: 5xx (a retry tries again) and injected declines (the fault is on the line, not the card).
+      // Not kept: 5xx (a retry tries again) and injected declines of calls on a hold (the fault is
+      // on the line, not the card: a retry of a capture or a void may go through).
       if (answer.status < 500 && !answer.transient) {
         await tx`
           insert into card_network.idempotency_keys (key, request_hash, status, body, created_at)
@@ -298,9 +299,17 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
           // An injected decline is decided under the key's lock, as a real processor decides: a
           // key that already has an answer (or gets one from a request still in flight) is
           // replayed, never declined after it was approved.
+          // An authorization declined on the line stays declined for its key: an earlier attempt
+          // of the key that reaches the network after the decline (held up on the line while its
+          // sender gave up and retried) replays it, instead of placing a hold its sender has
+          // already been told was never placed (CI's card-faults-load at 20:08, the sandbox
+          // sharing tollgate's busy event loop).
           const effect: Effect =
             fault?.fault === 'decline'
-              ? async () => ({ ...problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }), transient: true })
+              ? async () => ({
+                  ...problem(402, 'card_declined', 'the card network refused this call', { reason: 'processing_error' }),
+                  transient: phase !== 'authorize',
+                })
               : planned;
           let quick: Answer | null = null;
           if (fault?.fault !== 'decline' && atOnce) {
