@@ -61,7 +61,8 @@ export interface Relayed {
  * hooks that write (the Idempotency-Key's claim) or check (the forms' CSRF token), so the owner is
  * the one that claims, checks and answers; the routes' authentication runs on both nodes. A server
  * whose owner is unknown, moving, or out of reach gets 503 SERVER_MOVING with Retry-After:
- * retrying with the same Idempotency-Key is safe.
+ * retrying with the same Idempotency-Key is safe; a request the owner took and whose answer
+ * was lost gets 502 OWNER_UNANSWERED (it may have been carried out).
  *
  * Forwarding is done with undici (a dependency already) rather than @fastify/reply-from: the edge
  * registers reply-from in its own scope, and a second registration at the root would clash over
