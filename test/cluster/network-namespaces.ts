@@ -48,6 +48,9 @@ export class NetworkNamespaces {
       await ip('netns', 'add', probe);
       await ip('link', 'add', `${probe}a`, 'type', 'veth', 'peer', 'name', `${probe}b`);
       await ip('link', 'set', `${probe}b`, 'netns', probe);
+      // Nodes reach each other through this namespace: it must be allowed to forward (a
+      // read-only /proc/sys refuses the write).
+      await writeFile(FORWARDING, (await readFile(FORWARDING, 'utf8')).trim());
       return true;
     } catch {
       return false;
