@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request as undiciRequest } from 'undici';
 import type { Sql } from '../db/sql.js';
-import { errors } from '../errors.js';
+import { type AppError, errors } from '../errors.js';
 import { clientGone } from '../http/client-gone.js';
 import type { NodeAddress, Ownership } from './ownership.js';
 
@@ -39,10 +39,19 @@ const METERING_ROUTES = new Set(['/v1/metering/query', '/v1/metering/commit', '/
 const OPEN_ROUTES = { api: '/v1/sessions', form: '/services/:id/open' };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Headers of one hop, not passed on (RFC 9110 §7.6.1), and those the forwarder sets itself. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-connection', 'host', 'content-length', 'expect']);
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-connection', 'host', 'content-length', 'expect']);
 const SERVER_CACHE_LIMIT = 100_000;
 /** Errors of a request that never left this node: no connection to the owner was made. */
-export const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+/**
+ * What a failed forward answers: never sent (no connection made), ask again; sent and not
+ * answered, the owner may have carried it out. `error` is undici's, or a wrapper whose cause it is.
+ */
+export function forwardFailure(error: unknown): AppError {
+  const { code, cause } = error as { code?: string; cause?: { code?: string } };
+  return NOT_SENT.has(cause?.code ?? code ?? '') ? errors.serverMoving() : errors.ownerUnanswered();
+}
 
 /** A session's answer comes from this node, from another (its address), or from none for now. */
 export type Place = 'here' | 'moving' | NodeAddress;
@@ -131,7 +140,7 @@ export class Forwarder {
     } catch (error) {
       if (!signal?.aborted) request.log.warn({ owner: owner.nodeId, err: String(error) }, 'could not forward a request to the owner of its server');
       // Never sent (no connection): safe to ask again. Sent, with no answer: it may have been done.
-      throw NOT_SENT.has((error as { code?: string }).code ?? '') ? errors.serverMoving() : errors.ownerUnanswered();
+      throw forwardFailure(error);
     }
   }
 

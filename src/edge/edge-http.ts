@@ -3,7 +3,7 @@ import { finished, pipeline, type Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { Pool } from 'undici';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { FORWARDED_BY, NOT_SENT } from '../cluster/forwarding.js';
+import { FORWARDED_BY, forwardFailure } from '../cluster/forwarding.js';
 import { errors } from '../errors.js';
 import { ByteCounter } from './byte-counter.js';
 import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
@@ -136,10 +136,8 @@ function toOwner(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass:
     rewriteHeaders: (headers) => ({ ...withoutHopByHop(headers as IncomingHttpHeaders), 'x-tollgate-answered-by': owner.nodeId }),
     onError: (replyTo, { error }) => {
       request.log.warn({ sessionId: pass.session.sessionId, owner: owner.nodeId, err: error.message }, 'could not forward an edge request to the owner of its session');
-      // Never sent: ask again. Sent and unanswered: the owner may have charged it. (reply-from
-      // wraps undici's error: its code is the cause's.)
-      const { code, cause } = error as { code?: string; cause?: { code?: string } };
-      replyTo.send(NOT_SENT.has(cause?.code ?? code ?? '') ? errors.serverMoving() : errors.ownerUnanswered());
+      // Sent and unanswered, the owner may have charged it (reply-from wraps undici's error).
+      replyTo.send(forwardFailure(error));
     },
   });
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { finished, type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { FORWARDED_BY } from '../cluster/forwarding.js';
+import { FORWARDED_BY, HOP_BY_HOP } from '../cluster/forwarding.js';
 import { AppError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { NodeAddress } from '../cluster/ownership.js';
@@ -79,26 +79,8 @@ function ownerOf(edge: Edge, pass: Pass, request: IncomingMessage): NodeAddress 
   return owner;
 }
 
-/**
- * The handshake's own headers, which the dialling client sets again, and the hop's (RFC 9110
- * §7.6.1); the rest goes to the owner as it came.
- */
-const NOT_PASSED_ON = new Set([
-  'host',
-  'connection',
-  'upgrade',
-  'sec-websocket-key',
-  'sec-websocket-version',
-  'sec-websocket-extensions',
-  'sec-websocket-protocol',
-  'content-length',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'transfer-encoding',
-  'te',
-  'trailer',
-]);
+/** The handshake's own headers, which the dialling client sets again, and the hop's; the rest goes to the owner as it came. */
+const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
 function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass, request: IncomingMessage, socket: Duplex, head: Buffer, owner: NodeAddress | null): void {
   const target = owner
