@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { finished, type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { FORWARDED_BY, HOP_BY_HOP } from '../cluster/forwarding.js';
+import { FORWARDED_BY, forwardFailure, HOP_BY_HOP } from '../cluster/forwarding.js';
 import { AppError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { NodeAddress } from '../cluster/ownership.js';
@@ -95,15 +95,21 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
   }
   const upstream = new WebSocket(target, protocols, { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
   let accepted = false;
-  const failed = (detail: string) => {
+  const failed = (error: Error) => {
     if (accepted) return;
     accepted = true;
-    if (owner) refuse(socket, 503, { ...errorBody(errors.serverMoving()), detail: `The node running this session did not take the WebSocket (${detail}).` });
-    else refuse(socket, 502, { code: 'UPSTREAM_UNAVAILABLE', detail: `The service did not take the WebSocket (${detail}).` });
+    if (!owner) {
+      refuse(socket, 502, { code: 'UPSTREAM_UNAVAILABLE', detail: `The service did not take the WebSocket (${error.message}).` });
+      return;
+    }
+    // As the HTTP forwards: never reached, ask again (503); reached and its answer lost, the owner
+    // may have charged the upgrade, and a blind retry would be charged again (502).
+    const answer = forwardFailure(error);
+    refuse(socket, answer.status, { ...errorBody(answer), detail: `${answer.message} (${error.message})` });
   };
   upstream.once('unexpected-response', (_req, res) => {
     if (!owner) {
-      failed(`HTTP ${res.statusCode}`);
+      failed(new Error(`HTTP ${res.statusCode}`));
       res.resume();
       upstream.terminate();
       return;
@@ -125,7 +131,7 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
       refuse(socket, res.statusCode ?? 503, body);
     });
   });
-  upstream.once('error', (error) => failed(error.message));
+  upstream.once('error', failed);
   // The client gave up while the upstream was being dialled: nothing is left open for nobody.
   socket.once('close', () => {
     if (accepted) return;
