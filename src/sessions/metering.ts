@@ -82,7 +82,9 @@ export class Metering {
     const open = snapshot.context.uses.open[reservationId];
     if (!open) return this.repeated(snapshot, reservationId);
     if (units > open.units) throw errors.validation(`The reservation holds ${open.units} units; ${units} cannot be committed.`);
-    this.deps.supervisor.send(sessionId, { type: 'COMMIT_USE', at: this.deps.clock.now(), reservationId, units });
+    // A session that left `active` (closing, its charge on its way to the card company) takes no
+    // more uses: said so, never answered "applied" for a use nobody will be charged for.
+    this.sendOrRefuse(sessionId, { type: 'COMMIT_USE', at: this.deps.clock.now(), reservationId, units });
     return this.answer(sessionId, reservationId, true);
   }
 
@@ -90,8 +92,16 @@ export class Metering {
   async release(serviceId: string, sessionId: string, reservationId: string): Promise<UseAnswer> {
     const snapshot = await this.metered(serviceId, sessionId, { endedIsAnswer: true });
     if (!snapshot.context.uses.open[reservationId]) return this.repeated(snapshot, reservationId);
-    this.deps.supervisor.send(sessionId, { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId });
+    this.sendOrRefuse(sessionId, { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId });
     return this.answer(sessionId, reservationId, true);
+  }
+
+  /** Sends what the session takes now; 409 SESSION_NOT_ACTIVE when it no longer would (it ended meanwhile). */
+  private sendOrRefuse(sessionId: string, event: SessionEvent): void {
+    const current = this.deps.supervisor.snapshotOf(sessionId);
+    if (!current) throw errors.sessionNotActive('ended');
+    if (!current.can(event)) throw errors.sessionNotActive(stateNameOf(current));
+    this.deps.supervisor.send(sessionId, event);
   }
 
   /** The session running here for this service, priced per use; a repeat may find it ended. */

@@ -95,6 +95,38 @@ describe('the metering API', () => {
     expect((await meter('query', service, { sessionId, units: 1 })).statusCode).toBe(409);
   });
 
+  it('refuses a commit or a release of a reservation once its session is closing, instead of answering it applied and charging nothing', async () => {
+    const { serviceId, service } = await meteredService();
+    const { customer, sessionId } = await openSession(serviceId, '5.00');
+    expect((await meter('query', service, { sessionId, units: 7 })).json()).toMatchObject({ reservationId: 'r1', applied: true });
+    expect((await meter('query', service, { sessionId, units: 2 })).json()).toMatchObject({ reservationId: 'r2', applied: true });
+    expect((await meter('commit', { ...service, 'idempotency-key': 'before' }, { sessionId, units: 1 })).statusCode).toBe(200);
+    // The capture takes a while: the session stays `closing` meanwhile.
+    const card = sandbox(tollgate.cardNetworkUrl);
+    await card.setFaults([{ phase: 'capture', fault: 'slow', delayMs: 1500, times: 1 }]);
+    try {
+      const loggedOff = tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: customer.auth });
+      const view = async () => (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers: customer.auth })).json();
+      for (let i = 0; i < 40 && (await view()).state !== 'closing'; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      expect((await view()).state).toBe('closing');
+      const late = await meter('commit', service, { sessionId, reservationId: 'r1', units: 7 });
+      expect([late.statusCode, late.json().code]).toEqual([409, 'SESSION_NOT_ACTIVE']);
+      const released = await meter('release', service, { sessionId, reservationId: 'r2' });
+      expect([released.statusCode, released.json().code]).toEqual([409, 'SESSION_NOT_ACTIVE']);
+      await loggedOff;
+      let settled = await view();
+      for (let i = 0; i < 100 && settled.state !== 'settled'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        settled = await view();
+      }
+      // Charged what was used while it ran: the one unit, and the time (none: the clock stood still).
+      expect(settled).toMatchObject({ state: 'settled', charge: '0.10', uses: { units: 1, charge: '0.10' } });
+      expect((await card.captures()).find((c) => c.id === settled.chargeSlip.id)?.amount).toBe('0.10');
+    } finally {
+      await card.clearFaults();
+    }
+  });
+
   it('answers only the service whose credential it is, and a new credential replaces the old', async () => {
     const { serviceId, service } = await meteredService();
     const other = await meteredService();
