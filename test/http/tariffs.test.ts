@@ -109,6 +109,23 @@ describe('a quote', () => {
     expect(again.json().code).toBe('QUOTE_USED');
   });
 
+  it('is not used up by an open the card company declined: the agreed price opens the next session', async () => {
+    const serviceId = await peakService();
+    const customer = await signUp(tollgate.app);
+    const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '3.00' } })).json();
+    const card = sandbox(tollgate.cardNetworkUrl);
+    await card.setFaults([{ phase: 'authorize', fault: 'decline', times: 1 }]);
+    try {
+      const declined = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } });
+      expect([declined.statusCode, declined.json().code]).toEqual([402, 'CARD_DECLINED']);
+    } finally {
+      await card.clearFaults();
+    }
+    const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } });
+    expect(opened.statusCode, opened.body).toBe(201);
+    expect(opened.json()).toMatchObject({ state: 'active', maxCharge: '3.00', quote: { id: quote.id, total: '3.00' } });
+  });
+
   it('expires, and belongs to the customer who asked for it', async () => {
     const serviceId = await peakService();
     const customer = await signUp(tollgate.app);
