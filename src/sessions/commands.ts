@@ -90,6 +90,8 @@ export class SessionCommands {
     this.deps.supervisor.send(sessionId, event);
     const after = await this.waits.until(sessionId, (s) => s.context.extensions > attempt || s.status === 'done', this.deps.openWaitMs);
     const extension = after.context.extension;
+    // The session ended (a logoff, a suspension) before the extension was decided: it did not happen.
+    if (after.context.extensions === attempt && !after.hasTag('extending')) throw errors.sessionNotActive(stateNameOf(after));
     if (after.context.extensions > attempt && extension?.outcome === 'declined') {
       if (extension.reason === 'outstanding_limit_reached') {
         const available = (await availableHeadroom(this.deps.sql, accountId)) ?? 0n;

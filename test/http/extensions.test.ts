@@ -66,3 +66,25 @@ describe('two extensions of one session at once', () => {
     expect(await reservedOf(customer.account.id)).toEqual({ account: 4_000_000n, sessions: 4_000_000n });
   });
 });
+
+describe('an extension and a logoff at once', () => {
+  it('answers the extension 409 SESSION_NOT_ACTIVE when the logoff ends the session before it is decided, and charges the old limit', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
+    const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '2.00' } })).json();
+    const card = sandbox(tollgate.cardNetworkUrl);
+    // The card company takes a while to answer the increment: the logoff comes meanwhile.
+    await card.setFaults([{ phase: 'increment', fault: 'slow', delayMs: 800, times: 1 }]);
+    try {
+      const extended = tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${opened.id}/extend`, headers: customer.auth, payload: { maxCharge: '5.00' } });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const loggedOff = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${opened.id}/logoff`, headers: customer.auth });
+      expect(loggedOff.statusCode, loggedOff.body).toBeLessThan(300);
+      const answer = await extended;
+      expect([answer.statusCode, answer.json().code]).toEqual([409, 'SESSION_NOT_ACTIVE']);
+    } finally {
+      await card.clearFaults();
+    }
+    const view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
+    expect(view.maxCharge).toBe('2.00');
+  });
+});
