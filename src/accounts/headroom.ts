@@ -1,5 +1,5 @@
-import { costOfTime } from '../billing/charge.js';
-import { formatAmount, MICROS_PER_CENT, minMicros } from '../billing/money.js';
+import { costOfTime, cutoffOf } from '../billing/charge.js';
+import { formatAmount, type Micros, MICROS_PER_CENT, minMicros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { Queryable } from '../db/sql.js';
 import { errors } from '../errors.js';
@@ -8,7 +8,7 @@ import { errors } from '../errors.js';
  * The hold a new session asks for, given what is left of the account's outstanding limit:
  * maxCharge when given; with none, what is left, or, when a time limit is set, just what that
  * time can cost from now at the service's tariff (rounded up to a cent, at least the minimum
- * charge). The reservation itself is made, under the account's row
+ * charge, a cent more where increments would reach it before the time is up). The reservation itself is made, under the account's row
  * lock, by the statement that opens the session (insertOpening), which checks it still fits
  * (DESIGN rule 6).
  */
@@ -22,7 +22,12 @@ export function proposedHold(request: {
   if (request.maxChargeMicros !== null) return request.maxChargeMicros;
   if (request.maxMs === null) return request.availableMicros;
   const timeCost = costOfTime({ tariff: request.tariff, startedAt: request.at, resumes: [] }, request.maxMs);
-  return minMicros(request.availableMicros, timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost);
+  const hold = timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost;
+  // Billed by increments (or rounded to cents), the charge reaches what the time costs when its
+  // last increment starts, before the time is up, and the session would be cut there. One cent
+  // more lets the time limit the customer asked for bind; the charge still never passes the cost.
+  const cut = cutoffOf({ tariff: request.tariff, startedAt: request.at, resumes: [], maxChargeMicros: hold as Micros, usesMicros: 0n as Micros, maxMs: request.maxMs });
+  return minMicros(request.availableMicros, cut.reason === 'time_limit' ? hold : hold + MICROS_PER_CENT);
 }
 
 /** What is left of the account's outstanding limit now (null: no such account). */

@@ -67,6 +67,23 @@ describe('a tariff by weekday and hour', () => {
     expect((await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${long.id}/logoff`, headers: customer.auth })).json()).toMatchObject({ charge: '1.20' });
   });
 
+  it('runs a session limited only by time, billed by the minute, until its time is up, charged what the time costs', async () => {
+    const serviceId = await peakService({ billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumCharge: '0.00' } });
+    const customer = await signUp(tollgate.app);
+    clock.set(Date.UTC(2026, 10, 30, 9, 0));
+    // 90 s at 0.60 a minute, billed by whole minutes: 1.20, reached when the second minute starts.
+    const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxMinutes: 1.5 } })).json();
+    expect(opened).toMatchObject({ state: 'active', cutoffReason: 'time_limit' });
+    expect(Date.parse(opened.cutoffAt) - Date.parse(opened.startedAt)).toBe(90_000);
+    clock.advance(90_000);
+    let view = opened;
+    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
+    }
+    expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '1.20' });
+  });
+
   it('refuses a tariff that is not one: an unknown time zone, an hour out of range, a price above the maximum', async () => {
     const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
     for (const tariff of [
