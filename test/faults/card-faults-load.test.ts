@@ -104,7 +104,9 @@ describe('1,000 sessions while the card network fails one call in five', () => {
       from sessions`;
     expect(totals!.sessions).toBe(SESSIONS);
     expect(totals!.settled + totals!.declined).toBe(SESSIONS);
-    expect([...statuses.keys()].filter((s) => ![201, 402, 503].includes(s))).toEqual([]);
+    // 202: the card company had not answered within OPEN_WAIT_MS (a loaded machine); documented,
+    // and such a session is settled or declined by itself like the rest (checked below).
+    expect([...statuses.keys()].filter((s) => ![201, 202, 402, 503].includes(s))).toEqual([]);
     // Faults really were injected, and many sessions were charged.
     expect(calls.authorize).toBeGreaterThan(SESSIONS);
     expect(totals!.charged).toBeGreaterThan(0n);
