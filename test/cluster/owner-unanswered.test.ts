@@ -117,29 +117,21 @@ it('answers 502 OWNER_UNANSWERED when the owner took a forwarded request and its
   await until('node-a knows node-gone runs the server', () => !a.leases!.serves(serverId) && a.leases!.ownerOf(serverId)?.nodeId === 'node-gone');
 
   const origin = a.app.listeningOrigin;
-  const edgeRequest = () => fetch(`${origin}/edge/${session.id}/json`, { headers: { authorization: `Bearer ${session.access.token}` } });
-  const edgeSocket = () => refusedUpgrade(`${origin.replace('http', 'ws')}/edge/${session.id}/chat?access_token=${session.access.token}`);
-  const logoff = () => fetch(`${origin}/v1/sessions/${session.id}/logoff`, { method: 'POST', headers: customer.auth });
+  const answerOf = async (response: Response) => ({ status: response.status, code: ((await response.json()) as { code: string }).code });
+  /** What the edge's HTTP forward, its WebSocket relay and the API's forward (a logoff) answer, in turn. */
+  const forwarded = async () => [
+    await answerOf(await fetch(`${origin}/edge/${session.id}/json`, { headers: { authorization: `Bearer ${session.access.token}` } })),
+    await refusedUpgrade(`${origin.replace('http', 'ws')}/edge/${session.id}/chat?access_token=${session.access.token}`),
+    await answerOf(await fetch(`${origin}/v1/sessions/${session.id}/logoff`, { method: 'POST', headers: customer.auth })),
+  ];
 
-  const proxied = await edgeRequest();
-  expect(proxied.status).toBe(502);
-  expect(await proxied.json()).toMatchObject({ code: 'OWNER_UNANSWERED' });
-  expect(await edgeSocket()).toEqual({ status: 502, code: 'OWNER_UNANSWERED' });
-  const loggedOff = await logoff();
-  expect(loggedOff.status).toBe(502);
-  expect(await loggedOff.json()).toMatchObject({ code: 'OWNER_UNANSWERED' });
+  expect(await forwarded()).toEqual(Array(3).fill({ status: 502, code: 'OWNER_UNANSWERED' }));
   // Each of the three was sent to the owner; none reached the service from node-a.
   expect(gone.requests()).toBe(3);
   expect(upstream.seen.filter((seen) => seen.headers['tollgate-session-id'] === session.id)).toHaveLength(0);
 
   // The owner no longer listens: nothing is sent, and asking again is safe.
   await gone.close();
-  const refused = await edgeRequest();
-  expect(refused.status).toBe(503);
-  expect(await refused.json()).toMatchObject({ code: 'SERVER_MOVING' });
-  expect(await edgeSocket()).toEqual({ status: 503, code: 'SERVER_MOVING' });
-  const notSent = await logoff();
-  expect(notSent.status).toBe(503);
-  expect(await notSent.json()).toMatchObject({ code: 'SERVER_MOVING' });
+  expect(await forwarded()).toEqual(Array(3).fill({ status: 503, code: 'SERVER_MOVING' }));
   expect(gone.requests()).toBe(3);
 });
