@@ -78,7 +78,7 @@ export class Metering {
 
   /** `units` of a reservation were used (at most what it reserved); the rest goes back. Safe to repeat. */
   async commit(serviceId: string, sessionId: string, reservationId: string, units: number): Promise<UseAnswer> {
-    const snapshot = await this.metered(serviceId, sessionId, { endedIsAnswer: true });
+    const snapshot = this.now(sessionId, await this.metered(serviceId, sessionId, { endedIsAnswer: true }));
     const open = snapshot.context.uses.open[reservationId];
     if (!open) return this.repeated(snapshot, reservationId);
     if (units > open.units) throw errors.validation(`The reservation holds ${open.units} units; ${units} cannot be committed.`);
@@ -90,10 +90,15 @@ export class Metering {
 
   /** A reservation not used at all goes back. Safe to repeat. */
   async release(serviceId: string, sessionId: string, reservationId: string): Promise<UseAnswer> {
-    const snapshot = await this.metered(serviceId, sessionId, { endedIsAnswer: true });
+    const snapshot = this.now(sessionId, await this.metered(serviceId, sessionId, { endedIsAnswer: true }));
     if (!snapshot.context.uses.open[reservationId]) return this.repeated(snapshot, reservationId);
     this.sendOrRefuse(sessionId, { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId });
     return this.answer(sessionId, reservationId, true);
+  }
+
+  /** The session as it is now: another call woken with this one may have changed it since. */
+  private now(sessionId: string, woken: SessionSnapshot): SessionSnapshot {
+    return this.deps.supervisor.snapshotOf(sessionId) ?? woken;
   }
 
   /** Sends what the session takes now; 409 SESSION_NOT_ACTIVE when it no longer would (it ended meanwhile). */

@@ -95,6 +95,20 @@ describe('the metering API', () => {
     expect((await meter('query', service, { sessionId, units: 1 })).statusCode).toBe(409);
   });
 
+  it('answers two commits of one reservation at once, on a session woken for them, one applied and one a repeat', async () => {
+    const { serviceId, service } = await meteredService();
+    const { sessionId } = await openSession(serviceId);
+    expect((await meter('query', service, { sessionId, units: 3 })).json()).toMatchObject({ reservationId: 'r1' });
+    // Cold: both commits wait for the same wake, then run one after the other.
+    expect(tollgate.supervisor.sweepCold(0)).toBeGreaterThan(0);
+    const answers = await Promise.all([1, 2].map(() => meter('commit', service, { sessionId, reservationId: 'r1', units: 2 })));
+    expect(answers.map((a) => [a.statusCode, a.json().applied]).sort()).toEqual([
+      [200, false],
+      [200, true],
+    ]);
+    expect(answers[0]!.json()).toMatchObject({ usedUnits: 2, used: '0.20' });
+  });
+
   it('refuses a commit or a release of a reservation once its session is closing, instead of answering it applied and charging nothing', async () => {
     const { serviceId, service } = await meteredService();
     const { customer, sessionId } = await openSession(serviceId, '5.00');
