@@ -52,7 +52,9 @@ describe('statements', () => {
     expect((await call('POST', '/v1/account/close', closed.auth)).json().account.state).toBe('closed');
     // Midnight, 1 December: November has ended.
     clock.set(Date.UTC(2026, 11, 1, 0, 0, 0));
-    for (let i = 0; i < 100 && (await statementsOf(card.auth)).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    // The statement job makes them account by account: each account read below waits for its own.
+    const made = async () => (await Promise.all([card, prepaid].map(async (c) => (await statementsOf(c.auth)).length > 0))).every(Boolean);
+    for (let i = 0; i < 300 && !(await made()); i++) await new Promise((r) => setTimeout(r, 50));
   });
 
   it('lists each session with service, start, minutes, uses and charge, and adds up to the period’s captures', async () => {
