@@ -84,7 +84,7 @@ export class Metering {
     if (units > open.units) throw errors.validation(`The reservation holds ${open.units} units; ${units} cannot be committed.`);
     // A session that left `active` (closing, its charge on its way to the card company) takes no
     // more uses: said so, never answered "applied" for a use nobody will be charged for.
-    this.sendOrRefuse(sessionId, { type: 'COMMIT_USE', at: this.deps.clock.now(), reservationId, units });
+    this.sendOrRefuse(snapshot, sessionId, { type: 'COMMIT_USE', at: this.deps.clock.now(), reservationId, units });
     return this.answer(sessionId, reservationId, true);
   }
 
@@ -92,7 +92,7 @@ export class Metering {
   async release(serviceId: string, sessionId: string, reservationId: string): Promise<UseAnswer> {
     const snapshot = this.now(sessionId, await this.metered(serviceId, sessionId, { endedIsAnswer: true }));
     if (!snapshot.context.uses.open[reservationId]) return this.repeated(snapshot, reservationId);
-    this.sendOrRefuse(sessionId, { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId });
+    this.sendOrRefuse(snapshot, sessionId, { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId });
     return this.answer(sessionId, reservationId, true);
   }
 
@@ -101,10 +101,8 @@ export class Metering {
     return this.deps.supervisor.snapshotOf(sessionId) ?? woken;
   }
 
-  /** Sends what the session takes now; 409 SESSION_NOT_ACTIVE when it no longer would (it ended meanwhile). */
-  private sendOrRefuse(sessionId: string, event: SessionEvent): void {
-    const current = this.deps.supervisor.snapshotOf(sessionId);
-    if (!current) throw errors.sessionNotActive('ended');
+  /** Sends what the session (as it is now: nothing awaited since `now`) takes; 409 SESSION_NOT_ACTIVE when it no longer would. */
+  private sendOrRefuse(current: SessionSnapshot, sessionId: string, event: SessionEvent): void {
     if (!current.can(event)) throw errors.sessionNotActive(stateNameOf(current));
     this.deps.supervisor.send(sessionId, event);
   }

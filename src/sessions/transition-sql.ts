@@ -79,11 +79,7 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
       update accounts a set reserved_micros = a.reserved_micros + (written.after - written.before),
         open_sessions = greatest(0, a.open_sessions - written.ended)
       from written where a.id = written.account_id and (written.after <> written.before or written.ended = 1)
-    ), freed as (
-      -- A declined open used nothing of its quote: the agreed price may open another session.
-      update quotes q set session_id = null
-      from written where ${t.state === 'declined'} and q.id = ${c.quote?.quoteId ?? null}::uuid and q.session_id = ${c.sessionId}
-    ), history as (
+    ), ${freedQuote(tx, t)} history as (
       insert into session_events (session_id, seq, event, from_state, to_state, at, detail, owner_epoch)
       select ${c.sessionId}, ${t.seq}, ${t.event}, ${t.from}, ${t.to}, ${at}, ${tx.json(detail as never)}, ${t.epoch ?? null}::int8
       from written where ${t.from} <> ${t.to}
@@ -110,6 +106,16 @@ export async function writeTransition(tx: TransactionSql, t: TransitionRecord): 
       returning position, tx::text as tx, stream, type, at, payload
     )
     select * from published order by position`;
+}
+
+/** A declined open used nothing of its quote: the agreed price may open another session. Only in a declined transition's statement. */
+function freedQuote(tx: TransactionSql, t: TransitionRecord) {
+  const quoteId = t.context.quote?.quoteId;
+  if (t.state !== 'declined' || !quoteId) return tx``;
+  return tx`freed as (
+      update quotes q set session_id = null
+      from written where q.id = ${quoteId}::uuid and q.session_id = ${t.context.sessionId}
+    ),`;
 }
 
 function detailOf(c: SessionContext) {
