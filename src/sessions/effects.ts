@@ -131,17 +131,27 @@ export function sessionEffects(deps: EffectDeps) {
     }),
 
     // The first answer was lost: replaying the authorization with its key returns the hold if
-    // it was placed (or places it now); voiding that leaves nothing held either way.
+    // it was placed (or places it now); voiding that leaves nothing held either way. Only the
+    // authorization's decline means no hold: a void declined on the line leaves the hold open,
+    // and is tried again (CI's card-faults-load, 2026-12-01: two holds left open that way).
     releaseAuthorization: fromPromise<CallOutcome, ReleaseInput>(async ({ input, signal }) => {
       await intentWritten(input.sessionId, signal);
+      const failed = (error: unknown) => {
+        log.warn({ sessionId: input.sessionId, err: describe(error) }, 'releasing an unanswered authorization failed');
+        return failure(error, clock.now());
+      };
+      let hold: Hold;
       try {
-        const hold = await authorize(input);
+        hold = await authorize(input);
+      } catch (error) {
+        if (error instanceof CardDeclinedError) return { kind: 'done', at: clock.now() };
+        return failed(error);
+      }
+      try {
         await voidAll(input.sessionId, [hold.holdId]);
         return { kind: 'done', at: clock.now() };
       } catch (error) {
-        if (error instanceof CardDeclinedError) return { kind: 'done', at: clock.now() };
-        log.warn({ sessionId: input.sessionId, err: describe(error) }, 'releasing an unanswered authorization failed');
-        return failure(error, clock.now());
+        return failed(error);
       }
     }),
 

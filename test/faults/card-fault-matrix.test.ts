@@ -420,4 +420,17 @@ describe('several phases failing in one session', () => {
     expect(await books(id)).toEqual({ holds: ['voided'], amounts: ['5.00'], captures: [] });
     expect(await reserved()).toBe('0.00');
   });
+
+  it('an authorization whose answers are all lost, then its void declined on the line: declined, its one hold voided', async () => {
+    const before = await sessionIds();
+    await network.setFaults([rule('authorize', 'drop_after_commit', ATTEMPTS), rule('void', 'decline', 1)]);
+    const response = await open('5.00');
+    expect(response.statusCode, response.body).toBe(503);
+    const id = await openedSince(before);
+    const ended = await final(id);
+    await expectFaultsFired();
+    expect(ended).toMatchObject({ state: 'declined', declineReason: 'card_network_unavailable' });
+    expect(await books(id)).toEqual({ holds: ['voided'], amounts: ['5.00'], captures: [] });
+    expect(await reserved()).toBe('0.00');
+  });
 });
