@@ -5,7 +5,8 @@ import type { Sql } from '../db/sql.js';
 import { transaction } from '../db/transaction.js';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { CardDeclinedError, CardNetworkUnavailableError, type CardGateway } from '../payments/gateway.js';
+import { chargeCard } from '../payments/charge-card.js';
+import type { CardGateway } from '../payments/gateway.js';
 
 export interface TopUpView {
   id: string;
@@ -45,7 +46,7 @@ const view = (row: Row): TopUpView => ({
 });
 
 /** Idempotency keys of a top-up's two card calls, derived from its id (DESIGN rule 3). */
-const keys = { authorize: (id: string) => `topup:${id}:authorize`, capture: (id: string) => `topup:${id}:capture` };
+const keys = (id: string) => ({ authorize: `topup:${id}:authorize`, capture: `topup:${id}:capture` });
 
 /**
  * A prepaid balance grows by a card charge: the top-up's intent is written first, then the card
@@ -93,24 +94,22 @@ export class TopUps {
     if (row.state !== 'pending') return row;
     const { sql, gateway, log } = this.deps;
     const [account] = await sql<{ cardToken: string }[]>`select card_token as "cardToken" from accounts where id = ${row.accountId}`;
-    try {
-      const hold = await gateway.authorize({
-        token: account!.cardToken,
-        amountMicros: row.amountMicros,
-        currency: row.currency,
-        // Not a session id: reconciliation leaves it alone, and the capture follows at once.
-        reference: `topup:${row.id}`,
-        idempotencyKey: keys.authorize(row.id),
-      });
-      const capture = await gateway.capture({ holdId: hold.holdId, amountMicros: row.amountMicros, idempotencyKey: keys.capture(row.id) });
-      return await this.settle(row, { state: 'charged', chargeId: capture.captureId, authorizationNumber: capture.authorizationNumber, declineReason: null });
-    } catch (error) {
-      if (error instanceof CardDeclinedError) {
-        return this.settle(row, { state: 'declined', chargeId: null, authorizationNumber: null, declineReason: error.reason });
-      }
-      log.warn({ topUpId: row.id, err: String(error) }, 'top-up not charged yet; it is driven again later');
-      if (error instanceof CardNetworkUnavailableError) return row;
-      throw error;
+    // Not a session id: reconciliation leaves it alone, and the capture follows at once.
+    const charge = await chargeCard(gateway, {
+      token: account!.cardToken,
+      amountMicros: row.amountMicros,
+      currency: row.currency,
+      reference: `topup:${row.id}`,
+      keys: keys(row.id),
+    });
+    switch (charge.kind) {
+      case 'charged':
+        return this.settle(row, { state: 'charged', chargeId: charge.capture.captureId, authorizationNumber: charge.capture.authorizationNumber, declineReason: null });
+      case 'declined':
+        return this.settle(row, { state: 'declined', chargeId: null, authorizationNumber: null, declineReason: charge.reason });
+      case 'pending':
+        log.warn({ topUpId: row.id, err: charge.detail }, 'top-up not charged yet; it is driven again later');
+        return row;
     }
   }
 

@@ -60,9 +60,16 @@ export class IdempotencyStore {
     return { kind: 'claimed', resourceId: row.resourceId };
   }
 
-  /** Keeps the answer for retries (a 5xx is not kept: the retry is tried again). */
-  async complete(accountId: string, key: string, statusCode: number, response: unknown, at: number): Promise<void> {
+  /**
+   * Keeps the answer for retries. A 5xx is not kept: the retry is tried again, afresh, or, with
+   * `keepsResource`, on the resource this attempt chose (left pending, it must not be made twice).
+   */
+  async complete(accountId: string, key: string, statusCode: number, response: unknown, at: number, keepsResource = false): Promise<void> {
     try {
+      if (statusCode >= 500 && keepsResource) {
+        await this.sql`update idempotency_keys set owner = null where account_id = ${accountId} and key = ${key} and owner = ${this.owner}`;
+        return;
+      }
       if (statusCode >= 500) {
         await this.sql`delete from idempotency_keys where account_id = ${accountId} and key = ${key} and owner = ${this.owner}`;
         return;

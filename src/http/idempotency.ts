@@ -6,8 +6,13 @@ import type { IdempotencyStore } from './idempotency-store.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Accepts an Idempotency-Key; `resource`: the request makes something a retry must find. */
-    idempotent?: 'resource' | 'action';
+    /**
+     * Accepts an Idempotency-Key. `resource`: the request makes something a retry must find; a
+     * 5xx answer left nothing running (a declined open), so a retry after one makes a new one.
+     * `pending-resource`: what it makes may be left pending by a 5xx (a top-up whose card call
+     * got no answer, driven again later), so a retry after one drives that same one.
+     */
+    idempotent?: 'resource' | 'pending-resource' | 'action';
   }
   interface FastifyRequest {
     idempotency: { key: string; hash: Buffer; resourceId: string | null; claimed: boolean } | null;
@@ -59,7 +64,7 @@ export function idempotencyHooks(
       key: idempotency.key,
       hash: idempotency.hash,
       at: deps.clock.now(),
-      withResource: request.routeOptions.config.idempotent === 'resource',
+      withResource: request.routeOptions.config.idempotent !== 'action',
     });
     switch (claim.kind) {
       case 'reused':
@@ -83,7 +88,8 @@ export function idempotencyHooks(
       return payload;
     }
     const body = typeof payload === 'string' && payload !== '' ? (JSON.parse(payload) as unknown) : null;
-    await deps.store.complete(request.accountId, idempotency.key, reply.statusCode, body, deps.clock.now()).catch((error: unknown) => {
+    const keepsResource = request.routeOptions.config.idempotent === 'pending-resource';
+    await deps.store.complete(request.accountId, idempotency.key, reply.statusCode, body, deps.clock.now(), keepsResource).catch((error: unknown) => {
       request.log.warn({ err: String(error) }, 'could not keep the answer to an Idempotency-Key');
     });
     return payload;

@@ -86,6 +86,29 @@ describe('a prepaid balance', () => {
     expect((await call('GET', '/v1/account', customer.auth)).json().account).toMatchObject({ balance: '8.00', balanceHeld: '0.00' });
   });
 
+  it('keeps a top-up whose capture the network declined pending, with its hold, and charges it once when asked again', async () => {
+    const customer = await signUp(tollgate.app);
+    await call('PATCH', '/v1/account', customer.auth, { paymentMode: 'prepaid' });
+    const network = sandbox(tollgate.cardNetworkUrl);
+    const headers = { ...customer.auth, 'idempotency-key': 'top-up-capture-declined' };
+    await network.setFaults([{ phase: 'capture', fault: 'decline', times: 1 }]);
+    const first = await call('POST', '/v1/account/top-ups', headers, { amount: '20.00' });
+    await network.clearFaults();
+    // The card approved the hold: the capture's decline was the network's, so nothing is decided yet.
+    expect(first.statusCode, first.body).toBe(503);
+    expect(first.json().code).toBe('CARD_NETWORK_UNAVAILABLE');
+    const [pending] = (await call('GET', '/v1/account/top-ups', customer.auth)).json().topUps;
+    expect(pending).toMatchObject({ amount: '20.00', state: 'pending' });
+    expect(await network.holds(`?reference=topup:${pending.id}`)).toEqual([expect.objectContaining({ state: 'open', amount: '20.00' })]);
+
+    const again = await call('POST', '/v1/account/top-ups', headers, { amount: '20.00' });
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.json().topUp).toMatchObject({ id: pending.id, state: 'charged' });
+    expect(again.json().account).toMatchObject({ balance: '20.00' });
+    expect(await network.holds(`?reference=topup:${pending.id}`)).toEqual([expect.objectContaining({ state: 'captured', amount: '20.00' })]);
+    expect((await network.captures()).filter((c) => c.id === again.json().topUp.chargeId)).toEqual([expect.objectContaining({ amount: '20.00' })]);
+  });
+
   it('refuses a top-up for an account that is not prepaid, and a customer choosing postpaid', async () => {
     const customer = await signUp(tollgate.app);
     expect((await call('POST', '/v1/account/top-ups', customer.auth, { amount: '5.00' })).json().code).toBe('NOT_PREPAID');

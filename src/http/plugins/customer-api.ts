@@ -156,7 +156,7 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       '/v1/account/top-ups',
       {
         schema: { body: z.object({ amount: positiveAmount(2, limits.maxAmountMicros) }), response: { 201: z.object({ topUp: topUpViewSchema, account: accountViewSchema }), ...problems } },
-        config: { idempotent: 'resource' },
+        config: { idempotent: 'pending-resource' },
         // Counted before the Idempotency-Key is claimed, as opens are: a card charge per request is what card testing wants.
         onRequest: limitedBy(topUpsPerAccount),
       },
