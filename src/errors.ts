@@ -90,6 +90,8 @@ export const errors = {
   quoteNotFound: () => new AppError(404, 'QUOTE_NOT_FOUND', 'No quote of yours has this id.'),
   quoteUsed: () => new AppError(409, 'QUOTE_USED', 'This quote has already opened a session; ask for a new one.'),
   quoteExpired: () => new AppError(409, 'QUOTE_EXPIRED', 'This quote has expired; ask for a new one.'),
+  quoteNotStarted: (startAt: string) =>
+    new AppError(409, 'QUOTE_NOT_STARTED', `This quote prices a session from ${startAt}; open it then, or ask for one from now.`, { startAt }),
   openCancelled: () =>
     new AppError(503, 'OPEN_CANCELLED', 'An operator gave up on the card company for this open; nothing was charged. Try again.'),
   databaseUnavailable: () => new AppError(503, 'DATABASE_UNAVAILABLE', 'The database does not answer.'),

@@ -23,11 +23,19 @@ export function proposedHold(request: {
   if (request.maxMs === null) return request.availableMicros;
   const timeCost = costOfTime({ tariff: request.tariff, startedAt: request.at, resumes: [] }, request.maxMs);
   const hold = timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost;
-  // Billed by increments (or rounded to cents), the charge reaches what the time costs when its
-  // last increment starts, before the time is up, and the session would be cut there. One cent
-  // more lets the time limit the customer asked for bind; the charge still never passes the cost.
-  const cut = cutoffOf({ tariff: request.tariff, startedAt: request.at, resumes: [], maxChargeMicros: hold as Micros, usesMicros: 0n as Micros, maxMs: request.maxMs });
-  return minMicros(request.availableMicros, cut.reason === 'time_limit' ? hold : hold + MICROS_PER_CENT);
+  return minMicros(request.availableMicros, holdForTime({ tariff: request.tariff, at: request.at, maxMs: request.maxMs, holdMicros: hold }));
+}
+
+/**
+ * A hold that pays for exactly `maxMs` of time, made one that lets the time bind. Billed by
+ * increments (or rounded to cents), the charge reaches what the time costs when its last
+ * increment starts, before the time is up, and the session would be cut there as at its charge
+ * limit. One cent more lets the time limit bind; the charge still never passes the time's cost.
+ */
+export function holdForTime(request: { tariff: TariffSpec; at: number; maxMs: number; holdMicros: bigint }): bigint {
+  const { tariff, at, maxMs, holdMicros } = request;
+  const cut = cutoffOf({ tariff, startedAt: at, resumes: [], maxChargeMicros: holdMicros as Micros, usesMicros: 0n as Micros, maxMs });
+  return cut.reason === 'time_limit' ? holdMicros : holdMicros + MICROS_PER_CENT;
 }
 
 /** What is left of the account's outstanding limit now (null: no such account). */

@@ -7,6 +7,7 @@ import type { Catalogue } from '../catalogue/catalogue-service.js';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/sql.js';
 import { errors } from '../errors.js';
+import { holdForTime } from '../accounts/headroom.js';
 
 /**
  * A price agreed before use (the CMU billing server's price agreement): for a service, a time or
@@ -67,9 +68,23 @@ export function priceQuote(request: QuoteRequest): Quote {
     totalMicros,
     lines: itemize(terms, billableMs, { units: 0, micros: 0n }),
     createdAt: request.now,
-    expiresAt: request.now + request.validityMs,
+    // Its price is for a session from its start: it holds for the validity from then.
+    expiresAt: request.startAt + request.validityMs,
     sessionId: null,
   };
+}
+
+/**
+ * What a session opened on the quote holds: the agreed total, or, for an agreed time it pays in
+ * full and a service without per-use prices, what lets that time bind (holdForTime: one cent more
+ * where increments would reach the total before the time is up). The charge is still at most
+ * the time's cost, the total. With per-use prices a use may take that cent, so the total stays.
+ */
+export function agreedHold(quote: Pick<Quote, 'tariff' | 'maxMs' | 'totalMicros'>, at: number): Micros {
+  const { tariff, maxMs, totalMicros } = quote;
+  if (maxMs === null || tariff.perUse !== null) return totalMicros;
+  if (costOfTime({ tariff, startedAt: at, resumes: [] }, maxMs) > totalMicros) return totalMicros;
+  return holdForTime({ tariff, at, maxMs, holdMicros: totalMicros }) as Micros;
 }
 
 /**
@@ -88,12 +103,24 @@ export async function quoteFor(
     service,
     maxMs: request.maxMinutes === undefined ? null : Math.round(request.maxMinutes * 60_000),
     maxChargeMicros: request.maxCharge ?? null,
-    startAt: request.startAt ? Date.parse(request.startAt) : now,
+    startAt: startOf(request.startAt, now),
     now,
     validityMs: deps.quoteValidityMs,
   });
   await saveQuote(deps.sql, quote);
   return quote;
+}
+
+/** A start a minute late is now (a form's minute, a client's clock); one further back would price hours already gone. */
+const LATE_START_MS = 60_000;
+
+function startOf(startAt: string | undefined, now: number): number {
+  if (startAt === undefined) return now;
+  const at = Date.parse(startAt);
+  if (at < now - LATE_START_MS) {
+    throw errors.validation('The start (startAt) is in the past: leave it out to start now.', [{ path: ['startAt'], message: 'is in the past' }]);
+  }
+  return Math.max(at, now);
 }
 
 const linesJson = (lines: ChargeLine[]) => lines.map((l) => JSON.parse(JSON.stringify(l, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as unknown);
@@ -151,5 +178,6 @@ export function usableQuote(quote: Quote | null, serviceId: string, now: number)
   if (quote.serviceId !== serviceId) throw errors.validation('The quote is for another service.');
   if (quote.sessionId !== null) throw errors.quoteUsed();
   if (quote.expiresAt <= now) throw errors.quoteExpired();
+  if (now < quote.startAt) throw errors.quoteNotStarted(new Date(quote.startAt).toISOString());
   return quote;
 }

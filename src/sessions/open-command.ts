@@ -10,7 +10,7 @@ import { JournalWriteError } from './journal.js';
 import { insertOpening, type OpenedCustomer, type OpeningOutcome } from './opening-sql.js';
 import { findSession } from './session-rows.js';
 import { paymentToken } from '../payments/balance-gateway.js';
-import { findQuote, usableQuote } from '../quotes/quotes.js';
+import { agreedHold, findQuote, usableQuote } from '../quotes/quotes.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { SessionView } from './session-view.js';
 import type { SessionWaits } from './session-waits.js';
@@ -127,11 +127,12 @@ export class OpenCommand {
 
   private async termsOf(request: OpenRequest, service: ServiceRecord): Promise<OpenTerms> {
     if (!request.quoteId) return { tariff: service.tariff, maxMs: request.maxMs, maxChargeMicros: request.maxChargeMicros, quote: null };
-    const quote = usableQuote(await findQuote(this.deps.sql, request.quoteId, request.accountId), service.id, this.deps.clock.now());
+    const now = this.deps.clock.now();
+    const quote = usableQuote(await findQuote(this.deps.sql, request.quoteId, request.accountId), service.id, now);
     return {
       tariff: quote.tariff,
       maxMs: quote.maxMs,
-      maxChargeMicros: quote.totalMicros,
+      maxChargeMicros: agreedHold(quote, now),
       quote: { quoteId: quote.id, totalMicros: quote.totalMicros.toString() },
     };
   }

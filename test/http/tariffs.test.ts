@@ -126,6 +126,25 @@ describe('a quote', () => {
     expect(again.json().code).toBe('QUOTE_USED');
   });
 
+  it('for a time billed by the minute runs that time in full, charged the total', async () => {
+    const serviceId = await peakService({ billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumCharge: '0.00' } });
+    const customer = await signUp(tollgate.app);
+    clock.set(Date.UTC(2026, 10, 30, 9, 0));
+    // 90 s at 0.60 a minute, billed by whole minutes: 1.20, reached when the second minute starts.
+    const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 1.5 } })).json();
+    expect(quote).toMatchObject({ total: '1.20', minutes: 1.5 });
+    const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } })).json();
+    expect(opened).toMatchObject({ state: 'active', cutoffReason: 'time_limit', quote: { id: quote.id, total: '1.20' } });
+    expect(Date.parse(opened.cutoffAt) - Date.parse(opened.startedAt)).toBe(90_000);
+    clock.advance(90_000);
+    let view = opened;
+    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
+    }
+    expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '1.20', quote: { withinQuote: true } });
+  });
+
   it('is not used up by an open the card company declined: the agreed price opens the next session', async () => {
     const serviceId = await peakService();
     const customer = await signUp(tollgate.app);
@@ -141,6 +160,26 @@ describe('a quote', () => {
     const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } });
     expect(opened.statusCode, opened.body).toBe(201);
     expect(opened.json()).toMatchObject({ state: 'active', maxCharge: '3.00', quote: { id: quote.id, total: '3.00' } });
+  });
+
+  it('from a later start opens from that start, holds from then, and may not start in the past', async () => {
+    const serviceId = await peakService();
+    const customer = await signUp(tollgate.app);
+    clock.set(Date.UTC(2026, 10, 30, 8, 0));
+    const ask = (startAt: string) =>
+      tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 10, startAt } });
+    const past = await ask('2026-11-30T07:58:00Z');
+    expect([past.statusCode, past.json().code]).toEqual([400, 'VALIDATION_FAILED']);
+    // Ten minutes in the peak hour, asked for at 08:00: 12.00, usable from 10:00 for 15 minutes.
+    const quote = (await ask('2026-11-30T10:00:00Z')).json();
+    expect(quote).toMatchObject({ total: '12.00', startAt: '2026-11-30T10:00:00.000Z', expiresAt: '2026-11-30T10:15:00.000Z' });
+    const open = () => tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } });
+    const early = await open();
+    expect([early.statusCode, early.json()]).toEqual([409, expect.objectContaining({ code: 'QUOTE_NOT_STARTED', startAt: '2026-11-30T10:00:00.000Z' })]);
+    clock.set(Date.UTC(2026, 10, 30, 10, 0));
+    const opened = await open();
+    expect(opened.statusCode, opened.body).toBe(201);
+    expect(opened.json()).toMatchObject({ state: 'active', maxMinutes: 10, cutoffReason: 'time_limit', quote: { total: '12.00' } });
   });
 
   it('expires, and belongs to the customer who asked for it', async () => {

@@ -39,9 +39,13 @@ describe('quotes in the portal', () => {
     const quote = await web.get(quoteUrl);
     expect(quote.body).toContain('<dd data-field="total">6.00 USD</dd>');
     expect(quote.body).toContain('2026-11-30 10:00 UTC');
-    expect(quote.body).toContain('2026-11-30 09:10:00 UTC');
+    // It holds for its validity from its start, and opens nothing before it.
+    expect(quote.body).toContain('2026-11-30 10:10:00 UTC');
     expect(quote.body).toMatch(/<th scope="row">2026-11-30 10:00:00 UTC to 2026-11-30 10:10:00 UTC \(600 s\)<\/th><td>0\.60 USD a minute<\/td><td>6\.00<\/td>/);
-    expect(quote.body).toContain('Open session with this quote');
+    expect(quote.body).toContain('(QUOTE_NOT_STARTED)');
+    expect(quote.body).not.toContain('Open session with this quote');
+    clock.set(Date.UTC(2026, 10, 30, 10));
+    expect((await web.get(quoteUrl)).body).toContain('Open session with this quote');
 
     const opened = await web.post(`/services/${serviceId}/open`, { quoteId: quoteUrl.split('/').pop()!, waitSeconds: '0' });
     expect(opened.headers.location).toMatch(/^\/sessions\/[0-9a-f-]{36}$/);
