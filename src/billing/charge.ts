@@ -287,6 +287,13 @@ export function itemize(terms: SessionTerms, billableMs: number, uses: { units: 
   return lines;
 }
 
+/** What exactly `billableMs` of time is charged, no use and no limit: to the cent (truncated, as every charge), at least the minimum. */
+export function chargeOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'usesMicros' | 'maxMs'>, billableMs: number): Micros {
+  const charge = truncateToCents(timeChargeMicros(terms, billableMs));
+  const minimum = BigInt(terms.tariff.billing.minimumChargeMicros);
+  return charge < minimum ? minimum : charge;
+}
+
 /** What `billableMs` can cost at most, rounded up to a cent: the hold a time-limited session needs. */
 export function costOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'usesMicros' | 'maxMs'>, billableMs: number): Micros {
   const rounded = ceilToCents(timeChargeMicros(terms, billableMs));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { costOfTime, cutoffOf, itemize, type ChargeLine } from '../billing/charge.js';
+import { chargeOfTime, cutoffOf, itemize, type ChargeLine } from '../billing/charge.js';
 import type { Micros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
@@ -40,14 +40,18 @@ export interface QuoteRequest {
   validityMs: number;
 }
 
-/** Prices a quote: a time costs what the tariff says (to the cent, at least the minimum); a charge buys the time it buys. */
+/**
+ * Prices a quote: a time costs what a session of that time is charged (to the cent, at least the
+ * minimum), a charge buys the time it buys. The lines are what a session opened at the start is
+ * charged, on the hold it would have (agreedHold), so they add up to the total.
+ */
 export function priceQuote(request: QuoteRequest): Quote {
   const tariff = request.service.tariff;
   const base = { tariff, startedAt: request.startAt, resumes: [] };
   let totalMicros: Micros;
   let billableMs: number;
   if (request.maxMs !== null) {
-    totalMicros = costOfTime(base, request.maxMs);
+    totalMicros = chargeOfTime(base, request.maxMs);
     if (request.maxChargeMicros !== null && request.maxChargeMicros < totalMicros) totalMicros = request.maxChargeMicros;
     billableMs = request.maxMs;
   } else if (request.maxChargeMicros !== null) {
@@ -57,7 +61,8 @@ export function priceQuote(request: QuoteRequest): Quote {
     throw errors.validation('A quote is for minutes, a maximum charge, or both.');
   }
   if (totalMicros <= 0n) throw errors.validation('This use costs nothing: there is nothing to agree.');
-  const terms = { ...base, maxChargeMicros: totalMicros, maxMs: request.maxMs, usesMicros: 0n };
+  const hold = agreedHold({ tariff, maxMs: request.maxMs, totalMicros }, request.startAt);
+  const terms = { ...base, maxChargeMicros: hold, maxMs: request.maxMs, usesMicros: 0n };
   return {
     id: randomUUID(),
     accountId: request.accountId,
@@ -83,7 +88,7 @@ export function priceQuote(request: QuoteRequest): Quote {
 export function agreedHold(quote: Pick<Quote, 'tariff' | 'maxMs' | 'totalMicros'>, at: number): Micros {
   const { tariff, maxMs, totalMicros } = quote;
   if (maxMs === null || tariff.perUse !== null) return totalMicros;
-  if (costOfTime({ tariff, startedAt: at, resumes: [] }, maxMs) > totalMicros) return totalMicros;
+  if (chargeOfTime({ tariff, startedAt: at, resumes: [] }, maxMs) > totalMicros) return totalMicros;
   return holdForTime({ tariff, at, maxMs, holdMicros: totalMicros }) as Micros;
 }
 

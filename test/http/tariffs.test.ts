@@ -162,6 +162,25 @@ describe('a quote', () => {
     expect(opened.json()).toMatchObject({ state: 'active', maxCharge: '3.00', quote: { id: quote.id, total: '3.00' } });
   });
 
+  it('totals what its lines add up to and what the session is charged, with a fraction of a cent in the price', async () => {
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.65' });
+    const customer = await signUp(tollgate.app);
+    // 30 s at 0.65 a minute is 0.325: charged 0.32, as every charge is truncated to the cent.
+    const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 0.5 } })).json();
+    expect(quote).toMatchObject({ total: '0.32', lines: [expect.objectContaining({ charge: '0.32' })] });
+    expect(quote.lines).toHaveLength(1);
+    const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } })).json();
+    expect(opened).toMatchObject({ state: 'active', cutoffReason: 'time_limit' });
+    expect(Date.parse(opened.cutoffAt) - Date.parse(opened.startedAt)).toBe(30_000);
+    clock.advance(30_000);
+    let view = opened;
+    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
+    }
+    expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '0.32', quote: { total: '0.32', withinQuote: true } });
+  });
+
   it('from a later start opens from that start, holds from then, and may not start in the past', async () => {
     const serviceId = await peakService();
     const customer = await signUp(tollgate.app);
