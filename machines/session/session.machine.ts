@@ -338,11 +338,6 @@ export const sessionMachine = sessionSetup.createMachine({
         },
         capturing: {
           initial: 'calling',
-          on: {
-            // An operator forgives a charge that cannot be captured: the hold is voided instead.
-            // The failure is cleared first, so the note that the charge was forgiven is what stays.
-            VOID: { target: 'voiding', actions: ['clearFailure', 'forgiveCharge'] },
-          },
           states: {
             calling: {
               invoke: {
@@ -371,7 +366,19 @@ export const sessionMachine = sessionSetup.createMachine({
               },
             },
             waiting: waitingToRetry,
-            blocked: blockedOnOperator,
+            blocked: {
+              ...blockedOnOperator,
+              on: {
+                ...blockedOnOperator.on,
+                // An operator forgives a charge the card company refused for good: the hold is voided
+                // instead. Only here: a capture on its way, or unanswered and waiting to be tried
+                // again, may have gone through, and a void would then leave money taken that the
+                // session says was forgiven (found by an outside probe: a void sent during a slow
+                // capture left the session stuck, its charge 0.00, the card charged, its share of
+                // the limit never returned). The failure is cleared first, so the note stays.
+                VOID: { target: '#session.closing.voiding', actions: ['clearFailure', 'forgiveCharge'] },
+              },
+            },
           },
         },
         voiding: {

@@ -94,17 +94,37 @@ describe('stuck sessions', () => {
     expect(detail.history.find((h: { event: string }) => h.event === 'RETRY')).toBeTruthy();
   });
 
-  it('voids instead of capturing when an operator forgives a charge that cannot be taken', async () => {
+  it('forgives no charge whose capture is on its way or waiting to be tried again: it may have gone through', async () => {
+    const reservedBefore = (await tollgate.app.inject({ url: '/v1/account', headers: customer.auth })).json().account.reserved;
     const session = await open();
     clock.advance(1_100);
     const network = sandbox(tollgate.cardNetworkUrl);
+    // The capture is made at once and answered 3 s later, after the logoff has answered.
+    await network.setFaults([{ phase: 'capture', fault: 'slow', delayMs: 3_000, times: 1 }]);
+    expect((await logoff(session.id)).json()).toMatchObject({ state: 'closing', charge: '1.00' });
+    const during = await opsPost(`/v1/ops/sessions/${session.id}/void`);
+    expect([during.statusCode, during.json().code]).toEqual([409, 'ACTION_NOT_ALLOWED']);
+    const ended = await (async () => {
+      for (;;) {
+        const view = (await opsGet(`/v1/ops/sessions/${session.id}`)).json().session;
+        if (view.state !== 'closing') return view;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    settled.note(ended);
+    expect(ended).toMatchObject({ state: 'settled', charge: '1.00', chargeSlip: { amount: '1.00' } });
+    expect(await network.holds(`?reference=${session.id}`)).toEqual([expect.objectContaining({ state: 'captured', capturedAmount: '1.00' })]);
+    expect((await tollgate.app.inject({ url: '/v1/account', headers: customer.auth })).json().account.reserved).toBe(reservedBefore);
+
+    // Unanswered (it may have been made), and waiting to be tried again: not forgiven either.
+    const failing = await open();
+    clock.advance(1_100);
     await network.setFaults([{ phase: 'capture', fault: 'error' }]);
-    await logoff(session.id);
-    const voided = (await opsPost(`/v1/ops/sessions/${session.id}/void`)).json();
+    await logoff(failing.id);
+    const waiting = await opsPost(`/v1/ops/sessions/${failing.id}/void`);
+    expect([waiting.statusCode, waiting.json().code]).toEqual([409, 'ACTION_NOT_ALLOWED']);
     await network.clearFaults();
-    expect(voided.session).toMatchObject({ state: 'settled', charge: '0.00', chargeSlip: null });
-    const [hold] = await network.holds(`?reference=${session.id}`);
-    expect(hold!.state).toBe('voided');
+    expect((await opsPost(`/v1/ops/sessions/${failing.id}/retry`)).json().session).toMatchObject({ state: 'settled', charge: '1.00' });
   });
 });
 
