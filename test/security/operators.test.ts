@@ -130,14 +130,20 @@ describe('the audit log', () => {
     ];
     expect((await inject('POST', `/v1/ops/sessions/${terminated.id}/terminate`, as(support))).statusCode).toBe(200);
     const network = sandbox(tollgate.cardNetworkUrl);
-    await network.setFaults([{ phase: 'capture', fault: 'error' }]);
-    // A capture that keeps failing: the session waits, stuck; support retries it, then forgives it.
+    // Someone voided the hold at the card company: its capture is refused for good, and the
+    // session waits, stuck; support retries it (refused again), then forgives it.
+    const hold = (await network.holds(`?reference=${stuck.id}`))[0]!;
+    const outside = await fetch(`${tollgate.cardNetworkUrl}/v1/holds/${hold.id}/void`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': `outside-${hold.id}` },
+      body: '{}',
+    });
+    expect(outside.status).toBe(200);
     expect((await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${stuck.id}/logoff`, headers: customer.auth })).statusCode).toBe(202);
     for (const [id, action] of rescues.slice(1)) {
       const answer = await inject('POST', `/v1/ops/sessions/${id}/${action}`, as(support));
       expect(answer.statusCode, `${action}: ${answer.body}`).toBe(200);
     }
-    await network.clearFaults();
     const entries = await audit(`?operatorId=${support.operator.id}&targetType=session`);
     expect(entries.map((e) => [e.targetId, e.action.replace('session.', '')]).reverse()).toEqual(rescues);
     const [voided] = entries;
