@@ -9,6 +9,7 @@ import { customerApi } from './http/plugins/customer-api.js';
 import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
 import { frameworkError, registerProblemHandlers } from './http/problem.js';
+import { refuseUnstorableText } from './http/unstorable-text.js';
 import { registerRateLimiting } from './http/rate-limits.js';
 import type { EventBus } from './events/event-bus.js';
 import type { ConsoleSessionDeps } from './operators/console-sessions.js';
@@ -71,6 +72,8 @@ declare module 'fastify' {
      * costs an AbortController, a timer and listeners on every request.
      */
     ownTimeouts?: boolean;
+    /** The route carries what it is sent on to a service (the edge): its text is not checked for storing. */
+    passesThrough?: boolean;
   }
 }
 
@@ -115,6 +118,8 @@ export async function buildApp(
     // HTTP_HANDLER_TIMEOUT_MS, or says ownTimeouts. HTTP_REQUEST_TIMEOUT_MS bounds only receiving
     // the request. A hook of its own, so other routes do not pay for the check.
     if (route.config?.longLived) route.onRequest = [...[route.onRequest ?? []].flat(), noSocketTimeout];
+    // What a customer sends to a service through the edge is the service's business, not tollgate's.
+    if (!route.config?.passesThrough) route.preValidation = [refuseUnstorableText, ...[route.preValidation ?? []].flat()];
     // The web site's pages (hidden from the API reference) are not part of the JSON API.
     if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, schema: route.schema });

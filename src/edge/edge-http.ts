@@ -99,7 +99,7 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
     };
     // A stream through the edge lasts as long as its session: the edge's cut ends it, and the upstream
     // pool's headers timeout a request its upstream never answers, not Fastify's handler timeout.
-    const options = { config: { longLived: true, ownTimeouts: true }, helmet: false, exposeHeadRoute: false } as const;
+    const options = { config: { longLived: true, ownTimeouts: true, passesThrough: true }, helmet: false, exposeHeadRoute: false } as const;
     app.all('/edge/:sessionId', options, handler);
     app.all('/edge/:sessionId/*', options, handler);
   };
