@@ -37,6 +37,14 @@ export const errors = {
     new AppError(503, 'CARD_NETWORK_UNAVAILABLE', 'The card company could not be reached; nothing was charged.', {
       retryAfterSeconds: 5,
     }),
+  /** Not "nothing was charged": the capture may have been made, its answer lost; the top-up is driven again and charged once. */
+  topUpPending: (topUpId: string) =>
+    new AppError(
+      503,
+      'CARD_NETWORK_UNAVAILABLE',
+      'The card company did not answer: the top-up is pending, and is charged once when it does (ask again with the same Idempotency-Key to see it; without one, a new request is a new top-up).',
+      { retryAfterSeconds: 5, topUpId },
+    ),
   outstandingLimitReached: (available: string, detail: string) =>
     new AppError(402, 'OUTSTANDING_LIMIT_REACHED', detail, { available }),
   currencyMismatch: () => new AppError(409, 'CURRENCY_MISMATCH', 'The service is priced in another currency.'),

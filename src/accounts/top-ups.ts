@@ -73,7 +73,7 @@ export class TopUps {
     if (!row) throw errors.notPrepaid();
     const driven = await this.drive(row);
     if (driven.state === 'declined') throw errors.cardDeclined(driven.declineReason ?? 'generic_decline');
-    if (driven.state === 'pending') throw errors.cardNetworkUnavailable();
+    if (driven.state === 'pending') throw errors.topUpPending(driven.id);
     return view(driven);
   }
 

@@ -99,6 +99,8 @@ describe('a prepaid balance', () => {
     expect(first.json().code).toBe('CARD_NETWORK_UNAVAILABLE');
     const [pending] = (await call('GET', '/v1/account/top-ups', customer.auth)).json().topUps;
     expect(pending).toMatchObject({ amount: '20.00', state: 'pending' });
+    expect(first.json().topUpId).toBe(pending.id);
+    expect(first.json().detail).not.toMatch(/nothing was charged/);
     expect(await network.holds(`?reference=topup:${pending.id}`)).toEqual([expect.objectContaining({ state: 'open', amount: '20.00' })]);
 
     const again = await call('POST', '/v1/account/top-ups', headers, { amount: '20.00' });
