@@ -90,6 +90,13 @@ describe('accounts in the console', () => {
     // The same list through the operator API: the page and the API read one query.
     const api = await tollgate.app.inject({ url: '/v1/ops/accounts?search=grace&state=closed', headers: { authorization: `Bearer ${tollgate.adminToken}` } });
     expect(api.json().accounts.map((a: { id: string }) => a.id)).toEqual([customer.account.id]);
+    const garbage = await tollgate.app.inject({ url: '/v1/ops/accounts?cursor=garbage', headers: { authorization: `Bearer ${tollgate.adminToken}` } });
+    expect([garbage.statusCode, garbage.json().issues]).toEqual([400, [expect.objectContaining({ path: 'querystring.cursor' })]]);
+    await signUp(tollgate.app);
+    const firstPage = (await tollgate.app.inject({ url: '/v1/ops/accounts?limit=1', headers: { authorization: `Bearer ${tollgate.adminToken}` } })).json();
+    const secondPage = await tollgate.app.inject({ url: `/v1/ops/accounts?limit=1&cursor=${encodeURIComponent(firstPage.nextCursor)}`, headers: { authorization: `Bearer ${tollgate.adminToken}` } });
+    expect(secondPage.statusCode, secondPage.body).toBe(200);
+    expect(secondPage.json().accounts[0].id).not.toBe(firstPage.accounts[0].id);
     expect((await web.get(`/ops/accounts/${customer.account.id}`)).body).not.toContain('Suspend account');
   });
 
