@@ -197,13 +197,7 @@ export function cutoffOf(terms: SessionTerms): Cutoff {
   const target = budget * 60n;
   const billed = budget <= 0n ? 0 : firstBilledReaching(terms, target);
   const seconds = billed === null ? null : secondsToBill(terms.tariff.billing, billed);
-  let chargeLimitMs = seconds === null || seconds > MAX_SPAN_SECONDS ? null : seconds * 1000;
-  // A minimum charge at or above the limit makes the charge the limit as soon as the session ran
-  // at all (chargeFor): at its first second, or at once when a use was taken.
-  if (BigInt(terms.tariff.billing.minimumChargeMicros) >= terms.maxChargeMicros) {
-    const ranAtAllMs = terms.usesMicros > 0n ? 0 : 1000;
-    chargeLimitMs = chargeLimitMs === null ? ranAtAllMs : Math.min(chargeLimitMs, ranAtAllMs);
-  }
+  const chargeLimitMs = seconds === null || seconds > MAX_SPAN_SECONDS ? null : seconds * 1000;
   const timeLimitMs = Math.min(terms.maxMs ?? MAX_SESSION_SPAN_MS, MAX_SESSION_SPAN_MS);
   // A time limit that coincides with the charge limit is reported as the time limit the customer set.
   if (chargeLimitMs === null || timeLimitMs <= chargeLimitMs) return { afterMs: timeLimitMs, reason: 'time_limit' };

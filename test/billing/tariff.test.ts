@@ -240,21 +240,15 @@ describe('for random tariffs, increments and uses', { timeout: 60_000 }, () => {
         const cutoff = cutoffOf(t);
         // Free hours may put a cutoff days away: the slow way checks those within a few hours.
         fc.pre(cutoff.afterMs <= 5 * 3_600_000);
-        // The charge after `s` seconds, before rounding and the cap: time and uses, and at least
-        // the minimum once the session ran at all.
-        const minimum = BigInt(t.tariff.billing.minimumChargeMicros);
-        const charge = (s: number) => {
-          const raw = sixtiethsByStepping(t, billedSeconds(t.tariff.billing, s)) / 60n + t.usesMicros;
-          return (s >= 1 || t.usesMicros > 0n) && raw < minimum ? minimum : raw;
-        };
         if (cutoff.reason === 'time_limit') {
           // The time limit came first: the charge had not reached the limit a second before it.
-          const before = Math.max(0, Math.floor(cutoff.afterMs / 1000) - 1);
-          expect(charge(before)).toBeLessThan(t.maxChargeMicros);
+          const before = Math.max(0, Math.floor(cutoff.afterMs / 1000) - 1) * 1000;
+          expect(timeChargeMicros(t, before) + t.usesMicros).toBeLessThan(t.maxChargeMicros);
           return;
         }
         const seconds = cutoff.afterMs / 1000;
         expect(Number.isInteger(seconds)).toBe(true);
+        const charge = (s: number) => sixtiethsByStepping(t, billedSeconds(t.tariff.billing, s)) / 60n + t.usesMicros;
         expect(charge(seconds)).toBeGreaterThanOrEqual(t.maxChargeMicros);
         if (seconds > 0) expect(charge(seconds - 1)).toBeLessThan(t.maxChargeMicros);
       }),
