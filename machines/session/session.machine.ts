@@ -1,6 +1,6 @@
 // Over 300 lines on purpose: this file is the session's statechart and nothing else, read (and
 // drawn) as one; its vocabulary of guards, actions and actors is in session.setup.ts.
-import type { SnapshotFrom } from 'xstate';
+import { not, type SnapshotFrom } from 'xstate';
 import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
 import type { SessionContext } from './session.types.js';
 
@@ -20,6 +20,9 @@ const waitingToRetry = sessionSetup.createStateConfig({
   tags: ['resting'],
   on: { RETRY: 'calling' },
 });
+
+/** An operator's VOID of a charge being closed: the failure is cleared first, so the note that it was forgiven is what stays. */
+const forgiven = { target: '#session.closing.voiding', actions: ['clearFailure', 'forgiveCharge'] } as const;
 
 /** A call the card company refused for good: only an operator moves it on. */
 const blockedOnOperator = sessionSetup.createStateConfig({
@@ -365,20 +368,14 @@ export const sessionMachine = sessionSetup.createMachine({
                 onError: { target: 'waiting', actions: { type: 'noteRetry', params: ({ context, event }) => thrownFailure(context, event.error) } },
               },
             },
-            waiting: waitingToRetry,
-            blocked: {
-              ...blockedOnOperator,
-              on: {
-                ...blockedOnOperator.on,
-                // An operator forgives a charge the card company refused for good: the hold is voided
-                // instead. Only here: a capture on its way, or unanswered and waiting to be tried
-                // again, may have gone through, and a void would then leave money taken that the
-                // session says was forgiven (found by an outside probe: a void sent during a slow
-                // capture left the session stuck, its charge 0.00, the card charged, its share of
-                // the limit never returned). The failure is cleared first, so the note stays.
-                VOID: { target: '#session.closing.voiding', actions: ['clearFailure', 'forgiveCharge'] },
-              },
-            },
+            // An operator forgives a charge that is not being captured: the hold is voided instead,
+            // and the charge is 0 once it is. Not while a capture is on its way: it may go through
+            // after the void was sent (found by an outside probe: the session was left stuck at
+            // 0.00 with the card charged and its share of the limit never returned). A capture
+            // that was unanswered may have been made too: its hold cannot be voided then, and a
+            // RETRY of the refused void replays the capture by its key, which finds it.
+            waiting: { ...waitingToRetry, on: { ...waitingToRetry.on, VOID: forgiven } },
+            blocked: { ...blockedOnOperator, on: { ...blockedOnOperator.on, VOID: forgiven } },
           },
         },
         voiding: {
@@ -393,7 +390,7 @@ export const sessionMachine = sessionSetup.createMachine({
                   {
                     guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'done' }) },
                     target: '#session.settled',
-                    actions: ['holdsVoided', 'clearFailure'],
+                    actions: ['holdsVoided', 'chargeForgiven', 'clearFailure'],
                   },
                   {
                     guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'refused' }) },
@@ -406,7 +403,18 @@ export const sessionMachine = sessionSetup.createMachine({
               },
             },
             waiting: waitingToRetry,
-            blocked: blockedOnOperator,
+            // A void refused for good while a charge is owed (an operator's forgiveness): the hold
+            // is no longer open, most likely because an unanswered capture was made after all. A
+            // RETRY captures again with the same key, which replays that capture if it was made.
+            blocked: {
+              ...blockedOnOperator,
+              on: {
+                RETRY: [
+                  { guard: not('nothingToCharge'), target: '#session.closing.capturing.calling', actions: 'clearFailure' },
+                  { target: 'calling', actions: 'clearFailure' },
+                ],
+              },
+            },
           },
         },
       },

@@ -130,7 +130,9 @@ export const sessionSetup = setup({
     clearFailure: assign({ lastError: null, retryAt: null, blocked: null }),
     recordSlip: assign((_, outcome: CaptureOutcome) => (outcome.kind === 'captured' ? { chargeSlip: outcome.slip, staleHoldIds: [] } : {})),
     holdsVoided: assign({ staleHoldIds: [] }),
-    forgiveCharge: assign({ chargeMicros: '0', lastError: 'charge voided by an operator' }),
+    /** An operator forgives the charge: the hold is voided first; the charge is 0 once it is (chargeForgiven). */
+    forgiveCharge: assign({ lastError: 'charge voided by an operator' }),
+    chargeForgiven: assign(({ context }) => (context.chargeMicros !== null && BigInt(context.chargeMicros) > 0n ? { chargeMicros: '0' } : {})),
     requestExtension: assign(({ context, event }) =>
       event.type === 'EXTEND'
         ? {

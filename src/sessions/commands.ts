@@ -109,7 +109,7 @@ export class SessionCommands {
   /**
    * An operator's action, sent to the session's machine like any event: terminate (ends a
    * running session, or gives up on an authorization), retry (the call it waits on, now; for a
-   * session held by this process, run it again), void (forgive a charge the card company refused for good).
+   * session held by this process, run it again), void (forgive a charge that cannot be captured; not while its capture is on its way).
    */
   async opsAction(sessionId: string, action: OpsAction, by: ChangedBy): Promise<void> {
     const before = await this.deps.queries.opsView(sessionId);

@@ -110,8 +110,41 @@ describe('calls to the card company', () => {
     session.actor.send({ type: 'VOID', at: session.clock.now() });
     await session.settle();
     expect(session.actor.getSnapshot().value).toEqual({ closing: { voiding: 'calling' } });
-    expect(session.actor.getSnapshot().context).toMatchObject({ chargeMicros: '0', lastError: 'charge voided by an operator', blocked: null });
+    // Owed until the hold is voided: a void the card company refuses leaves the charge to capture.
+    expect(session.actor.getSnapshot().context).toMatchObject({ chargeMicros: '420000', lastError: 'charge voided by an operator', blocked: null });
     expect(session.card.inputs.at(-1)).toEqual({ src: 'voidHold', input: { sessionId, holdId: 'hold_1', staleHoldIds: [] } });
+  });
+
+  it('settles a forgiven charge at 0 once its hold is voided, and takes no VOID while a capture is on its way', async () => {
+    const unanswered = { kind: 'unanswered' as const, detail: 'timeout', at: 0 };
+    const session = startSession(scripted((c) => (c.captures = [unanswered, 'pending'])));
+    await session.settle();
+    await session.advance(42_000);
+    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ closing: { capturing: 'waiting' } });
+    session.actor.send({ type: 'RETRY', at: session.clock.now() });
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ closing: { capturing: 'calling' } });
+    expect(session.actor.getSnapshot().can({ type: 'VOID', at: session.clock.now() })).toBe(false);
+  });
+
+  it('captures again when the hold of a forgiven charge cannot be voided: the unanswered capture was made after all', async () => {
+    const unanswered = { kind: 'unanswered' as const, detail: 'timeout', at: 0 };
+    const session = startSession(scripted((c) => ((c.captures = [unanswered]), (c.voids = [{ kind: 'refused', detail: '409 hold_not_open: the hold is captured', at: 0 }]))));
+    await session.settle();
+    await session.advance(42_000);
+    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+    await session.settle();
+    session.actor.send({ type: 'VOID', at: session.clock.now() });
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ closing: { voiding: 'blocked' } });
+    expect(session.actor.getSnapshot().context.chargeMicros).toBe('420000');
+    session.actor.send({ type: 'RETRY', at: session.clock.now() });
+    await session.settle();
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    expect(session.actor.getSnapshot().context).toMatchObject({ chargeMicros: '420000', chargeSlip: { amountMicros: '420000' } });
+    expect(session.card.inputs.at(-1)).toMatchObject({ src: 'captureCharge', input: { amountMicros: '420000' } });
   });
 
   it('waits longer after each unanswered capture, up to the longest wait', async () => {

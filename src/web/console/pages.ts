@@ -118,7 +118,7 @@ ${nextCursor ? html`<p><a href="/ops/sessions?${query.toString()}${query.size > 
 const RESCUES: { action: string; label: string; why: string }[] = [
   { action: 'retry', label: 'Retry', why: 'retry the call the session waits on, or its writes; run a held session again' },
   { action: 'terminate', label: 'Terminate', why: 'end a running session, or give up on an authorization' },
-  { action: 'void', label: 'Void', why: 'forgive a charge the card company refused for good: the hold is voided' },
+  { action: 'void', label: 'Void', why: 'forgive a charge that cannot be captured: the hold is voided' },
 ];
 
 /** The rescue actions as forms; in a list each button names its session for screen readers. */
