@@ -119,11 +119,17 @@ export async function quoteFor(
 /** A start a minute late is now (a form's minute, a client's clock); one further back would price hours already gone. */
 const LATE_START_MS = 60_000;
 
+/** A quote holds a tariff from its start: a week ahead at most, or today's prices would be kept for any later day. */
+const MAX_LEAD_MS = 7 * 86_400_000;
+
 function startOf(startAt: string | undefined, now: number): number {
   if (startAt === undefined) return now;
   const at = Date.parse(startAt);
   if (at < now - LATE_START_MS) {
-    throw errors.validation('The start (startAt) is in the past: leave it out to start now.', [{ path: ['startAt'], message: 'is in the past' }]);
+    throw errors.validation('The start (startAt) is in the past: leave it out to start now.', [{ path: 'body.startAt', message: 'is in the past' }]);
+  }
+  if (at > now + MAX_LEAD_MS) {
+    throw errors.validation('The start (startAt) is more than 7 days ahead: ask for a quote nearer the time.', [{ path: 'body.startAt', message: 'is more than 7 days ahead' }]);
   }
   return Math.max(at, now);
 }

@@ -166,7 +166,8 @@ export class OpenCommand {
    * limit is read first and, if another open took some of it meanwhile, asked again for what
    * the refusal says is left.
    */
-  private async writeOpening(request: OpenRequest, terms: OpenTerms, service: ServiceRecord, sessionId: string, createdAt: number): Promise<OpenedCustomer> {
+  private async writeOpening(request: OpenRequest, agreed: OpenTerms, service: ServiceRecord, sessionId: string, createdAt: number): Promise<OpenedCustomer> {
+    let terms = agreed;
     const { supervisor, journal } = this.deps;
     const derived = terms.maxChargeMicros === null;
     let available = derived ? await openingHeadroom(this.deps.sql, request.accountId, this.deps.postpaidCeilingMicros) : 0n;
@@ -240,6 +241,12 @@ export class OpenCommand {
           // What the locked row said is left: the next attempt asks for that (or its time's cost).
           if (derived && attempt < 10 && outcome.availableMicros >= MICROS_PER_CENT) {
             available = outcome.availableMicros;
+            continue;
+          }
+          // A quote's extra cent (agreedHold) does not fit, its total does: the agreed total is
+          // held, and billed by increments its time may end at its last increment's start.
+          if (terms.quote && holdMicros > BigInt(terms.quote.totalMicros) && outcome.availableMicros >= BigInt(terms.quote.totalMicros)) {
+            terms = { ...terms, maxChargeMicros: BigInt(terms.quote.totalMicros) };
             continue;
           }
           throw limitReached(holdMicros, outcome.availableMicros);

@@ -143,6 +143,13 @@ describe('a quote', () => {
       view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
     }
     expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '1.20', quote: { withinQuote: true } });
+
+    // A customer with just the total left of their limit still opens on it, holding the total.
+    const tight = await signUp(tollgate.app, { outstandingLimit: '1.20' });
+    const theirs = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: tight.auth, payload: { serviceId, maxMinutes: 1.5 } })).json();
+    const held = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: tight.auth, payload: { serviceId, quoteId: theirs.id } });
+    expect(held.statusCode, held.body).toBe(201);
+    expect(held.json()).toMatchObject({ state: 'active', maxCharge: '1.20', quote: { total: '1.20' } });
   });
 
   it('is not used up by an open the card company declined: the agreed price opens the next session', async () => {
@@ -189,6 +196,8 @@ describe('a quote', () => {
       tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 10, startAt } });
     const past = await ask('2026-11-30T07:58:00Z');
     expect([past.statusCode, past.json().code]).toEqual([400, 'VALIDATION_FAILED']);
+    const farAhead = await ask('2026-12-07T08:01:00Z');
+    expect([farAhead.statusCode, farAhead.json().issues]).toEqual([400, [expect.objectContaining({ path: 'body.startAt' })]]);
     // Ten minutes in the peak hour, asked for at 08:00: 12.00, usable from 10:00 for 15 minutes.
     const quote = (await ask('2026-11-30T10:00:00Z')).json();
     expect(quote).toMatchObject({ total: '12.00', startAt: '2026-11-30T10:00:00.000Z', expiresAt: '2026-11-30T10:15:00.000Z' });
