@@ -22,6 +22,9 @@ export async function chargeStatements(deps: { sql: Sql; gateway: CardGateway; l
       currency: statement.currency,
       reference: `statement:${statement.id}`,
       keys: keys(statement.id),
+    }).catch((error: unknown) => {
+      deps.log.warn({ statementId: statement.id, err: String(error) }, 'statement not charged: the card company refused the call; it is driven again at the next run');
+      throw error;
     });
     if (charge.kind === 'pending') {
       deps.log.warn({ statementId: statement.id, err: charge.detail }, 'statement not charged yet; it is driven again at the next run');
