@@ -407,25 +407,15 @@ describe('several phases failing in one session', () => {
     expect(await books(id)).toEqual({ holds: ['captured'], amounts: ['8.00'], captures: ['2.00'] });
   });
 
-  it('an authorization whose answers are all lost, then voids failing: declined, its one hold voided', async () => {
+  it.each([
+    ['voids failing', rule('void', 'error', ATTEMPTS + 1)],
+    ['its void declined on the line', rule('void', 'decline', 1)],
+  ])('an authorization whose answers are all lost, then %s: declined, its one hold voided', async (_label, voidFault) => {
     const before = await sessionIds();
-    await network.setFaults([rule('authorize', 'drop_after_commit', ATTEMPTS), rule('void', 'error', ATTEMPTS + 1)]);
+    await network.setFaults([rule('authorize', 'drop_after_commit', ATTEMPTS), voidFault]);
     const response = await open('5.00');
     expect(response.statusCode, response.body).toBe(503);
     expect(response.json().code).toBe('CARD_NETWORK_UNAVAILABLE');
-    const id = await openedSince(before);
-    const ended = await final(id);
-    await expectFaultsFired();
-    expect(ended).toMatchObject({ state: 'declined', declineReason: 'card_network_unavailable' });
-    expect(await books(id)).toEqual({ holds: ['voided'], amounts: ['5.00'], captures: [] });
-    expect(await reserved()).toBe('0.00');
-  });
-
-  it('an authorization whose answers are all lost, then its void declined on the line: declined, its one hold voided', async () => {
-    const before = await sessionIds();
-    await network.setFaults([rule('authorize', 'drop_after_commit', ATTEMPTS), rule('void', 'decline', 1)]);
-    const response = await open('5.00');
-    expect(response.statusCode, response.body).toBe(503);
     const id = await openedSince(before);
     const ended = await final(id);
     await expectFaultsFired();

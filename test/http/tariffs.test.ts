@@ -18,6 +18,17 @@ afterAll(async () => {
   await tollgate.stop();
 });
 
+/** Moves the clock by `ms` and reads the session until it has settled (the cut and its capture run on their own). */
+async function settledAfter(ms: number, sessionId: string, headers: Record<string, string>) {
+  clock.advance(ms);
+  let view = (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers })).json();
+  for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    view = (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers })).json();
+  }
+  return view;
+}
+
 /** A service at 0.60 a minute, 1.20 on Mondays from 10 to 11 (UTC). */
 async function peakService(extra: Record<string, unknown> = {}) {
   const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
@@ -75,12 +86,7 @@ describe('a tariff by weekday and hour', () => {
     const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxMinutes: 1.5 } })).json();
     expect(opened).toMatchObject({ state: 'active', cutoffReason: 'time_limit' });
     expect(Date.parse(opened.cutoffAt) - Date.parse(opened.startedAt)).toBe(90_000);
-    clock.advance(90_000);
-    let view = opened;
-    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
-    }
+    const view = await settledAfter(90_000, opened.id, customer.auth);
     expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '1.20' });
   });
 
@@ -136,12 +142,7 @@ describe('a quote', () => {
     const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } })).json();
     expect(opened).toMatchObject({ state: 'active', cutoffReason: 'time_limit', quote: { id: quote.id, total: '1.20' } });
     expect(Date.parse(opened.cutoffAt) - Date.parse(opened.startedAt)).toBe(90_000);
-    clock.advance(90_000);
-    let view = opened;
-    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
-    }
+    const view = await settledAfter(90_000, opened.id, customer.auth);
     expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '1.20', quote: { withinQuote: true } });
 
     // A customer with just the total left of their limit still opens on it, holding the total.
@@ -179,12 +180,7 @@ describe('a quote', () => {
     const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } })).json();
     expect(opened).toMatchObject({ state: 'active', cutoffReason: 'time_limit' });
     expect(Date.parse(opened.cutoffAt) - Date.parse(opened.startedAt)).toBe(30_000);
-    clock.advance(30_000);
-    let view = opened;
-    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      view = (await tollgate.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json();
-    }
+    const view = await settledAfter(30_000, opened.id, customer.auth);
     expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '0.32', quote: { total: '0.32', withinQuote: true } });
   });
 

@@ -20,6 +20,16 @@ function scripted(configure: (card: ScriptedCardCompany) => void = () => {}) {
   return { clock, card };
 }
 
+/** A session started with `options`, logged off 42 s in (0.42 to capture), once its calls have answered. */
+async function loggedOffAfter42s(options: Parameters<typeof startSession>[0]) {
+  const session = startSession(options);
+  await session.settle();
+  await session.advance(42_000);
+  session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
+  await session.settle();
+  return session;
+}
+
 describe('calls to the card company', () => {
   it('authorizes the limit as attempt 0, and captures the charge on the hold it got', async () => {
     const session = startSession();
@@ -90,11 +100,7 @@ describe('calls to the card company', () => {
   });
 
   it('retries a capture again when an operator asks, with the failure cleared', async () => {
-    const session = startSession(scripted((c) => (c.captures = [{ kind: 'refused', detail: '409 hold_not_open', at: 0 }, 'pending'])));
-    await session.settle();
-    await session.advance(42_000);
-    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
-    await session.settle();
+    const session = await loggedOffAfter42s(scripted((c) => (c.captures = [{ kind: 'refused', detail: '409 hold_not_open', at: 0 }, 'pending'])));
     expect(session.actor.getSnapshot().context.blocked).toEqual({ operation: 'capture', detail: '409 hold_not_open', at: START + 42_000 });
     session.actor.send({ type: 'RETRY', at: session.clock.now() });
     expect(session.actor.getSnapshot().value).toEqual({ closing: { capturing: 'calling' } });
@@ -102,11 +108,7 @@ describe('calls to the card company', () => {
   });
 
   it('voids the hold instead of a capture an operator forgives, and notes that the charge was forgiven', async () => {
-    const session = startSession(scripted((c) => ((c.captures = [{ kind: 'refused', detail: '409 hold_not_open', at: 0 }]), (c.voids = ['pending']))));
-    await session.settle();
-    await session.advance(42_000);
-    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
-    await session.settle();
+    const session = await loggedOffAfter42s(scripted((c) => ((c.captures = [{ kind: 'refused', detail: '409 hold_not_open', at: 0 }]), (c.voids = ['pending']))));
     session.actor.send({ type: 'VOID', at: session.clock.now() });
     await session.settle();
     expect(session.actor.getSnapshot().value).toEqual({ closing: { voiding: 'calling' } });
@@ -117,11 +119,7 @@ describe('calls to the card company', () => {
 
   it('settles a forgiven charge at 0 once its hold is voided, and takes no VOID while a capture is on its way', async () => {
     const unanswered = { kind: 'unanswered' as const, detail: 'timeout', at: 0 };
-    const session = startSession(scripted((c) => (c.captures = [unanswered, 'pending'])));
-    await session.settle();
-    await session.advance(42_000);
-    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
-    await session.settle();
+    const session = await loggedOffAfter42s(scripted((c) => (c.captures = [unanswered, 'pending'])));
     expect(session.actor.getSnapshot().value).toEqual({ closing: { capturing: 'waiting' } });
     session.actor.send({ type: 'RETRY', at: session.clock.now() });
     await session.settle();
@@ -131,11 +129,7 @@ describe('calls to the card company', () => {
 
   it('captures again when the hold of a forgiven charge cannot be voided: the unanswered capture was made after all', async () => {
     const unanswered = { kind: 'unanswered' as const, detail: 'timeout', at: 0 };
-    const session = startSession(scripted((c) => ((c.captures = [unanswered]), (c.voids = [{ kind: 'refused', detail: '409 hold_not_open: the hold is captured', at: 0 }]))));
-    await session.settle();
-    await session.advance(42_000);
-    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
-    await session.settle();
+    const session = await loggedOffAfter42s(scripted((c) => ((c.captures = [unanswered]), (c.voids = [{ kind: 'refused', detail: '409 hold_not_open: the hold is captured', at: 0 }]))));
     session.actor.send({ type: 'VOID', at: session.clock.now() });
     await session.settle();
     expect(session.actor.getSnapshot().value).toEqual({ closing: { voiding: 'blocked' } });
@@ -149,11 +143,7 @@ describe('calls to the card company', () => {
 
   it('waits longer after each unanswered capture, up to the longest wait', async () => {
     const unanswered = { kind: 'unanswered' as const, detail: '503', at: 0 };
-    const session = startSession(scripted((c) => (c.captures = [unanswered, unanswered, unanswered, unanswered, unanswered, 'pending'])));
-    await session.settle();
-    await session.advance(42_000);
-    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
-    await session.settle();
+    const session = await loggedOffAfter42s(scripted((c) => (c.captures = [unanswered, unanswered, unanswered, unanswered, unanswered, 'pending'])));
     const waits: number[] = [];
     for (let i = 0; i < 5; i++) {
       const { retryAt, lastError } = session.actor.getSnapshot().context;
@@ -166,11 +156,7 @@ describe('calls to the card company', () => {
   });
 
   it('retries a capture that threw from when it was due', async () => {
-    const session = startSession(scripted((c) => (c.captures = [{ kind: 'unanswered', detail: '503', at: 0 }, 'throws', 'pending'])));
-    await session.settle();
-    await session.advance(42_000);
-    session.actor.send({ type: 'LOGOFF', at: session.clock.now() });
-    await session.settle();
+    const session = await loggedOffAfter42s(scripted((c) => (c.captures = [{ kind: 'unanswered', detail: '503', at: 0 }, 'throws', 'pending'])));
     await session.advance(1000);
     await session.settle();
     // Due at 43 s, second attempt: two seconds later.
