@@ -86,7 +86,11 @@ export class TopUps {
   /** Drives every top-up left pending (its card call got no answer, or the process stopped). */
   async recover(): Promise<number> {
     const rows = await this.deps.sql<Row[]>`select ${this.deps.sql.unsafe(COLUMNS)} from top_ups where state = 'pending' order by created_at limit 1000`;
-    for (const row of rows) await this.drive(row);
+    // One that cannot be driven (the card company refuses its key: the card was changed after its
+    // authorization was made) waits for an operator; it does not stop the others.
+    for (const row of rows) {
+      await this.drive(row).catch((error: unknown) => this.deps.log.warn({ topUpId: row.id, err: String(error) }, 'a pending top-up could not be driven'));
+    }
     return rows.length;
   }
 

@@ -23,9 +23,11 @@ export async function chargeStatements(deps: { sql: Sql; gateway: CardGateway; l
       reference: `statement:${statement.id}`,
       keys: keys(statement.id),
     }).catch((error: unknown) => {
+      // Refused (not declined): it is tried again at the next run, and does not stop the others.
       deps.log.warn({ statementId: statement.id, err: String(error) }, 'statement not charged: the card company refused the call; it is driven again at the next run');
-      throw error;
+      return null;
     });
+    if (charge === null) continue;
     if (charge.kind === 'pending') {
       deps.log.warn({ statementId: statement.id, err: charge.detail }, 'statement not charged yet; it is driven again at the next run');
       continue;
