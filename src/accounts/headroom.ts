@@ -1,4 +1,4 @@
-import { costOfTime, cutoffOf } from '../billing/charge.js';
+import { costOfTime, holdForTime } from '../billing/charge.js';
 import { formatAmount, type Micros, MICROS_PER_CENT, minMicros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { Queryable } from '../db/sql.js';
@@ -23,19 +23,7 @@ export function proposedHold(request: {
   if (request.maxMs === null) return request.availableMicros;
   const timeCost = costOfTime({ tariff: request.tariff, startedAt: request.at, resumes: [] }, request.maxMs);
   const hold = timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost;
-  return minMicros(request.availableMicros, holdForTime({ tariff: request.tariff, at: request.at, maxMs: request.maxMs, holdMicros: hold }));
-}
-
-/**
- * A hold that pays for exactly `maxMs` of time, made one that lets the time bind. Billed by
- * increments (or rounded to cents), the charge reaches what the time costs when its last
- * increment starts, before the time is up, and the session would be cut there as at its charge
- * limit. One cent more lets the time limit bind; the charge still never passes the time's cost.
- */
-export function holdForTime(request: { tariff: TariffSpec; at: number; maxMs: number; holdMicros: bigint }): bigint {
-  const { tariff, at, maxMs, holdMicros } = request;
-  const cut = cutoffOf({ tariff, startedAt: at, resumes: [], maxChargeMicros: holdMicros as Micros, usesMicros: 0n as Micros, maxMs });
-  return cut.reason === 'time_limit' ? holdMicros : holdMicros + MICROS_PER_CENT;
+  return minMicros(request.availableMicros, holdForTime({ tariff: request.tariff, at: request.at, maxMs: request.maxMs, holdMicros: hold as Micros }));
 }
 
 /** What is left of the account's outstanding limit now (null: no such account). */

@@ -1,4 +1,4 @@
-import { ceilToCents, type Micros, minMicros, truncateToCents } from './money.js';
+import { ceilToCents, type Micros, MICROS_PER_CENT, minMicros, truncateToCents } from './money.js';
 import { isFlat, priceAt, type BillingSpec, type TariffSpec } from './tariff.js';
 import { sameLocalTime } from './zoned-time.js';
 
@@ -292,6 +292,18 @@ export function chargeOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'uses
   const charge = truncateToCents(timeChargeMicros(terms, billableMs));
   const minimum = BigInt(terms.tariff.billing.minimumChargeMicros);
   return charge < minimum ? minimum : charge;
+}
+
+/**
+ * A hold that pays for exactly `maxMs` of time, made one that lets the time bind. Billed by
+ * increments (or rounded to cents), the charge reaches what the time costs when its last
+ * increment starts, before the time is up, and the session would be cut there as at its charge
+ * limit. One cent more lets the time limit bind; the charge still never passes the time's cost.
+ */
+export function holdForTime(request: { tariff: TariffSpec; at: number; maxMs: number; holdMicros: Micros }): Micros {
+  const { tariff, at, maxMs, holdMicros } = request;
+  const cut = cutoffOf({ tariff, startedAt: at, resumes: [], maxChargeMicros: holdMicros, usesMicros: 0n as Micros, maxMs });
+  return cut.reason === 'time_limit' ? holdMicros : ((holdMicros + MICROS_PER_CENT) as Micros);
 }
 
 /** What `billableMs` can cost at most, rounded up to a cent: the hold a time-limited session needs. */

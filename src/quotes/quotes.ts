@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chargeOfTime, cutoffOf, itemize, type ChargeLine } from '../billing/charge.js';
+import { chargeOfTime, cutoffOf, holdForTime, itemize, type ChargeLine } from '../billing/charge.js';
 import type { Micros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
@@ -7,7 +7,6 @@ import type { Catalogue } from '../catalogue/catalogue-service.js';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/sql.js';
 import { errors } from '../errors.js';
-import { holdForTime } from '../accounts/headroom.js';
 
 /**
  * A price agreed before use (the CMU billing server's price agreement): for a service, a time or
@@ -89,7 +88,7 @@ export function agreedHold(quote: Pick<Quote, 'tariff' | 'maxMs' | 'totalMicros'
   const { tariff, maxMs, totalMicros } = quote;
   if (maxMs === null || tariff.perUse !== null) return totalMicros;
   if (chargeOfTime({ tariff, startedAt: at, resumes: [] }, maxMs) > totalMicros) return totalMicros;
-  return holdForTime({ tariff, at, maxMs, holdMicros: totalMicros }) as Micros;
+  return holdForTime({ tariff, at, maxMs, holdMicros: totalMicros });
 }
 
 /**
