@@ -47,6 +47,13 @@ export const errors = {
     ),
   outstandingLimitReached: (available: string, detail: string) =>
     new AppError(402, 'OUTSTANDING_LIMIT_REACHED', detail, { available }),
+  limitBelowMinimum: (minimumCharge: string) =>
+    new AppError(
+      422,
+      'LIMIT_BELOW_MINIMUM_CHARGE',
+      `The service charges at least ${minimumCharge} a session: a charge limit below that buys no time. Ask for at least ${minimumCharge}.`,
+      { minimumCharge },
+    ),
   currencyMismatch: () => new AppError(409, 'CURRENCY_MISMATCH', 'The service is priced in another currency.'),
   sessionNotActive: (state: string) =>
     new AppError(409, 'SESSION_NOT_ACTIVE', `The session is ${state}; only an active session can do that.`, { state }),

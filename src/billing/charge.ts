@@ -225,6 +225,11 @@ function firstBilledReaching(terms: SessionTerms, target: bigint): number | null
   return null;
 }
 
+/** What a session that ran at all is charged at least (a limit below it is refused at the open). */
+export function minimumChargeOf(tariff: TariffSpec): Micros {
+  return BigInt(tariff.billing.minimumChargeMicros) as Micros;
+}
+
 /** Whether a session that ran `billableMs` with `usedMicros` of uses is charged its minimum. */
 function ranAtAll(billableMs: number, usedMicros: Micros): boolean {
   return billableMs >= 1000 || usedMicros > 0n;
@@ -240,7 +245,7 @@ export function chargeFor(terms: SessionTerms, billableMs: number, usedMicros: M
   const elapsed = Math.min(billableMs, cutoffOf(terms).afterMs);
   const charge = truncateToCents(minMicros(timeChargeMicros(terms, elapsed) + usedMicros, terms.maxChargeMicros));
   if (!ranAtAll(elapsed, usedMicros)) return charge;
-  const minimum = minMicros(BigInt(terms.tariff.billing.minimumChargeMicros), terms.maxChargeMicros);
+  const minimum = minMicros(minimumChargeOf(terms.tariff), terms.maxChargeMicros);
   return charge < minimum ? minimum : charge;
 }
 
@@ -290,7 +295,7 @@ export function itemize(terms: SessionTerms, billableMs: number, uses: { units: 
 /** What exactly `billableMs` of time is charged, no use and no limit: to the cent (truncated, as every charge), at least the minimum. */
 export function chargeOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'usesMicros' | 'maxMs'>, billableMs: number): Micros {
   const charge = truncateToCents(timeChargeMicros(terms, billableMs));
-  const minimum = BigInt(terms.tariff.billing.minimumChargeMicros);
+  const minimum = minimumChargeOf(terms.tariff);
   return charge < minimum ? minimum : charge;
 }
 
@@ -309,6 +314,6 @@ export function holdForTime(request: { tariff: TariffSpec; at: number; maxMs: nu
 /** What `billableMs` can cost at most, rounded up to a cent: the hold a time-limited session needs. */
 export function costOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'usesMicros' | 'maxMs'>, billableMs: number): Micros {
   const rounded = ceilToCents(timeChargeMicros(terms, billableMs));
-  const minimum = BigInt(terms.tariff.billing.minimumChargeMicros);
+  const minimum = minimumChargeOf(terms.tariff);
   return rounded < minimum ? minimum : rounded;
 }

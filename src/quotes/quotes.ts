@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { chargeOfTime, cutoffOf, holdForTime, itemize, type ChargeLine } from '../billing/charge.js';
-import type { Micros } from '../billing/money.js';
+import { chargeOfTime, cutoffOf, holdForTime, itemize, minimumChargeOf, type ChargeLine } from '../billing/charge.js';
+import { formatAmount, type Micros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
 import type { Catalogue } from '../catalogue/catalogue-service.js';
@@ -60,6 +60,9 @@ export function priceQuote(request: QuoteRequest): Quote {
     throw errors.validation('A quote is for minutes, a maximum charge, or both.');
   }
   if (totalMicros <= 0n) throw errors.validation('This use costs nothing: there is nothing to agree.');
+  // Only a maximum charge can bring the total under the minimum (a time's charge includes it).
+  const minimum = minimumChargeOf(tariff);
+  if (totalMicros < minimum) throw errors.limitBelowMinimum(formatAmount(minimum));
   const hold = agreedHold({ tariff, maxMs: request.maxMs, totalMicros }, request.startAt);
   const terms = { ...base, maxChargeMicros: hold, maxMs: request.maxMs, usesMicros: 0n };
   return {

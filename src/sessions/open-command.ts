@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type AgreedPrice, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
 import { limitReached, openingHeadroom, proposedHold } from '../accounts/headroom.js';
 import { ClientGoneError } from '../admission/admission.js';
-import { MICROS_PER_CENT } from '../billing/money.js';
+import { formatAmount, MICROS_PER_CENT } from '../billing/money.js';
+import { minimumChargeOf } from '../billing/charge.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
 import { AppError, errors } from '../errors.js';
 import type { CommandDeps } from './command-deps.js';
@@ -182,6 +183,12 @@ export class OpenCommand {
         at: createdAt,
       });
       if (holdMicros < MICROS_PER_CENT) throw limitReached(holdMicros, availableMicros);
+      // A session that ran at all is charged at least the minimum: a hold below it buys no time.
+      const minimum = minimumChargeOf(terms.tariff);
+      if (holdMicros < minimum) {
+        if (!derived) throw errors.limitBelowMinimum(formatAmount(minimum));
+        throw limitReached(minimum, availableMicros);
+      }
       const input: SessionInput = {
         sessionId,
         accountId: request.accountId,

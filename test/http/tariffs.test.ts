@@ -78,6 +78,31 @@ describe('a tariff by weekday and hour', () => {
     expect((await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${long.id}/logoff`, headers: customer.auth })).json()).toMatchObject({ charge: '1.20' });
   });
 
+  it('refuses a charge limit below the minimum charge, named or left to the outstanding limit, and holds nothing for it', async () => {
+    const serviceId = await peakService({ billing: { firstPeriodSeconds: 1, incrementSeconds: 1, minimumCharge: '1.00' } });
+    const customer = await signUp(tollgate.app, { outstandingLimit: '0.50' });
+    clock.set(Date.UTC(2026, 10, 30, 9, 0));
+    const holdsBefore = (await sandbox(tollgate.cardNetworkUrl).holds()).length;
+    const open = (payload: Record<string, unknown>) => tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, ...payload } });
+    // 0.40 would be charged 1.00 the moment the session ran at all: no time fits under it.
+    const named = await open({ maxCharge: '0.40' });
+    expect([named.statusCode, named.json()]).toEqual([422, expect.objectContaining({ code: 'LIMIT_BELOW_MINIMUM_CHARGE', minimumCharge: '1.00' })]);
+    // Left to the outstanding limit (0.50 free), or asked for 3 s (costing the 1.00 minimum): the minimum does not fit.
+    for (const payload of [{}, { maxMinutes: 0.05 }]) {
+      const derived = await open(payload);
+      expect([derived.statusCode, derived.json()]).toEqual([402, expect.objectContaining({ code: 'OUTSTANDING_LIMIT_REACHED', available: '0.50' })]);
+      expect(derived.json().detail).toContain('a hold of 1.00');
+    }
+    const quote = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '0.40' } });
+    expect([quote.statusCode, quote.json().code]).toEqual([422, 'LIMIT_BELOW_MINIMUM_CHARGE']);
+    expect((await sandbox(tollgate.cardNetworkUrl).holds()).length).toBe(holdsBefore);
+    // A limit at the minimum opens, and runs until its time's charge reaches it: 100 s at 0.60 a minute.
+    const other = await signUp(tollgate.app);
+    const atMinimum = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: other.auth, payload: { serviceId, maxCharge: '1.00' } })).json();
+    expect(atMinimum).toMatchObject({ state: 'active', cutoffReason: 'charge_limit' });
+    expect(Date.parse(atMinimum.cutoffAt) - Date.parse(atMinimum.startedAt)).toBe(100_000);
+  });
+
   it('runs a session limited only by time, billed by the minute, until its time is up, charged what the time costs', async () => {
     const serviceId = await peakService({ billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumCharge: '0.00' } });
     const customer = await signUp(tollgate.app);
