@@ -151,10 +151,19 @@ export interface AccountFilter {
   cursor?: string | undefined;
 }
 
+/** A nextCursor as listAccounts gave it out; anything else would silently give the first page again, and a client paging would never end. */
+function accountCursor(cursor: string): { at: Date; id: string } {
+  const [at, id, ...rest] = cursor.split('|');
+  const date = new Date(at ?? '');
+  if (rest.length === 0 && id && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id) && !Number.isNaN(date.getTime()) && date.toISOString() === at) {
+    return { at: date, id };
+  }
+  throw errors.validation('cursor is not one this API gave out.', [{ path: 'querystring.cursor', message: 'must be the nextCursor of a previous page' }]);
+}
+
 /** A page of accounts for operators, newest first; the cursor is the last row's creation and id, so a page never repeats or skips a row. */
 export async function listAccounts(sql: Sql, filter: AccountFilter): Promise<{ accounts: AccountView[]; nextCursor: string | null }> {
-  const [at, id] = filter.cursor?.split('|') ?? [];
-  const after = at && id && !Number.isNaN(Date.parse(at)) && /^[0-9a-f-]{36}$/.test(id) ? { at: new Date(at), id } : null;
+  const after = filter.cursor ? accountCursor(filter.cursor) : null;
   // LIKE's own wildcards in what the operator typed are matched as themselves.
   const pattern = filter.search ? `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
   const rows = await sql<AccountRow[]>`
