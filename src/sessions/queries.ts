@@ -101,7 +101,7 @@ export class SessionQueries {
     for (const { state, snapshot } of this.deps.supervisor.census()) {
       byState[state] = (byState[state] ?? 0) + 1;
       // A cold session rests with nothing stuck (or it would not be cold).
-      if (snapshot && this.stuckReason(state as SessionStateName, snapshot.context, snapshot.hasTag('stuck')) !== null) stuck++;
+      if (snapshot && this.stuckReason(state as SessionStateName, statePathOf(snapshot.value), snapshot.context, snapshot.hasTag('stuck')) !== null) stuck++;
     }
     return { byState, stuck };
   }
@@ -131,7 +131,7 @@ export class SessionQueries {
   }
 
   private opsViewOf(state: SessionStateName, path: string, context: SessionContext, blocked: boolean): OpsSessionView {
-    const reason = this.stuckReason(state, context, blocked);
+    const reason = this.stuckReason(state, path, context, blocked);
     return {
       ...viewOf(state, context, this.deps.clock.now()),
       // The exact reason, a lost or stolen card included, which the customer is not told.
@@ -147,10 +147,10 @@ export class SessionQueries {
   }
 
   /** Writes that keep failing come first, then a call refused for good, then a deadline passed. */
-  private stuckReason(state: SessionStateName, context: SessionContext, blocked: boolean): string | null {
+  private stuckReason(state: SessionStateName, path: string, context: SessionContext, blocked: boolean): string | null {
     const writes = this.deps.journal.stuckReason(context.sessionId);
     if (writes) return writes;
     if (blocked && context.blocked) return `${context.blocked.operation} refused: ${context.blocked.detail}`;
-    return stuckReasonOf(state, context, this.deps.clock.now(), this.deps.stuck);
+    return stuckReasonOf(state, path, context, this.deps.clock.now(), this.deps.stuck);
   }
 }

@@ -16,6 +16,8 @@ const minutes = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} second
  */
 export function stuckReasonOf(
   state: SessionStateName,
+  /** The state's full path (`closing.voiding.waiting`): what the closing is doing. */
+  path: string,
   context: SessionContext,
   now: number,
   policy: StuckPolicy,
@@ -31,7 +33,8 @@ export function stuckReasonOf(
   if (state === 'closing') {
     const age = now - (context.closingSince ?? context.endedAt ?? now);
     if (age < policy.closingMs && context.closeAttempts < policy.closeAttempts) return null;
-    const operation = context.chargeMicros !== null && BigInt(context.chargeMicros) > 0n ? 'capture' : 'void';
+    // An operator's void of an owed charge voids while the charge still stands: the path says which call fails.
+    const operation = path.startsWith('closing.voiding') ? 'void' : 'capture';
     return `${operation} failing for ${minutes(age)} (${context.closeAttempts} attempts)${last}`;
   }
   return null;

@@ -126,8 +126,13 @@ describe('stuck sessions', () => {
     await network.setFaults([{ phase: 'capture', fault: 'error' }]);
     await logoff(session.id);
     expect((await opsGet(`/v1/ops/sessions/${session.id}`)).json().session.path).toBe('closing.capturing.waiting');
-    const voided = (await opsPost(`/v1/ops/sessions/${session.id}/void`)).json();
+    // The void fails too at first: the reason names the void, not the capture it replaced.
+    await network.setFaults([{ phase: 'void', fault: 'error' }]);
+    const failing = (await opsPost(`/v1/ops/sessions/${session.id}/void`)).json().session;
+    expect(failing).toMatchObject({ path: 'closing.voiding.waiting', stuck: true });
+    expect(failing.stuckReason).toMatch(/^void failing for \d+ seconds \(\d+ attempts\)/);
     await network.clearFaults();
+    const voided = (await opsPost(`/v1/ops/sessions/${session.id}/retry`)).json();
     expect(voided.session).toMatchObject({ state: 'settled', charge: '0.00', chargeSlip: null });
     const [hold] = await network.holds(`?reference=${session.id}`);
     expect(hold!.state).toBe('voided');
