@@ -101,7 +101,7 @@ function usageRows(sql: TransactionSql, query: UsageQuery) {
     ),
     started as (
       select period, key, sum(sessions)::int as sessions, coalesce(sum(billable_ms), 0)::text as billable_ms,
-             coalesce(sum(uses), 0)::int as uses, coalesce(sum(revenue), 0)::text as revenue, count(*)::int as customers
+             coalesce(sum(uses), 0)::float8 as uses, coalesce(sum(revenue), 0)::text as revenue, count(*)::int as customers
       from per_customer group by 1, 2
     ),
     starts as (

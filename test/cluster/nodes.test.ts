@@ -82,7 +82,7 @@ async function meteredSession(serviceId: string) {
 async function usesAfterLogoff(auth: Record<string, string>, sessionId: string): Promise<number> {
   const loggedOff = await a.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: auth });
   expect(loggedOff.statusCode, loggedOff.body).toBe(200);
-  const [row] = await db.sql<{ uses: number }[]>`select uses_units as uses from sessions where id = ${sessionId}`;
+  const [row] = await db.sql<{ uses: number }[]>`select uses_units::float8 as uses from sessions where id = ${sessionId}`;
   return row!.uses;
 }
 

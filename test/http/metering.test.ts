@@ -17,14 +17,14 @@ afterAll(async () => {
   await tollgate.stop();
 });
 
-/** A service at 0.60 a minute and 0.10 a unit, with its metering credential. */
-async function meteredService() {
+/** A service at 0.60 a minute and 0.10 a unit (or `unitPrice`), with its metering credential. */
+async function meteredService(unitPrice = '0.10') {
   const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
   const patched = await tollgate.app.inject({
     method: 'PATCH',
     url: `/v1/services/${serviceId}`,
     headers: ops,
-    payload: { tariff: { perUse: { unit: 'unit', price: '0.10' } } },
+    payload: { tariff: { perUse: { unit: 'unit', price: unitPrice } } },
   });
   expect(patched.statusCode, patched.body).toBe(200);
   const issued = await tollgate.app.inject({ method: 'POST', url: `/v1/services/${serviceId}/credential`, headers: ops });
@@ -32,8 +32,8 @@ async function meteredService() {
   return { serviceId, service: { authorization: `Bearer ${issued.json().credential as string}` } };
 }
 
-async function openSession(serviceId: string, maxCharge = '1.00') {
-  const customer = await signUp(tollgate.app);
+async function openSession(serviceId: string, maxCharge = '1.00', outstandingLimit = '100.00') {
+  const customer = await signUp(tollgate.app, { outstandingLimit });
   const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge } });
   expect(opened.statusCode, opened.body).toBe(201);
   return { customer, sessionId: opened.json().id as string };
@@ -153,6 +153,26 @@ describe('the metering API', () => {
     const renewed = (await tollgate.app.inject({ method: 'POST', url: `/v1/services/${serviceId}/credential`, headers: ops })).json();
     expect((await meter('query', service, { sessionId, units: 1 })).statusCode).toBe(401);
     expect((await meter('query', { authorization: `Bearer ${renewed.credential}` }, { sessionId, units: 1 })).statusCode).toBe(200);
+  });
+
+  it('counts more units than a 32-bit integer holds, and settles the session that used them', async () => {
+    const { serviceId, service } = await meteredService('0.000001');
+    const { customer, sessionId } = await openSession(serviceId, '2500.00', '5000.00');
+    // 2,150 million units, a million a use, 50 reserved and committed per batch.
+    let next = 1;
+    for (let batch = 0; batch < 43; batch++) {
+      const operations = Array.from({ length: 50 }, (_, i) => [
+        { op: 'query', sessionId, units: 1_000_000 },
+        { op: 'commit', sessionId, reservationId: `r${next + i}`, units: 1_000_000 },
+      ]).flat();
+      next += 50;
+      const answered = await meter('batch', service, { operations });
+      expect(answered.json().results.filter((r: { error?: unknown }) => r.error)).toEqual([]);
+    }
+    const ended = await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: customer.auth });
+    expect([ended.statusCode, ended.json()]).toEqual([200, expect.objectContaining({ state: 'settled', charge: '2150.00', uses: expect.objectContaining({ units: 2_150_000_000 }) })]);
+    const captures = await sandbox(tollgate.cardNetworkUrl).captures();
+    expect(captures.find((c) => c.id === ended.json().chargeSlip.id)?.amount).toBe('2150.00');
   });
 
   it('takes a batch in order, each operation answered on its own', async () => {
