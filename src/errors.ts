@@ -163,6 +163,8 @@ export const errors = {
     new AppError(409, 'LIMIT_BELOW_RESERVED', `The open sessions hold ${reserved}; the outstanding limit cannot go below that now.`, { reserved }),
   wrongPassword: () => new AppError(403, 'WRONG_PASSWORD', 'The current password is wrong; nothing was changed.'),
   webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
+  topUpAlreadySent: (amount: string) =>
+    new AppError(409, 'TOP_UP_ALREADY_SENT', `This top-up was already sent, for another amount or account: nothing more was charged. To add ${amount}, ask again from a fresh page (or with a new Idempotency-Key).`),
   notPrepaid: () => new AppError(409, 'NOT_PREPAID', 'Only a prepaid account has a balance to top up; set paymentMode to "prepaid" first.'),
   paymentModeNotYours: () => new AppError(403, 'PAYMENT_MODE_SET_BY_OPERATORS', 'Postpaid accounts are set, and changed, by operators.'),
   statementNotFound: () => new AppError(404, 'STATEMENT_NOT_FOUND', 'No statement of yours has this id.'),

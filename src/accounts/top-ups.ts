@@ -57,19 +57,30 @@ const keys = (id: string) => ({ authorize: `topup:${id}:authorize`, capture: `to
 export class TopUps {
   constructor(private readonly deps: { sql: Sql; clock: Clock; gateway: CardGateway; log: Logger }) {}
 
-  /** `id`: chosen by an Idempotency-Key's first attempt, so its retry drives the same top-up. */
+  /**
+   * `id`: chosen by an Idempotency-Key's first attempt, or by the portal's form, so that sending
+   * it again drives the same top-up. The id sent again for another amount (a form edited after it
+   * was sent) or by another account is refused: nothing is charged that the customer did not ask for.
+   */
   async topUp(accountId: string, amountMicros: bigint, id: string = randomUUID()): Promise<TopUpView> {
     const { sql, clock } = this.deps;
-    const [existing] = await sql<Row[]>`select ${sql.unsafe(COLUMNS)} from top_ups where id = ${id} and account_id = ${accountId}`;
+    const sameRequest = (found: Row | undefined) => {
+      if (found && (found.accountId !== accountId || found.amountMicros !== amountMicros)) throw errors.topUpAlreadySent(formatAmount(amountMicros));
+      return found;
+    };
+    const [existing] = await sql<Row[]>`select ${sql.unsafe(COLUMNS)} from top_ups where id = ${id}`;
     const row =
-      existing ??
+      sameRequest(existing) ??
       (
         await sql<Row[]>`
           insert into top_ups (id, account_id, amount_micros, currency, state, created_at)
           select ${id}, a.id, ${amountMicros}, a.currency, 'pending', ${new Date(clock.now())}
           from accounts a where a.id = ${accountId} and a.payment_mode = 'prepaid'
+          on conflict (id) do nothing
           returning ${sql.unsafe(COLUMNS)}`
-      )[0];
+      )[0] ??
+      // Nothing inserted: the same id sent twice at once (the first one's row is driven), or not prepaid.
+      sameRequest((await sql<Row[]>`select ${sql.unsafe(COLUMNS)} from top_ups where id = ${id}`)[0]);
     if (!row) throw errors.notPrepaid();
     const driven = await this.drive(row);
     if (driven.state === 'declined') throw errors.cardDeclined(driven.declineReason ?? 'generic_decline');

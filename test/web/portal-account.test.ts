@@ -98,6 +98,15 @@ describe('the account page', () => {
     await web.post('/account/top-up', { topUpId, amount: '20.00' });
     expect((await accountOf(auth)).balance).toBe('20.00');
     expect((await web.get('/account')).body).toContain('<dd data-field="balance">20.00 USD</dd>');
+    // Sent again edited (back, another amount), or by another customer: refused with its code, nothing charged.
+    const edited = await web.post('/account/top-up', { topUpId, amount: '50.00' });
+    expect([edited.statusCode, edited.body]).toEqual([409, expect.stringContaining('TOP_UP_ALREADY_SENT')]);
+    const other = await customer();
+    await other.web.get('/account');
+    await other.web.post('/account/payment', { paymentMode: 'prepaid', statementPeriod: 'week' });
+    const taken = await other.web.post('/account/top-up', { topUpId, amount: '20.00' });
+    expect([taken.statusCode, taken.body]).toEqual([409, expect.stringContaining('TOP_UP_ALREADY_SENT')]);
+    expect([(await accountOf(auth)).balance, (await accountOf(other.auth)).balance]).toEqual(['20.00', '0.00']);
   });
 
   it('refuses a limit below what open sessions hold, next to the field, and keeps what was typed', async () => {
