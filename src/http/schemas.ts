@@ -370,7 +370,11 @@ export const accountHistoryLineSchema = z.object({
 
 /** What registers a webhook endpoint: the operator API's body, and the console's form once read. */
 export const webhookEndpointInput = z.object({
-  url: z.url({ protocol: /^https?$/, message: 'must be an http or https URL' }).max(2000),
+  // Credentials in the URL would be shown to every operator, and fetch refuses to send them anyway.
+  url: z
+    .url({ protocol: /^https?$/, message: 'must be an http or https URL' })
+    .max(2000)
+    .refine((text) => !URL.canParse(text) || (!new URL(text).username && !new URL(text).password), 'must not carry a user name or password: sign deliveries instead'),
   eventTypes: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1, 'choose at least one event').max(WEBHOOK_EVENT_TYPES.length),
 });
 

@@ -123,6 +123,10 @@ describe('webhooks', () => {
   it('refuses endpoints that are not http(s) or name unknown events, and stops delivering to a disabled one', async () => {
     const bad = await tollgate.app.inject({ method: 'POST', url: '/v1/ops/webhooks', headers: ops, payload: { url: 'file:///etc/passwd', eventTypes: ['session.settled'] } });
     expect(bad.json().code).toBe('VALIDATION_FAILED');
+    // A password in the URL would be listed to every operator, and could never be sent.
+    const withPassword = flaky.url.replace('http://', 'http://user:secret@');
+    const credentials = await tollgate.app.inject({ method: 'POST', url: '/v1/ops/webhooks', headers: ops, payload: { url: withPassword, eventTypes: ['session.settled'] } });
+    expect([credentials.statusCode, credentials.json().issues]).toEqual([400, [expect.objectContaining({ path: 'body.url' })]]);
     const unknown = await tollgate.app.inject({ method: 'POST', url: '/v1/ops/webhooks', headers: ops, payload: { url: flaky.url, eventTypes: ['session.opened'] } });
     expect(unknown.json().code).toBe('VALIDATION_FAILED');
     const { endpoint } = await register(flaky.url, ['account.suspended']);
