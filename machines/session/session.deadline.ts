@@ -3,7 +3,10 @@ import type { sessionMachine } from './session.machine.js';
 
 export type SessionSnapshot = SnapshotFrom<typeof sessionMachine>;
 export type SessionStateName = 'authorizing' | 'active' | 'over_limit' | 'closing' | 'settled' | 'declined';
-export type DeadlineEvent = 'CUTOFF' | 'RENEW_HOLD' | 'WARN' | 'GRACE_OVER' | 'RETRY';
+export type DeadlineEvent = 'CUTOFF' | 'RENEW_HOLD' | 'WARN' | 'GRACE_OVER' | 'USES_OVER' | 'RETRY';
+
+/** How long a service may still commit the uses it reserved once its session ended at the limit. */
+export const USES_WINDOW_MS = 60_000;
 
 /** The top-level state, as rows and views name it. */
 export function stateNameOf(snapshot: Pick<SessionSnapshot, 'value'>): SessionStateName {
@@ -38,6 +41,7 @@ export function deadlineOf(snapshot: SessionSnapshot): { at: number; event: Dead
     return due.reduce<(typeof due)[number] | null>((first, d) => (first === null || d.at < first.at ? d : first), null);
   }
   if (snapshot.matches({ over_limit: 'grace' }) && context.graceUntil !== null) return { at: context.graceUntil, event: 'GRACE_OVER' };
+  if (snapshot.matches({ over_limit: 'awaiting_uses' })) return { at: context.endedAt! + USES_WINDOW_MS, event: 'USES_OVER' };
   if (snapshot.hasTag('resting') && !snapshot.hasTag('stuck') && context.retryAt !== null && snapshot.can({ type: 'RETRY', at: context.retryAt })) {
     return { at: context.retryAt, event: 'RETRY' };
   }

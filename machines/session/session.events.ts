@@ -11,6 +11,7 @@ export const sessionEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('RETRY'), at }),
   z.object({ type: z.literal('RENEW_HOLD'), at }),
   z.object({ type: z.literal('GRACE_OVER'), at }),
+  z.object({ type: z.literal('USES_OVER'), at }),
   z.object({ type: z.literal('VOID'), at }),
   z.object({ type: z.literal('WARN'), at }),
   z.object({ type: z.literal('EXTEND'), at, maxChargeMicros: z.string().regex(/^\d{1,18}$/) }),

@@ -316,7 +316,26 @@ export const sessionMachine = sessionSetup.createMachine({
       initial: 'deciding',
       states: {
         deciding: {
-          always: [{ guard: 'hasGrace', target: 'grace', actions: 'startGrace' }, { target: '#session.closing' }],
+          always: [
+            { guard: 'usesReserved', target: 'awaiting_uses' },
+            { guard: 'hasGrace', target: 'grace', actions: 'startGrace' },
+            { target: '#session.closing' },
+          ],
+        },
+        // Time has stopped at the limit, but the service was granted uses it may be delivering:
+        // their commits are charged (within what they reserved, so never past the limit) until
+        // none is open or USES_WINDOW_MS has passed, when the rest go back.
+        awaiting_uses: {
+          tags: ['resting'],
+          always: { guard: 'noUsesReserved', target: 'deciding' },
+          on: {
+            COMMIT_USE: { guard: 'commitWithinReservation', actions: 'commitUseAfterEnd' },
+            RELEASE_USE: { guard: 'reservationOpen', actions: 'releaseUseAfterEnd' },
+            USES_OVER: { target: 'deciding', actions: 'releaseOpenUses' },
+            LOGOFF: { target: '#session.closing', actions: 'releaseOpenUses' },
+            TERMINATE: { target: '#session.closing', actions: 'releaseOpenUses' },
+            ABANDON: { target: '#session.closing', actions: 'releaseOpenUses' },
+          },
         },
         grace: {
           tags: ['resting', 'extendable'],

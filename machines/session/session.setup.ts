@@ -88,6 +88,8 @@ export const sessionSetup = setup({
     useFits: ({ context, event }) => (event.type === 'RESERVE_USE' || event.type === 'USE') && useFits(context, event.at, event.units),
     reservationOpen: ({ context, event }) =>
       (event.type === 'COMMIT_USE' || event.type === 'RELEASE_USE') && event.reservationId in context.uses.open,
+    usesReserved: ({ context }) => Object.keys(context.uses.open).length > 0,
+    noUsesReserved: ({ context }) => Object.keys(context.uses.open).length === 0,
     commitWithinReservation: ({ context, event }) =>
       event.type === 'COMMIT_USE' && event.units <= (context.uses.open[event.reservationId]?.units ?? -1),
     warningDue: ({ context, event }) => context.warnAt !== null && context.warnedAt === null && event.at >= context.warnAt,
@@ -200,16 +202,7 @@ export const sessionSetup = setup({
     /** Committed: what was used is charged; the rest of the reservation goes back to time. */
     commitUse: assign(({ context, event }) => {
       if (event.type !== 'COMMIT_USE' || !context.tariff.perUse) return {};
-      const reservation = context.uses.open[event.reservationId]!;
-      const { [event.reservationId]: _committed, ...open } = context.uses.open;
-      const used = BigInt(context.tariff.perUse.priceMicros) * BigInt(event.units);
-      const uses = {
-        ...context.uses,
-        usedUnits: context.uses.usedUnits + event.units,
-        usedMicros: (BigInt(context.uses.usedMicros) + used).toString(),
-        reservedMicros: (BigInt(context.uses.reservedMicros) - BigInt(reservation.micros)).toString(),
-        open,
-      };
+      const uses = committed(context, event.reservationId, event.units);
       return { uses, ...nearerCutoff({ ...context, uses }, event.at) };
     }),
     /** Used without a reservation: charged at once (the guard checked that it fits). */
@@ -221,11 +214,18 @@ export const sessionSetup = setup({
     }),
     releaseUse: assign(({ context, event }) => {
       if (event.type !== 'RELEASE_USE') return {};
-      const reservation = context.uses.open[event.reservationId]!;
-      const { [event.reservationId]: _released, ...open } = context.uses.open;
-      const uses = { ...context.uses, reservedMicros: (BigInt(context.uses.reservedMicros) - BigInt(reservation.micros)).toString(), open };
+      const uses = released(context, [event.reservationId]);
       return { uses, ...nearerCutoff({ ...context, uses }, event.at) };
     }),
+    /** Committed after the session ended at its limit: charged with its time, which stays where it stopped. */
+    commitUseAfterEnd: assign(({ context, event }) => {
+      if (event.type !== 'COMMIT_USE' || !context.tariff.perUse) return {};
+      const uses = committed(context, event.reservationId, event.units);
+      return { uses, ...endedAt({ ...context, uses }, context.endedAt!, context.endReason!) };
+    }),
+    releaseUseAfterEnd: assign(({ context, event }) => (event.type === 'RELEASE_USE' ? { uses: released(context, [event.reservationId]) } : {})),
+    /** Reservations still open when the session closes go back, not charged. */
+    releaseOpenUses: assign(({ context }) => ({ uses: released(context, Object.keys(context.uses.open)) })),
     /** Uses that took the session to its limit end it now, at exactly its limit. */
     cutIfLimitReached: enqueueActions(({ context, event, enqueue }) => {
       if ('at' in event && context.cutoffAt !== null && event.at >= context.cutoffAt) enqueue.raise({ type: 'CUTOFF', at: event.at });
@@ -252,6 +252,24 @@ export const sessionSetup = setup({
     renewalRefused: assign((_, params: { reason: string }) => ({ declineReason: params.reason })),
   },
 });
+
+/** `units` of a reservation used (at most what it reserved): charged; the rest of it goes back. */
+function committed(context: SessionContext, reservationId: string, units: number): SessionContext['uses'] {
+  const uses = released(context, [reservationId]);
+  const used = BigInt(context.tariff.perUse!.priceMicros) * BigInt(units);
+  return { ...uses, usedUnits: uses.usedUnits + units, usedMicros: (BigInt(uses.usedMicros) + used).toString() };
+}
+
+/** Reservations given back whole. */
+function released(context: SessionContext, reservationIds: readonly string[]): SessionContext['uses'] {
+  const open = { ...context.uses.open };
+  let reservedMicros = BigInt(context.uses.reservedMicros);
+  for (const id of reservationIds) {
+    reservedMicros -= BigInt(open[id]!.micros);
+    delete open[id];
+  }
+  return { ...context.uses, reservedMicros: reservedMicros.toString(), open };
+}
 
 /** The cutoff and the warning once uses changed what time may spend; never before `at`. */
 function nearerCutoff(context: SessionContext, at: number): Partial<SessionContext> {

@@ -147,6 +147,7 @@ export type SessionEvent =
   | { type: 'RETRY'; at: number }
   | { type: 'RENEW_HOLD'; at: number }
   | { type: 'GRACE_OVER'; at: number }
+  | { type: 'USES_OVER'; at: number }
   | { type: 'VOID'; at: number }
   | { type: 'WARN'; at: number }
   | { type: 'EXTEND'; at: number; maxChargeMicros: MicrosText }

@@ -95,6 +95,35 @@ describe('the metering API', () => {
     expect((await meter('query', service, { sessionId, units: 1 })).statusCode).toBe(409);
   });
 
+  it('charges the uses a service reserved up to the limit when it commits them after the cut, and gives back what it never commits', async () => {
+    const { serviceId, service } = await meteredService();
+    const settledView = async (sessionId: string, auth: Record<string, string>) => {
+      let view = (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers: auth })).json();
+      for (let i = 0; i < 50 && view.state !== 'settled'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        view = (await tollgate.app.inject({ url: `/v1/sessions/${sessionId}`, headers: auth })).json();
+      }
+      return view;
+    };
+    // All that 0.50 leaves, reserved: time stops there, and the service delivers and commits.
+    const first = await openSession(serviceId, '0.50');
+    expect((await meter('query', service, { sessionId: first.sessionId, units: 5 })).json()).toMatchObject({ reservationId: 'r1', applied: true });
+    await expect.poll(async () => (await tollgate.app.inject({ url: `/v1/sessions/${first.sessionId}`, headers: first.customer.auth })).json().state).toBe('over_limit');
+    const committed = await meter('commit', service, { sessionId: first.sessionId, reservationId: 'r1', units: 5 });
+    expect([committed.statusCode, committed.json()]).toEqual([200, expect.objectContaining({ usedUnits: 5, used: '0.50', applied: true })]);
+    const charged = await settledView(first.sessionId, first.customer.auth);
+    expect(charged).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.50', uses: { units: 5, charge: '0.50' } });
+    expect((await sandbox(tollgate.cardNetworkUrl).captures()).find((c) => c.id === charged.chargeSlip.id)?.amount).toBe('0.50');
+    // Never committed: a minute after the cut the reservation goes back, and nothing is charged for it.
+    const second = await openSession(serviceId, '0.50');
+    await meter('query', service, { sessionId: second.sessionId, units: 5 });
+    await expect.poll(async () => (await tollgate.app.inject({ url: `/v1/sessions/${second.sessionId}`, headers: second.customer.auth })).json().state).toBe('over_limit');
+    clock.advance(60_000);
+    expect(await settledView(second.sessionId, second.customer.auth)).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.00', chargeSlip: null });
+    const late = await meter('commit', service, { sessionId: second.sessionId, reservationId: 'r1', units: 5 });
+    expect([late.statusCode, late.json().code]).toEqual([409, 'SESSION_NOT_ACTIVE']);
+  });
+
   it('answers two commits of one reservation at once, on a session woken for them, one applied and one a repeat', async () => {
     const { serviceId, service } = await meteredService();
     const { sessionId } = await openSession(serviceId);

@@ -51,6 +51,15 @@ async function overLimit(configure: (card: ScriptedCardCompany) => void = () => 
   return session;
 }
 
+/** 1.00 of uses reserved at 0.01 each leave 4.00 to time: cut 400 s in, the reservation still open. */
+async function awaitingUses() {
+  const session = await running({ input: { tariff: { ...flatTariff(600_000n), perUse: { unit: 'unit', priceMicros: '10000' } } } });
+  session.actor.send({ type: 'RESERVE_USE', at: session.clock.now(), units: 100 });
+  await session.advance(400_000);
+  await session.settle();
+  return session;
+}
+
 async function loggedOff(afterMs: number, configure: (card: ScriptedCardCompany) => void) {
   const session = await running(scripted(configure));
   await session.advance(afterMs);
@@ -114,6 +123,8 @@ export const REACHABLE_STATES: ReachableState[] = [
     outcome: { state: 'active.running' },
   },
   { path: 'over_limit.grace', reach: () => overLimit(), outcome: atLimit },
+  // Nothing committed within the window: the reservation goes back, and time's 4.00 is charged.
+  { path: 'over_limit.awaiting_uses', reach: awaitingUses, outcome: { state: 'settled', endReason: 'charge_limit', chargeMicros: '4000000' } },
   {
     path: 'over_limit.extending.reserving',
     reach: async () => extendFrom(await overLimit((c) => (c.reservations = ['pending']))),

@@ -20,6 +20,7 @@ const TAGS: Record<string, SessionTag[]> = {
   'active.extending.incrementing': ['billable', 'extending', 'seat'],
   'active.renewing': ['billable', 'seat'],
   'over_limit.grace': ['extendable', 'resting'],
+  'over_limit.awaiting_uses': ['resting'],
   'over_limit.extending.reserving': ['extending'],
   'over_limit.extending.incrementing': ['extending'],
   'closing.capturing.calling': [],
@@ -44,6 +45,7 @@ const DEADLINES: Record<string, { afterMs: number; event: string } | null> = {
   // The renewal that was due is in flight: the next deadline is the cutoff, 115 days in.
   'active.renewing': { afterMs: 10_000_000_000, event: 'CUTOFF' },
   'over_limit.grace': { afterMs: 560_000, event: 'GRACE_OVER' },
+  'over_limit.awaiting_uses': { afterMs: 460_000, event: 'USES_OVER' },
   'over_limit.extending.reserving': null,
   'over_limit.extending.incrementing': null,
   'closing.capturing.calling': null,
