@@ -68,7 +68,8 @@ export async function nextDue(db: Queryable): Promise<number | null> {
 }
 
 /**
- * Produces the account's statement for its period that ended, in the caller's transaction: the
+ * Produces the account's statement for its period that ended, in the caller's transaction, with
+ * every line that is on no statement yet and dated before the period's end: the
  * account's row is claimed first (an advisory lock: a second producer, in this process or
  * another, passes on), the period read under it, the statement inserted (unique per account and
  * period), `statement.ready` appended, and the account moved to its next period. Null when there
@@ -97,17 +98,17 @@ export async function produceStatement(
         where b.session_id = s.id and b.state = 'captured' limit 1), 'card') as "paidFrom",
       c.id as "chargeSlipId", to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "capturedAt"
     from charge_slips c join sessions s on s.id = c.session_id join session_log l on l.session_id = s.id
-    where s.account_id = ${accountId} and c.created_at >= ${start} and c.created_at < ${end}
+    where s.account_id = ${accountId} and c.statement_id is null and c.created_at < ${end}
     order by c.created_at, s.id`;
   const topUpLines = await tx<Extract<StatementLine, { kind: 'top_up' }>[]>`
     select 'top_up' as kind, id as "topUpId", amount_micros::text as "amountMicros", charge_id as "chargeId",
       to_char(settled_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at
-    from top_ups where account_id = ${accountId} and state = 'charged' and settled_at >= ${start} and settled_at < ${end}
+    from top_ups where account_id = ${accountId} and state = 'charged' and statement_id is null and settled_at < ${end}
     order by settled_at, id`;
   const refundLines = await tx<Extract<StatementLine, { kind: 'refund' }>[]>`
     select 'refund' as kind, id as "refundId", top_up_id as "topUpId", capture_id as "captureId", amount_micros::text as "amountMicros", state,
       to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at
-    from balance_refunds where account_id = ${accountId} and created_at >= ${start} and created_at < ${end}
+    from balance_refunds where account_id = ${accountId} and statement_id is null and created_at < ${end}
     order by created_at, id`;
   const sum = (values: string[]) => values.reduce((total, v) => total + BigInt(v), 0n);
   const byCard = sessionLines.filter((l) => l.paidFrom === 'card').map((l) => l.chargeMicros);
@@ -128,6 +129,11 @@ export async function produceStatement(
     update accounts set statement_current_period = ${account.nextPeriod}, statement_from = ${end}, statement_due_at = ${new Date(next.end)}
     where id = ${accountId}`;
   if (!statement) return { statement: null, events: [] };
+  // Each line is on this statement and no other: one written late (its transition dated in this
+  // period, committed after) is not yet on any, and goes on the next.
+  await tx`update charge_slips set statement_id = ${statement.id} where id = any(${sessionLines.map((l) => l.chargeSlipId)})`;
+  await tx`update top_ups set statement_id = ${statement.id} where id = any(${topUpLines.map((l) => l.topUpId)})`;
+  await tx`update balance_refunds set statement_id = ${statement.id} where id = any(${refundLines.map((l) => l.refundId)})`;
   const events = await appendEvents(tx, [
     {
       key: `statement:${accountId}:${start.toISOString()}`,

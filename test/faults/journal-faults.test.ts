@@ -188,3 +188,42 @@ describe('a connection that dies at the commit of a transition', () => {
     },
   );
 });
+
+describe('a charge slip written after the statement of its period was made', () => {
+  it('goes on the next statement, where the postpaid account is charged for it, and on no other', async () => {
+    // Two minutes before November's statements are due.
+    const clock = new ManualClock(Date.UTC(2026, 10, 30, 23, 58));
+    const db = await createTestDatabase();
+    tollgate = await startTestTollgate({ clock, db, env: JOURNAL });
+    const t = tollgate;
+    const customer = await signUp(t.app);
+    const trusted = await t.app.inject({ method: 'POST', url: `/v1/ops/accounts/${customer.account.id}/payment-mode`, headers: ops(t), payload: { paymentMode: 'postpaid', reason: 'billed monthly' } });
+    expect(trusted.statusCode, trusted.body).toBe(200);
+    const { serviceId } = await createService(t.app, t.adminToken, { pricePerMinute: '0.60' });
+    const opened = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
+    expect(opened.statusCode, opened.body).toBe(201);
+    const sessionId = opened.json().id as string;
+    clock.advance(30_000);
+    // PostgreSQL refuses the settled transition (and its charge slip, dated 23:58:30) for a while.
+    await t.db.sql.unsafe(`
+      create or replace function refuse_write() returns trigger language plpgsql as $$
+      begin raise exception 'injected: writes of this session are refused'; end $$;
+      create trigger refuse_settled before update on sessions for each row
+        when (new.id = '${sessionId}' and new.state = 'settled') execute function refuse_write();`);
+    await t.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/logoff`, headers: customer.auth });
+    // Read as operators do: a month on, the customer's token has long expired.
+    const statements = async () => (await t.app.inject({ url: `/v1/ops/accounts/${customer.account.id}/statements`, headers: ops(t) })).json().statements as any[];
+    clock.set(Date.UTC(2026, 11, 1));
+    const [november] = await waitFor('November’s statement', async () => ((await statements()).length === 1 ? statements() : undefined));
+    expect(november).toMatchObject({ periodStart: '2026-11-01T00:00:00.000Z', sessions: [], totals: expect.objectContaining({ due: '0.00' }) });
+
+    await t.db.sql`drop trigger refuse_settled on sessions`;
+    await waitFor('the session to settle', async () => ((await sessionState(t, sessionId)).state === 'settled' ? true : undefined));
+    clock.set(Date.UTC(2027, 0, 1));
+    const all = await waitFor('December’s statement', async () => ((await statements()).length === 2 ? statements() : undefined));
+    const december = all.find((s) => s.periodStart === '2026-12-01T00:00:00.000Z');
+    expect(december.sessions.map((l: { sessionId: string; charge: string }) => [l.sessionId, l.charge])).toEqual([[sessionId, '0.30']]);
+    expect(december.totals.due).toBe('0.30');
+    expect(all.flatMap((s) => s.sessions).filter((l: { sessionId: string }) => l.sessionId === sessionId)).toHaveLength(1);
+  });
+});
