@@ -233,7 +233,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     catalogue,
     sql,
     clock: deps.clock,
-    meter: (sessionId) => commands.metering.chargeRequest(sessionId),
+    meter: (sessionId) => commands.metering.reserveRequest(sessionId),
+    settle: (sessionId, reservationId, used) => commands.metering.settleRequest(sessionId, reservationId, used),
     ...(leases && {
       ownerOf: (serviceId: string) => {
         const serverId = catalogue.service(serviceId)?.serverId;

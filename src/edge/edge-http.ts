@@ -7,7 +7,7 @@ import { FORWARDED_BY, forwardFailure } from '../cluster/forwarding.js';
 import { errors } from '../errors.js';
 import { ByteCounter } from './byte-counter.js';
 import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
-import type { Edge, Pass } from './edge.js';
+import type { Charge, Edge, Pass } from './edge.js';
 import type { Connection, Ended } from './live-sessions.js';
 
 const noop = () => {};
@@ -35,6 +35,28 @@ function collect(stream: Readable, length: number, done: (error: Error | null, b
   stream.on('data', (chunk: Buffer) => chunks.push(chunk));
   finished(stream, (error) => done(error ?? null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
 }
+/**
+ * A whole answer of at most `maxBytes` within `withinMs`, whatever its framing (a small answer is
+ * often chunked); longer, slower, or cut short is an error.
+ */
+function collectWhole(stream: Readable, maxBytes: number, withinMs: number, done: (error: Error | null, body?: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const timer = setTimeout(() => stream.destroy(new Error('not whole in time')), withinMs);
+  stream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > maxBytes) stream.destroy(new Error('larger than a final answer may be'));
+    else chunks.push(chunk);
+  });
+  finished(stream, (error) => {
+    clearTimeout(timer);
+    done(error ?? null, Buffer.concat(chunks, size));
+  });
+}
+
+/** How long a paid request's answer may take to arrive whole once its session has ended. */
+const FINAL_ANSWER_MS = 5_000;
+
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
@@ -94,8 +116,9 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
       const pass = await edge.admit(request.raw);
       if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
-      if ((await edge.charge(pass)) === 'owner') return toOwner(edge, request, reply, pass);
-      return proxy(edge, request, reply, pass);
+      const charge = await edge.charge(pass);
+      if (charge === 'owner') return toOwner(edge, request, reply, pass);
+      return proxy(edge, request, reply, pass, charge);
     };
     // A stream through the edge lasts as long as its session: the edge's cut ends it, and the upstream
     // pool's headers timeout a request its upstream never answers, not Fastify's handler timeout.
@@ -142,25 +165,46 @@ function toOwner(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass:
   });
 }
 
-function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass) {
+/**
+ * A paid request (a service priced per request, its unit reserved) still waiting for its
+ * upstream when the session ends gets its answer if it comes whole, at most 64 KiB within 5 s:
+ * it was within the limit, and may be the very use that reached it. A stream is never served
+ * past the end: it is answered 402 like an unpaid one, and its unit given back. The unit is charged once the service
+ * answered, and given back when it never did (unreachable, cut first, the client gone).
+ */
+function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass, charge: Charge) {
   const { session } = pass;
+  const endedAnswer = (ended: Ended) => errors.sessionEnded('ended', ended.reason, iso(ended.at));
+  // Ended while this request was being charged (or checked): the cut has passed it by.
+  if (session.ended && !charge.paid) return reply.send(endedAnswer(session.ended));
   session.traffic.add('requests');
   if (request.body instanceof ByteCounter) request.body.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
   let cut = false;
+  let endedBeforeAnswer: Ended | null = session.ended;
   const connection: Connection = {
     cut(ended: Ended) {
+      if (!reply.raw.headersSent && charge.paid) {
+        endedBeforeAnswer = ended;
+        return;
+      }
       cut = true;
+      charge.settle(false);
       // Still waiting for the upstream: the customer is told why; already streaming: aborted.
-      if (!reply.raw.headersSent) reply.send(errors.sessionEnded('ended', ended.reason, iso(ended.at)));
+      if (!reply.raw.headersSent) reply.send(endedAnswer(ended));
       else reply.raw.destroy();
     },
     drop() {
       cut = true;
+      charge.settle(false);
       reply.raw.destroy();
     },
   };
   session.connections.add(connection);
-  reply.raw.once('close', () => session.connections.delete(connection));
+  reply.raw.once('close', () => {
+    session.connections.delete(connection);
+    // Gone before the service answered: nothing was delivered (a no-op once settled).
+    charge.settle(false);
+  });
   const signed = edge.signedHeaders(pass, request.method);
   return reply.from(`${pass.origin}${pass.path}`, {
     queryString: () => pass.query,
@@ -176,7 +220,30 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       }
       // A small answer of known length goes out in one write with its headers; anything else streams.
       const length = Number(headers['content-length']);
-      if (length <= SMALL_ANSWER_BYTES && !String(headers['content-type']).startsWith('text/event-stream')) {
+      const small = length <= SMALL_ANSWER_BYTES && !String(headers['content-type']).startsWith('text/event-stream');
+      const ended = endedBeforeAnswer;
+      if (ended) {
+        if (String(headers['content-type']).startsWith('text/event-stream') || length > SMALL_ANSWER_BYTES) {
+          stream.destroy();
+          charge.settle(false);
+          replyTo.send(endedAnswer(ended));
+          return;
+        }
+        collectWhole(stream, SMALL_ANSWER_BYTES, FINAL_ANSWER_MS, (error, body) => {
+          if (error || !body) {
+            charge.settle(false);
+            if (!replyTo.raw.headersSent) replyTo.send(endedAnswer(ended));
+            return;
+          }
+          charge.settle(true);
+          session.traffic.add('bytesOut', body.length);
+          replyTo.send(body);
+        });
+        return;
+      }
+      // The service answered: the request's unit is charged.
+      charge.settle(true);
+      if (small) {
         collect(stream, length, (error, body) => {
           if (error || !body) {
             replyTo.raw.destroy();
@@ -193,7 +260,9 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       replyTo.send(counted);
     },
     onError: (replyTo, { error }) => {
+      charge.settle(false);
       if (cut) return;
+      if (endedBeforeAnswer) return replyTo.send(endedAnswer(endedBeforeAnswer));
       request.log.warn({ sessionId: session.sessionId, err: error.message }, 'upstream did not answer');
       replyTo.send(errors.upstreamUnavailable((error as { code?: string }).code ?? error.message));
     },

@@ -5,7 +5,7 @@ import { FORWARDED_BY, forwardFailure, HOP_BY_HOP } from '../cluster/forwarding.
 import { AppError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { NodeAddress } from '../cluster/ownership.js';
-import { EDGE_PREFIX, type Edge, type Pass } from './edge.js';
+import { EDGE_PREFIX, type Charge, type Edge, type Pass } from './edge.js';
 import type { Connection, Ended } from './live-sessions.js';
 
 /** The close code a WebSocket gets when its session ends (4000-4999: the application's own; 402 as in HTTP). */
@@ -49,11 +49,21 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
       refuse(socket, 400, { code: 'NO_UPGRADE_HERE', detail: 'Only /edge/ takes WebSocket upgrades.' });
       return;
     }
+    // Checked before anything is charged: a handshake the WebSocket server would refuse (an h2c
+    // upgrade, a missing key) is refused here, free.
+    const handshake = handshakeProblem(request);
+    if (handshake) {
+      refuse(socket, 400, { code: 'BAD_UPGRADE', detail: handshake });
+      return;
+    }
     edge
       .admit(request)
-      .then(async (pass) => ({ pass, owner: (await edge.charge(pass)) === 'owner' ? ownerOf(edge, pass, request) : null }))
+      .then(async (pass) => {
+        const charge = await edge.charge(pass);
+        return charge === 'owner' ? { pass, owner: ownerOf(edge, pass, request), charge: null } : { pass, owner: null, charge };
+      })
       .then(
-        ({ pass, owner }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner),
+        ({ pass, owner, charge }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner, charge),
         (error: unknown) => {
           if (error instanceof AppError) refuse(socket, error.status, errorBody(error));
           else {
@@ -72,6 +82,16 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
   };
 }
 
+/** Why a WebSocket handshake is not one (RFC 6455 §4.2.1), or null: ws's own checks, made before the charge. */
+function handshakeProblem(request: IncomingMessage): string | null {
+  if (request.method !== 'GET') return 'A WebSocket handshake is a GET.';
+  if (request.headers.upgrade?.toLowerCase() !== 'websocket') return 'Only WebSocket upgrades are taken here (for HTTP/2, use TLS and ALPN; plain HTTP is HTTP/1.1).';
+  const key = request.headers['sec-websocket-key'];
+  if (!key || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return 'Sec-WebSocket-Key is missing or not 16 bytes in base64.';
+  if (request.headers['sec-websocket-version'] !== '13' && request.headers['sec-websocket-version'] !== '8') return 'Sec-WebSocket-Version must be 13.';
+  return null;
+}
+
 /** The node that runs the session, for a WebSocket that must be charged there; never forwarded twice. */
 function ownerOf(edge: Edge, pass: Pass, request: IncomingMessage): NodeAddress {
   const owner = edge.ownerOf(pass);
@@ -82,7 +102,21 @@ function ownerOf(edge: Edge, pass: Pass, request: IncomingMessage): NodeAddress 
 /** The handshake's own headers, which the dialling client sets again, and the hop's; the rest goes to the owner as it came. */
 const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
-function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass, request: IncomingMessage, socket: Duplex, head: Buffer, owner: NodeAddress | null): void {
+/**
+ * A paid WebSocket (a service priced per request) is charged once the client is connected to
+ * its service; refused, unreachable or given up before, its unit goes back.
+ */
+function dialUpstream(
+  wss: WebSocketServer,
+  edge: Edge,
+  log: Logger,
+  pass: Pass,
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  owner: NodeAddress | null,
+  charge: Charge | null,
+): void {
   const target = owner
     ? `${owner.url.replace(/^http/, 'ws')}${request.url}`
     : `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
@@ -98,6 +132,7 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
   const failed = (error: Error) => {
     if (accepted) return;
     accepted = true;
+    charge?.settle(false);
     if (!owner) {
       refuse(socket, 502, { code: 'UPSTREAM_UNAVAILABLE', detail: `The service did not take the WebSocket (${error.message}).` });
       return;
@@ -122,6 +157,7 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
       upstream.terminate();
       if (accepted) return;
       accepted = true;
+      charge?.settle(false);
       let body: Record<string, unknown> = {};
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
@@ -134,6 +170,7 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
   upstream.once('error', failed);
   // The client gave up while the upstream was being dialled: nothing is left open for nobody.
   socket.once('close', () => {
+    charge?.settle(false);
     if (accepted) return;
     accepted = true;
     upstream.terminate();
@@ -143,16 +180,22 @@ function dialUpstream(wss: WebSocketServer, edge: Edge, log: Logger, pass: Pass,
     accepted = true;
     const session = pass.session;
     if (!socket.readable || !socket.writable) {
+      charge?.settle(false);
       upstream.terminate();
       return;
     }
-    // Cut while the upstream was being dialled: the customer is told as any late request is.
+    // Cut while the upstream was being dialled (a paid one by its own unit, maybe): the customer
+    // is told as any late request is, and its unit goes back (a socket cut at once serves nothing).
     if (session.ended) {
+      charge?.settle(false);
       upstream.terminate();
       refuse(socket, 402, { code: 'SESSION_ENDED', detail: `The session is no longer active (${session.ended.reason}).`, endReason: session.ended.reason });
       return;
     }
-    wss.handleUpgrade(request, socket, head, (client) => relay(client, upstream, pass, log, owner === null));
+    wss.handleUpgrade(request, socket, head, (client) => {
+      charge?.settle(true);
+      relay(client, upstream, pass, log, owner === null);
+    });
   });
 }
 

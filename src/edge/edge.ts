@@ -16,6 +16,14 @@ export const EDGE_PREFIX = '/edge/';
 
 const EDGE_PATH = /^\/edge\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\/[^?#]*)?(?:\?([^#]*))?$/;
 
+/** A request's unit, for a service priced per request: `settle` once, true when the service answered. */
+export interface Charge {
+  paid: boolean;
+  settle(used: boolean): void;
+}
+
+const NOT_CHARGED: Charge = { paid: false, settle: () => {} };
+
 /** A request let through: for which session, to where, with what credential. */
 export interface Pass {
   session: LiveSession;
@@ -51,10 +59,13 @@ export class Edge {
       sql: Sql;
       clock: Clock;
       /**
-       * Charges one request to a session whose service is priced per request (false: not priced
-       * so; 'elsewhere': priced so, but another node runs the session and must charge it).
+       * Reserves one request's unit of a session whose service is priced per request (its
+       * reservation id; false: not priced so; 'elsewhere': priced so, but another node runs the
+       * session and must charge it).
        */
-      meter?: (sessionId: string) => Promise<boolean | 'elsewhere'>;
+      meter?: (sessionId: string) => Promise<string | false | 'elsewhere'>;
+      /** The reserved unit is charged (the service answered) or given back (it never did). */
+      settle?: (sessionId: string, reservationId: string, used: boolean) => void;
       /** Several nodes: the node that runs a service's server, where a request this node may not charge goes. */
       ownerOf?: (serviceId: string) => NodeAddress | null;
       /** This node's id, which a request it forwards carries (`x-tollgate-forwarded-by`). */
@@ -72,19 +83,30 @@ export class Edge {
   }
 
   /**
-   * A request (or a WebSocket) a service priced per request is charged before it passes, and
-   * refused with 402 USE_LIMIT_REACHED when it would pass the session's limit; the use that
-   * reaches the limit is charged and cuts the session, which the cut then shows. 'owner': the
-   * session is priced per request and another node runs it: the request goes there to be charged.
+   * A request (or a WebSocket) to a service priced per request has its unit reserved before it
+   * passes, and is refused with 402 USE_LIMIT_REACHED when it would pass the session's limit. The
+   * charge is what `Charge.settle` says: charged once the service answered, given back when it
+   * never did. 'owner': the session is priced per request and another node runs it: the request
+   * goes there to be charged.
    */
-  async charge(pass: Pass): Promise<'here' | 'owner'> {
+  async charge(pass: Pass): Promise<Charge | 'owner'> {
     // Asked once per session: the edge's own table answers for the rest (DESIGN rule 15).
-    if (!this.deps.meter || pass.session.perRequest === false) return 'here';
-    const charged = await this.deps.meter(pass.session.sessionId);
+    if (!this.deps.meter || pass.session.perRequest === false) return NOT_CHARGED;
+    const reserved = await this.deps.meter(pass.session.sessionId);
     // Charged by the node that runs the session, asked again at every request (the owner may change).
-    if (charged === 'elsewhere') return 'owner';
-    pass.session.perRequest = charged;
-    return 'here';
+    if (reserved === 'elsewhere') return 'owner';
+    pass.session.perRequest = reserved !== false;
+    if (reserved === false) return NOT_CHARGED;
+    const { sessionId } = pass.session;
+    let settled = false;
+    return {
+      paid: true,
+      settle: (used) => {
+        if (settled) return;
+        settled = true;
+        this.deps.settle?.(sessionId, reserved, used);
+      },
+    };
   }
 
   tokenFor(sessionId: string): string {

@@ -53,13 +53,14 @@ export class Metering {
   }
 
   /**
-   * One request through the edge to a service priced per request: charged before it is let
-   * through (one USE event, written before the answer), or refused with 402 when it would pass
-   * the limit. False when the service is not priced per request (nothing to charge);
-   * 'elsewhere' when it is but the session does not run here (another node runs it, or it is
-   * held): only the node running it can charge it, so the request must not pass from here.
+   * One request (or WebSocket) through the edge to a service priced per request: one unit is
+   * reserved before it is let through (written before the answer), or it is refused with 402 when
+   * it would pass the limit; `settleRequest` commits the unit once the service answered, or gives
+   * it back when it never did (unreachable, refused, cut first). False when the service is not
+   * priced per request (nothing to charge); 'elsewhere' when it is but another node runs the
+   * session (woken only where it is held): only the node running it can charge it.
    */
-  async chargeRequest(sessionId: string): Promise<boolean | 'elsewhere'> {
+  async reserveRequest(sessionId: string): Promise<string | false | 'elsewhere'> {
     const snapshot = await this.deps.supervisor.awake(sessionId);
     if (!snapshot) {
       const [row] = await this.deps.sql<{ unit: string | null }[]>`
@@ -67,13 +68,28 @@ export class Metering {
       return row?.unit === 'request' ? 'elsewhere' : false;
     }
     if (snapshot.context.tariff.perUse?.unit !== 'request') return false;
-    const event: SessionEvent = { type: 'USE', at: this.deps.clock.now(), units: 1 };
     const current = this.deps.supervisor.snapshotOf(sessionId);
+    const event: SessionEvent = { type: 'RESERVE_USE', at: this.deps.clock.now(), units: 1 };
     if (!current || !current.can(event)) throw errors.useLimitReached(1);
+    const reservationId = `r${current.context.uses.next}`;
     this.deps.supervisor.send(sessionId, event);
+    if (!this.deps.supervisor.snapshotOf(sessionId)?.context.uses.open[reservationId]) throw errors.useLimitReached(1);
     await this.waits.untilResting(sessionId, this.deps.openWaitMs);
     await this.deps.journal.committed(sessionId);
-    return true;
+    return reservationId;
+  }
+
+  /**
+   * The request reserved by `reserveRequest` was answered by the service (`used`: its unit is
+   * charged) or never reached it (given back). A session that has closed since gave it back
+   * already; nothing is left to do.
+   */
+  settleRequest(sessionId: string, reservationId: string, used: boolean): void {
+    const current = this.deps.supervisor.snapshotOf(sessionId);
+    const at = this.deps.clock.now();
+    const event: SessionEvent = used ? { type: 'COMMIT_USE', at, reservationId, units: 1 } : { type: 'RELEASE_USE', at, reservationId };
+    if (current?.can(event)) this.deps.supervisor.send(sessionId, event);
+    else this.deps.log.info({ sessionId, reservationId, used }, 'a request\'s reservation was already given back');
   }
 
   /** `units` of a reservation were used (at most what it reserved); the rest goes back. Safe to repeat. */

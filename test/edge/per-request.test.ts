@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox } from '../helpers/card-network.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
-import { call, customer, listen, openSession, serviceWithUpstream } from './edge-client.js';
+import { request as httpRequest } from 'node:http';
+import { WebSocket } from 'ws';
+import { freePort } from '../../src/db/free-port.js';
+import { call, customer, listen, openSession, readUntilEnd, serviceWithUpstream } from './edge-client.js';
 import { startUpstream } from './upstream.js';
 
 /** A service priced per request: the edge charges each request before it passes, and cuts at the limit. */
@@ -19,6 +22,19 @@ afterAll(async () => {
   await upstream.close();
 });
 
+/** A service at 0.10 a request (its time next to free) on `upstreamUrl`, and a session of it with `maxCharge`. */
+async function perRequestSession(upstreamUrl: string, maxCharge: string) {
+  const service = await serviceWithUpstream(base, tollgate.adminToken, upstreamUrl, '0.000001');
+  upstream.setSecret(service.signingSecret);
+  const priced = await call(base, 'PATCH', `/v1/services/${service.id}`, tollgate.adminToken, { tariff: { perUse: { unit: 'request', price: '0.10' } } });
+  expect(priced.status, JSON.stringify(priced.body)).toBe(200);
+  const ada = await customer(base);
+  const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge });
+  return { ada, session, headers: { authorization: `Bearer ${session.access.token}` } };
+}
+
+const viewOf = async (token: string, sessionId: string) => (await call(base, 'GET', `/v1/sessions/${sessionId}`, token)).body;
+
 describe('a service priced per request through the edge', () => {
   it('charges each request, refuses the one past the limit with 402, and settles at exactly the limit', async () => {
     // Time costs next to nothing (0.000001 a minute): the charge is the requests'.
@@ -34,11 +50,12 @@ describe('a service priced per request through the edge', () => {
       const passed = await fetch(`${session.access.url}/json`, { headers });
       expect(passed.status).toBe(200);
       await passed.arrayBuffer();
-      const view = await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token);
-      expect(view.body.uses).toEqual({ units: i, charge: `0.${i}0` });
+      // Charged once the service answered (its reserved unit committed just after).
+      await expect.poll(async () => (await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token)).body.uses).toEqual({ units: i, charge: `0.${i}0` });
     }
-    // The fifth reaches the limit: charged, and the session is cut.
+    // The fifth reaches the limit: its small answer is served, it is charged, and the session is cut.
     const fifth = await fetch(`${session.access.url}/json`, { headers });
+    expect([fifth.status, fifth.status === 200 ? null : await fifth.clone().text()]).toEqual([200, null]);
     await fifth.arrayBuffer();
     const sixth = await fetch(`${session.access.url}/json`, { headers });
     expect(sixth.status).toBe(402);
@@ -65,5 +82,52 @@ describe('a service priced per request through the edge', () => {
     expect(passed.status).toBe(200);
     const view = await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token);
     expect(view.body.uses).toEqual({ units: 0, charge: '0.00' });
+  });
+
+  it('charges nothing for a request or a WebSocket that never reached the service, nor for an upgrade it refuses', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}/api`;
+    const { ada, session, headers } = await perRequestSession(closed, '1.00');
+    const unreachable = await fetch(`${session.access.url}/json`, { headers });
+    expect(unreachable.status).toBe(502);
+    await unreachable.arrayBuffer();
+    const socket = new WebSocket(`${session.access.url.replace(/^http/, 'ws')}/chat`, { headers });
+    const refusal = await new Promise<number>((resolve) => socket.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0)));
+    expect(refusal).toBe(502);
+    // An upgrade that is not a WebSocket handshake (curl --http2 on plain HTTP asks for h2c).
+    const h2c = await new Promise<number>((resolve, reject) => {
+      const url = new URL(`${session.access.url}/json`);
+      const asked = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, headers: { ...headers, connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA' } });
+      asked.on('response', (response) => (response.resume(), resolve(response.statusCode ?? 0)));
+      asked.on('upgrade', (response, upgraded) => (upgraded.destroy(), resolve(response.statusCode ?? 0)));
+      asked.on('error', reject);
+      asked.end();
+    });
+    expect(h2c).toBe(400);
+    await expect.poll(async () => (await viewOf(ada.token, session.id)).uses).toEqual({ units: 0, charge: '0.00' });
+  });
+
+  it('never serves a stream past the end: the one whose unit reaches the limit is refused, and its unit given back', async () => {
+    const { ada, session, headers } = await perRequestSession(`${upstream.url}/api`, '0.20');
+    const first = await fetch(`${session.access.url}/json`, { headers });
+    expect(first.status).toBe(200);
+    await first.arrayBuffer();
+    // The second takes the rest of the limit: the session ends while it waits for the service.
+    const stream = await readUntilEnd(`${session.access.url}/events`, session.access.token);
+    expect(stream.status).toBe(402);
+    let view = await viewOf(ada.token, session.id);
+    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = await viewOf(ada.token, session.id);
+    }
+    expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.10', uses: { units: 1, charge: '0.10' } });
+  });
+
+  it('counts every byte of a request body, those that came while the request was being charged included', async () => {
+    const { ada, session, headers } = await perRequestSession(`${upstream.url}/api`, '1.00');
+    for (const size of [100, 200_000]) {
+      const echoed = await fetch(`${session.access.url}/echo`, { method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: new Uint8Array(size) });
+      expect((await echoed.arrayBuffer()).byteLength).toBe(size);
+    }
+    await expect.poll(async () => (await viewOf(ada.token, session.id)).traffic).toMatchObject({ requests: 2, bytesIn: 200_100 });
   });
 });
