@@ -154,6 +154,9 @@ const envSchema = z
     TOLLGATE_DEMO_UPSTREAMS: z.enum(['true', 'false']).optional(),
     /** How often the edge adds sessions' traffic counts to their rows. */
     EDGE_TRAFFIC_FLUSH_MS: positiveInt.max(600_000).default(5000),
+    /** How often each service's upstream is checked to take connections (opens of an unreachable one are refused); 0: never. */
+    EDGE_UPSTREAM_CHECK_MS: count.max(600_000).default(5000),
+    EDGE_UPSTREAM_CHECK_TIMEOUT_MS: positiveInt.max(60_000).default(2000),
     /** Webhook deliveries: one attempt may take this long; failed ones are retried from RETRY_BASE doubling to RETRY_MAX, at most MAX_ATTEMPTS times. */
     WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
     WEBHOOK_RETRY_BASE_MS: positiveInt.default(10_000),
@@ -302,7 +305,12 @@ const envSchema = z
         maxQueuePerGate: env.ADMISSION_MAX_QUEUE,
       },
       cardNetworkFaultsToken: env.CARD_NETWORK_FAULTS_TOKEN,
-      edge: { publicUrl: env.EDGE_PUBLIC_URL ?? null, trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS },
+      edge: {
+        publicUrl: env.EDGE_PUBLIC_URL ?? null,
+        trafficFlushMs: env.EDGE_TRAFFIC_FLUSH_MS,
+        upstreamCheckMs: env.EDGE_UPSTREAM_CHECK_MS,
+        upstreamCheckTimeoutMs: env.EDGE_UPSTREAM_CHECK_TIMEOUT_MS,
+      },
       demoUpstreams: env.TOLLGATE_DEMO_UPSTREAMS === undefined ? env.TOLLGATE_SEED_DEMO && !env.DATABASE_URL : env.TOLLGATE_DEMO_UPSTREAMS === 'true',
       webhooks: {
         timeoutMs: env.WEBHOOK_TIMEOUT_MS,

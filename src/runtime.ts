@@ -47,6 +47,7 @@ import { attachEdgeWebSockets } from './edge/edge-websocket.js';
 import { LiveSessions } from './edge/live-sessions.js';
 import { TrafficLedger } from './edge/traffic-ledger.js';
 import { startDemoUpstreams } from './demo/demo-upstreams.js';
+import { UpstreamHealth } from './edge/upstream-health.js';
 import { LeaseManager } from './cluster/lease-manager.js';
 import { EventFollower } from './cluster/event-follower.js';
 import { singleNode } from './cluster/ownership.js';
@@ -195,6 +196,15 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     ownership: leases ?? singleNode,
   });
   const queries = new SessionQueries({ sql, supervisor, journal, clock: deps.clock, stuck: config.stuck });
+  // Each service's upstream is checked to take connections; opens of one that does not are refused.
+  const upstreamHealth = new UpstreamHealth({
+    upstreams: () => catalogue.upstreamsByService(),
+    now: () => deps.clock.now(),
+    log: silent,
+    intervalMs: config.edge.upstreamCheckMs,
+    timeoutMs: config.edge.upstreamCheckTimeoutMs,
+  });
+  await upstreamHealth.start();
   const commands = new SessionCommands({
     sql,
     journal,
@@ -212,6 +222,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     orphanAfterMs: config.orphanAfterMs,
     maxOpenSessionsPerAccount: config.quotas.maxOpenSessionsPerAccount,
     postpaidCeilingMicros: config.limits.maxAmountMicros,
+    unreachable: (serviceId) => {
+      const state = upstreamHealth.stateOf(serviceId);
+      return state && !state.reachable ? { detail: state.detail } : null;
+    },
   });
   const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
@@ -333,6 +347,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     queries,
     catalogue,
     occupancy,
+    reachable: (serviceId: string) => upstreamHealth.stateOf(serviceId)?.reachable ?? null,
     idempotency,
     currency: config.currency,
     limits: config.limits,
@@ -394,6 +409,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       accountStates.stop();
       await app.close();
       await traffic.close();
+      await upstreamHealth.stop();
       await demo?.close();
       await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), follower?.stop(), stopFollowingCatalogue?.()]);
       // Servers handed back with their writes committed: the other nodes take them at once.

@@ -92,6 +92,11 @@ export class Catalogue {
     };
   }
 
+  /** Every service that has an upstream, with it. */
+  upstreamsByService(): IterableIterator<[string, Upstream]> {
+    return this.upstreams.entries();
+  }
+
   /** Where the edge sends this service's traffic; undefined while it has no upstream. */
   upstream(serviceId: string): Upstream | undefined {
     return this.upstreams.get(serviceId);

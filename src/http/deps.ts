@@ -30,6 +30,8 @@ export interface RouteDeps {
   queries: SessionQueries;
   catalogue: Catalogue;
   occupancy: OccupancyStore;
+  /** Whether a service's upstream took a connection at its last check (null: not checked, or no upstream). */
+  reachable: (serviceId: string) => boolean | null;
   idempotency: IdempotencyStore;
   tokenPolicy: TokenPolicy;
   login: LoginDeps;

@@ -209,6 +209,8 @@ export const serviceViewSchema = z.object({
   currency: z.string(),
   maxUsers: z.number().int(),
   activeUsers: z.number().int(),
+  /** Whether its upstream took a connection at the last check; false: opens are refused (SERVICE_UNREACHABLE); null: not checked, or not proxied. */
+  reachable: z.boolean().nullable(),
 });
 
 /** A service as operators see it: where its traffic goes, and its signing secret the one time it is made. */

@@ -31,4 +31,6 @@ export interface CommandDeps {
   maxOpenSessionsPerAccount: number;
   /** What a postpaid account's session holds when it names no charge limit (MAX_AMOUNT): in practice, no limit. */
   postpaidCeilingMicros: bigint;
+  /** Why the service's upstream cannot be reached now (its last check failed), or null: opens of it are refused meanwhile. */
+  unreachable?: (serviceId: string) => { detail: string | null } | null;
 }

@@ -69,6 +69,9 @@ export class OpenCommand {
     const { admission, supervisor, clock } = this.deps;
     const service = this.deps.catalogue.service(request.serviceId);
     if (!service) throw errors.serviceNotFound();
+    // Nobody is charged by the minute for a service nobody can reach: refused before any seat or hold.
+    const unreachable = this.deps.unreachable?.(service.id);
+    if (unreachable) throw errors.serviceUnreachable(unreachable.detail);
     // Only the node that owns a server admits to it: its gates hold the seats (DESIGN rule 8).
     if (!supervisor.ownership.serves(service.serverId)) throw errors.serverMoving();
     if (request.sessionId) {

@@ -39,6 +39,9 @@ export async function startTestTollgate(
     CARD_NETWORK_FAULTS_TOKEN: TEST_FAULTS_TOKEN,
     // Sessions go cold when a test says so (supervisor.sweepCold), not when a real timer happens to tick.
     COLD_AFTER_MS: '0',
+    // Upstreams are checked when a test says so (test/edge/upstream-health.test.ts): a check landing
+    // between a test's new service and its open would refuse the open of a service it meant to find down.
+    EDGE_UPSTREAM_CHECK_MS: '0',
     ...GENEROUS_LIMITS,
     ...options.env,
   });

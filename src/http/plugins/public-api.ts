@@ -13,7 +13,7 @@ import { accountViewSchema, problems, secret, serviceViewSchema, text } from '..
 import { signUpSchema } from '../sign-up-schema.js';
 
 /** A service as the catalogue shows it, with its users now. */
-export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceRecord, 'serverName'>) {
+export function serviceView(deps: Pick<RouteDeps, 'occupancy' | 'reachable'>, s: Omit<ServiceRecord, 'serverName'>) {
   return {
     id: s.id,
     name: s.name,
@@ -23,6 +23,7 @@ export function serviceView(deps: Pick<RouteDeps, 'occupancy'>, s: Omit<ServiceR
     currency: s.currency,
     maxUsers: s.maxUsers,
     activeUsers: serviceOccupancy(deps.occupancy, s.id)?.activeUsers ?? 0,
+    reachable: deps.reachable(s.id),
   };
 }
 

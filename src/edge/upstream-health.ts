@@ -1,0 +1,94 @@
+import net from 'node:net';
+import type { Upstream } from '../catalogue/catalogue-service.js';
+import type { Logger } from '../logger.js';
+
+/** What the last check of a service's upstream found. */
+export interface UpstreamState {
+  reachable: boolean;
+  /** Why not, when it is not (ECONNREFUSED, a timeout). */
+  detail: string | null;
+  checkedAt: number;
+}
+
+/**
+ * Whether each service's upstream takes connections, checked every `intervalMs` by opening a TCP
+ * connection to it (any HTTP service takes one; nothing is sent). Opens of a service found
+ * unreachable are refused, so nobody is charged by the minute for a service nobody can reach. A
+ * service not checked yet counts as reachable: a check is a guard, not a gate a new service waits at.
+ */
+export class UpstreamHealth {
+  private readonly states = new Map<string, UpstreamState>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly deps: {
+      upstreams: () => Iterable<[string, Upstream]>;
+      now: () => number;
+      log: Logger;
+      intervalMs: number;
+      timeoutMs: number;
+    },
+  ) {}
+
+  /** The first round is awaited (a service down at start-up is known before the first open); 0: never checked. */
+  async start(): Promise<void> {
+    if (this.deps.intervalMs <= 0) return;
+    await this.checkAll();
+    this.timer = setInterval(() => void this.checkAll(), this.deps.intervalMs).unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** Null while unknown (never checked, or no upstream): not a reason to refuse. */
+  stateOf(serviceId: string): UpstreamState | null {
+    return this.states.get(serviceId) ?? null;
+  }
+
+  unreachable(serviceId: string): boolean {
+    return this.states.get(serviceId)?.reachable === false;
+  }
+
+  /** One round over every upstream, at most one at a time. */
+  checkAll(): Promise<void> {
+    this.running ??= this.round().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async round(): Promise<void> {
+    const upstreams = [...this.deps.upstreams()];
+    const current = new Set(upstreams.map(([serviceId]) => serviceId));
+    for (const serviceId of this.states.keys()) if (!current.has(serviceId)) this.states.delete(serviceId);
+    await Promise.all(
+      upstreams.map(async ([serviceId, upstream]) => {
+        const detail = await this.connect(upstream.url);
+        const before = this.states.get(serviceId);
+        this.states.set(serviceId, { reachable: detail === null, detail, checkedAt: this.deps.now() });
+        if ((before?.reachable ?? true) !== (detail === null)) {
+          if (detail === null) this.deps.log.info({ serviceId, upstream: upstream.url.origin }, 'a service’s upstream is reachable again');
+          else this.deps.log.warn({ serviceId, upstream: upstream.url.origin, detail }, 'a service’s upstream is unreachable: its opens are refused');
+        }
+      }),
+    );
+  }
+
+  /** Null when a TCP connection was made, else why not. */
+  private connect(url: URL): Promise<string | null> {
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    return new Promise((resolve) => {
+      const socket = net.connect({ host, port });
+      const done = (detail: string | null) => {
+        socket.destroy();
+        resolve(detail);
+      };
+      socket.setTimeout(this.deps.timeoutMs, () => done(`no connection within ${this.deps.timeoutMs} ms`));
+      socket.once('connect', () => done(null));
+      socket.once('error', (error: NodeJS.ErrnoException) => done(error.code ?? error.message));
+    });
+  }
+}
