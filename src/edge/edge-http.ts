@@ -7,7 +7,7 @@ import { FORWARDED_BY, forwardFailure } from '../cluster/forwarding.js';
 import { errors } from '../errors.js';
 import { ByteCounter } from './byte-counter.js';
 import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
-import type { Charge, Edge, Pass } from './edge.js';
+import { WAITS_FOR_PAID, type Charge, type Edge, type Pass } from './edge.js';
 import type { Connection, Ended } from './live-sessions.js';
 
 const noop = () => {};
@@ -165,37 +165,58 @@ function toOwner(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass:
   });
 }
 
+/** A problem answered after reply-from copied the upstream's headers onto the reply: none of them is the problem's. */
+function sendProblem(reply: { getHeaders(): Record<string, unknown>; removeHeader(name: string): unknown; send(payload: unknown): unknown }, problem: Error): void {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  reply.send(problem);
+}
+
 /**
- * A paid request (a service priced per request, its unit reserved) still waiting for its
- * upstream when the session ends gets its answer if it comes whole, at most 64 KiB within 5 s:
- * it was within the limit, and may be the very use that reached it. A stream is never served
- * past the end: it is answered 402 like an unpaid one, and its unit given back. The unit is charged once the service
- * answered, and given back when it never did (unreachable, cut first, the client gone).
+ * The unit of a paid request (a service priced per request, reserved before it came here) is
+ * charged once the service answered, and given back when it never did (unreachable, cut first,
+ * the client gone before the answer). A paid request still waiting for its service when its
+ * session reaches a limit gets its answer if it comes whole, at most 64 KiB within 5 s, and is
+ * charged for it: it was within the limit, and may be the very use that reached it (the session
+ * waits for it in over_limit.awaiting_uses). A stream is never served past the end: it is
+ * answered 402 like an unpaid request, and its unit given back. Ended otherwise (a logoff, an
+ * operator), what is in flight is cut at once and given back.
  */
 function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass, charge: Charge) {
   const { session } = pass;
   const endedAnswer = (ended: Ended) => errors.sessionEnded('ended', ended.reason, iso(ended.at));
+  // The client left while its request was being charged: nothing goes, nothing is charged.
+  // (A request whose body was read whole is `destroyed` too: the socket says whether the client is there.)
+  if (reply.raw.destroyed || request.raw.socket.destroyed) {
+    void charge.settle(false);
+    return reply;
+  }
+  const waits = (ended: Ended) => charge.paid && WAITS_FOR_PAID.has(ended.reason);
   // Ended while this request was being charged (or checked): the cut has passed it by.
-  if (session.ended && !charge.paid) return reply.send(endedAnswer(session.ended));
+  if (session.ended && !waits(session.ended)) {
+    void charge.settle(false);
+    return reply.send(endedAnswer(session.ended));
+  }
   session.traffic.add('requests');
   if (request.body instanceof ByteCounter) request.body.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
   let cut = false;
+  // The service's answer has begun to go out (reply-from's headers on the reply, maybe not on the wire yet).
+  let answered = false;
   let endedBeforeAnswer: Ended | null = session.ended;
   const connection: Connection = {
     cut(ended: Ended) {
-      if (!reply.raw.headersSent && charge.paid) {
+      if (!answered && waits(ended)) {
         endedBeforeAnswer = ended;
         return;
       }
       cut = true;
-      charge.settle(false);
+      void charge.settle(false);
       // Still waiting for the upstream: the customer is told why; already streaming: aborted.
-      if (!reply.raw.headersSent) reply.send(endedAnswer(ended));
+      if (!answered) reply.send(endedAnswer(ended));
       else reply.raw.destroy();
     },
     drop() {
       cut = true;
-      charge.settle(false);
+      void charge.settle(false);
       reply.raw.destroy();
     },
   };
@@ -203,7 +224,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
   reply.raw.once('close', () => {
     session.connections.delete(connection);
     // Gone before the service answered: nothing was delivered (a no-op once settled).
-    charge.settle(false);
+    void charge.settle(false);
   });
   const signed = edge.signedHeaders(pass, request.method);
   return reply.from(`${pass.origin}${pass.path}`, {
@@ -225,24 +246,29 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       if (ended) {
         if (String(headers['content-type']).startsWith('text/event-stream') || length > SMALL_ANSWER_BYTES) {
           stream.destroy();
-          charge.settle(false);
-          replyTo.send(endedAnswer(ended));
+          void charge.settle(false);
+          sendProblem(replyTo, endedAnswer(ended));
           return;
         }
         collectWhole(stream, SMALL_ANSWER_BYTES, FINAL_ANSWER_MS, (error, body) => {
           if (error || !body) {
-            charge.settle(false);
-            if (!replyTo.raw.headersSent) replyTo.send(endedAnswer(ended));
+            void charge.settle(false);
+            if (!replyTo.raw.headersSent) sendProblem(replyTo, endedAnswer(ended));
             return;
           }
-          charge.settle(true);
-          session.traffic.add('bytesOut', body.length);
-          replyTo.send(body);
+          // Served only if charged: the session may have closed meanwhile, and then it is not.
+          void charge.settle(true).then((charged) => {
+            if (replyTo.raw.destroyed) return;
+            if (!charged) return sendProblem(replyTo, endedAnswer(ended));
+            session.traffic.add('bytesOut', body.length);
+            replyTo.send(body);
+          });
         });
         return;
       }
       // The service answered: the request's unit is charged.
-      charge.settle(true);
+      answered = true;
+      void charge.settle(true);
       if (small) {
         collect(stream, length, (error, body) => {
           if (error || !body) {
@@ -260,9 +286,9 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       replyTo.send(counted);
     },
     onError: (replyTo, { error }) => {
-      charge.settle(false);
+      void charge.settle(false);
       if (cut) return;
-      if (endedBeforeAnswer) return replyTo.send(endedAnswer(endedBeforeAnswer));
+      if (endedBeforeAnswer) return sendProblem(replyTo, endedAnswer(endedBeforeAnswer));
       request.log.warn({ sessionId: session.sessionId, err: error.message }, 'upstream did not answer');
       replyTo.send(errors.upstreamUnavailable((error as { code?: string }).code ?? error.message));
     },

@@ -16,13 +16,23 @@ export const EDGE_PREFIX = '/edge/';
 
 const EDGE_PATH = /^\/edge\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\/[^?#]*)?(?:\?([^#]*))?$/;
 
-/** A request's unit, for a service priced per request: `settle` once, true when the service answered. */
+/**
+ * A request's unit, for a service priced per request: `settle` once, true when the service
+ * answered; it resolves true when the session took it (a commit refused means it was not charged).
+ */
 export interface Charge {
   paid: boolean;
-  settle(used: boolean): void;
+  settle(used: boolean): Promise<boolean>;
 }
 
-const NOT_CHARGED: Charge = { paid: false, settle: () => {} };
+const NOT_CHARGED: Charge = { paid: false, settle: () => Promise.resolve(true) };
+
+/**
+ * Ends a paid request still waiting for its service may outlast: the limits, whose session waits
+ * for its last uses (over_limit.awaiting_uses). A logoff, an operator's terminate, an abandoned
+ * open close the session at once, and what is in flight is cut and given back.
+ */
+export const WAITS_FOR_PAID = new Set(['charge_limit', 'time_limit']);
 
 /** A request let through: for which session, to where, with what credential. */
 export interface Pass {
@@ -64,8 +74,8 @@ export class Edge {
        * session and must charge it).
        */
       meter?: (sessionId: string) => Promise<string | false | 'elsewhere'>;
-      /** The reserved unit is charged (the service answered) or given back (it never did). */
-      settle?: (sessionId: string, reservationId: string, used: boolean) => void;
+      /** The reserved unit is charged (the service answered) or given back (it never did); true when the session took it. */
+      settle?: (sessionId: string, reservationId: string, used: boolean) => Promise<boolean>;
       /** Several nodes: the node that runs a service's server, where a request this node may not charge goes. */
       ownerOf?: (serviceId: string) => NodeAddress | null;
       /** This node's id, which a request it forwards carries (`x-tollgate-forwarded-by`). */
@@ -102,9 +112,9 @@ export class Edge {
     return {
       paid: true,
       settle: (used) => {
-        if (settled) return;
+        if (settled) return Promise.resolve(false);
         settled = true;
-        this.deps.settle?.(sessionId, reserved, used);
+        return this.deps.settle?.(sessionId, reserved, used) ?? Promise.resolve(false);
       },
     };
   }

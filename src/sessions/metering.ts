@@ -74,22 +74,34 @@ export class Metering {
     const reservationId = `r${current.context.uses.next}`;
     this.deps.supervisor.send(sessionId, event);
     if (!this.deps.supervisor.snapshotOf(sessionId)?.context.uses.open[reservationId]) throw errors.useLimitReached(1);
-    await this.waits.untilResting(sessionId, this.deps.openWaitMs);
-    await this.deps.journal.committed(sessionId);
+    try {
+      await this.waits.untilResting(sessionId, this.deps.openWaitMs);
+      await this.deps.journal.committed(sessionId);
+    } catch (error) {
+      // Not recorded: the request does not go, and its unit goes back.
+      await this.settleRequest(sessionId, reservationId, false);
+      throw error;
+    }
     return reservationId;
   }
 
   /**
    * The request reserved by `reserveRequest` was answered by the service (`used`: its unit is
-   * charged) or never reached it (given back). A session that has closed since gave it back
-   * already; nothing is left to do.
+   * charged) or never reached it (given back). The session is woken if it went cold meanwhile (a
+   * slow answer). True when it was applied; false when the session could no longer take it: closed
+   * (by a logoff, an operator, the window for late uses), which gave the unit back already, or run
+   * by another node now (logged; the unit goes back when the session ends there).
    */
-  settleRequest(sessionId: string, reservationId: string, used: boolean): void {
-    const current = this.deps.supervisor.snapshotOf(sessionId);
+  async settleRequest(sessionId: string, reservationId: string, used: boolean): Promise<boolean> {
+    const current = (await this.deps.supervisor.awake(sessionId).catch(() => null)) && this.deps.supervisor.snapshotOf(sessionId);
     const at = this.deps.clock.now();
     const event: SessionEvent = used ? { type: 'COMMIT_USE', at, reservationId, units: 1 } : { type: 'RELEASE_USE', at, reservationId };
-    if (current?.can(event)) this.deps.supervisor.send(sessionId, event);
-    else this.deps.log.info({ sessionId, reservationId, used }, 'a request\'s reservation was already given back');
+    if (current && current.can(event)) {
+      this.deps.supervisor.send(sessionId, event);
+      return true;
+    }
+    this.deps.log.info({ sessionId, reservationId, used, here: Boolean(current) }, 'a request\'s reservation could not be settled: the session no longer takes it');
+    return false;
   }
 
   /** `units` of a reservation were used (at most what it reserved); the rest goes back. Safe to repeat. */

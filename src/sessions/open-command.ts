@@ -69,9 +69,6 @@ export class OpenCommand {
     const { admission, supervisor, clock } = this.deps;
     const service = this.deps.catalogue.service(request.serviceId);
     if (!service) throw errors.serviceNotFound();
-    // Nobody is charged by the minute for a service nobody can reach: refused before any seat or hold.
-    const unreachable = this.deps.unreachable?.(service.id);
-    if (unreachable) throw errors.serviceUnreachable(unreachable.detail);
     // Only the node that owns a server admits to it: its gates hold the seats (DESIGN rule 8).
     if (!supervisor.ownership.serves(service.serverId)) throw errors.serverMoving();
     if (request.sessionId) {
@@ -79,6 +76,10 @@ export class OpenCommand {
       const existing = await this.existingOpen(request.accountId, request.sessionId);
       if (existing) return existing;
     }
+    // Nobody is charged by the minute for a service nobody can reach: refused before any seat or
+    // hold (a retry of an open that made its session was answered above, from that session).
+    const unreachable = this.deps.unreachable?.(service.id);
+    if (unreachable) throw errors.serviceUnreachable(unreachable.detail);
     const terms = await this.termsOf(request, service);
     const sessionId = request.sessionId ?? randomUUID();
     // Seats first: no hold is placed at the card company for a session that cannot run.

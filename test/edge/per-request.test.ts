@@ -130,4 +130,23 @@ describe('a service priced per request through the edge', () => {
     }
     await expect.poll(async () => (await viewOf(ada.token, session.id)).traffic).toMatchObject({ requests: 2, bytesIn: 200_100 });
   });
+
+  it('charges a slow answer that came after its session went cold, and serves no answer free to a request in flight at a logoff', async () => {
+    const { ada, session, headers } = await perRequestSession(`${upstream.url}/api`, '1.00');
+    // /slow answers after a second: meanwhile the session rests cold, and is woken to be charged.
+    const slow = fetch(`${session.access.url}/slow`, { headers });
+    await expect.poll(() => upstream.seen.some((seen) => seen.path === '/api/slow' && seen.headers['tollgate-session-id'] === session.id)).toBe(true);
+    expect(tollgate.supervisor.sweepCold(0)).toBeGreaterThan(0);
+    expect((await slow).status).toBe(200);
+    await expect.poll(async () => (await viewOf(ada.token, session.id)).uses).toEqual({ units: 1, charge: '0.10' });
+
+    const second = await perRequestSession(`${upstream.url}/api`, '1.00');
+    const inFlight = fetch(`${second.session.access.url}/slow`, { headers: second.headers });
+    await expect.poll(() => upstream.seen.filter((seen) => seen.path === '/api/slow').length).toBe(2);
+    const loggedOff = await call(base, 'POST', `/v1/sessions/${second.session.id}/logoff`, second.ada.token);
+    expect(loggedOff.status).toBe(200);
+    const answer = await inFlight;
+    expect([answer.status, ((await answer.json()) as { code: string }).code]).toEqual([402, 'SESSION_ENDED']);
+    expect(await viewOf(second.ada.token, second.session.id)).toMatchObject({ state: 'settled', endReason: 'logoff', uses: { units: 0, charge: '0.00' } });
+  });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
@@ -225,5 +226,15 @@ describe('a charge slip written after the statement of its period was made', () 
     expect(december.sessions.map((l: { sessionId: string; charge: string }) => [l.sessionId, l.charge])).toEqual([[sessionId, '0.30']]);
     expect(december.totals.due).toBe('0.30');
     expect(all.flatMap((s) => s.sessions).filter((l: { sessionId: string }) => l.sessionId === sessionId)).toHaveLength(1);
+
+    // Migration 0016 attaches the lines of statements made before it from what they listed, not by
+    // date: run on these rows with their links undone, it finds the late slip where it was listed.
+    const attached = async () => t.db.sql<{ id: string; statementId: string | null }[]>`select id, statement_id as "statementId" from charge_slips order by id`;
+    const before = await attached();
+    expect(before.find((slip) => slip.statementId === december.id)).toBeDefined();
+    const migration = readFileSync(new URL('../../src/db/migrations/0016_statement_lines_attached.sql', import.meta.url), 'utf8');
+    await t.db.sql`update charge_slips set statement_id = null`;
+    await t.db.sql.unsafe(migration.slice(migration.indexOf('update charge_slips')));
+    expect(await attached()).toEqual(before);
   });
 });

@@ -7,13 +7,14 @@ alter table charge_slips add column statement_id uuid references statements (id)
 alter table top_ups add column statement_id uuid references statements (id);
 alter table balance_refunds add column statement_id uuid references statements (id);
 
--- What the statements made so far listed, by the rule they were made with.
+-- What the statements made so far listed, read from their own lines (not by date: a line dated in
+-- a stated period but written after its statement is on none, and must go on the next).
 update charge_slips c set statement_id = st.id
-from sessions s, statements st
-where s.id = c.session_id and st.account_id = s.account_id and c.created_at >= st.period_start and c.created_at < st.period_end;
+from statements st, jsonb_array_elements(st.lines) l
+where l->>'kind' = 'session' and l->>'chargeSlipId' = c.id;
 update top_ups t set statement_id = st.id
-from statements st
-where st.account_id = t.account_id and t.state = 'charged' and t.settled_at >= st.period_start and t.settled_at < st.period_end;
+from statements st, jsonb_array_elements(st.lines) l
+where l->>'kind' = 'top_up' and l->>'topUpId' = t.id::text;
 update balance_refunds r set statement_id = st.id
-from statements st
-where st.account_id = r.account_id and r.created_at >= st.period_start and r.created_at < st.period_end;
+from statements st, jsonb_array_elements(st.lines) l
+where l->>'kind' = 'refund' and l->>'refundId' = r.id::text;
