@@ -165,25 +165,28 @@ function toOwner(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass:
   });
 }
 
-/** A problem answered after reply-from copied the upstream's headers onto the reply: none of them is the problem's. */
-function sendProblem(reply: { getHeaders(): Record<string, unknown>; removeHeader(name: string): unknown; send(payload: unknown): unknown }, problem: Error): void {
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+/**
+ * A problem answered after reply-from copied the upstream's headers onto the reply: those are
+ * removed (they are not the problem's), and only those (CORS and the like stay).
+ */
+function sendProblem(reply: { removeHeader(name: string): unknown; send(payload: unknown): unknown }, problem: Error, upstreamHeaders: readonly string[]): void {
+  for (const name of upstreamHeaders) reply.removeHeader(name);
   reply.send(problem);
 }
 
 /**
  * The unit of a paid request (a service priced per request, reserved before it came here) is
- * charged once the service answered, and given back when it never did (unreachable, cut first,
- * the client gone before the answer). A paid request still waiting for its service when its
- * session reaches a limit gets its answer if it comes whole, at most 64 KiB within 5 s, and is
- * charged for it: it was within the limit, and may be the very use that reached it (the session
- * waits for it in over_limit.awaiting_uses). A stream is never served past the end: it is
- * answered 402 like an unpaid request, and its unit given back. Ended otherwise (a logoff, an
- * operator), what is in flight is cut at once and given back.
+ * charged once the service answered and the answer goes out: a small answer is sent only once its
+ * commit was taken; a stream's unit is charged as it starts. It is given back when the service never
+ * answered (unreachable, cut first, the client gone before the answer). A paid request still
+ * waiting for its service when its session reaches a limit gets its answer if it comes whole
+ * within 5 s of the end (64 KiB at most), and is charged for it: it was within the limit, and may
+ * be the very use that reached it (the session waits for it in over_limit.awaiting_uses). A
+ * stream is never served past the end: it is answered 402 like an unpaid request, and its unit
+ * given back. Ended otherwise (a logoff, an operator), what is in flight is cut at once and given back.
  */
 function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass, charge: Charge) {
   const { session } = pass;
-  const endedAnswer = (ended: Ended) => errors.sessionEnded('ended', ended.reason, iso(ended.at));
   // The client left while its request was being charged: nothing goes, nothing is charged.
   // (A request whose body was read whole is `destroyed` too: the socket says whether the client is there.)
   if (reply.raw.destroyed || request.raw.socket.destroyed) {
@@ -194,28 +197,52 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
   // Ended while this request was being charged (or checked): the cut has passed it by.
   if (session.ended && !waits(session.ended)) {
     void charge.settle(false);
-    return reply.send(endedAnswer(session.ended));
+    return reply.send(errors.sessionEnded('ended', session.ended.reason, iso(session.ended.at)));
   }
   session.traffic.add('requests');
   if (request.body instanceof ByteCounter) request.body.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
+  /** Nothing more goes to the client from here but what already went (a cut, a refusal). */
   let cut = false;
-  // The service's answer has begun to go out (reply-from's headers on the reply, maybe not on the wire yet).
-  let answered = false;
-  let endedBeforeAnswer: Ended | null = session.ended;
+  /** The answer went to the client: a problem, a whole body, or a stream that started. */
+  let replied = false;
+  let streaming = false;
+  let upstreamHeaderNames: string[] = [];
+  let endedBeforeAnswer: Ended | null = null;
+  let finalTimer: NodeJS.Timeout | null = null;
+  const answerEnded = () => {
+    const ended = endedBeforeAnswer ?? session.ended;
+    if (replied || reply.raw.destroyed) return;
+    replied = true;
+    sendProblem(reply, errors.sessionEnded('ended', ended?.reason ?? null, ended ? iso(ended.at) : null), upstreamHeaderNames);
+  };
+  const refuse = () => {
+    cut = true;
+    if (finalTimer) clearTimeout(finalTimer);
+    void charge.settle(false);
+    answerEnded();
+  };
+  // Ended at a limit while paid: its answer may still come whole, within FINAL_ANSWER_MS of the edge learning of the end.
+  const awaitFinalAnswer = (ended: Ended) => {
+    endedBeforeAnswer ??= ended;
+    finalTimer ??= setTimeout(refuse, FINAL_ANSWER_MS);
+  };
+  if (session.ended) awaitFinalAnswer(session.ended);
   const connection: Connection = {
     cut(ended: Ended) {
-      if (!answered && waits(ended)) {
-        endedBeforeAnswer = ended;
-        return;
+      if (streaming) {
+        cut = true;
+        void charge.settle(false);
+        reply.raw.destroy();
+      } else if (waits(ended)) {
+        awaitFinalAnswer(ended);
+      } else {
+        endedBeforeAnswer ??= ended;
+        refuse();
       }
-      cut = true;
-      void charge.settle(false);
-      // Still waiting for the upstream: the customer is told why; already streaming: aborted.
-      if (!answered) reply.send(endedAnswer(ended));
-      else reply.raw.destroy();
     },
     drop() {
       cut = true;
+      if (finalTimer) clearTimeout(finalTimer);
       void charge.settle(false);
       reply.raw.destroy();
     },
@@ -223,9 +250,30 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
   session.connections.add(connection);
   reply.raw.once('close', () => {
     session.connections.delete(connection);
+    if (finalTimer) clearTimeout(finalTimer);
     // Gone before the service answered: nothing was delivered (a no-op once settled).
     void charge.settle(false);
   });
+  /** A whole body goes out only once its unit was charged (the session may have closed meanwhile). */
+  const sendWhole = (body: Buffer) => {
+    if (!charge.paid) {
+      // Priced by time: nothing to wait for (the edge's common case, in one write).
+      session.traffic.add('bytesOut', body.length);
+      if (!cut && !replied) {
+        replied = true;
+        reply.send(body);
+      }
+      return;
+    }
+    void charge.settle(true).then((charged) => {
+      if (cut || replied || reply.raw.destroyed) return;
+      if (!charged) return refuse();
+      if (finalTimer) clearTimeout(finalTimer);
+      replied = true;
+      session.traffic.add('bytesOut', body.length);
+      reply.send(body);
+    });
+  };
   const signed = edge.signedHeaders(pass, request.method);
   return reply.from(`${pass.origin}${pass.path}`, {
     queryString: () => pass.query,
@@ -235,60 +283,53 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     rewriteHeaders: withoutHopByHop,
     onResponse: (_request, replyTo, res) => {
       const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
-      if (cut) {
+      if (cut || replied) {
         stream.destroy();
         return;
       }
-      // A small answer of known length goes out in one write with its headers; anything else streams.
+      upstreamHeaderNames = Object.keys(withoutHopByHop(headers));
       const length = Number(headers['content-length']);
-      const small = length <= SMALL_ANSWER_BYTES && !String(headers['content-type']).startsWith('text/event-stream');
-      const ended = endedBeforeAnswer;
-      if (ended) {
-        if (String(headers['content-type']).startsWith('text/event-stream') || length > SMALL_ANSWER_BYTES) {
+      const eventStream = String(headers['content-type']).startsWith('text/event-stream');
+      if (endedBeforeAnswer) {
+        // Past the end only a whole answer goes out: a stream, or more than a final answer may be, is refused.
+        if (eventStream || length > SMALL_ANSWER_BYTES) {
           stream.destroy();
-          void charge.settle(false);
-          sendProblem(replyTo, endedAnswer(ended));
+          refuse();
           return;
         }
-        collectWhole(stream, SMALL_ANSWER_BYTES, FINAL_ANSWER_MS, (error, body) => {
-          if (error || !body) {
-            void charge.settle(false);
-            if (!replyTo.raw.headersSent) sendProblem(replyTo, endedAnswer(ended));
-            return;
-          }
-          // Served only if charged: the session may have closed meanwhile, and then it is not.
-          void charge.settle(true).then((charged) => {
-            if (replyTo.raw.destroyed) return;
-            if (!charged) return sendProblem(replyTo, endedAnswer(ended));
-            session.traffic.add('bytesOut', body.length);
-            replyTo.send(body);
-          });
-        });
+        collectWhole(stream, SMALL_ANSWER_BYTES, FINAL_ANSWER_MS, (error, body) => (error || !body ? refuse() : sendWhole(body)));
         return;
       }
-      // The service answered: the request's unit is charged.
-      answered = true;
-      void charge.settle(true);
-      if (small) {
+      // A small answer of known length goes out in one write with its headers; anything else streams.
+      if (length <= SMALL_ANSWER_BYTES && !eventStream) {
         collect(stream, length, (error, body) => {
           if (error || !body) {
+            cut = true;
+            void charge.settle(false);
             replyTo.raw.destroy();
             return;
           }
-          session.traffic.add('bytesOut', body.length);
-          if (!cut) replyTo.send(body);
+          sendWhole(body);
         });
         return;
       }
+      // A stream's unit is charged as it starts; refused (the session closed meanwhile), it stops.
+      streaming = true;
+      replied = true;
+      void charge.settle(true).then((charged) => {
+        if (!charged) replyTo.raw.destroy();
+      });
       const counted = new ByteCounter();
       counted.onBytes = (bytes) => session.traffic.add('bytesOut', bytes);
       pipeline(stream, counted, noop);
       replyTo.send(counted);
     },
     onError: (replyTo, { error }) => {
+      if (finalTimer) clearTimeout(finalTimer);
       void charge.settle(false);
-      if (cut) return;
-      if (endedBeforeAnswer) return sendProblem(replyTo, endedAnswer(endedBeforeAnswer));
+      if (cut || replied) return;
+      if (endedBeforeAnswer) return refuse();
+      replied = true;
       request.log.warn({ sessionId: session.sessionId, err: error.message }, 'upstream did not answer');
       replyTo.send(errors.upstreamUnavailable((error as { code?: string }).code ?? error.message));
     },

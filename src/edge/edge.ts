@@ -114,7 +114,8 @@ export class Edge {
       settle: (used) => {
         if (settled) return Promise.resolve(false);
         settled = true;
-        return this.deps.settle?.(sessionId, reserved, used) ?? Promise.resolve(false);
+        // Never rejects: an answer waiting on it must not be left hanging (nor the process crash).
+        return (this.deps.settle?.(sessionId, reserved, used) ?? Promise.resolve(false)).catch(() => false);
       },
     };
   }

@@ -281,8 +281,8 @@ describe('two nodes', () => {
         // Charged, proxied and answered by node-b, which runs the session.
         expect(passed.headers.get('x-tollgate-answered-by')).toBe('node-b');
         await passed.arrayBuffer();
-        const view = await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth });
-        expect(view.json().uses).toEqual({ units: i, charge: `0.${i}0` });
+        // Charged once node-b's service answered (the reserved unit committed as the answer goes).
+        await expect.poll(async () => (await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth })).json().uses).toEqual({ units: i, charge: `0.${i}0` });
       }
       expect(upstream.seen.filter((seen) => seen.headers['tollgate-session-id'] === session.id)).toHaveLength(2);
 
@@ -293,8 +293,7 @@ describe('two nodes', () => {
       const echoed = new Promise<string>((resolve) => socket.once('message', (data) => resolve(String(data))));
       socket.send('hello');
       expect(await echoed).toBe('hello');
-      const charged = await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth });
-      expect(charged.json().uses).toEqual({ units: 3, charge: '0.30' });
+      await expect.poll(async () => (await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth })).json().uses).toEqual({ units: 3, charge: '0.30' });
       await b.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
       // The session's end closes it on node-a too, with the session's close code.
       expect(await closed).toBe(4402);

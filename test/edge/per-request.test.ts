@@ -149,4 +149,26 @@ describe('a service priced per request through the edge', () => {
     expect([answer.status, ((await answer.json()) as { code: string }).code]).toEqual([402, 'SESSION_ENDED']);
     expect(await viewOf(second.ada.token, second.session.id)).toMatchObject({ state: 'settled', endReason: 'logoff', uses: { units: 0, charge: '0.00' } });
   });
+
+  it('sends a small answer only once charged: cut by a logoff while it arrives, 402 and not charged; reaching the limit, served whole and charged', async () => {
+    const loggedOff = await perRequestSession(`${upstream.url}/api`, '1.00');
+    const arriving = fetch(`${loggedOff.session.access.url}/dribble`, { headers: loggedOff.headers });
+    await expect.poll(() => upstream.seen.some((seen) => seen.path === '/api/dribble' && seen.headers['tollgate-session-id'] === loggedOff.session.id)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await call(base, 'POST', `/v1/sessions/${loggedOff.session.id}/logoff`, loggedOff.ada.token)).status).toBe(200);
+    const cut = await arriving;
+    expect([cut.status, ((await cut.json()) as { code: string }).code]).toEqual([402, 'SESSION_ENDED']);
+    expect(await viewOf(loggedOff.ada.token, loggedOff.session.id)).toMatchObject({ state: 'settled', uses: { units: 0, charge: '0.00' } });
+
+    // 0.10 of 0.10: the use that reaches the limit ends the session while its answer arrives, and is served.
+    const last = await perRequestSession(`${upstream.url}/api`, '0.10');
+    const served = await fetch(`${last.session.access.url}/dribble`, { headers: last.headers });
+    expect([served.status, await served.text()]).toEqual([200, '{"dribble":42}']);
+    let view = await viewOf(last.ada.token, last.session.id);
+    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = await viewOf(last.ada.token, last.session.id);
+    }
+    expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.10', uses: { units: 1, charge: '0.10' } });
+  });
 });

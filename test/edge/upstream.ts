@@ -16,7 +16,7 @@ export interface Seen {
 /**
  * A real upstream on a loopback port for edge tests: `/json` answers what it saw, `/echo` sends the
  * body back, `/events` streams server-sent events every 50 ms until the client goes, `/slow`
- * answers after a second; WebSocket upgrades anywhere echo every message.
+ * answers after a second, `/dribble` sends half a small answer and the rest a second later; WebSocket upgrades anywhere echo every message.
  */
 export async function startUpstream() {
   const seen: Seen[] = [];
@@ -40,6 +40,13 @@ export async function startUpstream() {
     if (/\/echo(\?|$)/.test(path)) {
       response.writeHead(200, { 'content-type': request.headers['content-type'] ?? 'application/octet-stream' });
       request.pipe(response);
+      return;
+    }
+    if (/\/dribble(\?|$)/.test(path)) {
+      // A small answer of known length whose second half comes a second after its first.
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '14' });
+      response.write('{"dribble":');
+      setTimeout(() => response.end('42}'), 1000);
       return;
     }
     if (/\/slow(\?|$)/.test(path)) {
