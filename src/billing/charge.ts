@@ -264,6 +264,10 @@ export function itemize(terms: SessionTerms, billableMs: number, uses: { units: 
   const elapsed = Math.min(billableMs, cutoffOf(terms).afterMs);
   const billed = billedSeconds(terms.tariff.billing, Math.floor(Math.max(0, elapsed) / 1000));
   const settle = (micros: Micros) => truncateToCents(minMicros(micros, terms.maxChargeMicros));
+  // At the limit it is the time that stops short, not the uses (each was let through whole): time
+  // is itemized within what the uses leave of the limit, and the total is chargeFor's all the same.
+  const timeCap = (terms.maxChargeMicros - minMicros(uses.micros, terms.maxChargeMicros)) as Micros;
+  const settleTime = (micros: Micros) => truncateToCents(minMicros(micros, timeCap));
   const lines: ChargeLine[] = [];
   let sum = 0n;
   let before = 0n;
@@ -271,7 +275,7 @@ export function itemize(terms: SessionTerms, billableMs: number, uses: { units: 
     if (run.from >= billed) break;
     const to = Math.min(run.to, billed);
     sum += run.pricePerMinuteMicros * BigInt(to - run.from);
-    const after = settle(sum / 60n);
+    const after = settleTime((sum / 60n) as Micros);
     lines.push({
       kind: 'time',
       from: wallAt(terms, run.from * 1000),
@@ -283,7 +287,7 @@ export function itemize(terms: SessionTerms, billableMs: number, uses: { units: 
     before = after;
   }
   if (uses.units > 0) {
-    const after = settle(sum / 60n + uses.micros);
+    const after = settle((minMicros((sum / 60n) as Micros, timeCap) + uses.micros) as Micros);
     lines.push({ kind: 'uses', units: uses.units, chargeMicros: after - before });
     before = after;
   }

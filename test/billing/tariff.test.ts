@@ -145,6 +145,16 @@ describe('tariffs by weekday and hour', () => {
     ]);
   });
 
+  it('itemizes a session stopped at its limit by its uses with the time cut short, each use whole', () => {
+    // 6.00 a minute billed from the first second (0.10), and 33 uses of 0.03 (0.99) under a 1.00 limit.
+    const t: SessionTerms = { ...flat(0n, 1_000_000n), tariff: flatTariff(6_000_000n), startedAt: Date.UTC(2026, 10, 30), usesMicros: 990_000n };
+    expect(chargeFor(t, 1_000, 990_000n)).toBe(1_000_000n);
+    expect(itemize(t, 1_000, { units: 33, micros: 990_000n }).map((l) => [l.kind, l.chargeMicros])).toEqual([
+      ['time', 10_000n],
+      ['uses', 990_000n],
+    ]);
+  });
+
   it('itemizes hours at one price as one line, for each run of a price, even days into a session', () => {
     // From Monday 2026-11-30 00:00 UTC for 8 days; 1.20 on Mondays 10–17, 0.60 otherwise.
     const HOUR = 3_600_000;
@@ -327,12 +337,13 @@ describe('minimum charges, uses and the cost of time', () => {
     expect(chargeFor(terms({ maxChargeMicros: 200_000n }), 0, 50_000n)).toBe(200_000n);
   });
 
-  it('itemizes time, then uses, each capped by what the limit left', () => {
+  it('itemizes time, then uses, the time cut short by what the uses left of the limit', () => {
     const t = terms({ maxChargeMicros: 1_000_000n, usesMicros: 900_000n });
-    // 10 s bill 30 s (0.30); 0.90 of uses would pass the 1.00 limit: they are charged 0.70.
+    // 10 s bill 30 s (0.30) and 0.90 of uses would pass the 1.00 limit: each use was let through
+    // whole (the session view's uses say 0.90), so the time is what stops short: 0.10.
     expect(itemize(t, 10_000, { units: 18, micros: 900_000n })).toEqual([
-      { kind: 'time', from: MONDAY, to: MONDAY + 30_000, seconds: 30, pricePerMinuteMicros: 600_000n, chargeMicros: 300_000n },
-      { kind: 'uses', units: 18, chargeMicros: 700_000n },
+      { kind: 'time', from: MONDAY, to: MONDAY + 30_000, seconds: 30, pricePerMinuteMicros: 600_000n, chargeMicros: 100_000n },
+      { kind: 'uses', units: 18, chargeMicros: 900_000n },
     ]);
     expect(chargeFor(t, 10_000, 900_000n)).toBe(1_000_000n);
   });
