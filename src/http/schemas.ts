@@ -392,7 +392,7 @@ export const webhookDeliverySchema = z.object({
   id: z.string(),
   eventId: z.string(),
   eventType: z.string(),
-  state: z.enum(['pending', 'delivered', 'failed']),
+  state: z.enum(['pending', 'delivered', 'failed', 'cancelled']),
   attempts: z.number().int(),
   createdAt: instant,
   nextAttemptAt: instant.nullable(),

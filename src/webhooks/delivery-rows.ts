@@ -46,7 +46,9 @@ export async function recordAttempt(
       insert into webhook_attempts (delivery_id, attempt, at, status_code, error, duration_ms)
       values (${attempt.deliveryId}, ${attempt.attempt}, ${new Date(attempt.at)}, ${attempt.statusCode}, ${attempt.error}, ${attempt.durationMs})
     )
-    update webhook_deliveries set attempts = ${attempt.attempt}, state = ${state},
+    update webhook_deliveries set attempts = ${attempt.attempt},
+      -- An attempt that was in flight when its endpoint was disabled: delivered is the truth; anything else stays cancelled.
+      state = case when state = 'cancelled' and ${state}::text <> 'delivered' then 'cancelled' else ${state}::text end,
       delivered_at = ${attempt.delivered ? new Date(attempt.at) : null},
       next_attempt_at = ${new Date(attempt.retryAt ?? attempt.at)}
     where id = ${attempt.deliveryId}`;
@@ -56,7 +58,7 @@ export interface DeliveryView {
   id: string;
   eventId: string;
   eventType: string;
-  state: 'pending' | 'delivered' | 'failed';
+  state: 'pending' | 'delivered' | 'failed' | 'cancelled';
   attempts: number;
   createdAt: string;
   nextAttemptAt: string | null;

@@ -39,10 +39,15 @@ export async function listEndpoints(db: Queryable): Promise<EndpointView[]> {
   return rows.map(view);
 }
 
-/** Stops deliveries to the endpoint (those pending are not sent); its log stays. Null when there is no such endpoint. */
+/** Stops deliveries to the endpoint (those pending are cancelled, never sent); its log stays. Null when there is no such endpoint. */
 export async function disableEndpoint(db: Queryable, id: string, at: number): Promise<EndpointView | null> {
   const [row] = await db<Row[]>`
-    update webhook_endpoints set disabled_at = coalesce(disabled_at, ${new Date(at)}) where id = ${id}
-    returning id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt"`;
+    with disabled as (
+      update webhook_endpoints set disabled_at = coalesce(disabled_at, ${new Date(at)}) where id = ${id}
+      returning id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt"
+    ), cancelled as (
+      update webhook_deliveries set state = 'cancelled' where endpoint_id in (select id from disabled) and state = 'pending'
+    )
+    select * from disabled`;
   return row ? view(row) : null;
 }

@@ -138,6 +138,26 @@ describe('webhooks', () => {
     expect(await deliveries(endpoint.id)).toEqual([]);
     expect((await tollgate.app.inject({ url: '/v1/ops/webhooks/00000000-0000-4000-8000-000000000000/deliveries', headers: ops })).json().code).toBe('WEBHOOK_NOT_FOUND');
   });
+
+  it('cancels what is still pending when an endpoint is disabled, an attempt in flight then included', async () => {
+    // An endpoint that never answers: each attempt lasts WEBHOOK_TIMEOUT_MS (2 s).
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { endpoint } = await register(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/hooks`, ['account.suspended']);
+      const customer = await signUp(tollgate.app);
+      await tollgate.app.inject({ method: 'POST', url: `/v1/ops/accounts/${customer.account.id}/suspend`, headers: ops, payload: { reason: 'test' } });
+      await expect.poll(async () => (await deliveries(endpoint.id)).map((d) => d.state)).toEqual(['pending']);
+      await tollgate.app.inject({ method: 'DELETE', url: `/v1/ops/webhooks/${endpoint.id}`, headers: ops });
+      expect((await deliveries(endpoint.id)).map((d) => d.state)).toEqual(['cancelled']);
+      // The attempt that was in flight times out: its delivery stays cancelled, never pending again.
+      await expect.poll(async () => (await deliveries(endpoint.id))[0]!.log.length, { timeout: 5000 }).toBeGreaterThan(0);
+      expect((await deliveries(endpoint.id)).map((d) => d.state)).toEqual(['cancelled']);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
 });
 
 describe('webhook signatures', () => {

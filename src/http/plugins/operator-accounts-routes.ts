@@ -143,7 +143,7 @@ export function accountAndWebhookRoutes(app: App, deps: RouteDeps, by: (request:
       {
         schema: {
           params: idParams,
-          querystring: z.object({ state: z.enum(['pending', 'delivered', 'failed']).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }),
+          querystring: z.object({ state: z.enum(['pending', 'delivered', 'failed', 'cancelled']).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }),
           response: { 200: z.object({ deliveries: z.array(webhookDeliverySchema) }), ...problems },
         },
         config: read,

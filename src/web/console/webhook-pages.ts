@@ -56,7 +56,7 @@ export function deliveriesPage(ctx: ConsoleContext, endpoint: EndpointView, deli
     `Deliveries to ${endpoint.url}`,
     html`<p>Events: ${endpoint.eventTypes.join(', ')}. ${endpoint.disabledAt ? html`Disabled ${when(endpoint.disabledAt)}.` : 'Active.'} <a href="/ops/webhooks">All endpoints</a></p>
 <form method="get" action="/ops/webhooks/${endpoint.id}" class="filters" aria-label="Filter deliveries">
-${selectField({ name: 'state', label: 'Delivery state', options: ['', 'pending', 'delivered', 'failed'].map((s) => ({ value: s, text: s || 'any' })), value: state ?? '' })}
+${selectField({ name: 'state', label: 'Delivery state', options: ['', 'pending', 'delivered', 'failed', 'cancelled'].map((s) => ({ value: s, text: s || 'any' })), value: state ?? '' })}
 <button type="submit">Filter</button>
 </form>
 <table>

@@ -51,7 +51,7 @@ export function webhookRoutes(site: FastifyInstance, deps: WebDeps): void {
 
   app.get(
     '/ops/webhooks/:id',
-    { schema: { ...hidden, params: idParams, querystring: z.object({ state: z.enum(['pending', 'delivered', 'failed']).or(z.literal('')).optional() }) }, config: { permission: 'read' }, preHandler: operatorsOnly },
+    { schema: { ...hidden, params: idParams, querystring: z.object({ state: z.enum(['pending', 'delivered', 'failed', 'cancelled']).or(z.literal('')).optional() }) }, config: { permission: 'read' }, preHandler: operatorsOnly },
     async (request, reply) => {
       const state = request.query.state || undefined;
       const endpoint = (await listEndpoints(deps.sql)).find((e) => e.id === request.params.id);
