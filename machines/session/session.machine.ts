@@ -329,9 +329,9 @@ export const sessionMachine = sessionSetup.createMachine({
           tags: ['resting'],
           always: { guard: 'noUsesReserved', target: 'deciding' },
           on: {
-            COMMIT_USE: { guard: 'commitWithinReservation', actions: 'commitUseAfterEnd' },
-            RELEASE_USE: { guard: 'reservationOpen', actions: 'releaseUseAfterEnd' },
-            USES_OVER: { target: 'deciding', actions: 'releaseOpenUses' },
+            COMMIT_USE: { guard: 'commitWithinReservation', actions: ['commitUseAfterEnd', 'awaitingUsesSettled'] },
+            RELEASE_USE: { guard: 'reservationOpen', actions: ['releaseUseAfterEnd', 'awaitingUsesSettled'] },
+            USES_OVER: { target: 'deciding', actions: ['releaseOpenUses', 'awaitingUsesSettled'] },
             LOGOFF: { target: '#session.closing', actions: 'releaseOpenUses' },
             TERMINATE: { target: '#session.closing', actions: 'releaseOpenUses' },
             ABANDON: { target: '#session.closing', actions: 'releaseOpenUses' },

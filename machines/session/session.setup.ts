@@ -116,7 +116,10 @@ export const sessionSetup = setup({
     })),
     endAt: assign(({ context }, params: { at: number; reason: EndReason }) => endedAt(context, params.at, params.reason)),
     endAtCutoff: assign(({ context }) => endedAt(context, context.cutoffAt!, context.cutoffReason!)),
-    startGrace: assign(({ context }) => ({ graceUntil: context.endedAt! + context.graceMs })),
+    // Grace counts from the end, or from the last use settled while the session waited for its
+    // uses (awaitingUsesSettled): the wait does not eat it.
+    startGrace: assign(({ context }) => ({ graceUntil: Math.max(context.graceUntil ?? 0, context.endedAt! + context.graceMs) })),
+    awaitingUsesSettled: assign(({ context, event }) => ('at' in event ? { graceUntil: event.at + context.graceMs } : {})),
     startClosing: assign(({ context }) => ({ closingSince: context.endedAt, closeAttempts: 0, retryAt: null })),
     noteRetry: assign(({ context }, failure: Failure) => {
       const closeAttempts = context.closeAttempts + 1;

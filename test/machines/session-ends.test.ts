@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { deadlineOf, stateNameOf } from '../../machines/session/index.js';
+import { flatTariff } from '../../src/billing/tariff.js';
 import { ManualClock } from '../../src/clock.js';
 import { ScriptedCardCompany, START, startSession } from './session-harness.js';
 
@@ -82,6 +83,22 @@ describe('a session in its grace over the limit', () => {
     expect(session.actor.getSnapshot().context).toMatchObject({ graceUntil: START + 560_000, endedAt: START + 500_000, chargeMicros: '5000000' });
     return session;
   }
+
+  it('counts its grace from the last use settled when it first waited for its uses, not from the cut', async () => {
+    const session = startSession({ ...scripted(), input: { graceMs: 30_000, tariff: { ...flatTariff(600_000n), perUse: { unit: 'unit', priceMicros: '10000' } } } });
+    await session.settle();
+    // 1.00 of uses reserved leaves 4.00 to time: cut 400 s in, the reservation still open.
+    session.actor.send({ type: 'RESERVE_USE', at: START, units: 100 });
+    await session.advance(400_000);
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ over_limit: 'awaiting_uses' });
+    // Committed 50 s after the cut: grace runs 30 s from then, not from the cut (already past).
+    session.actor.send({ type: 'COMMIT_USE', at: START + 450_000, reservationId: 'r1', units: 100 });
+    await session.settle();
+    expect(session.actor.getSnapshot().value).toEqual({ over_limit: 'grace' });
+    expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + 480_000, event: 'GRACE_OVER' });
+    expect(session.actor.getSnapshot().context.chargeMicros).toBe('5000000');
+  });
 
   it.each(['LOGOFF', 'TERMINATE', 'ABANDON'] as const)('closes at the limit on %s', async (type) => {
     const session = await inGrace();
