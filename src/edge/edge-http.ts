@@ -215,7 +215,12 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     replied = true;
     sendProblem(reply, errors.sessionEnded('ended', ended?.reason ?? null, ended ? iso(ended.at) : null), upstreamHeaderNames);
   };
+  /** A paid answer's commit is on its way: a cut or a refusal waits for it (charged, the answer goes). */
+  let committing = false;
+  let cutAfterCommit: Ended | null = null;
   const refuse = () => {
+    // The commit's outcome decides: charged, the answer goes; not, it refuses then.
+    if (committing) return;
     cut = true;
     if (finalTimer) clearTimeout(finalTimer);
     void charge.settle(false);
@@ -229,6 +234,10 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
   if (session.ended) awaitFinalAnswer(session.ended);
   const connection: Connection = {
     cut(ended: Ended) {
+      if (committing) {
+        cutAfterCommit ??= ended;
+        return;
+      }
       if (streaming) {
         cut = true;
         void charge.settle(false);
@@ -254,25 +263,43 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     // Gone before the service answered: nothing was delivered (a no-op once settled).
     void charge.settle(false);
   });
-  /** A whole body goes out only once its unit was charged (the session may have closed meanwhile). */
-  const sendWhole = (body: Buffer) => {
-    if (!charge.paid) {
-      // Priced by time: nothing to wait for (the edge's common case, in one write).
-      session.traffic.add('bytesOut', body.length);
-      if (!cut && !replied) {
-        replied = true;
-        reply.send(body);
-      }
+  /**
+   * A paid answer goes out only once its unit's commit was taken, and one whose commit was taken
+   * goes out (a cut that came meanwhile then cuts it as any started answer): nothing is charged
+   * that is not sent, nothing sent that is not charged. A client already gone is not charged.
+   */
+  const commitThen = (deliver: () => void, abandon: () => void) => {
+    if (cut || replied || reply.raw.destroyed || request.raw.socket.destroyed) {
+      void charge.settle(false);
+      abandon();
       return;
     }
+    committing = true;
     void charge.settle(true).then((charged) => {
-      if (cut || replied || reply.raw.destroyed) return;
-      if (!charged) return refuse();
+      committing = false;
+      if (!charged || reply.raw.destroyed) {
+        abandon();
+        if (!charged) refuse();
+        return;
+      }
       if (finalTimer) clearTimeout(finalTimer);
+      deliver();
+      if (cutAfterCommit) connection.cut(cutAfterCommit);
+    });
+  };
+  const sendWhole = (body: Buffer) => {
+    const deliver = () => {
+      if (replied || reply.raw.destroyed) return;
       replied = true;
       session.traffic.add('bytesOut', body.length);
       reply.send(body);
-    });
+    };
+    if (!charge.paid) {
+      // Priced by time: nothing to wait for (the edge's common case, in one write).
+      if (!cut) deliver();
+      return;
+    }
+    commitThen(deliver, noop);
   };
   const signed = edge.signedHeaders(pass, request.method);
   return reply.from(`${pass.origin}${pass.path}`, {
@@ -313,16 +340,17 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
         });
         return;
       }
-      // A stream's unit is charged as it starts; refused (the session closed meanwhile), it stops.
-      streaming = true;
-      replied = true;
-      void charge.settle(true).then((charged) => {
-        if (!charged) replyTo.raw.destroy();
-      });
-      const counted = new ByteCounter();
-      counted.onBytes = (bytes) => session.traffic.add('bytesOut', bytes);
-      pipeline(stream, counted, noop);
-      replyTo.send(counted);
+      // A stream's unit is charged as it starts (before its first byte goes).
+      const start = () => {
+        streaming = true;
+        replied = true;
+        const counted = new ByteCounter();
+        counted.onBytes = (bytes) => session.traffic.add('bytesOut', bytes);
+        pipeline(stream, counted, noop);
+        replyTo.send(counted);
+      };
+      if (charge.paid) commitThen(start, () => stream.destroy());
+      else start();
     },
     onError: (replyTo, { error }) => {
       if (finalTimer) clearTimeout(finalTimer);

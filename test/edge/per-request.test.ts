@@ -171,4 +171,25 @@ describe('a service priced per request through the edge', () => {
     }
     expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.10', uses: { units: 1, charge: '0.10' } });
   });
+
+  it('charges exactly the answers that went out when a logoff lands among streamed answers', async () => {
+    const { ada, session, headers } = await perRequestSession(`${upstream.url}/api`, '5.00');
+    // Answers chunked (no content-length: each goes out as a stream), spread over 300 ms; the logoff lands among them.
+    const answers = Array.from({ length: 30 }, async (_, i) => {
+      const answer = await fetch(`${session.access.url}/after?ms=${200 + i * 10}`, { headers });
+      const body = await answer.text().catch(() => '');
+      return answer.status === 200 && body === '{"after":true}';
+    });
+    await Promise.race(answers);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token);
+    const delivered = (await Promise.all(answers)).filter(Boolean).length;
+    let view = await viewOf(ada.token, session.id);
+    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = await viewOf(ada.token, session.id);
+    }
+    expect(view.state).toBe('settled');
+    expect(view.uses.units).toBe(delivered);
+  });
 });

@@ -16,7 +16,7 @@ export interface Seen {
 /**
  * A real upstream on a loopback port for edge tests: `/json` answers what it saw, `/echo` sends the
  * body back, `/events` streams server-sent events every 50 ms until the client goes, `/slow`
- * answers after a second, `/dribble` sends half a small answer and the rest a second later; WebSocket upgrades anywhere echo every message.
+ * answers after a second, `/dribble` sends half a small answer and the rest a second later, `/after?ms=` answers (chunked) after that long; WebSocket upgrades anywhere echo every message.
  */
 export async function startUpstream() {
   const seen: Seen[] = [];
@@ -40,6 +40,11 @@ export async function startUpstream() {
     if (/\/echo(\?|$)/.test(path)) {
       response.writeHead(200, { 'content-type': request.headers['content-type'] ?? 'application/octet-stream' });
       request.pipe(response);
+      return;
+    }
+    const after = /\/after\?ms=(\d+)$/.exec(path);
+    if (after) {
+      setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"after":true}'), Number(after[1]));
       return;
     }
     if (/\/dribble(\?|$)/.test(path)) {
