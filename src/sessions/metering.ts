@@ -149,8 +149,13 @@ export class Metering {
     return snapshot;
   }
 
-  /** A reservation that is not open was committed or released before (or never made). */
+  /**
+   * A reservation that is not open was committed or released before (or never made). Once the
+   * session takes no more uses, nothing tells a commit made before from a reservation its close
+   * gave back: it has ended (409), never "applied before".
+   */
   private repeated(snapshot: SessionSnapshot, reservationId: string): UseAnswer {
+    if (!snapshot.hasTag('billable') && !snapshot.matches({ over_limit: 'awaiting_uses' })) throw errors.sessionNotActive(stateNameOf(snapshot));
     const number = Number(reservationId.slice(1));
     if (!(number >= 1 && number < snapshot.context.uses.next)) throw errors.reservationNotFound();
     return { ...this.usesOf(snapshot), reservationId, applied: false };

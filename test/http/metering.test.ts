@@ -122,6 +122,24 @@ describe('the metering API', () => {
     expect(await settledView(second.sessionId, second.customer.auth)).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.00', chargeSlip: null });
     const late = await meter('commit', service, { sessionId: second.sessionId, reservationId: 'r1', units: 5 });
     expect([late.statusCode, late.json().code]).toEqual([409, 'SESSION_NOT_ACTIVE']);
+
+    // Logged off while it waits: the reservation goes back, and a commit of it is told the session ended, not "applied before".
+    const third = await openSession(serviceId, '0.50');
+    await meter('query', service, { sessionId: third.sessionId, units: 5 });
+    await expect.poll(async () => (await tollgate.app.inject({ url: `/v1/sessions/${third.sessionId}`, headers: third.customer.auth })).json().state).toBe('over_limit');
+    // Its void takes a while: the session stays closing, still held here, when the commit comes.
+    const card = sandbox(tollgate.cardNetworkUrl);
+    await card.setFaults([{ phase: 'void', fault: 'slow', delayMs: 1500, times: 1 }]);
+    try {
+      const loggedOff = tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${third.sessionId}/logoff`, headers: third.customer.auth });
+      await expect.poll(async () => (await tollgate.app.inject({ url: `/v1/sessions/${third.sessionId}`, headers: third.customer.auth })).json().state).toBe('closing');
+      const released = await meter('commit', service, { sessionId: third.sessionId, reservationId: 'r1', units: 5 });
+      expect([released.statusCode, released.json().code]).toEqual([409, 'SESSION_NOT_ACTIVE']);
+      await loggedOff;
+    } finally {
+      await card.clearFaults();
+    }
+    expect(await settledView(third.sessionId, third.customer.auth)).toMatchObject({ state: 'settled', charge: '0.00', uses: { units: 0, charge: '0.00' } });
   });
 
   it('answers two commits of one reservation at once, on a session woken for them, one applied and one a repeat', async () => {
