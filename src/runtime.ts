@@ -247,7 +247,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     catalogue,
     sql,
     clock: deps.clock,
-    meter: (sessionId) => commands.metering.reserveRequest(sessionId),
+    meter: (sessionId, options) => commands.metering.reserveRequest(sessionId, options),
     settle: (sessionId, reservationId, used) => commands.metering.settleRequest(sessionId, reservationId, used),
     ...(leases && {
       ownerOf: (serviceId: string) => {

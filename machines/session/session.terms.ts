@@ -70,12 +70,18 @@ export function endedAt(context: SessionContext, at: number, reason: EndReason):
   };
 }
 
+/** What the limit leaves at `at` once `units` more uses are held (negative: they do not fit); null when the session takes no uses. */
+export function usesLeave(context: SessionContext, at: number, units: number): bigint | null {
+  const price = context.tariff.perUse ? BigInt(context.tariff.perUse.priceMicros) : null;
+  if (price === null || context.startedAt === null) return null;
+  const spent = timeChargeMicros(termsOf(context), billableMs(context, at));
+  return BigInt(context.maxChargeMicros) - spent - usesHeld(context) - price * BigInt(units);
+}
+
 /** Whether `units` more uses at the tariff's price fit what the limit leaves at `at`. */
 export function useFits(context: SessionContext, at: number, units: number): boolean {
-  const price = context.tariff.perUse ? BigInt(context.tariff.perUse.priceMicros) : null;
-  if (price === null || context.startedAt === null) return false;
-  const spent = timeChargeMicros(termsOf(context), billableMs(context, at));
-  return spent + usesHeld(context) + price * BigInt(units) <= BigInt(context.maxChargeMicros);
+  const left = usesLeave(context, at, units);
+  return left !== null && left >= 0n;
 }
 
 /**

@@ -59,6 +59,12 @@ const FINAL_ANSWER_MS = 5_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** An upstream answer not wanted: undici's body emits an AbortError when destroyed, which nobody may leave unheard (it would crash the process). */
+function discard(stream: Readable): void {
+  stream.on('error', noop);
+  stream.destroy();
+}
+
 /**
  * The headers the upstream gets: the customer's without the access token (header or cookie), with
  * what a proxy adds so the upstream knows who asked and how, and the signed headers last (a
@@ -311,7 +317,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     onResponse: (_request, replyTo, res) => {
       const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
       if (cut || replied) {
-        stream.destroy();
+        discard(stream);
         return;
       }
       upstreamHeaderNames = Object.keys(withoutHopByHop(headers));
@@ -320,7 +326,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       if (endedBeforeAnswer) {
         // Past the end only a whole answer goes out: a stream, or more than a final answer may be, is refused.
         if (eventStream || length > SMALL_ANSWER_BYTES) {
-          stream.destroy();
+          discard(stream);
           refuse();
           return;
         }
@@ -349,7 +355,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
         pipeline(stream, counted, noop);
         replyTo.send(counted);
       };
-      if (charge.paid) commitThen(start, () => stream.destroy());
+      if (charge.paid) commitThen(start, () => discard(stream));
       else start();
     },
     onError: (replyTo, { error }) => {

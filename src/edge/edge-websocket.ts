@@ -59,7 +59,7 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
     edge
       .admit(request)
       .then(async (pass) => {
-        const charge = await edge.charge(pass);
+        const charge = await edge.charge(pass, { stream: true });
         return charge === 'owner' ? { pass, owner: ownerOf(edge, pass, request), charge: null } : { pass, owner: null, charge };
       })
       .then(

@@ -73,7 +73,7 @@ export class Edge {
        * reservation id; false: not priced so; 'elsewhere': priced so, but another node runs the
        * session and must charge it).
        */
-      meter?: (sessionId: string) => Promise<string | false | 'elsewhere'>;
+      meter?: (sessionId: string, options: { stream: boolean }) => Promise<string | false | 'elsewhere'>;
       /** The reserved unit is charged (the service answered) or given back (it never did); true when the session took it. */
       settle?: (sessionId: string, reservationId: string, used: boolean) => Promise<boolean>;
       /** Several nodes: the node that runs a service's server, where a request this node may not charge goes. */
@@ -99,10 +99,10 @@ export class Edge {
    * never did. 'owner': the session is priced per request and another node runs it: the request
    * goes there to be charged.
    */
-  async charge(pass: Pass): Promise<Charge | 'owner'> {
+  async charge(pass: Pass, options: { stream: boolean } = { stream: false }): Promise<Charge | 'owner'> {
     // Asked once per session: the edge's own table answers for the rest (DESIGN rule 15).
     if (!this.deps.meter || pass.session.perRequest === false) return NOT_CHARGED;
-    const reserved = await this.deps.meter(pass.session.sessionId);
+    const reserved = await this.deps.meter(pass.session.sessionId, options);
     // Charged by the node that runs the session, asked again at every request (the owner may change).
     if (reserved === 'elsewhere') return 'owner';
     pass.session.perRequest = reserved !== false;

@@ -1,4 +1,4 @@
-import { stateNameOf, type SessionEvent, type SessionSnapshot } from '../../machines/session/index.js';
+import { stateNameOf, usesLeave, type SessionEvent, type SessionSnapshot } from '../../machines/session/index.js';
 import { formatAmount } from '../billing/money.js';
 import { errors } from '../errors.js';
 import type { CommandDeps } from './command-deps.js';
@@ -60,7 +60,7 @@ export class Metering {
    * priced per request (nothing to charge); 'elsewhere' when it is but another node runs the
    * session (woken only where it is held): only the node running it can charge it.
    */
-  async reserveRequest(sessionId: string): Promise<string | false | 'elsewhere'> {
+  async reserveRequest(sessionId: string, options: { stream?: boolean } = {}): Promise<string | false | 'elsewhere'> {
     const snapshot = await this.deps.supervisor.awake(sessionId);
     if (!snapshot) {
       const [row] = await this.deps.sql<{ unit: string | null }[]>`
@@ -71,6 +71,9 @@ export class Metering {
     const current = this.deps.supervisor.snapshotOf(sessionId);
     const event: SessionEvent = { type: 'RESERVE_USE', at: this.deps.clock.now(), units: 1 };
     if (!current || !current.can(event)) throw errors.useLimitReached(1);
+    // A stream (a WebSocket) is never served past the end its own unit would cause: it needs room
+    // left after it, or it is refused without ending the session.
+    if (options.stream && (usesLeave(current.context, event.at, 1) ?? 0n) <= 0n) throw errors.useLimitReached(1);
     const reservationId = `r${current.context.uses.next}`;
     this.deps.supervisor.send(sessionId, event);
     if (!this.deps.supervisor.snapshotOf(sessionId)?.context.uses.open[reservationId]) throw errors.useLimitReached(1);

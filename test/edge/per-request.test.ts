@@ -192,4 +192,33 @@ describe('a service priced per request through the edge', () => {
     expect(view.state).toBe('settled');
     expect(view.uses.units).toBe(delivered);
   });
+
+  it('refuses a WebSocket that would take the last of the limit, without ending the session, and connects one that leaves room', async () => {
+    const { ada, session, headers } = await perRequestSession(`${upstream.url}/api`, '0.20');
+    const ws = `${session.access.url.replace(/^http/, 'ws')}/chat`;
+    const first = new WebSocket(ws, { headers });
+    await new Promise((resolve, reject) => first.once('open', resolve).once('error', reject));
+    // A second would take the last 0.10: a socket cannot be served past the end it would cause.
+    const second = new WebSocket(ws, { headers });
+    const refusal = await new Promise<{ status: number; body: string }>((resolve) =>
+      second.once('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      }),
+    );
+    expect([refusal.status, JSON.parse(refusal.body).code]).toEqual([402, 'USE_LIMIT_REACHED']);
+    expect((await viewOf(ada.token, session.id)).state).toBe('active');
+    // A request takes it instead, and is served; the session ends at its limit.
+    const last = await fetch(`${session.access.url}/json`, { headers });
+    expect(last.status).toBe(200);
+    await last.arrayBuffer();
+    let view = await viewOf(ada.token, session.id);
+    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = await viewOf(ada.token, session.id);
+    }
+    expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.20', uses: { units: 2, charge: '0.20' } });
+    first.terminate();
+  });
 });
