@@ -199,6 +199,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   // Each service's upstream is checked to take connections; opens of one that does not are refused.
   const upstreamHealth = new UpstreamHealth({
     upstreams: () => catalogue.upstreamsByService(),
+    upstreamOf: (serviceId) => catalogue.upstream(serviceId),
     now: () => deps.clock.now(),
     log: silent,
     intervalMs: config.edge.upstreamCheckMs,

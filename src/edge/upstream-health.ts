@@ -4,6 +4,8 @@ import type { Logger } from '../logger.js';
 
 /** What the last check of a service's upstream found. */
 export interface UpstreamState {
+  /** The upstream it was checked at: a service pointed elsewhere since is not known yet. */
+  url: string;
   reachable: boolean;
   /** Why not, when it is not (ECONNREFUSED, a timeout). */
   detail: string | null;
@@ -24,6 +26,7 @@ export class UpstreamHealth {
   constructor(
     private readonly deps: {
       upstreams: () => Iterable<[string, Upstream]>;
+      upstreamOf: (serviceId: string) => Upstream | undefined;
       now: () => number;
       log: Logger;
       intervalMs: number;
@@ -44,13 +47,18 @@ export class UpstreamHealth {
     await this.running;
   }
 
-  /** Null while unknown (never checked, or no upstream): not a reason to refuse. */
+  /**
+   * Null while unknown (never checked, no upstream, or pointed elsewhere since its check, which
+   * starts a round at once): not a reason to refuse.
+   */
   stateOf(serviceId: string): UpstreamState | null {
-    return this.states.get(serviceId) ?? null;
-  }
-
-  unreachable(serviceId: string): boolean {
-    return this.states.get(serviceId)?.reachable === false;
+    const state = this.states.get(serviceId);
+    if (!state) return null;
+    if (state.url !== this.deps.upstreamOf(serviceId)?.url.href) {
+      if (this.deps.intervalMs > 0) void this.checkAll();
+      return null;
+    }
+    return state;
   }
 
   /** One round over every upstream, at most one at a time. */
@@ -67,7 +75,7 @@ export class UpstreamHealth {
       upstreams.map(async ([serviceId, upstream]) => {
         const detail = await this.connect(upstream.url);
         const before = this.states.get(serviceId);
-        this.states.set(serviceId, { reachable: detail === null, detail, checkedAt: this.deps.now() });
+        this.states.set(serviceId, { url: upstream.url.href, reachable: detail === null, detail, checkedAt: this.deps.now() });
         if ((before?.reachable ?? true) !== (detail === null)) {
           if (detail === null) this.deps.log.info({ serviceId, upstream: upstream.url.origin }, 'a service’s upstream is reachable again');
           else this.deps.log.warn({ serviceId, upstream: upstream.url.origin, detail }, 'a service’s upstream is unreachable: its opens are refused');

@@ -41,6 +41,14 @@ describe('an upstream nobody can reach', () => {
     const first = await open({ 'idempotency-key': 'first-open' });
     expect(first.statusCode, first.body).toBe(201);
 
+    // Pointed at a port nobody listens on: what was known of the old upstream is not taken for the new one.
+    const patch = (upstreamUrl: string) => call(base, 'PATCH', `/v1/services/${service.id}`, tollgate.adminToken, { upstreamUrl });
+    expect((await patch(`http://127.0.0.1:${await freePort()}/api`)).status).toBe(200);
+    expect((await listed()).reachable).not.toBe(true);
+    await expect.poll(async () => (await open()).json().code, { timeout: 5000 }).toBe('SERVICE_UNREACHABLE');
+    expect((await patch(`http://127.0.0.1:${port}/api`)).status).toBe(200);
+    await expect.poll(async () => (await listed()).reachable).toBe(true);
+
     await closeUpstream(upstream);
     await expect.poll(async () => (await open()).json().code, { timeout: 5000 }).toBe('SERVICE_UNREACHABLE');
     const holdsBefore = (await sandbox(tollgate.cardNetworkUrl).holds()).length;
