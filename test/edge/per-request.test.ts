@@ -35,6 +35,16 @@ async function perRequestSession(upstreamUrl: string, maxCharge: string) {
 
 const viewOf = async (token: string, sessionId: string) => (await call(base, 'GET', `/v1/sessions/${sessionId}`, token)).body;
 
+/** The session's view once it has settled (its cut and capture run on their own), or as it stands after 5 s. */
+async function settledViewOf(token: string, sessionId: string) {
+  let view = await viewOf(token, sessionId);
+  for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    view = await viewOf(token, sessionId);
+  }
+  return view;
+}
+
 describe('a service priced per request through the edge', () => {
   it('charges each request, refuses the one past the limit with 402, and settles at exactly the limit', async () => {
     // Time costs next to nothing (0.000001 a minute): the charge is the requests'.
@@ -114,11 +124,7 @@ describe('a service priced per request through the edge', () => {
     // The second takes the rest of the limit: the session ends while it waits for the service.
     const stream = await readUntilEnd(`${session.access.url}/events`, session.access.token);
     expect(stream.status).toBe(402);
-    let view = await viewOf(ada.token, session.id);
-    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      view = await viewOf(ada.token, session.id);
-    }
+    const view = await settledViewOf(ada.token, session.id);
     expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.10', uses: { units: 1, charge: '0.10' } });
   });
 
@@ -164,11 +170,7 @@ describe('a service priced per request through the edge', () => {
     const last = await perRequestSession(`${upstream.url}/api`, '0.10');
     const served = await fetch(`${last.session.access.url}/dribble`, { headers: last.headers });
     expect([served.status, await served.text()]).toEqual([200, '{"dribble":42}']);
-    let view = await viewOf(last.ada.token, last.session.id);
-    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      view = await viewOf(last.ada.token, last.session.id);
-    }
+    const view = await settledViewOf(last.ada.token, last.session.id);
     expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.10', uses: { units: 1, charge: '0.10' } });
   });
 
@@ -184,11 +186,7 @@ describe('a service priced per request through the edge', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token);
     const delivered = (await Promise.all(answers)).filter(Boolean).length;
-    let view = await viewOf(ada.token, session.id);
-    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      view = await viewOf(ada.token, session.id);
-    }
+    const view = await settledViewOf(ada.token, session.id);
     expect(view.state).toBe('settled');
     expect(view.uses.units).toBe(delivered);
   });
@@ -213,11 +211,7 @@ describe('a service priced per request through the edge', () => {
     const last = await fetch(`${session.access.url}/json`, { headers });
     expect(last.status).toBe(200);
     await last.arrayBuffer();
-    let view = await viewOf(ada.token, session.id);
-    for (let i = 0; i < 100 && view.state !== 'settled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      view = await viewOf(ada.token, session.id);
-    }
+    const view = await settledViewOf(ada.token, session.id);
     expect(view).toMatchObject({ state: 'settled', endReason: 'charge_limit', charge: '0.20', uses: { units: 2, charge: '0.20' } });
     first.terminate();
   });
