@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, readlink, realpath, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, readlink, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -109,6 +109,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   });
   if (fresh) await pg.initialise();
   await stopOrphanedPostmaster(dataDir, options.warn ?? log);
+  await stopLeftoverBackends(dataDir, options.warn ?? log);
   await pg.start().catch((error: unknown) => {
     const reason = error === undefined ? '' : ` (${String(error)})`;
     throw new Error(`PostgreSQL did not start on ${dataDir}${reason}; its last log lines:\n${lastLines.join('\n')}`, {
@@ -189,6 +190,49 @@ async function stopOrphanedPostmaster(dataDir: string, log: (message: string) =>
     if (waited > 10_000 && !killed) {
       log(`PostgreSQL pid ${pid} did not stop within 10 s: killing it`);
       signal(pid, 'SIGKILL');
+      killed = true;
+    }
+    await sleep(50);
+  }
+}
+
+/**
+ * A postmaster that died without a shutdown (killed with SIGKILL, by the OOM killer, or at a
+ * group kill while it forked) can leave children running: a backend busy on a query notices its
+ * postmaster's death only when it next waits. While one is attached to the old shared memory,
+ * PostgreSQL refuses to start ("pre-existing shared memory block is still in use"). They cannot
+ * finish anything (no postmaster; the tollgate that asked is gone), and the new start recovers
+ * from the WAL in any case: they get PostgreSQL's own immediate-shutdown signal (SIGQUIT), then
+ * SIGKILL. A PostgreSQL process is known as this folder's by its working directory, which the
+ * postmaster sets to the data folder and its children inherit.
+ */
+async function stopLeftoverBackends(dataDir: string, log: (message: string) => void): Promise<void> {
+  const folder = await realpath(dataDir).catch(() => dataDir);
+  const leftovers = async () => {
+    const entries = await readdir('/proc').catch(() => [] as string[]);
+    const found = await Promise.all(
+      entries
+        .filter((name) => /^\d+$/.test(name))
+        .map(async (name) => {
+          const pid = Number(name);
+          const stat = await procStat(pid);
+          if (!stat?.comm.startsWith('postgres') || stat.state === 'Z' || stat.state === 'X') return null;
+          return (await readlink(`/proc/${pid}/cwd`).catch(() => null)) === folder ? pid : null;
+        }),
+    );
+    return found.filter((pid): pid is number => pid !== null);
+  };
+  let pids = await leftovers();
+  if (pids.length === 0) return;
+  log(`stopping ${pids.length} PostgreSQL process(es) ${pids.join(', ')} left on ${dataDir} by a postmaster that died`);
+  for (const pid of pids) signal(pid, 'SIGQUIT');
+  const began = Date.now();
+  let killed = false;
+  while ((pids = await leftovers()).length > 0) {
+    const waited = Date.now() - began;
+    if (waited > 30_000) throw new Error(`PostgreSQL processes ${pids.join(', ')} are still running on ${dataDir} 30 s after they were asked to stop`);
+    if (waited > 5_000 && !killed) {
+      for (const pid of pids) signal(pid, 'SIGKILL');
       killed = true;
     }
     await sleep(50);

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, realpath, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -11,6 +11,25 @@ import { startTollgate } from '../../src/runtime.js';
 import { signUp, signUpBody } from '../helpers/customers.js';
 
 const dataDirs: string[] = [];
+
+/** PostgreSQL processes working in the data folder (the postmaster's children inherit its working directory). */
+async function backendsOf(pgdata: string): Promise<number[]> {
+  const folder = await realpath(pgdata);
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const found = await Promise.all(
+    pids.map(async (pid) => {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      if (!stat.includes('(postgres') || / Z /.test(stat.slice(stat.lastIndexOf(')')))) return null;
+      return (await readlink(`/proc/${pid}/cwd`).catch(() => null)) === folder ? Number(pid) : null;
+    }),
+  );
+  return found.filter((pid): pid is number => pid !== null);
+}
+
+async function isRunning(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  return stat !== null && !/^ [ZX] /.test(stat.slice(stat.lastIndexOf(')') + 1));
+}
 afterAll(async () => {
   for (const dir of dataDirs) await rm(dir, { recursive: true, force: true });
 });
@@ -58,6 +77,36 @@ describe('embedded PostgreSQL', () => {
       await fixed.end();
     } finally {
       await second.close();
+    }
+  });
+
+  it('starts again after its postmaster was killed while a backend was still busy on a query', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-killed-'));
+    dataDirs.push(dataDir);
+    const pgdata = path.join(dataDir, 'pgdata');
+    const first = await startEmbeddedPostgres({ dataDir: pgdata });
+    const client = postgres(first.url('postgres'), { max: 1, onnotice: () => {} });
+    // A backend counting for minutes does not look for its postmaster until it is done.
+    const busy = client`select count(*) from generate_series(1, 100000000000)`.catch(() => null);
+    const watch = postgres(first.url('postgres'), { max: 1, onnotice: () => {} });
+    await expect
+      .poll(async () => (await watch`select 1 from pg_stat_activity where state = 'active' and query like '%generate_series%' and pid <> pg_backend_pid()`).length)
+      .toBe(1);
+    await watch.end();
+    const postmaster = Number((await readFile(path.join(pgdata, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    process.kill(postmaster, 'SIGKILL');
+    await expect.poll(() => isRunning(postmaster)).toBe(false);
+    expect(await backendsOf(pgdata)).not.toEqual([]);
+
+    const second = await startEmbeddedPostgres({ dataDir: pgdata });
+    try {
+      const works = postgres(second.url('postgres'), { max: 1, onnotice: () => {} });
+      expect(await works`select 1 as one`).toEqual([{ one: 1 }]);
+      await works.end();
+    } finally {
+      await second.stop();
+      await client.end({ timeout: 0 });
+      await busy;
     }
   });
 
