@@ -204,8 +204,9 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     log: silent,
     intervalMs: config.edge.upstreamCheckMs,
     timeoutMs: config.edge.upstreamCheckTimeoutMs,
+    lostAfterMs: config.edge.upstreamLostAfterMs,
+    onLost: async (serviceId, since) => void (await commands.endServiceSessions(serviceId, since)),
   });
-  await upstreamHealth.start();
   const commands = new SessionCommands({
     sql,
     journal,
@@ -228,6 +229,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       return state && !state.reachable ? { detail: state.detail } : null;
     },
   });
+  // Started once the commands that end a lost service's sessions exist.
+  await upstreamHealth.start();
   const idempotency = new IdempotencyStore(sql, config.idempotencyKeyTtlMs);
   const readiness = { restored: false };
   // Alone, every unsettled session is restored here; in a cluster, those of the servers this node takes.

@@ -11,6 +11,7 @@ export {
 export { bookingsOf, reservationOf, type Booking, type SessionFacts } from './session.bookings.js';
 export { domainEventsOf, openedEvent, type SessionDomainEvent, type SessionDomainEventType, type TaggedFacts } from './session.domain-events.js';
 export { sessionEventSchema } from './session.events.js';
+export { END_REASONS } from './session.types.js';
 export { usesLeave } from './session.terms.js';
 export { migrateSessionSnapshot, UnknownSnapshotVersionError } from './session.migrations.js';
 export type * from './session.types.js';

@@ -8,6 +8,7 @@ export const sessionEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('CUTOFF'), at }),
   z.object({ type: z.literal('TERMINATE'), at }),
   z.object({ type: z.literal('ABANDON'), at }),
+  z.object({ type: z.literal('SERVICE_LOST'), at, since: at }),
   z.object({ type: z.literal('RETRY'), at }),
   z.object({ type: z.literal('RENEW_HOLD'), at }),
   z.object({ type: z.literal('GRACE_OVER'), at }),

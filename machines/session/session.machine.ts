@@ -261,6 +261,18 @@ export const sessionMachine = sessionSetup.createMachine({
           { guard: 'pastCutoff', target: 'over_limit' },
           { target: 'closing', actions: { type: 'endAt', params: ({ event }) => ({ at: event.at, reason: 'abandoned' }) } },
         ],
+        // The service's upstream has taken no connection since `since`: the session ends there, and
+        // is charged for no time after it (never before it started).
+        SERVICE_LOST: [
+          { guard: 'pastCutoff', target: 'over_limit' },
+          {
+            target: 'closing',
+            actions: {
+              type: 'endAt',
+              params: ({ context, event }) => ({ at: Math.min(event.at, Math.max(event.since, context.startedAt ?? event.since)), reason: 'service_unreachable' }),
+            },
+          },
+        ],
         WARN: { guard: 'warningDue', actions: 'warned' },
         // Uses priced per use: refused (not taken) when they would pass the limit.
         RESERVE_USE: { guard: 'useFits', actions: 'reserveUse' },
@@ -335,6 +347,7 @@ export const sessionMachine = sessionSetup.createMachine({
             LOGOFF: { target: '#session.closing', actions: 'releaseOpenUses' },
             TERMINATE: { target: '#session.closing', actions: 'releaseOpenUses' },
             ABANDON: { target: '#session.closing', actions: 'releaseOpenUses' },
+            SERVICE_LOST: { target: '#session.closing', actions: 'releaseOpenUses' },
           },
         },
         grace: {
@@ -345,6 +358,7 @@ export const sessionMachine = sessionSetup.createMachine({
             LOGOFF: '#session.closing',
             TERMINATE: '#session.closing',
             ABANDON: '#session.closing',
+            SERVICE_LOST: '#session.closing',
           },
         },
         // Approved: the session resumes; the time it spent interrupted is not billed.

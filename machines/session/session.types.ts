@@ -8,16 +8,21 @@ import type { TariffSpec } from '../../src/billing/tariff.js';
 export type MicrosText = string;
 export type { Resume, TariffSpec };
 
-export type EndReason =
-  | 'logoff'
-  | 'charge_limit'
-  | 'time_limit'
-  | 'ops_terminated'
-  | 'declined'
+/** Why a session ended; the console's filter offers each. */
+export const END_REASONS = [
+  'logoff',
+  'charge_limit',
+  'time_limit',
+  'ops_terminated',
+  'declined',
   /** The hold neared its expiry and the card company declined a new one. */
-  | 'reauthorization_declined'
+  'reauthorization_declined',
   /** The client went away before it saw the open answered: nothing it never saw is charged. */
-  | 'abandoned';
+  'abandoned',
+  /** The service's upstream stopped taking connections: charged up to the last moment it did. */
+  'service_unreachable',
+] as const;
+export type EndReason = (typeof END_REASONS)[number];
 
 export type LimitReason = 'charge_limit' | 'time_limit';
 
@@ -144,6 +149,8 @@ export type SessionEvent =
   | { type: 'CUTOFF'; at: number }
   | { type: 'TERMINATE'; at: number }
   | { type: 'ABANDON'; at: number }
+  /** The service's upstream has taken no connection since `since` (src/edge/upstream-health.ts). */
+  | { type: 'SERVICE_LOST'; at: number; since: number }
   | { type: 'RETRY'; at: number }
   | { type: 'RENEW_HOLD'; at: number }
   | { type: 'GRACE_OVER'; at: number }

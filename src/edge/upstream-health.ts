@@ -10,6 +10,10 @@ export interface UpstreamState {
   /** Why not, when it is not (ECONNREFUSED, a timeout). */
   detail: string | null;
   checkedAt: number;
+  /** The last check that connected (null: none since tollgate started or the URL changed). */
+  reachableAt: number | null;
+  /** When the checks began to fail, while they do. */
+  failingSince: number | null;
 }
 
 /**
@@ -17,6 +21,8 @@ export interface UpstreamState {
  * connection to it (any HTTP service takes one; nothing is sent). Opens of a service found
  * unreachable are refused, so nobody is charged by the minute for a service nobody can reach. A
  * service not checked yet counts as reachable: a check is a guard, not a gate a new service waits at.
+ * One whose checks have failed for `lostAfterMs` is lost: `onLost` ends its running sessions, charged
+ * up to the last check that connected (a blip shorter than that ends nothing).
  */
 export class UpstreamHealth {
   private readonly states = new Map<string, UpstreamState>();
@@ -31,8 +37,14 @@ export class UpstreamHealth {
       log: Logger;
       intervalMs: number;
       timeoutMs: number;
+      lostAfterMs: number;
+      /** `since`: the last instant the upstream was known to take connections. Called each round while it is lost. */
+      onLost: (serviceId: string, since: number) => Promise<void>;
     },
   ) {}
+
+  /** onLost calls in flight, by service: one at a time each, awaited by stop. */
+  private readonly ending = new Map<string, Promise<void>>();
 
   /** The first round is awaited (a service down at start-up is known before the first open); 0: never checked. */
   async start(): Promise<void> {
@@ -45,6 +57,7 @@ export class UpstreamHealth {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running;
+    await Promise.all(this.ending.values());
   }
 
   /**
@@ -73,15 +86,37 @@ export class UpstreamHealth {
     for (const serviceId of this.states.keys()) if (!current.has(serviceId)) this.states.delete(serviceId);
     await Promise.all(
       upstreams.map(async ([serviceId, upstream]) => {
+        const began = this.deps.now();
         const detail = await this.connect(upstream.url);
-        const before = this.states.get(serviceId);
-        this.states.set(serviceId, { url: upstream.url.href, reachable: detail === null, detail, checkedAt: this.deps.now() });
-        if ((before?.reachable ?? true) !== (detail === null)) {
-          if (detail === null) this.deps.log.info({ serviceId, upstream: upstream.url.origin }, 'a service’s upstream is reachable again');
+        const checkedAt = this.deps.now();
+        const previous = this.states.get(serviceId);
+        const before = previous?.url === upstream.url.href ? previous : undefined;
+        const reachable = detail === null;
+        const state: UpstreamState = {
+          url: upstream.url.href,
+          reachable,
+          detail,
+          checkedAt,
+          reachableAt: reachable ? checkedAt : (before?.reachableAt ?? null),
+          failingSince: reachable ? null : (before?.failingSince ?? began),
+        };
+        this.states.set(serviceId, state);
+        if ((before?.reachable ?? true) !== reachable) {
+          if (reachable) this.deps.log.info({ serviceId, upstream: upstream.url.origin }, 'a service’s upstream is reachable again');
           else this.deps.log.warn({ serviceId, upstream: upstream.url.origin, detail }, 'a service’s upstream is unreachable: its opens are refused');
         }
+        if (state.failingSince !== null && checkedAt - state.failingSince >= this.deps.lostAfterMs) this.lost(serviceId, state.reachableAt ?? state.failingSince);
       }),
     );
+  }
+
+  private lost(serviceId: string, since: number): void {
+    if (this.ending.has(serviceId)) return;
+    const ending = Promise.resolve()
+      .then(() => this.deps.onLost(serviceId, since))
+      .catch((error: unknown) => this.deps.log.warn({ serviceId, err: String(error) }, 'could not end the sessions of a service whose upstream is lost'))
+      .finally(() => this.ending.delete(serviceId));
+    this.ending.set(serviceId, ending);
   }
 
   /** Null when a TCP connection was made, else why not. */

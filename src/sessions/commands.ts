@@ -11,7 +11,7 @@ import { formatAmount } from '../billing/money.js';
 import { AppError, errors } from '../errors.js';
 import type { CommandDeps } from './command-deps.js';
 import { OpenCommand, type OpenRequest } from './open-command.js';
-import { authorizingSince, unsettledOf } from './session-rows.js';
+import { authorizingSince, runningOfService, unsettledOf } from './session-rows.js';
 import type { SessionView } from './session-view.js';
 import { Metering } from './metering.js';
 import { SessionWaits } from './session-waits.js';
@@ -183,6 +183,32 @@ export class SessionCommands {
         });
       }),
     );
+  }
+
+  /**
+   * Ends the running sessions of a service whose upstream takes no connections
+   * (src/edge/upstream-health.ts): each is sent SERVICE_LOST, charged up to `since`, and waited for
+   * as a terminate is. Only sessions this node hosts: in a cluster each node ends its own.
+   */
+  async endServiceSessions(serviceId: string, since: number): Promise<number> {
+    const { supervisor, clock } = this.deps;
+    const ids = await runningOfService(this.deps.sql, serviceId);
+    let ended = 0;
+    await Promise.all(
+      ids.map(async (sessionId) => {
+        if (supervisor.heldOf(sessionId)) return;
+        const snapshot = await supervisor.awake(sessionId);
+        const event: SessionEvent = { type: 'SERVICE_LOST', at: clock.now(), since };
+        if (!snapshot?.can(event)) return;
+        supervisor.send(sessionId, event);
+        ended++;
+        await this.waits.untilResting(sessionId, this.deps.logoffWaitMs).catch((error: unknown) => {
+          this.deps.log.warn({ sessionId, serviceId, err: String(error) }, 'a session of a lost service is still ending');
+        });
+      }),
+    );
+    if (ended > 0) this.deps.log.warn({ serviceId, ended, since: new Date(since).toISOString() }, 'sessions of a service whose upstream is lost ended');
+    return ended;
   }
 
   /**

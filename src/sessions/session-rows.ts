@@ -117,6 +117,13 @@ export async function releaseQuarantine(db: Queryable, sessionId: string): Promi
 }
 
 /** The ids of an account's sessions that have not ended (settled or declined). */
+/** Sessions of a service that run (or wait at a limit): those a lost upstream ends. */
+export async function runningOfService(db: Queryable, serviceId: string): Promise<string[]> {
+  const rows = await db<{ id: string }[]>`
+    select id from sessions where service_id = ${serviceId} and state in ('active', 'over_limit') limit 100000`;
+  return rows.map((row) => row.id);
+}
+
 export async function unsettledOf(db: Queryable, accountId: string): Promise<string[]> {
   const rows = await db<{ id: string }[]>`
     select id from sessions where account_id = ${accountId} and state not in ('settled', 'declined') limit 100000`;

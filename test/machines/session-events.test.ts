@@ -13,6 +13,12 @@ describe('session events from outside', () => {
     expect(ok({ type })).toBe(false);
   });
 
+  it('takes the loss of a service with the instant it was last reached, not after now', () => {
+    expect(ok({ type: 'SERVICE_LOST', at: 1_795_338_000_000, since: 1_795_337_995_000 })).toBe(true);
+    expect(ok({ type: 'SERVICE_LOST', at: 1_795_338_000_000 })).toBe(false);
+    expect(ok({ type: 'SERVICE_LOST', at: 1_795_338_000_000, since: -1 })).toBe(false);
+  });
+
   it('refuses an event it does not know', () => {
     expect(ok({ type: 'SETTLE', at: 0 })).toBe(false);
   });

@@ -59,6 +59,8 @@ function eventsFor(snapshot: SessionSnapshot): PathEvent[] {
     { type: 'CUTOFF', at: c.cutoffAt ?? at },
     { type: 'TERMINATE', at },
     { type: 'ABANDON', at },
+    // The service lost a little before now: charged to then, never before the start.
+    { type: 'SERVICE_LOST', at, since: at - 5_000 },
     { type: 'RETRY', at },
     { type: 'RENEW_HOLD', at },
     { type: 'GRACE_OVER', at },

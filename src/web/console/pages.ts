@@ -1,3 +1,4 @@
+import { END_REASONS } from '../../../machines/session/index.js';
 import type { SessionLogRow } from '../../reports/session-log.js';
 import type { HistoryLine } from '../../sessions/ops-queries.js';
 import type { OpsSessionView } from '../../sessions/queries.js';
@@ -178,7 +179,7 @@ export function sessionLogPage(
     'Marketing log',
     html`<form method="get" action="/ops/log" class="filters" aria-label="Filter the log">
 <div class="field"><label for="f-service">Service</label><select id="f-service" name="serviceId"><option value="">any</option>${services.map((s) => html`<option value="${s.id}"${filter.serviceId === s.id ? ' selected' : ''}>${s.name}</option>`)}</select></div>
-<div class="field"><label for="f-endReason">End reason</label><select id="f-endReason" name="endReason"><option value="">any</option>${['logoff', 'charge_limit', 'time_limit', 'ops_terminated', 'declined'].map((r) => html`<option value="${r}"${filter.endReason === r ? ' selected' : ''}>${r}</option>`)}</select></div>
+<div class="field"><label for="f-endReason">End reason</label><select id="f-endReason" name="endReason"><option value="">any</option>${END_REASONS.map((r) => html`<option value="${r}"${filter.endReason === r ? ' selected' : ''}>${r}</option>`)}</select></div>
 ${field({ name: 'from', label: 'Opened from (date)', type: 'date', value: filter.from })}
 ${field({ name: 'to', label: 'Opened before (date)', type: 'date', value: filter.to })}
 <button type="submit">Filter</button>

@@ -2,7 +2,7 @@ import type {} from '@fastify/csrf-protection';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { sessionMachine } from '../../../machines/session/index.js';
+import { END_REASONS, sessionMachine } from '../../../machines/session/index.js';
 import { serversView } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
 import { AppError } from '../../errors.js';
@@ -183,7 +183,7 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
 
   const logQuery = z.object({
     serviceId: z.uuid().or(z.literal('')).optional(),
-    endReason: z.enum(['logoff', 'charge_limit', 'time_limit', 'ops_terminated', 'declined']).or(z.literal('')).optional(),
+    endReason: z.enum(END_REASONS).or(z.literal('')).optional(),
     from: date.or(z.literal('')).optional(),
     to: date.or(z.literal('')).optional(),
   });

@@ -5,6 +5,7 @@ const ENDINGS: Record<string, string> = {
   charge_limit: 'The session reached its charge limit and was interrupted.',
   time_limit: 'The session reached its time limit and was interrupted.',
   ops_terminated: 'An operator ended the session.',
+  service_unreachable: 'The service stopped answering: the session ended, charged up to the last moment the service could be reached.',
   declined: 'The card company declined the session.',
 };
 
