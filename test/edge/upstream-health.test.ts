@@ -64,6 +64,9 @@ describe('an upstream nobody can reach', () => {
     expect([refused.statusCode, refused.json().retryAfterSeconds]).toEqual([503, 5]);
     expect((await sandbox(tollgate.cardNetworkUrl).holds()).length).toBe(holdsBefore);
     expect(await listed()).toMatchObject({ reachable: false });
+    // The web site's catalogue tells customers so, before they try.
+    const row = async () => (await (await fetch(`${base}/`)).text()).match(new RegExp(`<tr data-service="${service.id}">[\\s\\S]*?</tr>`))![0];
+    expect(await row()).toContain('Not answering: opens are refused until it does');
     // The retry of the open that made its session is answered from it, not told nothing was opened.
     const retried = await open({ 'idempotency-key': 'first-open' });
     expect([retried.statusCode, retried.json().id]).toEqual([201, first.json().id]);
@@ -72,6 +75,7 @@ describe('an upstream nobody can reach', () => {
     try {
       await expect.poll(async () => (await open()).statusCode, { timeout: 5000 }).toBe(201);
       expect(await listed()).toMatchObject({ reachable: true });
+      expect(await row()).toContain('>Answering<');
     } finally {
       await closeUpstream(upstream);
     }

@@ -17,6 +17,7 @@ function liveCatalogue(table) {
       setText(row, 'seatsFree', String(service.seatsFree));
       setText(row, 'queued', String(service.queued));
       setText(row, 'waitText', service.waitSeconds === null ? '' : `, longest ${service.waitSeconds} s`);
+      setText(row, 'status', service.status);
     }
   };
 }

@@ -14,9 +14,11 @@ export interface CatalogueRow {
   queued: number;
   /** How long the longest-waiting request has waited, in whole seconds, or null. */
   waitSeconds: number | null;
+  /** False while the service's upstream takes no connections (opens are refused); null: not checked. */
+  reachable: boolean | null;
 }
 
-export function catalogueRows(deps: Pick<WebDeps, 'catalogue' | 'occupancy' | 'clock'>): CatalogueRow[] {
+export function catalogueRows(deps: Pick<WebDeps, 'catalogue' | 'occupancy' | 'clock' | 'reachable'>): CatalogueRow[] {
   const now = deps.clock.now();
   return deps.catalogue.services().map((s) => {
     const gate = serviceOccupancy(deps.occupancy, s.id);
@@ -32,11 +34,15 @@ export function catalogueRows(deps: Pick<WebDeps, 'catalogue' | 'occupancy' | 'c
       seatsFree: Math.max(0, s.maxUsers - active),
       queued: gate?.queued ?? 0,
       waitSeconds: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 1000)),
+      reachable: deps.reachable(s.id),
     };
   });
 }
 
 /** What the catalogue's event stream sends: the live numbers only. */
 export const catalogueLive = (rows: CatalogueRow[]) => ({
-  services: rows.map(({ id, seatsFree, queued, waitSeconds }) => ({ id, seatsFree, queued, waitSeconds })),
+  services: rows.map(({ id, seatsFree, queued, waitSeconds, reachable }) => ({ id, seatsFree, queued, waitSeconds, status: statusText(reachable) })),
 });
+
+/** The catalogue's status cell: only a failed check says more than that the service is there. */
+export const statusText = (reachable: boolean | null) => (reachable === false ? 'Not answering: opens are refused until it does' : 'Answering');

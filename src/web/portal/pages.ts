@@ -1,7 +1,7 @@
 import type { LineView, SessionView } from '../../sessions/session-view.js';
 import { html, type SafeHtml } from '../html.js';
 import { csrfInput, errorSummary, field, page } from '../layout.js';
-import type { CatalogueRow } from './catalogue.js';
+import { statusText, type CatalogueRow } from './catalogue.js';
 import { sessionLive, type SessionLive } from './session-live.js';
 
 /** What every portal page knows about who is looking. */
@@ -32,13 +32,14 @@ export function cataloguePage(ctx: PortalContext, rows: CatalogueRow[]): SafeHtm
     html`${intro}
 <table class="catalogue" data-live="/catalogue/events">
 <caption>Services, with the seats free now (updated live)</caption>
-<thead><tr><th scope="col">Service</th><th scope="col">Server</th><th scope="col">Price per minute</th><th scope="col">Seats free</th><th scope="col">Queue</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+<thead><tr><th scope="col">Service</th><th scope="col">Server</th><th scope="col">Price per minute</th><th scope="col">Seats free</th><th scope="col">Queue</th><th scope="col">Status</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
 <tbody>
 ${rows.map(
   (r) => html`<tr data-service="${r.id}">
 <th scope="row">${r.name}</th><td>${r.serverName}</td><td>${r.pricePerMinute} ${r.currency}</td>
 <td><span data-field="seatsFree">${r.seatsFree}</span> of ${r.maxUsers}</td>
 <td><span data-field="queued">${r.queued}</span> waiting<span data-field="waitText">${r.waitSeconds === null ? '' : `, longest ${r.waitSeconds} s`}</span></td>
+<td><span data-field="status">${statusText(r.reachable)}</span></td>
 <td>${ctx.signedIn ? html`<a class="button" href="/services/${r.id}/open">Open session${visuallyHidden(` on ${r.name}`)}</a>` : ''}</td>
 </tr>`,
 )}
