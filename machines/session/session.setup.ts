@@ -197,7 +197,7 @@ export const sessionSetup = setup({
       const uses = {
         ...context.uses,
         reservedMicros: (BigInt(context.uses.reservedMicros) + micros).toString(),
-        open: { ...context.uses.open, [`r${context.uses.next}`]: { units: event.units, micros: micros.toString() } },
+        open: { ...context.uses.open, [`r${context.uses.next}`]: { units: event.units, micros: micros.toString(), ...(event.edge && { edge: true as const }) } },
         next: context.uses.next + 1,
       };
       return { uses, ...nearerCutoff({ ...context, uses }, event.at) };

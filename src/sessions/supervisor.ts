@@ -269,19 +269,43 @@ export class Supervisor {
 
   private async restoreRows(filter: { ids?: string[]; servers?: string[] }): Promise<number> {
     let restored = 0;
+    const orphaned: [string, string[]][] = [];
     for await (const rows of readAhead(loadUnsettled(this.deps.sql, filter))) {
       const seats: SeatToRestore[] = [];
       const started: string[] = [];
       for (const row of rows) {
         // Another node's sessions are its own to run (a lease names the node that runs a server).
         if (this.hosted.has(row.id) || !this.ownership.hosts(row.serverId)) continue;
-        if (this.host(row, seats, started)) restored++;
+        if (this.host(row, seats, started)) {
+          restored++;
+          const edge = Object.entries(row.snapshot.context.uses?.open ?? {}).filter(([, open]) => open.edge).map(([id]) => id);
+          if (edge.length > 0) orphaned.push([row.id, edge]);
+        }
       }
       // Seats first, so that a session started here never gives back a seat it was not given.
       this.deps.admission.restoreSeats(seats);
       for (const id of started) this.start(id);
     }
+    await this.releaseOrphanedRequests(orphaned);
     return restored;
+  }
+
+  /**
+   * Reservations the edge made for requests in flight when the process that ran the session died
+   * (or lost it): those requests died with it and will never be settled, so their units go back
+   * now rather than holding the limit until the session ends (or holding a session at its limit
+   * for the window for late uses).
+   */
+  private async releaseOrphanedRequests(orphaned: [string, string[]][]): Promise<void> {
+    for (const [sessionId, reservations] of orphaned) {
+      const snapshot = await this.awake(sessionId).catch(() => null);
+      if (!snapshot) continue;
+      for (const reservationId of reservations) {
+        const event: SessionEvent = { type: 'RELEASE_USE', at: this.deps.clock.now(), reservationId };
+        if (this.snapshotOf(sessionId)?.can(event)) this.send(sessionId, event);
+      }
+      this.deps.log.warn({ sessionId, reservations }, 'requests in flight when the session was last run were given back their units');
+    }
   }
 
   /**

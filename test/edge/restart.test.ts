@@ -76,3 +76,43 @@ it('keeps access working after a SIGKILL and a restart, and cuts at the stored c
   expect(ended.status).toBe(402);
   expect(await ended.json()).toMatchObject({ code: 'SESSION_ENDED', endReason: 'time_limit' });
 });
+
+it('gives back the units of requests in flight when the server was killed, so the session can use them again', { timeout: 120_000 }, async () => {
+  const admin = server.operatorKey;
+  const serverRow = await answerOf('POST', '/v1/servers', admin, { name: 'edge-restart-priced', maxUsers: 10 });
+  const service = await answerOf('POST', '/v1/services', admin, {
+    name: 'priced-echo',
+    serverId: serverRow.body.id,
+    pricePerMinute: '0.01',
+    maxUsers: 10,
+    upstreamUrl: upstream.url,
+  });
+  upstream.setSecret(service.body.signingSecret);
+  await answerOf('PATCH', `/v1/services/${service.body.id}`, admin, { tariff: { perUse: { unit: 'request', price: '0.40' } } });
+  const signedUp = await server.api('POST', '/v1/accounts', { body: signUpBody() });
+  if (signedUp.kind !== 'answer') throw new Error('sign-up');
+  const customerToken = signedUp.body.token as string;
+  // 1.00 holds two requests at 0.40 and the minutes, not three.
+  const opened = await answerOf('POST', '/v1/sessions', customerToken, { serviceId: service.body.id, maxCharge: '1.00' });
+  expect(opened.status).toBe(201);
+  const { access } = opened.body as { access: { token: string } };
+  const edgeUrl = `${server.url}/edge/${opened.body.id}`;
+  const get = (path: string) => fetch(`${edgeUrl}${path}`, { headers: { authorization: `Bearer ${access.token}` } });
+
+  // Two requests the service is still working on when the server dies: each reserved its unit before it went.
+  const inFlight = [get('/a/after?ms=60000'), get('/b/after?ms=60000')].map((p) => p.catch(() => null));
+  await expect.poll(() => upstream.seen.filter((s) => s.path.endsWith('/after?ms=60000')).length, { timeout: 10_000 }).toBe(2);
+  await server.kill('server');
+  await Promise.all(inFlight);
+  await server.start();
+
+  // Those requests died with the server and were never answered: their units are free again.
+  const after = await get('/json');
+  expect(after.status, await after.clone().text()).toBe(200);
+  const again = await get('/json');
+  expect(again.status).toBe(200);
+  const third = await get('/json');
+  expect(third.status).toBe(402);
+  const settled = await answerOf('POST', `/v1/sessions/${opened.body.id}/logoff`, customerToken);
+  expect(settled.body.uses).toEqual({ units: 2, charge: '0.80' });
+});
