@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { finished, pipeline, type Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
-import type { Pool } from 'undici';
+import { Agent, type Pool } from 'undici';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { FORWARDED_BY, forwardFailure } from '../cluster/forwarding.js';
 import { errors } from '../errors.js';
+import { AbortableRequests } from './abortable-requests.js';
 import { ByteCounter } from './byte-counter.js';
 import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
 import { WAITS_FOR_PAID, type Charge, type Edge, type Pass } from './edge.js';
@@ -95,9 +96,8 @@ function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, 
  */
 export function edgeHttp(edge: Edge): FastifyPluginAsync {
   const plugin: FastifyPluginAsync = async (app) => {
-    await app.register(replyFrom, {
-      disableRequestLogging: true,
-      undici: {
+    const requests = new AbortableRequests(
+      new Agent({
         // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
         // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
         connections: UPSTREAM_CONNECTIONS,
@@ -106,10 +106,15 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
         headersTimeout: 60_000,
         // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
         bodyTimeout: 0,
-        // reply-from turns certificate checks off unless told otherwise (its `tls`, handed to undici's
-        // pools, which its types leave out); an https upstream's certificate is verified.
-        tls: { rejectUnauthorized: true },
-      } as unknown as Pool.Options,
+        // An https upstream's certificate is verified (reply-from's own agent would not check it).
+        connect: { rejectUnauthorized: true },
+      }),
+    );
+    // reply-from leaves a dispatcher it was given open: its keep-alive connections close with the app.
+    app.addHook('onClose', () => requests.destroy());
+    await app.register(replyFrom, {
+      disableRequestLogging: true,
+      undici: requests as unknown as Pool.Options,
     });
     // Bodies go to the upstream as they come, counted, never parsed or buffered.
     app.removeAllContentTypeParsers();
@@ -123,7 +128,7 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
       const pass = await edge.admit(request.raw);
       if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
       const charge = await edge.charge(pass);
-      if (charge === 'owner') return toOwner(edge, request, reply, pass);
+      if (charge === 'owner') return toOwner(edge, requests, request, reply, pass);
       return proxy(edge, request, reply, pass, charge);
     };
     // A stream through the edge lasts as long as its session: the edge's cut ends it, and the upstream
@@ -152,19 +157,31 @@ function exchangeForCookie(request: FastifyRequest, reply: FastifyReply, pass: P
  * charge it, so it goes there whole (its credential included) and the owner's edge charges it,
  * proxies it and cuts it; its answer comes back as it came. Never forwarded twice.
  */
-function toOwner(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: Pass) {
+function toOwner(edge: Edge, requests: AbortableRequests, request: FastifyRequest, reply: FastifyReply, pass: Pass) {
   const owner = edge.ownerOf(pass);
   if (!owner || request.headers[FORWARDED_BY] !== undefined) throw errors.serverMoving();
+  // The client gone before its answer came whole: the forward ends too, so the owner (which
+  // charges as its answer goes out) sees its client gone and gives the unit back.
+  const forward = requests.register();
+  let gone = false;
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) {
+      gone = true;
+      forward.abort();
+    }
+    forward.forget();
+  });
   return reply.from(`${owner.url}${request.url}`, {
     retryDelay: () => null,
     rewriteRequestHeaders: (_request, headers) => {
       headers.expect = undefined;
       headers[FORWARDED_BY] = edge.nodeId;
+      headers[forward.header[0]] = forward.header[1];
       return headers;
     },
     rewriteHeaders: (headers) => ({ ...withoutHopByHop(headers as IncomingHttpHeaders), 'x-tollgate-answered-by': owner.nodeId }),
     onError: (replyTo, { error }) => {
-      request.log.warn({ sessionId: pass.session.sessionId, owner: owner.nodeId, err: error.message }, 'could not forward an edge request to the owner of its session');
+      if (!gone) request.log.warn({ sessionId: pass.session.sessionId, owner: owner.nodeId, err: error.message }, 'could not forward an edge request to the owner of its session');
       // Sent and unanswered, the owner may have charged it (reply-from wraps undici's error).
       replyTo.send(forwardFailure(error));
     },

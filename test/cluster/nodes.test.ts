@@ -311,6 +311,45 @@ describe('two nodes', () => {
     }
   });
 
+  it('does not charge a request to a service priced per request whose client left the node that forwarded it before the answer', async () => {
+    const upstream = await startUpstream();
+    try {
+      const onB = services.find((s) => b.leases!.serves(s.serverId))!;
+      const patched = await fetch(`${b.app.listeningOrigin}/v1/services/${onB.serviceId}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ upstreamUrl: `${upstream.url}/api`, tariff: { perUse: { unit: 'request', price: '0.10' } } }),
+      });
+      expect(patched.status).toBe(200);
+      const customer = await signUp(b.app, { outstandingLimit: '100.00' });
+      const opened = await b.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onB.serviceId, maxCharge: '5.00' } });
+      expect(opened.statusCode, opened.body).toBe(201);
+      const session = opened.json() as { id: string; access: { token: string } };
+      await until('node-a’s edge holds the session', () => a.live.get(session.id) !== undefined);
+
+      // Through node-a's edge, to a service that answers after a second; the client hangs up once it got there.
+      const hangUp = new AbortController();
+      const asked = fetch(`${a.app.listeningOrigin}/edge/${session.id}/slow`, { headers: { authorization: `Bearer ${session.access.token}` }, signal: hangUp.signal }).catch(
+        (error: unknown) => error,
+      );
+      await until('the service has the request', () => upstream.seen.some((seen) => seen.path.endsWith('/slow') && seen.headers['tollgate-session-id'] === session.id));
+      hangUp.abort();
+      expect(await asked).toBeInstanceOf(Error);
+      // The service answers a second after it was asked: nobody read it, nothing is charged for it.
+      await sleep(1_500);
+      const uses = async () => (await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth })).json().uses;
+      expect(await uses()).toEqual({ units: 0, charge: '0.00' });
+      // And the unit it reserved is free again: the next request is charged as the first.
+      const next = await fetch(`${a.app.listeningOrigin}/edge/${session.id}/json`, { headers: { authorization: `Bearer ${session.access.token}` } });
+      expect(next.status).toBe(200);
+      await next.arrayBuffer();
+      await expect.poll(uses).toEqual({ units: 1, charge: '0.10' });
+      await b.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+    } finally {
+      await upstream.close();
+    }
+  });
+
   it('refuses, and counts, a write of a node whose lease another took, and sends nothing to the card company for it', async () => {
     const customer = await signUp(a.app, { outstandingLimit: '100.00' });
     const onA = services.find((s) => a.leases!.serves(s.serverId))!;
