@@ -2,6 +2,7 @@
 // drawn) as one; its vocabulary of guards, actions and actors is in session.setup.ts.
 import { not, type SnapshotFrom } from 'xstate';
 import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
+import { lostAt } from './session.terms.js';
 import type { SessionContext } from './session.types.js';
 
 /** Stored with every snapshot; bump it (with a migration and a fixture) when a snapshot's shape changes. */
@@ -264,14 +265,8 @@ export const sessionMachine = sessionSetup.createMachine({
         // The service's upstream has taken no connection since `since`: the session ends there, and
         // is charged for no time after it (never before it started).
         SERVICE_LOST: [
-          { guard: 'pastCutoff', target: 'over_limit' },
-          {
-            target: 'closing',
-            actions: {
-              type: 'endAt',
-              params: ({ context, event }) => ({ at: Math.min(event.at, Math.max(event.since, context.startedAt ?? event.since)), reason: 'service_unreachable' }),
-            },
-          },
+          { guard: 'lostPastCutoff', target: 'over_limit' },
+          { target: 'closing', actions: { type: 'endAt', params: ({ context, event }) => ({ at: lostAt(context, event), reason: 'service_unreachable' }) } },
         ],
         WARN: { guard: 'warningDue', actions: 'warned' },
         // Uses priced per use: refused (not taken) when they would pass the limit.

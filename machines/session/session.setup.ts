@@ -1,6 +1,6 @@
 import { assign, enqueueActions, fromPromise, setup } from 'xstate';
 import { billableAt } from '../../src/billing/charge.js';
-import { cutoffInstant, endedAt, extensionRefusal, termsOf, useFits, warnAtOf } from './session.terms.js';
+import { cutoffInstant, endedAt, extensionRefusal, lostAt, termsOf, useFits, warnAtOf } from './session.terms.js';
 import type {
   AuthorizeInput,
   AuthorizeOutcome,
@@ -82,6 +82,8 @@ export const sessionSetup = setup({
     /** The outcome of a call is of this kind (the outcome comes in as params). */
     outcomeIs: (_, params: { outcome: Outcome; kind: string }) => params.outcome.kind === params.kind,
     pastCutoff: ({ context, event }) => context.cutoffAt !== null && event.at >= context.cutoffAt,
+    /** The limit was reached before the service was lost: the limit ends it, not the loss. */
+    lostPastCutoff: ({ context, event }) => event.type === 'SERVICE_LOST' && context.cutoffAt !== null && lostAt(context, event) >= context.cutoffAt,
     nothingToCharge: ({ context }) => context.chargeMicros === null || BigInt(context.chargeMicros) === 0n,
     hasGrace: ({ context }) => context.graceMs > 0,
     raisesLimit: ({ context, event }) => event.type === 'EXTEND' && extensionRefusal(context, event.maxChargeMicros) === null,
@@ -197,7 +199,7 @@ export const sessionSetup = setup({
       const uses = {
         ...context.uses,
         reservedMicros: (BigInt(context.uses.reservedMicros) + micros).toString(),
-        open: { ...context.uses.open, [`r${context.uses.next}`]: { units: event.units, micros: micros.toString(), ...(event.edge && { edge: true as const }) } },
+        open: { ...context.uses.open, [`r${context.uses.next}`]: { units: event.units, micros: micros.toString(), ...(event.edge && { edge: event.edge }) } },
         next: context.uses.next + 1,
       };
       return { uses, ...nearerCutoff({ ...context, uses }, event.at) };

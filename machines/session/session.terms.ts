@@ -56,6 +56,11 @@ export function warnAtOf(context: TermsContext & Pick<SessionContext, 'warnings'
   return at < cutoffAt ? at : null;
 }
 
+/** Where a session whose service was lost `since` ends: not after `at` (when the loss was told), never before its start. */
+export function lostAt(context: Pick<SessionContext, 'startedAt'>, event: { at: number; since: number }): number {
+  return Math.min(event.at, Math.max(event.since, context.startedAt ?? event.since));
+}
+
 /** The charge for a session that ends at `at` (never past its cutoff), uses committed included. */
 export function endedAt(context: SessionContext, at: number, reason: EndReason): Partial<SessionContext> {
   const ended = Math.min(at, context.cutoffAt ?? at);

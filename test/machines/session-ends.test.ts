@@ -52,6 +52,20 @@ describe('a running session', () => {
     expect(session.card.calls).toEqual(['authorize', 'capture 5000000']);
   });
 
+  it.each([
+    ['lost well before its limit', START + 30_500, START + 45_000, { endReason: 'service_unreachable', endedAt: START + 30_500, chargeMicros: '300000' }],
+    // Told after the cutoff instant (the loss takes a while to be sure of), before the cutoff fired: lost first, so the loss ends it.
+    ['lost before its limit, told after it', START + 490_000, START + 505_000, { endReason: 'service_unreachable', endedAt: START + 490_000, chargeMicros: '4900000' }],
+    ['lost after its limit was reached', START + 502_000, START + 517_000, { endReason: 'charge_limit', endedAt: START + 500_000, chargeMicros: '5000000' }],
+    ['lost before it started', START - 5_000, START + 10_000, { endReason: 'service_unreachable', endedAt: START, chargeMicros: '0' }],
+  ] as const)('whose service is %s ends there, charged for no time after it', async (_, since, at, expected) => {
+    const session = startSession();
+    await session.settle();
+    session.actor.send({ type: 'SERVICE_LOST', at, since });
+    await session.settle();
+    expect(session.actor.getSnapshot().context).toMatchObject(expected);
+  });
+
   it('ignores a cutoff told before its instant', async () => {
     const session = startSession();
     await session.settle();
