@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type Actor, createActor, type InspectionEvent, waitFor } from 'xstate';
 import {
   deadlineOf,
@@ -110,6 +111,9 @@ export class Supervisor {
   private coldSweep: NodeJS.Timeout | null = null;
   private readonly observers = new Set<(sessionId: string, snapshot: SessionSnapshot) => void>();
   readonly ownership: Ownership;
+
+  /** This process's run: the edge marks its reservations with it (see releaseOrphanedRequests). */
+  readonly incarnation = randomUUID();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.ownership = deps.ownership ?? singleNode;
@@ -276,11 +280,7 @@ export class Supervisor {
       for (const row of rows) {
         // Another node's sessions are its own to run (a lease names the node that runs a server).
         if (this.hosted.has(row.id) || !this.ownership.hosts(row.serverId)) continue;
-        if (this.host(row, seats, started)) {
-          restored++;
-          const edge = Object.entries(row.snapshot.context.uses?.open ?? {}).filter(([, open]) => open.edge).map(([id]) => id);
-          if (edge.length > 0) orphaned.push([row.id, edge]);
-        }
+        if (this.host(row, seats, started, orphaned)) restored++;
       }
       // Seats first, so that a session started here never gives back a seat it was not given.
       this.deps.admission.restoreSeats(seats);
@@ -430,7 +430,7 @@ export class Supervisor {
   }
 
   /** Hosts one unsettled row: cold, held, or with an actor to start (in `started`); its seat goes in `seats`. */
-  private host(row: UnsettledSession, seats: SeatToRestore[], started: string[]): boolean {
+  private host(row: UnsettledSession, seats: SeatToRestore[], started: string[], orphaned: [string, string[]][]): boolean {
     const { id } = row;
     // Let go of once (its server was lost, and has come back here): it runs from its row now.
     this.deps.journal.remember(id);
@@ -459,6 +459,10 @@ export class Supervisor {
     }
     // A resting session needs no actor until something happens to it: only its deadline and seat.
     const resolved = resolveSnapshot(stored);
+    // The edge's reservations of another process (this one's are requests it still serves: a
+    // server let go of and taken back) died with their requests.
+    const edge = Object.entries(resolved.context.uses.open).filter(([, use]) => use.edge !== undefined && use.edge !== this.incarnation);
+    if (edge.length > 0) orphaned.push([id, edge.map(([reservationId]) => reservationId)]);
     if (resolved.hasTag('seat')) seats.push({ sessionId: id, serviceId: resolved.context.serviceId, serverId: resolved.context.serverId, customer: row.customer });
     if (mayGoCold(resolved)) {
       this.hosted.set(id, { serverId: row.serverId, actor: null, seq: row.seq, path: intern(statePathOf(resolved.value)), facts: null, held: null, touchedAt: this.deps.clock.now(), waiters: 0, waking: null });
