@@ -217,7 +217,13 @@ async function stopLeftoverBackends(dataDir: string, log: (message: string) => v
           const pid = Number(name);
           const stat = await procStat(pid);
           if (!stat?.comm.startsWith('postgres') || stat.state === 'Z' || stat.state === 'X') return null;
-          return (await readlink(`/proc/${pid}/cwd`).catch(() => null)) === folder ? pid : null;
+          if ((await readlink(`/proc/${pid}/cwd`).catch(() => null)) !== folder) return null;
+          // A child (titled "postgres: …"), never a postmaster, and one whose postmaster is gone: a
+          // live cluster on this folder, however its path is spelt, is left for PostgreSQL's own lock to refuse.
+          const title = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+          if (!title.startsWith('postgres: ')) return null;
+          const parent = await procStat(stat.ppid);
+          return parent?.comm.startsWith('postgres') && parent.state !== 'Z' ? null : pid;
         }),
     );
     return found.filter((pid): pid is number => pid !== null);

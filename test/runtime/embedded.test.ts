@@ -90,12 +90,12 @@ describe('embedded PostgreSQL', () => {
     const busy = client`select count(*) from generate_series(1, 100000000000)`.catch(() => null);
     const watch = postgres(first.url('postgres'), { max: 1, onnotice: () => {} });
     await expect
-      .poll(async () => (await watch`select 1 from pg_stat_activity where state = 'active' and query like '%generate_series%' and pid <> pg_backend_pid()`).length)
+      .poll(async () => (await watch`select 1 from pg_stat_activity where state = 'active' and query like '%generate_series%' and pid <> pg_backend_pid()`).length, { timeout: 15_000 })
       .toBe(1);
     await watch.end();
     const postmaster = Number((await readFile(path.join(pgdata, 'postmaster.pid'), 'utf8')).split('\n')[0]);
     process.kill(postmaster, 'SIGKILL');
-    await expect.poll(() => isRunning(postmaster)).toBe(false);
+    await expect.poll(() => isRunning(postmaster), { timeout: 15_000 }).toBe(false);
     expect(await backendsOf(pgdata)).not.toEqual([]);
 
     const second = await startEmbeddedPostgres({ dataDir: pgdata });
