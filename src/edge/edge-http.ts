@@ -162,6 +162,8 @@ function toOwner(edge: Edge, requests: AbortableRequests, request: FastifyReques
   if (!owner || request.headers[FORWARDED_BY] !== undefined) throw errors.serverMoving();
   // The client gone before its answer came whole: the forward ends too, so the owner (which
   // charges as its answer goes out) sees its client gone and gives the unit back.
+  // Gone while its pass was checked: nothing goes.
+  if (reply.raw.destroyed || request.raw.socket.destroyed) return reply;
   const forward = requests.register();
   let gone = false;
   reply.raw.once('close', () => {

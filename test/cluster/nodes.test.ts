@@ -336,7 +336,9 @@ describe('two nodes', () => {
       hangUp.abort();
       expect(await asked).toBeInstanceOf(Error);
       // The service answers a second after it was asked: nobody read it, nothing is charged for it.
-      await sleep(1_500);
+      // node-b settles the request's reservation either way (committed or given back): wait for that.
+      const reservations = () => Object.keys(b.supervisor.snapshotOf(session.id)?.context.uses.open ?? {}).length;
+      await until('node-b settled the request’s reservation', () => reservations() === 0);
       const uses = async () => (await b.app.inject({ method: 'GET', url: `/v1/sessions/${session.id}`, headers: customer.auth })).json().uses;
       expect(await uses()).toEqual({ units: 0, charge: '0.00' });
       // And the unit it reserved is free again: the next request is charged as the first.
