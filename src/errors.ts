@@ -57,8 +57,8 @@ export const errors = {
   currencyMismatch: () => new AppError(409, 'CURRENCY_MISMATCH', 'The service is priced in another currency.'),
   sessionNotActive: (state: string) =>
     new AppError(409, 'SESSION_NOT_ACTIVE', `The session is ${state}; only an active session can do that.`, { state }),
-  serviceUnreachable: (detail: string | null) =>
-    new AppError(503, 'SERVICE_UNREACHABLE', `The service does not answer just now${detail ? ` (${detail})` : ''}: no session was opened and nothing was held.`, {
+  serviceUnreachable: (detail: string | null, outcome = 'no session was opened and nothing was held') =>
+    new AppError(503, 'SERVICE_UNREACHABLE', `The service does not answer just now${detail ? ` (${detail})` : ''}: ${outcome}.`, {
       retryAfterSeconds: 5,
     }),
   serviceAtCapacity: (retryAfterSeconds: number) =>

@@ -82,6 +82,9 @@ export class SessionCommands {
       return this.waits.viewOf(snapshot);
     }
     if (!snapshot.hasTag('extendable')) throw errors.sessionNotActive(stateNameOf(snapshot));
+    // More time on a service nobody can reach is not sold (its session ends once the service is lost).
+    const unreachable = this.deps.unreachable?.(context.serviceId);
+    if (unreachable) throw errors.serviceUnreachable(unreachable.detail, 'the limit was not raised');
     if (refusal === 'not_higher') throw errors.validation('maxCharge must be above the session’s current limit.');
     if (refusal === 'time_limit_binds') throw errors.timeLimitBinds();
     const event: SessionEvent = { type: 'EXTEND', at: this.deps.clock.now(), maxChargeMicros: maxChargeMicros.toString() };

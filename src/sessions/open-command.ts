@@ -94,6 +94,10 @@ export class OpenCommand {
     let customer: OpenedCustomer;
     try {
       if (request.signal?.aborted && !request.answerKept) throw new ClientGoneError();
+      // A wait for a seat can outlast the service: a seat freed because its upstream was lost is no
+      // reason to place a hold for a session of that service.
+      const lostMeanwhile = this.deps.unreachable?.(service.id);
+      if (lostMeanwhile) throw errors.serviceUnreachable(lostMeanwhile.detail);
       customer = await this.writeOpening(request, terms, service, sessionId, clock.now());
     } catch (error) {
       admission.release(sessionId);
