@@ -48,6 +48,7 @@ import { LiveSessions } from './edge/live-sessions.js';
 import { TrafficLedger } from './edge/traffic-ledger.js';
 import { startDemoUpstreams } from './demo/demo-upstreams.js';
 import { UpstreamHealth } from './edge/upstream-health.js';
+import { loadChecks, saveChecks } from './edge/upstream-checks-sql.js';
 import { LeaseManager } from './cluster/lease-manager.js';
 import { EventFollower } from './cluster/event-follower.js';
 import { singleNode } from './cluster/ownership.js';
@@ -197,6 +198,8 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   });
   const queries = new SessionQueries({ sql, supervisor, journal, clock: deps.clock, stuck: config.stuck });
   // Each service's upstream is checked to take connections; opens of one that does not are refused.
+  // What each check found is kept by node (one node alone is 'single'), for its next run.
+  const nodeName = config.cluster?.nodeId ?? 'single';
   const upstreamHealth = new UpstreamHealth({
     upstreams: () => catalogue.upstreamsByService(),
     upstreamOf: (serviceId) => catalogue.upstream(serviceId),
@@ -206,6 +209,10 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     timeoutMs: config.edge.upstreamCheckTimeoutMs,
     lostAfterMs: config.edge.upstreamLostAfterMs,
     onLost: async (serviceId, since) => void (await commands.endServiceSessions(serviceId, since)),
+    store: {
+      load: () => loadChecks(sql, nodeName),
+      save: (checks) => saveChecks(sql, nodeName, checks),
+    },
   });
   const commands = new SessionCommands({
     sql,

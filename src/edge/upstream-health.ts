@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Upstream } from '../catalogue/catalogue-service.js';
 import type { Logger } from '../logger.js';
+import type { RememberedCheck } from './upstream-checks-sql.js';
 
 /** What the last check of a service's upstream found. */
 export interface UpstreamState {
@@ -10,7 +11,7 @@ export interface UpstreamState {
   /** Why not, when it is not (ECONNREFUSED, a timeout). */
   detail: string | null;
   checkedAt: number;
-  /** The last check that connected (null: none since tollgate started or the URL changed). */
+  /** When the last check that connected began (null: none known, or the URL changed). */
   reachableAt: number | null;
   /** When the checks began to fail, while they do. */
   failingSince: number | null;
@@ -22,7 +23,9 @@ export interface UpstreamState {
  * unreachable are refused, so nobody is charged by the minute for a service nobody can reach. A
  * service not checked yet counts as reachable: a check is a guard, not a gate a new service waits at.
  * One whose checks have failed for `lostAfterMs` is lost: `onLost` ends its running sessions, charged
- * up to the last check that connected (a blip shorter than that ends nothing).
+ * up to the last check that connected (a blip shorter than that ends nothing; 0: never lost). What
+ * each round found is kept (`store`), so a restart goes on from it: an outage that began before the
+ * restart counts from then, and is charged from the last check that connected before it.
  */
 export class UpstreamHealth {
   private readonly states = new Map<string, UpstreamState>();
@@ -40,8 +43,15 @@ export class UpstreamHealth {
       lostAfterMs: number;
       /** `since`: the last instant the upstream was known to take connections. Called each round while it is lost. */
       onLost: (serviceId: string, since: number) => Promise<void>;
+      store?: {
+        load: () => Promise<Map<string, RememberedCheck>>;
+        save: (checks: [string, RememberedCheck][]) => Promise<void>;
+      };
     },
   ) {}
+
+  /** What the last run knew, until this run's first check of each service takes it over. */
+  private remembered = new Map<string, RememberedCheck>();
 
   /** onLost calls in flight, by service: one at a time each, awaited by stop. */
   private readonly ending = new Map<string, Promise<void>>();
@@ -49,6 +59,12 @@ export class UpstreamHealth {
   /** The first round is awaited (a service down at start-up is known before the first open); 0: never checked. */
   async start(): Promise<void> {
     if (this.deps.intervalMs <= 0) return;
+    if (this.deps.store) {
+      this.remembered = await this.deps.store.load().catch((error: unknown) => {
+        this.deps.log.warn({ err: String(error) }, 'could not read what the last run knew of the upstreams; checking afresh');
+        return new Map<string, RememberedCheck>();
+      });
+    }
     await this.checkAll();
     this.timer = setInterval(() => void this.checkAll(), this.deps.intervalMs).unref();
   }
@@ -89,7 +105,8 @@ export class UpstreamHealth {
         const began = this.deps.now();
         const detail = await this.connect(upstream.url);
         const checkedAt = this.deps.now();
-        const previous = this.states.get(serviceId);
+        const previous = this.states.get(serviceId) ?? this.remembered.get(serviceId);
+        this.remembered.delete(serviceId);
         const before = previous?.url === upstream.url.href ? previous : undefined;
         const reachable = detail === null;
         const state: UpstreamState = {
@@ -97,17 +114,23 @@ export class UpstreamHealth {
           reachable,
           detail,
           checkedAt,
-          reachableAt: reachable ? checkedAt : (before?.reachableAt ?? null),
+          // Reachable when the check began, at the latest: a charge never runs past what a check saw.
+          reachableAt: reachable ? began : (before?.reachableAt ?? null),
           failingSince: reachable ? null : (before?.failingSince ?? began),
         };
         this.states.set(serviceId, state);
-        if ((before?.reachable ?? true) !== reachable) {
+        const wasReachable = (before?.failingSince ?? null) === null;
+        if (wasReachable !== reachable) {
           if (reachable) this.deps.log.info({ serviceId, upstream: upstream.url.origin }, 'a service’s upstream is reachable again');
           else this.deps.log.warn({ serviceId, upstream: upstream.url.origin, detail }, 'a service’s upstream is unreachable: its opens are refused');
         }
-        if (state.failingSince !== null && checkedAt - state.failingSince >= this.deps.lostAfterMs) this.lost(serviceId, state.reachableAt ?? state.failingSince);
+        if (this.deps.lostAfterMs > 0 && state.failingSince !== null && checkedAt - state.failingSince >= this.deps.lostAfterMs) {
+          this.lost(serviceId, state.reachableAt ?? state.failingSince);
+        }
       }),
     );
+    const checks = [...this.states].map(([serviceId, { url, reachableAt, failingSince }]): [string, RememberedCheck] => [serviceId, { url, reachableAt, failingSince }]);
+    await this.deps.store?.save(checks).catch((error: unknown) => this.deps.log.warn({ err: String(error) }, 'could not keep what the upstream checks found'));
   }
 
   private lost(serviceId: string, since: number): void {

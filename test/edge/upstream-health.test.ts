@@ -2,9 +2,11 @@ import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/free-port.js';
+import type { RememberedCheck } from '../../src/edge/upstream-checks-sql.js';
 import { UpstreamHealth } from '../../src/edge/upstream-health.js';
 import { createLogger } from '../../src/logger.js';
 import { sandbox } from '../helpers/card-network.js';
+import { createService, signUp } from '../helpers/customers.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 import { call, customer, listen, openSession, readUntilEnd, serviceWithUpstream } from './edge-client.js';
 
@@ -159,6 +161,135 @@ describe('upstream checks', () => {
       expect(lost).toEqual([['svc', 6_500]]);
     } finally {
       if (upstream.listening) await closeUpstream(upstream);
+    }
+  });
+
+  it('go on after a restart from what the last run kept: a crash loop does not start the lost-after time again', async () => {
+    const port = await freePort();
+    const upstream = await upstreamOn(port);
+    await closeUpstream(upstream);
+    const kept = new Map<string, RememberedCheck>([['svc', { url: `http://127.0.0.1:${port}/api`, reachableAt: 1_000, failingSince: 2_000 }]]);
+    const lost: [string, number][] = [];
+    const health = new UpstreamHealth({
+      upstreams: () => [['svc', { url: new URL(`http://127.0.0.1:${port}/api`), signingSecret: 's' }]],
+      upstreamOf: () => ({ url: new URL(`http://127.0.0.1:${port}/api`), signingSecret: 's' }),
+      now: () => 7_000,
+      log: createLogger('silent'),
+      intervalMs: 60_000,
+      timeoutMs: 500,
+      lostAfterMs: 5_000,
+      onLost: async (serviceId, since) => void lost.push([serviceId, since]),
+      store: { load: async () => kept, save: async (checks) => checks.forEach(([id, check]) => kept.set(id, check)) },
+    });
+    try {
+      // The first check of this run fails five seconds after the last run's first failure: lost, since the last run's last success.
+      await health.start();
+      await health.stop();
+      expect(lost).toEqual([['svc', 1_000]]);
+      expect(kept.get('svc')).toEqual({ url: `http://127.0.0.1:${port}/api`, reachableAt: 1_000, failingSince: 2_000 });
+    } finally {
+      await health.stop();
+    }
+  });
+});
+
+/** A service on its own server (of `maxUsers`) whose upstream is `port`, made through tollgate's own API. */
+async function serviceOn(t: TestTollgate, port: number, maxUsers = 100) {
+  const { serviceId } = await createService(t.app, t.adminToken, { pricePerMinute: '0.60', maxUsers });
+  const patched = await t.app.inject({
+    method: 'PATCH',
+    url: `/v1/services/${serviceId}`,
+    headers: { authorization: `Bearer ${t.adminToken}` },
+    payload: { upstreamUrl: `http://127.0.0.1:${port}/api` },
+  });
+  expect(patched.statusCode, patched.body).toBe(200);
+  return serviceId;
+}
+
+const reachableIn = async (t: TestTollgate, serviceId: string) =>
+  (await t.app.inject({ url: '/v1/services' })).json().services.find((s: { id: string }) => s.id === serviceId).reachable as boolean | null;
+
+describe('an open waiting for a seat of a service that is lost meanwhile', () => {
+  it('is refused 503 SERVICE_UNREACHABLE when the seat comes free, with no hold placed', async () => {
+    const port = await freePort();
+    const upstream = await upstreamOn(port);
+    const serviceId = await serviceOn(tollgate, port, 1);
+    await expect.poll(() => reachableIn(tollgate, serviceId)).toBe(true);
+    const first = await signUp(tollgate.app);
+    const seated = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: first.auth, payload: { serviceId, maxCharge: '1.00' } });
+    expect(seated.statusCode, seated.body).toBe(201);
+    const second = await signUp(tollgate.app);
+    const waiting = tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: second.auth, payload: { serviceId, maxCharge: '1.00', waitSeconds: 15 } });
+    const queued = async () => {
+      const servers = (await tollgate.app.inject({ url: '/v1/ops/servers', headers: { authorization: `Bearer ${tollgate.adminToken}` } })).json().servers;
+      return servers.flatMap((server: { services: { id: string; queued: number }[] }) => server.services).find((s: { id: string }) => s.id === serviceId).queued;
+    };
+    await expect.poll(queued).toBe(1);
+    const holdsBefore = (await sandbox(tollgate.cardNetworkUrl).holds()).length;
+
+    // The service goes: the seated session ends with it, and its seat comes free for the one waiting.
+    await closeUpstream(upstream);
+    const answer = await waiting;
+    expect([answer.statusCode, answer.json().code]).toEqual([503, 'SERVICE_UNREACHABLE']);
+    const seatedView = async () => (await tollgate.app.inject({ url: `/v1/sessions/${seated.json().id}`, headers: first.auth })).json();
+    await expect.poll(async () => (await seatedView()).state).toBe('settled');
+    expect((await seatedView()).endReason).toBe('service_unreachable');
+    expect((await sandbox(tollgate.cardNetworkUrl).holds()).length).toBe(holdsBefore);
+  });
+});
+
+describe('a restart while an upstream is down', () => {
+  it('goes on from what the last run found: the session ends charged up to the last check before the outage, not the first after the restart', async () => {
+    const env = { EDGE_UPSTREAM_CHECK_MS: '100', EDGE_UPSTREAM_CHECK_TIMEOUT_MS: '500', EDGE_UPSTREAM_LOST_AFTER_MS: '2000' };
+    let t = await startTestTollgate({ env });
+    const port = await freePort();
+    const upstream = await upstreamOn(port);
+    try {
+      const serviceId = await serviceOn(t, port);
+      await expect.poll(() => reachableIn(t, serviceId)).toBe(true);
+      const ada = await signUp(t.app);
+      const opened = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: ada.auth, payload: { serviceId, maxCharge: '5.00' } });
+      expect(opened.statusCode, opened.body).toBe(201);
+      const lostAt = Date.now();
+      await closeUpstream(upstream);
+      await expect.poll(() => reachableIn(t, serviceId)).toBe(false);
+      // Down before the lost-after time is up: this run ends nothing. The next one knows since when.
+      t = await t.restart();
+      const view = async () => (await t.app.inject({ url: `/v1/sessions/${opened.json().id}`, headers: ada.auth })).json();
+      await expect.poll(async () => (await view()).state, { timeout: 15_000 }).toBe('settled');
+      const settled = await view();
+      expect(settled.endReason).toBe('service_unreachable');
+      expect(Date.parse(settled.endedAt)).toBeLessThanOrEqual(lostAt);
+    } finally {
+      await t.stop();
+    }
+  });
+});
+
+describe('EDGE_UPSTREAM_LOST_AFTER_MS=0', () => {
+  it('never ends a session for its service, and refuses to raise its limit while the service does not answer', async () => {
+    const t = await startTestTollgate({ env: { EDGE_UPSTREAM_CHECK_MS: '100', EDGE_UPSTREAM_CHECK_TIMEOUT_MS: '500', EDGE_UPSTREAM_LOST_AFTER_MS: '0' } });
+    const port = await freePort();
+    let upstream = await upstreamOn(port);
+    try {
+      const serviceId = await serviceOn(t, port);
+      await expect.poll(() => reachableIn(t, serviceId)).toBe(true);
+      const ada = await signUp(t.app);
+      const opened = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: ada.auth, payload: { serviceId, maxCharge: '1.00' } });
+      expect(opened.statusCode, opened.body).toBe(201);
+      const extend = () => t.app.inject({ method: 'POST', url: `/v1/sessions/${opened.json().id}/extend`, headers: ada.auth, payload: { maxCharge: '2.00' } });
+      await closeUpstream(upstream);
+      await expect.poll(() => reachableIn(t, serviceId)).toBe(false);
+      const refused = await extend();
+      expect([refused.statusCode, refused.json().code]).toEqual([503, 'SERVICE_UNREACHABLE']);
+      expect(refused.json().detail).toContain('the limit was not raised');
+      expect((await t.app.inject({ url: `/v1/sessions/${opened.json().id}`, headers: ada.auth })).json()).toMatchObject({ state: 'active', maxCharge: '1.00' });
+      upstream = await upstreamOn(port);
+      await expect.poll(() => reachableIn(t, serviceId)).toBe(true);
+      expect((await extend()).json()).toMatchObject({ state: 'active', maxCharge: '2.00' });
+    } finally {
+      if (upstream.listening) await closeUpstream(upstream);
+      await t.stop();
     }
   });
 });
