@@ -157,7 +157,7 @@ const envSchema = z
     /** How often each service's upstream is checked to take connections (opens of an unreachable one are refused); 0: never. */
     EDGE_UPSTREAM_CHECK_MS: count.max(600_000).default(5000),
     EDGE_UPSTREAM_CHECK_TIMEOUT_MS: positiveInt.max(60_000).default(2000),
-    /** A service whose checks have all failed for this long is lost: its running sessions end, charged up to the last check that connected. */
+    /** A service whose checks have all failed for this long is lost: its running sessions end, charged up to the last check that connected; 0: never. */
     EDGE_UPSTREAM_LOST_AFTER_MS: count.max(3_600_000).default(15_000),
     /** Webhook deliveries: one attempt may take this long; failed ones are retried from RETRY_BASE doubling to RETRY_MAX, at most MAX_ATTEMPTS times. */
     WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
