@@ -59,6 +59,19 @@ describe('the metering API', () => {
     expect((await meter('release', service, { sessionId, reservationId: 'r9' })).json().code).toBe('RESERVATION_NOT_FOUND');
   });
 
+  it('answers a query asked again with its Idempotency-Key with the same reservation, holding the units once', async () => {
+    const { serviceId, service } = await meteredService();
+    const { sessionId } = await openSession(serviceId);
+    const keyed = { ...service, 'idempotency-key': 'query-7' };
+    const first = await meter('query', keyed, { sessionId, units: 4 });
+    expect(first.json()).toMatchObject({ reservationId: 'r1', reserved: '0.40' });
+    const retry = await meter('query', keyed, { sessionId, units: 4 });
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json()).toEqual(first.json());
+    // Held once: the next query is r2, and the two hold 0.50 between them.
+    expect((await meter('query', service, { sessionId, units: 1 })).json()).toMatchObject({ reservationId: 'r2', reserved: '0.50' });
+  });
+
   it('counts a commit without reservation once per Idempotency-Key, and refuses a key reused for another request', async () => {
     const { serviceId, service } = await meteredService();
     const { customer, sessionId } = await openSession(serviceId);

@@ -121,7 +121,8 @@ export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null,
     });
     idempotencyHooks(app, { store: deps.idempotency, clock: deps.clock, keyPrefix: (request) => `metering:${request.serviceId}:` });
 
-    app.post('/v1/metering/query', { schema: { body: querySchema, ...answers } }, async (request) =>
+    // A query asked again with its Idempotency-Key (its answer was lost) gets the same reservation, not a second one.
+    app.post('/v1/metering/query', { schema: { body: querySchema, ...answers }, config: { idempotent: 'action' } }, async (request) =>
       metering.reserve(request.serviceId, request.body.sessionId, request.body.units),
     );
 
