@@ -72,23 +72,26 @@ export function billableAt(terms: Pick<SessionTerms, 'startedAt' | 'resumes'>, w
 export function* pricedRuns(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, start = 0): Generator<PricedRun> {
   let from = start;
   let current: PricedRun | null = null;
+  /** The last run ended where billable time paused: the next starts a run of its own (its line is not drawn across the pause). */
+  let paused = false;
   while (from < MAX_SPAN_SECONDS) {
     const resume = [...terms.resumes].reverse().find((r) => r.billableAtMs <= from * 1000);
     const piece = resume ?? { billableAtMs: 0, wallAtMs: terms.startedAt };
     const nextResume = terms.resumes.find((r) => r.billableAtMs > from * 1000);
     const { pricePerMinuteMicros, until } = priceAt(terms.tariff, piece.wallAtMs + (from * 1000 - piece.billableAtMs));
     let to = until === Infinity ? Infinity : Math.ceil((until - piece.wallAtMs + piece.billableAtMs) / 1000);
-    if (nextResume) to = Math.min(to, Math.ceil(nextResume.billableAtMs / 1000));
-    to = Math.max(to, from + 1);
+    const pauseAt = nextResume ? Math.ceil(nextResume.billableAtMs / 1000) : Infinity;
+    to = Math.max(Math.min(to, pauseAt), from + 1);
     // Runs of one price are merged, but end after a week: a tariff free for ever (all its prices
     // zero) otherwise made one run of every hour up to the longest span, 876,000 look-ups for a
     // cutoff; a week lets spans() see a free week and stop.
-    if (current && current.pricePerMinuteMicros === pricePerMinuteMicros && (to === Infinity || to - current.from <= WEEK_SECONDS)) current.to = to;
+    if (current && !paused && current.pricePerMinuteMicros === pricePerMinuteMicros && (to === Infinity || to - current.from <= WEEK_SECONDS)) current.to = to;
     else {
       if (current) yield current;
       current = { from, to, pricePerMinuteMicros };
     }
     if (to === Infinity) break;
+    paused = to === pauseAt;
     from = to;
   }
   if (current) yield current;

@@ -446,10 +446,11 @@ describe('billable and wall time', () => {
     expect([-5, 30_000, 70_000, 80_000, 90_000].map((w) => billableAt(paused, S + w))).toEqual([0, 30_000, 60_000, 60_000, 70_000]);
   });
 
-  it('itemizes a paused session with wall instants that skip the pause', () => {
+  it('itemizes a paused session with a line on each side of the pause, none drawn across it', () => {
     const t: SessionTerms = { ...flat(600_000n, 5_000_000n), ...paused };
     expect(itemize(t, 120_000, { units: 0, micros: 0n })).toEqual([
-      { kind: 'time', from: S, to: S + 140_000, seconds: 120, pricePerMinuteMicros: 600_000n, chargeMicros: 1_200_000n },
+      { kind: 'time', from: S, to: S + 60_000, seconds: 60, pricePerMinuteMicros: 600_000n, chargeMicros: 600_000n },
+      { kind: 'time', from: S + 80_000, to: S + 140_000, seconds: 60, pricePerMinuteMicros: 600_000n, chargeMicros: 600_000n },
     ]);
   });
 });

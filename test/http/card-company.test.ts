@@ -156,6 +156,12 @@ describe('a grace period over the limit', () => {
     const settled = (await api.logoff(customer.auth, opened.id)).json();
     // Billed 1 s before the limit and 2 s after the resume: 3.00. Billing the pause would be 6.00.
     expect(settled).toMatchObject({ state: 'settled', endReason: 'logoff', charge: '3.00', chargeSlip: { amount: '3.00' } });
+    // Its lines say so: a second before the pause, two after it, none drawn across it.
+    const started = Date.parse(opened.startedAt);
+    expect(settled.lines.map((l: { from: string; to: string; seconds: number; charge: string }) => [Date.parse(l.from) - started, Date.parse(l.to) - started, l.seconds, l.charge])).toEqual([
+      [0, 1_000, 1, '1.00'],
+      [4_000, 6_000, 2, '2.00'],
+    ]);
     const captures = await sandbox(tollgate.cardNetworkUrl).captures();
     expect(captures.find((c) => c.id === settled.chargeSlip.id)?.amount).toBe('3.00');
     expect(await history(opened.id)).toEqual([
