@@ -86,6 +86,23 @@ async function usesAfterLogoff(auth: Record<string, string>, sessionId: string):
   return row!.uses;
 }
 
+/** node-b's service, priced per request with `upstream` behind it, and a customer's session of it that node-a's edge knows. */
+async function pricedPerRequestOnB(upstream: string) {
+  const onB = services.find((s) => b.leases!.serves(s.serverId))!;
+  const patched = await fetch(`${b.app.listeningOrigin}/v1/services/${onB.serviceId}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ upstreamUrl: `${upstream}/api`, tariff: { perUse: { unit: 'request', price: '0.10' } } }),
+  });
+  expect(patched.status).toBe(200);
+  const customer = await signUp(b.app, { outstandingLimit: '100.00' });
+  const opened = await b.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onB.serviceId, maxCharge: '5.00' } });
+  expect(opened.statusCode, opened.body).toBe(201);
+  const session = opened.json() as { id: string; access: { token: string } };
+  await until('node-a’s edge holds the session', () => a.live.get(session.id) !== undefined);
+  return { customer, session };
+}
+
 describe('two nodes', () => {
   it('answers on either node for a session whose server the other owns, and both edges hear of it', async () => {
     const customer = await signUp(b.app, { outstandingLimit: '100.00' });
@@ -260,19 +277,7 @@ describe('two nodes', () => {
   it('charges a request to a service priced per request that reaches the edge of a node not running its session', async () => {
     const upstream = await startUpstream();
     try {
-      const onB = services.find((s) => b.leases!.serves(s.serverId))!;
-      const ops = { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' };
-      const patched = await fetch(`${b.app.listeningOrigin}/v1/services/${onB.serviceId}`, {
-        method: 'PATCH',
-        headers: ops,
-        body: JSON.stringify({ upstreamUrl: `${upstream.url}/api`, tariff: { perUse: { unit: 'request', price: '0.10' } } }),
-      });
-      expect(patched.status).toBe(200);
-      const customer = await signUp(b.app, { outstandingLimit: '100.00' });
-      const opened = await b.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onB.serviceId, maxCharge: '5.00' } });
-      expect(opened.statusCode, opened.body).toBe(201);
-      const session = opened.json() as { id: string; access: { token: string } };
-      await until('node-a’s edge holds the session', () => a.live.get(session.id) !== undefined);
+      const { customer, session } = await pricedPerRequestOnB(upstream.url);
 
       // Through node-a's edge (haproxy spreads requests over the nodes), twice.
       for (let i = 1; i <= 2; i++) {
@@ -314,18 +319,7 @@ describe('two nodes', () => {
   it('does not charge a request to a service priced per request whose client left the node that forwarded it before the answer', async () => {
     const upstream = await startUpstream();
     try {
-      const onB = services.find((s) => b.leases!.serves(s.serverId))!;
-      const patched = await fetch(`${b.app.listeningOrigin}/v1/services/${onB.serviceId}`, {
-        method: 'PATCH',
-        headers: { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ upstreamUrl: `${upstream.url}/api`, tariff: { perUse: { unit: 'request', price: '0.10' } } }),
-      });
-      expect(patched.status).toBe(200);
-      const customer = await signUp(b.app, { outstandingLimit: '100.00' });
-      const opened = await b.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onB.serviceId, maxCharge: '5.00' } });
-      expect(opened.statusCode, opened.body).toBe(201);
-      const session = opened.json() as { id: string; access: { token: string } };
-      await until('node-a’s edge holds the session', () => a.live.get(session.id) !== undefined);
+      const { customer, session } = await pricedPerRequestOnB(upstream.url);
 
       // Through node-a's edge, to a service that answers after a second; the client hangs up once it got there.
       const hangUp = new AbortController();

@@ -35,17 +35,16 @@ const answerOf = async (method: string, url: string, token: string, body?: unkno
   return answer;
 };
 
-it('keeps access working after a SIGKILL and a restart, and cuts at the stored cutoff', { timeout: 120_000 }, async () => {
-  const admin = server.operatorKey;
-  const serverRow = await answerOf('POST', '/v1/servers', admin, { name: 'edge-restart', maxUsers: 10 });
-  const service = await answerOf('POST', '/v1/services', admin, {
-    name: 'echo',
-    serverId: serverRow.body.id,
-    pricePerMinute: '0.60',
-    maxUsers: 10,
-    upstreamUrl: upstream.url,
-  });
+/** A service on a server of its own, in front of the test's upstream, which checks its signatures. */
+async function echoService(name: string, pricePerMinute: string) {
+  const serverRow = await answerOf('POST', '/v1/servers', server.operatorKey, { name: `${name}-server`, maxUsers: 10 });
+  const service = await answerOf('POST', '/v1/services', server.operatorKey, { name, serverId: serverRow.body.id, pricePerMinute, maxUsers: 10, upstreamUrl: upstream.url });
   upstream.setSecret(service.body.signingSecret);
+  return service;
+}
+
+it('keeps access working after a SIGKILL and a restart, and cuts at the stored cutoff', { timeout: 120_000 }, async () => {
+  const service = await echoService('echo', '0.60');
   const signedUp = await server.api('POST', '/v1/accounts', { body: signUpBody() });
   if (signedUp.kind !== 'answer') throw new Error('sign-up');
   const customerToken = signedUp.body.token as string;
@@ -79,15 +78,7 @@ it('keeps access working after a SIGKILL and a restart, and cuts at the stored c
 
 it('gives back the units of requests in flight when the server was killed, so the session can use them again', { timeout: 120_000 }, async () => {
   const admin = server.operatorKey;
-  const serverRow = await answerOf('POST', '/v1/servers', admin, { name: 'edge-restart-priced', maxUsers: 10 });
-  const service = await answerOf('POST', '/v1/services', admin, {
-    name: 'priced-echo',
-    serverId: serverRow.body.id,
-    pricePerMinute: '0.01',
-    maxUsers: 10,
-    upstreamUrl: upstream.url,
-  });
-  upstream.setSecret(service.body.signingSecret);
+  const service = await echoService('priced-echo', '0.01');
   await answerOf('PATCH', `/v1/services/${service.body.id}`, admin, { tariff: { perUse: { unit: 'request', price: '0.40' } } });
   const signedUp = await server.api('POST', '/v1/accounts', { body: signUpBody() });
   if (signedUp.kind !== 'answer') throw new Error('sign-up');

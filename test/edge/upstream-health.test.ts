@@ -238,24 +238,31 @@ describe('an open waiting for a seat of a service that is lost meanwhile', () =>
   });
 });
 
+/** A tollgate of its own checking upstreams every 100 ms, a service whose upstream it found reachable, and a customer's session of it. */
+async function ownTollgateWithSession(lostAfterMs: string, maxCharge: string) {
+  const t = await startTestTollgate({ env: { EDGE_UPSTREAM_CHECK_MS: '100', EDGE_UPSTREAM_CHECK_TIMEOUT_MS: '500', EDGE_UPSTREAM_LOST_AFTER_MS: lostAfterMs } });
+  const port = await freePort();
+  const upstream = await upstreamOn(port);
+  const serviceId = await serviceOn(t, port);
+  await expect.poll(() => reachableIn(t, serviceId)).toBe(true);
+  const ada = await signUp(t.app);
+  const opened = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: ada.auth, payload: { serviceId, maxCharge } });
+  expect(opened.statusCode, opened.body).toBe(201);
+  return { t, port, upstream, serviceId, ada, sessionId: opened.json().id as string };
+}
+
 describe('a restart while an upstream is down', () => {
   it('goes on from what the last run found: the session ends charged up to the last check before the outage, not the first after the restart', async () => {
-    const env = { EDGE_UPSTREAM_CHECK_MS: '100', EDGE_UPSTREAM_CHECK_TIMEOUT_MS: '500', EDGE_UPSTREAM_LOST_AFTER_MS: '2000' };
-    let t = await startTestTollgate({ env });
-    const port = await freePort();
-    const upstream = await upstreamOn(port);
+    const own = await ownTollgateWithSession('2000', '5.00');
+    let t = own.t;
+    const { upstream, serviceId, ada, sessionId } = own;
     try {
-      const serviceId = await serviceOn(t, port);
-      await expect.poll(() => reachableIn(t, serviceId)).toBe(true);
-      const ada = await signUp(t.app);
-      const opened = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: ada.auth, payload: { serviceId, maxCharge: '5.00' } });
-      expect(opened.statusCode, opened.body).toBe(201);
       const lostAt = Date.now();
       await closeUpstream(upstream);
       await expect.poll(() => reachableIn(t, serviceId)).toBe(false);
       // Down before the lost-after time is up: this run ends nothing. The next one knows since when.
       t = await t.restart();
-      const view = async () => (await t.app.inject({ url: `/v1/sessions/${opened.json().id}`, headers: ada.auth })).json();
+      const view = async () => (await t.app.inject({ url: `/v1/sessions/${sessionId}`, headers: ada.auth })).json();
       await expect.poll(async () => (await view()).state, { timeout: 15_000 }).toBe('settled');
       const settled = await view();
       expect(settled.endReason).toBe('service_unreachable');
@@ -268,22 +275,16 @@ describe('a restart while an upstream is down', () => {
 
 describe('EDGE_UPSTREAM_LOST_AFTER_MS=0', () => {
   it('never ends a session for its service, and refuses to raise its limit while the service does not answer', async () => {
-    const t = await startTestTollgate({ env: { EDGE_UPSTREAM_CHECK_MS: '100', EDGE_UPSTREAM_CHECK_TIMEOUT_MS: '500', EDGE_UPSTREAM_LOST_AFTER_MS: '0' } });
-    const port = await freePort();
-    let upstream = await upstreamOn(port);
+    const { t, port, serviceId, ada, sessionId, ...own } = await ownTollgateWithSession('0', '1.00');
+    let upstream = own.upstream;
     try {
-      const serviceId = await serviceOn(t, port);
-      await expect.poll(() => reachableIn(t, serviceId)).toBe(true);
-      const ada = await signUp(t.app);
-      const opened = await t.app.inject({ method: 'POST', url: '/v1/sessions', headers: ada.auth, payload: { serviceId, maxCharge: '1.00' } });
-      expect(opened.statusCode, opened.body).toBe(201);
-      const extend = () => t.app.inject({ method: 'POST', url: `/v1/sessions/${opened.json().id}/extend`, headers: ada.auth, payload: { maxCharge: '2.00' } });
+      const extend = () => t.app.inject({ method: 'POST', url: `/v1/sessions/${sessionId}/extend`, headers: ada.auth, payload: { maxCharge: '2.00' } });
       await closeUpstream(upstream);
       await expect.poll(() => reachableIn(t, serviceId)).toBe(false);
       const refused = await extend();
       expect([refused.statusCode, refused.json().code]).toEqual([503, 'SERVICE_UNREACHABLE']);
       expect(refused.json().detail).toContain('the limit was not raised');
-      expect((await t.app.inject({ url: `/v1/sessions/${opened.json().id}`, headers: ada.auth })).json()).toMatchObject({ state: 'active', maxCharge: '1.00' });
+      expect((await t.app.inject({ url: `/v1/sessions/${sessionId}`, headers: ada.auth })).json()).toMatchObject({ state: 'active', maxCharge: '1.00' });
       upstream = await upstreamOn(port);
       await expect.poll(() => reachableIn(t, serviceId)).toBe(true);
       expect((await extend()).json()).toMatchObject({ state: 'active', maxCharge: '2.00' });
