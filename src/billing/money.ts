@@ -28,6 +28,12 @@ export function formatAmount(micros: Micros): string {
   return `${negative ? '-' : ''}${units}.${fraction}`;
 }
 
+/** An amount as pages show it: in whole cents, as it would be charged ("0.033333" → "0.03"). */
+export function inCents(amount: string): string {
+  const micros = parseAmount(amount);
+  return micros === null ? amount : formatAmount(truncateToCents(micros));
+}
+
 /** Rounds down to whole cents: the customer never pays for a fraction of a cent. */
 export function truncateToCents(micros: Micros): Micros {
   return micros - (micros % MICROS_PER_CENT);

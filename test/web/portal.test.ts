@@ -143,6 +143,21 @@ describe('the customer portal over HTTP', () => {
     await web.post(`${sessionUrl}/logoff`, {});
   });
 
+  it('shows the accrued charge in whole cents, as it would be charged, where the exact amount has fractions of one', async () => {
+    const { serviceId: fractional } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.50' });
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    await web.post('/signup', goodForm());
+    await web.get(`/services/${fractional}/open`);
+    const opened = await web.post(`/services/${fractional}/open`, { maxMinutes: '10', maxCharge: '', waitSeconds: '0' });
+    const sessionUrl = opened.headers.location as string;
+    // 4 s at 0.50 a minute is 0.033333…; the customer would be charged 0.03.
+    clock.advance(4_000);
+    expect((await web.get(sessionUrl)).body).toContain('<output data-field="accrued">0.03</output>');
+    const loggedOff = await web.post(`${sessionUrl}/logoff`, {});
+    expect((await web.get(loggedOff.headers.location as string)).body).toMatch(/Charge slip [^:]+: 0\.03 USD/);
+  });
+
   it('ends its open event streams when tollgate closes, so a page left open never holds the shutdown', async () => {
     const own = await startTestTollgate();
     const base = await own.app.listen({ port: 0, host: '127.0.0.1' });

@@ -1,3 +1,4 @@
+import { inCents } from '../../billing/money.js';
 import { END_REASONS } from '../../../machines/session/index.js';
 import type { SessionLogRow } from '../../reports/session-log.js';
 import type { HistoryLine } from '../../sessions/ops-queries.js';
@@ -108,7 +109,7 @@ export function sessionsPage(
 <tbody>${sessions.map(
       (s) => html`<tr>
 <th scope="row"><a href="/ops/sessions/${s.id}">${s.id.slice(0, 8)}</a></th><td>${serviceName(s.serviceId)}</td><td>${s.path}${s.held ? ' (held)' : ''}</td><td>${when(s.createdAt)}</td>
-<td>${s.charge ?? `${s.accrued} so far`} ${s.currency}</td><td>${s.stuck ? html`<span class="stuck">${s.stuckReason ?? 'stuck'}</span>${canRescue ? rescueForms(ctx, s.id, true) : ''}` : 'no'}</td></tr>`,
+<td>${s.charge ? `${s.charge} ${s.currency}` : `${inCents(s.accrued)} ${s.currency} so far`}</td><td>${s.stuck ? html`<span class="stuck">${s.stuckReason ?? 'stuck'}</span>${canRescue ? rescueForms(ctx, s.id, true) : ''}` : 'no'}</td></tr>`,
     )}</tbody>
 </table>
 ${sessions.length === 0 ? html`<p>No session matches.</p>` : ''}
@@ -147,7 +148,7 @@ export function consoleSessionPage(ctx: ConsoleContext, session: OpsSessionView,
 <dt>State</dt><dd data-field="path">${session.path}</dd>
 <dt>Stuck</dt><dd data-field="stuck">${session.stuck ? `yes: ${session.stuckReason ?? ''}` : 'no'}</dd>
 <dt>Held</dt><dd>${session.held ? 'yes' : 'no'}</dd>
-<dt>Accrued</dt><dd data-field="accrued">${session.accrued} ${session.currency}</dd>
+<dt>Accrued</dt><dd data-field="accrued">${inCents(session.accrued)} ${session.currency}</dd>
 <dt>Charge limit</dt><dd>${session.maxCharge} ${session.currency}</dd>
 <dt>Last error</dt><dd>${session.lastError ?? '—'}</dd>
 </dl>

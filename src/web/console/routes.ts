@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { END_REASONS, sessionMachine } from '../../../machines/session/index.js';
 import { serversView } from '../../admission/occupancy.js';
-import { formatAmount } from '../../billing/money.js';
+import { formatAmount, inCents } from '../../billing/money.js';
 import { AppError } from '../../errors.js';
 import { limitedBy, limiter, MINUTE_MS } from '../../http/rate-limits.js';
 import { positiveAmount } from '../../http/schemas.js';
@@ -155,7 +155,7 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
         return {
           path: session.path,
           stuck: session.stuck ? `yes: ${session.stuckReason ?? ''}` : 'no',
-          accrued: `${session.accrued} ${session.currency}`,
+          accrued: `${inCents(session.accrued)} ${session.currency}`,
           timeline: timeline(await sessionHistory(sql, id)).value,
         };
       },

@@ -1,3 +1,4 @@
+import { inCents } from '../../billing/money.js';
 import type { SessionView } from '../../sessions/session-view.js';
 
 const ENDINGS: Record<string, string> = {
@@ -38,7 +39,8 @@ export function sessionLive(view: SessionView, now: number): SessionLive {
     running,
     ended,
     endedText: ended ? (ENDINGS[view.endReason ?? (view.declineReason ? 'declined' : '')] ?? 'The session has ended.') : null,
-    accrued: view.accrued,
+    // The API's accrued is exact; a page shows it as it would be charged.
+    accrued: inCents(view.accrued),
     charge: view.charge,
     maxCharge: view.maxCharge,
     currency: view.currency,
