@@ -49,6 +49,19 @@ export function serviceOccupancy(store: OccupancyStore, serviceId: string): Gate
   return store.getSnapshot().context.gates[`service:${serviceId}`];
 }
 
+/**
+ * Seats an open of the service could take now: the service's own, within what its server has left
+ * (a server's cap binds all its services at once). Null while the service has no gate.
+ */
+export function seatsFreeOf(store: OccupancyStore, serviceId: string): number | null {
+  const { gates } = store.getSnapshot().context;
+  const service = gates[`service:${serviceId}`];
+  if (!service) return null;
+  const free = (g: GateOccupancy) => Math.max(0, g.maxUsers - g.activeUsers);
+  const server = service.serverId === null ? undefined : gates[`server:${service.serverId}`];
+  return server ? Math.min(free(service), free(server)) : free(service);
+}
+
 /** The operators' view: every server with its services, counts, queues and customer load. */
 export function serversView(store: OccupancyStore, now: number) {
   const { gates, loads } = store.getSnapshot().context;

@@ -209,6 +209,8 @@ export const serviceViewSchema = z.object({
   currency: z.string(),
   maxUsers: z.number().int(),
   activeUsers: z.number().int(),
+  /** Seats an open could take now: the service's free seats within what its server has left. */
+  seatsFree: z.number().int(),
   /** Whether its upstream took a connection at the last check; false: opens are refused (SERVICE_UNREACHABLE); null: not checked, or not proxied. */
   reachable: z.boolean().nullable(),
 });

@@ -141,6 +141,25 @@ describe('caps on concurrent users', () => {
     expect((await opsServer(serverId)).activeUsers).toBe(0);
   });
 
+  it('shows the seats free of a service within what its server has left, in the catalogue and on the web site', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
+    const serverId = await addServer(1);
+    const first = await addService(serverId, 20);
+    const second = await addService(serverId, 20);
+    const seatsFree = async (serviceId: string) => (await call('GET', '/v1/services', {})).body.services.find((s: { id: string }) => s.id === serviceId).seatsFree;
+    const row = async (serviceId: string) =>
+      (await (await fetch(`${baseUrl}/`)).text()).match(new RegExp(`<tr data-service="${serviceId}">[\\s\\S]*?</tr>`))![0];
+    expect([await seatsFree(first), await seatsFree(second)]).toEqual([1, 1]);
+    const opened = await call('POST', '/v1/sessions', customer.auth, { serviceId: first, maxCharge: '1.00' });
+    expect(opened.status).toBe(201);
+    // The server's one seat is taken: neither service has a seat for an open, whatever its own cap.
+    expect([await seatsFree(first), await seatsFree(second)]).toEqual([0, 0]);
+    expect(await row(second)).toContain('<span data-field="seatsFree">0</span> of 20');
+    expect((await call('POST', '/v1/sessions', customer.auth, { serviceId: second, maxCharge: '1.00' })).body.code).toBe('SERVER_AT_CAPACITY');
+    await call('POST', `/v1/sessions/${opened.body.id}/logoff`, customer.auth);
+    expect(await seatsFree(second)).toBe(1);
+  });
+
   it('lets a customer hold several sessions at once, each counted against the caps', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
     const serverId = await addServer(10);

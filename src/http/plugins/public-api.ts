@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { signUp } from '../../accounts/accounts.js';
 import { logIn, normalizeEmail } from '../../accounts/login.js';
-import { serviceOccupancy } from '../../admission/occupancy.js';
+import { seatsFreeOf, serviceOccupancy } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
 import { tariffView } from '../../sessions/session-view.js';
 import type { ServiceRecord } from '../../catalogue/catalogue.js';
@@ -23,6 +23,7 @@ export function serviceView(deps: Pick<RouteDeps, 'occupancy' | 'reachable'>, s:
     currency: s.currency,
     maxUsers: s.maxUsers,
     activeUsers: serviceOccupancy(deps.occupancy, s.id)?.activeUsers ?? 0,
+    seatsFree: seatsFreeOf(deps.occupancy, s.id) ?? s.maxUsers,
     reachable: deps.reachable(s.id),
   };
 }

@@ -1,4 +1,4 @@
-import { serviceOccupancy } from '../../admission/occupancy.js';
+import { seatsFreeOf, serviceOccupancy } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
 import type { WebDeps } from '../web-deps.js';
 
@@ -31,7 +31,7 @@ export function catalogueRows(deps: Pick<WebDeps, 'catalogue' | 'occupancy' | 'c
       pricePerMinute: formatAmount(s.pricePerMinuteMicros),
       currency: s.currency,
       maxUsers: s.maxUsers,
-      seatsFree: Math.max(0, s.maxUsers - active),
+      seatsFree: seatsFreeOf(deps.occupancy, s.id) ?? Math.max(0, s.maxUsers - active),
       queued: gate?.queued ?? 0,
       waitSeconds: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 1000)),
       reachable: deps.reachable(s.id),
