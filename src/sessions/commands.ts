@@ -54,9 +54,13 @@ export class SessionCommands {
     if (!snapshot || !snapshot.can(event)) {
       const view = snapshot ? this.waits.viewOf(snapshot) : await this.deps.queries.view(accountId, sessionId);
       if (!view) throw errors.sessionNotFound();
-      // A repeated logoff of a session that ended by logoff answers as the first did.
-      if (view.endReason === 'logoff') return { view, settled: view.state === 'settled' };
-      throw errors.sessionNotActive(view.state);
+      if (view.endReason !== 'logoff') throw errors.sessionNotActive(view.state);
+      // A repeated logoff of a session that ended by logoff answers as the first did, once the
+      // first's outcome is recorded (a double click sent both at once: the second had answered
+      // from a session still on its way, its page then showing it running).
+      if (!snapshot) return { view, settled: view.state === 'settled' };
+      const after = await this.waits.untilResting(sessionId, this.deps.logoffWaitMs);
+      return { view: this.waits.viewOf(after), settled: after.status === 'done' };
     }
     this.deps.supervisor.send(sessionId, event);
     const after = await this.waits.untilResting(sessionId, this.deps.logoffWaitMs);

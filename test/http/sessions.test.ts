@@ -5,6 +5,7 @@ import { ManualClock } from '../../src/clock.js';
 import { createService, signUp, signUpBody, VISA_DECLINED } from '../helpers/customers.js';
 import { expectLedgerBalanced, settledSessions } from '../helpers/ledger.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { sandbox as cardNetwork } from '../helpers/card-network.js';
 
 let tollgate: TestTollgate;
 const settled = settledSessions();
@@ -230,6 +231,24 @@ describe('ending a session by logoff, on a clock the test moves', () => {
     // A second logoff, later, answers as the first did: same slip, same charge.
     clock.advance(5_000);
     expect(await logoffOn(customer.auth, opened.id)).toMatchObject({ charge: '0.20', chargeSlip: { id: settledView.chargeSlip.id } });
+  });
+
+  it('answers two logoffs sent at once (a double click) both with the settled session', async () => {
+    const customer = await signUp(timed.app);
+    const { serviceId } = await createService(timed.app, timed.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await openOn(customer.auth, { serviceId, maxCharge: '20.00' })).json();
+    clock.advance(3_000);
+    // The first one's capture takes a while: the second comes while the session is still closing.
+    await cardNetwork(timed.cardNetworkUrl).setFaults([{ phase: 'capture', fault: 'slow', delayMs: 1000, times: 1 }]);
+    const logoff = () => timed.app.inject({ method: 'POST', url: `/v1/sessions/${opened.id}/logoff`, headers: customer.auth });
+    const first = logoff();
+    await expect.poll(async () => (await timed.app.inject({ url: `/v1/sessions/${opened.id}`, headers: customer.auth })).json().state).toBe('closing');
+    const both = await Promise.all([first, logoff()]);
+    await cardNetwork(timed.cardNetworkUrl).clearFaults();
+    expect(both.map((r) => [r.statusCode, settledHere.note(r.json()).state, r.json().charge])).toEqual([
+      [200, 'settled', '0.30'],
+      [200, 'settled', '0.30'],
+    ]);
   });
 
   it('voids the hold and charges nothing for a logoff within the first second', async () => {
