@@ -30,6 +30,11 @@ export const errors = {
   cardInvalid: (field: string, detail: string) => new AppError(400, 'CARD_INVALID', detail, { field }),
   /** Said to the customer: a lost or stolen card is told as a generic decline (customerDeclineReason). */
   cardDeclined: (reason: string) => {
+    if (reason === 'balance_too_low') {
+      return new AppError(402, 'BALANCE_TOO_LOW', 'The prepaid balance does not cover the hold: top up, or ask for a lower limit. Nothing was held or charged.', {
+        reason,
+      });
+    }
     const told = customerDeclineReason(reason);
     return new AppError(402, 'CARD_DECLINED', `The card company declined the authorization (${told}).`, { reason: told });
   },

@@ -35,12 +35,15 @@ export async function availableHeadroom(db: Queryable, accountId: string): Promi
 
 /**
  * What a new session of the account may hold when it names no charge limit: what is left of the
- * outstanding limit, or for a postpaid account (trusted: never cut at a limit, billed on its
+ * outstanding limit (for a prepaid account, no more than its free balance, which holds it), or for a postpaid account (trusted: never cut at a limit, billed on its
  * statement) `postpaidCeilingMicros`, the largest amount any request may name. Null: no such account.
  */
 export async function openingHeadroom(db: Queryable, accountId: string, postpaidCeilingMicros: bigint): Promise<bigint | null> {
   const [account] = await db<{ available: bigint }[]>`
-    select case when payment_mode = 'postpaid' then ${postpaidCeilingMicros}::int8 else outstanding_limit_micros - reserved_micros end as available
+    select case payment_mode
+      when 'postpaid' then ${postpaidCeilingMicros}::int8
+      when 'prepaid' then least(outstanding_limit_micros - reserved_micros, balance_micros)
+      else outstanding_limit_micros - reserved_micros end as available
     from accounts where id = ${accountId}`;
   return account?.available ?? null;
 }

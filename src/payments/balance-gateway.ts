@@ -63,7 +63,7 @@ export class BalanceHolds {
         returning ${tx.unsafe(COLUMNS)}`;
       return placed!;
     });
-    if (!row) throw new CardDeclinedError('insufficient_funds');
+    if (!row) throw new CardDeclinedError('balance_too_low');
     return this.hold(row, request.reference);
   }
 
@@ -76,7 +76,7 @@ export class BalanceHolds {
       const [taken] = hold.kind === 'postpaid' ? [1] : await tx`
         update accounts set balance_micros = balance_micros - ${delta}, balance_held_micros = balance_held_micros + ${delta}
         where id = ${hold.accountId} and balance_micros >= ${delta} returning 1`;
-      if (!taken) throw new CardDeclinedError('insufficient_funds');
+      if (!taken) throw new CardDeclinedError('balance_too_low');
       const [raised] = await tx<HoldRow[]>`
         update balance_holds set amount_micros = ${request.amountMicros} where id = ${hold.id} returning ${tx.unsafe(COLUMNS)}`;
       return raised!;

@@ -53,6 +53,8 @@ export const DECLINE_REASONS = [
   'lost_card',
   'stolen_card',
   'processing_error',
+  /** Not a card's: a prepaid account's balance does not cover the hold (src/payments/balance-gateway.ts). */
+  'balance_too_low',
 ] as const;
 export type DeclineReason = (typeof DECLINE_REASONS)[number];
 

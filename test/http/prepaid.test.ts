@@ -71,8 +71,18 @@ describe('a prepaid balance', () => {
     const customer = await prepaidCustomer('2.00');
     const refused = await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '5.00' });
     expect(refused.statusCode).toBe(402);
-    expect(refused.json()).toMatchObject({ code: 'CARD_DECLINED', reason: 'insufficient_funds' });
+    expect(refused.json()).toMatchObject({ code: 'BALANCE_TOO_LOW', reason: 'balance_too_low' });
     expect((await call('GET', '/v1/account', customer.auth)).json().account).toMatchObject({ balance: '2.00', balanceHeld: '0.00', reserved: '0.00' });
+  });
+
+  it('holds no more than the free balance when the open names no charge limit', async () => {
+    const customer = await prepaidCustomer('2.00');
+    const opened = await call('POST', '/v1/sessions', customer.auth, { serviceId });
+    expect(opened.statusCode, opened.body).toBe(201);
+    expect(opened.json()).toMatchObject({ state: 'active', maxCharge: '2.00' });
+    expect((await call('GET', '/v1/account', customer.auth)).json().account).toMatchObject({ balance: '0.00', balanceHeld: '2.00', reserved: '2.00' });
+    clock.advance(30_000);
+    expect((await call('POST', `/v1/sessions/${opened.json().id}/logoff`, customer.auth)).json()).toMatchObject({ state: 'settled', charge: '0.30' });
   });
 
   it('charges the whole hold at the limit and raises it from the balance on extension', async () => {

@@ -38,7 +38,11 @@ export function sessionLive(view: SessionView, now: number): SessionLive {
     state: view.state,
     running,
     ended,
-    endedText: ended ? (ENDINGS[view.endReason ?? (view.declineReason ? 'declined' : '')] ?? 'The session has ended.') : null,
+    endedText: ended
+      ? view.declineReason === 'balance_too_low'
+        ? 'Your prepaid balance did not cover the hold: nothing was held or charged.'
+        : (ENDINGS[view.endReason ?? (view.declineReason ? 'declined' : '')] ?? 'The session has ended.')
+      : null,
     // The API's accrued is exact; a page shows it as it would be charged.
     accrued: inCents(view.accrued),
     charge: view.charge,
