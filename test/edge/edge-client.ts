@@ -41,7 +41,7 @@ export async function serviceWithUpstream(base: string, adminToken: string, upst
 export async function customer(base: string) {
   const signed = await call(base, 'POST', '/v1/accounts', null, signUpBody());
   if (signed.status !== 201) throw new Error(`sign-up: ${signed.status}`);
-  return { token: signed.body.token as string, accountId: signed.body.account.id as string };
+  return { token: signed.body.token as string, accountId: signed.body.account.id as string, email: signed.body.account.email as string };
 }
 
 export async function openSession(base: string, customerToken: string, body: Record<string, unknown>) {

@@ -7,6 +7,7 @@ import { UpstreamHealth } from '../../src/edge/upstream-health.js';
 import { createLogger } from '../../src/logger.js';
 import { sandbox } from '../helpers/card-network.js';
 import { createService, signUp } from '../helpers/customers.js';
+import { WebClient } from '../helpers/web-client.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 import { call, customer, listen, openSession, readUntilEnd, serviceWithUpstream } from './edge-client.js';
 
@@ -69,6 +70,14 @@ describe('an upstream nobody can reach', () => {
     // The web site's catalogue tells customers so, before they try.
     const row = async () => (await (await fetch(`${base}/`)).text()).match(new RegExp(`<tr data-service="${service.id}">[\\s\\S]*?</tr>`))![0];
     expect(await row()).toContain('Not answering: opens are refused until it does');
+    // And the open form says why it was refused, without sending the customer to wait for a seat.
+    const web = new WebClient(tollgate.app);
+    await web.get('/login');
+    await web.post('/login', { email: ada.email, password: 'analytical engine' });
+    await web.get(`/services/${service.id}/open`);
+    const page = (await web.post(`/services/${service.id}/open`, { maxMinutes: '1', maxCharge: '', waitSeconds: '0' })).body;
+    expect(page).toContain('The service does not answer just now');
+    expect(page).toContain('Try again in 5 s. (SERVICE_UNREACHABLE)');
     // The retry of the open that made its session is answered from it, not told nothing was opened.
     const retried = await open({ 'idempotency-key': 'first-open' });
     expect([retried.statusCode, retried.json().id]).toEqual([201, first.json().id]);

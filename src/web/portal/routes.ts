@@ -161,7 +161,9 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
       return reply.redirect(`/sessions/${view.id}`, 303);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
-      const retry = typeof error.extra.retryAfterSeconds === 'number' ? ` Try again in ${error.extra.retryAfterSeconds} s, or wait longer for a seat.` : '';
+      // Waiting longer helps only where seats are what is short.
+      const seats = error.code === 'SERVICE_AT_CAPACITY' || error.code === 'SERVER_AT_CAPACITY' || error.code === 'QUEUE_FULL';
+      const retry = typeof error.extra.retryAfterSeconds === 'number' ? ` Try again in ${error.extra.retryAfterSeconds} s${seats ? ', or wait longer for a seat' : ''}.` : '';
       return openPage(request, reply, form, {}, `${error.message}${retry} (${error.code})`, error.status);
     }
   });
