@@ -40,7 +40,7 @@ export interface SessionLogFilter {
 
 export async function sessionLog(db: Queryable, options: SessionLogFilter): Promise<SessionLogRow[]> {
   const rows = await db<
-    (Omit<SessionLogRow, 'openedAt' | 'startedAt' | 'endedAt' | 'charge' | 'minutes' | 'estimatedStorageGb' | 'estimatedProcessingHours'> & {
+    (Omit<SessionLogRow, 'openedAt' | 'startedAt' | 'endedAt' | 'charge' | 'estimatedStorageGb' | 'estimatedProcessingHours'> & {
       openedAt: Date;
       startedAt: Date | null;
       endedAt: Date | null;
@@ -58,7 +58,10 @@ export async function sessionLog(db: Queryable, options: SessionLogFilter): Prom
       server_id as "serverId", server_name as "serverName", opened_at as "openedAt", started_at as "startedAt",
       ended_at as "endedAt", charge_micros as "chargeMicros", currency, end_reason as "endReason",
       coalesce(t.requests, 0)::text as requests, coalesce(t.bytes_in, 0)::text as "bytesIn",
-      coalesce(t.bytes_out, 0)::text as "bytesOut", coalesce(t.connections_cut, 0) as "connectionsCut"
+      coalesce(t.bytes_out, 0)::text as "bytesOut", coalesce(t.connections_cut, 0) as "connectionsCut",
+      -- Minutes of use in whole seconds, as they are billed (paused time left out), as statements show them.
+      case when session_log.ended_at is null then null
+        else (select round((coalesce(s.billable_ms, 0) / 1000) / 60.0, 3)::float8 from sessions s where s.id = session_log.session_id) end as minutes
     from session_log left join session_traffic t using (session_id)
     where true
       ${options.serviceId ? db`and session_log.service_id = ${options.serviceId}` : db``}
@@ -76,8 +79,6 @@ export async function sessionLog(db: Queryable, options: SessionLogFilter): Prom
     openedAt: openedAt.toISOString(),
     startedAt: startedAt?.toISOString() ?? null,
     endedAt: endedAt?.toISOString() ?? null,
-    // Minutes of use, to the second.
-    minutes: startedAt && endedAt ? Math.round((endedAt.getTime() - startedAt.getTime()) / 1000) / 60 : null,
     charge: chargeMicros === null ? null : formatAmount(chargeMicros),
   }));
 }

@@ -93,7 +93,7 @@ export async function produceStatement(
     select 'session' as kind, s.id as "sessionId", s.service_id as "serviceId", l.service_name as service,
       to_char(s.started_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "startedAt",
       to_char(s.ended_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "endedAt",
-      round(coalesce(s.billable_ms, 0) / 60000.0, 3)::float8 as minutes, s.uses_units::float8 as uses, c.amount_micros::text as "chargeMicros",
+      round((coalesce(s.billable_ms, 0) / 1000) / 60.0, 3)::float8 as minutes, s.uses_units::float8 as uses, c.amount_micros::text as "chargeMicros",
       coalesce((select case b.kind when 'prepaid' then 'balance' else 'postpaid' end from balance_holds b
         where b.session_id = s.id and b.state = 'captured' limit 1), 'card') as "paidFrom",
       c.id as "chargeSlipId", to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "capturedAt"

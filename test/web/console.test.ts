@@ -1,3 +1,4 @@
+import { parse } from 'csv-parse/sync';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
@@ -76,6 +77,20 @@ describe('the operators console over HTTP', () => {
     const charts = await web.get('/ops/charts?period=hour');
     expect(charts.body).toMatch(/<svg role="img" aria-label="Revenue of service-[^:]+: total 12.00/);
     expect((await web.get('/ops/charts?period=day')).statusCode).toBe(200);
+  });
+
+  it('shows in the marketing log the minutes in the whole seconds billed, as statements do, not the wall time rounded', async () => {
+    const { serviceId: other } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const customer = await signUp(tollgate.app);
+    const session = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: other, maxCharge: '20.00' } })).json();
+    // 9.999 s: 9 whole seconds billed (0.90), 0.15 of a minute.
+    clock.advance(9_999);
+    const ended = (await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth })).json();
+    expect(ended.charge).toBe('0.90');
+    const web = await operator('web-reader');
+    expect((await web.get(`/ops/log?serviceId=${other}`)).body).toMatch(/<td>0\.15<\/td><td>0\.90 USD<\/td>/);
+    const [row] = parse((await web.get(`/ops/log.csv?serviceId=${other}`)).body, { columns: true }) as Record<string, string>[];
+    expect([row!.minutes, row!.charge]).toEqual(['0.15', '0.90']);
   });
 
   it('lists sessions by state and service', async () => {
