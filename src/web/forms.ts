@@ -29,21 +29,31 @@ export function numberField(text: string | undefined): number | string | undefin
 /** A text field: blank is "not given". */
 export const optionalText = (text: string | undefined) => (text?.trim() ? text.trim() : undefined);
 
+/** A bound as a person reads it: 1/60 of a minute is 0.017, not 0.016666666666666666. */
+const readable = (bound: unknown) => (typeof bound === 'number' && !Number.isInteger(bound) ? String(Math.round(bound * 1000) / 1000) : String(bound));
+
+/** "Estimated storage (GB)" → "estimated storage (GB)": only the first letter, so units keep their case. */
+const lowerFirst = (label: string) => label.charAt(0).toLowerCase() + label.slice(1);
+
 /** One issue in words that name the field ("Outstanding limit must be at most 100000.00"). */
 function messageOf(issue: z.core.$ZodIssue, label: string): string {
   const unit = (issue as { origin?: string }).origin === 'string' ? ' characters' : '';
   switch (issue.code) {
     case 'invalid_type':
-      return issue.message.endsWith('received undefined') ? `Enter ${label.toLowerCase()}` : `${label} must be a number`;
+      if (issue.message.endsWith('received undefined')) return label === 'This field' ? 'Fill in every field of the form' : `Enter ${lowerFirst(label)}`;
+      return issue.expected === 'int' ? `${label} must be a whole number` : `${label} must be a number`;
     case 'too_small':
-      if ((issue as { origin?: string }).origin === 'array') return `Choose ${label.toLowerCase()}`;
-      if (unit && Number(issue.minimum) === 1) return `Enter ${label.toLowerCase()}`;
-      return `${label} must be at least ${String(issue.minimum)}${unit}`;
+      if ((issue as { origin?: string }).origin === 'array') return `Choose ${lowerFirst(label)}`;
+      if (unit && Number(issue.minimum) === 1) return `Enter ${lowerFirst(label)}`;
+      return `${label} must be at least ${readable(issue.minimum)}${unit}`;
     case 'too_big':
-      return `${label} must be at most ${String(issue.maximum)}${unit}`;
+      return `${label} must be at most ${readable(issue.maximum)}${unit}`;
     case 'invalid_format':
       if (issue.format === 'datetime') return `${label} must be a date and time, like 2026-12-01T09:30`;
+      if (issue.format === 'uuid') return `${label} is not one tollgate knows`;
       return issue.format === 'email' ? `${label} must be an e-mail address, like name@example.com` : `${label} ${issue.message}`;
+    case 'invalid_value':
+      return `${label} must be one of: ${issue.values.map(String).join(', ')}`;
     default:
       return `${label} ${issue.message}`;
   }

@@ -93,5 +93,8 @@ describe('the pages are accessible', () => {
     expect(bad.body).toContain('id="f-maxMinutes-error">Max minutes must be a number');
     expect(bad.body).toContain('id="f-maxCharge-error">Max charge must be a decimal string with at most 2 decimals');
     expect(bad.body).toContain('value="ten"');
+    // Bounds as a person reads them: a second is 0.017 of a minute.
+    const negative = await web.post(`/services/${serviceId}/open`, { maxMinutes: '-5', maxCharge: '' });
+    expect(negative.body).toContain('id="f-maxMinutes-error">Max minutes must be at least 0.017<');
   });
 });

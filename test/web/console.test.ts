@@ -52,6 +52,7 @@ describe('the operators console over HTTP', () => {
     await admin.get('/ops');
     expect((await admin.post(`/ops/services/${serviceId}`, { maxUsers: '7', pricePerMinute: '7.50' })).headers.location).toBe('/ops?done=saved');
     expect((await admin.post(`/ops/servers/${serverId}`, { maxUsers: 'many' })).body).toContain('Cap must be a number');
+    expect((await admin.post(`/ops/servers/${serverId}`, { maxUsers: '1.5' })).body).toContain('Cap must be a whole number');
     const services = (await tollgate.app.inject({ url: '/v1/services' })).json().services;
     expect(services.find((s: { id: string }) => s.id === serviceId)).toMatchObject({ maxUsers: 7, pricePerMinute: '7.50' });
     const audit = (await tollgate.app.inject({ url: `/v1/ops/audit?targetId=${serviceId}`, headers: { authorization: `Bearer ${tollgate.adminToken}` } })).json();
