@@ -342,7 +342,14 @@ export const sessionMachine = sessionSetup.createMachine({
             LOGOFF: { target: '#session.closing', actions: 'releaseOpenUses' },
             TERMINATE: { target: '#session.closing', actions: 'releaseOpenUses' },
             ABANDON: { target: '#session.closing', actions: 'releaseOpenUses' },
-            SERVICE_LOST: { target: '#session.closing', actions: 'releaseOpenUses' },
+            SERVICE_LOST: [
+              {
+                guard: 'lostBeforeEnd',
+                target: '#session.closing',
+                actions: ['releaseOpenUses', { type: 'endAt', params: ({ context, event }) => ({ at: lostAt(context, event), reason: 'service_unreachable' }) }],
+              },
+              { target: '#session.closing', actions: 'releaseOpenUses' },
+            ],
           },
         },
         grace: {
@@ -353,7 +360,15 @@ export const sessionMachine = sessionSetup.createMachine({
             LOGOFF: '#session.closing',
             TERMINATE: '#session.closing',
             ABANDON: '#session.closing',
-            SERVICE_LOST: '#session.closing',
+            // Lost before the limit was reached (told later, once sure): it ends where it was lost.
+            SERVICE_LOST: [
+              {
+                guard: 'lostBeforeEnd',
+                target: '#session.closing',
+                actions: { type: 'endAt', params: ({ context, event }) => ({ at: lostAt(context, event), reason: 'service_unreachable' }) },
+              },
+              '#session.closing',
+            ],
           },
         },
         // Approved: the session resumes; the time it spent interrupted is not billed.

@@ -83,6 +83,8 @@ export const sessionSetup = setup({
     outcomeIs: (_, params: { outcome: Outcome; kind: string }) => params.outcome.kind === params.kind,
     pastCutoff: ({ context, event }) => context.cutoffAt !== null && event.at >= context.cutoffAt,
     /** The limit was reached before the service was lost: the limit ends it, not the loss. */
+    /** Over the limit, lost before the instant the session stopped: the loss ends it there instead. */
+    lostBeforeEnd: ({ context, event }) => event.type === 'SERVICE_LOST' && context.endedAt !== null && lostAt(context, event) < context.endedAt,
     lostPastCutoff: ({ context, event }) => event.type === 'SERVICE_LOST' && context.cutoffAt !== null && lostAt(context, event) >= context.cutoffAt,
     nothingToCharge: ({ context }) => context.chargeMicros === null || BigInt(context.chargeMicros) === 0n,
     hasGrace: ({ context }) => context.graceMs > 0,

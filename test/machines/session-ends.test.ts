@@ -98,6 +98,21 @@ describe('a session in its grace over the limit', () => {
     return session;
   }
 
+  it('ends where its service was lost when that came before the limit, though told after it', async () => {
+    const session = await inGrace();
+    session.actor.send({ type: 'SERVICE_LOST', at: START + 505_000, since: START + 490_000 });
+    await session.settle();
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'service_unreachable', endedAt: START + 490_000, chargeMicros: '4900000' });
+    expect(session.card.calls).toEqual(['authorize', 'capture 4900000']);
+  });
+
+  it('ends at its limit, for the limit, when its service was lost after the limit was reached', async () => {
+    const session = await inGrace();
+    session.actor.send({ type: 'SERVICE_LOST', at: START + 520_000, since: START + 505_000 });
+    await session.settle();
+    expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'charge_limit', endedAt: START + 500_000, chargeMicros: '5000000' });
+  });
+
   it('counts its grace from the last use settled when it first waited for its uses, not from the cut', async () => {
     const session = startSession({ ...scripted(), input: { graceMs: 30_000, tariff: { ...flatTariff(600_000n), perUse: { unit: 'unit', priceMicros: '10000' } } } });
     await session.settle();
