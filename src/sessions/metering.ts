@@ -77,6 +77,7 @@ export class Metering {
     const reservationId = `r${current.context.uses.next}`;
     this.deps.supervisor.send(sessionId, event);
     if (!this.deps.supervisor.snapshotOf(sessionId)?.context.uses.open[reservationId]) throw errors.useLimitReached(1);
+    this.deps.supervisor.edgeInFlight.add(`${sessionId} ${reservationId}`);
     try {
       await this.waits.untilResting(sessionId, this.deps.openWaitMs);
       await this.deps.journal.committed(sessionId);
@@ -96,6 +97,7 @@ export class Metering {
    * by another node now (logged; the unit goes back when the session ends there).
    */
   async settleRequest(sessionId: string, reservationId: string, used: boolean): Promise<boolean> {
+    this.deps.supervisor.edgeInFlight.delete(`${sessionId} ${reservationId}`);
     const current = (await this.deps.supervisor.awake(sessionId).catch(() => null)) && this.deps.supervisor.snapshotOf(sessionId);
     const at = this.deps.clock.now();
     const event: SessionEvent = used ? { type: 'COMMIT_USE', at, reservationId, units: 1 } : { type: 'RELEASE_USE', at, reservationId };

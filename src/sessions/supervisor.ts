@@ -112,8 +112,10 @@ export class Supervisor {
   private readonly observers = new Set<(sessionId: string, snapshot: SessionSnapshot) => void>();
   readonly ownership: Ownership;
 
-  /** This process's run: the edge marks its reservations with it (see releaseOrphanedRequests). */
+  /** This process's run: the edge marks its reservations with it, for whoever reads a snapshot. */
   readonly incarnation = randomUUID();
+  /** The edge's requests of this process still waiting to be settled ("sessionId reservationId"): a restore leaves their units held. */
+  readonly edgeInFlight = new Set<string>();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.ownership = deps.ownership ?? singleNode;
@@ -459,9 +461,9 @@ export class Supervisor {
     }
     // A resting session needs no actor until something happens to it: only its deadline and seat.
     const resolved = resolveSnapshot(stored);
-    // The edge's reservations of another process (this one's are requests it still serves: a
-    // server let go of and taken back) died with their requests.
-    const edge = Object.entries(resolved.context.uses.open).filter(([, use]) => use.edge !== undefined && use.edge !== this.incarnation);
+    // The edge's reservations whose requests are not in flight here died with them (another
+    // process's), or ended while this process had let the server go (their settle found no session).
+    const edge = Object.entries(resolved.context.uses.open).filter(([reservationId, use]) => use.edge !== undefined && !this.edgeInFlight.has(`${id} ${reservationId}`));
     if (edge.length > 0) orphaned.push([id, edge.map(([reservationId]) => reservationId)]);
     if (resolved.hasTag('seat')) seats.push({ sessionId: id, serviceId: resolved.context.serviceId, serverId: resolved.context.serverId, customer: row.customer });
     if (mayGoCold(resolved)) {
