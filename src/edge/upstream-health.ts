@@ -107,7 +107,9 @@ export class UpstreamHealth {
         const checkedAt = this.deps.now();
         const previous = this.states.get(serviceId) ?? this.remembered.get(serviceId);
         this.remembered.delete(serviceId);
-        const before = previous?.url === upstream.url.href ? previous : undefined;
+        // A failure streak goes on only with the same upstream, and only across a gap shorter than
+        // the lost-after time (a restart): after a longer one nobody knows what happened between.
+        const sameStreak = previous?.url === upstream.url.href && began - previous.checkedAt < Math.max(this.deps.lostAfterMs, this.deps.intervalMs * 2);
         const reachable = detail === null;
         const state: UpstreamState = {
           url: upstream.url.href,
@@ -115,11 +117,12 @@ export class UpstreamHealth {
           detail,
           checkedAt,
           // Reachable when the check began, at the latest: a charge never runs past what a check saw.
-          reachableAt: reachable ? began : (before?.reachableAt ?? null),
-          failingSince: reachable ? null : (before?.failingSince ?? began),
+          // The last moment the service was reached holds whatever upstream it had then.
+          reachableAt: reachable ? began : (previous?.reachableAt ?? null),
+          failingSince: reachable ? null : ((sameStreak ? previous?.failingSince : null) ?? began),
         };
         this.states.set(serviceId, state);
-        const wasReachable = (before?.failingSince ?? null) === null;
+        const wasReachable = (previous?.failingSince ?? null) === null;
         if (wasReachable !== reachable) {
           if (reachable) this.deps.log.info({ serviceId, upstream: upstream.url.origin }, 'a service’s upstream is reachable again');
           else this.deps.log.warn({ serviceId, upstream: upstream.url.origin, detail }, 'a service’s upstream is unreachable: its opens are refused');
@@ -129,7 +132,10 @@ export class UpstreamHealth {
         }
       }),
     );
-    const checks = [...this.states].map(([serviceId, { url, reachableAt, failingSince }]): [string, RememberedCheck] => [serviceId, { url, reachableAt, failingSince }]);
+    const checks = [...this.states].map(([serviceId, { url, reachableAt, failingSince, checkedAt }]): [string, RememberedCheck] => [
+      serviceId,
+      { url, reachableAt, failingSince, checkedAt },
+    ]);
     await this.deps.store?.save(checks).catch((error: unknown) => this.deps.log.warn({ err: String(error) }, 'could not keep what the upstream checks found'));
   }
 

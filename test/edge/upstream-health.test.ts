@@ -173,32 +173,34 @@ describe('upstream checks', () => {
     }
   });
 
-  it('go on after a restart from what the last run kept: a crash loop does not start the lost-after time again', async () => {
+  it.each([
+    // A crash loop: the last run saw the failures begin, and stopped half a second before this run's check.
+    ['half a second', 6_500, [['svc', 1_000]], { failingSince: 2_000 }],
+    // A long stop: nobody knows what happened meanwhile; the failures count from now, the last success stays.
+    ['a minute', 2_000, [], { failingSince: 61_000 }],
+  ] as const)('go on after a restart stopped for %s from what the last run kept', async (_, lastCheck, expectedLost, expectedStreak) => {
     const port = await freePort();
     const upstream = await upstreamOn(port);
     await closeUpstream(upstream);
-    const kept = new Map<string, RememberedCheck>([['svc', { url: `http://127.0.0.1:${port}/api`, reachableAt: 1_000, failingSince: 2_000 }]]);
+    const url = `http://127.0.0.1:${port}/api`;
+    const kept = new Map<string, RememberedCheck>([['svc', { url, reachableAt: 1_000, failingSince: 2_000, checkedAt: lastCheck }]]);
     const lost: [string, number][] = [];
+    const now = lastCheck === 2_000 ? 61_000 : 7_000;
     const health = new UpstreamHealth({
-      upstreams: () => [['svc', { url: new URL(`http://127.0.0.1:${port}/api`), signingSecret: 's' }]],
-      upstreamOf: () => ({ url: new URL(`http://127.0.0.1:${port}/api`), signingSecret: 's' }),
-      now: () => 7_000,
+      upstreams: () => [['svc', { url: new URL(url), signingSecret: 's' }]],
+      upstreamOf: () => ({ url: new URL(url), signingSecret: 's' }),
+      now: () => now,
       log: createLogger('silent'),
-      intervalMs: 60_000,
+      intervalMs: 1_000,
       timeoutMs: 500,
       lostAfterMs: 5_000,
       onLost: async (serviceId, since) => void lost.push([serviceId, since]),
       store: { load: async () => kept, save: async (checks) => checks.forEach(([id, check]) => kept.set(id, check)) },
     });
-    try {
-      // The first check of this run fails five seconds after the last run's first failure: lost, since the last run's last success.
-      await health.start();
-      await health.stop();
-      expect(lost).toEqual([['svc', 1_000]]);
-      expect(kept.get('svc')).toEqual({ url: `http://127.0.0.1:${port}/api`, reachableAt: 1_000, failingSince: 2_000 });
-    } finally {
-      await health.stop();
-    }
+    await health.start();
+    await health.stop();
+    expect(lost).toEqual(expectedLost);
+    expect(kept.get('svc')).toEqual({ url, reachableAt: 1_000, checkedAt: now, ...expectedStreak });
   });
 });
 

@@ -7,5 +7,6 @@ create table upstream_checks (
   url text not null,
   reachable_at timestamptz,
   failing_since timestamptz,
+  checked_at timestamptz not null,
   primary key (node_id, service_id)
 );
