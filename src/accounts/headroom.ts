@@ -48,6 +48,17 @@ export async function openingHeadroom(db: Queryable, accountId: string, postpaid
   return account?.available ?? null;
 }
 
+/**
+ * The answer when the hold an open derived from the account does not fit: a prepaid balance that
+ * is what binds says so (BALANCE_TOO_LOW), not the outstanding limit.
+ */
+export async function derivedHoldRefusal(db: Queryable, accountId: string, holdMicros: bigint, availableMicros: bigint) {
+  const [account] = await db<{ balanceBinds: boolean }[]>`
+    select payment_mode = 'prepaid' and balance_micros < outstanding_limit_micros - reserved_micros as "balanceBinds"
+    from accounts where id = ${accountId}`;
+  return account?.balanceBinds ? errors.cardDeclined('balance_too_low') : limitReached(holdMicros, availableMicros);
+}
+
 /** The answer when a hold does not fit what is left of the outstanding limit. */
 export function limitReached(holdMicros: bigint, availableMicros: bigint) {
   return errors.outstandingLimitReached(

@@ -60,7 +60,7 @@ export async function sessionLog(db: Queryable, options: SessionLogFilter): Prom
       coalesce(t.requests, 0)::text as requests, coalesce(t.bytes_in, 0)::text as "bytesIn",
       coalesce(t.bytes_out, 0)::text as "bytesOut", coalesce(t.connections_cut, 0) as "connectionsCut",
       -- Minutes of use in whole seconds, as they are billed (paused time left out), as statements show them.
-      case when session_log.ended_at is null then null
+      case when session_log.started_at is null or session_log.ended_at is null then null
         else (select round((coalesce(s.billable_ms, 0) / 1000) / 60.0, 3)::float8 from sessions s where s.id = session_log.session_id) end as minutes
     from session_log left join session_traffic t using (session_id)
     where true

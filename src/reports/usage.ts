@@ -94,7 +94,8 @@ function usageRows(sql: TransactionSql, query: UsageQuery) {
     ),
     per_customer as (
       select date_trunc(${period}, started_at, ${timeZone}) as period, key, account_id, count(*) as sessions,
-             sum(billable_ms) as billable_ms, sum(uses_units) as uses,
+             -- Each session's whole seconds, as statements and the session log count its minutes.
+             sum(billable_ms / 1000 * 1000) as billable_ms, sum(uses_units) as uses,
              sum(charge_micros) filter (where state = 'settled') as revenue
       from s where started_at >= ${from}
       group by 1, 2, 3

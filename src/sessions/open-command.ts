@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type AgreedPrice, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
-import { limitReached, openingHeadroom, proposedHold } from '../accounts/headroom.js';
+import { derivedHoldRefusal, limitReached, openingHeadroom, proposedHold } from '../accounts/headroom.js';
 import { ClientGoneError } from '../admission/admission.js';
 import { formatAmount, MICROS_PER_CENT } from '../billing/money.js';
 import { minimumChargeOf } from '../billing/charge.js';
@@ -190,12 +190,12 @@ export class OpenCommand {
         tariff: terms.tariff,
         at: createdAt,
       });
-      if (holdMicros < MICROS_PER_CENT) throw limitReached(holdMicros, availableMicros);
+      if (holdMicros < MICROS_PER_CENT) throw derived ? await derivedHoldRefusal(this.deps.sql, request.accountId, holdMicros, availableMicros) : limitReached(holdMicros, availableMicros);
       // A session that ran at all is charged at least the minimum: a hold below it buys no time.
       const minimum = minimumChargeOf(terms.tariff);
       if (holdMicros < minimum) {
         if (!derived) throw errors.limitBelowMinimum(formatAmount(minimum));
-        throw limitReached(minimum, availableMicros);
+        throw await derivedHoldRefusal(this.deps.sql, request.accountId, minimum, availableMicros);
       }
       const input: SessionInput = {
         sessionId,

@@ -29,11 +29,15 @@ export function numberField(text: string | undefined): number | string | undefin
 /** A text field: blank is "not given". */
 export const optionalText = (text: string | undefined) => (text?.trim() ? text.trim() : undefined);
 
-/** A bound as a person reads it: 1/60 of a minute is 0.017, not 0.016666666666666666. */
-const readable = (bound: unknown) => (typeof bound === 'number' && !Number.isInteger(bound) ? String(Math.round(bound * 1000) / 1000) : String(bound));
+/**
+ * A bound as a person reads it, to three decimals, rounded so the bound shown is itself allowed:
+ * at least 1/60 of a minute reads "at least 0.017", at most 2/3 reads "at most 0.666".
+ */
+const readable = (bound: unknown, round: (n: number) => number) =>
+  typeof bound === 'number' && !Number.isInteger(bound) ? String(round(bound * 1000) / 1000) : String(bound);
 
-/** "Estimated storage (GB)" → "estimated storage (GB)": only the first letter, so units keep their case. */
-const lowerFirst = (label: string) => label.charAt(0).toLowerCase() + label.slice(1);
+/** "Estimated storage (GB)" → "estimated storage (GB)"; "CVC" stays "CVC": only a first word in lower case after its capital. */
+const lowerFirst = (label: string) => (/^[A-Z][a-z]/.test(label) ? label.charAt(0).toLowerCase() + label.slice(1) : label);
 
 /** One issue in words that name the field ("Outstanding limit must be at most 100000.00"). */
 function messageOf(issue: z.core.$ZodIssue, label: string): string {
@@ -45,9 +49,9 @@ function messageOf(issue: z.core.$ZodIssue, label: string): string {
     case 'too_small':
       if ((issue as { origin?: string }).origin === 'array') return `Choose ${lowerFirst(label)}`;
       if (unit && Number(issue.minimum) === 1) return `Enter ${lowerFirst(label)}`;
-      return `${label} must be at least ${readable(issue.minimum)}${unit}`;
+      return `${label} must be at least ${readable(issue.minimum, Math.ceil)}${unit}`;
     case 'too_big':
-      return `${label} must be at most ${readable(issue.maximum)}${unit}`;
+      return `${label} must be at most ${readable(issue.maximum, Math.floor)}${unit}`;
     case 'invalid_format':
       if (issue.format === 'datetime') return `${label} must be a date and time, like 2026-12-01T09:30`;
       if (issue.format === 'uuid') return `${label} is not one tollgate knows`;

@@ -75,6 +75,13 @@ describe('a prepaid balance', () => {
     expect((await call('GET', '/v1/account', customer.auth)).json().account).toMatchObject({ balance: '2.00', balanceHeld: '0.00', reserved: '0.00' });
   });
 
+  it('refuses an open that names no charge limit on an empty balance as the balance, not the outstanding limit', async () => {
+    const customer = await signUp(tollgate.app);
+    expect((await call('PATCH', '/v1/account', customer.auth, { paymentMode: 'prepaid' })).json().account).toMatchObject({ paymentMode: 'prepaid', balance: '0.00' });
+    const refused = await call('POST', '/v1/sessions', customer.auth, { serviceId });
+    expect([refused.statusCode, refused.json().code]).toEqual([402, 'BALANCE_TOO_LOW']);
+  });
+
   it('holds no more than the free balance when the open names no charge limit', async () => {
     const customer = await prepaidCustomer('2.00');
     const opened = await call('POST', '/v1/sessions', customer.auth, { serviceId });
