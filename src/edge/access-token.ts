@@ -24,6 +24,9 @@ export class AccessTokens {
     if (!match) return null;
     const sessionId = match[1]!;
     const given = Buffer.from(match[2]!, 'base64url');
+    // Only the one spelling tokenFor gives: base64url decoding ignores the last character's two
+    // spare bits, so three other strings would decode to the same MAC and pass as the token.
+    if (given.toString('base64url') !== match[2]) return null;
     return given.length === 32 && timingSafeEqual(given, this.mac(sessionId)) ? sessionId : null;
   }
 

@@ -114,7 +114,14 @@ describe('access while active', () => {
     const hers = await openSession(base, grace.token, { serviceId: service.id, maxCharge: '5.00' });
     const at = (token: string | null) => fetch(through(mine.access, '/json'), { headers: token === null ? {} : bearer(token) });
 
-    for (const token of [null, 'nonsense', `${mine.access.token.slice(0, -2)}xx`]) {
+    // The same MAC spelt otherwise: the last character's two spare bits set differently.
+    const last = mine.access.token.at(-1)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const respelt = `${mine.access.token.slice(0, -1)}${alphabet[alphabet.indexOf(last) ^ 1]}`;
+    // A token one character off, whatever the token: its second-to-last character carries six bits of the MAC.
+    const second = mine.access.token.at(-2)!;
+    const wrong = `${mine.access.token.slice(0, -2)}${alphabet[(alphabet.indexOf(second) + 1) % 64]}${last}`;
+    for (const token of [null, 'nonsense', wrong, respelt]) {
       const refused = await at(token);
       expect(refused.status).toBe(401);
       expect(refused.headers.get('content-type')).toContain('application/problem+json');
