@@ -16,7 +16,7 @@ export const sessionEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('VOID'), at }),
   z.object({ type: z.literal('WARN'), at }),
   z.object({ type: z.literal('EXTEND'), at, maxChargeMicros: z.string().regex(/^\d{1,18}$/) }),
-  z.object({ type: z.literal('RESERVE_USE'), at, units: z.number().int().positive().max(1_000_000), edge: z.string().min(1).max(64).optional() }),
+  z.object({ type: z.literal('RESERVE_USE'), at, units: z.number().int().positive().max(1_000_000), edge: z.literal(true).optional() }),
   z.object({ type: z.literal('COMMIT_USE'), at, reservationId: z.string().regex(/^r\d{1,9}$/), units: z.number().int().nonnegative().max(1_000_000) }),
   z.object({ type: z.literal('USE'), at, units: z.number().int().positive().max(1_000_000) }),
   z.object({ type: z.literal('RELEASE_USE'), at, reservationId: z.string().regex(/^r\d{1,9}$/) }),

@@ -201,7 +201,7 @@ export const sessionSetup = setup({
       const uses = {
         ...context.uses,
         reservedMicros: (BigInt(context.uses.reservedMicros) + micros).toString(),
-        open: { ...context.uses.open, [`r${context.uses.next}`]: { units: event.units, micros: micros.toString(), ...(event.edge && { edge: event.edge }) } },
+        open: { ...context.uses.open, [`r${context.uses.next}`]: { units: event.units, micros: micros.toString(), ...(event.edge && { edge: true as const }) } },
         next: context.uses.next + 1,
       };
       return { uses, ...nearerCutoff({ ...context, uses }, event.at) };

@@ -86,8 +86,8 @@ export interface UseState {
   usedMicros: MicrosText;
   /** Reserved and not yet committed nor released: held back from what time may spend. */
   reservedMicros: MicrosText;
-  /** `edge`: reserved by the edge of that process (its incarnation) for a request in flight, which dies with it. */
-  open: Record<string, { units: number; micros: MicrosText; edge?: string }>;
+  /** `edge`: reserved by a process's edge for a request in flight, which dies with that process. */
+  open: Record<string, { units: number; micros: MicrosText; edge?: true }>;
   /** The next reservation's number: a commit of an earlier one no longer open is a repeat. */
   next: number;
 }
@@ -159,7 +159,7 @@ export type SessionEvent =
   | { type: 'VOID'; at: number }
   | { type: 'WARN'; at: number }
   | { type: 'EXTEND'; at: number; maxChargeMicros: MicrosText }
-  | { type: 'RESERVE_USE'; at: number; units: number; edge?: string }
+  | { type: 'RESERVE_USE'; at: number; units: number; edge?: true }
   | { type: 'COMMIT_USE'; at: number; reservationId: string; units: number }
   | { type: 'RELEASE_USE'; at: number; reservationId: string }
   /** Uses reported after the fact, without a reservation: charged at once if they fit. */

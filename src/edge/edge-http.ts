@@ -160,10 +160,10 @@ function exchangeForCookie(request: FastifyRequest, reply: FastifyReply, pass: P
 function toOwner(edge: Edge, requests: AbortableRequests, request: FastifyRequest, reply: FastifyReply, pass: Pass) {
   const owner = edge.ownerOf(pass);
   if (!owner || request.headers[FORWARDED_BY] !== undefined) throw errors.serverMoving();
-  // The client gone before its answer came whole: the forward ends too, so the owner (which
-  // charges as its answer goes out) sees its client gone and gives the unit back.
   // Gone while its pass was checked: nothing goes.
   if (reply.raw.destroyed || request.raw.socket.destroyed) return reply;
+  // The client gone before its answer came whole: the forward ends too, so the owner (which
+  // charges as its answer goes out) sees its client gone and gives the unit back.
   const forward = requests.register();
   let gone = false;
   reply.raw.once('close', () => {

@@ -69,7 +69,7 @@ export class Metering {
     }
     if (snapshot.context.tariff.perUse?.unit !== 'request') return false;
     const current = this.deps.supervisor.snapshotOf(sessionId);
-    const event: SessionEvent = { type: 'RESERVE_USE', at: this.deps.clock.now(), units: 1, edge: this.deps.supervisor.incarnation };
+    const event: SessionEvent = { type: 'RESERVE_USE', at: this.deps.clock.now(), units: 1, edge: true };
     if (!current || !current.can(event)) throw errors.useLimitReached(1);
     // A stream (a WebSocket) is never served past the end its own unit would cause: it needs room
     // left after it, or it is refused without ending the session.

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { type Actor, createActor, type InspectionEvent, waitFor } from 'xstate';
 import {
   deadlineOf,
@@ -112,8 +111,6 @@ export class Supervisor {
   private readonly observers = new Set<(sessionId: string, snapshot: SessionSnapshot) => void>();
   readonly ownership: Ownership;
 
-  /** This process's run: the edge marks its reservations with it, for whoever reads a snapshot. */
-  readonly incarnation = randomUUID();
   /** The edge's requests of this process still waiting to be settled ("sessionId reservationId"): a restore leaves their units held. */
   readonly edgeInFlight = new Set<string>();
 
@@ -463,7 +460,7 @@ export class Supervisor {
     const resolved = resolveSnapshot(stored);
     // The edge's reservations whose requests are not in flight here died with them (another
     // process's), or ended while this process had let the server go (their settle found no session).
-    const edge = Object.entries(resolved.context.uses.open).filter(([reservationId, use]) => use.edge !== undefined && !this.edgeInFlight.has(`${id} ${reservationId}`));
+    const edge = Object.entries(resolved.context.uses.open).filter(([reservationId, use]) => use.edge && !this.edgeInFlight.has(`${id} ${reservationId}`));
     if (edge.length > 0) orphaned.push([id, edge.map(([reservationId]) => reservationId)]);
     if (resolved.hasTag('seat')) seats.push({ sessionId: id, serviceId: resolved.context.serviceId, serverId: resolved.context.serverId, customer: row.customer });
     if (mayGoCold(resolved)) {
