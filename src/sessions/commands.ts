@@ -176,20 +176,31 @@ export class SessionCommands {
    * or stuck stays as it is, for an operator.
    */
   async endAccountSessions(accountId: string): Promise<void> {
-    const { supervisor, clock } = this.deps;
     const ids = await unsettledOf(this.deps.sql, accountId);
+    await this.endEach(ids, () => ({ type: 'TERMINATE', at: this.deps.clock.now() }), { accountId }, 'a session of a suspended account is still ending');
+  }
+
+  /**
+   * Sends each session this process runs (and does not hold) the event, where its machine can take
+   * it, and waits until each rests, so its capture has been asked for. Answers how many took it.
+   */
+  private async endEach(ids: string[], eventOf: () => SessionEvent, about: object, stillEnding: string): Promise<number> {
+    const { supervisor } = this.deps;
+    let ended = 0;
     await Promise.all(
       ids.map(async (sessionId) => {
         if (supervisor.heldOf(sessionId)) return;
         const snapshot = await supervisor.awake(sessionId);
-        const event: SessionEvent = { type: 'TERMINATE', at: clock.now() };
+        const event = eventOf();
         if (!snapshot?.can(event)) return;
         supervisor.send(sessionId, event);
+        ended++;
         await this.waits.untilResting(sessionId, this.deps.logoffWaitMs).catch((error: unknown) => {
-          this.deps.log.warn({ sessionId, accountId, err: String(error) }, 'a session of a suspended account is still ending');
+          this.deps.log.warn({ sessionId, ...about, err: String(error) }, stillEnding);
         });
       }),
     );
+    return ended;
   }
 
   /**
@@ -198,22 +209,8 @@ export class SessionCommands {
    * as a terminate is. Only sessions this node hosts: in a cluster each node ends its own.
    */
   async endServiceSessions(serviceId: string, since: number): Promise<number> {
-    const { supervisor, clock } = this.deps;
     const ids = await runningOfService(this.deps.sql, serviceId);
-    let ended = 0;
-    await Promise.all(
-      ids.map(async (sessionId) => {
-        if (supervisor.heldOf(sessionId)) return;
-        const snapshot = await supervisor.awake(sessionId);
-        const event: SessionEvent = { type: 'SERVICE_LOST', at: clock.now(), since };
-        if (!snapshot?.can(event)) return;
-        supervisor.send(sessionId, event);
-        ended++;
-        await this.waits.untilResting(sessionId, this.deps.logoffWaitMs).catch((error: unknown) => {
-          this.deps.log.warn({ sessionId, serviceId, err: String(error) }, 'a session of a lost service is still ending');
-        });
-      }),
-    );
+    const ended = await this.endEach(ids, () => ({ type: 'SERVICE_LOST', at: this.deps.clock.now(), since }), { serviceId }, 'a session of a lost service is still ending');
     if (ended > 0) this.deps.log.warn({ serviceId, ended, since: new Date(since).toISOString() }, 'sessions of a service whose upstream is lost ended');
     return ended;
   }

@@ -131,22 +131,29 @@ describe('a running session whose upstream is lost', () => {
   });
 });
 
+/** Checks of one service 'svc' at `url` on the clock `now`, lost after 5 s, and the losses they called. */
+function checksOf(url: string, now: () => number, options: Pick<ConstructorParameters<typeof UpstreamHealth>[0], 'intervalMs' | 'store'>) {
+  const lost: [string, number][] = [];
+  const upstream = { url: new URL(url), signingSecret: 's' };
+  const health = new UpstreamHealth({
+    upstreams: () => [['svc', upstream]],
+    upstreamOf: () => upstream,
+    now,
+    log: createLogger('silent'),
+    timeoutMs: 500,
+    lostAfterMs: 5_000,
+    onLost: async (serviceId, since) => void lost.push([serviceId, since]),
+    ...options,
+  });
+  return { health, lost };
+}
+
 describe('upstream checks', () => {
   it('call a service lost only once its checks have failed for the whole lost-after time, since the last check that connected', async () => {
     const port = await freePort();
     let upstream = await upstreamOn(port);
     let now = 1_000;
-    const lost: [string, number][] = [];
-    const health = new UpstreamHealth({
-      upstreams: () => [['svc', { url: new URL(`http://127.0.0.1:${port}/api`), signingSecret: 's' }]],
-      upstreamOf: () => ({ url: new URL(`http://127.0.0.1:${port}/api`), signingSecret: 's' }),
-      now: () => now,
-      log: createLogger('silent'),
-      intervalMs: 0,
-      timeoutMs: 500,
-      lostAfterMs: 5_000,
-      onLost: async (serviceId, since) => void lost.push([serviceId, since]),
-    });
+    const { health, lost } = checksOf(`http://127.0.0.1:${port}/api`, () => now, { intervalMs: 0 });
     const checkAt = async (at: number) => {
       now = at;
       await health.checkAll();
@@ -184,17 +191,9 @@ describe('upstream checks', () => {
     await closeUpstream(upstream);
     const url = `http://127.0.0.1:${port}/api`;
     const kept = new Map<string, RememberedCheck>([['svc', { url, reachableAt: 1_000, failingSince: 2_000, checkedAt: lastCheck }]]);
-    const lost: [string, number][] = [];
     const now = lastCheck === 2_000 ? 61_000 : 7_000;
-    const health = new UpstreamHealth({
-      upstreams: () => [['svc', { url: new URL(url), signingSecret: 's' }]],
-      upstreamOf: () => ({ url: new URL(url), signingSecret: 's' }),
-      now: () => now,
-      log: createLogger('silent'),
+    const { health, lost } = checksOf(url, () => now, {
       intervalMs: 1_000,
-      timeoutMs: 500,
-      lostAfterMs: 5_000,
-      onLost: async (serviceId, since) => void lost.push([serviceId, since]),
       store: { load: async () => kept, save: async (checks) => checks.forEach(([id, check]) => kept.set(id, check)) },
     });
     await health.start();

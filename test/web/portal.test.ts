@@ -127,13 +127,18 @@ describe('the customer portal over HTTP', () => {
     expect(after.body).toMatch(/<tr><th scope="row">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(90 s\)<\/th><td>0\.60 USD a minute<\/td><td>0\.90<\/td><\/tr>/);
   });
 
-  it('warns on the session page once the cutoff nears, and not before', async () => {
+  /** A new customer signed up on the site, with a 10-minute session of `service` opened from its form. */
+  async function tenMinutesOn(service: string) {
     const web = new WebClient(tollgate.app);
     await web.get('/signup');
     await web.post('/signup', goodForm());
-    await web.get(`/services/${serviceId}/open`);
-    const opened = await web.post(`/services/${serviceId}/open`, { maxMinutes: '10', maxCharge: '', waitSeconds: '0' });
-    const sessionUrl = opened.headers.location as string;
+    await web.get(`/services/${service}/open`);
+    const opened = await web.post(`/services/${service}/open`, { maxMinutes: '10', maxCharge: '', waitSeconds: '0' });
+    return { web, sessionUrl: opened.headers.location as string };
+  }
+
+  it('warns on the session page once the cutoff nears, and not before', async () => {
+    const { web, sessionUrl } = await tenMinutesOn(serviceId);
     clock.advance(8 * 60_000);
     expect((await web.get(sessionUrl)).body).toMatch(/data-field="warning" role="alert" hidden><\/p>/);
     // WARN_SECONDS_BEFORE (60 s by default): the warning is due at 9 minutes.
@@ -145,12 +150,7 @@ describe('the customer portal over HTTP', () => {
 
   it('shows the accrued charge in whole cents, as it would be charged, where the exact amount has fractions of one', async () => {
     const { serviceId: fractional } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.50' });
-    const web = new WebClient(tollgate.app);
-    await web.get('/signup');
-    await web.post('/signup', goodForm());
-    await web.get(`/services/${fractional}/open`);
-    const opened = await web.post(`/services/${fractional}/open`, { maxMinutes: '10', maxCharge: '', waitSeconds: '0' });
-    const sessionUrl = opened.headers.location as string;
+    const { web, sessionUrl } = await tenMinutesOn(fractional);
     // 4 s at 0.50 a minute is 0.033333…; the customer would be charged 0.03.
     clock.advance(4_000);
     expect((await web.get(sessionUrl)).body).toContain('<output data-field="accrued">0.03</output>');
