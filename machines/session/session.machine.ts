@@ -297,12 +297,13 @@ export const sessionMachine = sessionSetup.createMachine({
                 actions: { type: 'renewed', params: ({ event }) => event.output },
               },
               {
-                guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'unanswered' }) },
+                guard: { type: 'renewalAgain', params: ({ event }) => ({ retryable: event.output.kind === 'unanswered', failure: failureOf(event.output) }) },
                 target: 'running',
                 actions: { type: 'renewLater', params: ({ event }) => failureOf(event.output) },
               },
               {
-                // Declined (or refused): the session closes at what it has accrued, on the hold it still has.
+                // Declined (or refused, or unanswered at its last try): the session closes at what it
+                // has accrued, on the hold it still has.
                 target: '#session.closing',
                 actions: [
                   { type: 'renewalRefused', params: ({ event }) => ({ reason: failureOf(event.output).detail }) },
@@ -310,10 +311,20 @@ export const sessionMachine = sessionSetup.createMachine({
                 ],
               },
             ],
-            onError: {
-              target: 'running',
-              actions: { type: 'renewLater', params: ({ context, event }) => thrownFailure(context, event.error) },
-            },
+            onError: [
+              {
+                guard: { type: 'renewalAgain', params: ({ context, event }) => ({ retryable: true, failure: thrownFailure(context, event.error) }) },
+                target: 'running',
+                actions: { type: 'renewLater', params: ({ context, event }) => thrownFailure(context, event.error) },
+              },
+              {
+                target: '#session.closing',
+                actions: [
+                  { type: 'renewalRefused', params: ({ context, event }) => ({ reason: thrownFailure(context, event.error).detail }) },
+                  { type: 'endAt', params: ({ context, event }) => ({ at: thrownFailure(context, event.error).at, reason: 'reauthorization_declined' }) },
+                ],
+              },
+            ],
           },
         },
       },

@@ -43,10 +43,24 @@ export function retryDelayMs(context: Pick<SessionContext, 'retry'>, attempts: n
   return Math.min(context.retry.maxMs, context.retry.baseMs * 2 ** Math.min(attempts - 1, 30));
 }
 
+/** How long before its expiry a hold is renewed: renewBeforeMs, but never in its first half of life. */
+function renewalWindowMs(context: Pick<SessionContext, 'renewBeforeMs'>, hold: HoldInfo): number {
+  return Math.min(context.renewBeforeMs, Math.floor((hold.expiresAt - hold.authorizedAt) / 2));
+}
+
 /** Renew a hold ahead of its expiry: renewBeforeMs early, but never in its first half of life. */
 export function renewAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, hold: HoldInfo): number {
-  const lifetime = hold.expiresAt - hold.authorizedAt;
-  return hold.expiresAt - Math.min(context.renewBeforeMs, Math.floor(lifetime / 2));
+  return hold.expiresAt - renewalWindowMs(context, hold);
+}
+
+/**
+ * The last try of a renewal the card company has not answered: halfway through the renewal window.
+ * The other half is kept for capturing the charge on the hold while it is still open (an outside
+ * probe found a session running on past its hold's expiry, renewing in a tight loop, its charge
+ * then refused by the card company).
+ */
+export function lastRenewalAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, hold: HoldInfo): number {
+  return hold.expiresAt - Math.floor(renewalWindowMs(context, hold) / 2);
 }
 
 function notProvided(name: string) {
@@ -82,9 +96,9 @@ export const sessionSetup = setup({
     /** The outcome of a call is of this kind (the outcome comes in as params). */
     outcomeIs: (_, params: { outcome: Outcome; kind: string }) => params.outcome.kind === params.kind,
     pastCutoff: ({ context, event }) => context.cutoffAt !== null && event.at >= context.cutoffAt,
-    /** The limit was reached before the service was lost: the limit ends it, not the loss. */
     /** Over the limit, lost before the instant the session stopped: the loss ends it there instead. */
     lostBeforeEnd: ({ context, event }) => event.type === 'SERVICE_LOST' && context.endedAt !== null && lostAt(context, event) < context.endedAt,
+    /** The limit was reached before the service was lost: the limit ends it, not the loss. */
     lostPastCutoff: ({ context, event }) => event.type === 'SERVICE_LOST' && context.cutoffAt !== null && lostAt(context, event) >= context.cutoffAt,
     nothingToCharge: ({ context }) => context.chargeMicros === null || BigInt(context.chargeMicros) === 0n,
     hasGrace: ({ context }) => context.graceMs > 0,
@@ -96,6 +110,8 @@ export const sessionSetup = setup({
     noUsesReserved: ({ context }) => Object.keys(context.uses.open).length === 0,
     commitWithinReservation: ({ context, event }) =>
       event.type === 'COMMIT_USE' && event.units <= (context.uses.open[event.reservationId]?.units ?? -1),
+    /** A renewal that may be tried again (unanswered, or a bug), and failed before its last try: one that failed at it ends the session. */
+    renewalAgain: ({ context }, params: { retryable: boolean; failure: Failure }) => params.retryable && params.failure.at < lastRenewalAtOf(context, context.hold!),
     warningDue: ({ context, event }) => context.warnAt !== null && context.warnedAt === null && event.at >= context.warnAt,
   },
   actions: {
@@ -247,13 +263,13 @@ export const sessionSetup = setup({
         lastError: null,
       };
     }),
-    /** No answer to a renewal: try again soon, while the current hold is still valid. */
+    /** No answer to a renewal: try again soon, at the last try at the latest. */
     renewLater: assign(({ context }, failure: Failure) => {
       const attempts = context.closeAttempts + 1;
       return {
         lastError: failure.detail,
         closeAttempts: attempts,
-        renewAt: Math.min(failure.at + retryDelayMs(context, attempts), context.hold!.expiresAt - 1),
+        renewAt: Math.min(failure.at + retryDelayMs(context, attempts), lastRenewalAtOf(context, context.hold!)),
       };
     }),
     renewalRefused: assign((_, params: { reason: string }) => ({ declineReason: params.reason })),

@@ -226,6 +226,33 @@ describe('holds that outlive their validity', () => {
     expect(settled.charge).toBe('0.10');
     expect(settled.chargeSlip.authorizationNumber).toBe(opened.authorizationNumber);
   });
+
+  it('closes at what it has accrued, captured on the hold it has, when no renewal is answered by half the renewal window before the hold lapses', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '5.00' })).json();
+    const network = sandbox(tollgate.cardNetworkUrl);
+    await network.setFaults([{ phase: 'authorize', fault: 'error' }], { holdValidityMs: 2000 });
+    try {
+      // Renewal falls due one second in, and fails; it is tried again, up to its last try at 1.5 s (the hold lapses at 2).
+      clock.advance(1_000);
+      const history = async () =>
+        (await tollgate.app.inject({ url: `/v1/ops/sessions/${opened.id}`, headers: { authorization: `Bearer ${tollgate.adminToken}` } })).json().history as { event: string; to: string }[];
+      await until(history, (events) => events.some((e) => e.event === 'renew done' && e.to === 'active.running'));
+      clock.advance(500);
+      const settled = await until(() => api.get(customer.auth, opened.id), (s) => s.state === 'settled');
+      // Ended at its last try, and charged its whole seconds: one, at 6.00 a minute.
+      expect(settled).toMatchObject({ endReason: 'reauthorization_declined', charge: '0.10' });
+      expect(settled.declineReason).toContain('no answer from the card network');
+      expect(Date.parse(settled.endedAt) - Date.parse(opened.startedAt)).toBe(1_500);
+      // Charged on the hold it opened with, before it lapsed: nothing left for an operator.
+      const holds = await network.holds(`?reference=${opened.id}`);
+      expect(holds.map((h) => h.state)).toEqual(['captured']);
+      expect(settled.chargeSlip.authorizationNumber).toBe(opened.authorizationNumber);
+    } finally {
+      await network.clearFaults();
+    }
+  });
 });
 
 describe('when the card company cannot be reached', () => {

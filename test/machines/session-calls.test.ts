@@ -251,7 +251,7 @@ describe('calls for extensions and renewals', () => {
     expect(deadlineOf(session.actor.getSnapshot())).toEqual({ at: START + DAY / 2, event: 'RENEW_HOLD' });
   });
 
-  it('retries a renewal soon after a bug in it, never past the hold’s expiry', async () => {
+  it('retries a renewal soon after a bug in it, never past its last try, half a renewal window before the hold lapses', async () => {
     const session = startSession({
       ...scripted((c) => (c.renewals = ['throws'])),
       input: { ...longSession, retry: { baseMs: 2 * DAY, maxMs: 4 * DAY } },
@@ -260,8 +260,31 @@ describe('calls for extensions and renewals', () => {
     await session.advance(6 * DAY);
     await session.settle();
     expect(session.actor.getSnapshot().value).toEqual({ active: 'running' });
-    // The backoff would say 8 days; the hold lapses at 7.
-    expect(session.actor.getSnapshot().context).toMatchObject({ renewAt: START + 7 * DAY - 1, closeAttempts: 1, lastError: 'internal error: Error: bug in the card client' });
+    // The backoff would say 8 days; the hold lapses at 7, renewed from 6: the last try is at 6.5.
+    expect(session.actor.getSnapshot().context).toMatchObject({ renewAt: START + 6.5 * DAY, closeAttempts: 1, lastError: 'internal error: Error: bug in the card client' });
+  });
+
+  it('ends at what it accrued, and charges it on the hold while it is still open, when its last renewal fails too', async () => {
+    const unanswered = { kind: 'unanswered' as const, detail: 'no answer within 1500 ms', at: 0 };
+    const session = startSession({
+      ...scripted((c) => (c.renewals = [unanswered, 'throws', unanswered])),
+      input: { ...longSession, retry: { baseMs: DAY / 4, maxMs: DAY } },
+    });
+    await session.settle();
+    await session.advance(6 * DAY);
+    await session.settle();
+    expect(session.actor.getSnapshot().context.renewAt).toBe(START + 6.25 * DAY);
+    await session.advance(DAY / 4);
+    await session.settle();
+    // The backoff would say 6.75 days: the last try is at 6.5.
+    expect(session.actor.getSnapshot().context.renewAt).toBe(START + 6.5 * DAY);
+    await session.advance(DAY / 4);
+    await session.settle();
+    const { context } = session.actor.getSnapshot();
+    // 561,600 s at 0.00001 a second is 5.616, charged as 5.61, while the hold (to day 7) still holds.
+    expect(context).toMatchObject({ endReason: 'reauthorization_declined', declineReason: 'no answer within 1500 ms', endedAt: START + 6.5 * DAY, chargeMicros: '5610000' });
+    expect(stateNameOf(session.actor.getSnapshot())).toBe('settled');
+    expect(session.card.calls).toEqual(['authorize', 'renew 1', 'renew 1', 'renew 1', 'capture 5610000']);
   });
 
   it('closes at what it accrued when a renewal is refused, saying why', async () => {
