@@ -31,13 +31,15 @@ export type Booking =
 
 /**
  * The session's share of the outstanding limit, as a function of its state: its charge limit
- * while it may still run (with a reserved extension, the limit asked for), nothing once final.
+ * while it may still run (with a reserved extension, the limit asked for; after an increment that
+ * went unanswered, at least what it may have raised the hold to), nothing once final.
  */
 export function reservationOf(facts: SessionFacts): bigint {
   if (facts.final) return 0n;
   const extension = facts.context.extension;
-  if (extension?.outcome === 'pending') return BigInt(extension.toMicros);
-  return BigInt(facts.context.maxChargeMicros);
+  const limit = BigInt(extension?.outcome === 'pending' ? extension.toMicros : facts.context.maxChargeMicros);
+  const unconfirmed = extension?.unconfirmedMicros === undefined ? 0n : BigInt(extension.unconfirmedMicros);
+  return limit > unconfirmed ? limit : unconfirmed;
 }
 
 /**

@@ -77,6 +77,7 @@ function extending(targets: { approved: string; declined: string }) {
             holdId: context.hold!.holdId,
             amountMicros: context.extension!.toMicros,
             attempt: context.extensions + 1,
+            mayHoldMicros: context.extension!.unconfirmedMicros ?? null,
           }),
           onDone: [
             {
@@ -90,7 +91,15 @@ function extending(targets: { approved: string; declined: string }) {
               actions: { type: 'extensionDeclined', params: ({ event }) => ({ reason: failureOf(event.output).detail }) },
             },
             {
-              // No answer, or refused: the hold stays as it was, and so does the limit.
+              // No answer: the limit stays as it was, but the hold may have been raised (found by an
+              // outside probe: its share of the outstanding limit was given back while the card
+              // company held the raised amount, so other sessions were held beyond the limit).
+              guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'unanswered' }) },
+              target: targets.declined,
+              actions: 'extensionUnanswered',
+            },
+            {
+              // Refused: the hold stays as it was, and so does the limit.
               target: targets.declined,
               actions: { type: 'extensionDeclined', params: () => ({ reason: 'card_network_unavailable' }) },
             },

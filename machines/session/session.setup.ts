@@ -9,6 +9,7 @@ import type {
   CaptureOutcome,
   CardOperation,
   EndReason,
+  Extension,
   HoldInfo,
   IncrementInput,
   IncrementOutcome,
@@ -61,6 +62,17 @@ export function renewAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, hold: 
  */
 export function lastRenewalAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, hold: HoldInfo): number {
   return hold.expiresAt - Math.floor(renewalWindowMs(context, hold) / 2);
+}
+
+/**
+ * An approved extension. A hold raised to exactly the limit asked says an earlier unanswered
+ * increment left nothing more; one the card company found already higher keeps that amount
+ * (unconfirmedMicros) in the session's share of the outstanding limit.
+ */
+function approvedExtension(extension: Extension, hold: HoldInfo): Extension {
+  const { unconfirmedMicros, ...rest } = extension;
+  const higher = unconfirmedMicros !== undefined && BigInt(hold.amountMicros) > BigInt(extension.toMicros);
+  return { ...rest, outcome: 'approved', ...(higher && { unconfirmedMicros: hold.amountMicros }) };
 }
 
 function notProvided(name: string) {
@@ -167,6 +179,7 @@ export const sessionSetup = setup({
               requestedAt: event.at,
               outcome: 'reserving' as const,
               reason: null,
+              ...(context.extension?.unconfirmedMicros !== undefined && { unconfirmedMicros: context.extension.unconfirmedMicros }),
             },
           }
         : {},
@@ -201,7 +214,7 @@ export const sessionSetup = setup({
         endReason: null,
         chargeMicros: null,
         renewAt: renewAtOf(context, raised),
-        extension: { ...context.extension!, outcome: 'approved' as const },
+        extension: approvedExtension(context.extension!, raised),
         extensions: context.extensions + 1,
       };
     }),
@@ -209,6 +222,15 @@ export const sessionSetup = setup({
       extension: { ...context.extension!, outcome: 'declined' as const, reason: params.reason },
       extensions: context.extensions + 1,
     })),
+    /** No answer to an increment: the limit stays, but the hold may have been raised (Extension.unconfirmedMicros). */
+    extensionUnanswered: assign(({ context }) => {
+      const { toMicros, unconfirmedMicros } = context.extension!;
+      const unconfirmed = unconfirmedMicros !== undefined && BigInt(unconfirmedMicros) > BigInt(toMicros) ? unconfirmedMicros : toMicros;
+      return {
+        extension: { ...context.extension!, outcome: 'declined' as const, reason: 'card_network_unavailable', unconfirmedMicros: unconfirmed },
+        extensions: context.extensions + 1,
+      };
+    }),
     warned: assign(({ event }) => ({ warnedAt: event.at })),
     /** Uses priced per use are reserved first: what they may cost is held back from time at once. */
     reserveUse: assign(({ context, event }) => {

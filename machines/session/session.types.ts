@@ -99,6 +99,12 @@ export interface Extension {
   /** reserving: against the outstanding limit; pending: reserved, asked of the card company. */
   outcome: 'reserving' | 'pending' | 'approved' | 'declined';
   reason: string | null;
+  /**
+   * An increment to this amount went unanswered (this extension's or an earlier one's): the hold
+   * at the card company may be that large, so the session's share of the outstanding limit stays
+   * at least that, and a later increment the card company finds below the hold takes it as raised.
+   */
+  unconfirmedMicros?: MicrosText;
 }
 
 /** A call to the card company that cannot succeed by being retried (a permanent answer). */
@@ -213,6 +219,8 @@ export interface IncrementInput {
   amountMicros: MicrosText;
   /** The n-th extension: part of the idempotency key. */
   attempt: number;
+  /** What an earlier unanswered increment may have raised the hold to (Extension.unconfirmedMicros). */
+  mayHoldMicros: MicrosText | null;
 }
 
 export type IncrementOutcome = { kind: 'raised'; hold: HoldInfo; at: number } | Declined | Unanswered | Refused;

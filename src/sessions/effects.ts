@@ -19,6 +19,7 @@ import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { transaction } from '../db/transaction.js';
 import { reserveShare } from './reservations-sql.js';
+import { CardNetworkRequestError } from '../payments/card-network-client.js';
 import { CardDeclinedError, CardNetworkUnavailableError, type CardGateway, type Hold } from '../payments/gateway.js';
 import type { Logger } from '../logger.js';
 import { paymentToken, type PaymentMode } from '../payments/balance-gateway.js';
@@ -93,6 +94,25 @@ export function sessionEffects(deps: EffectDeps) {
       reference: input.sessionId,
       idempotencyKey: idempotencyKeys.authorize(input.sessionId, input.attempt),
     });
+  }
+
+  /**
+   * The card company finds the amount asked below the hold: an earlier increment whose answer was
+   * lost did raise it (to `mayHoldMicros`, what that one asked). Asked for exactly that, it answers
+   * with the hold as it is, which then covers the limit asked now. Null when that is not the case.
+   */
+  async function raisedEarlier(input: IncrementInput, error: unknown): Promise<Hold | null> {
+    if (!(error instanceof CardNetworkRequestError && error.code === 'amount_below_hold') || input.mayHoldMicros === null) return null;
+    if (BigInt(input.mayHoldMicros) <= BigInt(input.amountMicros)) return null;
+    try {
+      return await gateway.increment({
+        holdId: input.holdId,
+        amountMicros: BigInt(input.mayHoldMicros),
+        idempotencyKey: `${idempotencyKeys.extend(input.sessionId, input.attempt)}:held`,
+      });
+    } catch {
+      return null;
+    }
   }
 
   async function authorizeOutcome(input: AuthorizeInput): Promise<AuthorizeOutcome> {
@@ -191,6 +211,8 @@ export function sessionEffects(deps: EffectDeps) {
         return { kind: 'raised', hold: holdInfo(hold), at: clock.now() };
       } catch (error) {
         if (error instanceof CardDeclinedError) return { kind: 'declined', reason: error.reason, at: clock.now() };
+        const raised = await raisedEarlier(input, error);
+        if (raised) return { kind: 'raised', hold: holdInfo(raised), at: clock.now() };
         log.warn({ sessionId: input.sessionId, err: describe(error) }, 'incremental authorization failed');
         return failure(error, clock.now());
       }

@@ -255,7 +255,10 @@ describe('extension (incremental authorization) faults', () => {
     const running = await view(opened.id);
     expect(running).toMatchObject({ state: 'active', maxCharge: limit });
     expect(Date.parse(running.cutoffAt) - Date.parse(opened.startedAt)).toBe(raised ? 8_000 : 5_000);
-    expect(await reserved()).toBe(limit);
+    // Unanswered, the increment may have raised the hold at the card company: the session's share
+    // of the outstanding limit stays at what was asked until it ends, so no other session is held
+    // beyond the limit.
+    expect(await reserved()).toBe(status === 503 ? '8.00' : limit);
     const [hold] = await network.holds(`?reference=${opened.id}`);
     // A refused or unreached increment leaves the hold as it was. (When the increment was
     // committed at the card network but no answer came back, the hold there is 8.00 while the

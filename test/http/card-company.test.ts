@@ -94,6 +94,37 @@ describe('raising the limit of a running session', () => {
     expect((await api.extend(customer.auth, opened.id, '2.00')).json().code).toBe('SESSION_NOT_ACTIVE');
     await api.logoff(customer.auth, timed.id);
   });
+
+  it('keeps the share of the limit an unanswered increment may have raised the hold to, and takes that hold as raised when a later extension finds it', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '5.00' })).json();
+    const network = sandbox(tollgate.cardNetworkUrl);
+    // The card company raises the hold to 10.00, and its answer is lost.
+    await network.setFaults([{ phase: 'increment', fault: 'drop_after_commit' }]);
+    try {
+      const lost = await api.extend(customer.auth, opened.id, '10.00');
+      expect([lost.statusCode, lost.json().code]).toEqual([503, 'CARD_NETWORK_UNAVAILABLE']);
+    } finally {
+      await network.clearFaults();
+    }
+    const [raised] = await network.holds(`?reference=${opened.id}`);
+    expect(raised).toMatchObject({ amount: '10.00', state: 'open' });
+    expect(await api.get(customer.auth, opened.id)).toMatchObject({ state: 'active', maxCharge: '5.00' });
+    // What the card may hold stays counted: no other session is held beyond the limit.
+    expect((await api.account(customer.auth)).reserved).toBe('10.00');
+    const refused = await api.open(customer.auth, { serviceId, maxCharge: '5.00' });
+    expect([refused.statusCode, refused.json().code]).toEqual([402, 'OUTSTANDING_LIMIT_REACHED']);
+    // A smaller extension finds the hold already higher: raised, with the hold as the card company has it.
+    const extended = await api.extend(customer.auth, opened.id, '7.00');
+    expect(extended.statusCode, extended.body).toBe(200);
+    expect(extended.json()).toMatchObject({ state: 'active', maxCharge: '7.00' });
+    expect((await api.account(customer.auth)).reserved).toBe('10.00');
+    expect((await network.holds(`?reference=${opened.id}`)).map((h) => [h.amount, h.state])).toEqual([['10.00', 'open']]);
+    const settled = (await api.logoff(customer.auth, opened.id)).json();
+    expect(settled.state).toBe('settled');
+    expect((await api.account(customer.auth)).reserved).toBe('0.00');
+  });
 });
 
 describe('a grace period over the limit', () => {

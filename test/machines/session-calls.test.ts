@@ -191,9 +191,9 @@ describe('calls for extensions and renewals', () => {
     await session.settle();
     expect(session.card.inputs.slice(1)).toEqual([
       { src: 'reserveExtension', input: { sessionId, accountId, toMicros: '8000000', attempt: 1 } },
-      { src: 'incrementHold', input: { sessionId, holdId: 'hold_1', amountMicros: '8000000', attempt: 1 } },
+      { src: 'incrementHold', input: { sessionId, holdId: 'hold_1', amountMicros: '8000000', attempt: 1, mayHoldMicros: null } },
       { src: 'reserveExtension', input: { sessionId, accountId, toMicros: '9000000', attempt: 2 } },
-      { src: 'incrementHold', input: { sessionId, holdId: 'hold_1', amountMicros: '9000000', attempt: 2 } },
+      { src: 'incrementHold', input: { sessionId, holdId: 'hold_1', amountMicros: '9000000', attempt: 2, mayHoldMicros: null } },
     ]);
     expect(session.actor.getSnapshot().context).toMatchObject({ extensions: 2, maxChargeMicros: '9000000', cutoffAt: START + 900_000 });
   });
