@@ -162,12 +162,14 @@ export class Edge {
     if (/(^|\/)\.\.?(\/|$)/.test(safeDecode(rest))) throw errors.validation('The path must not contain . or .. segments.');
     const credential = credentialOf(request, search);
     if (!credential) throw errors.accessTokenInvalid();
-    const session = this.deps.live.get(sessionId!);
+    let session = this.deps.live.get(sessionId!);
     // The common case costs a string comparison: the token this session's view shows.
     if (!session || !session.token || !sameText(credential.token, session.token)) {
       const tokenSession = this.deps.tokens.sessionOf(credential.token);
       if (!tokenSession) throw errors.accessTokenInvalid();
       if (tokenSession !== sessionId!) throw errors.accessForbidden(await this.mismatch(tokenSession, sessionId!));
+      // Not heard of here yet (opened by another node a moment ago): its row says whether it is active.
+      session ??= await this.deps.live.adopt(this.deps.sql, sessionId!);
       if (session) session.token = credential.token;
     }
     if (!session || session.ended) throw await this.notActive(sessionId!, session);

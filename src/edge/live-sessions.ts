@@ -39,6 +39,11 @@ export interface LiveSession {
   signed?: { t: number; cutoffAt: number; method: string; path: string; secret: string; headers: Readonly<Record<string, string>> };
 }
 
+interface Adoption {
+  ended: Ended | null;
+  session: Promise<LiveSession | undefined>;
+}
+
 /** How many of the latest cuts at a cutoff are remembered for their lateness (the benchmark reads them). */
 const LATENESS_KEPT = 10_000;
 
@@ -95,25 +100,50 @@ export class LiveSessions {
 
   /** The sessions active in their rows (a restart), except those the bus already told about. */
   async load(sql: Sql): Promise<number> {
-    const rows = await sql<ActiveRow[]>`
-      select s.id as "sessionId", s.account_id as "accountId", s.service_id as "serviceId", s.cutoff_at as "cutoffAt",
-        s.snapshot->'context'->>'cutoffReason' as "cutoffReason",
-        t.requests::text as requests, t.bytes_in::text as "bytesIn", t.bytes_out::text as "bytesOut", t.connections_cut as "connectionsCut"
-      from sessions s left join session_traffic t on t.session_id = s.id
-      where s.state = 'active' and s.cutoff_at is not null`;
     let loaded = 0;
-    for (const row of rows) {
+    for (const row of await activeRows(sql, null)) {
       if (this.sessions.has(row.sessionId)) continue;
-      const stored: TrafficCounts = {
-        requests: Number(row.requests ?? 0),
-        bytesIn: Number(row.bytesIn ?? 0),
-        bytesOut: Number(row.bytesOut ?? 0),
-        connectionsCut: row.connectionsCut ?? 0,
-      };
-      this.activate(row.sessionId, row.accountId, row.serviceId, row.cutoffAt.getTime(), row.cutoffReason ?? 'time_limit', stored);
+      this.activateRow(row);
       loaded++;
     }
     return loaded;
+  }
+
+  /**
+   * One session the bus has not told this edge of yet, from its row when that says active: one
+   * another node opened, whose activation reaches this node a moment after its client had the
+   * answer (an outside probe's requests got 402 SESSION_ENDED for an active session). An end told
+   * while the row was being read is not lost: the session is taken in ended.
+   */
+  adopt(sql: Sql, sessionId: string): Promise<LiveSession | undefined> {
+    const reading = this.adopting.get(sessionId);
+    if (reading) return reading.session;
+    const adoption: Adoption = { ended: null, session: Promise.resolve(undefined) };
+    adoption.session = this.adoptRow(sql, sessionId, adoption).finally(() => this.adopting.delete(sessionId));
+    this.adopting.set(sessionId, adoption);
+    return adoption.session;
+  }
+
+  /** Sessions being read by adopt (requests for one share the read), with an end the bus told meanwhile. */
+  private readonly adopting = new Map<string, Adoption>();
+
+  private async adoptRow(sql: Sql, sessionId: string, adoption: Adoption): Promise<LiveSession | undefined> {
+    const [row] = await activeRows(sql, sessionId);
+    const known = this.sessions.get(sessionId);
+    if (known || !row || row.cutoffAt.getTime() <= this.deps.clock.now()) return known;
+    this.activateRow(row);
+    if (adoption.ended) this.end(sessionId, adoption.ended);
+    return this.sessions.get(sessionId);
+  }
+
+  private activateRow(row: ActiveRow): void {
+    const stored: TrafficCounts = {
+      requests: Number(row.requests ?? 0),
+      bytesIn: Number(row.bytesIn ?? 0),
+      bytesOut: Number(row.bytesOut ?? 0),
+      connectionsCut: row.connectionsCut ?? 0,
+    };
+    this.activate(row.sessionId, row.accountId, row.serviceId, row.cutoffAt.getTime(), row.cutoffReason ?? 'time_limit', stored);
   }
 
   /** Domain events after commit, in order per session; applying one twice changes nothing. */
@@ -199,6 +229,8 @@ export class LiveSessions {
   /** A Disconnect: access ends now and everything open is cut. */
   private end(sessionId: string, ended: Ended): void {
     const session = this.sessions.get(sessionId);
+    const adoption = session ? undefined : this.adopting.get(sessionId);
+    if (adoption) adoption.ended = ended;
     if (!session || session.ended) return;
     session.ended = ended;
     this.deadlines.cancel(`cutoff:${sessionId}`);
@@ -216,4 +248,13 @@ export class LiveSessions {
     if (open.length > 0) this.deps.log.info({ sessionId, reason: ended.reason, cut: open.length }, 'edge cut a session');
     for (const listener of this.endedListeners) listener(session);
   }
+}
+
+function activeRows(sql: Sql, sessionId: string | null): Promise<ActiveRow[]> {
+  return sql<ActiveRow[]>`
+    select s.id as "sessionId", s.account_id as "accountId", s.service_id as "serviceId", s.cutoff_at as "cutoffAt",
+      s.snapshot->'context'->>'cutoffReason' as "cutoffReason",
+      t.requests::text as requests, t.bytes_in::text as "bytesIn", t.bytes_out::text as "bytesOut", t.connections_cut as "connectionsCut"
+    from sessions s left join session_traffic t on t.session_id = s.id
+    where s.state = 'active' and s.cutoff_at is not null ${sessionId === null ? sql`` : sql`and s.id = ${sessionId}`}`;
 }

@@ -346,6 +346,40 @@ describe('two nodes', () => {
     }
   });
 
+  it('lets a session through the edge of a node that has not heard of it yet, the moment its owner answered the open', async () => {
+    const upstream = await startUpstream();
+    // node-a hears nothing of node-b's commits until the test says (its follower's events are held).
+    const publish = a.events.publish.bind(a.events);
+    const held: Parameters<typeof publish>[0][] = [];
+    const release = () => {
+      a.events.publish = publish;
+      for (const events of held.splice(0)) publish(events);
+    };
+    try {
+      // node-b's service behind the upstream, once node-a's edge has let a session of it through.
+      const first = await pricedPerRequestOnB(upstream.url);
+      await b.app.inject({ method: 'POST', url: `/v1/sessions/${first.session.id}/logoff`, headers: first.customer.auth });
+      const onB = services.find((s) => b.leases!.serves(s.serverId))!;
+      a.events.publish = (events) => void held.push(events);
+      const customer = await signUp(b.app, { outstandingLimit: '100.00' });
+      const opened = await b.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onB.serviceId, maxCharge: '5.00' } });
+      expect(opened.statusCode, opened.body).toBe(201);
+      const session = opened.json() as { id: string; access: { token: string } };
+      expect(a.live.get(session.id)).toBeUndefined();
+      // An outside probe's client, sent to node-a by haproxy, was answered 402 SESSION_ENDED here.
+      const passed = await fetch(`${a.app.listeningOrigin}/edge/${session.id}/json`, { headers: { authorization: `Bearer ${session.access.token}` } });
+      expect(passed.status, await passed.text()).toBe(200);
+      expect(a.live.get(session.id)).toMatchObject({ ended: null });
+      const loggedOff = await b.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+      expect(loggedOff.statusCode, loggedOff.body).toBe(200);
+      release();
+      await until('node-a’s edge ends its access', () => a.live.get(session.id)?.ended?.reason === 'logoff');
+    } finally {
+      release();
+      await upstream.close();
+    }
+  });
+
   it('refuses, and counts, a write of a node whose lease another took, and sends nothing to the card company for it', async () => {
     const customer = await signUp(a.app, { outstandingLimit: '100.00' });
     const onA = services.find((s) => a.leases!.serves(s.serverId))!;
