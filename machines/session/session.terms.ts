@@ -6,7 +6,8 @@ import type { EndReason, SessionContext } from './session.types.js';
  * Pure: the machine's actions and guards, and the views, read the same answers.
  */
 
-type TermsContext = Pick<SessionContext, 'tariff' | 'maxChargeMicros' | 'maxMs' | 'startedAt' | 'createdAt' | 'resumes' | 'uses'>;
+type TermsContext = Pick<SessionContext, 'tariff' | 'maxChargeMicros' | 'maxMs' | 'startedAt' | 'createdAt' | 'resumes' | 'uses'> &
+  Partial<Pick<SessionContext, 'quote'>>;
 
 /** What uses hold back from what time may spend: the committed and the reserved. */
 export function usesHeld(context: Pick<SessionContext, 'uses'>): bigint {
@@ -14,13 +15,18 @@ export function usesHeld(context: Pick<SessionContext, 'uses'>): bigint {
 }
 
 export function termsOf(context: TermsContext, overrides: Partial<SessionTerms> = {}): SessionTerms {
+  const startedAt = context.startedAt ?? context.createdAt;
+  // Opened on a quote after its start: priced as the quote priced it (an outside probe's quote for
+  // two minutes at 1.00, opened as a 2.00 hour began, ran one minute for the whole total).
+  const quotedAt = context.quote?.startAt;
   return {
     tariff: context.tariff,
     maxChargeMicros: BigInt(context.maxChargeMicros),
     maxMs: context.maxMs,
-    startedAt: context.startedAt ?? context.createdAt,
+    startedAt,
     resumes: context.resumes,
     usesMicros: usesHeld(context),
+    ...(quotedAt !== undefined && quotedAt !== startedAt && { priceShiftMs: quotedAt - startedAt }),
     ...overrides,
   };
 }

@@ -58,6 +58,11 @@ export interface AgreedPrice {
   quoteId: string;
   /** What the quote said the agreed use costs at most. */
   totalMicros: MicrosText;
+  /**
+   * The quote's start: its tariff's hours are read as from then, however late within its validity
+   * the session opened (left out by sessions opened before this was kept: read from their start).
+   */
+  startAt?: number;
 }
 
 export interface SessionInput {

@@ -19,6 +19,11 @@ export interface SessionTerms {
   resumes: readonly Resume[];
   /** What uses have taken (committed, and reserved): time may spend only the rest. */
   usesMicros: Micros;
+  /**
+   * The tariff's hours are read this much after the wall clock: a session opened on a quote after
+   * the quote's start (negative) is priced as the quote priced it, as though it began then.
+   */
+  priceShiftMs?: number;
 }
 
 export type LimitReason = 'charge_limit' | 'time_limit';
@@ -69,7 +74,7 @@ export function billableAt(terms: Pick<SessionTerms, 'startedAt' | 'resumes'>, w
  * The billed seconds, in runs of one price: second j is priced at the wall instant it starts.
  * A run ends where the tariff's price may change (a local hour) or billable time paused.
  */
-export function* pricedRuns(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, start = 0): Generator<PricedRun> {
+export function* pricedRuns(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes' | 'priceShiftMs'>, start = 0): Generator<PricedRun> {
   let from = start;
   let current: PricedRun | null = null;
   /** The last run ended where billable time paused: the next starts a run of its own (its line is not drawn across the pause). */
@@ -78,8 +83,9 @@ export function* pricedRuns(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | '
     const resume = [...terms.resumes].reverse().find((r) => r.billableAtMs <= from * 1000);
     const piece = resume ?? { billableAtMs: 0, wallAtMs: terms.startedAt };
     const nextResume = terms.resumes.find((r) => r.billableAtMs > from * 1000);
-    const { pricePerMinuteMicros, until } = priceAt(terms.tariff, piece.wallAtMs + (from * 1000 - piece.billableAtMs));
-    let to = until === Infinity ? Infinity : Math.ceil((until - piece.wallAtMs + piece.billableAtMs) / 1000);
+    const shift = terms.priceShiftMs ?? 0;
+    const { pricePerMinuteMicros, until } = priceAt(terms.tariff, piece.wallAtMs + shift + (from * 1000 - piece.billableAtMs));
+    let to = until === Infinity ? Infinity : Math.ceil((until - shift - piece.wallAtMs + piece.billableAtMs) / 1000);
     const pauseAt = nextResume ? Math.ceil(nextResume.billableAtMs / 1000) : Infinity;
     to = Math.max(Math.min(to, pauseAt), from + 1);
     // Runs of one price are merged, but end after a week: a tariff free for ever (all its prices
@@ -122,7 +128,7 @@ interface Span {
   runs(): Iterable<PricedRun>;
 }
 
-function* runsWithin(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, from: number, to: number): Generator<PricedRun> {
+function* runsWithin(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes' | 'priceShiftMs'>, from: number, to: number): Generator<PricedRun> {
   for (const run of pricedRuns(terms, from)) {
     if (run.from >= to) return;
     yield { ...run, to: Math.min(run.to, to) };
@@ -134,7 +140,7 @@ function* runsWithin(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes
  * billable time runs on without pause, a week whose clocks do not change costs what any such week
  * costs, and is counted in one step (two look-ups of local time, not 168).
  */
-function* spans(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>): Generator<Span> {
+function* spans(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes' | 'priceShiftMs'>): Generator<Span> {
   const lastResume = terms.resumes.at(-1);
   const steady = Math.ceil((lastResume?.billableAtMs ?? 0) / 1000);
   let week: bigint | null = null;
@@ -146,7 +152,8 @@ function* spans(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>): 
     // From here on, week by week; the first one is walked and its cost kept.
     for (let from = run.from; from < MAX_SPAN_SECONDS; from += WEEK_SECONDS) {
       const to = from + WEEK_SECONDS;
-      const steadyClocks = sameLocalTime(terms.tariff.timeZone, wallAt(terms, from * 1000), wallAt(terms, to * 1000));
+      const shift = terms.priceShiftMs ?? 0;
+      const steadyClocks = sameLocalTime(terms.tariff.timeZone, wallAt(terms, from * 1000) + shift, wallAt(terms, to * 1000) + shift);
       if (week !== null && steadyClocks) {
         // Nothing is ever charged in a week where every hour is free: no later one charges either.
         if (week === 0n) return;
@@ -167,7 +174,7 @@ function* spans(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>): 
 }
 
 /** Σ over the first `billed` seconds of their price per minute: sixty times their cost in micro-units. */
-function sixtiethsOf(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, billed: number): bigint {
+function sixtiethsOf(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes' | 'priceShiftMs'>, billed: number): bigint {
   let sum = 0n;
   for (const span of spans(terms)) {
     if (span.from >= billed) break;
@@ -184,7 +191,7 @@ function sixtiethsOf(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes
 }
 
 /** What `billableMs` of use costs by the clock (uses aside), before any cap or rounding. */
-export function timeChargeMicros(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes'>, billableMs: number): Micros {
+export function timeChargeMicros(terms: Pick<SessionTerms, 'tariff' | 'startedAt' | 'resumes' | 'priceShiftMs'>, billableMs: number): Micros {
   const billed = billedSeconds(terms.tariff.billing, Math.floor(Math.max(0, billableMs) / 1000));
   return sixtiethsOf(terms, billed) / 60n;
 }

@@ -141,8 +141,8 @@ export class OpenCommand {
     return {
       tariff: quote.tariff,
       maxMs: quote.maxMs,
-      maxChargeMicros: agreedHold(quote, now),
-      quote: { quoteId: quote.id, totalMicros: quote.totalMicros.toString() },
+      maxChargeMicros: agreedHold(quote, quote.startAt),
+      quote: { quoteId: quote.id, totalMicros: quote.totalMicros.toString(), startAt: quote.startAt },
     };
   }
 

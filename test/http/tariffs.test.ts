@@ -157,6 +157,29 @@ describe('a quote', () => {
     expect(again.json().code).toBe('QUOTE_USED');
   });
 
+  it('opened after its start, as a dearer hour began, is priced as it was quoted: its time in full for its total', async () => {
+    const serviceId = await peakService();
+    const customer = await signUp(tollgate.app);
+    clock.set(Date.UTC(2026, 10, 30, 9, 55));
+    // From 09:55: ten minutes are five at 0.60 and five at 1.20; 3.00 buys five minutes at 0.60.
+    const forTime = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 10 } })).json();
+    expect(forTime).toMatchObject({ total: '9.00' });
+    const forCharge = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '3.00' } })).json();
+    expect(forCharge.lines.map((l: { seconds: number; charge: string }) => [l.seconds, l.charge])).toEqual([[300, '3.00']]);
+    // Opened ten minutes later, within their validity, in the hour at 1.20.
+    clock.set(Date.UTC(2026, 10, 30, 10, 5));
+    const open = async (quoteId: string) => (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId } })).json();
+    const timed = await open(forTime.id);
+    const charged = await open(forCharge.id);
+    expect(timed).toMatchObject({ state: 'active', cutoffReason: 'time_limit', cutoffAt: '2026-11-30T10:15:00.000Z' });
+    expect(charged).toMatchObject({ state: 'active', cutoffReason: 'charge_limit', cutoffAt: '2026-11-30T10:10:00.000Z' });
+    const chargedEnded = await settledAfter(5 * 60_000, charged.id, customer.auth);
+    expect(chargedEnded).toMatchObject({ endReason: 'charge_limit', charge: '3.00', quote: { withinQuote: true } });
+    const timedEnded = await settledAfter(5 * 60_000, timed.id, customer.auth);
+    expect(timedEnded).toMatchObject({ endReason: 'time_limit', charge: '9.00', quote: { withinQuote: true } });
+    expect(timedEnded.lines.map((l: { pricePerMinute: string; charge: string }) => [l.pricePerMinute, l.charge])).toEqual(forTime.lines.map((l: { pricePerMinute: string; charge: string }) => [l.pricePerMinute, l.charge]));
+  });
+
   it('for a time billed by the minute runs that time in full, charged the total', async () => {
     const serviceId = await peakService({ billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumCharge: '0.00' } });
     const customer = await signUp(tollgate.app);
