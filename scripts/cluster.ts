@@ -65,8 +65,18 @@ async function stop(code: number): Promise<never> {
   stopping = true;
   console.log('stopping the cluster…');
   // Nodes first (each hands its servers back), then the sandbox and haproxy, then PostgreSQL.
-  for (const { child } of [...children].reverse()) if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGTERM');
-  await Promise.all(children.map(({ child }) => (child.exitCode === null && child.signalCode === null ? new Promise((resolve) => child.once('exit', resolve)) : null)));
+  // A child killed by a signal has exitCode null too (an outside probe's SIGKILLed node made this
+  // throw ESRCH and leave the sandbox running): only those still running are asked to stop.
+  const running = ({ child }: (typeof children)[number]) => child.exitCode === null && child.signalCode === null;
+  for (const entry of [...children].reverse()) {
+    if (!running(entry) || !entry.child.pid) continue;
+    try {
+      process.kill(entry.child.pid, 'SIGTERM');
+    } catch {
+      // Gone between the look and the kill.
+    }
+  }
+  await Promise.all(children.map((entry) => (running(entry) ? new Promise((resolve) => entry.child.once('exit', resolve)) : null)));
   await embedded?.stop();
   process.exit(code);
 }
