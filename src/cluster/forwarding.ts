@@ -17,6 +17,8 @@ export interface ForwardingDeps {
 
 /** Set on a forwarded request: the owner answers it or says the server is moving, never forwards again. */
 export const FORWARDED_BY = 'x-tollgate-forwarded-by';
+/** Where the client reached the node that forwarded a request (its scheme and host): what addresses in the answer use. */
+export const FORWARDED_ORIGIN = 'x-tollgate-forwarded-origin';
 
 /** Routes whose session (`:id`) decides which node answers: the API's, and the web site's forms. */
 const SESSION_ROUTES = new Set([
@@ -126,6 +128,7 @@ export class Forwarder {
       headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
     headers[FORWARDED_BY] = this.deps.nodeId;
+    headers[FORWARDED_ORIGIN] = clientOrigin(request);
     const hasBody = body !== undefined && body !== null;
     if (!hasBody) delete headers['content-type'];
     try {
@@ -191,4 +194,15 @@ function encoded(body: unknown, contentType: string | undefined): string {
     for (const one of [value].flat()) form.append(name, String(one));
   }
   return form.toString();
+}
+
+/**
+ * Where the client reached tollgate: scheme and host of its request, or, for a request another
+ * node forwarded, of the request that node took (an outside probe's access.url named the owner
+ * node, which refused connections while it was down, instead of the address the client used).
+ */
+export function clientOrigin(request: FastifyRequest): string {
+  const forwarded = request.headers[FORWARDED_BY] !== undefined ? request.headers[FORWARDED_ORIGIN] : undefined;
+  if (typeof forwarded === 'string' && /^https?:\/\/[A-Za-z0-9.\-:[\]]+$/.test(forwarded)) return forwarded;
+  return `${request.protocol}://${request.host}`;
 }

@@ -113,10 +113,14 @@ describe('two nodes', () => {
       headers: { ...customer.auth, 'content-type': 'application/json' },
       body: JSON.stringify({ serviceId: onA.serviceId, maxCharge: '5.00' }),
     });
-    const session = (await opened.json()) as { id: string; state: string };
+    const session = (await opened.json()) as { id: string; state: string; access: { url: string } };
     expect(opened.status).toBe(201);
     expect(opened.headers.get('x-tollgate-answered-by')).toBe('node-a');
     expect(session.state).toBe('active');
+    // Its access is where the client came, not the node that answered (which may be the one down).
+    expect(session.access.url).toBe(`${b.app.listeningOrigin}/edge/${session.id}`);
+    const viewed = await fetch(`${b.app.listeningOrigin}/v1/sessions/${session.id}`, { headers: customer.auth });
+    expect(((await viewed.json()) as { access: { url: string } }).access.url).toBe(`${b.app.listeningOrigin}/edge/${session.id}`);
     expect(a.supervisor.has(session.id)).toBe(true);
     expect(b.supervisor.has(session.id)).toBe(false);
     // node-b's edge learns of it from node-a's commit (LISTEN/NOTIFY), so it can cut it too.

@@ -5,6 +5,7 @@ import { findAccount } from '../../accounts/accounts.js';
 import { accountHistory } from '../../accounts/account-rows.js';
 import { changeCard, changeOutstandingLimit, changePassword, changePaymentMode, changeStatementPeriod } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
+import { clientOrigin } from '../../cluster/forwarding.js';
 import { EDGE_PREFIX } from '../../edge/edge.js';
 import { errors } from '../../errors.js';
 import type { SessionView } from '../../sessions/session-view.js';
@@ -44,7 +45,7 @@ import { statementFile, statementView } from '../../statements/statement-view.js
  */
 async function customerViews(deps: RouteDeps, request: FastifyRequest, views: SessionView[]) {
   const traffic = await deps.edge.trafficOf(views.map((view) => view.id));
-  const base = deps.edgePublicUrl ?? `${request.protocol}://${request.host}`;
+  const base = deps.edgePublicUrl ?? clientOrigin(request);
   return views.map((view) => ({
     ...view,
     traffic: traffic.get(view.id)!,
