@@ -19,6 +19,8 @@ export interface EdgeLoadRow {
   concurrency: number;
   direct: LoadResult;
   haproxy: LoadResult | null;
+  /** The least a Node proxy does (test/bench/bare-proxy-child.ts): what Node itself costs. */
+  bare: LoadResult;
   edge: LoadResult;
 }
 
@@ -161,6 +163,8 @@ export async function measureEdge(
     const db = await prepareTollgateDatabase(cluster, 'bench_edge', []);
     const upstream = await spawnChild<{ url: string }>('edge-upstream-child.ts', { label: 'upstream', env: {} });
     children.push(upstream);
+    const bare = await spawnChild<{ url: string }>('bare-proxy-child.ts', { label: 'bare proxy', env: { BARE_UPSTREAM: upstream.ready.url } });
+    children.push(bare);
     const { server } = await startPair(children, { databaseUrl: db.url, dataDir: path.join(options.root, 'data-edge') });
     const base = server.ready.url;
     const admin = await bootstrapAdminAt(base, ADMIN_TOKEN);
@@ -177,6 +181,7 @@ export async function measureEdge(
         load({ label, url, concurrency, seconds: options.seconds, maxRequests: options.maxRequests, requests: [{ method: 'GET', headers }], quiet: true });
       const direct = await run(`direct c${concurrency}`, `${upstream.ready.url}/json`);
       const viaHaproxy = haproxy ? await run(`haproxy c${concurrency}`, `${haproxy.url}/json`) : null;
+      const viaBare = await run(`bare Node proxy c${concurrency}`, `${bare.ready.url}/json`);
       await server.request('usage', { mark: true });
       const edge = await run(`edge c${concurrency}`, `${session.access.url}/json`, { authorization: `Bearer ${session.access.token}` });
       const used = await server.request<{ userMs: number; systemMs: number; wallMs: number }>('usage', { mark: true });
@@ -189,8 +194,8 @@ export async function measureEdge(
         const summary = await summarizeProfile(file, 30);
         say(summary.selfTop.map((f) => `    ${f.ms} ms ${f.fn} ${f.where || f.area}`).join('\n'));
       }
-      say(`  c${concurrency}: direct ${direct.perSecond}/s p50 ${direct.p50Ms} ms; haproxy ${viaHaproxy?.perSecond ?? '–'}/s p50 ${viaHaproxy?.p50Ms ?? '–'} ms; edge ${edge.perSecond}/s p50 ${edge.p50Ms} ms p99 ${edge.p99Ms} ms`);
-      loads.push({ concurrency, direct, haproxy: viaHaproxy, edge });
+      say(`  c${concurrency}: direct ${direct.perSecond}/s p50 ${direct.p50Ms} ms; haproxy ${viaHaproxy?.perSecond ?? '–'}/s p50 ${viaHaproxy?.p50Ms ?? '–'} ms; bare Node proxy ${viaBare.perSecond}/s p50 ${viaBare.p50Ms} ms; edge ${edge.perSecond}/s p50 ${edge.p50Ms} ms p99 ${edge.p99Ms} ms`);
+      loads.push({ concurrency, direct, haproxy: viaHaproxy, bare: viaBare, edge });
     }
 
     // Cut delays: sessions whose cutoffs fall over a few seconds, each with its share of streams.

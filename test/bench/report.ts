@@ -306,6 +306,7 @@ function edgeJson(edge: EdgePhase) {
       concurrency: l.concurrency,
       direct: edgeLoadJson(l.direct),
       haproxy: l.haproxy ? edgeLoadJson(l.haproxy) : null,
+      bareNodeProxy: l.bare ? edgeLoadJson(l.bare) : null,
       edge: edgeLoadJson(l.edge),
       edgeAddedP50Ms: round(l.edge.p50Ms - l.direct.p50Ms, 2),
       edgeAddedP99Ms: round(l.edge.p99Ms - l.direct.p99Ms, 2),
@@ -740,16 +741,19 @@ export function edgeSection(e: EdgePhase | null): string[] {
   const out = ['## 8. The edge (reverse proxy)', ''];
   if (!e) return [...out, 'Not measured.', ''];
   out.push(
-    `Small JSON GETs (closed loop, autocannon in the benchmark process) to one upstream process (test/bench/edge-upstream-child.ts): straight to it, through haproxy (${e.haproxyVersion ?? 'not installed'}, HTTP mode, keep-alive both ways, its default threads), and through tollgate's edge (one Node process: the session's token checked, the signed headers added per request). Added latency is the proxied figure minus the direct one at the same concurrency.`,
+    `Small JSON GETs (closed loop, autocannon in the benchmark process) to one upstream process (test/bench/edge-upstream-child.ts): straight to it, through haproxy (${e.haproxyVersion ?? 'not installed'}, HTTP mode, keep-alive both ways, its default threads), through the least a Node proxy does (test/bench/bare-proxy-child.ts: node:http and one undici pool, no token, no session, no signed headers, no Fastify), and through tollgate's edge (one Node process: the session's token checked, the signed headers added per request). Added latency is the proxied figure minus the direct one at the same concurrency. The bare proxy says what Node itself costs: edge ÷ bare is the edge's own overhead, bare ÷ haproxy the ceiling of a one-process Node proxy on this machine.`,
     '',
     table(
-      ['concurrency', 'direct req/s', 'haproxy req/s', 'edge req/s', 'edge ÷ haproxy', 'direct p50/p99 ms', 'haproxy added p50/p99 ms', 'edge added p50/p99 ms'],
+      ['concurrency', 'direct req/s', 'haproxy req/s', 'bare Node proxy req/s', 'edge req/s', 'edge ÷ haproxy', 'bare ÷ haproxy', 'edge ÷ bare', 'direct p50/p99 ms', 'haproxy added p50/p99 ms', 'edge added p50/p99 ms'],
       e.loads.map((l) => [
         l.concurrency,
         l.direct.perSecond,
         l.haproxy?.perSecond ?? null,
+        l.bare?.perSecond ?? null,
         l.edge.perSecond,
         l.haproxy ? round(l.edge.perSecond / l.haproxy.perSecond, 3) : null,
+        l.haproxy && l.bare ? round(l.bare.perSecond / l.haproxy.perSecond, 3) : null,
+        l.bare ? round(l.edge.perSecond / l.bare.perSecond, 3) : null,
         `${l.direct.p50Ms} / ${l.direct.p99Ms}`,
         l.haproxy ? `${round(l.haproxy.p50Ms - l.direct.p50Ms, 2)} / ${round(l.haproxy.p99Ms - l.direct.p99Ms, 2)}` : null,
         `${round(l.edge.p50Ms - l.direct.p50Ms, 2)} / ${round(l.edge.p99Ms - l.direct.p99Ms, 2)}`,
