@@ -1,5 +1,6 @@
 import type { SnapshotFrom } from 'xstate';
 import type { sessionMachine } from './session.machine.js';
+import { lastRenewalAtOf } from './session.setup.js';
 
 export type SessionSnapshot = SnapshotFrom<typeof sessionMachine>;
 export type SessionStateName = 'authorizing' | 'active' | 'over_limit' | 'closing' | 'settled' | 'declined';
@@ -35,7 +36,10 @@ export function deadlineOf(snapshot: SessionSnapshot): { at: number; event: Dead
     const due = [
       context.cutoffAt === null ? null : { at: context.cutoffAt, event: 'CUTOFF' as const },
       context.warnAt !== null && context.warnedAt === null ? { at: context.warnAt, event: 'WARN' as const } : null,
-      snapshot.matches({ active: 'running' }) && context.renewAt !== null ? { at: context.renewAt, event: 'RENEW_HOLD' as const } : null,
+      // Never after the last try (a snapshot from before it was kept may say the hold's last millisecond).
+      snapshot.matches({ active: 'running' }) && context.renewAt !== null && context.hold !== null
+        ? { at: Math.min(context.renewAt, lastRenewalAtOf(context, context.hold)), event: 'RENEW_HOLD' as const }
+        : null,
     ].filter((d) => d !== null);
     // The earliest first; at the same instant the cutoff wins (a warning at the cutoff says nothing).
     return due.reduce<(typeof due)[number] | null>((first, d) => (first === null || d.at < first.at ? d : first), null);

@@ -1,7 +1,7 @@
 // Over 300 lines on purpose: this file is the session's statechart and nothing else, read (and
 // drawn) as one; its vocabulary of guards, actions and actors is in session.setup.ts.
 import { not, type SnapshotFrom } from 'xstate';
-import { failureOf, sessionSetup, thrownFailure } from './session.setup.js';
+import { failureOf, renewsAgain, sessionSetup, thrownFailure } from './session.setup.js';
 import { lostAt } from './session.terms.js';
 import type { SessionContext } from './session.types.js';
 
@@ -298,15 +298,21 @@ export const sessionMachine = sessionSetup.createMachine({
           invoke: {
             id: 'renew',
             src: 'renewHold',
-            input: ({ context }) => ({ ...authorizeInput(context, context.reauthorizations + 1), previousHoldId: context.hold!.holdId }),
+            input: ({ context }) => ({
+              ...authorizeInput(context, context.reauthorizations + 1),
+              previousHoldId: context.hold!.holdId,
+              lastTry: !renewsAgain(context),
+            }),
             onDone: [
               {
                 guard: { type: 'outcomeIs', params: ({ event }) => ({ outcome: event.output, kind: 'held' }) },
                 target: 'running',
                 actions: { type: 'renewed', params: ({ event }) => event.output },
               },
+              // Not renewed, told after the cutoff's instant (its timer late): the limit ends it, not the renewal.
+              { guard: { type: 'toldPastCutoff', params: ({ event }) => ({ at: event.output.at }) }, target: '#session.over_limit' },
               {
-                guard: { type: 'renewalAgain', params: ({ event }) => ({ retryable: event.output.kind === 'unanswered', failure: failureOf(event.output) }) },
+                guard: { type: 'renewalAgain', params: ({ event }) => ({ retryable: event.output.kind === 'unanswered' }) },
                 target: 'running',
                 actions: { type: 'renewLater', params: ({ event }) => failureOf(event.output) },
               },
@@ -322,7 +328,7 @@ export const sessionMachine = sessionSetup.createMachine({
             ],
             onError: [
               {
-                guard: { type: 'renewalAgain', params: ({ context, event }) => ({ retryable: true, failure: thrownFailure(context, event.error) }) },
+                guard: { type: 'renewalAgain', params: { retryable: true } },
                 target: 'running',
                 actions: { type: 'renewLater', params: ({ context, event }) => thrownFailure(context, event.error) },
               },

@@ -64,6 +64,11 @@ export function lastRenewalAtOf(context: Pick<SessionContext, 'renewBeforeMs'>, 
   return hold.expiresAt - Math.floor(renewalWindowMs(context, hold) / 2);
 }
 
+/** Whether the renewal due now is not the last try: one due at the last try (or later) is. */
+export function renewsAgain(context: Pick<SessionContext, 'renewBeforeMs' | 'renewAt' | 'hold'>): boolean {
+  return context.renewAt !== null && context.hold !== null && context.renewAt < lastRenewalAtOf(context, context.hold);
+}
+
 /**
  * An approved extension. A hold raised to exactly the limit asked says an earlier unanswered
  * increment left nothing more; one the card company found already higher keeps that amount
@@ -122,8 +127,9 @@ export const sessionSetup = setup({
     noUsesReserved: ({ context }) => Object.keys(context.uses.open).length === 0,
     commitWithinReservation: ({ context, event }) =>
       event.type === 'COMMIT_USE' && event.units <= (context.uses.open[event.reservationId]?.units ?? -1),
-    /** A renewal that may be tried again (unanswered, or a bug), and failed before its last try: one that failed at it ends the session. */
-    renewalAgain: ({ context }, params: { retryable: boolean; failure: Failure }) => params.retryable && params.failure.at < lastRenewalAtOf(context, context.hold!),
+    /** A renewal that may be tried again (unanswered, or a bug) and was not the last try: one that was ends the session. */
+    renewalAgain: ({ context }, params: { retryable: boolean }) => params.retryable && renewsAgain(context),
+    toldPastCutoff: ({ context }, params: { at: number }) => context.cutoffAt !== null && params.at >= context.cutoffAt,
     warningDue: ({ context, event }) => context.warnAt !== null && context.warnedAt === null && event.at >= context.warnAt,
   },
   actions: {
@@ -283,6 +289,8 @@ export const sessionSetup = setup({
         reauthorizations: context.reauthorizations + 1,
         staleHoldIds: outcome.staleHoldId ? [...context.staleHoldIds, outcome.staleHoldId] : context.staleHoldIds,
         lastError: null,
+        // The next renewal's tries back off from the start again.
+        closeAttempts: 0,
       };
     }),
     /** No answer to a renewal: try again soon, at the last try at the latest. */

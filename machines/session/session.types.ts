@@ -202,6 +202,8 @@ export type CallOutcome = { kind: 'done'; at: number } | Unanswered | Refused;
 
 export interface RenewInput extends AuthorizeInput {
   previousHoldId: string;
+  /** The last try before the hold lapses: unanswered, any hold it may have placed is let go of at once. */
+  lastTry?: boolean;
 }
 
 /** A renewal that placed its new hold but could not void the old one says which to void later. */
@@ -224,8 +226,11 @@ export interface IncrementInput {
   amountMicros: MicrosText;
   /** The n-th extension: part of the idempotency key. */
   attempt: number;
-  /** What an earlier unanswered increment may have raised the hold to (Extension.unconfirmedMicros). */
-  mayHoldMicros: MicrosText | null;
+  /**
+   * What an earlier unanswered increment may have raised the hold to (Extension.unconfirmedMicros).
+   * Undefined in an increment restored from a snapshot written before it was kept.
+   */
+  mayHoldMicros?: MicrosText | null;
 }
 
 export type IncrementOutcome = { kind: 'raised'; hold: HoldInfo; at: number } | Declined | Unanswered | Refused;

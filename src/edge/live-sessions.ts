@@ -153,7 +153,9 @@ export class LiveSessions {
       if (!p.sessionId) continue;
       switch (event.type) {
         case 'session.activated':
-          if (p.accountId && p.serviceId && typeof p.cutoffAt === 'number') {
+          // Known already (adopted from its row, which may be ahead of the bus): an activation told
+          // late must not move its cutoff back; only session.extended moves it.
+          if (p.accountId && p.serviceId && typeof p.cutoffAt === 'number' && !this.sessions.has(p.sessionId)) {
             this.activate(p.sessionId, p.accountId, p.serviceId, p.cutoffAt, p.cutoffReason ?? 'time_limit');
           }
           break;

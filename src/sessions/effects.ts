@@ -102,7 +102,7 @@ export function sessionEffects(deps: EffectDeps) {
    * with the hold as it is, which then covers the limit asked now. Null when that is not the case.
    */
   async function raisedEarlier(input: IncrementInput, error: unknown): Promise<Hold | null> {
-    if (!(error instanceof CardNetworkRequestError && error.code === 'amount_below_hold') || input.mayHoldMicros === null) return null;
+    if (!(error instanceof CardNetworkRequestError && error.code === 'amount_below_hold') || input.mayHoldMicros == null) return null;
     if (BigInt(input.mayHoldMicros) <= BigInt(input.amountMicros)) return null;
     try {
       return await gateway.increment({
@@ -112,6 +112,15 @@ export function sessionEffects(deps: EffectDeps) {
       });
     } catch {
       return null;
+    }
+  }
+
+  /** Replays an unanswered authorization by its key and voids what it placed; what fails is left to the reconciler. */
+  async function releaseQuietly(input: AuthorizeInput): Promise<void> {
+    try {
+      await voidAll(input.sessionId, [(await authorize(input)).holdId]);
+    } catch (error) {
+      if (!(error instanceof CardDeclinedError)) log.warn({ sessionId: input.sessionId, err: describe(error) }, 'letting go of an unanswered renewal failed; the reconciler voids any hold it placed');
     }
   }
 
@@ -179,7 +188,21 @@ export function sessionEffects(deps: EffectDeps) {
     renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input, signal }) => {
       await intentWritten(input.sessionId, signal);
       const outcome = await authorizeOutcome(input);
+      if (outcome.kind === 'unanswered' && input.lastTry) {
+        // The session ends on its old hold: a new one this try may have placed is let go of now
+        // (replayed by its key, then voided), not left for the reconciler's next round.
+        await releaseQuietly(input);
+        return outcome;
+      }
       if (outcome.kind !== 'held') return outcome;
+      if (signal.aborted) {
+        // The session left renewing meanwhile (a logoff, the cutoff) and closes on the old hold:
+        // the new one is nobody's, and the old one must not be voided under its capture (review).
+        await voidAll(input.sessionId, [outcome.hold.holdId]).catch((error: unknown) =>
+          log.warn({ sessionId: input.sessionId, err: describe(error) }, 'voiding a renewal nobody waits for failed; the reconciler voids it'),
+        );
+        return { ...outcome, staleHoldId: null };
+      }
       try {
         await voidAll(input.sessionId, [input.previousHoldId]);
         return { ...outcome, staleHoldId: null };

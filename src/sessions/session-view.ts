@@ -114,7 +114,8 @@ export function viewOf(state: SessionStateName, context: SessionContext, now: nu
     serviceId: context.serviceId,
     serverId: context.serverId,
     currency: context.currency,
-    pricePerMinute: formatAmount(priceAt(context.tariff, countedTo(context, now)).pricePerMinuteMicros),
+    // The price the time is billed at now (a session on a quote opened late is priced as from the quote's start).
+    pricePerMinute: formatAmount(priceAt(context.tariff, countedTo(context, now) + (termsOf(context).priceShiftMs ?? 0)).pricePerMinuteMicros),
     tariff: tariffView(context.tariff),
     authorizationNumber: context.hold?.authorizationNumber ?? null,
     maxMinutes: context.maxMs === null ? null : context.maxMs / 60_000,

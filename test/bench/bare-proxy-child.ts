@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { pipeline } from 'node:stream';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
@@ -24,7 +25,8 @@ const server = createServer((request, response) => {
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
       response.writeHead(answer.statusCode, out);
-      answer.body.pipe(response);
+      // A client gone mid-answer, or an upstream reset, ends both sides (and frees the pool's connection).
+      pipeline(answer.body, response, () => {});
     },
     () => {
       response.statusCode = 502;

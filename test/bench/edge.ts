@@ -14,7 +14,7 @@ import { load, type LoadResult } from './load.js';
 import { type BenchCluster, prepareTollgateDatabase } from './pg.js';
 import { distribution, round, say } from './util.js';
 
-/** One concurrency: the same small JSON request straight to the upstream, through haproxy, through tollgate's edge. */
+/** One concurrency: the same small JSON request straight to the upstream, through haproxy, through a bare Node proxy, through tollgate's edge. */
 export interface EdgeLoadRow {
   concurrency: number;
   direct: LoadResult;
@@ -149,7 +149,8 @@ function cutDistribution(kind: CutDistribution['kind'], delays: number[], count:
 
 /**
  * The edge phase: requests/s and latency of small JSON requests straight to an upstream, through
- * haproxy, and through tollgate's edge (same machine, same run, same upstream process); then how
+ * haproxy, through a bare Node proxy (what Node itself costs), and through tollgate's edge (same
+ * machine, same run, same upstream process); then how
  * late the edge cuts 1,000 open streams (half server-sent events, half WebSockets) after their
  * sessions' cutoffs, spread over a few seconds.
  */

@@ -258,6 +258,28 @@ describe('holds that outlive their validity', () => {
     expect(settled.chargeSlip.authorizationNumber).toBe(opened.authorizationNumber);
   });
 
+  it('captures on the hold it has when logged off while a renewal is on its way, and lets go of the hold that renewal placed', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });
+    const opened = (await api.open(customer.auth, { serviceId, maxCharge: '5.00' })).json();
+    const network = sandbox(tollgate.cardNetworkUrl);
+    // The renewal's new hold is placed, and its answer takes 800 ms to come.
+    await network.setFaults([{ phase: 'authorize', fault: 'slow', times: 1, delayMs: 800 }]);
+    try {
+      clock.advance(1_000);
+      await until(() => network.holds(`?reference=${opened.id}`), (holds) => holds.length === 2);
+      const settled = (await api.logoff(customer.auth, opened.id)).json();
+      expect(settled).toMatchObject({ state: 'settled', charge: '0.10' });
+      expect(settled.chargeSlip.authorizationNumber).toBe(opened.authorizationNumber);
+      // The old hold captured (not voided under its capture), the renewal's voided once its answer came.
+      const holds = await until(() => network.holds(`?reference=${opened.id}`), (all) => all.every((h) => h.state !== 'open'));
+      expect(holds.map((h) => h.state).sort()).toEqual(['captured', 'voided']);
+      expect(holds.find((h) => h.state === 'captured')?.authorizationNumber).toBe(opened.authorizationNumber);
+    } finally {
+      await network.clearFaults();
+    }
+  });
+
   it('closes at what it has accrued, captured on the hold it has, when no renewal is answered by half the renewal window before the hold lapses', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
     const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '6.00' });

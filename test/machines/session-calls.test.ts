@@ -236,8 +236,8 @@ describe('calls for extensions and renewals', () => {
     await session.settle();
     const renewal = { sessionId, accountId, amountMicros: '100000000', currency: 'USD' };
     expect(session.card.inputs.slice(1)).toEqual([
-      { src: 'renewHold', input: { ...renewal, attempt: 1, previousHoldId: 'hold_1' } },
-      { src: 'renewHold', input: { ...renewal, attempt: 2, previousHoldId: 'hold_2' } },
+      { src: 'renewHold', input: { ...renewal, attempt: 1, previousHoldId: 'hold_1', lastTry: false } },
+      { src: 'renewHold', input: { ...renewal, attempt: 2, previousHoldId: 'hold_2', lastTry: false } },
     ]);
     expect(session.actor.getSnapshot().context).toMatchObject({ reauthorizations: 2, renewAt: START + 12 * DAY + 6 * DAY, lastError: null });
   });
