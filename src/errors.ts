@@ -164,6 +164,8 @@ export const errors = {
   /** The account's state refuses this (suspended: no new sessions; closed: nothing). */
   accountNotActive: (state: string) =>
     new AppError(409, 'ACCOUNT_NOT_ACTIVE', `The account is ${state}; it cannot do that now.`, { state }),
+  accountNotSuspended: (state: string) =>
+    new AppError(409, 'ACCOUNT_NOT_SUSPENDED', `The account is ${state}, not suspended: there is nothing to resume.`, { state }),
   accountHasUnsettledSessions: (unsettled: number) =>
     new AppError(409, 'ACCOUNT_HAS_UNSETTLED_SESSIONS', `The account has ${unsettled} unsettled sessions; it closes once every one has settled.`, {
       unsettled,

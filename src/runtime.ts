@@ -50,6 +50,7 @@ import { startDemoUpstreams } from './demo/demo-upstreams.js';
 import { UpstreamHealth } from './edge/upstream-health.js';
 import { loadChecks, saveChecks } from './edge/upstream-checks-sql.js';
 import { LeaseManager } from './cluster/lease-manager.js';
+import { RemoteOccupancy } from './cluster/remote-occupancy.js';
 import { EventFollower } from './cluster/event-follower.js';
 import { singleNode } from './cluster/ownership.js';
 
@@ -246,6 +247,11 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   // Other nodes' domain events reach this node's bus (the edge, live pages) through LISTEN/NOTIFY.
   const follower = leases ? new EventFollower({ sql, bus: events, log: silent }) : null;
   await follower?.start();
+  // The seats taken on the servers other nodes run, for this node's catalogue and console.
+  const remoteOccupancy = leases && config.cluster
+    ? new RemoteOccupancy({ sql, occupancy, serves: (serverId) => leases.serves(serverId), intervalMs: config.cluster.renewMs, log: silent })
+    : null;
+  remoteOccupancy?.start();
   const stopFollowingCatalogue = leases ? await catalogue.followChanges((error) => silent.warn({ err: String(error) }, 'could not read the catalogue again after a change')) : null;
   readiness.restored = true;
   if (log && restored > 0) log.info({ restored }, 'unsettled sessions restored');
@@ -422,7 +428,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       await traffic.close();
       await upstreamHealth.stop();
       await demo?.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), follower?.stop(), stopFollowingCatalogue?.()]);
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), follower?.stop(), remoteOccupancy?.stop(), stopFollowingCatalogue?.()]);
       // Servers handed back with their writes committed: the other nodes take them at once.
       await leases?.stop();
       await supervisor.stop();

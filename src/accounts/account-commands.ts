@@ -76,6 +76,9 @@ export class AccountCommands {
     if (outcome.taken) return;
     // Refused: had no session been unsettled, would the machine have closed it?
     if (change.kind === 'close' && outcome.snapshot.can(eventOf(0))) throw errors.accountHasUnsettledSessions(outcome.row.openSessions);
-    throw errors.accountNotActive(accountStateOf(outcome.snapshot));
+    const state = accountStateOf(outcome.snapshot);
+    // Resuming an account that is not suspended (an outside probe was told an active one was "not active").
+    if (change.kind === 'resume' && state !== 'closed' && state !== 'suspended') throw errors.accountNotSuspended(state);
+    throw errors.accountNotActive(state);
   }
 }

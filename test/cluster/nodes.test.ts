@@ -350,6 +350,21 @@ describe('two nodes', () => {
     }
   });
 
+  it('shows on every node the seats taken on a server another node runs', async () => {
+    const onA = services.find((s) => a.leases!.serves(s.serverId))!;
+    const listed = async (n: TestTollgate) =>
+      ((await n.app.inject({ url: '/v1/services' })).json().services as { id: string; activeUsers: number; seatsFree: number }[]).find((s) => s.id === onA.serviceId)!;
+    const before = await listed(a);
+    const customer = await signUp(a.app, { outstandingLimit: '100.00' });
+    const opened = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(opened.statusCode, opened.body).toBe(201);
+    // An outside probe's catalogue on the other nodes said every seat was free (a round-robin balancer showed both by turns).
+    await until('node-b counts the seat', async () => (await listed(b)).activeUsers === before.activeUsers + 1);
+    expect(await listed(b)).toMatchObject({ activeUsers: before.activeUsers + 1, seatsFree: before.seatsFree - 1 });
+    await a.app.inject({ method: 'POST', url: `/v1/sessions/${opened.json().id as string}/logoff`, headers: customer.auth });
+    await until('node-b gives the seat back', async () => (await listed(b)).activeUsers === before.activeUsers);
+  });
+
   it('lets a session through the edge of a node that has not heard of it yet, the moment its owner answered the open', async () => {
     const upstream = await startUpstream();
     // node-a hears nothing of node-b's commits until the test says (its follower's events are held).

@@ -84,7 +84,7 @@ describe('accounts in the console', () => {
     // A resume the machine would not take now is refused with its code on the page.
     const again = await web.post(`/ops/accounts/${customer.account.id}/resume`, { form: 'resume', reason: 'twice' });
     expect(again.statusCode).toBe(409);
-    expect(again.body).toContain('ACCOUNT_NOT_ACTIVE');
+    expect(again.body).toContain('ACCOUNT_NOT_SUSPENDED');
 
     await web.post(`/ops/accounts/${customer.account.id}/close`, { form: 'close', reason: 'asked by phone' });
     // The same list through the operator API: the page and the API read one query.
