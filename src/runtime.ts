@@ -387,7 +387,6 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
             return row?.serverId ?? null;
           },
           timeoutMs: config.http.handlerTimeoutMs,
-          now: () => deps.clock.now(),
         }
       : null,
   });

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request as undiciRequest } from 'undici';
 import type { Sql } from '../db/sql.js';
-import { AppError, errors } from '../errors.js';
+import { type AppError, errors } from '../errors.js';
 import { clientGone } from '../http/client-gone.js';
 import type { NodeAddress, Ownership } from './ownership.js';
 
@@ -13,7 +13,6 @@ export interface ForwardingDeps {
   serverOfService(serviceId: string): string | null | Promise<string | null>;
   /** The longest a forwarded request may take (HTTP_HANDLER_TIMEOUT_MS: an open may queue for a seat). */
   timeoutMs: number;
-  now: () => number;
 }
 
 /** Set on a forwarded request: the owner answers it or says the server is moving, never forwards again. */
@@ -95,13 +94,8 @@ export class Forwarder {
       const serverId = await this.serverOf(request);
       if (serverId === null || this.deps.ownership.serves(serverId)) return;
       const owner = this.deps.ownership.ownerOf(serverId);
-      try {
-        if (request.headers[FORWARDED_BY] !== undefined || owner === null || owner.nodeId === this.deps.nodeId) throw errors.serverMoving();
-        await this.forward(request, reply, owner);
-      } catch (error) {
-        await this.keepLogoff(request, error);
-        throw error;
-      }
+      if (request.headers[FORWARDED_BY] !== undefined || owner === null || owner.nodeId === this.deps.nodeId) throw errors.serverMoving();
+      await this.forward(request, reply, owner);
       return reply;
     });
     app.addHook('onClose', async () => {
@@ -178,28 +172,6 @@ export class Forwarder {
         ? (request.body as { sessionId?: unknown } | null | undefined)?.sessionId
         : undefined;
     return typeof id === 'string' && UUID.test(id) ? this.serverOfSession(id) : null;
-  }
-
-  /**
-   * A customer's logoff that could not reach the session's owner (503 SERVER_MOVING, 502
-   * OWNER_UNANSWERED) is kept with the instant it was asked: the node that runs the session next
-   * ends it as of then (Supervisor), so the seconds its server was between owners, when nobody could
-   * stop the meter, are not charged (found by an outside probe: 10 s charged for a logoff sent 0.5 s
-   * in). Only the JSON API's: its bearer token is checked by now, and the session must be the
-   * customer's own (a form's CSRF token is not checked before forwarding, so forms are left out).
-   */
-  private async keepLogoff(request: FastifyRequest, error: unknown): Promise<void> {
-    if (request.method !== 'POST' || request.routeOptions.url !== '/v1/sessions/:id/logoff' || !request.accountId) return;
-    if (!(error instanceof AppError) || (error.code !== 'SERVER_MOVING' && error.code !== 'OWNER_UNANSWERED')) return;
-    const id = (request.params as { id?: unknown }).id;
-    if (typeof id !== 'string' || !UUID.test(id)) return;
-    await this.deps.sql`
-      insert into session_end_requests (session_id, requested_at)
-      select id, ${new Date(this.deps.now())} from sessions
-      where id = ${id} and account_id = ${request.accountId} and state not in ('settled', 'declined')
-      on conflict (session_id) do nothing`.catch((failure: unknown) =>
-      request.log.warn({ sessionId: id, err: String(failure) }, 'could not keep a logoff its server was too busy moving to take'),
-    );
   }
 
   private async forward(request: FastifyRequest, reply: FastifyReply, owner: NodeAddress): Promise<void> {

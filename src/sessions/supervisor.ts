@@ -286,26 +286,7 @@ export class Supervisor {
       for (const id of started) this.start(id);
     }
     await this.releaseOrphanedRequests(orphaned);
-    if (filter.servers) await this.takeKeptLogoffs(filter.servers);
     return restored;
-  }
-
-  /**
-   * Logoffs a customer asked for while these servers were between owners (kept by the node that
-   * could not forward them, src/cluster/forwarding.ts): each session ends as of the instant it was
-   * asked, as it would have had its owner answered then.
-   */
-  private async takeKeptLogoffs(servers: string[]): Promise<void> {
-    const kept = await this.deps.sql<{ sessionId: string; requestedAt: Date }[]>`
-      delete from session_end_requests r using sessions s
-      where s.id = r.session_id and s.server_id = any(${servers}::uuid[])
-      returning r.session_id as "sessionId", r.requested_at as "requestedAt"`;
-    for (const { sessionId, requestedAt } of kept) {
-      const event: SessionEvent = { type: 'LOGOFF', at: requestedAt.getTime() };
-      // Restored cold (its actor made when first needed): woken to take it.
-      if ((await this.awake(sessionId))?.can(event)) this.send(sessionId, event);
-    }
-    if (kept.length > 0) this.deps.log.info({ servers, logoffs: kept.length }, 'logoffs asked while the server was between owners taken');
   }
 
   /**
