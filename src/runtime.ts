@@ -249,7 +249,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
   await follower?.start();
   // The seats taken on the servers other nodes run, for this node's catalogue and console.
   const remoteOccupancy = leases && config.cluster
-    ? new RemoteOccupancy({ sql, occupancy, serves: (serverId) => leases.serves(serverId), intervalMs: config.cluster.renewMs, log: silent })
+    ? new RemoteOccupancy({ sql, occupancy, hosts: (serverId) => leases.hosts(serverId), intervalMs: config.cluster.renewMs, log: silent })
     : null;
   remoteOccupancy?.start();
   const stopFollowingCatalogue = leases ? await catalogue.followChanges((error) => silent.warn({ err: String(error) }, 'could not read the catalogue again after a change')) : null;

@@ -14,7 +14,14 @@ export class RemoteOccupancy {
   private running: Promise<void> | null = null;
 
   constructor(
-    private readonly deps: { sql: Sql; occupancy: OccupancyStore; serves: (serverId: string) => boolean; intervalMs: number; log: Logger },
+    private readonly deps: {
+      sql: Sql;
+      occupancy: OccupancyStore;
+      /** This node holds the server's lease (running it, or restoring its sessions): its own gates count it. */
+      hosts: (serverId: string) => boolean;
+      intervalMs: number;
+      log: Logger;
+    },
   ) {}
 
   start(): void {
@@ -38,7 +45,7 @@ export class RemoteOccupancy {
   private async read(): Promise<void> {
     const gates = Object.values(this.deps.occupancy.getSnapshot().context.gates);
     const serverOf = (gate: GateOccupancy) => (gate.kind === 'server' ? gate.id : gate.serverId);
-    const elsewhere = [...new Set(gates.map(serverOf).filter((id): id is string => id !== null && !this.deps.serves(id)))];
+    const elsewhere = [...new Set(gates.map(serverOf).filter((id): id is string => id !== null && !this.deps.hosts(id)))];
     if (elsewhere.length === 0) return;
     const rows = await this.deps.sql<{ serverId: string; serviceId: string; seats: number }[]>`
       select server_id as "serverId", service_id as "serviceId", count(*)::int as seats
@@ -51,11 +58,13 @@ export class RemoteOccupancy {
       taken.set(`service:${row.serviceId}`, row.seats);
       taken.set(`server:${row.serverId}`, (taken.get(`server:${row.serverId}`) ?? 0) + row.seats);
     }
-    for (const gate of gates) {
+    // The gates as they are now (a cap or a name may have changed during the query), not as read before it.
+    const now = this.deps.occupancy.getSnapshot().context.gates;
+    for (const [key, gate] of Object.entries(now)) {
       const serverId = serverOf(gate);
       // Taken over meanwhile: its own gates count it now.
-      if (serverId === null || this.deps.serves(serverId) || !elsewhere.includes(serverId)) continue;
-      const activeUsers = taken.get(`${gate.kind}:${gate.id}`) ?? 0;
+      if (serverId === null || this.deps.hosts(serverId) || !elsewhere.includes(serverId)) continue;
+      const activeUsers = taken.get(key) ?? 0;
       if (activeUsers !== gate.activeUsers) this.deps.occupancy.trigger.gateChanged({ occupancy: { ...gate, activeUsers } });
     }
   }

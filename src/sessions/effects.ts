@@ -38,6 +38,12 @@ export interface EffectDeps {
   epochOf(sessionId: string): bigint | null;
   /** The card token read when the session opened, if this process still has it. */
   takeCardToken(sessionId: string): string | undefined;
+  /**
+   * Whether the session, run here, has moved on from renewing its hold (a logoff, the cutoff).
+   * False while it renews, and when it no longer runs here (let go, shutting down): its next run
+   * replays the renewal by its key and must find the hold it placed.
+   */
+  leftRenewing(sessionId: string): boolean;
 }
 
 /**
@@ -188,7 +194,7 @@ export function sessionEffects(deps: EffectDeps) {
     renewHold: fromPromise<RenewOutcome, RenewInput>(async ({ input, signal }) => {
       await intentWritten(input.sessionId, signal);
       const outcome = await authorizeOutcome(input);
-      if (outcome.kind === 'unanswered' && input.lastTry) {
+      if (outcome.kind === 'unanswered' && input.lastTry && !signal.aborted) {
         // The session ends on its old hold: a new one this try may have placed is let go of now
         // (replayed by its key, then voided), not left for the reconciler's next round.
         await releaseQuietly(input);
@@ -196,11 +202,14 @@ export function sessionEffects(deps: EffectDeps) {
       }
       if (outcome.kind !== 'held') return outcome;
       if (signal.aborted) {
-        // The session left renewing meanwhile (a logoff, the cutoff) and closes on the old hold:
-        // the new one is nobody's, and the old one must not be voided under its capture (review).
-        await voidAll(input.sessionId, [outcome.hold.holdId]).catch((error: unknown) =>
-          log.warn({ sessionId: input.sessionId, err: describe(error) }, 'voiding a renewal nobody waits for failed; the reconciler voids it'),
-        );
+        // The session left renewing meanwhile (a logoff, the cutoff) and closes on the old hold: the
+        // new one is nobody's, and the old one must not be voided under its capture (review). Let go
+        // of or stopped while renewing, it voids nothing: its next run replays this renewal.
+        if (deps.leftRenewing(input.sessionId)) {
+          await voidAll(input.sessionId, [outcome.hold.holdId]).catch((error: unknown) =>
+            log.warn({ sessionId: input.sessionId, err: describe(error) }, 'voiding a renewal nobody waits for failed; the reconciler voids it'),
+          );
+        }
         return { ...outcome, staleHoldId: null };
       }
       try {

@@ -88,6 +88,9 @@ const eventLabel = (type: string) => {
   return invoked ? `${invoked[2]} ${invoked[1]}` : type;
 };
 
+/** Longer than any call to the card company (its attempts, timeouts and backoff) can take. */
+const LET_GO_REMEMBERED_MS = 120_000;
+
 /**
  * Hosts the session actors (DESIGN: the supervisor only hosts): the routing table from session
  * id to actor, their lifecycle (create, start, stop when final and committed), their deadlines,
@@ -127,6 +130,7 @@ export class Supervisor {
           this.cardTokens.delete(sessionId);
           return token;
         },
+        leftRenewing: (sessionId) => !this.stopping && !this.letGoLately.has(sessionId),
       }),
     });
     const coldAfterMs = deps.coldAfterMs ?? 0;
@@ -341,6 +345,7 @@ export class Supervisor {
 
   /** Stops every actor once pending writes are committed; restore carries on from the rows. */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.coldSweep) clearInterval(this.coldSweep);
     this.scheduler.close();
     await this.deps.journal.idle();
@@ -373,10 +378,22 @@ export class Supervisor {
     this.letGo(sessionId);
   }
 
+  /** Stopping: actors stopped now were not done, and their calls' next run is elsewhere or later. */
+  private stopping = false;
+
+  /**
+   * Sessions let go here lately (their server moved): a call of theirs still on its way sees its
+   * actor stopped, not the session moving on, and undoes nothing (the next run replays it by its
+   * key). Kept for longer than a call to the card company can take.
+   */
+  private readonly letGoLately = new Set<string>();
+
   /** Stops running a session here without writing anything: no actor, no deadline, no seat. */
   private letGo(sessionId: string): void {
     const hosted = this.hosted.get(sessionId);
     if (!hosted) return;
+    this.letGoLately.add(sessionId);
+    setTimeout(() => this.letGoLately.delete(sessionId), LET_GO_REMEMBERED_MS).unref();
     this.hosted.delete(sessionId);
     hosted.actor?.stop();
     this.scheduler.cancel(sessionId);
