@@ -232,6 +232,9 @@ export function createStripeGateway(options: StripeGatewayOptions): CardGateway 
       const incremental = chargeOf(current)?.payment_method_details?.card?.incremental_authorization?.status;
       if (incremental !== 'available') throw new CardDeclinedError('generic_decline');
       const amount = toMinorUnits(amountMicros, current.currency);
+      // Already that large (an earlier increment whose answer was lost): the hold as it is, as the
+      // sandbox answers an increment to its own amount (src/sessions/effects.ts raisedEarlier).
+      if (amount <= current.amount_capturable) return requireHold(current);
       const intent = await call('increment authorization', () =>
         stripe.paymentIntents.incrementAuthorization(holdId, { amount, expand: expandCharge }, { idempotencyKey }),
       );

@@ -221,6 +221,16 @@ describe('capture, increment, void', () => {
     expect(capture.amountMicros).toBe(40_000_000n);
   });
 
+  it('answers an increment to less than the hold with the hold as it is (an earlier increment whose answer was lost raised it)', async () => {
+    const hold = await holdFor();
+    await gateway.increment({ holdId: hold.holdId, amountMicros: 40_000_000n, idempotencyKey: key() });
+    const increments = () => fake.requests.filter((r) => r.method === 'POST' && /\/increment_authorization$/.test(r.path)).length;
+    const sent = increments();
+    const asIs = await gateway.increment({ holdId: hold.holdId, amountMicros: 30_000_000n, idempotencyKey: key() });
+    expect(asIs).toMatchObject({ holdId: hold.holdId, amountMicros: 40_000_000n });
+    expect(increments()).toBe(sent);
+  });
+
   it('maps a declined increment and leaves the hold as it was', async () => {
     const hold = await holdFor();
     fake.declineNextIncrement('insufficient_funds');
