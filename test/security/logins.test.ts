@@ -96,9 +96,11 @@ describe('guessing passwords', () => {
       }
     }
     expect([...answers.unknown]).toEqual([...answers.wrong]);
-    // Loose on purpose (2 shared cores): neither is the cheap path an attacker could time.
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-    const ratio = median(timings.unknown) / median(timings.wrong);
+    // Loose on purpose (2 shared cores): neither is the cheap path an attacker could time. The
+    // fastest of each is compared: a busy machine only adds time (the upper median of four once
+    // caught two slowed wrong-password tries in a loaded full run: ratio 0.32).
+    const fastest = (values: number[]) => Math.min(...values);
+    const ratio = fastest(timings.unknown) / fastest(timings.wrong);
     expect(ratio, JSON.stringify(timings)).toBeGreaterThan(0.4);
     expect(ratio, JSON.stringify(timings)).toBeLessThan(2.5);
   });
