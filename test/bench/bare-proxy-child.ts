@@ -1,9 +1,6 @@
-import { once } from 'node:events';
-import { pipeline } from 'node:stream';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import { serveParent } from './child.js';
+import { serveHttp } from './child.js';
 
 /**
  * The edge phase's reference for what Node itself costs: the least a Node reverse proxy does (one
@@ -25,8 +22,14 @@ const server = createServer((request, response) => {
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
       response.writeHead(answer.statusCode, out);
-      // A client gone mid-answer, or an upstream reset, ends both sides (and frees the pool's connection).
-      pipeline(answer.body, response, () => {});
+      // pipe(), not pipeline(): what a lean proxy does (pipeline's bookkeeping cost a third of the
+      // requests/s here). An upstream reset ends the answer; a client gone mid-answer frees the
+      // pool's connection.
+      answer.body.once('error', () => response.destroy());
+      response.once('close', () => {
+        if (!answer.body.readableEnded) answer.body.destroy();
+      });
+      answer.body.pipe(response);
     },
     () => {
       response.statusCode = 502;
@@ -34,19 +37,4 @@ const server = createServer((request, response) => {
     },
   );
 });
-server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1');
-await once(server, 'listening');
-const { port } = server.address() as AddressInfo;
-
-serveParent(
-  { url: `http://127.0.0.1:${port}` },
-  {
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await pool.close();
-      return true;
-    },
-  },
-);
+await serveHttp(server, () => pool.close());

@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -146,4 +149,23 @@ export function serveParent(ready: unknown, handlers: Record<string, Handler>): 
 
 export function progress(text: string): void {
   process.send?.({ type: 'progress', text });
+}
+
+/** A child serving HTTP on a loopback port: the parent is told its URL; `close` runs `first`, then ends its connections. */
+export async function serveHttp(server: Server, first: () => unknown = () => {}): Promise<void> {
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  serveParent(
+    { url: `http://127.0.0.1:${port}` },
+    {
+      close: async () => {
+        await first();
+        server.closeAllConnections();
+        server.close();
+        return true;
+      },
+    },
+  );
 }

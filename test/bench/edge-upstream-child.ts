@@ -1,8 +1,6 @@
-import { once } from 'node:events';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { serveParent } from './child.js';
+import { serveHttp } from './child.js';
 
 /**
  * The upstream the edge phase proxies to, in a process of its own (its CPU is not tollgate's):
@@ -19,21 +17,8 @@ const server = createServer((request, response) => {
   response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) });
   response.end(BODY);
 });
-server.keepAliveTimeout = 60_000;
 const wss = new WebSocketServer({ server, perMessageDeflate: false });
 wss.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
-server.listen(0, '127.0.0.1');
-await once(server, 'listening');
-const { port } = server.address() as AddressInfo;
-
-serveParent(
-  { url: `http://127.0.0.1:${port}` },
-  {
-    close: async () => {
-      for (const client of wss.clients) client.terminate();
-      server.closeAllConnections();
-      server.close();
-      return true;
-    },
-  },
-);
+await serveHttp(server, () => {
+  for (const client of wss.clients) client.terminate();
+});
