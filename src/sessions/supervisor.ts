@@ -130,7 +130,7 @@ export class Supervisor {
           this.cardTokens.delete(sessionId);
           return token;
         },
-        leftRenewing: (sessionId) => !this.stopping && !this.letGoLately.has(sessionId),
+        leftRenewing: (sessionId) => !this.stopping && !this.letGoLately(sessionId),
       }),
     });
     const coldAfterMs = deps.coldAfterMs ?? 0;
@@ -382,18 +382,30 @@ export class Supervisor {
   private stopping = false;
 
   /**
-   * Sessions let go here lately (their server moved): a call of theirs still on its way sees its
+   * When sessions were let go here (their server moved): a call of theirs still on its way sees its
    * actor stopped, not the session moving on, and undoes nothing (the next run replays it by its
-   * key). Kept for longer than a call to the card company can take.
+   * key). Remembered for longer than a call to the card company can take; forgotten as more are
+   * let go (one timer each would cost a server of 100k sessions 100k timers at every move).
    */
-  private readonly letGoLately = new Set<string>();
+  private readonly letGoAt = new Map<string, number>();
+
+  private letGoLately(sessionId: string): boolean {
+    const at = this.letGoAt.get(sessionId);
+    return at !== undefined && this.deps.clock.now() - at < LET_GO_REMEMBERED_MS;
+  }
 
   /** Stops running a session here without writing anything: no actor, no deadline, no seat. */
   private letGo(sessionId: string): void {
     const hosted = this.hosted.get(sessionId);
     if (!hosted) return;
-    this.letGoLately.add(sessionId);
-    setTimeout(() => this.letGoLately.delete(sessionId), LET_GO_REMEMBERED_MS).unref();
+    const now = this.deps.clock.now();
+    // Map order is insertion order: the oldest come first.
+    for (const [id, at] of this.letGoAt) {
+      if (now - at < LET_GO_REMEMBERED_MS) break;
+      this.letGoAt.delete(id);
+    }
+    this.letGoAt.delete(sessionId);
+    this.letGoAt.set(sessionId, now);
     this.hosted.delete(sessionId);
     hosted.actor?.stop();
     this.scheduler.cancel(sessionId);
