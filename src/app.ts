@@ -1,6 +1,7 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifySchema } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from './logger.js';
@@ -17,6 +18,8 @@ import { LiveStreams } from './web/live-streams.js';
 import { webSite } from './web/site.js';
 import { meteringApi } from './http/plugins/metering-api.js';
 import { edgeHttp } from './edge/edge-http.js';
+import { EdgeFront } from './edge/edge-front.js';
+import { clientAddressOf, trustHops } from './http/client-address.js';
 import { Forwarder, type ForwardingDeps } from './cluster/forwarding.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */
@@ -77,8 +80,6 @@ declare module 'fastify' {
   }
 }
 
-const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
-
 async function noSocketTimeout(request: FastifyRequest): Promise<void> {
   // app.inject()'s socket (light-my-request) has no timeout to switch off.
   if (typeof request.raw.socket.setTimeout === 'function') request.raw.socket.setTimeout(0);
@@ -89,6 +90,8 @@ export async function buildApp(
   deps: RouteDeps & { logger: Logger | false; http: HttpOptions; events: EventBus; console: ConsoleSessionDeps; cluster?: ForwardingDeps | null },
 ): Promise<FastifyInstance> {
   const { http } = deps;
+  // The edge's common case (a session priced by time) is forwarded in front of Fastify; the rest goes on to it.
+  const front = new EdgeFront({ edge: deps.edge, clientAddress: clientAddressOf(http.trustProxy), log: deps.logger || null });
   const options = {
     // Receiving a whole request (headers and body): a slow-loris client is cut off.
     requestTimeout: http.requestTimeoutMs,
@@ -101,6 +104,8 @@ export async function buildApp(
     // A hop count n trusts the n nearest proxies (proxy-addr's rule, given as a function for the types).
     trustProxy: typeof http.trustProxy === 'number' ? trustHops(http.trustProxy) : http.trustProxy,
     frameworkErrors: frameworkError,
+    serverFactory: (handler: (request: IncomingMessage, response: ServerResponse) => void) =>
+      front.server(handler, { keepAliveTimeout: http.keepAliveTimeoutMs, requestTimeout: http.requestTimeoutMs, connectionTimeout: http.connectionTimeoutMs }),
   };
   const app = deps.logger
     ? Fastify({ ...options, loggerInstance: deps.logger as FastifyBaseLogger })
@@ -128,12 +133,11 @@ export async function buildApp(
   // later (fastify/fastify#7044): a keep-alive connection whose request finishes during close()
   // would hold the shutdown for keepAliveTimeout (72 s). An answer sent while closing says
   // `Connection: close`, so its connection ends with it.
-  let closing = false;
   app.addHook('preClose', async () => {
-    closing = true;
+    front.closing = true;
   });
   app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close');
+    if (front.closing) reply.header('connection', 'close');
     done(null, payload);
   });
   // External plugins first: security headers, CORS, rate limiting.
@@ -164,7 +168,7 @@ export async function buildApp(
   await app.register(operatorApi(deps));
   await app.register(meteringApi(deps, forwarder, http.handlerTimeoutMs));
   // The edge: customers' traffic to their services (its WebSockets are attached by the runtime).
-  await app.register(edgeHttp(deps.edge));
+  await app.register(edgeHttp(deps.edge, front));
   // The web site: the customer portal, the operators' console, the API reference.
   const live = new LiveStreams({ bus: deps.events, occupancy: deps.occupancy, log: app.log });
   await app.register(webSite({ ...deps, live, openApi: () => app.swagger() }));

@@ -265,6 +265,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     sql,
     clock: deps.clock,
     meter: (sessionId, options) => commands.metering.reserveRequest(sessionId, options),
+    chargesPerRequest: (sessionId) => commands.metering.chargesPerRequest(sessionId),
     settle: (sessionId, reservationId, used) => commands.metering.settleRequest(sessionId, reservationId, used),
     ...(leases && {
       ownerOf: (serviceId: string) => {

@@ -1,90 +1,22 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { finished, pipeline, type Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
-import { Agent, type Pool } from 'undici';
+import type { Pool } from 'undici';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { FORWARDED_BY, forwardFailure } from '../cluster/forwarding.js';
 import { errors } from '../errors.js';
-import { AbortableRequests } from './abortable-requests.js';
+import type { AbortableRequests } from './abortable-requests.js';
 import { ByteCounter } from './byte-counter.js';
-import { accessCookie, ACCESS_QUERY, cookiesWithoutAccess } from './credentials.js';
+import { accessCookie, ACCESS_QUERY } from './credentials.js';
 import { WAITS_FOR_PAID, type Charge, type Edge, type Pass } from './edge.js';
+import type { EdgeFront } from './edge-front.js';
 import type { Connection, Ended } from './live-sessions.js';
-
-const noop = () => {};
-
-/** Connections to one upstream at once (open streams and requests in flight); more wait for one. */
-const UPSTREAM_CONNECTIONS = 8192;
-
-/** Answers up to this size with a content-length are read whole and sent in one write. */
-const SMALL_ANSWER_BYTES = 65_536;
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) are the upstream connection's, not the customer's. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
-
-// Built by adding (not copied then deleted from): an object that had properties deleted is slower to
-// read for what comes after (reply-from copies it into Fastify's reply, header by header).
-function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const kept: IncomingHttpHeaders = {};
-  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name];
-  return kept;
-}
-
-/** A small answer's body whole (a listener, not an async iterator: no promise per chunk); an error or an early end is an error. */
-function collect(stream: Readable, length: number, done: (error: Error | null, body?: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  finished(stream, (error) => done(error ?? null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
-}
-/**
- * A whole answer of at most `maxBytes` within `withinMs`, whatever its framing (a small answer is
- * often chunked); longer, slower, or cut short is an error.
- */
-function collectWhole(stream: Readable, maxBytes: number, withinMs: number, done: (error: Error | null, body?: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const timer = setTimeout(() => stream.destroy(new Error('not whole in time')), withinMs);
-  stream.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > maxBytes) stream.destroy(new Error('larger than a final answer may be'));
-    else chunks.push(chunk);
-  });
-  finished(stream, (error) => {
-    clearTimeout(timer);
-    done(error ?? null, Buffer.concat(chunks, size));
-  });
-}
+import { addForwarding, collect, collectWhole, discard, noop, SMALL_ANSWER_BYTES, withoutHopByHop } from './proxying.js';
 
 /** How long a paid request's answer may take to arrive whole once its session has ended. */
 const FINAL_ANSWER_MS = 5_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** An upstream answer not wanted: undici's body emits an AbortError when destroyed, which nobody may leave unheard (it would crash the process). */
-function discard(stream: Readable): void {
-  stream.on('error', noop);
-  stream.destroy();
-}
-
-/**
- * The headers the upstream gets: the customer's without the access token (header or cookie), with
- * what a proxy adds so the upstream knows who asked and how, and the signed headers last (a
- * customer cannot send their own). Written into reply-from's copy of the request's headers,
- * which is the edge's to change: undici leaves out a header whose value is undefined.
- */
-function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, signed: Readonly<Record<string, string>>): IncomingHttpHeaders {
-  headers.authorization = undefined;
-  // Node's server has already answered the customer's Expect: 100-continue; undici refuses to
-  // send the header on (an error, a 502), and the body is on its way anyway.
-  headers.expect = undefined;
-  headers.cookie = cookiesWithoutAccess(headers.cookie);
-  const earlier = request.headers['x-forwarded-for'];
-  headers['x-forwarded-for'] = earlier ? `${String(earlier)}, ${request.ip}` : request.ip;
-  headers['x-forwarded-proto'] = request.protocol;
-  headers['x-forwarded-host'] = request.host;
-  for (const name in signed) headers[name] = signed[name];
-  return headers;
-}
 
 /**
  * The edge's HTTP side: `/edge/<sessionId>/*`, any method, reverse-proxied to the session's
@@ -94,22 +26,9 @@ function upstreamHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, 
  * headers. A cut answers 402 SESSION_ENDED to a request still waiting for its upstream and
  * aborts a response already streaming.
  */
-export function edgeHttp(edge: Edge): FastifyPluginAsync {
+export function edgeHttp(edge: Edge, front: EdgeFront): FastifyPluginAsync {
   const plugin: FastifyPluginAsync = async (app) => {
-    const requests = new AbortableRequests(
-      new Agent({
-        // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
-        // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
-        connections: UPSTREAM_CONNECTIONS,
-        pipelining: 1,
-        keepAliveTimeout: 10_000,
-        headersTimeout: 60_000,
-        // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
-        bodyTimeout: 0,
-        // An https upstream's certificate is verified (reply-from's own agent would not check it).
-        connect: { rejectUnauthorized: true },
-      }),
-    );
+    const { requests } = front;
     // reply-from leaves a dispatcher it was given open: its keep-alive connections close with the app.
     app.addHook('onClose', () => requests.destroy());
     await app.register(replyFrom, {
@@ -125,7 +44,10 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
     });
 
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
-      const pass = await edge.admit(request.raw);
+      // Admitted (or refused) at the front door already, unless injected (tests) past it.
+      const admitted = front.admitted(request.raw);
+      if (admitted && 'error' in admitted) throw admitted.error;
+      const pass = admitted?.pass ?? (await edge.admit(request.raw));
       if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
       const charge = await edge.charge(pass);
       if (charge === 'owner') return toOwner(edge, requests, request, reply, pass);
@@ -133,7 +55,8 @@ export function edgeHttp(edge: Edge): FastifyPluginAsync {
     };
     // A stream through the edge lasts as long as its session: the edge's cut ends it, and the upstream
     // pool's headers timeout a request its upstream never answers, not Fastify's handler timeout.
-    const options = { config: { longLived: true, ownTimeouts: true, passesThrough: true }, helmet: false, exposeHeadRoute: false } as const;
+    // CORS is the service's (its answers' headers), as through the front door.
+    const options = { config: { longLived: true, ownTimeouts: true, passesThrough: true, cors: false }, helmet: false, exposeHeadRoute: false } as const;
     app.all('/edge/:sessionId', options, handler);
     app.all('/edge/:sessionId/*', options, handler);
   };
@@ -331,7 +254,8 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     queryString: () => pass.query,
     // Retrying is the client's decision (and a 503's Retry-After is the upstream's word to it).
     retryDelay: () => null,
-    rewriteRequestHeaders: (_request, headers) => upstreamHeaders(request, headers as IncomingHttpHeaders, signed) as typeof headers,
+    rewriteRequestHeaders: (_request, headers) =>
+      addForwarding(headers as IncomingHttpHeaders, request.headers, { ip: request.ip, protocol: request.protocol, host: request.host }, signed) as typeof headers,
     rewriteHeaders: withoutHopByHop,
     onResponse: (_request, replyTo, res) => {
       const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
@@ -354,7 +278,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       }
       // A small answer of known length goes out in one write with its headers; anything else streams.
       if (length <= SMALL_ANSWER_BYTES && !eventStream) {
-        collect(stream, length, (error, body) => {
+        collect(stream, (error, body) => {
           if (error || !body) {
             cut = true;
             void charge.settle(false);

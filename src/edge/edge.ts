@@ -74,6 +74,8 @@ export class Edge {
        * session and must charge it).
        */
       meter?: (sessionId: string, options: { stream: boolean }) => Promise<string | false | 'elsewhere'>;
+      /** Whether the session's service charges each request (nothing reserved: its tariff is read). */
+      chargesPerRequest?: (sessionId: string) => Promise<boolean>;
       /** The reserved unit is charged (the service answered) or given back (it never did); true when the session took it. */
       settle?: (sessionId: string, reservationId: string, used: boolean) => Promise<boolean>;
       /** Several nodes: the node that runs a service's server, where a request this node may not charge goes. */
@@ -90,6 +92,22 @@ export class Edge {
   /** The node a request must go to when `charge` says 'owner'; null when none is known (the server is moving). */
   ownerOf(pass: Pass): NodeAddress | null {
     return this.deps.ownerOf?.(pass.session.serviceId) ?? null;
+  }
+
+  /**
+   * Whether the session is priced by time alone (its requests are not charged one by one): asked
+   * once per session, then remembered; true or false at once once known, else a promise.
+   */
+  pricedByTime(pass: Pass): boolean | Promise<boolean> {
+    const { session } = pass;
+    if (!this.deps.meter) return true;
+    if (session.perRequest !== undefined) return !session.perRequest;
+    // Not known here: the route that charges finds out.
+    if (!this.deps.chargesPerRequest) return false;
+    return this.deps.chargesPerRequest(session.sessionId).then((perRequest) => {
+      session.perRequest = perRequest;
+      return !perRequest;
+    });
   }
 
   /**

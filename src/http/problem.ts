@@ -38,17 +38,28 @@ const TITLES: Record<number, string> = {
  * The one way an error leaves tollgate (DESIGN rule 9): application/problem+json with a stable
  * code, a detail, and the request id.
  */
-export function sendProblem(request: FastifyRequest, reply: FastifyReply, status: number, body: { code: string; detail: string } & Record<string, unknown>) {
-  if (status === 401) reply.header('www-authenticate', 'Bearer');
-  if (typeof body.retryAfterSeconds === 'number') reply.header('retry-after', String(body.retryAfterSeconds));
-  return reply
-    .code(status)
-    .type('application/problem+json')
-    .send({ type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...body, instance: request.url, requestId: request.id });
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, status: number, body: ProblemBody) {
+  for (const [name, value] of Object.entries(problemHeaders(status, body))) reply.header(name, value);
+  return reply.code(status).type('application/problem+json').send(problemDocument(status, body, request.url, request.id));
+}
+
+export type ProblemBody = { code: string; detail: string } & Record<string, unknown>;
+
+/** The problem's own headers: who may ask (401), and when to ask again. */
+export function problemHeaders(status: number, body: ProblemBody): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (status === 401) headers['www-authenticate'] = 'Bearer';
+  if (typeof body.retryAfterSeconds === 'number') headers['retry-after'] = String(body.retryAfterSeconds);
+  return headers;
+}
+
+/** The application/problem+json document: Fastify's answers and the edge's front door send the same. */
+export function problemDocument(status: number, body: ProblemBody, instance: string | undefined, requestId: string) {
+  return { type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...body, instance, requestId };
 }
 
 /** What an error thrown anywhere in a request becomes. */
-function problemOf(error: FastifyError, request: FastifyRequest): { status: number; body: { code: string; detail: string } & Record<string, unknown> } {
+function problemOf(error: FastifyError, request: FastifyRequest): { status: number; body: ProblemBody } {
   if (error instanceof AppError) return { status: error.status, body: { code: error.code, detail: error.message, ...error.extra } };
   if (hasZodFastifySchemaValidationErrors(error)) {
     return {

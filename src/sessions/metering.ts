@@ -52,6 +52,15 @@ export class Metering {
     return this.answer(sessionId, null, true);
   }
 
+  /** Whether the session's requests through the edge are charged one by one (its tariff says, for the session's life). */
+  async chargesPerRequest(sessionId: string): Promise<boolean> {
+    const snapshot = await this.deps.supervisor.awake(sessionId);
+    if (snapshot) return snapshot.context.tariff.perUse?.unit === 'request';
+    const [row] = await this.deps.sql<{ unit: string | null }[]>`
+      select snapshot->'context'->'tariff'->'perUse'->>'unit' as unit from sessions where id = ${sessionId}`;
+    return row?.unit === 'request';
+  }
+
   /**
    * One request (or WebSocket) through the edge to a service priced per request: one unit is
    * reserved before it is let through (written before the answer), or it is refused with 402 when

@@ -1,0 +1,105 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent } from 'undici';
+import type { ClientAddress } from '../http/client-address.js';
+import type { Logger } from '../logger.js';
+import { AbortableRequests } from './abortable-requests.js';
+import { EDGE_PREFIX, type Edge, type Pass } from './edge.js';
+import { forwardByTime, type ForwardContext } from './forward-by-time.js';
+
+/** Connections to one upstream at once (open streams and requests in flight); more wait for one. */
+const UPSTREAM_CONNECTIONS = 8192;
+
+/** What the front door learned of a request it left to Fastify's edge route, so nothing is asked twice. */
+export type Admitted = { error: unknown } | { pass: Pass };
+
+type Handler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/**
+ * The edge's front door, in the HTTP server before Fastify (its serverFactory). A request to
+ * `/edge/…` is admitted here; one of a session known to be priced by time, the edge's common case,
+ * is forwarded here too (forwardByTime). Everything else goes on to Fastify as before: other paths,
+ * and edge requests that are refused, exchange `?access_token=` for a cookie, may be charged per
+ * request or go to the node that runs their session, with what was learned of them (`admitted`).
+ */
+export class EdgeFront {
+  /** The undici agent every request to an upstream goes through, this door's and Fastify's route's. */
+  readonly requests: AbortableRequests;
+  /** Set when the app begins to close: answers then say Connection: close. */
+  closing = false;
+  private readonly left = new WeakMap<IncomingMessage, Admitted>();
+  private readonly context: ForwardContext;
+  private ids = 0;
+
+  constructor(private readonly deps: { edge: Edge; clientAddress: (request: IncomingMessage) => ClientAddress; log: Logger | null }) {
+    this.requests = new AbortableRequests(
+      new Agent({
+        // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
+        // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
+        connections: UPSTREAM_CONNECTIONS,
+        pipelining: 1,
+        keepAliveTimeout: 10_000,
+        headersTimeout: 60_000,
+        // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
+        bodyTimeout: 0,
+        // An https upstream's certificate is verified (reply-from's own agent would not check it).
+        connect: { rejectUnauthorized: true },
+      }),
+    );
+    this.context = {
+      dispatcher: this.requests,
+      clientAddress: deps.clientAddress,
+      log: deps.log,
+      closing: () => this.closing,
+      requestId: () => `edge-${(++this.ids).toString(36)}`,
+    };
+  }
+
+  /** Fastify's serverFactory: a node:http server with Fastify's timeouts, whose requests pass this door first. */
+  server(fastify: Handler, timeouts: { keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number }): Server {
+    const server = createServer((request, response) => this.take(request, response, fastify));
+    server.keepAliveTimeout = timeouts.keepAliveTimeout;
+    server.requestTimeout = timeouts.requestTimeout;
+    server.setTimeout(timeouts.connectionTimeout);
+    return server;
+  }
+
+  /** What was learned here of a request Fastify's edge route now answers (once). */
+  admitted(request: IncomingMessage): Admitted | undefined {
+    const admitted = this.left.get(request);
+    if (admitted) this.left.delete(request);
+    return admitted;
+  }
+
+  private take(request: IncomingMessage, response: ServerResponse, fastify: Handler): void {
+    // Closing, Fastify answers what still comes 503 (return503OnClosing).
+    if (!request.url?.startsWith(EDGE_PREFIX) || this.closing) return fastify(request, response);
+    const leave = (admitted: Admitted) => {
+      this.left.set(request, admitted);
+      fastify(request, response);
+    };
+    const { edge } = this.deps;
+    const forward = (pass: Pass) => {
+      try {
+        forwardByTime(this.context, request, response, pass, edge.signedHeaders(pass, request.method ?? 'GET'));
+      } catch (error) {
+        this.deps.log?.error({ err: error, sessionId: pass.session.sessionId }, 'the edge could not forward a request');
+        response.destroy();
+      }
+    };
+    edge.admit(request).then(
+      (pass) => {
+        // Fastify's route: the cookie exchange, a path that is not plain (Fastify refuses one that
+        // is not valid percent-encoding), and a session priced per request, whose units it charges.
+        if ((pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) || request.url!.includes('%')) return leave({ pass });
+        const byTime = edge.pricedByTime(pass);
+        if (byTime === true) return forward(pass);
+        if (byTime === false) return leave({ pass });
+        byTime.then(
+          (known) => (known ? forward(pass) : leave({ pass })),
+          () => leave({ pass }),
+        );
+      },
+      (error: unknown) => leave({ error }),
+    );
+  }
+}

@@ -1,0 +1,96 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { finished, type Readable } from 'node:stream';
+import type { ClientAddress } from '../http/client-address.js';
+import { cookiesWithoutAccess } from './credentials.js';
+
+/** What both ways through the edge share: the front door's (requests priced by time) and Fastify's route (the rest). */
+
+export const noop = () => {};
+
+/** Answers up to this size with a content-length are read whole and sent in one write. */
+export const SMALL_ANSWER_BYTES = 65_536;
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) are the upstream connection's, not the customer's. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+
+/**
+ * The customer's headers that never reach the upstream as they came: the hop's, the host (undici
+ * names the upstream's), the access token (header or cookie, rewritten below), and Expect (Node's
+ * server has already answered the customer's 100-continue; undici refuses to send it on).
+ */
+const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'host', 'authorization', 'expect', 'cookie']);
+
+// Built by adding (not copied then deleted from): an object that had properties deleted is slower to
+// read for what comes after (its headers are copied once more, into the answer).
+export function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const kept: IncomingHttpHeaders = {};
+  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name];
+  return kept;
+}
+
+/**
+ * What a proxy adds so the upstream knows who asked and how, the customer's cookies without the
+ * access cookie, and the signed headers last (a customer cannot send their own). Written into
+ * `headers`, a copy that is the edge's to change: undici leaves out a header whose value is undefined.
+ */
+export function addForwarding(
+  headers: IncomingHttpHeaders,
+  asked: IncomingHttpHeaders,
+  client: ClientAddress,
+  signed: Readonly<Record<string, string>>,
+): IncomingHttpHeaders {
+  headers.authorization = undefined;
+  headers.expect = undefined;
+  headers.cookie = cookiesWithoutAccess(asked.cookie);
+  const earlier = asked['x-forwarded-for'];
+  headers['x-forwarded-for'] = earlier ? `${String(earlier)}, ${client.ip}` : client.ip;
+  headers['x-forwarded-proto'] = client.protocol;
+  headers['x-forwarded-host'] = client.host;
+  for (const name in signed) headers[name] = signed[name];
+  return headers;
+}
+
+/** The headers the upstream gets of a customer's request: theirs less the hop's (and any the Connection header names), with addForwarding's. */
+export function upstreamHeadersOf(asked: IncomingHttpHeaders, client: ClientAddress, signed: Readonly<Record<string, string>>): IncomingHttpHeaders {
+  const listed = asked.connection ? new Set(asked.connection.toLowerCase().split(',').map((name) => name.trim())) : null;
+  const headers: IncomingHttpHeaders = {};
+  for (const name in asked) if (!NOT_PASSED_ON.has(name) && !listed?.has(name)) headers[name] = asked[name];
+  return addForwarding(headers, asked, client, signed);
+}
+
+/** A small answer's body whole (a listener, not an async iterator: no promise per chunk); an error or an early end is an error. */
+export function collect(stream: Readable, done: (error: Error | null, body?: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  finished(stream, (error) => done(error ?? null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+}
+
+/**
+ * A whole answer of at most `maxBytes` within `withinMs`, whatever its framing (a small answer is
+ * often chunked); longer, slower, or cut short is an error.
+ */
+export function collectWhole(stream: Readable, maxBytes: number, withinMs: number, done: (error: Error | null, body?: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const timer = setTimeout(() => stream.destroy(new Error('not whole in time')), withinMs);
+  stream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > maxBytes) stream.destroy(new Error('larger than a final answer may be'));
+    else chunks.push(chunk);
+  });
+  finished(stream, (error) => {
+    clearTimeout(timer);
+    done(error ?? null, Buffer.concat(chunks, size));
+  });
+}
+
+/** An upstream answer not wanted: undici's body emits an AbortError when destroyed, which nobody may leave unheard (it would crash the process). */
+export function discard(stream: Readable): void {
+  stream.on('error', noop);
+  stream.destroy();
+}
+
+/** Whether the customer's request has a body to pass on. */
+export function hasBody(asked: IncomingHttpHeaders): boolean {
+  return (asked['content-length'] !== undefined && asked['content-length'] !== '0') || asked['transfer-encoding'] !== undefined;
+}

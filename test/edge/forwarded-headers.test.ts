@@ -1,0 +1,93 @@
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { customer, listen, openSession, serviceWithUpstream } from './edge-client.js';
+import { startUpstream, type Seen } from './upstream.js';
+
+/**
+ * What the upstream is told of who asked. A request of a session priced by time is forwarded by the
+ * edge's front door, before Fastify; a path with percent-encoding goes on to Fastify's route
+ * (reply-from). Both must tell the upstream the same, under the same TRUST_PROXY.
+ */
+let tollgate: TestTollgate;
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let base: string;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  // One proxy in front (the test itself, on loopback): its X-Forwarded-* are believed. The API
+  // answers the console's origin; the services answer for themselves.
+  tollgate = await startTestTollgate({ env: { TRUST_PROXY: '1', CORS_ORIGINS: 'https://console.example.com' } });
+  base = await listen(tollgate);
+});
+afterAll(async () => {
+  await tollgate?.stop();
+  await upstream?.close();
+});
+
+function get(url: string, headers: Record<string, string>): Promise<{ status: number; allowOrigin: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers }, (response) => {
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, allowOrigin: response.headers['access-control-allow-origin'] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const told = (seen: Seen) => {
+  const h = seen.headers;
+  return {
+    host: h.host,
+    forwardedFor: h['x-forwarded-for'],
+    forwardedProto: h['x-forwarded-proto'],
+    forwardedHost: h['x-forwarded-host'],
+    authorization: h.authorization,
+    cookie: h.cookie,
+    listedInConnection: h['x-hop'],
+    keepAlive: h['keep-alive'],
+    own: h['x-own'],
+  };
+};
+
+describe('what the upstream is told of who asked', () => {
+  it('is the same through the front door and through Fastify: the client behind the trusted proxy, no token, no hop-by-hop headers, no CORS of tollgate', async () => {
+    const service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
+    upstream.setSecret(service.signingSecret);
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const headers = {
+      authorization: `Bearer ${session.access.token}`,
+      cookie: `theme=dark; tollgate_access=${session.access.token}`,
+      connection: 'keep-alive, x-hop',
+      'keep-alive': 'timeout=5',
+      'x-hop': 'for the next hop only',
+      'x-own': 'kept',
+      'x-forwarded-for': '203.0.113.9',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'tollgate.example.com',
+      origin: 'https://console.example.com',
+    };
+    const paths = ['/json', '/js%6Fn'];
+    const seen: Seen[] = [];
+    for (const path of paths) {
+      // The service set no CORS headers: the answer has none (CORS_ORIGINS is the API's).
+      expect(await get(`${session.access.url}${path}`, headers)).toEqual({ status: 200, allowOrigin: undefined });
+      seen.push(upstream.seen.findLast((s) => s.path === `/api${path}`)!);
+    }
+    const expected = {
+      host: new URL(upstream.url).host,
+      forwardedFor: '203.0.113.9, 203.0.113.9',
+      forwardedProto: 'https',
+      forwardedHost: 'tollgate.example.com',
+      authorization: undefined,
+      cookie: 'theme=dark',
+      listedInConnection: undefined,
+      keepAlive: undefined,
+      own: 'kept',
+    };
+    expect(seen.map(told)).toEqual([expected, expected]);
+    for (const s of seen) expect(s.signed).toMatchObject({ sessionId: session.id, accountId: ada.accountId });
+  });
+});
