@@ -91,7 +91,12 @@ export async function buildApp(
 ): Promise<FastifyInstance> {
   const { http } = deps;
   // The edge's common case (a session priced by time) is forwarded in front of Fastify; the rest goes on to it.
-  const front = new EdgeFront({ edge: deps.edge, clientAddress: clientAddressOf(http.trustProxy), log: deps.logger || null });
+  const front = new EdgeFront({
+    edge: deps.edge,
+    clientAddress: clientAddressOf(http.trustProxy),
+    log: deps.logger || null,
+    methods: (): readonly string[] => app.supportedMethods,
+  });
   const options = {
     // Receiving a whole request (headers and body): a slow-loris client is cut off.
     requestTimeout: http.requestTimeoutMs,

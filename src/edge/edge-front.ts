@@ -14,6 +14,12 @@ export type Admitted = { error: unknown } | { pass: Pass };
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
 
+/** A path with percent-encoding (the query does not count). */
+function encoded(url: string): boolean {
+  const query = url.indexOf('?');
+  return (query < 0 ? url : url.slice(0, query)).includes('%');
+}
+
 /**
  * The edge's front door, in the HTTP server before Fastify (its serverFactory). A request to
  * `/edge/…` is admitted here; one of a session known to be priced by time, the edge's common case,
@@ -29,10 +35,18 @@ export class EdgeFront {
   private readonly left = new WeakMap<IncomingMessage, Admitted>();
   private readonly context: ForwardContext;
   private ids = 0;
+  private methods: Set<string> | null = null;
 
-  constructor(private readonly deps: { edge: Edge; clientAddress: (request: IncomingMessage) => ClientAddress; log: Logger | null }) {
-    this.requests = new AbortableRequests(
-      new Agent({
+  constructor(
+    private readonly deps: {
+      edge: Edge;
+      clientAddress: (request: IncomingMessage) => ClientAddress;
+      log: Logger | null;
+      /** The methods Fastify routes (its `all`), asked once the app is made. */
+      methods: () => readonly string[];
+    },
+  ) {
+    const agent = new Agent({
         // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
         // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
         connections: UPSTREAM_CONNECTIONS,
@@ -43,10 +57,10 @@ export class EdgeFront {
         bodyTimeout: 0,
         // An https upstream's certificate is verified (reply-from's own agent would not check it).
         connect: { rejectUnauthorized: true },
-      }),
-    );
+    });
+    this.requests = new AbortableRequests(agent);
     this.context = {
-      dispatcher: this.requests,
+      dispatcher: agent,
       clientAddress: deps.clientAddress,
       log: deps.log,
       closing: () => this.closing,
@@ -73,6 +87,8 @@ export class EdgeFront {
   private take(request: IncomingMessage, response: ServerResponse, fastify: Handler): void {
     // Closing, Fastify answers what still comes 503 (return503OnClosing).
     if (!request.url?.startsWith(EDGE_PREFIX) || this.closing) return fastify(request, response);
+    // A stream through the edge lasts as long as its session: the cut ends it, not the socket's idleness.
+    request.socket.setTimeout(0);
     const leave = (admitted: Admitted) => {
       this.left.set(request, admitted);
       fastify(request, response);
@@ -90,7 +106,9 @@ export class EdgeFront {
       (pass) => {
         // Fastify's route: the cookie exchange, a path that is not plain (Fastify refuses one that
         // is not valid percent-encoding), and a session priced per request, whose units it charges.
-        if ((pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) || request.url!.includes('%')) return leave({ pass });
+        // Fastify's route takes the methods Fastify knows (and refuses the rest, 404), whichever way.
+        if (!this.routed(request.method!)) return leave({ pass });
+        if ((pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) || encoded(request.url!)) return leave({ pass });
         const byTime = edge.pricedByTime(pass);
         if (byTime === true) return forward(pass);
         if (byTime === false) return leave({ pass });
@@ -100,6 +118,15 @@ export class EdgeFront {
         );
       },
       (error: unknown) => leave({ error }),
-    );
+    ).catch((error: unknown) => {
+      // A fault of tollgate's own (not the request's): the answer is broken off, the process goes on.
+      this.deps.log?.error({ err: error }, 'the edge could not take a request');
+      response.destroy();
+    });
+  }
+
+  private routed(method: string): boolean {
+    this.methods ??= new Set(this.deps.methods());
+    return this.methods.has(method);
   }
 }

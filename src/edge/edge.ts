@@ -61,6 +61,9 @@ interface SessionFacts {
  * session the table does not hold (ended long ago), to say why it may not pass.
  */
 export class Edge {
+  /** Sessions whose pricing is being asked (pricedByTime). */
+  private readonly pricing = new Map<string, Promise<boolean>>();
+
   constructor(
     private readonly deps: {
       live: LiveSessions;
@@ -104,10 +107,23 @@ export class Edge {
     if (session.perRequest !== undefined) return !session.perRequest;
     // Not known here: the route that charges finds out.
     if (!this.deps.chargesPerRequest) return false;
-    return this.deps.chargesPerRequest(session.sessionId).then((perRequest) => {
-      session.perRequest = perRequest;
-      return !perRequest;
-    });
+    // A session's first requests, at once, ask once.
+    let asked = this.pricing.get(session.sessionId);
+    if (!asked) {
+      asked = this.deps.chargesPerRequest(session.sessionId).then(
+        (perRequest) => {
+          this.pricing.delete(session.sessionId);
+          session.perRequest = perRequest;
+          return !perRequest;
+        },
+        (error: unknown) => {
+          this.pricing.delete(session.sessionId);
+          throw error;
+        },
+      );
+      this.pricing.set(session.sessionId, asked);
+    }
+    return asked;
   }
 
   /**

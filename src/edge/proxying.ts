@@ -14,11 +14,12 @@ export const SMALL_ANSWER_BYTES = 65_536;
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
 
 /**
- * The customer's headers that never reach the upstream as they came: the hop's, the host (undici
+ * The customer's headers that never reach the upstream as they came: the hop's (a proxy's
+ * credentials among them), the host (undici
  * names the upstream's), the access token (header or cookie, rewritten below), and Expect (Node's
  * server has already answered the customer's 100-continue; undici refuses to send it on).
  */
-const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'host', 'authorization', 'expect', 'cookie']);
+const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'proxy-authorization', 'host', 'authorization', 'expect', 'cookie']);
 
 // Built by adding (not copied then deleted from): an object that had properties deleted is slower to
 // read for what comes after (its headers are copied once more, into the answer).
@@ -40,6 +41,7 @@ export function addForwarding(
   signed: Readonly<Record<string, string>>,
 ): IncomingHttpHeaders {
   headers.authorization = undefined;
+  headers['proxy-authorization'] = undefined;
   headers.expect = undefined;
   headers.cookie = cookiesWithoutAccess(asked.cookie);
   const earlier = asked['x-forwarded-for'];

@@ -36,9 +36,8 @@ export function clientAddressOf(trustProxy: TrustProxy): (request: IncomingMessa
     const forwardedHost = request.headers['x-forwarded-host'];
     return {
       ip: addresses[addresses.length - 1] ?? '',
-      protocol:
-        typeof forwardedProto === 'string' && nearTrusted ? lastOf(forwardedProto) : (request.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
-      host: typeof forwardedHost === 'string' && nearTrusted ? lastOf(forwardedHost) : (request.headers.host ?? ''),
+      protocol: forwardedProto && nearTrusted ? lastOf(String(forwardedProto)) : (request.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+      host: forwardedHost && nearTrusted ? lastOf(String(forwardedHost)) : (request.headers.host ?? ''),
     };
   };
 }

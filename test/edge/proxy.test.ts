@@ -65,6 +65,25 @@ describe('access while active', () => {
     expect((await echoed.text()) === body).toBe(true);
   });
 
+  it('refuses a method Fastify does not route (404), as for a session priced per request, and passes the ones it does', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const ask = (method: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(through(session.access, '/json'), { method, headers: bearer(session.access.token) }, (response) => {
+          response.resume();
+          response.on('end', () => resolve(response.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const before = upstream.seen.length;
+    expect(await ask('PROPFIND')).toBe(404);
+    expect(upstream.seen.length).toBe(before);
+    expect(await ask('OPTIONS')).toBe(200);
+    expect(upstream.seen.at(-1)!.method).toBe('OPTIONS');
+  });
+
   it('passes an upload sent with Expect: 100-continue (as curl sends large bodies): the edge says continue, the upstream gets the body', async () => {
     const ada = await customer(base);
     const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
