@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Agent, type Dispatcher } from 'undici';
 
 /** The request header that names a request's abort: read and removed here, never sent. */
-const ABORT_KEY = 'x-tollgate-abort-key';
+export const ABORT_KEY = 'x-tollgate-abort-key';
 
 /**
  * The edge's undici dispatcher for @fastify/reply-from, which gives no way to abort a request it

@@ -112,7 +112,7 @@ export class EdgeFront {
         const byTime = edge.pricedByTime(pass);
         if (byTime === true) return forward(pass);
         if (byTime === false) return leave({ pass });
-        byTime.then(
+        return byTime.then(
           (known) => (known ? forward(pass) : leave({ pass })),
           () => leave({ pass }),
         );

@@ -1,5 +1,4 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { AppError, errors } from '../errors.js';
 import type { ClientAddress } from '../http/client-address.js';
@@ -31,8 +30,7 @@ export function answerProblem(context: ForwardContext, request: IncomingMessage,
     ...problemHeaders(error.status, body),
     'content-type': 'application/problem+json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
-    // A body still coming (an upload cut by the session's end) ends with the connection, not at the service.
-    ...((context.closing() || !request.complete) && { connection: 'close' }),
+    ...(context.closing() && { connection: 'close' }),
   });
   response.end(text);
 }
@@ -60,13 +58,30 @@ export function forwardByTime(
   let id: string | null = null;
   const requestId = () => (id ??= context.requestId());
   const started = context.log?.isLevelEnabled('info') ? performance.now() : null;
-  let body: Readable | null = null;
+  let body: ByteCounter | null = null;
   if (hasBody(request.headers)) {
     const counted = new ByteCounter();
     counted.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
-    pipeline(request, counted, noop);
+    // pipe, not pipeline: the upstream request's end (an abort destroys its body) must not destroy
+    // the client's request, whose connection still carries the answer.
+    request.pipe(counted);
+    request.on('error', noop);
+    request.once('close', () => {
+      if (!request.complete) counted.destroy(new Error('the client left before its upload was whole'));
+    });
     body = counted;
   }
+  /**
+   * An answer goes before the upload is whole (a cut, the service unreachable): the rest of the
+   * upload is read and dropped (HTTP_REQUEST_TIMEOUT_MS bounds it), so the client, still sending,
+   * gets its answer on a connection that stays usable, and the service gets no more of it.
+   */
+  const dropUpload = () => {
+    if (body && !request.complete) {
+      request.unpipe(body);
+      request.resume();
+    }
+  };
   /** Nothing more goes to the client from here but what went (a problem, a whole answer, a stream's start). */
   let answered = false;
   /** The upstream request, once it went (undici's controller: abort, pause, resume). */
@@ -81,10 +96,10 @@ export function forwardByTime(
   const refuse = (ended: Ended) => {
     if (answered || response.destroyed) return;
     answered = true;
+    dropUpload();
     answerProblem(context, request, response, errors.sessionEnded('ended', ended.reason, iso(ended.at)), requestId());
-    // Its answer is not wanted. (An upload still coming goes on to the service until the client is
-    // done: aborting it would reset the connection under the 402.)
-    if (request.complete) stopUpstream();
+    // Its answer is not wanted.
+    stopUpstream();
   };
   const connection: Connection = {
     cut(ended) {
@@ -110,6 +125,28 @@ export function forwardByTime(
       );
     }
   });
+  const startAnswer = (statusCode: number, upstreamHeaders: IncomingHttpHeaders) => {
+    if (answered || response.destroyed) return stopUpstream();
+    const headers = withoutHopByHop(upstreamHeaders) as OutgoingHttpHeaders;
+    // An HTTP/1 connection cannot take another request before this one's body was read whole.
+    if (!request.complete || context.closing()) headers.connection = 'close';
+    const length = Number(upstreamHeaders['content-length']);
+    const eventStream = String(upstreamHeaders['content-type']).startsWith('text/event-stream');
+    if (length <= SMALL_ANSWER_BYTES && !eventStream) {
+      whole = { statusCode, headers, chunks: [] };
+      return;
+    }
+    answered = true;
+    streaming = true;
+    response.writeHead(statusCode, headers);
+  };
+  /** A fault of tollgate's own while answering: the answer is broken off, the upstream let go. */
+  const fault = (error: unknown) => {
+    context.log?.error({ reqId: requestId(), sessionId: session.sessionId, err: error }, 'the edge could not pass an answer on');
+    answered = true;
+    response.destroy();
+    stopUpstream();
+  };
   // undici's dispatch with a handler of our own: no Readable, promise or async scope per answer,
   // and the request can be aborted (its request() API allocates all three).
   context.dispatcher.dispatch(
@@ -128,19 +165,11 @@ export function forwardByTime(
       onResponseStart(_controller, statusCode, upstreamHeaders) {
         // 1xx: informational, the answer is still to come.
         if (statusCode < 200) return;
-        if (answered || response.destroyed) return stopUpstream();
-        const headers = withoutHopByHop(upstreamHeaders) as OutgoingHttpHeaders;
-        // An HTTP/1 connection cannot take another request before this one's body was read whole.
-        if (!request.complete || context.closing()) headers.connection = 'close';
-        const length = Number(upstreamHeaders['content-length']);
-        const eventStream = String(upstreamHeaders['content-type']).startsWith('text/event-stream');
-        if (length <= SMALL_ANSWER_BYTES && !eventStream) {
-          whole = { statusCode, headers, chunks: [] };
-          return;
+        try {
+          startAnswer(statusCode, upstreamHeaders);
+        } catch (error) {
+          fault(error);
         }
-        answered = true;
-        streaming = true;
-        response.writeHead(statusCode, headers);
       },
       onResponseData(controller, chunk) {
         if (whole) {
@@ -162,14 +191,20 @@ export function forwardByTime(
           return;
         }
         if (!whole || answered || response.destroyed) return;
-        answered = true;
-        const bytes = whole.chunks.length === 1 ? whole.chunks[0]! : Buffer.concat(whole.chunks);
-        session.traffic.add('bytesOut', bytes.length);
-        response.writeHead(whole.statusCode, whole.headers);
-        response.end(bytes);
+        try {
+          const bytes = whole.chunks.length === 1 ? whole.chunks[0]! : Buffer.concat(whole.chunks);
+          response.writeHead(whole.statusCode, whole.headers);
+          answered = true;
+          session.traffic.add('bytesOut', bytes.length);
+          response.end(bytes);
+        } catch (error) {
+          fault(error);
+        }
       },
       onResponseError(_controller, error) {
         upstreamDone = true;
+        // The request's body goes nowhere now (undici's own request() does the same).
+        body?.destroy();
         // Broken off upstream mid-answer (unless a cut answered already): so is the answer.
         if (streaming || whole) {
           if (streaming || !answered) {
@@ -178,10 +213,17 @@ export function forwardByTime(
           }
           return;
         }
-        if (answered || response.destroyed) return;
+        // The client gone first (its upload cut short, say): nobody to answer.
+        if (answered || response.destroyed || request.socket.destroyed) return;
         answered = true;
         context.log?.warn({ reqId: requestId(), sessionId: session.sessionId, err: error.message }, 'upstream did not answer');
-        answerProblem(context, request, response, errors.upstreamUnavailable((error as { code?: string }).code ?? error.message), requestId());
+        dropUpload();
+        try {
+          answerProblem(context, request, response, errors.upstreamUnavailable((error as { code?: string }).code ?? error.message), requestId());
+        } catch (failed) {
+          // Thrown here, it would be thrown in undici's socket handler, where nobody hears it.
+          fault(failed);
+        }
       },
     },
   );

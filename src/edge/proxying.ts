@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { finished, type Readable } from 'node:stream';
 import type { ClientAddress } from '../http/client-address.js';
+import { ABORT_KEY } from './abortable-requests.js';
 import { cookiesWithoutAccess } from './credentials.js';
 
 /** What both ways through the edge share: the front door's (requests priced by time) and Fastify's route (the rest). */
@@ -17,9 +18,10 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
  * The customer's headers that never reach the upstream as they came: the hop's (a proxy's
  * credentials among them), the host (undici
  * names the upstream's), the access token (header or cookie, rewritten below), and Expect (Node's
- * server has already answered the customer's 100-continue; undici refuses to send it on).
+ * server has already answered the customer's 100-continue; undici refuses to send it on), and
+ * the key Fastify's route uses to abort a forward (a customer's own is nobody's business upstream).
  */
-const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'proxy-authorization', 'host', 'authorization', 'expect', 'cookie']);
+const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'proxy-authorization', 'host', 'authorization', 'expect', 'cookie', ABORT_KEY]);
 
 // Built by adding (not copied then deleted from): an object that had properties deleted is slower to
 // read for what comes after (its headers are copied once more, into the answer).

@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
@@ -226,6 +226,65 @@ describe('the cut, under more', () => {
     const answer = await waiting;
     expect(answer.status).toBe(402);
     expect(await answer.json()).toMatchObject({ code: 'SESSION_ENDED', endReason: 'ops_terminated' });
+  });
+
+  it('answers 402 to a client still uploading when the session ends, on a connection that stays usable, and stops passing the upload on', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sent = { chunks: 0, error: null as Error | null, sockets: [] as unknown[] };
+    const answer = await new Promise<{ status: number; body: string; sentBefore: number; sentAfter: () => number }>((resolve, reject) => {
+      // /slow answers a second after the request came, whatever its body: the cut comes first.
+      const req = httpRequest(through(session.access, '/slow'), { method: 'POST', agent, headers: { ...bearer(session.access.token), 'content-type': 'application/octet-stream' } });
+      const ticking = setInterval(() => {
+        if (sent.chunks === 20) {
+          clearInterval(ticking);
+          req.end();
+          return;
+        }
+        sent.chunks++;
+        req.write(Buffer.alloc(16_384, 1));
+      }, 50);
+      req.on('response', (response) => {
+        const sentBefore = sent.chunks;
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body, sentBefore, sentAfter: () => sent.chunks }));
+      });
+      req.on('socket', (socket) => sent.sockets.push(socket));
+      req.on('error', (error) => {
+        clearInterval(ticking);
+        sent.error = error;
+        reject(error);
+      });
+      setTimeout(() => void call(base, 'POST', `/v1/ops/sessions/${session.id}/terminate`, tollgate.adminToken), 300);
+    });
+    expect(answer.status).toBe(402);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'SESSION_ENDED', endReason: 'ops_terminated' });
+    // The answer came while the client was still sending.
+    expect(answer.sentBefore).toBeLessThan(20);
+    await expect.poll(() => answer.sentAfter(), { timeout: 5_000 }).toBe(20);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sent.error).toBeNull();
+    // The same connection takes the next request (the rest of the upload was read and dropped).
+    const next = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(through(session.access, '/json'), { agent, headers: bearer(session.access.token) }, (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      });
+      req.on('socket', (socket) => sent.sockets.push(socket));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(next).toBe(402);
+    expect(sent.sockets).toHaveLength(2);
+    expect(sent.sockets[1]).toBe(sent.sockets[0]);
+    agent.destroy();
+    // What went on to the service stopped at the cut: the session counts fewer bytes in than were sent.
+    const bytesIn = async () => (await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token)).body.traffic.bytesIn as number;
+    await expect.poll(bytesIn).toBeGreaterThan(0);
+    expect(await bytesIn()).toBeLessThan(20 * 16_384);
   });
 
   it('holds 150 streams of one session open at once (more than the 128 connections an upstream pool often allows) and cuts them all at logoff', async () => {
