@@ -19,7 +19,7 @@ import { webSite } from './web/site.js';
 import { meteringApi } from './http/plugins/metering-api.js';
 import { edgeHttp } from './edge/edge-http.js';
 import { EdgeFront } from './edge/edge-front.js';
-import { clientAddressOf, trustHops } from './http/client-address.js';
+import { clientAddressOf, trustHops } from './edge/client-address.js';
 import { Forwarder, type ForwardingDeps } from './cluster/forwarding.js';
 
 /** How long requests and connections may take (README "Configuration"; docs/security.md). */

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Agent } from 'undici';
-import type { ClientAddress } from '../http/client-address.js';
+import type { ClientAddress } from './client-address.js';
 import type { Logger } from '../logger.js';
 import { AbortableRequests } from './abortable-requests.js';
 import { EDGE_PREFIX, type Edge, type Pass } from './edge.js';

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { AppError, errors } from '../errors.js';
-import type { ClientAddress } from '../http/client-address.js';
-import { problemDocument, problemHeaders } from '../http/problem.js';
+import type { ClientAddress } from './client-address.js';
+import { problemDocument, problemHeaders } from '../problem-document.js';
 import type { Logger } from '../logger.js';
 import { ByteCounter } from './byte-counter.js';
 import type { Pass } from './edge.js';

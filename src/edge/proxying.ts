@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { finished, type Readable } from 'node:stream';
-import type { ClientAddress } from '../http/client-address.js';
+import type { ClientAddress } from './client-address.js';
 import { ABORT_KEY } from './abortable-requests.js';
 import { cookiesWithoutAccess } from './credentials.js';
 

@@ -3,6 +3,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../admission/admission.js';
 import { databaseUnreachable, STATEMENT_CANCELLED } from '../db/transaction.js';
 import { AppError } from '../errors.js';
+import { problemDocument, problemHeaders, type ProblemBody } from '../problem-document.js';
 
 const FASTIFY_CODES: Record<number, string> = {
   400: 'VALIDATION_FAILED',
@@ -14,26 +15,6 @@ const FASTIFY_CODES: Record<number, string> = {
   429: 'RATE_LIMITED',
 };
 
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  402: 'Payment Required',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  414: 'URI Too Long',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Content',
-  429: 'Too Many Requests',
-  499: 'Client Closed Request',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-};
-
 /**
  * The one way an error leaves tollgate (DESIGN rule 9): application/problem+json with a stable
  * code, a detail, and the request id.
@@ -41,21 +22,6 @@ const TITLES: Record<number, string> = {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, status: number, body: ProblemBody) {
   for (const [name, value] of Object.entries(problemHeaders(status, body))) reply.header(name, value);
   return reply.code(status).type('application/problem+json').send(problemDocument(status, body, request.url, request.id));
-}
-
-export type ProblemBody = { code: string; detail: string } & Record<string, unknown>;
-
-/** The problem's own headers: who may ask (401), and when to ask again. */
-export function problemHeaders(status: number, body: ProblemBody): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (status === 401) headers['www-authenticate'] = 'Bearer';
-  if (typeof body.retryAfterSeconds === 'number') headers['retry-after'] = String(body.retryAfterSeconds);
-  return headers;
-}
-
-/** The application/problem+json document: Fastify's answers and the edge's front door send the same. */
-export function problemDocument(status: number, body: ProblemBody, instance: string | undefined, requestId: string) {
-  return { type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...body, instance, requestId };
 }
 
 /** What an error thrown anywhere in a request becomes. */

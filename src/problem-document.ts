@@ -1,0 +1,40 @@
+/**
+ * The application/problem+json document (RFC 9457) every error leaves tollgate as (DESIGN rule 9):
+ * Fastify's answers (src/http/problem.ts) and the edge's front door (src/edge/forward-by-time.ts),
+ * which answers before Fastify has a request, send the same.
+ */
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  402: 'Payment Required',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  499: 'Client Closed Request',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+export type ProblemBody = { code: string; detail: string } & Record<string, unknown>;
+
+/** The problem's own headers: who may ask (401), and when to ask again. */
+export function problemHeaders(status: number, body: ProblemBody): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (status === 401) headers['www-authenticate'] = 'Bearer';
+  if (typeof body.retryAfterSeconds === 'number') headers['retry-after'] = String(body.retryAfterSeconds);
+  return headers;
+}
+
+/** The document: a stable code, a detail, the request id. */
+export function problemDocument(status: number, body: ProblemBody, instance: string | undefined, requestId: string) {
+  return { type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...body, instance, requestId };
+}
