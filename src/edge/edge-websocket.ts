@@ -6,6 +6,8 @@ import { AppError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { NodeAddress } from '../cluster/ownership.js';
 import { EDGE_PREFIX, type Charge, type Edge, type Pass } from './edge.js';
+import type { ClientAddress } from './client-address.js';
+import { forwardedHeaders } from './proxying.js';
 import type { Connection, Ended } from './live-sessions.js';
 
 /** The close code a WebSocket gets when its session ends (4000-4999: the application's own; 402 as in HTTP). */
@@ -41,7 +43,7 @@ const sendable = (code: number) => (code >= 1000 && code <= 1014 && ![1004, 1005
  * dials the service and relays), relays between the two, and still cuts the client at the
  * session's end itself (DESIGN rule 15: every node that carries a session's traffic cuts it).
  */
-export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): { close(): void } {
+export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger, clientAddress: (request: IncomingMessage) => ClientAddress): { close(): void } {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
@@ -63,7 +65,7 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger): {
         return charge === 'owner' ? { pass, owner: ownerOf(edge, pass, request), charge: null } : { pass, owner: null, charge };
       })
       .then(
-        ({ pass, owner, charge }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner, charge),
+        ({ pass, owner, charge }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner, charge, clientAddress(request)),
         (error: unknown) => {
           if (error instanceof AppError) refuse(socket, error.status, errorBody(error));
           else {
@@ -116,12 +118,13 @@ function dialUpstream(
   head: Buffer,
   owner: NodeAddress | null,
   charge: Charge | null,
+  client: ClientAddress,
 ): void {
   const target = owner
     ? `${owner.url.replace(/^http/, 'ws')}${request.url}`
     : `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
   const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()).filter(Boolean) ?? [];
-  const headers: Record<string, string> = owner ? { [FORWARDED_BY]: edge.nodeId } : { ...edge.signedHeaders(pass, 'GET'), 'x-forwarded-for': request.socket.remoteAddress ?? '' };
+  const headers: Record<string, string> = owner ? { [FORWARDED_BY]: edge.nodeId } : { ...forwardedHeaders(request.headers, client), ...edge.signedHeaders(pass, 'GET') };
   if (owner) {
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined && !NOT_PASSED_ON.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;

@@ -46,12 +46,19 @@ export function addForwarding(
   headers['proxy-authorization'] = undefined;
   headers.expect = undefined;
   headers.cookie = cookiesWithoutAccess(asked.cookie);
-  const earlier = asked['x-forwarded-for'];
-  headers['x-forwarded-for'] = earlier ? `${String(earlier)}, ${client.ip}` : client.ip;
-  headers['x-forwarded-proto'] = client.protocol;
-  headers['x-forwarded-host'] = client.host;
+  Object.assign(headers, forwardedHeaders(asked, client));
   for (const name in signed) headers[name] = signed[name];
   return headers;
+}
+
+/** X-Forwarded-For (the client after any it came through), -Proto and -Host: requests and WebSocket upgrades alike. */
+export function forwardedHeaders(asked: IncomingHttpHeaders, client: ClientAddress): Record<string, string> {
+  const earlier = asked['x-forwarded-for'];
+  return {
+    'x-forwarded-for': earlier ? `${String(earlier)}, ${client.ip}` : client.ip,
+    'x-forwarded-proto': client.protocol,
+    'x-forwarded-host': client.host,
+  };
 }
 
 /** The headers the upstream gets of a customer's request: theirs less the hop's (and any the Connection header names), with addForwarding's. */

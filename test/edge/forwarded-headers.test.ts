@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 import { customer, listen, openSession, serviceWithUpstream } from './edge-client.js';
 import { startUpstream, type Seen } from './upstream.js';
@@ -52,7 +53,7 @@ const told = (seen: Seen) => {
 };
 
 describe('what the upstream is told of who asked', () => {
-  it('is the same through the front door and through Fastify: the client behind the trusted proxy, no token, no hop-by-hop headers, no CORS of tollgate', async () => {
+  it('is the same through the front door, through Fastify and for a WebSocket: the client behind the trusted proxy, no token, no hop-by-hop headers, no CORS of tollgate', async () => {
     const service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
     upstream.setSecret(service.signingSecret);
     const ada = await customer(base);
@@ -89,5 +90,16 @@ describe('what the upstream is told of who asked', () => {
     };
     expect(seen.map(told)).toEqual([expected, expected]);
     for (const s of seen) expect(s.signed).toMatchObject({ sessionId: session.id, accountId: ada.accountId });
+
+    // A WebSocket's upstream is told the same of who asked (and nothing else of the customer's).
+    const socket = new WebSocket(`${session.access.url.replace(/^http/, 'ws')}/ws`, { headers });
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    socket.close();
+    const upgrade = upstream.seen.findLast((s) => s.method === 'WS' && s.path === '/api/ws')!;
+    expect(told(upgrade)).toMatchObject({ forwardedFor: '203.0.113.9, 203.0.113.9', forwardedProto: 'https', forwardedHost: 'tollgate.example.com', authorization: undefined, cookie: undefined });
+    expect(upgrade.signed).toMatchObject({ sessionId: session.id });
   });
 });
