@@ -42,12 +42,27 @@ export function cookiesWithoutAccess(header: string | undefined): string | undef
   return kept.length > 0 ? kept.join('; ') : undefined;
 }
 
-/** The query without the access token (the upstream never sees it); as given when it has none. */
+/**
+ * The query without the access token (the upstream never sees it), every other parameter as the
+ * client wrote it (URLSearchParams would write `a%20b` as `a+b`, which a service may read apart).
+ */
 export function queryWithoutAccess(search: string): string {
   if (!search.includes(ACCESS_QUERY)) return search;
-  const query = new URLSearchParams(search);
-  query.delete(ACCESS_QUERY);
-  return query.toString();
+  return search
+    .split('&')
+    .filter((part) => {
+      const name = part.split('=', 1)[0]!;
+      return name !== ACCESS_QUERY && safeDecodeComponent(name.replaceAll('+', ' ')) !== ACCESS_QUERY;
+    })
+    .join('&');
+}
+
+function safeDecodeComponent(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 export function accessCookie(token: string, path: string, secure: boolean): string {

@@ -7,11 +7,11 @@ import { FORWARDED_BY, forwardFailure } from '../cluster/forwarding.js';
 import { errors } from '../errors.js';
 import type { AbortableRequests } from './abortable-requests.js';
 import { ByteCounter } from './byte-counter.js';
-import { accessCookie, ACCESS_QUERY } from './credentials.js';
+import { accessCookie, queryWithoutAccess } from './credentials.js';
 import { WAITS_FOR_PAID, type Charge, type Edge, type Pass } from './edge.js';
 import type { EdgeFront } from './edge-front.js';
 import type { Connection, Ended } from './live-sessions.js';
-import { addForwarding, collect, collectWhole, discard, noop, SMALL_ANSWER_BYTES, withoutHopByHop } from './proxying.js';
+import { addForwarding, breakOff, collect, collectWhole, discard, noop, SMALL_ANSWER_BYTES, withoutHopByHop } from './proxying.js';
 
 /** How long a paid request's answer may take to arrive whole once its session has ended. */
 const FINAL_ANSWER_MS = 5_000;
@@ -37,10 +37,9 @@ export function edgeHttp(edge: Edge, front: EdgeFront): FastifyPluginAsync {
     });
     // Bodies go to the upstream as they come, counted, never parsed or buffered.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', (_request, payload, done) => {
-      const counted = new ByteCounter();
-      pipeline(payload, counted, noop);
-      done(null, counted);
+    app.addContentTypeParser('*', (request, _payload, done) => {
+      // The request itself (nothing is decoded on the way): its upload can be dropped at a cut.
+      done(null, ByteCounter.upload(request.raw));
     });
 
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -65,12 +64,13 @@ export function edgeHttp(edge: Edge, front: EdgeFront): FastifyPluginAsync {
 
 /** `?access_token=` once: a cookie scoped to the session's path, and the same URL without the token. */
 function exchangeForCookie(request: FastifyRequest, reply: FastifyReply, pass: Pass) {
-  const url = new URL(request.url, 'http://edge.invalid');
-  url.searchParams.delete(ACCESS_QUERY);
+  const at = request.url.indexOf('?');
+  const path = at < 0 ? request.url : request.url.slice(0, at);
+  const query = at < 0 ? '' : queryWithoutAccess(request.url.slice(at + 1));
   return reply
     .code(303)
     .header('set-cookie', accessCookie(pass.credential.token, pass.sessionPath, request.protocol === 'https'))
-    .header('location', `${url.pathname}${url.search}`)
+    .header('location', `${path}${query ? `?${query}` : ''}`)
     .header('cache-control', 'no-store')
     .send();
 }
@@ -148,7 +148,10 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     return reply.send(errors.sessionEnded('ended', session.ended.reason, iso(session.ended.at)));
   }
   session.traffic.add('requests');
-  if (request.body instanceof ByteCounter) request.body.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
+  const upload = request.body instanceof ByteCounter ? request.body : null;
+  if (upload) upload.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
+  /** Answered before the upload is whole (a cut, a 502): the service gets no more of it. */
+  const dropUpload = () => upload?.dropUpload();
   /** Nothing more goes to the client from here but what already went (a cut, a refusal). */
   let cut = false;
   /** The answer went to the client: a problem, a whole body, or a stream that started. */
@@ -161,6 +164,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     const ended = endedBeforeAnswer ?? session.ended;
     if (replied || reply.raw.destroyed) return;
     replied = true;
+    dropUpload();
     sendProblem(reply, errors.sessionEnded('ended', ended?.reason ?? null, ended ? iso(ended.at) : null), upstreamHeaderNames);
   };
   /** A paid answer's commit is on its way: a cut or a refusal waits for it (charged, the answer goes). */
@@ -189,7 +193,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       if (streaming) {
         cut = true;
         void charge.settle(false);
-        reply.raw.destroy();
+        breakOff(reply.raw);
       } else if (waits(ended)) {
         awaitFinalAnswer(ended);
       } else {
@@ -280,9 +284,14 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       if (length <= SMALL_ANSWER_BYTES && !eventStream) {
         collect(stream, (error, body) => {
           if (error || !body) {
+            // Broken off before any of it went: the client is told so (502), not left with nothing.
             cut = true;
             void charge.settle(false);
-            replyTo.raw.destroy();
+            if (!replied && !replyTo.raw.destroyed) {
+              replied = true;
+              dropUpload();
+              sendProblem(replyTo, errors.upstreamUnavailable('the answer broke off'), upstreamHeaderNames);
+            }
             return;
           }
           sendWhole(body);
@@ -308,6 +317,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
       if (endedBeforeAnswer) return refuse();
       replied = true;
       request.log.warn({ sessionId: session.sessionId, err: error.message }, 'upstream did not answer');
+      dropUpload();
       replyTo.send(errors.upstreamUnavailable((error as { code?: string }).code ?? error.message));
     },
   });

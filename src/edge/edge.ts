@@ -193,7 +193,8 @@ export class Edge {
     const match = EDGE_PATH.exec(request.url ?? '');
     if (!match) throw errors.validation('The path must be /edge/<sessionId>/<path on the service>.');
     const [, sessionId, rest = '/', search = ''] = match as unknown as [string, string, string | undefined, string | undefined];
-    if (/(^|\/)\.\.?(\/|$)/.test(safeDecode(rest))) throw errors.validation('The path must not contain . or .. segments.');
+    // A backslash counts as a slash: WHATWG URL parsers (and so many services) read it as one.
+    if (/(^|[/\\])\.\.?([/\\]|$)/.test(safeDecode(rest))) throw errors.validation('The path must not contain . or .. segments.');
     const credential = credentialOf(request, search);
     if (!credential) throw errors.accessTokenInvalid();
     let session = this.deps.live.get(sessionId!);

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import { ByteCounter } from './byte-counter.js';
 import type { Pass } from './edge.js';
 import type { Connection, Ended } from './live-sessions.js';
-import { hasBody, noop, SMALL_ANSWER_BYTES, upstreamHeadersOf, withoutHopByHop } from './proxying.js';
+import { breakOff, hasBody, SMALL_ANSWER_BYTES, upstreamHeadersOf, withoutHopByHop } from './proxying.js';
 
 /** What the front door lends a request it forwards itself. */
 export interface ForwardContext {
@@ -60,28 +60,10 @@ export function forwardByTime(
   const started = context.log?.isLevelEnabled('info') ? performance.now() : null;
   let body: ByteCounter | null = null;
   if (hasBody(request.headers)) {
-    const counted = new ByteCounter();
-    counted.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
-    // pipe, not pipeline: the upstream request's end (an abort destroys its body) must not destroy
-    // the client's request, whose connection still carries the answer.
-    request.pipe(counted);
-    request.on('error', noop);
-    request.once('close', () => {
-      if (!request.complete) counted.destroy(new Error('the client left before its upload was whole'));
-    });
-    body = counted;
+    body = ByteCounter.upload(request);
+    body.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
   }
-  /**
-   * An answer goes before the upload is whole (a cut, the service unreachable): the rest of the
-   * upload is read and dropped (HTTP_REQUEST_TIMEOUT_MS bounds it), so the client, still sending,
-   * gets its answer on a connection that stays usable, and the service gets no more of it.
-   */
-  const dropUpload = () => {
-    if (body && !request.complete) {
-      request.unpipe(body);
-      request.resume();
-    }
-  };
+  const dropUpload = () => body?.dropUpload();
   /** Nothing more goes to the client from here but what went (a problem, a whole answer, a stream's start). */
   let answered = false;
   /** The upstream request, once it went (undici's controller: abort, pause, resume). */
@@ -106,7 +88,7 @@ export function forwardByTime(
       // Sent whole already (it may still be on its way to a slow client): nothing to cut.
       if (response.writableEnded) return;
       // Its headers went: a cut can only break it off.
-      if (response.headersSent) response.destroy();
+      if (response.headersSent) breakOff(response);
       else refuse(ended);
     },
     drop() {
@@ -203,21 +185,20 @@ export function forwardByTime(
       },
       onResponseError(_controller, error) {
         upstreamDone = true;
-        // The request's body goes nowhere now (undici's own request() does the same).
+        // The request's body goes nowhere now (undici's own request() destroys it too); what is
+        // still coming of it is read and dropped.
+        dropUpload();
         body?.destroy();
-        // Broken off upstream mid-answer (unless a cut answered already): so is the answer.
-        if (streaming || whole) {
-          if (streaming || !answered) {
-            answered = true;
-            response.destroy();
-          }
+        // Broken off upstream mid-stream: so is the answer.
+        if (streaming) {
+          response.destroy();
           return;
         }
-        // The client gone first (its upload cut short, say): nobody to answer.
+        // The client gone first (its upload cut short, say): nobody to answer. Otherwise a 502, also
+        // for a small answer broken off before any of it went (unless a cut answered already).
         if (answered || response.destroyed || request.socket.destroyed) return;
         answered = true;
         context.log?.warn({ reqId: requestId(), sessionId: session.sessionId, err: error.message }, 'upstream did not answer');
-        dropUpload();
         try {
           answerProblem(context, request, response, errors.upstreamUnavailable((error as { code?: string }).code ?? error.message), requestId());
         } catch (failed) {

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { finished, type Readable } from 'node:stream';
 import type { ClientAddress } from './client-address.js';
 import { ABORT_KEY } from './abortable-requests.js';
@@ -23,11 +23,18 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
  */
 const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'proxy-authorization', 'host', 'authorization', 'expect', 'cookie', ABORT_KEY]);
 
+/** Header names a Connection header lists: that hop's too (RFC 9110 §7.6.1). */
+function listedIn(connection: string | string[] | undefined): Set<string> | null {
+  if (!connection) return null;
+  return new Set(String(connection).toLowerCase().split(',').map((name) => name.trim()));
+}
+
 // Built by adding (not copied then deleted from): an object that had properties deleted is slower to
 // read for what comes after (its headers are copied once more, into the answer).
 export function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const listed = listedIn(headers.connection);
   const kept: IncomingHttpHeaders = {};
-  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name];
+  for (const name in headers) if (!HOP_BY_HOP.has(name) && !listed?.has(name)) kept[name] = headers[name];
   return kept;
 }
 
@@ -63,7 +70,7 @@ export function forwardedHeaders(asked: IncomingHttpHeaders, client: ClientAddre
 
 /** The headers the upstream gets of a customer's request: theirs less the hop's (and any the Connection header names), with addForwarding's. */
 export function upstreamHeadersOf(asked: IncomingHttpHeaders, client: ClientAddress, signed: Readonly<Record<string, string>>): IncomingHttpHeaders {
-  const listed = asked.connection ? new Set(asked.connection.toLowerCase().split(',').map((name) => name.trim())) : null;
+  const listed = listedIn(asked.connection);
   const headers: IncomingHttpHeaders = {};
   for (const name in asked) if (!NOT_PASSED_ON.has(name) && !listed?.has(name)) headers[name] = asked[name];
   return addForwarding(headers, asked, client, signed);
@@ -104,4 +111,15 @@ export function discard(stream: Readable): void {
 /** Whether the customer's request has a body to pass on. */
 export function hasBody(asked: IncomingHttpHeaders): boolean {
   return (asked['content-length'] !== undefined && asked['content-length'] !== '0') || asked['transfer-encoding'] !== undefined;
+}
+
+/**
+ * An answer cut off at the session's end: its connection is reset, not closed, so what already
+ * sits in the socket's send buffer (megabytes, with a reader slower than the service) is dropped
+ * rather than delivered for seconds after the cut.
+ */
+export function breakOff(response: ServerResponse): void {
+  const socket = response.socket as (ServerResponse['socket'] & { resetAndDestroy?: () => void }) | null;
+  if (socket && !socket.destroyed && typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+  response.destroy();
 }

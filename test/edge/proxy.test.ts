@@ -1,4 +1,5 @@
 import { Agent, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
@@ -82,6 +83,41 @@ describe('access while active', () => {
     expect(upstream.seen.length).toBe(before);
     expect(await ask('OPTIONS')).toBe(200);
     expect(upstream.seen.at(-1)!.method).toBe('OPTIONS');
+  });
+
+  it('refuses . and .. segments written with backslashes, which URL parsers read as slashes', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const path = new URL(session.access.url).pathname;
+    // Raw, so nothing on the client's side normalizes the path first.
+    const status = (target: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = connect(Number(new URL(base).port), '127.0.0.1', () => {
+          socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${session.access.token}\r\nConnection: close\r\n\r\n`);
+        });
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+        socket.on('end', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0)));
+        socket.on('error', reject);
+      });
+    expect(await status(`${path}/..\\..\\outside\\json`)).toBe(400);
+    expect(await status(`${path}/a\\.\\json`)).toBe(400);
+    expect(await status(`${path}/a\\b..c\\json`)).toBe(200);
+  });
+
+  it('drops the headers an answer names in its Connection header, and keeps the query as the client wrote it', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    for (const hop of ['/hop', '/h%6Fp']) {
+      const answer = await fetch(through(session.access, hop), { headers: bearer(session.access.token) });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('x-secret-hop')).toBeNull();
+    }
+    const answer = await fetch(`${through(session.access, '/json')}?access_token=${session.access.token}&q=a%20b~&r=c+d`, { method: 'POST' });
+    expect(((await answer.json()) as { path: string }).path).toBe('/api/json?q=a%20b~&r=c+d');
+    const exchanged = await fetch(`${through(session.access, '/json')}?q=a%20b~&access_token=${session.access.token}`, { redirect: 'manual' });
+    expect(exchanged.status).toBe(303);
+    expect(exchanged.headers.get('location')).toBe(`${new URL(session.access.url).pathname}/json?q=a%20b~`);
   });
 
   it('passes an upload sent with Expect: 100-continue (as curl sends large bodies): the edge says continue, the upstream gets the body', async () => {
@@ -228,14 +264,15 @@ describe('the cut, under more', () => {
     expect(await answer.json()).toMatchObject({ code: 'SESSION_ENDED', endReason: 'ops_terminated' });
   });
 
-  it('answers 402 to a client still uploading when the session ends, on a connection that stays usable, and stops passing the upload on', async () => {
+  // /sl%6Fw (percent-encoded) takes Fastify's route; /slow the front door.
+  it.each(['/slow', '/sl%6Fw'])('answers 402 to a client still uploading to %s when the session ends, on a connection that stays usable, and stops passing the upload on', async (slow) => {
     const ada = await customer(base);
     const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const sent = { chunks: 0, error: null as Error | null, sockets: [] as unknown[] };
     const answer = await new Promise<{ status: number; body: string; sentBefore: number; sentAfter: () => number }>((resolve, reject) => {
       // /slow answers a second after the request came, whatever its body: the cut comes first.
-      const req = httpRequest(through(session.access, '/slow'), { method: 'POST', agent, headers: { ...bearer(session.access.token), 'content-type': 'application/octet-stream' } });
+      const req = httpRequest(through(session.access, slow), { method: 'POST', agent, headers: { ...bearer(session.access.token), 'content-type': 'application/octet-stream' } });
       const ticking = setInterval(() => {
         if (sent.chunks === 20) {
           clearInterval(ticking);
@@ -285,6 +322,38 @@ describe('the cut, under more', () => {
     const bytesIn = async () => (await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token)).body.traffic.bytesIn as number;
     await expect.poll(bytesIn).toBeGreaterThan(0);
     expect(await bytesIn()).toBeLessThan(20 * 16_384);
+  });
+
+  it('resets a stream it cuts, so a reader slower than the service does not go on getting it after the cut', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const received = await new Promise<{ afterCut: number }>((resolve, reject) => {
+      const req = httpRequest(through(session.access, '/big'), { headers: bearer(session.access.token) }, (response) => {
+        let afterCut: number | null = null;
+        response.once('data', () => {
+          // The reader stops reading; the service goes on sending into the socket's buffers.
+          response.pause();
+          setTimeout(async () => {
+            await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token);
+            await new Promise((r) => setTimeout(r, 300));
+            afterCut = 0;
+            response.on('data', (chunk: Buffer) => (afterCut! += chunk.length));
+            response.resume();
+          }, 500);
+        });
+        const done = () => resolve({ afterCut: afterCut ?? -1 });
+        response.on('end', done);
+        response.on('error', done);
+        response.on('close', done);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    // What had reached the client's own socket buffer before the cut cannot be taken back (under
+    // 1 MiB here); what still sat in tollgate's send buffer is dropped (a closed socket delivered
+    // over 4 MiB more of it, here, after the cut).
+    expect(received.afterCut).toBeGreaterThanOrEqual(0);
+    expect(received.afterCut).toBeLessThan(2 * 1024 * 1024);
   });
 
   it('holds 150 streams of one session open at once (more than the 128 connections an upstream pool often allows) and cuts them all at logoff', async () => {

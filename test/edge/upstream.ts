@@ -16,7 +16,7 @@ export interface Seen {
 /**
  * A real upstream on a loopback port for edge tests: `/json` answers what it saw, `/echo` sends the
  * body back, `/events` streams server-sent events every 50 ms until the client goes, `/slow`
- * answers after a second, `/dribble` sends half a small answer and the rest a second later, `/after?ms=` answers (chunked) after that long; WebSocket upgrades anywhere echo every message.
+ * answers after a second, `/dribble` sends half a small answer and the rest a second later, `/after?ms=` answers (chunked) after that long; `/hop` names a header in its Connection header; `/big` streams as fast as the reader reads; WebSocket upgrades anywhere echo every message.
  */
 export async function startUpstream() {
   const seen: Seen[] = [];
@@ -24,9 +24,11 @@ export async function startUpstream() {
   let secret = '';
   const server: Server = createServer((request, response) => {
     const path = request.url ?? '/';
+    // Routed by the decoded path, so a percent-encoded one (Fastify's way through the edge) reaches the same answers.
+    const route = safeDecode(path);
     const record = { method: request.method ?? 'GET', path, headers: request.headers, signed: verifyUpstreamSignature(secret, request.headers, { method: request.method ?? 'GET', path }, Date.now()) };
     seen.push(record);
-    if (/\/events(\?|$)/.test(path)) {
+    if (/\/events(\?|$)/.test(route)) {
       streams.open++;
       response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
       let n = 0;
@@ -37,24 +39,41 @@ export async function startUpstream() {
       });
       return;
     }
-    if (/\/echo(\?|$)/.test(path)) {
+    if (/\/echo(\?|$)/.test(route)) {
       response.writeHead(200, { 'content-type': request.headers['content-type'] ?? 'application/octet-stream' });
       request.pipe(response);
       return;
     }
-    const after = /\/after\?ms=(\d+)$/.exec(path);
+    const after = /\/after\?ms=(\d+)$/.exec(route);
     if (after) {
       setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"after":true}'), Number(after[1]));
       return;
     }
-    if (/\/dribble(\?|$)/.test(path)) {
+    if (/\/dribble(\?|$)/.test(route)) {
       // A small answer of known length whose second half comes a second after its first.
       response.writeHead(200, { 'content-type': 'application/json', 'content-length': '14' });
       response.write('{"dribble":');
       setTimeout(() => response.end('42}'), 1000);
       return;
     }
-    if (/\/slow(\?|$)/.test(path)) {
+    if (/\/hop(\?|$)/.test(route)) {
+      // A header meant for the next hop only: named in the answer's Connection header.
+      response.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive, x-secret-hop', 'x-secret-hop': 'for tollgate only' });
+      response.end('{"hop":true}');
+      return;
+    }
+    if (/\/big(\?|$)/.test(route)) {
+      // As fast as the reader takes it, until the reader goes.
+      response.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(65_536, 7);
+      const more = () => {
+        while (!response.destroyed && response.write(chunk));
+      };
+      response.on('drain', more);
+      more();
+      return;
+    }
+    if (/\/slow(\?|$)/.test(route)) {
       setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"slow":true}'), 1000);
       return;
     }
@@ -83,4 +102,12 @@ export async function startUpstream() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+function safeDecode(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
