@@ -158,6 +158,7 @@ export const errors = {
       endedAt,
     }),
   noUpstream: () => new AppError(503, 'NO_UPSTREAM', 'This service has no upstream yet; an operator sets its upstreamUrl.'),
+  badUrl: () => new AppError(400, 'BAD_URL', 'The path is not valid percent-encoded text.'),
   upstreamUnavailable: (detail: string) => new AppError(502, 'UPSTREAM_UNAVAILABLE', `The service did not answer (${detail}).`),
   lastAdmin: () => new AppError(409, 'LAST_ADMIN', 'This would leave no enabled admin operator.'),
   accountNotFound: () => new AppError(404, 'ACCOUNT_NOT_FOUND', 'No account has this id.'),

@@ -20,6 +20,8 @@ export class ByteCounter extends Transform {
     counted.upload = request;
     request.pipe(counted);
     request.on('error', noop);
+    // Whoever reads it (undici) hears its end; until then, and after, an error here is nobody's to throw.
+    counted.on('error', noop);
     request.once('close', () => {
       if (!request.complete) counted.destroy(new Error('the client left before its upload was whole'));
     });
@@ -39,10 +41,13 @@ export class ByteCounter extends Transform {
    */
   dropUpload(): void {
     const request = this.upload;
-    if (!request || request.complete) return;
-    request.unpipe(this);
-    request.resume();
-    this.destroy(new Error('the upload is not passed on: the request was answered'));
+    if (!request) return;
+    // Not all of it read yet (the client still sending, or its last bytes still buffered here).
+    if (!request.readableEnded) {
+      request.unpipe(this);
+      request.resume();
+    }
+    this.destroy();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

@@ -43,14 +43,21 @@ export function edgeHttp(edge: Edge, front: EdgeFront): FastifyPluginAsync {
     });
 
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
-      // Admitted (or refused) at the front door already, unless injected (tests) past it.
-      const admitted = front.admitted(request.raw);
-      if (admitted && 'error' in admitted) throw admitted.error;
-      const pass = admitted?.pass ?? (await edge.admit(request.raw));
-      if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
-      const charge = await edge.charge(pass);
-      if (charge === 'owner') return toOwner(edge, requests, request, reply, pass);
-      return proxy(edge, request, reply, pass, charge);
+      try {
+        // Admitted (or refused) at the front door already, unless injected (tests) past it.
+        const admitted = front.admitted(request.raw);
+        if (admitted && 'error' in admitted) throw admitted.error;
+        const pass = admitted?.pass ?? (await edge.admit(request.raw));
+        if (pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) return exchangeForCookie(request, reply, pass);
+        const charge = await edge.charge(pass);
+        if (charge === 'owner') return toOwner(edge, requests, request, reply, pass);
+        return proxy(edge, request, reply, pass, charge);
+      } catch (error) {
+        // Refused (401, 403, 402 USE_LIMIT_REACHED…) with an upload on its way: read and dropped, so
+        // the connection does not wait on a body nobody reads.
+        if (request.body instanceof ByteCounter) request.body.dropUpload();
+        throw error;
+      }
     };
     // A stream through the edge lasts as long as its session: the edge's cut ends it, and the upstream
     // pool's headers timeout a request its upstream never answers, not Fastify's handler timeout.
@@ -141,17 +148,18 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     void charge.settle(false);
     return reply;
   }
+  const upload = request.body instanceof ByteCounter ? request.body : null;
+  /** Answered before the upload is whole (a cut, a 502): the service gets no more of it. */
+  const dropUpload = () => upload?.dropUpload();
   const waits = (ended: Ended) => charge.paid && WAITS_FOR_PAID.has(ended.reason);
   // Ended while this request was being charged (or checked): the cut has passed it by.
   if (session.ended && !waits(session.ended)) {
     void charge.settle(false);
+    dropUpload();
     return reply.send(errors.sessionEnded('ended', session.ended.reason, iso(session.ended.at)));
   }
   session.traffic.add('requests');
-  const upload = request.body instanceof ByteCounter ? request.body : null;
   if (upload) upload.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
-  /** Answered before the upload is whole (a cut, a 502): the service gets no more of it. */
-  const dropUpload = () => upload?.dropUpload();
   /** Nothing more goes to the client from here but what already went (a cut, a refusal). */
   let cut = false;
   /** The answer went to the client: a problem, a whole body, or a stream that started. */
@@ -191,6 +199,8 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
         return;
       }
       if (streaming) {
+        // Sent whole already (it may still be on its way to a slow client): nothing to cut.
+        if (reply.raw.writableEnded) return;
         cut = true;
         void charge.settle(false);
         breakOff(reply.raw);

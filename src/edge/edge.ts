@@ -193,8 +193,12 @@ export class Edge {
     const match = EDGE_PATH.exec(request.url ?? '');
     if (!match) throw errors.validation('The path must be /edge/<sessionId>/<path on the service>.');
     const [, sessionId, rest = '/', search = ''] = match as unknown as [string, string, string | undefined, string | undefined];
+    // Refused as Fastify's router refuses it (WebSocket upgrades never meet that router): a path
+    // that does not decode would hide its dot segments from the check below.
+    const decoded = safeDecode(rest);
+    if (decoded === null) throw errors.badUrl();
     // A backslash counts as a slash: WHATWG URL parsers (and so many services) read it as one.
-    if (/(^|[/\\])\.\.?([/\\]|$)/.test(safeDecode(rest))) throw errors.validation('The path must not contain . or .. segments.');
+    if (/(^|[/\\])\.\.?([/\\]|$)/.test(decoded)) throw errors.validation('The path must not contain . or .. segments.');
     const credential = credentialOf(request, search);
     if (!credential) throw errors.accessTokenInvalid();
     let session = this.deps.live.get(sessionId!);
@@ -277,10 +281,11 @@ function sameText(a: string, b: string): boolean {
   return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
-function safeDecode(path: string): string {
+function safeDecode(path: string): string | null {
+  if (!path.includes('%')) return path;
   try {
     return decodeURIComponent(path);
   } catch {
-    return path;
+    return null;
   }
 }

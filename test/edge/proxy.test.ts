@@ -251,6 +251,62 @@ describe('the cut', () => {
   });
 });
 
+describe('when the service is gone', () => {
+  it('answers 502 to an upload still on its way when the service refuses connections, and goes on serving', async () => {
+    const own = await startUpstream();
+    const gone = await serviceWithUpstream(base, tollgate.adminToken, `${own.url}/api`);
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: gone.id, maxCharge: '5.00' });
+    await own.close();
+    let req: ReturnType<typeof httpRequest> | null = null;
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req = httpRequest(through(session.access, '/echo'), { method: 'POST', headers: { ...bearer(session.access.token), 'content-type': 'application/octet-stream', 'content-length': String(1_000_000) } });
+      req.write(Buffer.alloc(10_000, 1));
+      req.on('response', (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+    });
+    // The client gives up on the rest of its upload.
+    req!.destroy();
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    // Still here (an unheard error of the upload's would have ended the process).
+    expect((await call(base, 'GET', '/v1/services', null)).status).toBe(200);
+  });
+});
+
+describe('paths', () => {
+  it('refuses a WebSocket whose path does not decode (hiding a .. segment), as Fastify refuses such a request', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    // Raw, so no URL parser on the client's side takes the segment out first.
+    const status = await new Promise<number>((resolve, reject) => {
+      const socket = connect(Number(new URL(base).port), '127.0.0.1', () => {
+        socket.write(
+          `GET ${new URL(session.access.url).pathname}/%2e%2e/admin/%ff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${session.access.token}\r\n` +
+            'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+        );
+      });
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += chunk.toString('latin1');
+        const line = /^HTTP\/1\.1 (\d+)/.exec(text);
+        if (line) {
+          socket.destroy();
+          resolve(Number(line[1]));
+        }
+      });
+      socket.on('error', reject);
+    });
+    expect(status).toBe(400);
+    expect(upstream.seen.some((s) => s.method === 'WS' && s.path.includes('admin'))).toBe(false);
+  });
+});
+
 describe('the cut, under more', () => {
   it('answers 402 to a request still waiting for its upstream when an operator terminates the session', async () => {
     const ada = await customer(base);
