@@ -26,7 +26,10 @@ const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'proxy-authorization', 'host', 'au
 /** Header names a Connection header lists: that hop's too (RFC 9110 §7.6.1). */
 function listedIn(connection: string | string[] | undefined): Set<string> | null {
   if (!connection) return null;
-  return new Set(String(connection).toLowerCase().split(',').map((name) => name.trim()));
+  const value = String(connection).toLowerCase();
+  // The common answers name no other header (and these two are the hop's anyway): no set per answer.
+  if (value === 'keep-alive' || value === 'close') return null;
+  return new Set(value.split(',').map((name) => name.trim()));
 }
 
 // Built by adding (not copied then deleted from): an object that had properties deleted is slower to
