@@ -104,8 +104,8 @@ export class EdgeFront {
     };
     edge.admit(request).then(
       (pass) => {
-        // Fastify's route: the cookie exchange, a path that is not plain (Fastify refuses one that
-        // is not valid percent-encoding), and a session priced per request, whose units it charges.
+        // Fastify's route: the cookie exchange, a percent-encoded path (Fastify's router decodes it
+        // as before), and a session priced per request, whose units it charges.
         // Fastify's route takes the methods Fastify knows (and refuses the rest, 404), whichever way.
         if (!this.routed(request.method!)) return leave({ pass });
         if ((pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) || encoded(request.url!)) return leave({ pass });

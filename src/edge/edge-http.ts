@@ -19,12 +19,13 @@ const FINAL_ANSWER_MS = 5_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
- * The edge's HTTP side: `/edge/<sessionId>/*`, any method, reverse-proxied to the session's
- * service by @fastify/reply-from on undici (streams both ways, keep-alive pools per upstream,
- * and hop-by-hop headers dropped as RFC 9110 says: what a hand-written proxy gets wrong).
- * Bodies pass as streams, never parsed. The access token is stripped; the upstream gets signed
- * headers. A cut answers 402 SESSION_ENDED to a request still waiting for its upstream and
- * aborts a response already streaming.
+ * The edge's Fastify route: `/edge/<sessionId>/*` for what the front door (edge-front.ts) leaves
+ * to it (refusals, the cookie exchange, sessions priced per request, forwarding to the owner,
+ * percent-encoded paths, methods Fastify does not route, and all while closing), reverse-proxied
+ * by @fastify/reply-from on the edge's undici agent (streams both ways, hop-by-hop headers
+ * dropped). Bodies pass as streams, never parsed. The access token is stripped; the upstream gets
+ * signed headers. A cut answers 402 SESSION_ENDED to a request still waiting for its upstream and
+ * breaks off (resets) a response already streaming.
  */
 export function edgeHttp(edge: Edge, front: EdgeFront): FastifyPluginAsync {
   const plugin: FastifyPluginAsync = async (app) => {
@@ -167,6 +168,8 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
   let streaming = false;
   let upstreamHeaderNames: string[] = [];
   let endedBeforeAnswer: Ended | null = null;
+  /** The service's answer once it came: let go when the client's side ends first. */
+  let upstreamAnswer: Readable | null = null;
   let finalTimer: NodeJS.Timeout | null = null;
   const answerEnded = () => {
     const ended = endedBeforeAnswer ?? session.ended;
@@ -224,6 +227,8 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     if (finalTimer) clearTimeout(finalTimer);
     // Gone before the service answered: nothing was delivered (a no-op once settled).
     void charge.settle(false);
+    // A service's answer not read to its end (the client gone, a cut, a stall) frees its connection.
+    if (upstreamAnswer && !upstreamAnswer.readableEnded) discard(upstreamAnswer);
   });
   /**
    * A paid answer goes out only once its unit's commit was taken, and one whose commit was taken
@@ -273,10 +278,11 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     rewriteHeaders: withoutHopByHop,
     onResponse: (_request, replyTo, res) => {
       const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
-      if (cut || replied) {
+      if (cut || replied || reply.raw.destroyed) {
         discard(stream);
         return;
       }
+      upstreamAnswer = stream;
       upstreamHeaderNames = Object.keys(withoutHopByHop(headers));
       const length = Number(headers['content-length']);
       const eventStream = String(headers['content-type']).startsWith('text/event-stream');

@@ -22,6 +22,9 @@ export interface ForwardContext {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Methods whose body Fastify never reads (its bodyless methods). */
+const BODYLESS = new Set(['GET', 'HEAD', 'TRACE']);
+
 /** A problem (application/problem+json) as Fastify's error handler writes it, straight onto the response. */
 export function answerProblem(context: ForwardContext, request: IncomingMessage, response: ServerResponse, error: AppError, requestId = context.requestId()): void {
   const body = { code: error.code, detail: error.message, ...error.extra };
@@ -59,7 +62,9 @@ export function forwardByTime(
   const requestId = () => (id ??= context.requestId());
   const started = context.log?.isLevelEnabled('info') ? performance.now() : null;
   let body: ByteCounter | null = null;
-  if (hasBody(request.headers)) {
+  // A body on GET, HEAD or TRACE is not passed on, as Fastify's route (which never parses one) does not.
+  const bodyless = BODYLESS.has(request.method!);
+  if (hasBody(request.headers) && !bodyless) {
     body = ByteCounter.upload(request);
     body.onBytes = (bytes) => session.traffic.add('bytesIn', bytes);
   }
@@ -136,13 +141,14 @@ export function forwardByTime(
       origin: pass.origin,
       path: pass.query ? `${pass.path}?${pass.query}` : pass.path,
       method: request.method as Dispatcher.HttpMethod,
-      headers: upstreamHeadersOf(request.headers, client, signed) as Record<string, string>,
+      headers: upstreamHeadersOf(request.headers, client, signed, bodyless) as Record<string, string>,
       body,
     },
     {
       onRequestStart(controller) {
         upstream = controller;
-        if (response.destroyed) stopUpstream();
+        // Answered (a 402 at a cut) or gone before the request went: it goes no further.
+        if (answered || response.destroyed) stopUpstream();
       },
       onResponseStart(_controller, statusCode, upstreamHeaders) {
         // 1xx: informational, the answer is still to come.

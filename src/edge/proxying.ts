@@ -72,10 +72,12 @@ export function forwardedHeaders(asked: IncomingHttpHeaders, client: ClientAddre
 }
 
 /** The headers the upstream gets of a customer's request: theirs less the hop's (and any the Connection header names), with addForwarding's. */
-export function upstreamHeadersOf(asked: IncomingHttpHeaders, client: ClientAddress, signed: Readonly<Record<string, string>>): IncomingHttpHeaders {
+export function upstreamHeadersOf(asked: IncomingHttpHeaders, client: ClientAddress, signed: Readonly<Record<string, string>>, withoutBody = false): IncomingHttpHeaders {
   const listed = listedIn(asked.connection);
   const headers: IncomingHttpHeaders = {};
   for (const name in asked) if (!NOT_PASSED_ON.has(name) && !listed?.has(name)) headers[name] = asked[name];
+  // The body is not passed on: nor is its length.
+  if (withoutBody && headers['content-length'] !== undefined) headers['content-length'] = undefined;
   return addForwarding(headers, asked, client, signed);
 }
 
