@@ -31,6 +31,10 @@ describe('pending top-ups', () => {
     expect((await topUp(stuck.auth)).statusCode).toBe(503);
     const card = { number: '5555 5555 5555 4444', expMonth: 12, expYear: 2031, cvc: '123' };
     expect((await tollgate.app.inject({ method: 'PUT', url: '/v1/account/card', headers: stuck.auth, payload: { card } })).statusCode).toBe(200);
+    // A sweep that read the old card just before the change must have its call answered (and lost)
+    // under this fault, not after it is lifted: that call would replay the authorization, not be
+    // refused (seen once in CI on a loaded machine). Five sweeps' time, the fault still on.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
     // The second: its captures unanswered until the faults are lifted.
     await network.setFaults([{ phase: 'capture', fault: 'error' }]);
     expect((await topUp(waiting.auth)).statusCode).toBe(503);
