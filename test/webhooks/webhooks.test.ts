@@ -148,8 +148,9 @@ describe('webhooks', () => {
       const { endpoint } = await register(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/hooks`, ['account.suspended']);
       const customer = await signUp(tollgate.app);
       await tollgate.app.inject({ method: 'POST', url: `/v1/ops/accounts/${customer.account.id}/suspend`, headers: ops, payload: { reason: 'test' } });
-      // Disabled while its first attempt waits for an answer.
-      await expect.poll(() => arrived).toBe(1);
+      // Disabled while an attempt waits for an answer (the first; on a loaded machine the suspend can
+      // answer after that one timed out and the next came, as CI saw once: either is in flight).
+      await expect.poll(() => arrived).toBeGreaterThanOrEqual(1);
       expect((await deliveries(endpoint.id)).map((d) => d.state)).toEqual(['pending']);
       await tollgate.app.inject({ method: 'DELETE', url: `/v1/ops/webhooks/${endpoint.id}`, headers: ops });
       expect((await deliveries(endpoint.id)).map((d) => d.state)).toEqual(['cancelled']);
