@@ -25,7 +25,8 @@ function encoded(url: string): boolean {
  * `/edge/…` is admitted here; one of a session known to be priced by time, the edge's common case,
  * is forwarded here too (forwardByTime). Everything else goes on to Fastify as before: other paths,
  * and edge requests that are refused, exchange `?access_token=` for a cookie, may be charged per
- * request or go to the node that runs their session, with what was learned of them (`admitted`).
+ * request, go to the node that runs their session, have a percent-encoded path or a method Fastify
+ * does not route, or come while the app closes, with what was learned of them (`admitted`).
  */
 export class EdgeFront {
   /** The undici agent every request to an upstream goes through, this door's and Fastify's route's. */
@@ -47,16 +48,16 @@ export class EdgeFront {
     },
   ) {
     const agent = new Agent({
-        // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
-        // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
-        connections: UPSTREAM_CONNECTIONS,
-        pipelining: 1,
-        keepAliveTimeout: 10_000,
-        headersTimeout: 60_000,
-        // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
-        bodyTimeout: 0,
-        // An https upstream's certificate is verified (reply-from's own agent would not check it).
-        connect: { rejectUnauthorized: true },
+      // Every open stream holds a connection to its upstream for as long as it lasts: reply-from's
+      // default of 128 per upstream queued the 129th server-sent-events stream until the cut.
+      connections: UPSTREAM_CONNECTIONS,
+      pipelining: 1,
+      keepAliveTimeout: 10_000,
+      headersTimeout: 60_000,
+      // No body timeout: a quiet server-sent-events stream is cut by the session's end, not by idleness.
+      bodyTimeout: 0,
+      // An https upstream's certificate is verified (reply-from's own agent would not check it).
+      connect: { rejectUnauthorized: true },
     });
     this.requests = new AbortableRequests(agent);
     this.context = {
@@ -104,9 +105,9 @@ export class EdgeFront {
     };
     edge.admit(request).then(
       (pass) => {
-        // Fastify's route: the cookie exchange, a percent-encoded path (Fastify's router decodes it
-        // as before), and a session priced per request, whose units it charges.
-        // Fastify's route takes the methods Fastify knows (and refuses the rest, 404), whichever way.
+        // Fastify's route takes: a method it does not route (it answers 404, whichever way), the
+        // cookie exchange, a percent-encoded path (its router decodes it as before), and a session
+        // priced per request, whose units it charges.
         if (!this.routed(request.method!)) return leave({ pass });
         if ((pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) || encoded(request.url!)) return leave({ pass });
         const byTime = edge.pricedByTime(pass);
