@@ -1,7 +1,9 @@
+import type { AppError } from './errors.js';
+
 /**
  * The application/problem+json document (RFC 9457) every error leaves tollgate as (DESIGN rule 9):
- * Fastify's answers (src/http/problem.ts) and the edge's front door (src/edge/forward-by-time.ts),
- * which answers before Fastify has a request, send the same.
+ * Fastify's answers (src/http/problem.ts), the edge's front door (src/edge/forward-by-time.ts),
+ * which answers before Fastify has a request, and refused WebSocket upgrades send the same.
  */
 
 const TITLES: Record<number, string> = {
@@ -26,6 +28,16 @@ const TITLES: Record<number, string> = {
 
 export type ProblemBody = { code: string; detail: string } & Record<string, unknown>;
 
+/** An application error's part of the document: its code, its message as the detail, its extra fields. */
+export function problemBodyOf(error: AppError): ProblemBody {
+  return { code: error.code, detail: error.message, ...error.extra };
+}
+
+/** The status's reason phrase, the document's title. */
+export function problemTitle(status: number): string {
+  return TITLES[status] ?? 'Error';
+}
+
 /** The problem's own headers: who may ask (401), and when to ask again. */
 export function problemHeaders(status: number, body: ProblemBody): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -34,7 +46,7 @@ export function problemHeaders(status: number, body: ProblemBody): Record<string
   return headers;
 }
 
-/** The document: a stable code, a detail, the request id. */
-export function problemDocument(status: number, body: ProblemBody, instance: string | undefined, requestId: string) {
-  return { type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...body, instance, requestId };
+/** The document: a stable code, a detail, the request id (none for an upgrade refused on its socket). */
+export function problemDocument(status: number, body: ProblemBody, instance: string | undefined, requestId?: string) {
+  return { type: 'about:blank', title: problemTitle(status), status, ...body, ...(instance !== undefined && { instance }), ...(requestId !== undefined && { requestId }) };
 }

@@ -3,6 +3,7 @@ import { finished, type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FORWARDED_BY, forwardFailure, HOP_BY_HOP } from '../cluster/forwarding.js';
 import { AppError, errors } from '../errors.js';
+import { problemBodyOf, problemDocument, problemHeaders, problemTitle, type ProblemBody } from '../problem-document.js';
 import type { Logger } from '../logger.js';
 import type { NodeAddress } from '../cluster/ownership.js';
 import { EDGE_PREFIX, type Charge, type Edge, type Pass } from './edge.js';
@@ -15,18 +16,15 @@ export const SESSION_ENDED_CLOSE = 4402;
 /** How long a client may take to answer a close before its socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 402: 'Payment Required', 403: 'Forbidden', 502: 'Bad Gateway', 503: 'Service Unavailable' };
-
 /** An answer on a socket that asked to upgrade: the same problem+json as any HTTP answer. */
-function refuse(socket: Duplex, status: number, body: Record<string, unknown>): void {
-  const json = JSON.stringify({ type: 'about:blank', title: STATUS_TEXT[status] ?? 'Error', status, ...body });
+function refuse(socket: Duplex, status: number, body: ProblemBody, instance?: string): void {
+  const json = JSON.stringify(problemDocument(status, body, instance));
+  const headers = Object.entries(problemHeaders(status, body)).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n` +
-      `${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}\r\n${json}`,
+    `HTTP/1.1 ${status} ${problemTitle(status)}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n` +
+      `${headers}\r\n${json}`,
   );
 }
-
-const errorBody = (error: AppError) => ({ code: error.code, detail: error.message, ...error.extra });
 
 /** A close code another peer may be sent (1005, 1006 and 1015 are never sent on the wire). */
 const sendable = (code: number) => (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);
@@ -67,7 +65,7 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger, cl
       .then(
         ({ pass, owner, charge }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner, charge, clientAddress(request)),
         (error: unknown) => {
-          if (error instanceof AppError) refuse(socket, error.status, errorBody(error));
+          if (error instanceof AppError) refuse(socket, error.status, problemBodyOf(error));
           else {
             log.error({ err: error }, 'edge upgrade failed');
             refuse(socket, 503, { code: 'INTERNAL_ERROR', detail: 'The upgrade could not be checked.' });
@@ -143,7 +141,7 @@ function dialUpstream(
     // As the HTTP forwards: never reached, ask again (503); reached and its answer lost, the owner
     // may have charged the upgrade, and a blind retry would be charged again (502).
     const answer = forwardFailure(error);
-    refuse(socket, answer.status, { ...errorBody(answer), detail: `${answer.message} (${error.message})` });
+    refuse(socket, answer.status, { ...problemBodyOf(answer), detail: `${answer.message} (${error.message})` });
   };
   upstream.once('unexpected-response', (_req, res) => {
     if (!owner) {
@@ -161,9 +159,10 @@ function dialUpstream(
       if (accepted) return;
       accepted = true;
       charge?.settle(false);
-      let body: Record<string, unknown> = {};
+      let body: ProblemBody;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+        // The owner's own problem, passed on as it came.
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ProblemBody;
       } catch {
         body = { code: 'SERVER_MOVING', detail: `The node running this session answered HTTP ${res.statusCode}.` };
       }

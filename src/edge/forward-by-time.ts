@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Dispatcher } from 'undici';
 import { AppError, errors } from '../errors.js';
 import type { ClientAddress } from './client-address.js';
-import { problemDocument, problemHeaders } from '../problem-document.js';
+import { problemBodyOf, problemDocument, problemHeaders } from '../problem-document.js';
 import type { Logger } from '../logger.js';
 import { ByteCounter } from './byte-counter.js';
 import type { Pass } from './edge.js';
@@ -27,7 +27,7 @@ const BODYLESS = new Set(['GET', 'HEAD', 'TRACE']);
 
 /** A problem (application/problem+json) as Fastify's error handler writes it, straight onto the response. */
 export function answerProblem(context: ForwardContext, request: IncomingMessage, response: ServerResponse, error: AppError, requestId = context.requestId()): void {
-  const body = { code: error.code, detail: error.message, ...error.extra };
+  const body = problemBodyOf(error);
   const text = JSON.stringify(problemDocument(error.status, body, request.url, requestId));
   response.writeHead(error.status, {
     ...problemHeaders(error.status, body),

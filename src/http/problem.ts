@@ -3,7 +3,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../admission/admission.js';
 import { databaseUnreachable, STATEMENT_CANCELLED } from '../db/transaction.js';
 import { AppError } from '../errors.js';
-import { problemDocument, problemHeaders, type ProblemBody } from '../problem-document.js';
+import { problemBodyOf, problemDocument, problemHeaders, type ProblemBody } from '../problem-document.js';
 
 const FASTIFY_CODES: Record<number, string> = {
   400: 'VALIDATION_FAILED',
@@ -26,7 +26,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, status
 
 /** What an error thrown anywhere in a request becomes. */
 function problemOf(error: FastifyError, request: FastifyRequest): { status: number; body: ProblemBody } {
-  if (error instanceof AppError) return { status: error.status, body: { code: error.code, detail: error.message, ...error.extra } };
+  if (error instanceof AppError) return { status: error.status, body: problemBodyOf(error) };
   if (hasZodFastifySchemaValidationErrors(error)) {
     return {
       status: 400,
