@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { WebSocket } from 'ws';
@@ -147,6 +147,18 @@ function cutDistribution(kind: CutDistribution['kind'], delays: number[], count:
   };
 }
 
+interface HeapProfileNode {
+  selfSize?: number;
+  children?: HeapProfileNode[];
+  head?: HeapProfileNode;
+}
+
+/** Bytes a sampling heap profile counted under its root. */
+function allocatedBytes(node: HeapProfileNode): number {
+  if (node.head) return allocatedBytes(node.head);
+  return (node.selfSize ?? 0) + (node.children ?? []).reduce((sum, child) => sum + allocatedBytes(child), 0);
+}
+
 /**
  * The edge phase: requests/s and latency of small JSON requests straight to an upstream, through
  * haproxy, through a bare Node proxy (what Node itself costs), and through tollgate's edge (same
@@ -187,6 +199,14 @@ export async function measureEdge(
       const edge = await run(`edge c${concurrency}`, `${session.access.url}/json`, { authorization: `Bearer ${session.access.token}` });
       const used = await server.request<{ userMs: number; systemMs: number; wallMs: number }>('usage', { mark: true });
       say(`  tollgate used ${round((used.userMs + used.systemMs) / used.wallMs, 2)} cores: ${round(((used.userMs + used.systemMs) * 1000) / Math.max(1, edge.ok), 1)} µs per request`);
+      if (process.env.BENCH_EDGE_PROFILE === 'alloc' && concurrency === options.concurrencies[0]) {
+        const file = path.join(options.root, 'edge.heapprofile');
+        await server.request('alloc-start');
+        const sampled = await run('allocations of the edge', `${session.access.url}/json`, { authorization: `Bearer ${session.access.token}` });
+        await server.request('alloc-stop', { file });
+        const bytes = allocatedBytes(JSON.parse(await readFile(file, 'utf8')) as HeapProfileNode);
+        say(`  allocated ${round(bytes / Math.max(1, sampled.ok) / 1024, 1)} KiB per request (${sampled.ok} requests, sampled): ${file}`);
+      }
       if (process.env.BENCH_EDGE_PROFILE === '1' && concurrency === options.concurrencies[0]) {
         const file = path.join(options.root, 'edge.cpuprofile');
         await server.request('profile-start', { intervalUs: 500 });

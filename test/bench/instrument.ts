@@ -207,6 +207,22 @@ export const instrumentHandlers: Record<string, Handler> = {
     await writeFile(payload.file, JSON.stringify(profile));
     return payload.file;
   },
+  // Every allocation sampled, collected or not (not only what is live at the end): where the garbage comes from.
+  'alloc-start': async () => {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('HeapProfiler.enable');
+    await profiler.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+    return true;
+  },
+  'alloc-stop': async (payload: { file: string }) => {
+    if (!profiler) throw new Error('no profile running');
+    const { profile } = await profiler.post('HeapProfiler.stopSampling');
+    profiler.disconnect();
+    profiler = null;
+    await writeFile(payload.file, JSON.stringify(profile));
+    return payload.file;
+  },
   'heap-snapshot': (payload: { file: string }) => v8.writeHeapSnapshot(payload.file),
 };
 

@@ -25,12 +25,13 @@ export async function startPair(
       ...GENEROUS_LIMITS,
       ...extraTollgateEnv(),
     },
+    execArgv: (process.env.BENCH_TOLLGATE_ARGV ?? '').split(' ').filter(Boolean),
   });
   children.push(server);
   return { sandbox, server };
 }
 
-/** BENCH_TOLLGATE_ENV="JOURNAL_LANES=1,COLD_AFTER_MS=0": settings to try on tollgate's side of a run. */
+/** BENCH_TOLLGATE_ARGV="--max-semi-space-size=64": Node flags for tollgate's process. BENCH_TOLLGATE_ENV="JOURNAL_LANES=1,COLD_AFTER_MS=0": settings to try on tollgate's side of a run. */
 function extraTollgateEnv(): Record<string, string> {
   const pairs = (process.env.BENCH_TOLLGATE_ENV ?? '').split(',').filter(Boolean);
   return Object.fromEntries(pairs.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));

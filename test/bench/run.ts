@@ -39,6 +39,9 @@ import { say } from './util.js';
  * BENCH_PROFILE_CREATE=1 (profile phase 3's creation too; it then counts in the memory figures),
  * BENCH_CONCURRENCIES (phase 1's closed-loop concurrencies, default 1,16,64; the profile is taken at the largest),
  * BENCH_TOLLGATE_ENV (K=V,K=V: settings passed to tollgate's process in the phases that start it, to compare),
+ * BENCH_TOLLGATE_ARGV (Node flags for that process, space-separated: `--trace-gc`, `--max-semi-space-size=64`),
+ * BENCH_EDGE_PROFILE (phase 8 at concurrency 16: `1` a CPU profile summed up in the log, `alloc` every
+ *   allocation sampled, collected or not, into edge.heapprofile; with BENCH_KEEP=1 to keep the files),
  * BENCH_ACCOUNTS (customers signed up for phase 1, default 256), BENCH_MAX_REQUESTS (per load run, default 200000).
  */
 const env = process.env;
