@@ -34,7 +34,16 @@ const audited = (s: ServiceRecord) => ({
 /** Where the edge sends a service's traffic, and the secret it signs its headers with. */
 export interface Upstream {
   url: URL;
+  /** The URL's origin and its path without a trailing slash, read once (a URL's getters build a new string each time). */
+  origin: string;
+  basePath: string;
   signingSecret: string;
+}
+
+export function upstreamOf(url: string, signingSecret: string): Upstream {
+  const parsed = new URL(url);
+  const path = parsed.pathname;
+  return { url: parsed, origin: parsed.origin, basePath: path.endsWith('/') ? path.slice(0, -1) : path, signingSecret };
 }
 
 /** The channel other nodes hear catalogue changes on (issue 17): they read the catalogue again. */
@@ -72,7 +81,7 @@ export class Catalogue {
       this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
     }
     for (const row of await listUpstreams(this.deps.sql)) {
-      this.upstreams.set(row.serviceId, { url: new URL(row.upstreamUrl), signingSecret: row.signingSecret });
+      this.upstreams.set(row.serviceId, upstreamOf(row.upstreamUrl, row.signingSecret));
     }
   }
 
@@ -150,7 +159,7 @@ export class Catalogue {
       await announce(tx);
     }).catch(uniqueName('service'));
     this.servicesById.set(service.id, record);
-    if (upstreamUrl !== null && signingSecret !== null) this.upstreams.set(service.id, { url: new URL(upstreamUrl), signingSecret });
+    if (upstreamUrl !== null && signingSecret !== null) this.upstreams.set(service.id, upstreamOf(upstreamUrl, signingSecret));
     this.deps.admission.register('service', service.id, service.name, service.maxUsers, service.serverId);
     return { service: record, signingSecret };
   }
@@ -233,7 +242,7 @@ export class Catalogue {
   private async reloadUpstream(id: string): Promise<void> {
     const [row] = await this.deps.sql<{ upstreamUrl: string | null; signingSecret: string | null }[]>`
       select upstream_url as "upstreamUrl", signing_secret as "signingSecret" from services where id = ${id}`;
-    if (row?.upstreamUrl && row.signingSecret) this.upstreams.set(id, { url: new URL(row.upstreamUrl), signingSecret: row.signingSecret });
+    if (row?.upstreamUrl && row.signingSecret) this.upstreams.set(id, upstreamOf(row.upstreamUrl, row.signingSecret));
     else this.upstreams.delete(id);
   }
 }

@@ -90,40 +90,65 @@ export class EdgeFront {
     if (!request.url?.startsWith(EDGE_PREFIX) || this.closing) return fastify(request, response);
     // A stream through the edge lasts as long as its session: the cut ends it, not the socket's idleness.
     request.socket.setTimeout(0);
-    const leave = (admitted: Admitted) => {
+    let pass: Pass | Promise<Pass>;
+    try {
+      pass = this.deps.edge.admitNow(request);
+    } catch (error) {
+      return this.leave(request, response, fastify, { error });
+    }
+    // The common case goes on at once; a session this node is still to hear of, after its row is read.
+    if (!(pass instanceof Promise)) return this.route(request, response, fastify, pass);
+    pass.then(
+      (known) => this.route(request, response, fastify, known),
+      (error: unknown) => this.leave(request, response, fastify, { error }),
+    );
+  }
+
+  /**
+   * Fastify's route takes: a method it does not route (it answers 404, whichever way), the cookie
+   * exchange, a percent-encoded path (its router decodes it as before), and a session priced per
+   * request, whose units it charges. The rest is forwarded here.
+   */
+  private route(request: IncomingMessage, response: ServerResponse, fastify: Handler, pass: Pass): void {
+    try {
+      if (!this.routed(request.method!)) return this.leave(request, response, fastify, { pass });
+      if ((pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) || encoded(request.url!)) {
+        return this.leave(request, response, fastify, { pass });
+      }
+      const byTime = this.deps.edge.pricedByTime(pass);
+      if (byTime === true) return this.forward(request, response, pass);
+      if (byTime === false) return this.leave(request, response, fastify, { pass });
+      byTime.then(
+        (known) => (known ? this.forward(request, response, pass) : this.leave(request, response, fastify, { pass })),
+        () => this.leave(request, response, fastify, { pass }),
+      );
+    } catch (error) {
+      this.broken(response, error);
+    }
+  }
+
+  private leave(request: IncomingMessage, response: ServerResponse, fastify: Handler, admitted: Admitted): void {
+    try {
       this.left.set(request, admitted);
       fastify(request, response);
-    };
-    const { edge } = this.deps;
-    const forward = (pass: Pass) => {
-      try {
-        forwardByTime(this.context, request, response, pass, edge.signedHeaders(pass, request.method ?? 'GET'));
-      } catch (error) {
-        this.deps.log?.error({ err: error, sessionId: pass.session.sessionId }, 'the edge could not forward a request');
-        response.destroy();
-      }
-    };
-    edge.admit(request).then(
-      (pass) => {
-        // Fastify's route takes: a method it does not route (it answers 404, whichever way), the
-        // cookie exchange, a percent-encoded path (its router decodes it as before), and a session
-        // priced per request, whose units it charges.
-        if (!this.routed(request.method!)) return leave({ pass });
-        if ((pass.credential.from === 'query' && (request.method === 'GET' || request.method === 'HEAD')) || encoded(request.url!)) return leave({ pass });
-        const byTime = edge.pricedByTime(pass);
-        if (byTime === true) return forward(pass);
-        if (byTime === false) return leave({ pass });
-        return byTime.then(
-          (known) => (known ? forward(pass) : leave({ pass })),
-          () => leave({ pass }),
-        );
-      },
-      (error: unknown) => leave({ error }),
-    ).catch((error: unknown) => {
-      // A fault of tollgate's own (not the request's): the answer is broken off, the process goes on.
-      this.deps.log?.error({ err: error }, 'the edge could not take a request');
+    } catch (error) {
+      this.broken(response, error);
+    }
+  }
+
+  private forward(request: IncomingMessage, response: ServerResponse, pass: Pass): void {
+    try {
+      forwardByTime(this.context, request, response, pass, this.deps.edge.signedHeaders(pass, request.method ?? 'GET'));
+    } catch (error) {
+      this.deps.log?.error({ err: error, sessionId: pass.session.sessionId }, 'the edge could not forward a request');
       response.destroy();
-    });
+    }
+  }
+
+  /** A fault of tollgate's own (not the request's): the answer is broken off, the process goes on. */
+  private broken(response: ServerResponse, error: unknown): void {
+    this.deps.log?.error({ err: error }, 'the edge could not take a request');
+    response.destroy();
   }
 
   private routed(method: string): boolean {

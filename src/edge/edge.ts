@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Upstream } from '../catalogue/catalogue-service.js';
 import type { NodeAddress } from '../cluster/ownership.js';
@@ -7,7 +6,7 @@ import type { Sql } from '../db/sql.js';
 import { AppError, errors } from '../errors.js';
 import type { AccessTokens } from './access-token.js';
 import { credentialOf, queryWithoutAccess, type Credential } from './credentials.js';
-import type { LiveSession, LiveSessions } from './live-sessions.js';
+import type { Ended, LiveSession, LiveSessions } from './live-sessions.js';
 import { NO_TRAFFIC, type TrafficCounts } from './traffic.js';
 import { SIGNED_HEADERS, signUpstream } from './upstream-signature.js';
 
@@ -190,39 +189,58 @@ export class Edge {
 
   /** Lets the request through or throws the answer: 400, 401, 403, 402, 503 (problem+json). */
   async admit(request: IncomingMessage): Promise<Pass> {
+    return this.admitNow(request);
+  }
+
+  /**
+   * admit, answered at once (no promise) in the common case: a session this table holds, asked
+   * with the token its view shows. A refusal known at once is thrown; the rest is a promise.
+   */
+  admitNow(request: IncomingMessage): Pass | Promise<Pass> {
     const match = EDGE_PATH.exec(request.url ?? '');
     if (!match) throw errors.validation('The path must be /edge/<sessionId>/<path on the service>.');
-    const [, sessionId, rest = '/', search = ''] = match as unknown as [string, string, string | undefined, string | undefined];
+    const sessionId = match[1]!;
+    const rest = match[2] ?? '/';
+    const search = match[3] ?? '';
     // Refused as Fastify's router refuses it (WebSocket upgrades never meet that router): a path
     // that does not decode would hide its dot segments from the check below.
     const decoded = safeDecode(rest);
     if (decoded === null) throw errors.badUrl();
     // A backslash counts as a slash: WHATWG URL parsers (and so many services) read it as one.
-    if (/(^|[/\\])\.\.?([/\\]|$)/.test(decoded)) throw errors.validation('The path must not contain . or .. segments.');
+    if (DOT_SEGMENT.test(decoded)) throw errors.validation('The path must not contain . or .. segments.');
     const credential = credentialOf(request, search);
     if (!credential) throw errors.accessTokenInvalid();
-    let session = this.deps.live.get(sessionId!);
+    const session = this.deps.live.get(sessionId);
     // The common case costs a string comparison: the token this session's view shows.
-    if (!session || !session.token || !sameText(credential.token, session.token)) {
-      const tokenSession = this.deps.tokens.sessionOf(credential.token);
-      if (!tokenSession) throw errors.accessTokenInvalid();
-      if (tokenSession !== sessionId!) throw errors.accessForbidden(await this.mismatch(tokenSession, sessionId!));
-      // Not heard of here yet (opened by another node a moment ago): its row says whether it is active.
-      session ??= await this.deps.live.adopt(this.deps.sql, sessionId!);
-      if (session) session.token = credential.token;
+    if (session?.token && sameText(credential.token, session.token)) {
+      if (session.ended) throw endedError(session.ended);
+      return this.passOf(session, rest, search, credential);
     }
-    if (!session || session.ended) throw await this.notActive(sessionId!, session);
+    return this.admitByToken(sessionId, session, rest, search, credential);
+  }
+
+  private async admitByToken(sessionId: string, known: LiveSession | undefined, rest: string, search: string, credential: Credential): Promise<Pass> {
+    const tokenSession = this.deps.tokens.sessionOf(credential.token);
+    if (!tokenSession) throw errors.accessTokenInvalid();
+    if (tokenSession !== sessionId) throw errors.accessForbidden(await this.mismatch(tokenSession, sessionId));
+    // Not heard of here yet (opened by another node a moment ago): its row says whether it is active.
+    const session = known ?? (await this.deps.live.adopt(this.deps.sql, sessionId));
+    if (session) session.token = credential.token;
+    if (!session || session.ended) throw await this.notActive(sessionId, session);
+    return this.passOf(session, rest, search, credential);
+  }
+
+  private passOf(session: LiveSession, rest: string, search: string, credential: Credential): Pass {
     const upstream = this.deps.catalogue.upstream(session.serviceId);
     if (!upstream) throw errors.noUpstream();
-    const base = upstream.url.pathname.endsWith('/') ? upstream.url.pathname.slice(0, -1) : upstream.url.pathname;
     return {
       session,
       upstream,
-      origin: upstream.url.origin,
-      path: `${base}${rest}`,
+      origin: upstream.origin,
+      path: upstream.basePath + rest,
       query: queryWithoutAccess(search),
       credential,
-      sessionPath: `${EDGE_PREFIX}${sessionId}`,
+      sessionPath: EDGE_PREFIX + session.sessionId,
     };
   }
 
@@ -261,7 +279,7 @@ export class Edge {
   }
 
   private async notActive(sessionId: string, session: LiveSession | undefined): Promise<AppError> {
-    if (session?.ended) return errors.sessionEnded('ended', session.ended.reason, new Date(session.ended.at).toISOString());
+    if (session?.ended) return endedError(session.ended);
     const row = await this.factsOf(sessionId);
     if (!row) return errors.accessTokenInvalid();
     return errors.sessionEnded(row.state, row.endReason, row.endedAt?.toISOString() ?? null);
@@ -277,8 +295,20 @@ export class Edge {
   }
 }
 
+/** A dot segment, with a backslash counted as a slash. */
+const DOT_SEGMENT = /(^|[/\\])\.\.?([/\\]|$)/;
+
+const endedError = (ended: Ended) => errors.sessionEnded('ended', ended.reason, new Date(ended.at).toISOString());
+
+/**
+ * Whether a token is the session's, in time that does not depend on where they differ (as
+ * timingSafeEqual, without two buffers per request). A token's length is no secret: every token has one.
+ */
 function sameText(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }
 
 function safeDecode(path: string): string | null {

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { upstreamOf } from '../../src/catalogue/catalogue-service.js';
 import { freePort } from '../../src/db/free-port.js';
 import type { RememberedCheck } from '../../src/edge/upstream-checks-sql.js';
 import { UpstreamHealth } from '../../src/edge/upstream-health.js';
@@ -134,7 +135,7 @@ describe('a running session whose upstream is lost', () => {
 /** Checks of one service 'svc' at `url` on the clock `now`, lost after 5 s, and the losses they called. */
 function checksOf(url: string, now: () => number, options: Pick<ConstructorParameters<typeof UpstreamHealth>[0], 'intervalMs' | 'store'>) {
   const lost: [string, number][] = [];
-  const upstream = { url: new URL(url), signingSecret: 's' };
+  const upstream = upstreamOf(url, 's');
   const health = new UpstreamHealth({
     upstreams: () => [['svc', upstream]],
     upstreamOf: () => upstream,
