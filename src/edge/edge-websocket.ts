@@ -71,7 +71,12 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger, cl
             refuse(socket, 503, { code: 'INTERNAL_ERROR', detail: 'The upgrade could not be checked.' });
           }
         },
-      );
+      )
+      .catch((error: unknown) => {
+        // A fault of tollgate's own while dialling: this upgrade is broken off, the process goes on.
+        log.error({ err: error }, 'edge upgrade failed');
+        socket.destroy();
+      });
   };
   server.on('upgrade', onUpgrade);
   return {
@@ -89,7 +94,23 @@ function handshakeProblem(request: IncomingMessage): string | null {
   const key = request.headers['sec-websocket-key'];
   if (!key || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return 'Sec-WebSocket-Key is missing or not 16 bytes in base64.';
   if (request.headers['sec-websocket-version'] !== '13' && request.headers['sec-websocket-version'] !== '8') return 'Sec-WebSocket-Version must be 13.';
+  const protocols = request.headers['sec-websocket-protocol'];
+  if (protocols !== undefined && subprotocolsOf(protocols) === null) {
+    return 'Sec-WebSocket-Protocol must list distinct subprotocol names (tokens), separated by commas.';
+  }
   return null;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * The subprotocols a client asks for (RFC 6455 §4.1: distinct tokens, comma-separated), or null
+ * when the header is not such a list: ws's server refuses one, and its client throws on one.
+ */
+export function subprotocolsOf(header: string): string[] | null {
+  const names = header.split(',').map((name) => name.trim());
+  if (names.some((name) => !TOKEN.test(name)) || new Set(names).size !== names.length) return null;
+  return names;
 }
 
 /** The node that runs the session, for a WebSocket that must be charged there; never forwarded twice. */
@@ -121,14 +142,24 @@ function dialUpstream(
   const target = owner
     ? `${owner.url.replace(/^http/, 'ws')}${request.url}`
     : `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
-  const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()).filter(Boolean) ?? [];
+  // Checked before the charge (handshakeProblem): a list here is one.
+  const protocols = subprotocolsOf(request.headers['sec-websocket-protocol'] ?? '') ?? [];
   const headers: Record<string, string> = owner ? { [FORWARDED_BY]: edge.nodeId } : { ...forwardedHeaders(request.headers, client), ...edge.signedHeaders(pass, 'GET') };
   if (owner) {
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined && !NOT_PASSED_ON.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
   }
-  const upstream = new WebSocket(target, protocols, { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
+  let upstream: WebSocket;
+  try {
+    upstream = new WebSocket(target, protocols, { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
+  } catch (error) {
+    // Thrown here, it would reject the upgrade's promise, which ends the process.
+    log.error({ err: error, sessionId: pass.session.sessionId }, 'the edge could not dial a WebSocket');
+    charge?.settle(false);
+    refuse(socket, 502, { code: 'UPSTREAM_UNAVAILABLE', detail: 'The service could not be dialled.' });
+    return;
+  }
   let accepted = false;
   const failed = (error: Error) => {
     if (accepted) return;

@@ -297,31 +297,56 @@ describe('when the service is gone', () => {
   });
 });
 
+/** A WebSocket upgrade written by hand (no client library checks or rewrites it first): its answer's status and body. */
+function rawUpgrade(path: string, token: string, extraHeaders = ''): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => {
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+          `Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extraHeaders}\r\n`,
+      );
+    });
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+    socket.on('close', () => {
+      const line = /^HTTP\/1\.1 (\d+)/.exec(text);
+      if (line) resolve({ status: Number(line[1]), text });
+      else reject(new Error(`no answer: ${JSON.stringify(text)}`));
+    });
+    socket.on('error', reject);
+  });
+}
+
 describe('paths', () => {
   it('refuses a WebSocket whose path does not decode (hiding a .. segment), as Fastify refuses such a request', async () => {
     const ada = await customer(base);
     const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
-    // Raw, so no URL parser on the client's side takes the segment out first.
-    const status = await new Promise<number>((resolve, reject) => {
-      const socket = connect(Number(new URL(base).port), '127.0.0.1', () => {
-        socket.write(
-          `GET ${new URL(session.access.url).pathname}/%2e%2e/admin/%ff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${session.access.token}\r\n` +
-            'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
-        );
-      });
-      let text = '';
-      socket.on('data', (chunk) => {
-        text += chunk.toString('latin1');
-        const line = /^HTTP\/1\.1 (\d+)/.exec(text);
-        if (line) {
-          socket.destroy();
-          resolve(Number(line[1]));
-        }
-      });
-      socket.on('error', reject);
-    });
+    const { status } = await rawUpgrade(`${new URL(session.access.url).pathname}/%2e%2e/admin/%ff`, session.access.token);
     expect(status).toBe(400);
     expect(upstream.seen.some((s) => s.method === 'WS' && s.path.includes('admin'))).toBe(false);
+  });
+});
+
+describe('WebSocket handshakes', () => {
+  it('refuses subprotocols that are not a list of distinct names with 400 BAD_UPGRADE, and goes on serving', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const path = `${new URL(session.access.url).pathname}/ws`;
+    // A repeated name, empty elements, an empty header: each once ended the whole process.
+    for (const protocols of ['chat, chat', 'a b,,', '']) {
+      const answer = await rawUpgrade(path, session.access.token, `Sec-WebSocket-Protocol: ${protocols}\r\n`);
+      expect(answer.status, protocols).toBe(400);
+      expect(answer.text).toContain('"code":"BAD_UPGRADE"');
+    }
+    // Still serving, and a good list still reaches the service.
+    const socket = new WebSocket(through(session.access, '/ws').replace(/^http/, 'ws'), ['chat', 'superchat'], { headers: bearer(session.access.token) });
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    socket.close();
+    const seen = upstream.seen.filter((s) => s.method === 'WS' && s.path.endsWith('/ws')).at(-1);
+    expect(seen?.headers['sec-websocket-protocol']).toBe('chat,superchat');
   });
 });
 
