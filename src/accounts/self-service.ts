@@ -27,21 +27,6 @@ export async function changeCard(deps: { sql: Sql; gateway: CardGateway }, accou
 }
 
 /**
- * A new outstanding limit, never below what the account's open sessions hold now. One
- * conditional statement: an open reserving at the same moment either committed first (and the
- * check sees it) or waits for the row and finds the new limit (DESIGN rule 6).
- */
-export async function changeOutstandingLimit(sql: Sql, accountId: string, limitMicros: bigint): Promise<void> {
-  const [changed] = await sql`
-    update accounts set outstanding_limit_micros = ${limitMicros}
-    where id = ${accountId} and reserved_micros <= ${limitMicros} returning 1`;
-  if (changed) return;
-  const [account] = await sql<{ reserved: bigint }[]>`select reserved_micros as reserved from accounts where id = ${accountId}`;
-  if (!account) throw errors.accountNotFound();
-  throw errors.limitBelowReserved(formatAmount(account.reserved));
-}
-
-/**
  * A new password, given the current one. Every other token of the account is revoked with it
  * (whoever knew the old password may hold one); the token this request came with stays. Returns
  * the revoked tokens' hashes, for caches to forget at once.
@@ -65,18 +50,41 @@ export async function changePassword(
   });
 }
 
-/**
- * The customer's own choice between holds on the card and a prepaid balance. A session keeps the
- * holds it has (they are settled where they were placed); the next one holds the new way.
- * Postpaid is the operators' to give and take.
- */
-export async function changePaymentMode(sql: Sql, accountId: string, mode: 'card' | 'prepaid'): Promise<void> {
-  const [changed] = await sql`
-    update accounts set payment_mode = ${mode} where id = ${accountId} and payment_mode <> 'postpaid' returning 1`;
-  if (!changed) throw errors.paymentModeNotYours();
+/** What a customer may change of their account's settings at once. */
+export interface AccountChange {
+  /** Never below what the account's open sessions hold now. */
+  outstandingLimit?: bigint | undefined;
+  /**
+   * Holds on the card or a prepaid balance. A session keeps the holds it has (they are settled
+   * where they were placed); the next one holds the new way. Postpaid is the operators' to give and take.
+   */
+  paymentMode?: 'card' | 'prepaid' | undefined;
+  /** Monthly or weekly statements: the period under way keeps its length; the next one has the new length. */
+  statementPeriod?: StatementPeriod | undefined;
 }
 
-/** Monthly or weekly statements: the period under way keeps its length; the next one has the new length. */
-export async function changeStatementPeriod(sql: Sql, accountId: string, period: StatementPeriod): Promise<void> {
-  await sql`update accounts set statement_period = ${period} where id = ${accountId}`;
+/**
+ * A customer's change to their settings, all of it or none: one conditional statement, so a part
+ * refused (a limit below what is held, a postpaid account's mode) changes nothing else, and an
+ * open reserving at the same moment either committed first (and the check sees it) or waits for
+ * the row and finds the new limit (DESIGN rule 6).
+ */
+export async function changeAccount(sql: Sql, accountId: string, change: AccountChange): Promise<void> {
+  const limit = change.outstandingLimit ?? null;
+  const mode = change.paymentMode ?? null;
+  const [changed] = await sql`
+    update accounts set
+      outstanding_limit_micros = coalesce(${limit}::bigint, outstanding_limit_micros),
+      payment_mode = coalesce(${mode}::text, payment_mode),
+      statement_period = coalesce(${change.statementPeriod ?? null}::text, statement_period)
+    where id = ${accountId}
+      and (${limit}::bigint is null or reserved_micros <= ${limit}::bigint)
+      and (${mode}::text is null or payment_mode <> 'postpaid')
+    returning 1`;
+  if (changed) return;
+  const [account] = await sql<{ reserved: bigint; paymentMode: string }[]>`
+    select reserved_micros as reserved, payment_mode as "paymentMode" from accounts where id = ${accountId}`;
+  if (!account) throw errors.accountNotFound();
+  if (mode !== null && account.paymentMode === 'postpaid' && (limit === null || account.reserved <= limit)) throw errors.paymentModeNotYours();
+  throw errors.limitBelowReserved(formatAmount(account.reserved));
 }

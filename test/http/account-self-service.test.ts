@@ -52,8 +52,10 @@ describe('changing the outstanding limit', () => {
   it('refuses a limit below what open sessions hold now with 409 LIMIT_BELOW_RESERVED, and takes one above', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
     const sessionId = await openSession(customer.auth, '30.00');
-    const below = await call('PATCH', '/v1/account', customer.auth, { outstandingLimit: '29.99' });
+    // Refused, it changes nothing, not the rest of the request either.
+    const below = await call('PATCH', '/v1/account', customer.auth, { outstandingLimit: '29.99', statementPeriod: 'week', paymentMode: 'prepaid' });
     expect(below.statusCode).toBe(409);
+    expect((await call('GET', '/v1/account', customer.auth)).json().account).toMatchObject({ outstandingLimit: '100.00', statementPeriod: 'month', paymentMode: 'card' });
     expect(below.headers['content-type']).toContain('application/problem+json');
     expect(below.json()).toMatchObject({ code: 'LIMIT_BELOW_RESERVED', reserved: '30.00' });
     const fits = await call('PATCH', '/v1/account', customer.auth, { outstandingLimit: '30.00' });

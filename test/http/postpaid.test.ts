@@ -27,6 +27,10 @@ describe('a postpaid account', () => {
     const audit = (await call('GET', `/v1/ops/audit?targetType=account&targetId=${customer.account.id}`, ops)).json().entries;
     expect(audit[0]).toMatchObject({ action: 'account.payment_mode', before: { paymentMode: 'card' }, after: { paymentMode: 'postpaid', reason: 'ISP contract' } });
     expect((await call('PATCH', '/v1/account', customer.auth, { paymentMode: 'card' })).json().code).toBe('PAYMENT_MODE_SET_BY_OPERATORS');
+    // A refused mode changes nothing else asked with it.
+    const refused = await call('PATCH', '/v1/account', customer.auth, { outstandingLimit: '12.00', statementPeriod: 'week', paymentMode: 'prepaid' });
+    expect(refused.json().code).toBe('PAYMENT_MODE_SET_BY_OPERATORS');
+    expect((await call('GET', '/v1/account', customer.auth)).json().account).toMatchObject({ outstandingLimit: '10.00', statementPeriod: 'month', paymentMode: 'postpaid' });
 
     const network = sandbox(tollgate.cardNetworkUrl);
     const authorizationsBefore = (await network.calls()).authorize ?? 0;

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
 import { accountHistory } from '../../accounts/account-rows.js';
-import { changeCard, changeOutstandingLimit, changePassword, changePaymentMode, changeStatementPeriod } from '../../accounts/self-service.js';
+import { changeAccount, changeCard, changePassword } from '../../accounts/self-service.js';
 import { listLiveTokens } from '../../accounts/tokens.js';
 import { clientOrigin } from '../../cluster/forwarding.js';
 import { EDGE_PREFIX } from '../../edge/edge.js';
@@ -120,11 +120,8 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       })
       .refine((body) => Object.values(body).some((v) => v !== undefined), 'give outstandingLimit, paymentMode or statementPeriod');
     app.patch('/v1/account', { schema: { body: accountChange, ...accountAnswer } }, async (request) => {
-      const { outstandingLimit, paymentMode, statementPeriod } = request.body;
       await deps.accountStates.require(request.accountId, 'self_service');
-      if (outstandingLimit !== undefined) await changeOutstandingLimit(deps.sql, request.accountId, outstandingLimit);
-      if (paymentMode !== undefined) await changePaymentMode(deps.sql, request.accountId, paymentMode);
-      if (statementPeriod !== undefined) await changeStatementPeriod(deps.sql, request.accountId, statementPeriod);
+      await changeAccount(deps.sql, request.accountId, request.body);
       return theAccount(request.accountId);
     });
 

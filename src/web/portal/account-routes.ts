@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
-import { changeCard, changeOutstandingLimit, changePassword, changePaymentMode, changeStatementPeriod } from '../../accounts/self-service.js';
+import { changeAccount, changeCard, changePassword } from '../../accounts/self-service.js';
 import { AppError, errors as appErrors } from '../../errors.js';
 import { limitedBy, limiter, MINUTE_MS } from '../../http/rate-limits.js';
 import { cardInput, positiveAmount, secret, text } from '../../http/schemas.js';
@@ -91,8 +91,7 @@ export function portalAccountRoutes(site: FastifyInstance, deps: WebDeps): void 
       z.object({ paymentMode: z.enum(['card', 'prepaid']).optional(), statementPeriod: z.enum(['month', 'week']) }),
       (form) => ({ paymentMode: optionalText(form.paymentMode), statementPeriod: form.statementPeriod }),
       async (request, input) => {
-        if (input.paymentMode !== undefined) await changePaymentMode(deps.sql, request.accountId, input.paymentMode);
-        await changeStatementPeriod(deps.sql, request.accountId, input.statementPeriod);
+        await changeAccount(deps.sql, request.accountId, input);
       },
       (form) => ({ paymentMode: form.paymentMode, statementPeriod: form.statementPeriod }),
     ),
@@ -116,7 +115,7 @@ export function portalAccountRoutes(site: FastifyInstance, deps: WebDeps): void 
       'limit',
       z.object({ outstandingLimit: positiveAmount(2, limits.maxAmountMicros) }),
       (form) => ({ outstandingLimit: optionalText(form.outstandingLimit) }),
-      (request, input) => changeOutstandingLimit(deps.sql, request.accountId, input.outstandingLimit),
+      (request, input) => changeAccount(deps.sql, request.accountId, { outstandingLimit: input.outstandingLimit }),
       (form) => ({ outstandingLimit: form.outstandingLimit }),
     ),
   );
