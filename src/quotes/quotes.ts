@@ -54,8 +54,10 @@ export function priceQuote(request: QuoteRequest): Quote {
     if (request.maxChargeMicros !== null && request.maxChargeMicros < totalMicros) totalMicros = request.maxChargeMicros;
     billableMs = request.maxMs;
   } else if (request.maxChargeMicros !== null) {
-    totalMicros = request.maxChargeMicros;
-    billableMs = cutoffOf({ ...base, maxChargeMicros: totalMicros, maxMs: null, usesMicros: 0n }).afterMs;
+    const cutoff = cutoffOf({ ...base, maxChargeMicros: request.maxChargeMicros, maxMs: null, usesMicros: 0n });
+    billableMs = cutoff.afterMs;
+    // A charge the longest span does not reach (hours priced 0, or almost): the total is what that span costs.
+    totalMicros = cutoff.reason === 'charge_limit' ? request.maxChargeMicros : chargeOfTime(base, billableMs);
   } else {
     throw errors.validation('A quote is for minutes, a maximum charge, or both.');
   }

@@ -232,6 +232,41 @@ describe('a quote', () => {
     expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '0.32', quote: { total: '0.32', withinQuote: true } });
   });
 
+  it('for a charge no span reaches (hours priced 0) totals what its lines add up to, and refuses one that costs nothing', async () => {
+    const serviceId = await peakService();
+    const free = await tollgate.app.inject({
+      method: 'PATCH',
+      url: `/v1/services/${serviceId}`,
+      headers: ops,
+      payload: { tariff: { timeZone: 'UTC', rules: [{ days: [1, 2, 3, 4, 5, 6, 7], fromHour: 0, toHour: 24, pricePerMinute: '0' }] } },
+    });
+    expect(free.statusCode, free.body).toBe(200);
+    const customer = await signUp(tollgate.app);
+    const refused = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ code: 'VALIDATION_FAILED', detail: expect.stringContaining('costs nothing') });
+    // Free but for one cheap hour a week: 5.00 is not reached within the longest span a session may run.
+    await tollgate.app.inject({
+      method: 'PATCH',
+      url: `/v1/services/${serviceId}`,
+      headers: ops,
+      payload: {
+        tariff: {
+          timeZone: 'UTC',
+          rules: [
+            { days: [1, 2, 3, 4, 5, 6, 7], fromHour: 0, toHour: 24, pricePerMinute: '0' },
+            { days: [1], fromHour: 10, toHour: 11, pricePerMinute: '0.000001' },
+          ],
+        },
+      },
+    });
+    const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } })).json();
+    const micros = (amount: string) => Math.round(Number(amount) * 1e6);
+    const lines = (quote.lines as { charge: string }[]).reduce((sum, line) => sum + micros(line.charge), 0);
+    expect(micros(quote.total)).toBeLessThan(micros('5.00'));
+    expect(micros(quote.total)).toBe(lines);
+  });
+
   it('from a later start opens from that start, holds from then, and may not start in the past', async () => {
     const serviceId = await peakService();
     const customer = await signUp(tollgate.app);
