@@ -36,14 +36,23 @@ export function tariffFormValues(tariff: TariffView): TariffFormValues {
   return { fields, days: tariff.rules.map((rule) => rule.days.map(String)) };
 }
 
-/** How many rule rows the form had (it sends each row's fields, blank or not). */
-function rowsSent(fields: Record<string, string>): number {
+const RULE_PARTS = new Set(['days', 'fromHour', 'toHour', 'pricePerMinute']);
+
+/**
+ * How many rule rows the form had (it sends each row's fields, blank or not), and whether it sent
+ * a rule field no form of this page has (a row past the last, a part it does not know), which is
+ * refused rather than dropped.
+ */
+function rowsSent(fields: Record<string, string>): { rows: number; foreign: boolean } {
   let rows = 0;
+  let foreign = false;
   for (const name of Object.keys(fields)) {
-    const match = /^rules\.(\d{1,2})\./.exec(name);
-    if (match) rows = Math.max(rows, Number(match[1]) + 1);
+    if (!name.startsWith('rules.')) continue;
+    const match = /^rules\.(0|[1-9]\d{0,5})\.([A-Za-z]+)$/.exec(name);
+    if (!match || Number(match[1]) >= MAX_RULE_ROWS || !RULE_PARTS.has(match[2]!)) foreign = true;
+    else rows = Math.max(rows, Number(match[1]) + 1);
   }
-  return Math.min(rows, MAX_RULE_ROWS);
+  return { rows, foreign };
 }
 
 export type TariffFormResult =
@@ -57,7 +66,7 @@ export type TariffFormResult =
  */
 export function readTariffForm(body: unknown, limits: Limits): TariffFormResult {
   const fields = formFields(body);
-  const rows = rowsSent(fields);
+  const { rows, foreign } = rowsSent(fields);
   const days = Array.from({ length: rows }, (_, row) => formValues(body, ruleField(row, 'days')));
   const values: TariffFormValues = { fields, days };
   // Which form row each rule came from, so an issue about rules[k] lands on the row it was typed in.
@@ -93,6 +102,7 @@ export function readTariffForm(body: unknown, limits: Limits): TariffFormResult 
   const parsed = schema.safeParse(candidate);
   const errors: Record<string, string> = {};
   if (unit === undefined && perUsePrice !== undefined) errors['perUse.unit'] = 'Choose what counts as a use, or clear the price per use';
+  if (foreign) errors.rules = `A tariff has at most ${MAX_RULE_ROWS} rules, in the rows this page shows`;
   if (parsed.success && Object.keys(errors).length === 0) return { ok: true, values, pricePerMinuteMicros: parsed.data.pricePerMinute, pricing: parsed.data.tariff };
   if (!parsed.success) {
     // The schema's paths (tariff.rules.3.toHour) as the form's names (rules.5.toHour).
