@@ -9,7 +9,7 @@ import type { RouteDeps } from './http/deps.js';
 import { customerApi } from './http/plugins/customer-api.js';
 import { operatorApi } from './http/plugins/operator-api.js';
 import { publicApi } from './http/plugins/public-api.js';
-import { frameworkError, registerProblemHandlers } from './http/problem.js';
+import { clientError, frameworkError, registerProblemHandlers } from './http/problem.js';
 import { refuseUnstorableText } from './http/unstorable-text.js';
 import { registerRateLimiting } from './http/rate-limits.js';
 import type { EventBus } from './events/event-bus.js';
@@ -109,6 +109,7 @@ export async function buildApp(
     // A hop count n trusts the n nearest proxies (proxy-addr's rule, given as a function for the types).
     trustProxy: typeof http.trustProxy === 'number' ? trustHops(http.trustProxy) : http.trustProxy,
     frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
     serverFactory: (handler: (request: IncomingMessage, response: ServerResponse) => void) =>
       front.server(handler, { keepAliveTimeout: http.keepAliveTimeoutMs, requestTimeout: http.requestTimeoutMs, connectionTimeout: http.connectionTimeoutMs }),
   };

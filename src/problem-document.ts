@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { AppError } from './errors.js';
 
 /**
@@ -20,6 +21,7 @@ const TITLES: Record<number, string> = {
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   499: 'Client Closed Request',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
@@ -49,4 +51,17 @@ export function problemHeaders(status: number, body: ProblemBody): Record<string
 /** The document: a stable code, a detail, the request id (none for an upgrade refused on its socket). */
 export function problemDocument(status: number, body: ProblemBody, instance: string | undefined, requestId?: string) {
   return { type: 'about:blank', title: problemTitle(status), status, ...body, ...(instance !== undefined && { instance }), ...(requestId !== undefined && { requestId }) };
+}
+
+/**
+ * A problem written straight onto a socket nothing else will answer (a refused WebSocket upgrade,
+ * a request Node's HTTP parser refused), which closes once it went.
+ */
+export function problemOnSocket(socket: Duplex, status: number, body: ProblemBody, instance?: string): void {
+  const json = JSON.stringify(problemDocument(status, body, instance));
+  const headers = Object.entries(problemHeaders(status, body)).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${problemTitle(status)}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n` +
+      `${headers}\r\n${json}`,
+  );
 }

@@ -3,7 +3,7 @@ import { finished, type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FORWARDED_BY, forwardFailure, HOP_BY_HOP } from '../cluster/forwarding.js';
 import { AppError, errors } from '../errors.js';
-import { problemBodyOf, problemDocument, problemHeaders, problemTitle, type ProblemBody } from '../problem-document.js';
+import { problemBodyOf, problemOnSocket, type ProblemBody } from '../problem-document.js';
 import type { Logger } from '../logger.js';
 import type { NodeAddress } from '../cluster/ownership.js';
 import { EDGE_PREFIX, type Charge, type Edge, type Pass } from './edge.js';
@@ -17,14 +17,7 @@ export const SESSION_ENDED_CLOSE = 4402;
 const CLOSE_GRACE_MS = 1000;
 
 /** An answer on a socket that asked to upgrade: the same problem+json as any HTTP answer. */
-function refuse(socket: Duplex, status: number, body: ProblemBody, instance?: string): void {
-  const json = JSON.stringify(problemDocument(status, body, instance));
-  const headers = Object.entries(problemHeaders(status, body)).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.end(
-    `HTTP/1.1 ${status} ${problemTitle(status)}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n` +
-      `${headers}\r\n${json}`,
-  );
-}
+const refuse = problemOnSocket;
 
 /** A close code another peer may be sent (1005, 1006 and 1015 are never sent on the wire). */
 const sendable = (code: number) => (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);

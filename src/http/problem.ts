@@ -1,9 +1,10 @@
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../admission/admission.js';
 import { databaseUnreachable, STATEMENT_CANCELLED } from '../db/transaction.js';
 import { AppError } from '../errors.js';
-import { problemBodyOf, problemDocument, problemHeaders, type ProblemBody } from '../problem-document.js';
+import { problemBodyOf, problemDocument, problemHeaders, problemOnSocket, type ProblemBody } from '../problem-document.js';
 
 const FASTIFY_CODES: Record<number, string> = {
   400: 'VALIDATION_FAILED',
@@ -75,6 +76,29 @@ export function frameworkError(error: FastifyError, request: FastifyRequest, rep
   }
   request.log.error({ err: error }, 'unhandled framework error');
   return sendProblem(request, reply, 500, { code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' });
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify has one (Fastify's own handler answers these
+ * in a JSON shape of its own, without a code): a request line and headers past 16 KiB, a request
+ * that is not HTTP/1.1 as it must be written, one not whole within HTTP_REQUEST_TIMEOUT_MS.
+ */
+export function clientError(error: Error & { code?: string }, socket: Duplex): void {
+  // Reset by the client: nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    problemOnSocket(socket, 408, { code: 'REQUEST_TIMEOUT', detail: 'The request did not arrive whole in time (HTTP_REQUEST_TIMEOUT_MS).' });
+  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+    problemOnSocket(socket, 431, { code: 'HEADERS_TOO_LARGE', detail: 'The request line and headers together must fit in 16 KiB.' });
+  } else {
+    problemOnSocket(socket, 400, { code: 'MALFORMED_REQUEST', detail: 'The request is not well-formed HTTP/1.1 (its request line, a header name or value, or its framing).' });
+  }
+  // Half-open sockets stay until the client closes them: this one is done once the answer went.
+  socket.once('finish', () => socket.destroy());
 }
 
 export function registerProblemHandlers(app: FastifyInstance): void {

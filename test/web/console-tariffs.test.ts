@@ -103,7 +103,12 @@ describe('tariff editing in the console', () => {
     const noPrice = await admin.post(`/ops/services/${serviceId}/tariff`, { ...goodForm, pricePerMinute: '' });
     expect(noPrice.body).toContain('Enter default price per minute');
     // A rule row no page of this form has is refused, not dropped with the rest saved.
-    for (const crafted of [{ 'rules.99999999.days': '3' }, { 'rules.50.days': '3', 'rules.50.fromHour': '1', 'rules.50.toHour': '2', 'rules.50.pricePerMinute': '1.00' }, { 'rules.01.days': '3' }]) {
+    const craftedForms: Record<string, string>[] = [
+      { 'rules.99999999.days': '3' },
+      { 'rules.50.days': '3', 'rules.50.fromHour': '1', 'rules.50.toHour': '2', 'rules.50.pricePerMinute': '1.00' },
+      { 'rules.01.days': '3' },
+    ];
+    for (const crafted of craftedForms) {
       const refused = await admin.post(`/ops/services/${serviceId}/tariff`, { ...goodForm, ...crafted });
       expect(refused.statusCode, JSON.stringify(crafted)).toBe(400);
       expect(refused.body).toContain('A tariff has at most 50 rules');

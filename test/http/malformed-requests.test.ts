@@ -1,0 +1,53 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { listen } from '../edge/edge-client.js';
+
+/**
+ * Requests Node's HTTP parser refuses before any route sees them still get problem+json with a
+ * stable code (Fastify's own answer to these had no code), and the server goes on serving.
+ */
+let tollgate: TestTollgate;
+let port: number;
+
+beforeAll(async () => {
+  tollgate = await startTestTollgate();
+  port = Number(new URL(await listen(tollgate)).port);
+});
+afterAll(async () => {
+  await tollgate.stop();
+});
+
+/** Bytes written as they are, and what came back before the server closed the connection. */
+function raw(request: string): Promise<{ status: number; contentType: string | undefined; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const status = /^HTTP\/1\.1 (\d+)/.exec(head);
+      if (!status) return reject(new Error(`no answer: ${JSON.stringify(text)}`));
+      resolve({ status: Number(status[1]), contentType: /content-type: ([^\r]+)/i.exec(head)?.[1], body: JSON.parse(body) as Record<string, unknown> });
+    });
+  });
+}
+
+describe('requests the HTTP parser refuses', () => {
+  it.each([
+    ['a request line past 16 KiB', `GET /v1/sessions/${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['a header past 16 KiB', `GET /v1/services HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['an HTTP version that is none', 'GET /v1/services HTTP/9.9\r\nHost: x\r\n\r\n', 400, 'MALFORMED_REQUEST'],
+    ['a NUL in a header value', 'GET /v1/services HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\0b\r\n\r\n', 400, 'MALFORMED_REQUEST'],
+    ['two Content-Lengths', 'POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'MALFORMED_REQUEST'],
+    ['an invalid header name', 'GET /v1/services HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n', 400, 'MALFORMED_REQUEST'],
+  ])('answers %s with problem+json and a code', async (_name, request, status, code) => {
+    const answer = await raw(request);
+    expect(answer.status).toBe(status);
+    expect(answer.contentType).toBe('application/problem+json');
+    expect(answer.body).toMatchObject({ status, code, detail: expect.any(String) });
+    // Still serving.
+    expect((await fetch(`http://127.0.0.1:${port}/v1/services`)).status).toBe(200);
+  });
+});
