@@ -13,8 +13,10 @@ export interface Limits {
   maxWaitSeconds: number;
 }
 
-// PostgreSQL refuses NUL in text, and no name, e-mail or label needs a control character.
-const CONTROL = /[\u0000-\u001f\u007f]/;
+// PostgreSQL refuses NUL in text, and no name, e-mail or label needs a control character (C0, DEL,
+// C1), a line or paragraph separator (one line of text), or a bidirectional embedding, override or
+// isolate (they show a name, on a page or in a log, other than the one stored).
+const CONTROL = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 
 /** One line of text a person typed: trimmed, bounded, with no control character. */
 export const text = (max: number) =>
@@ -23,7 +25,7 @@ export const text = (max: number) =>
     .trim()
     .min(1)
     .max(max)
-    .refine((value) => !CONTROL.test(value), { message: 'must not contain control characters' });
+    .refine((value) => !CONTROL.test(value), { message: 'must not contain control characters, line separators or bidirectional overrides' });
 
 /** A secret: any characters but NUL, bounded (long passwords cost argon2 time). */
 export const secret = (min: number, max: number) =>

@@ -66,13 +66,18 @@ describe('amounts and quantities', () => {
 });
 
 describe('text', () => {
-  it('refuses a NUL or another control character in every name, e-mail and password field with a 400', async () => {
+  it('refuses a NUL or another control character, a line separator or a bidirectional override in names, e-mails and passwords with a 400', async () => {
     const attempts = [
       () => signUpWith({ name: 'Ada\u0000Lovelace' }),
       () => signUpWith({ password: 'analytical\u0000engine' }),
       () => tollgate.app.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { email: 'ada\u0000@example.com', password: 'x' } }),
       () => tollgate.app.inject({ method: 'POST', url: '/v1/servers', headers: ops, payload: { name: 'nul\u0000server', maxUsers: 1 } }),
       () => tollgate.app.inject({ method: 'POST', url: '/v1/servers', headers: ops, payload: { name: 'bell\u0007', maxUsers: 1 } }),
+      // The C1 controls are control characters too; a line separator breaks a line as a newline
+      // does, and a bidirectional override shows a name other than the one stored.
+      () => signUpWith({ name: 'Ada\u0085Lovelace' }),
+      () => tollgate.app.inject({ method: 'POST', url: '/v1/servers', headers: ops, payload: { name: 'line\u2028break', maxUsers: 1 } }),
+      () => tollgate.app.inject({ method: 'POST', url: '/v1/servers', headers: ops, payload: { name: 'evil\u202egnp.exe', maxUsers: 1 } }),
     ];
     for (const attempt of attempts) {
       const response = await attempt();
