@@ -6,6 +6,9 @@ import { databaseUnreachable, STATEMENT_CANCELLED } from '../db/transaction.js';
 import { AppError } from '../errors.js';
 import { problemBodyOf, problemDocument, problemHeaders, problemOnSocket, type ProblemBody } from '../problem-document.js';
 
+/** The stable code of a 4xx Fastify or one of its plugins raised itself (a body too large, a bad content type). */
+export const codeOfStatus = (status: number): string => FASTIFY_CODES[status] ?? 'BAD_REQUEST';
+
 const FASTIFY_CODES: Record<number, string> = {
   400: 'VALIDATION_FAILED',
   404: 'NOT_FOUND',
@@ -56,7 +59,7 @@ function problemOf(error: FastifyError, request: FastifyRequest): { status: numb
     return { status: 503, body: { code: 'HANDLER_TIMEOUT', detail: 'tollgate could not answer in time; ask again to see where it stands.', retryAfterSeconds: 5 } };
   }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-    return { status: error.statusCode, body: { code: FASTIFY_CODES[error.statusCode] ?? 'BAD_REQUEST', detail: error.message } };
+    return { status: error.statusCode, body: { code: codeOfStatus(error.statusCode), detail: error.message } };
   }
   request.log.error({ err: error }, 'unhandled error');
   return { status: 500, body: { code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' } };

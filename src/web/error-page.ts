@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError } from '../errors.js';
+import { codeOfStatus } from '../http/problem.js';
 import { html } from './html.js';
 import { page } from './layout.js';
 
@@ -11,7 +12,7 @@ function problemOf(error: FastifyError): { status: number; code: string; detail:
     return { status: 403, code: 'CSRF_TOKEN_INVALID', detail: 'This form has expired or did not come from this site. Go back, reload the page and send it again.' };
   }
   if (hasZodFastifySchemaValidationErrors(error)) return { status: 400, code: 'VALIDATION_FAILED', detail: 'The address of this page is not valid.' };
-  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return { status: error.statusCode, code: 'BAD_REQUEST', detail: error.message };
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return { status: error.statusCode, code: codeOfStatus(error.statusCode), detail: error.message };
   return { status: 500, code: 'INTERNAL_ERROR', detail: 'Something went wrong on our side; nothing was charged twice.' };
 }
 

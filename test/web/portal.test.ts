@@ -82,6 +82,14 @@ describe('the customer portal over HTTP', () => {
     expect(page.body).toContain('CSRF_TOKEN_INVALID');
   });
 
+  it('answers a form too large with the code the API gives the same mistake', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    const page = await web.post('/signup', { ...goodForm(), name: 'x'.repeat(3_000_000) });
+    expect(page.statusCode).toBe(413);
+    expect(page.body).toContain('<code>PAYLOAD_TOO_LARGE</code>');
+  });
+
   it('signs up into an HttpOnly SameSite cookie session that the account page and log-out use', async () => {
     const web = new WebClient(tollgate.app);
     await web.get('/signup');
