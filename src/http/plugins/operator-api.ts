@@ -188,16 +188,19 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       },
     );
 
-    app.post(
-      '/v1/ops/sessions/:id/:action',
-      { schema: { params: idParams.extend({ action: z.enum(['terminate', 'retry', 'void']) }), response: { 200: opsSession, ...problems } }, config: rescue },
-      async (request) => {
-        await deps.commands.opsAction(request.params.id, request.params.action, by(request));
-        const session = await deps.queries.opsView(request.params.id);
-        if (!session) throw errors.sessionNotFound();
-        return { session };
-      },
-    );
+    // One route per rescue, so an action tollgate does not have is 404 NOT_FOUND, as any unknown path.
+    for (const action of ['terminate', 'retry', 'void'] as const) {
+      app.post(
+        `/v1/ops/sessions/:id/${action}`,
+        { schema: { params: idParams, response: { 200: opsSession, ...problems } }, config: rescue },
+        async (request) => {
+          await deps.commands.opsAction(request.params.id, action, by(request));
+          const session = await deps.queries.opsView(request.params.id);
+          if (!session) throw errors.sessionNotFound();
+          return { session };
+        },
+      );
+    }
 
     accountAndWebhookRoutes(app, deps, by);
 
