@@ -158,6 +158,10 @@ describe('the audit log', () => {
     const second = (await inject('GET', `/v1/ops/audit?limit=2&cursor=${first.nextCursor}`, admin)).json();
     expect(second.entries.map((e: { id: string }) => e.id)).toEqual(all.slice(2, 4).map((e) => (e as unknown as { id: string }).id));
     expect(await audit(`?since=${new Date(clock.now() + 1000).toISOString()}`)).toEqual([]);
+    // A window that ends before it starts is refused, as a usage report's is.
+    const backwards = await inject('GET', `/v1/ops/audit?since=${new Date(clock.now()).toISOString()}&until=${new Date(clock.now() - 1000).toISOString()}`, admin);
+    expect(backwards.statusCode).toBe(400);
+    expect(backwards.json()).toMatchObject({ code: 'VALIDATION_FAILED', issues: [expect.objectContaining({ path: 'querystring.since' })] });
   });
 
   it('cannot be changed or emptied, even with SQL', async () => {

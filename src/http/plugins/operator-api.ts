@@ -70,7 +70,9 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
     until: instantParam.optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
     cursor: z.string().regex(/^\d{1,18}$/, 'must be the nextCursor of a previous page').optional(),
-  });
+  })
+    // As the usage report's from and to: a window that ends before it starts is a mistake, not an empty list.
+    .refine((q) => q.since === undefined || q.until === undefined || Date.parse(q.since) < Date.parse(q.until), { message: 'must be before until', path: ['since'] });
   const opsSession = z.object({ session: opsSessionViewSchema });
   /** The signing secret is in the answer only the one time it is made. */
   const opsService = (changed: { service: ServiceRecord; signingSecret: string | null }) => ({
