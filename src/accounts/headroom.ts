@@ -1,4 +1,4 @@
-import { costOfTime, holdForTime } from '../billing/charge.js';
+import { costOfTime, holdForTime, minimumChargeOf } from '../billing/charge.js';
 import { formatAmount, type Micros, MICROS_PER_CENT, minMicros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { Queryable } from '../db/sql.js';
@@ -21,9 +21,26 @@ export function proposedHold(request: {
 }): bigint {
   if (request.maxChargeMicros !== null) return request.maxChargeMicros;
   if (request.maxMs === null) return request.availableMicros;
-  const timeCost = costOfTime({ tariff: request.tariff, startedAt: request.at, resumes: [] }, request.maxMs);
+  return minMicros(request.availableMicros, timeHold(request.tariff, request.at, request.maxMs));
+}
+
+/** What a session limited only by time holds, whatever is free: the time's cost, at least a cent. */
+function timeHold(tariff: TariffSpec, at: number, maxMs: number): Micros {
+  const timeCost = costOfTime({ tariff, startedAt: at, resumes: [] }, maxMs);
   const hold = timeCost < MICROS_PER_CENT ? MICROS_PER_CENT : timeCost;
-  return minMicros(request.availableMicros, holdForTime({ tariff: request.tariff, at: request.at, maxMs: request.maxMs, holdMicros: hold as Micros }));
+  return holdForTime({ tariff, at, maxMs, holdMicros: hold as Micros });
+}
+
+/**
+ * The least hold an open could be given, for a refusal to name when less is free: its charge
+ * limit, or its time's hold, or else a cent (and the tariff's minimum charge, which any session
+ * that runs is charged).
+ */
+export function holdNeeded(request: { maxChargeMicros: bigint | null; maxMs: number | null; tariff: TariffSpec; at: number }): bigint {
+  if (request.maxChargeMicros !== null) return request.maxChargeMicros;
+  const minimum = minimumChargeOf(request.tariff);
+  const least = request.maxMs === null ? MICROS_PER_CENT : timeHold(request.tariff, request.at, request.maxMs);
+  return least > minimum ? least : minimum;
 }
 
 /** What is left of the account's outstanding limit now (null: no such account). */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SESSION_MACHINE_VERSION, stateNameOf, statePathOf, type AgreedPrice, type SessionEvent, type SessionInput, type SessionSnapshot } from '../../machines/session/index.js';
-import { derivedHoldRefusal, limitReached, openingHeadroom, proposedHold } from '../accounts/headroom.js';
+import { derivedHoldRefusal, holdNeeded, limitReached, openingHeadroom, proposedHold } from '../accounts/headroom.js';
 import { ClientGoneError } from '../admission/admission.js';
 import { formatAmount, MICROS_PER_CENT } from '../billing/money.js';
 import { minimumChargeOf } from '../billing/charge.js';
@@ -190,7 +190,11 @@ export class OpenCommand {
         tariff: terms.tariff,
         at: createdAt,
       });
-      if (holdMicros < MICROS_PER_CENT) throw derived ? await derivedHoldRefusal(this.deps.sql, request.accountId, holdMicros, availableMicros) : limitReached(holdMicros, availableMicros);
+      if (holdMicros < MICROS_PER_CENT) {
+        // Nothing (or under a cent) is free: the refusal names the least this open could hold.
+        const needed = holdNeeded({ maxChargeMicros: terms.maxChargeMicros, maxMs: terms.maxMs, tariff: terms.tariff, at: createdAt });
+        throw derived ? await derivedHoldRefusal(this.deps.sql, request.accountId, needed, availableMicros) : limitReached(needed, availableMicros);
+      }
       // A session that ran at all is charged at least the minimum: a hold below it buys no time.
       const minimum = minimumChargeOf(terms.tariff);
       if (holdMicros < minimum) {

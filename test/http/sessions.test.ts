@@ -110,6 +110,9 @@ describe('opening a session', () => {
     const none = await open(customer.auth, { serviceId: a.serviceId });
     expect(none.statusCode).toBe(402);
     expect(none.json().code).toBe('OUTSTANDING_LIMIT_REACHED');
+    // The refusal names what the open would hold: ten minutes at 0.50, not what was free.
+    const tenMinutes = await open(customer.auth, { serviceId: a.serviceId, maxMinutes: 10 });
+    expect(tenMinutes.json()).toMatchObject({ code: 'OUTSTANDING_LIMIT_REACHED', available: '0.00', detail: expect.stringContaining('needs a hold of 5.00') });
     // Both run at once; settling one frees its part of the limit.
     const { sessions } = (await tollgate.app.inject({ url: '/v1/sessions', headers: customer.auth })).json();
     expect(sessions.filter((s: { state: string }) => s.state === 'active')).toHaveLength(2);
