@@ -68,10 +68,21 @@ function messageOf(issue: z.core.$ZodIssue, label: string): string {
  * form (its path, dotted: "card.number").
  */
 export function fieldErrors(error: z.ZodError, labels: Record<string, string>): Record<string, string> {
-  const errors: Record<string, string> = {};
+  const chosen = new Map<string, z.core.$ZodIssue>();
   for (const issue of error.issues) {
     const name = issue.path.join('.');
-    errors[name] ??= messageOf(issue, labels[name] ?? 'This field');
+    const earlier = chosen.get(name);
+    if (!earlier || tighter(issue, earlier)) chosen.set(name, issue);
   }
-  return errors;
+  return Object.fromEntries([...chosen].map(([name, issue]) => [name, messageOf(issue, labels[name] ?? 'This field')]));
+}
+
+/**
+ * Of two bounds a value broke, the one the field itself sets: a year of twenty digits breaks both
+ * the whole numbers' largest (9007199254740991) and the field's 2100, and the form says 2100.
+ */
+function tighter(issue: z.core.$ZodIssue, than: z.core.$ZodIssue): boolean {
+  if (issue.code === 'too_big' && than.code === 'too_big') return Number(issue.maximum) < Number(than.maximum);
+  if (issue.code === 'too_small' && than.code === 'too_small') return Number(issue.minimum) > Number(than.minimum);
+  return false;
 }

@@ -45,10 +45,12 @@ describe('the customer portal over HTTP', () => {
   it('shows each sign-up error next to its field and keeps what was typed, except the card number and the CVC', async () => {
     const web = new WebClient(tollgate.app);
     await web.get('/signup');
-    const page = await web.post('/signup', { ...goodForm(), email: 'not an e-mail', 'card.expMonth': '13', outstandingLimit: 'lots' });
+    const page = await web.post('/signup', { ...goodForm(), email: 'not an e-mail', 'card.expMonth': '13', 'card.expYear': '99999999999999999999', outstandingLimit: 'lots' });
     expect(page.statusCode).toBe(400);
     expect(page.body).toMatch(/id="f-email-error">E-mail must be an e-mail address/);
     expect(page.body).toMatch(/id="f-card-expMonth-error">Expiry month must be at most 12/);
+    // The field's own bound, not the largest whole number a value may be.
+    expect(page.body).toMatch(/id="f-card-expYear-error">Expiry year must be at most 2100/);
     expect(page.body).toMatch(/id="f-outstandingLimit-error">Outstanding limit must be a decimal string/);
     expect(page.body).toContain('value="Grace Hopper"');
     expect(page.body).toContain('value="not an e-mail"');
