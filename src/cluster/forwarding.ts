@@ -26,7 +26,10 @@ const SESSION_ROUTES = new Set([
   '/v1/sessions/:id/extend',
   '/v1/sessions/:id/logoff',
   '/v1/ops/sessions/:id',
-  '/v1/ops/sessions/:id/:action',
+  // The rescues, one route each (operator-api.ts).
+  '/v1/ops/sessions/:id/terminate',
+  '/v1/ops/sessions/:id/retry',
+  '/v1/ops/sessions/:id/void',
   '/sessions/:id/extend',
   '/sessions/:id/logoff',
   '/ops/sessions/:id/:action',

@@ -220,6 +220,14 @@ describe('two nodes', () => {
     expect(terminated.headers['x-tollgate-answered-by']).toBe('node-a');
     const [ended] = await db.sql<{ state: string }[]>`select state from sessions where id = ${rescued}`;
     expect(ended!.state).toBe('settled');
+
+    // And one through the ops API, reaching node-b.
+    const another = await a.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId: onA.serviceId, maxCharge: '5.00' } });
+    expect(another.statusCode, another.body).toBe(201);
+    const byApi = await fetch(`${b.app.listeningOrigin}/v1/ops/sessions/${another.json().id}/terminate`, { method: 'POST', headers: { authorization: `Bearer ${a.adminToken}` } });
+    expect(byApi.status, await byApi.clone().text()).toBe(200);
+    expect(byApi.headers.get('x-tollgate-answered-by')).toBe('node-a');
+    expect((await byApi.json()).session.state).toBe('settled');
   });
 
   it('a price and a cap changed on one node hold on the node that owns the server', async () => {
