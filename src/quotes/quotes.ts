@@ -56,8 +56,10 @@ export function priceQuote(request: QuoteRequest): Quote {
   } else if (request.maxChargeMicros !== null) {
     const cutoff = cutoffOf({ ...base, maxChargeMicros: request.maxChargeMicros, maxMs: null, usesMicros: 0n });
     billableMs = cutoff.afterMs;
-    // A charge the longest span does not reach (hours priced 0, or almost): the total is what that span costs.
-    totalMicros = cutoff.reason === 'charge_limit' ? request.maxChargeMicros : chargeOfTime(base, billableMs);
+    // A charge the longest span does not reach (hours priced 0, or almost): the total is what that
+    // span costs, never more than asked (a minimum charge above it is refused below).
+    const spanCost = chargeOfTime(base, billableMs);
+    totalMicros = cutoff.reason === 'charge_limit' || spanCost > request.maxChargeMicros ? request.maxChargeMicros : spanCost;
   } else {
     throw errors.validation('A quote is for minutes, a maximum charge, or both.');
   }

@@ -245,6 +245,22 @@ describe('a quote', () => {
     const refused = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
     expect(refused.statusCode).toBe(400);
     expect(refused.json()).toMatchObject({ code: 'VALIDATION_FAILED', detail: expect.stringContaining('costs nothing') });
+    // Free hours and a minimum charge above the maximum asked: refused, never quoted above the maximum.
+    await tollgate.app.inject({
+      method: 'PATCH',
+      url: `/v1/services/${serviceId}`,
+      headers: ops,
+      payload: {
+        tariff: {
+          timeZone: 'UTC',
+          rules: [{ days: [1, 2, 3, 4, 5, 6, 7], fromHour: 0, toHour: 24, pricePerMinute: '0' }],
+          billing: { firstPeriodSeconds: 1, incrementSeconds: 1, minimumCharge: '2.00' },
+        },
+      },
+    });
+    const belowMinimum = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '1.00' } });
+    expect(belowMinimum.statusCode).toBe(422);
+    expect(belowMinimum.json().code).toBe('LIMIT_BELOW_MINIMUM_CHARGE');
     // Free but for one cheap hour a week: 5.00 is not reached within the longest span a session may run.
     await tollgate.app.inject({
       method: 'PATCH',
