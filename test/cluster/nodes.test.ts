@@ -227,7 +227,7 @@ describe('two nodes', () => {
     const byApi = await fetch(`${b.app.listeningOrigin}/v1/ops/sessions/${another.json().id}/terminate`, { method: 'POST', headers: { authorization: `Bearer ${a.adminToken}` } });
     expect(byApi.status, await byApi.clone().text()).toBe(200);
     expect(byApi.headers.get('x-tollgate-answered-by')).toBe('node-a');
-    expect((await byApi.json()).session.state).toBe('settled');
+    expect(((await byApi.json()) as { session: { state: string } }).session.state).toBe('settled');
   });
 
   it('a price and a cap changed on one node hold on the node that owns the server', async () => {

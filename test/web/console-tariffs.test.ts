@@ -116,6 +116,23 @@ describe('tariff editing in the console', () => {
     expect(await tariffOf()).toEqual(before);
   });
 
+  it('offers no more rule rows than a tariff may have, so a tariff of 49 rules is saved again as shown', async () => {
+    const admin = await operator('tariff-admin');
+    const { serviceId: full } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    const rules = Array.from({ length: 49 }, (_, i) => ({ days: [(i % 7) + 1], fromHour: i % 24, toHour: (i % 24) + 1, pricePerMinute: '1.00' }));
+    const patched = await tollgate.app.inject({ method: 'PATCH', url: `/v1/services/${full}`, headers: { authorization: `Bearer ${tollgate.adminToken}` }, payload: { tariff: { rules } } });
+    expect(patched.statusCode, patched.body).toBe(200);
+    const page = (await admin.get(`/ops/services/${full}/tariff`)).body;
+    expect(page).toContain('name="rules.49.fromHour"');
+    expect(page).not.toContain('name="rules.50.fromHour"');
+    // The form as the page sends it: 49 rules and one blank row.
+    const form: Record<string, string | string[]> = { pricePerMinute: '0.60', timeZone: 'UTC', 'billing.firstPeriodSeconds': '1', 'billing.incrementSeconds': '1', 'billing.minimumCharge': '0' };
+    rules.forEach((rule, row) => Object.assign(form, { [`rules.${row}.days`]: rule.days.map(String), [`rules.${row}.fromHour`]: String(rule.fromHour), [`rules.${row}.toHour`]: String(rule.toHour), [`rules.${row}.pricePerMinute`]: '1.00' }));
+    Object.assign(form, { 'rules.49.fromHour': '', 'rules.49.toHour': '', 'rules.49.pricePerMinute': '' });
+    const saved = await admin.post(`/ops/services/${full}/tariff`, form);
+    expect(saved.statusCode, saved.body.slice(0, 2000)).toBe(303);
+  });
+
   it('shows a read-only operator the tariff without a way to change it', async () => {
     const reader = await operator('tariff-reader');
     const page = await reader.get(`/ops/services/${serviceId}/tariff`);

@@ -13,7 +13,7 @@ export interface TariffFormValues {
 /** Rows for new rules below the existing ones: a form that works without script cannot add rows. */
 export const SPARE_RULE_ROWS = 2;
 /** The most rule rows a form may send (the API's own bound on rules, DESIGN rule 16). */
-const MAX_RULE_ROWS = 50;
+export const MAX_RULE_ROWS = 50;
 
 export const ruleField = (row: number, part: 'days' | 'fromHour' | 'toHour' | 'pricePerMinute') => `rules.${row}.${part}`;
 

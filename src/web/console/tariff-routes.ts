@@ -6,7 +6,7 @@ import { AppError, errors as appErrors } from '../../errors.js';
 import { tariffView } from '../../sessions/session-view.js';
 import type { WebDeps } from '../web-deps.js';
 import { consoleKit, sendPage } from './console-kit.js';
-import { readTariffForm, SPARE_RULE_ROWS, tariffFormValues, type TariffFormValues } from './tariff-form.js';
+import { MAX_RULE_ROWS, readTariffForm, SPARE_RULE_ROWS, tariffFormValues, type TariffFormValues } from './tariff-form.js';
 import { tariffPage } from './tariff-pages.js';
 
 const params = z.object({ id: z.uuid() });
@@ -31,7 +31,8 @@ export function tariffRoutes(site: FastifyInstance, deps: WebDeps): void {
     const service = serviceOf(request.params.id);
     const ctx = await context(request, reply, request.query.done ? { kind: 'ok', text: 'Tariff saved.' } : null);
     const values = tariffFormValues(tariffView(service.tariff));
-    return sendPage(reply, tariffPage(ctx, service, values, service.tariff.rules.length + SPARE_RULE_ROWS, may(request, 'admin')));
+    // Spare rows to add rules in, never more rows than a tariff may have rules (the form refuses a row past them).
+    return sendPage(reply, tariffPage(ctx, service, values, Math.min(service.tariff.rules.length + SPARE_RULE_ROWS, MAX_RULE_ROWS), may(request, 'admin')));
   });
 
   app.post(
