@@ -89,7 +89,10 @@ export function frameworkError(error: FastifyError, request: FastifyRequest, rep
 export function clientError(error: Error & { code?: string }, socket: Duplex): void {
   // Reset by the client: nobody to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  if (!socket.writable) {
+  // An answer already going on this connection (a stream, an upload still arriving when its
+  // answer began): a problem written now would land inside its body. It is broken off instead.
+  const going = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (!socket.writable || going?.headersSent) {
     socket.destroy();
     return;
   }

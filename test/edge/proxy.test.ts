@@ -350,6 +350,30 @@ describe('WebSocket handshakes', () => {
   });
 });
 
+describe('a malformed request behind an answer already going', () => {
+  it('breaks the connection off rather than writing a problem into the answer', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(base).port), '127.0.0.1', () => {
+        socket.write(`GET ${new URL(session.access.url).pathname}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${session.access.token}\r\n\r\n`);
+      });
+      let received = '';
+      socket.on('data', (chunk) => {
+        const first = received === '';
+        received += chunk.toString('latin1');
+        // The stream's headers went: a second request on the connection that is not HTTP.
+        if (first) socket.write('NOT HTTP AT ALL\r\n\r\n');
+      });
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+    expect(text).not.toContain('MALFORMED_REQUEST');
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+  });
+});
+
 describe('the cut, under more', () => {
   it('answers 402 to a request still waiting for its upstream when an operator terminates the session', async () => {
     const ada = await customer(base);
