@@ -56,7 +56,7 @@ export function attachEdgeWebSockets(server: Server, edge: Edge, log: Logger, cl
         return charge === 'owner' ? { pass, owner: ownerOf(edge, pass, request), charge: null } : { pass, owner: null, charge };
       })
       .then(
-        ({ pass, owner, charge }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner, charge, clientAddress(request)),
+        ({ pass, owner, charge }) => dialUpstream(wss, edge, log, pass, request, socket, head, owner, charge, clientAddress),
         (error: unknown) => {
           if (error instanceof AppError) refuse(socket, error.status, problemBodyOf(error));
           else {
@@ -101,7 +101,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  * when the header is not such a list: ws's server refuses one, and its client throws on one.
  */
 export function subprotocolsOf(header: string): string[] | null {
-  const names = header.split(',').map((name) => name.trim());
+  // Only spaces and tabs surround a name (ws's own parser refuses any other white space).
+  const names = header.split(',').map((name) => name.replace(/^[ \t]+|[ \t]+$/g, ''));
   if (names.some((name) => !TOKEN.test(name)) || new Set(names).size !== names.length) return null;
   return names;
 }
@@ -130,21 +131,23 @@ function dialUpstream(
   head: Buffer,
   owner: NodeAddress | null,
   charge: Charge | null,
-  client: ClientAddress,
+  clientAddress: (request: IncomingMessage) => ClientAddress,
 ): void {
-  const target = owner
-    ? `${owner.url.replace(/^http/, 'ws')}${request.url}`
-    : `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
-  // Checked before the charge (handshakeProblem): a list here is one.
-  const protocols = subprotocolsOf(request.headers['sec-websocket-protocol'] ?? '') ?? [];
-  const headers: Record<string, string> = owner ? { [FORWARDED_BY]: edge.nodeId } : { ...forwardedHeaders(request.headers, client), ...edge.signedHeaders(pass, 'GET') };
-  if (owner) {
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (value !== undefined && !NOT_PASSED_ON.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-    }
-  }
   let upstream: WebSocket;
   try {
+    const target = owner
+      ? `${owner.url.replace(/^http/, 'ws')}${request.url}`
+      : `${pass.origin.replace(/^http/, 'ws')}${pass.path}${pass.query ? `?${pass.query}` : ''}`;
+    // Checked before the charge (handshakeProblem): a list here is one.
+    const protocols = subprotocolsOf(request.headers['sec-websocket-protocol'] ?? '') ?? [];
+    const headers: Record<string, string> = owner
+      ? { [FORWARDED_BY]: edge.nodeId }
+      : { ...forwardedHeaders(request.headers, clientAddress(request)), ...edge.signedHeaders(pass, 'GET') };
+    if (owner) {
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (value !== undefined && !NOT_PASSED_ON.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      }
+    }
     upstream = new WebSocket(target, protocols, { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
   } catch (error) {
     // Thrown here, it would reject the upgrade's promise, which ends the process.
@@ -194,12 +197,14 @@ function dialUpstream(
     });
   });
   upstream.once('error', failed);
-  // The client gave up while the upstream was being dialled: nothing is left open for nobody.
+  /** The client's side was handed to ws and the relay runs: the relay closes the upstream from then on. */
+  let relaying = false;
+  // The client gave up while the upstream was being dialled, or its handshake was refused at the
+  // last step (by ws's own checks): nothing is left open for nobody.
   socket.once('close', () => {
     charge?.settle(false);
-    if (accepted) return;
     accepted = true;
-    upstream.terminate();
+    if (!relaying) upstream.terminate();
   });
   upstream.once('open', () => {
     if (accepted) return;
@@ -219,6 +224,7 @@ function dialUpstream(
       return;
     }
     wss.handleUpgrade(request, socket, head, (client) => {
+      relaying = true;
       charge?.settle(true);
       relay(client, upstream, pass, log, owner === null);
     });

@@ -304,6 +304,8 @@ function rawUpgrade(path: string, token: string, extraHeaders = ''): Promise<{ s
       socket.write(
         `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
           `Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extraHeaders}\r\n`,
+        // One byte a character, as header values are read.
+        'latin1',
       );
     });
     let text = '';
@@ -332,8 +334,9 @@ describe('WebSocket handshakes', () => {
     const ada = await customer(base);
     const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
     const path = `${new URL(session.access.url).pathname}/ws`;
-    // A repeated name, empty elements, an empty header: each once ended the whole process.
-    for (const protocols of ['chat, chat', 'a b,,', '']) {
+    // A repeated name, empty elements, an empty header: each once ended the whole process. A
+    // no-break space after a name: ws's server refuses it, so the edge must not dial for it.
+    for (const protocols of ['chat, chat', 'a b,,', '', 'chat\u00a0']) {
       const answer = await rawUpgrade(path, session.access.token, `Sec-WebSocket-Protocol: ${protocols}\r\n`);
       expect(answer.status, protocols).toBe(400);
       expect(answer.text).toContain('"code":"BAD_UPGRADE"');
