@@ -64,27 +64,25 @@ export interface AccountChange {
 }
 
 /**
- * A customer's change to their settings, all of it or none: one conditional statement, so a part
- * refused (a limit below what is held, a postpaid account's mode) changes nothing else, and an
- * open reserving at the same moment either committed first (and the check sees it) or waits for
- * the row and finds the new limit (DESIGN rule 6).
+ * A customer's change to their settings, all of it or none: the account's row is locked, checked
+ * (a limit below what is held, a postpaid account's mode) and changed in one transaction, so a part
+ * refused changes nothing else, and an open reserving at the same moment either committed first
+ * (and the check sees it) or waits for the row and finds the new limit (DESIGN rule 6).
  */
 export async function changeAccount(sql: Sql, accountId: string, change: AccountChange): Promise<void> {
   const limit = change.outstandingLimit ?? null;
   const mode = change.paymentMode ?? null;
-  const [changed] = await sql`
-    update accounts set
-      outstanding_limit_micros = coalesce(${limit}::bigint, outstanding_limit_micros),
-      payment_mode = coalesce(${mode}::text, payment_mode),
-      statement_period = coalesce(${change.statementPeriod ?? null}::text, statement_period)
-    where id = ${accountId}
-      and (${limit}::bigint is null or reserved_micros <= ${limit}::bigint)
-      and (${mode}::text is null or payment_mode <> 'postpaid')
-    returning 1`;
-  if (changed) return;
-  const [account] = await sql<{ reserved: bigint; paymentMode: string }[]>`
-    select reserved_micros as reserved, payment_mode as "paymentMode" from accounts where id = ${accountId}`;
-  if (!account) throw errors.accountNotFound();
-  if (mode !== null && account.paymentMode === 'postpaid' && (limit === null || account.reserved <= limit)) throw errors.paymentModeNotYours();
-  throw errors.limitBelowReserved(formatAmount(account.reserved));
+  await transaction(sql, async (tx) => {
+    const [account] = await tx<{ reserved: bigint; paymentMode: string }[]>`
+      select reserved_micros as reserved, payment_mode as "paymentMode" from accounts where id = ${accountId} for update`;
+    if (!account) throw errors.accountNotFound();
+    if (limit !== null && account.reserved > limit) throw errors.limitBelowReserved(formatAmount(account.reserved));
+    if (mode !== null && account.paymentMode === 'postpaid') throw errors.paymentModeNotYours();
+    await tx`
+      update accounts set
+        outstanding_limit_micros = coalesce(${limit}::bigint, outstanding_limit_micros),
+        payment_mode = coalesce(${mode}::text, payment_mode),
+        statement_period = coalesce(${change.statementPeriod ?? null}::text, statement_period)
+      where id = ${accountId}`;
+  });
 }
