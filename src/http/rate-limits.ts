@@ -1,5 +1,6 @@
 import rateLimit, { type CreateRateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { normalizeEmail } from '../accounts/login.js';
 import { errors } from '../errors.js';
 
 /** The configured limits (README "Rate limits"). */
@@ -50,4 +51,45 @@ export function limitedBy(...checks: Check[]) {
       if (!verdict.isAllowed && verdict.isExceeded) throw errors.rateLimited(Math.max(1, verdict.ttlInSeconds));
     }
   };
+}
+
+/**
+ * The limiters the JSON API and the web site share: one count per address, e-mail or account,
+ * whichever way a request comes (each made its own, so the site doubled every limit).
+ */
+export interface Limiters {
+  signUpPerAddress: Check;
+  signUpPerEmail: Check;
+  loginPerAddress: Check;
+  loginPerEmail: Check;
+  opensPerAccount: Check;
+  topUpsPerAccount: Check;
+  passwordChangesPerAccount: Check;
+}
+
+const made = new WeakMap<RateLimits, Limiters>();
+
+/** The e-mail a JSON body or a form names, as log-ins and sign-ups compare them. */
+const emailOf = (request: FastifyRequest) => {
+  const value = (request.body as { email?: unknown } | undefined)?.email;
+  return normalizeEmail(String(Array.isArray(value) ? value[0] : (value ?? '')));
+};
+const accountOf = (request: FastifyRequest) => request.accountId;
+
+/** The one set of limiters for these limits (the API's plugins and the web site's ask with the same object). */
+export function limitersFor(app: FastifyInstance, limits: RateLimits): Limiters {
+  let limiters = made.get(limits);
+  if (!limiters) {
+    limiters = {
+      signUpPerAddress: limiter(app, { max: limits.signUpPerAddress, windowMs: HOUR_MS }),
+      signUpPerEmail: limiter(app, { max: limits.signUpPerEmail, windowMs: HOUR_MS, key: emailOf }),
+      loginPerAddress: limiter(app, { max: limits.loginPerAddress, windowMs: MINUTE_MS }),
+      loginPerEmail: limiter(app, { max: limits.loginPerEmail, windowMs: MINUTE_MS, key: emailOf }),
+      opensPerAccount: limiter(app, { max: limits.opensPerAccount, windowMs: MINUTE_MS, key: accountOf }),
+      topUpsPerAccount: limiter(app, { max: limits.opensPerAccount, windowMs: MINUTE_MS, key: accountOf }),
+      passwordChangesPerAccount: limiter(app, { max: limits.loginPerEmail, windowMs: MINUTE_MS, key: accountOf }),
+    };
+    made.set(limits, limiters);
+  }
+  return limiters;
 }

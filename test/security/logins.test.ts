@@ -3,6 +3,7 @@ import { ARGON2_PARAMETERS, argon2ParametersOf, OWASP_MINIMUM } from '../../src/
 import { ManualClock } from '../../src/clock.js';
 import { signUp, signUpBody } from '../helpers/customers.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
+import { WebClient } from '../helpers/web-client.js';
 
 /**
  * Log-in against guessing (issue 15): rate limits per address and per e-mail, the same work for an
@@ -62,6 +63,17 @@ describe('log-in rate limits', () => {
     const eleventh = await logIn(customer.account.email.toUpperCase(), password, nextAddress());
     expect(eleventh.statusCode).toBe(429);
     expect(eleventh.json().code).toBe('RATE_LIMITED');
+  });
+
+  it('counts the web site’s log-ins with the API’s: one limit, whichever way a try comes', async () => {
+    const customer = await signUp(tollgate.app, {}, { remoteAddress: nextAddress() });
+    const password = signUpBody().password;
+    for (let i = 1; i <= 10; i++) expect((await logIn(customer.account.email, password, nextAddress())).statusCode).toBe(201);
+    const web = new WebClient(tollgate.app);
+    await web.get('/login');
+    const eleventh = await web.post('/login', { email: customer.account.email, password });
+    expect(eleventh.statusCode).toBe(429);
+    expect(eleventh.body).toContain('RATE_LIMITED');
   });
 
   it('throttles sign-ups per address (card testing)', async () => {

@@ -17,7 +17,7 @@ import type { RouteDeps } from '../deps.js';
 import { clientGone } from '../client-gone.js';
 import { idempotencyHooks } from '../idempotency.js';
 import { openSessionSchema, quoteSchema } from '../open-schema.js';
-import { limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
+import { limitedBy, limitersFor } from '../rate-limits.js';
 import {
   accountHistoryLineSchema,
   accountViewSchema,
@@ -68,9 +68,8 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
   const plugin: FastifyPluginAsyncZod = async (app) => {
     app.addHook('onRequest', customerAuth(deps.tokens));
     idempotencyHooks(app, { store: deps.idempotency, clock: deps.clock });
-    const opensPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
+    const { opensPerAccount, topUpsPerAccount, passwordChangesPerAccount } = limitersFor(app, deps.rateLimits);
     // Top-ups charge the card: as many a minute as opens, counted apart.
-    const topUpsPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
 
     app.get('/v1/auth/tokens', { schema: { response: { 200: z.object({ tokens: z.array(tokenViewSchema) }), ...problems } } }, async (request) => ({
       tokens: await listLiveTokens(deps.sql, request.accountId, request.tokenId, deps.clock.now()),
@@ -101,7 +100,6 @@ export function customerApi(deps: RouteDeps): FastifyPluginAsyncZod {
       return { account };
     };
     // A wrong current password is an argon2 check like a log-in: counted per account as log-ins are per e-mail.
-    const passwordChangesPerAccount = limiter(app, { max: deps.rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: (request) => request.accountId });
 
     app.get('/v1/account', { schema: accountAnswer }, async (request) => theAccount(request.accountId));
 

@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { signUp } from '../../accounts/accounts.js';
-import { logIn, normalizeEmail } from '../../accounts/login.js';
+import { logIn } from '../../accounts/login.js';
 import { seatsFreeOf, serviceOccupancy } from '../../admission/occupancy.js';
 import { formatAmount } from '../../billing/money.js';
 import { tariffView } from '../../sessions/session-view.js';
 import type { ServiceRecord } from '../../catalogue/catalogue.js';
 import { errors } from '../../errors.js';
 import type { RouteDeps } from '../deps.js';
-import { HOUR_MS, limitedBy, limiter, MINUTE_MS } from '../rate-limits.js';
+import { limitedBy, limitersFor } from '../rate-limits.js';
 import { accountViewSchema, problems, secret, serviceViewSchema, text } from '../schemas.js';
 import { signUpSchema } from '../sign-up-schema.js';
 
@@ -35,12 +35,8 @@ export function publicApi(deps: RouteDeps): FastifyPluginAsyncZod {
 
   const plugin: FastifyPluginAsyncZod = async (app) => {
     const { rateLimits } = deps;
-    const byEmail = (request: { body: unknown }) => `${normalizeEmail(String((request.body as { email?: unknown }).email))}`;
     // Per address before the body is read (a flood costs no parsing), per e-mail once it is valid.
-    const signUpPerAddress = limiter(app, { max: rateLimits.signUpPerAddress, windowMs: HOUR_MS });
-    const signUpPerEmail = limiter(app, { max: rateLimits.signUpPerEmail, windowMs: HOUR_MS, key: byEmail });
-    const loginPerAddress = limiter(app, { max: rateLimits.loginPerAddress, windowMs: MINUTE_MS });
-    const loginPerEmail = limiter(app, { max: rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: byEmail });
+    const { signUpPerAddress, signUpPerEmail, loginPerAddress, loginPerEmail } = limitersFor(app, rateLimits);
 
     app.get('/v1/services', { schema: { response: { 200: z.object({ services: z.array(serviceViewSchema) }) } } }, async () => ({
       services: deps.catalogue.services().map((s) => serviceView(deps, s)),

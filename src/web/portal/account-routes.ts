@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { findAccount } from '../../accounts/accounts.js';
 import { changeAccount, changeCard, changePassword } from '../../accounts/self-service.js';
 import { AppError, errors as appErrors } from '../../errors.js';
-import { limitedBy, limiter, MINUTE_MS } from '../../http/rate-limits.js';
+import { limitedBy, limitersFor } from '../../http/rate-limits.js';
 import { cardInput, positiveAmount, secret, text } from '../../http/schemas.js';
 import { findStatement, listStatements } from '../../statements/statement-sql.js';
 import { statementFile, statementView } from '../../statements/statement-view.js';
@@ -43,8 +43,7 @@ export function portalAccountRoutes(site: FastifyInstance, deps: WebDeps): void 
   const app = site.withTypeProvider<ZodTypeProvider>();
   const { context, customersOnly } = portalKit(deps);
   const { limits } = deps;
-  const topUpsPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
-  const passwordChangesPerAccount = limiter(app, { max: deps.rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: (request) => request.accountId });
+  const { topUpsPerAccount, passwordChangesPerAccount } = limitersFor(app, deps.rateLimits);
   const serviceName = (id: string) => deps.catalogue.service(id)?.name ?? 'a service no longer offered';
 
   const page = async (request: FastifyRequest, reply: FastifyReply, flash: { kind: 'ok' | 'error'; text: string } | null, state: FormState = {}, status = 200) => {

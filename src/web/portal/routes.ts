@@ -3,14 +3,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { signUp } from '../../accounts/accounts.js';
-import { logIn, normalizeEmail } from '../../accounts/login.js';
+import { logIn } from '../../accounts/login.js';
 import { AppError } from '../../errors.js';
 import { clientGone } from '../../http/client-gone.js';
 import { ACCESS_QUERY } from '../../edge/credentials.js';
 import { customerView } from '../../http/plugins/customer-api.js';
 import type { SessionView } from '../../sessions/session-view.js';
 import { openSessionSchema } from '../../http/open-schema.js';
-import { HOUR_MS, limitedBy, limiter, MINUTE_MS } from '../../http/rate-limits.js';
+import { limitedBy, limitersFor } from '../../http/rate-limits.js';
 import { positiveAmount } from '../../http/schemas.js';
 import { signUpSchema } from '../../http/sign-up-schema.js';
 import { CUSTOMER_COOKIE, sessionCookie } from '../cookies.js';
@@ -41,12 +41,8 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
   const signUpBody = signUpSchema(limits);
   const openBody = openSessionSchema(limits);
   const csrf = { preValidation: app.csrfProtection };
-  const emailOf = (request: FastifyRequest) => normalizeEmail(formFields(request.body).email ?? '');
-  const signUpPerAddress = limiter(app, { max: deps.rateLimits.signUpPerAddress, windowMs: HOUR_MS });
-  const signUpPerEmail = limiter(app, { max: deps.rateLimits.signUpPerEmail, windowMs: HOUR_MS, key: emailOf });
-  const loginPerAddress = limiter(app, { max: deps.rateLimits.loginPerAddress, windowMs: MINUTE_MS });
-  const loginPerEmail = limiter(app, { max: deps.rateLimits.loginPerEmail, windowMs: MINUTE_MS, key: emailOf });
-  const opensPerAccount = limiter(app, { max: deps.rateLimits.opensPerAccount, windowMs: MINUTE_MS, key: (request) => request.accountId });
+  // Shared with the JSON API: a limit counts every try, whichever way it comes.
+  const { signUpPerAddress, signUpPerEmail, loginPerAddress, loginPerEmail, opensPerAccount } = limitersFor(app, deps.rateLimits);
 
   const { signedIn, context, customersOnly } = portalKit(deps);
   /** The edge's address for the session with its access token, the JSON API's own (customerView); null unless the edge lets it in. */
