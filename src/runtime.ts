@@ -78,6 +78,8 @@ export interface Tollgate {
   gateway: CardGateway;
   /** A closed account's balance sent back to the card; `recover()` drives what is pending (the housekeeping does too). */
   refunds: BalanceRefunds;
+  /** Prepaid balances' top-ups (src/accounts/top-ups.ts). */
+  topUps: TopUps;
   /** The card-network sandbox's address, or null when the card company is Stripe. */
   cardNetworkUrl: string | null;
   /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator (POST /v1/ops/operators). */
@@ -408,6 +410,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     occupancy,
     gateway,
     refunds,
+    topUps,
     cardNetworkUrl: card.cardNetworkUrl,
     bootstrapToken: admin.token,
     abandon() {

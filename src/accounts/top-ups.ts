@@ -75,13 +75,20 @@ export class TopUps {
         await sql<Row[]>`
           insert into top_ups (id, account_id, amount_micros, currency, state, created_at)
           select ${id}, a.id, ${amountMicros}, a.currency, 'pending', ${new Date(clock.now())}
-          from accounts a where a.id = ${accountId} and a.payment_mode = 'prepaid'
+          from accounts a where a.id = ${accountId} and a.payment_mode = 'prepaid' and a.state <> 'closed'
+          -- A close committing meanwhile is waited for, and then its state read: a request that got
+          -- past the token check just before the close charges nothing.
+          for share of a
           on conflict (id) do nothing
           returning ${sql.unsafe(COLUMNS)}`
       )[0] ??
-      // Nothing inserted: the same id sent twice at once (the first one's row is driven), or not prepaid.
+      // Nothing inserted: the same id sent twice at once (the first one's row is driven), not prepaid, or closed.
       sameRequest((await sql<Row[]>`select ${sql.unsafe(COLUMNS)} from top_ups where id = ${id}`)[0]);
-    if (!row) throw errors.notPrepaid();
+    if (!row) {
+      const [account] = await sql<{ state: string }[]>`select state from accounts where id = ${accountId}`;
+      if (account?.state === 'closed') throw errors.accountNotActive('closed');
+      throw errors.notPrepaid();
+    }
     const driven = await this.drive(row);
     if (driven.state === 'declined') throw errors.cardDeclined(driven.declineReason ?? 'generic_decline');
     if (driven.state === 'pending') throw errors.topUpPending(driven.id);

@@ -128,6 +128,19 @@ describe('a prepaid balance', () => {
     expect((await network.captures()).filter((c) => c.id === again.json().topUp.chargeId)).toEqual([expect.objectContaining({ amount: '20.00' })]);
   });
 
+  it('charges no top-up for an account that closed after the request got past its token check', async () => {
+    const customer = await prepaidCustomer('10.00');
+    const network = sandbox(tollgate.cardNetworkUrl);
+    const closed = await call('POST', '/v1/account/close', customer.auth, { reason: 'leaving' });
+    expect(closed.statusCode, closed.body).toBe(200);
+    const capturesBefore = (await network.calls()).capture ?? 0;
+    // The request a close overtook: its token was good when it was checked (HTTP cannot reach this now).
+    await expect(tollgate.topUps.topUp(customer.account.id, 2_000_000n)).rejects.toMatchObject({ code: 'ACCOUNT_NOT_ACTIVE' });
+    expect((await network.calls()).capture ?? 0).toBe(capturesBefore);
+    const [row] = await tollgate.sql<{ count: number }[]>`select count(*)::int as count from top_ups where account_id = ${customer.account.id}`;
+    expect(row!.count).toBe(1);
+  });
+
   it('refuses a top-up for an account that is not prepaid, and a customer choosing postpaid', async () => {
     const customer = await signUp(tollgate.app);
     expect((await call('POST', '/v1/account/top-ups', customer.auth, { amount: '5.00' })).json().code).toBe('NOT_PREPAID');
