@@ -3,8 +3,8 @@ import type { TransactionSql } from '../db/sql.js';
 
 /**
  * Raises the session's share of its account's outstanding limit to `toMicros`, if what is left
- * allows it; a postpaid account is not held to its limit here, as it is not when a session opens
- * (opening-sql.ts), but the share is still counted. Safe to run again: a share already that large
+ * allows it; a session held on a postpaid account's statement is not held to the limit here, as
+ * it was not when it opened (opening-sql.ts), but the share is still counted. Safe to run again: a share already that large
  * is reported reserved. Rows are locked session first, then account, as the journal does.
  */
 export async function reserveShare(tx: TransactionSql, input: ReserveInput, epoch: bigint | null = null): Promise<boolean> {
@@ -16,7 +16,11 @@ export async function reserveShare(tx: TransactionSql, input: ReserveInput, epoc
   const delta = to - session.reserved;
   const [account] = await tx`
     update accounts set reserved_micros = reserved_micros + ${delta}
-    where id = ${input.accountId} and (payment_mode = 'postpaid' or outstanding_limit_micros - reserved_micros >= ${delta})
+    where id = ${input.accountId}
+      and (outstanding_limit_micros - reserved_micros >= ${delta}
+        -- A session keeps the way it pays: one held on a card is held to the limit even if an
+        -- operator made the account postpaid since, and a postpaid one is not after it changed back.
+        or exists (select 1 from balance_holds h where h.session_id = ${input.sessionId} and h.kind = 'postpaid'))
     returning id`;
   if (!account) return false;
   // The fencing token, as every write of the row carries (migration 0013_cluster.sql).

@@ -78,6 +78,12 @@ describe('a postpaid account', () => {
     const card = await signUp(tollgate.app, { outstandingLimit: '10.00' });
     const held = (await call('POST', '/v1/sessions', card.auth, { serviceId, maxCharge: '8.00' })).json();
     expect((await call('POST', `/v1/sessions/${held.id}/extend`, card.auth, { maxCharge: '30.00' })).json().code).toBe('OUTSTANDING_LIMIT_REACHED');
+    // Made postpaid while its card session runs: that session is held on the card, and to the limit, still.
+    await call('POST', `/v1/ops/accounts/${card.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+    const stillCard = await call('POST', `/v1/sessions/${held.id}/extend`, card.auth, { maxCharge: '30.00' });
+    expect(stillCard.json().code).toBe('OUTSTANDING_LIMIT_REACHED');
+    const [hold] = await sandbox(tollgate.cardNetworkUrl).holds(`?reference=${held.id}`);
+    expect(hold?.amount).toBe('8.00');
     clock.advance(1_000);
     await call('POST', `/v1/sessions/${held.id}/logoff`, card.auth);
   });
