@@ -66,13 +66,16 @@ export async function openingHeadroom(db: Queryable, accountId: string, postpaid
 }
 
 /**
- * The answer when the hold an open derived from the account does not fit: a prepaid balance that
- * is what binds says so (BALANCE_TOO_LOW), not the outstanding limit.
+ * The answer when the hold an open derived from the account does not fit: an account that may not
+ * open says so; a prepaid balance that is what binds says so (BALANCE_TOO_LOW), not the outstanding limit.
  */
 export async function derivedHoldRefusal(db: Queryable, accountId: string, holdMicros: bigint, availableMicros: bigint) {
-  const [account] = await db<{ balanceBinds: boolean }[]>`
-    select payment_mode = 'prepaid' and balance_micros < outstanding_limit_micros - reserved_micros as "balanceBinds"
+  const [account] = await db<{ balanceBinds: boolean; mayOpen: boolean; state: string }[]>`
+    select payment_mode = 'prepaid' and balance_micros < outstanding_limit_micros - reserved_micros as "balanceBinds", may_open as "mayOpen", state
     from accounts where id = ${accountId}`;
+  // An account that may not open (closed or suspended while the open waited for a seat) says so,
+  // as a card account's open does, not that its balance (refunded at a close) is too low.
+  if (account && !account.mayOpen) return errors.accountNotActive(account.state);
   return account?.balanceBinds ? errors.cardDeclined('balance_too_low') : limitReached(holdMicros, availableMicros);
 }
 

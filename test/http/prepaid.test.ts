@@ -141,6 +141,16 @@ describe('a prepaid balance', () => {
     expect(row!.count).toBe(1);
   });
 
+  it('answers an open of an account that may not open ACCOUNT_NOT_ACTIVE, not that its empty balance is too low', async () => {
+    const customer = await signUp(tollgate.app);
+    expect((await call('PATCH', '/v1/account', customer.auth, { paymentMode: 'prepaid' })).statusCode).toBe(200);
+    const ops = { authorization: `Bearer ${tollgate.adminToken}` };
+    expect((await call('POST', `/v1/ops/accounts/${customer.account.id}/suspend`, ops, { reason: 'review' })).statusCode).toBe(200);
+    const refused = await call('POST', '/v1/sessions', customer.auth, { serviceId });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ code: 'ACCOUNT_NOT_ACTIVE', state: 'suspended' });
+  });
+
   it('refuses a top-up for an account that is not prepaid, and a customer choosing postpaid', async () => {
     const customer = await signUp(tollgate.app);
     expect((await call('POST', '/v1/account/top-ups', customer.auth, { amount: '5.00' })).json().code).toBe('NOT_PREPAID');
