@@ -74,7 +74,7 @@ export async function changeAccount(sql: Sql, accountId: string, change: Account
   const mode = change.paymentMode ?? null;
   await transaction(sql, async (tx) => {
     const [account] = await tx<{ reserved: bigint; paymentMode: string }[]>`
-      select reserved_micros as reserved, payment_mode as "paymentMode" from accounts where id = ${accountId} for update`;
+      select reserved_micros as reserved, payment_mode as "paymentMode" from accounts where id = ${accountId} for no key update`;
     if (!account) throw errors.accountNotFound();
     if (limit !== null && account.reserved > limit) throw errors.limitBelowReserved(formatAmount(account.reserved));
     if (mode !== null && account.paymentMode === 'postpaid') throw errors.paymentModeNotYours();

@@ -67,7 +67,8 @@ export interface Limiters {
   passwordChangesPerAccount: Check;
 }
 
-const made = new WeakMap<RateLimits, Limiters>();
+/** By app (its HTTP server, which every plugin's instance shares), then by limits: two apps in one process count apart. */
+const made = new WeakMap<object, WeakMap<RateLimits, Limiters>>();
 
 /** The e-mail a JSON body or a form names, as log-ins and sign-ups compare them. */
 const emailOf = (request: FastifyRequest) => {
@@ -76,9 +77,11 @@ const emailOf = (request: FastifyRequest) => {
 };
 const accountOf = (request: FastifyRequest) => request.accountId;
 
-/** The one set of limiters for these limits (the API's plugins and the web site's ask with the same object). */
+/** The one set of limiters of this app for these limits (the API's plugins and the web site's ask with the same object). */
 export function limitersFor(app: FastifyInstance, limits: RateLimits): Limiters {
-  let limiters = made.get(limits);
+  let ofApp = made.get(app.server);
+  if (!ofApp) made.set(app.server, (ofApp = new WeakMap()));
+  let limiters = ofApp.get(limits);
   if (!limiters) {
     limiters = {
       signUpPerAddress: limiter(app, { max: limits.signUpPerAddress, windowMs: HOUR_MS }),
@@ -89,7 +92,7 @@ export function limitersFor(app: FastifyInstance, limits: RateLimits): Limiters 
       topUpsPerAccount: limiter(app, { max: limits.opensPerAccount, windowMs: MINUTE_MS, key: accountOf }),
       passwordChangesPerAccount: limiter(app, { max: limits.loginPerEmail, windowMs: MINUTE_MS, key: accountOf }),
     };
-    made.set(limits, limiters);
+    ofApp.set(limits, limiters);
   }
   return limiters;
 }

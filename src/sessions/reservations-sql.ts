@@ -20,7 +20,8 @@ export async function reserveShare(tx: TransactionSql, input: ReserveInput, epoc
       and (outstanding_limit_micros - reserved_micros >= ${delta}
         -- A session keeps the way it pays: one held on a card is held to the limit even if an
         -- operator made the account postpaid since, and a postpaid one is not after it changed back.
-        or exists (select 1 from balance_holds h where h.session_id = ${input.sessionId} and h.kind = 'postpaid'))
+        or exists (select 1 from balance_holds h
+          where h.account_id = ${input.accountId} and h.session_id = ${input.sessionId} and h.kind = 'postpaid' and h.state = 'open'))
     returning id`;
   if (!account) return false;
   // The fencing token, as every write of the row carries (migration 0013_cluster.sql).
