@@ -163,6 +163,8 @@ export const errors = {
   lastAdmin: () => new AppError(409, 'LAST_ADMIN', 'This would leave no enabled admin operator.'),
   accountNotFound: () => new AppError(404, 'ACCOUNT_NOT_FOUND', 'No account has this id.'),
   /** The account's state refuses this (suspended: no new sessions; closed: nothing). */
+  closedDuringTopUp: () =>
+    new AppError(409, 'ACCOUNT_NOT_ACTIVE', 'The account closed while this top-up was being charged; the charge goes back to the card.', { state: 'closed' }),
   accountNotActive: (state: string) =>
     new AppError(409, 'ACCOUNT_NOT_ACTIVE', `The account is ${state}; it cannot do that now.`, { state }),
   accountNotSuspended: (state: string) =>

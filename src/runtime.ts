@@ -288,13 +288,13 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     config.reconcileIntervalMs > 0 ? setInterval(() => void reconcile(), config.reconcileIntervalMs).unref() : null;
   // Orphaned opens are abandoned, and answers to Idempotency-Keys forgotten once they are old.
   // Top-ups whose card calls got no answer are driven again, with the same keys, now and with the housekeeping.
-  const topUps = new TopUps({ sql, clock: deps.clock, gateway, log: silent });
-  const recoverTopUps = () => topUps.recover().catch((error: unknown) => silent.warn({ err: String(error) }, 'could not drive pending top-ups'));
-  await recoverTopUps();
   // A closed account's balance goes back to the card (src/accounts/refunds.ts); refunds the card
   // company has not answered are driven again, with the same keys, now and with the housekeeping.
   const refunds = new BalanceRefunds({ sql, clock: deps.clock, gateway, log: silent, published: (committed) => events.publish(committed) });
   const recoverRefunds = () => refunds.recover().catch((error: unknown) => silent.warn({ err: String(error) }, 'could not drive pending refunds'));
+  const topUps = new TopUps({ sql, clock: deps.clock, gateway, log: silent, closedMeanwhile: () => refunds.recover() });
+  const recoverTopUps = () => topUps.recover().catch((error: unknown) => silent.warn({ err: String(error) }, 'could not drive pending top-ups'));
+  await recoverTopUps();
   await recoverRefunds();
   const housekeeping = async () => {
     await recoverTopUps();

@@ -55,7 +55,16 @@ const keys = (id: string) => ({ authorize: `topup:${id}:authorize`, capture: `to
  * no answer stays pending and is driven again, with the same keys, by `recover`.
  */
 export class TopUps {
-  constructor(private readonly deps: { sql: Sql; clock: Clock; gateway: CardGateway; log: Logger }) {}
+  constructor(
+    private readonly deps: {
+      sql: Sql;
+      clock: Clock;
+      gateway: CardGateway;
+      log: Logger;
+      /** A charge reached the balance of an account that closed meanwhile: its refund is planned and sent (BalanceRefunds.recover). */
+      closedMeanwhile?: () => Promise<unknown>;
+    },
+  ) {}
 
   /**
    * `id`: chosen by an Idempotency-Key's first attempt, or by the portal's form, so that sending
@@ -92,6 +101,13 @@ export class TopUps {
     const driven = await this.drive(row);
     if (driven.state === 'declined') throw errors.cardDeclined(driven.declineReason ?? 'generic_decline');
     if (driven.state === 'pending') throw errors.topUpPending(driven.id);
+    // A close committed while the card was charged: the customer is told so, and the charge goes
+    // back now rather than at the next housekeeping round.
+    const [account] = await sql<{ closed: boolean }[]>`select closed_at is not null as closed from accounts where id = ${accountId}`;
+    if (account?.closed) {
+      await this.deps.closedMeanwhile?.().catch((error: unknown) => this.deps.log.warn({ err: String(error) }, 'could not refund a top-up charged as its account closed'));
+      throw errors.closedDuringTopUp();
+    }
     return view(driven);
   }
 

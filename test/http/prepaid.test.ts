@@ -141,6 +141,28 @@ describe('a prepaid balance', () => {
     expect(row!.count).toBe(1);
   });
 
+  it('tells a top-up charged while its account closed that it goes back to the card, and sends it back', async () => {
+    const customer = await prepaidCustomer('10.00');
+    const network = sandbox(tollgate.cardNetworkUrl);
+    await network.setFaults([{ phase: 'authorize', fault: 'slow', times: 1, delayMs: 800 }]);
+    try {
+      const topUp = call('POST', '/v1/account/top-ups', customer.auth, { amount: '2.00' });
+      // The top-up's row is written and its card call under way when the close commits.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await call('POST', '/v1/account/close', customer.auth, { reason: 'leaving' })).statusCode).toBe(200);
+      const answer = await topUp;
+      expect(answer.statusCode).toBe(409);
+      expect(answer.json()).toMatchObject({ code: 'ACCOUNT_NOT_ACTIVE', state: 'closed', detail: expect.stringContaining('goes back to the card') });
+    } finally {
+      await network.clearFaults();
+    }
+    const [account] = await tollgate.sql<{ balance: bigint }[]>`select balance_micros as balance from accounts where id = ${customer.account.id}`;
+    expect(account!.balance).toBe(0n);
+    const [refunded] = await tollgate.sql<{ total: string }[]>`
+      select coalesce(sum(amount_micros), 0)::text as total from balance_refunds where account_id = ${customer.account.id} and state = 'refunded'`;
+    expect(refunded!.total).toBe('12000000');
+  });
+
   it('answers an open of an account that may not open ACCOUNT_NOT_ACTIVE, not that its empty balance is too low', async () => {
     const customer = await signUp(tollgate.app);
     expect((await call('PATCH', '/v1/account', customer.auth, { paymentMode: 'prepaid' })).statusCode).toBe(200);
