@@ -234,53 +234,30 @@ describe('a quote', () => {
 
   it('for a charge no span reaches (hours priced 0) totals what its lines add up to, and refuses one that costs nothing', async () => {
     const serviceId = await peakService();
-    const free = await tollgate.app.inject({
-      method: 'PATCH',
-      url: `/v1/services/${serviceId}`,
-      headers: ops,
-      payload: { tariff: { timeZone: 'UTC', rules: [{ days: [1, 2, 3, 4, 5, 6, 7], fromHour: 0, toHour: 24, pricePerMinute: '0' }] } },
-    });
-    expect(free.statusCode, free.body).toBe(200);
     const customer = await signUp(tollgate.app);
-    const refused = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } });
+    const setTariff = async (tariff: Record<string, unknown>) => {
+      const patched = await tollgate.app.inject({ method: 'PATCH', url: `/v1/services/${serviceId}`, headers: ops, payload: { tariff: { timeZone: 'UTC', ...tariff } } });
+      expect(patched.statusCode, patched.body).toBe(200);
+    };
+    const quote = (maxCharge: string) => tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge } });
+    const allFree = { days: [1, 2, 3, 4, 5, 6, 7], fromHour: 0, toHour: 24, pricePerMinute: '0' };
+
+    await setTariff({ rules: [allFree] });
+    const refused = await quote('5.00');
     expect(refused.statusCode).toBe(400);
     expect(refused.json()).toMatchObject({ code: 'VALIDATION_FAILED', detail: expect.stringContaining('costs nothing') });
     // Free hours and a minimum charge above the maximum asked: refused, never quoted above the maximum.
-    await tollgate.app.inject({
-      method: 'PATCH',
-      url: `/v1/services/${serviceId}`,
-      headers: ops,
-      payload: {
-        tariff: {
-          timeZone: 'UTC',
-          rules: [{ days: [1, 2, 3, 4, 5, 6, 7], fromHour: 0, toHour: 24, pricePerMinute: '0' }],
-          billing: { firstPeriodSeconds: 1, incrementSeconds: 1, minimumCharge: '2.00' },
-        },
-      },
-    });
-    const belowMinimum = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '1.00' } });
+    await setTariff({ rules: [allFree], billing: { firstPeriodSeconds: 1, incrementSeconds: 1, minimumCharge: '2.00' } });
+    const belowMinimum = await quote('1.00');
     expect(belowMinimum.statusCode).toBe(422);
     expect(belowMinimum.json().code).toBe('LIMIT_BELOW_MINIMUM_CHARGE');
     // Free but for one cheap hour a week: 5.00 is not reached within the longest span a session may run.
-    await tollgate.app.inject({
-      method: 'PATCH',
-      url: `/v1/services/${serviceId}`,
-      headers: ops,
-      payload: {
-        tariff: {
-          timeZone: 'UTC',
-          rules: [
-            { days: [1, 2, 3, 4, 5, 6, 7], fromHour: 0, toHour: 24, pricePerMinute: '0' },
-            { days: [1], fromHour: 10, toHour: 11, pricePerMinute: '0.000001' },
-          ],
-        },
-      },
-    });
-    const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '5.00' } })).json();
+    await setTariff({ rules: [allFree, { days: [1], fromHour: 10, toHour: 11, pricePerMinute: '0.000001' }] });
+    const cheap = (await quote('5.00')).json();
     const micros = (amount: string) => Math.round(Number(amount) * 1e6);
-    const lines = (quote.lines as { charge: string }[]).reduce((sum, line) => sum + micros(line.charge), 0);
-    expect(micros(quote.total)).toBeLessThan(micros('5.00'));
-    expect(micros(quote.total)).toBe(lines);
+    const lines = (cheap.lines as { charge: string }[]).reduce((sum, line) => sum + micros(line.charge), 0);
+    expect(micros(cheap.total)).toBeLessThan(micros('5.00'));
+    expect(micros(cheap.total)).toBe(lines);
   });
 
   it('from a later start opens from that start, holds from then, and may not start in the past', async () => {
