@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { chargeOfTime, cutoffOf, holdForTime, itemize, minimumChargeOf, type ChargeLine } from '../billing/charge.js';
-import { formatAmount, type Micros } from '../billing/money.js';
+import { formatAmount, minMicros, type Micros } from '../billing/money.js';
 import type { TariffSpec } from '../billing/tariff.js';
 import type { ServiceRecord } from '../catalogue/catalogue.js';
 import type { Catalogue } from '../catalogue/catalogue-service.js';
@@ -58,8 +58,7 @@ export function priceQuote(request: QuoteRequest): Quote {
     billableMs = cutoff.afterMs;
     // A charge the longest span does not reach (hours priced 0, or almost): the total is what that
     // span costs, never more than asked (a minimum charge above it is refused below).
-    const spanCost = chargeOfTime(base, billableMs);
-    totalMicros = cutoff.reason === 'charge_limit' || spanCost > request.maxChargeMicros ? request.maxChargeMicros : spanCost;
+    totalMicros = cutoff.reason === 'charge_limit' ? request.maxChargeMicros : minMicros(chargeOfTime(base, billableMs), request.maxChargeMicros);
   } else {
     throw errors.validation('A quote is for minutes, a maximum charge, or both.');
   }

@@ -4,8 +4,8 @@ import type { TransactionSql } from '../db/sql.js';
 /**
  * Raises the session's share of its account's outstanding limit to `toMicros`, if what is left
  * allows it; a session held on a postpaid account's statement is not held to the limit here, as
- * it was not when it opened (opening-sql.ts), but the share is still counted. Safe to run again: a share already that large
- * is reported reserved. Rows are locked session first, then account, as the journal does.
+ * it was not when it opened (opening-sql.ts), but the share is still counted. Safe to run again:
+ * a share already that large is reported reserved. Rows are locked session first, then account, as the journal does.
  */
 export async function reserveShare(tx: TransactionSql, input: ReserveInput, epoch: bigint | null = null): Promise<boolean> {
   const to = BigInt(input.toMicros);
