@@ -31,6 +31,7 @@ import { TopUps } from './accounts/top-ups.js';
 import { BalanceRefunds } from './accounts/refunds.js';
 import { StatementJob } from './statements/statement-job.js';
 import { isRefusedCapture, suspendOnRefusedCaptures } from './accounts/capture-failures.js';
+import { isDeclinedStatement, suspendOnDeclinedStatements } from './accounts/declined-statements.js';
 import { BalanceHolds, withBalances } from './payments/balance-gateway.js';
 import { AccountCommands } from './accounts/account-commands.js';
 import { AccountStates } from './accounts/account-states.js';
@@ -335,6 +336,12 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     suspendOnRefusedCaptures({ states: accountStates, clock: deps.clock, sql, suspendAfter: config.suspendAfterRefusedCaptures }),
   );
   await captureFailures.start();
+  // A declined statement charge suspends its account (src/accounts/declined-statements.ts).
+  const declinedStatements = new EventConsumer(
+    { sql, name: 'account-declined-statements', log: silent, bus: events, from: 'now', pollMs: config.webhooks.pollMs, wakeDelayMs: EVENT_CONSUMER_WAKE_DELAY_MS, wakesOn: isDeclinedStatement },
+    suspendOnDeclinedStatements({ states: accountStates, clock: deps.clock }),
+  );
+  await declinedStatements.start();
   const statements = new StatementJob({ sql, clock: deps.clock, log: silent, gateway, published: (committed) => events.publish(committed), sweepMs: config.statementSweepMs });
   await statements.start();
   const app = await buildApp({
@@ -357,6 +364,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     accountCommands: new AccountCommands({ sql, clock: deps.clock, states: accountStates }),
     topUps,
     refunds,
+    chargeStatements: () => void statements.run(),
     operatorFor: (apiKey) => lookups.run(() => findOperatorByKey(authSql, apiKey)),
     bootstrapToken: admin.token,
     rateLimits: config.rateLimits,
@@ -433,7 +441,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       await traffic.close();
       await upstreamHealth.stop();
       await demo?.close();
-      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), follower?.stop(), remoteOccupancy?.stop(), stopFollowingCatalogue?.()]);
+      await Promise.all([webhookQueue.stop(), webhookSender.stop(), statements.stop(), captureFailures.stop(), declinedStatements.stop(), follower?.stop(), remoteOccupancy?.stop(), stopFollowingCatalogue?.()]);
       // Servers handed back with their writes committed: the other nodes take them at once.
       await leases?.stop();
       await supervisor.stop();

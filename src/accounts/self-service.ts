@@ -7,23 +7,29 @@ import { errors } from '../errors.js';
 import { CardDeclinedError, CardInvalidError, CardNetworkUnavailableError, type CardDetails, type CardGateway } from '../payments/gateway.js';
 import { hashPassword, verifyPassword } from './credentials.js';
 import type { StatementPeriod } from '../statements/periods.js';
+import { retryDeclinedCharges } from '../statements/statement-sql.js';
 
 /**
  * A new card for the account: exchanged for a token at the card network first (DESIGN rule 10),
  * then it replaces the old one, whose token is forgotten. Sessions already running keep the hold
- * they have on the old card; new sessions hold on the new one.
+ * they have on the old card; new sessions hold on the new one. Statements the old card was
+ * declined for are charged to the new one, at once.
  */
-export async function changeCard(deps: { sql: Sql; gateway: CardGateway }, accountId: string, card: CardDetails): Promise<void> {
+export async function changeCard(deps: { sql: Sql; gateway: CardGateway; chargeStatements: () => void }, accountId: string, card: CardDetails): Promise<void> {
   const tokenized = await deps.gateway.tokenize(card, `card-change:${accountId}:${randomUUID()}`).catch((error: unknown) => {
     if (error instanceof CardInvalidError) throw errors.cardInvalid(error.field, error.message);
     if (error instanceof CardDeclinedError) throw errors.cardDeclined(error.reason);
     if (error instanceof CardNetworkUnavailableError) throw errors.cardNetworkUnavailable();
     throw error;
   });
-  await deps.sql`
-    update accounts set card_token = ${tokenized.token}, card_brand = ${tokenized.brand}, card_last4 = ${tokenized.last4},
-      card_exp_month = ${tokenized.expMonth}, card_exp_year = ${tokenized.expYear}
-    where id = ${accountId}`;
+  const retried = await transaction(deps.sql, async (tx) => {
+    await tx`
+      update accounts set card_token = ${tokenized.token}, card_brand = ${tokenized.brand}, card_last4 = ${tokenized.last4},
+        card_exp_month = ${tokenized.expMonth}, card_exp_year = ${tokenized.expYear}
+      where id = ${accountId}`;
+    return retryDeclinedCharges(tx, accountId);
+  });
+  if (retried > 0) deps.chargeStatements();
 }
 
 /**

@@ -42,6 +42,8 @@ export interface RouteDeps {
   topUps: TopUps;
   /** A closed account's balance sent back to the card (src/accounts/refunds.ts). */
   refunds: BalanceRefunds;
+  /** Charges what statements owe now (a new card pays a declined one at once, not at the next sweep). */
+  chargeStatements: () => void;
   /** The enabled operator an API key belongs to. */
   operatorFor: (apiKey: string) => Promise<AuthenticatedOperator | null>;
   /** TOLLGATE_ADMIN_TOKEN or the generated one: it only creates the first admin operator. */

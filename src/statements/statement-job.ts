@@ -23,6 +23,7 @@ export class StatementJob {
   private readonly deadline: DeadlineScheduler;
   private sweeping: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
+  private again = false;
   private stopped = false;
 
   constructor(
@@ -51,14 +52,28 @@ export class StatementJob {
     await this.running;
   }
 
-  /** Produces every statement due now; one run at a time. Answers how many were produced. */
+  /**
+   * Produces every statement due now and charges what they owe; one run at a time. A run asked for
+   * while one is under way follows it (that one may have read the charges to make already). Answers
+   * how many were produced.
+   */
   run(): Promise<number> {
-    this.running ??= this.produceDue()
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.produceDue()
       .catch((error: unknown) => {
         this.deps.log.warn({ err: String(error) }, 'statements not produced; tried again at the next run');
         return 0;
       })
-      .finally(() => (this.running = null));
+      .finally(() => {
+        this.running = null;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          void this.run();
+        }
+      });
     return this.running;
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable, TransactionSql } from '../db/sql.js';
+import { formatAmount, type Micros } from '../billing/money.js';
 import { appendEvents, type StoredEvent } from '../events/event-store.js';
 import { periodAfter, type StatementPeriod } from './periods.js';
 
@@ -157,20 +158,52 @@ export async function findStatement(db: Queryable, id: string, accountId?: strin
   return row ?? null;
 }
 
-/** Statements whose postpaid total is still to be charged to the card. */
-export async function pendingCharges(db: Queryable, limit: number): Promise<(StoredStatement & { cardToken: string })[]> {
-  return db<(StoredStatement & { cardToken: string })[]>`
-    select ${db.unsafe(COLUMNS)}, (select card_token from accounts a where a.id = statements.account_id) as "cardToken"
+/** Statements whose postpaid total is still to be charged to the card, with the card to charge now and the attempt under way. */
+export async function pendingCharges(db: Queryable, limit: number): Promise<(StoredStatement & { cardToken: string; attempt: number })[]> {
+  return db<(StoredStatement & { cardToken: string; attempt: number })[]>`
+    select ${db.unsafe(COLUMNS)}, (select card_token from accounts a where a.id = statements.account_id) as "cardToken", charge_attempt as attempt
     from statements where charge_state = 'pending' order by produced_at limit ${limit}`;
 }
 
-/** Records how the charge of a statement's postpaid total ended; once, whoever drove it. */
+/**
+ * Records how the charge of a statement's postpaid total ended; once, whoever drove it. A decline
+ * appends `statement.charge_declined` in the same transaction: the account is suspended on it
+ * (src/accounts/declined-statements.ts) and operators' webhooks hear of it.
+ */
 export async function settleCharge(
-  db: Queryable,
-  statementId: string,
+  db: TransactionSql,
+  statement: { id: string; accountId: string; attempt: number; dueMicros: bigint; currency: string },
   outcome: { state: 'charged' | 'declined'; chargeId: string | null; declineReason: string | null },
-): Promise<void> {
-  await db`
+  at: number,
+): Promise<StoredEvent[]> {
+  const settled = await db`
     update statements set charge_state = ${outcome.state}, charge_id = ${outcome.chargeId}, charge_decline_reason = ${outcome.declineReason}
-    where id = ${statementId} and charge_state = 'pending'`;
+    where id = ${statement.id} and charge_state = 'pending' and charge_attempt = ${statement.attempt}`;
+  if (settled.count === 0 || outcome.state !== 'declined') return [];
+  return appendEvents(db, [
+    {
+      key: `statement:${statement.id}:declined:${statement.attempt}`,
+      stream: `account:${statement.accountId}`,
+      type: 'statement.charge_declined',
+      at,
+      payload: {
+        accountId: statement.accountId,
+        statementId: statement.id,
+        due: formatAmount(statement.dueMicros as Micros),
+        currency: statement.currency,
+        declineReason: outcome.declineReason,
+      },
+    },
+  ]);
+}
+
+/**
+ * A new card pays what the old one was refused: the account's declined statements are charged
+ * again, each as a new attempt with keys of its own. Answers how many.
+ */
+export async function retryDeclinedCharges(db: Queryable, accountId: string): Promise<number> {
+  const retried = await db`
+    update statements set charge_state = 'pending', charge_attempt = charge_attempt + 1, charge_decline_reason = null
+    where account_id = ${accountId} and charge_state = 'declined'`;
+  return retried.count;
 }

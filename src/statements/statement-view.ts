@@ -64,7 +64,21 @@ export function statementView(s: StoredStatement): StatementView {
   };
 }
 
-const CSV_COLUMNS = ['kind', 'id', 'service', 'startedAt', 'endedAt', 'minutes', 'uses', 'amount', 'paidFrom', 'at'];
+const CSV_COLUMNS = ['kind', 'id', 'service', 'startedAt', 'endedAt', 'minutes', 'uses', 'amount', 'paidFrom', 'at', 'state'];
+
+/** How the charge of what is due stands, as the PDF says it: never "charged" before the card company said so. */
+function dueChargeText(charge: StatementView['charge']): string {
+  switch (charge.state) {
+    case 'none':
+      return 'nothing to charge';
+    case 'pending':
+      return 'being charged to the card';
+    case 'charged':
+      return `charged to the card (${charge.chargeId ?? ''})`;
+    case 'declined':
+      return `declined by the card company (${charge.declineReason ?? 'declined'}): still owed, and charged to the next card the account is given`;
+  }
+}
 
 /** One row per line, then the totals; formulas escaped (OWASP's CSV injection advice), as the session log does. */
 export function statementCsv(view: StatementView): string {
@@ -78,6 +92,8 @@ export function statementCsv(view: StatementView): string {
     { kind: 'total_top_ups', amount: view.totals.topUps },
     { kind: 'total_refunds', amount: view.totals.refunds },
     { kind: 'total_due', amount: view.totals.due },
+    // How the charge of what is due stands: `declined: <reason>` is still owed.
+    { kind: 'due_charge', id: view.charge.chargeId, amount: view.totals.due, state: view.charge.state === 'declined' ? `declined: ${view.charge.declineReason ?? ''}` : view.charge.state },
   ];
   return stringify(rows, { header: true, columns: CSV_COLUMNS, cast: { number: (n) => String(n) }, escape_formulas: true });
 }
@@ -124,7 +140,7 @@ export function statementPdf(view: StatementView, customer: { name: string; emai
     doc.text(`Paid from the prepaid balance: ${view.totals.paidFromBalance}`);
     doc.text(`Top-ups charged to the card: ${view.totals.topUps}`);
     doc.text(`Refunded to the card: ${view.totals.refunds}`);
-    doc.text(`Due (postpaid), charged to the card with this statement: ${view.totals.due}`);
+    doc.text(`Due (postpaid): ${view.totals.due}, ${dueChargeText(view.charge)}`);
     doc.end();
   });
 }

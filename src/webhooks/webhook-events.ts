@@ -9,6 +9,8 @@ export const WEBHOOK_EVENT_TYPES = [
   'account.refunded',
   'account.refund_refused',
   'statement.ready',
+  // What a postpaid account owes, declined by the card company: the account is suspended on it.
+  'statement.charge_declined',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { sandbox } from '../helpers/card-network.js';
-import { createService, signUp } from '../helpers/customers.js';
+import { createService, signUp, VISA_DECLINED, VISA_OK } from '../helpers/customers.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 
 const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
@@ -86,5 +86,47 @@ describe('a postpaid account', () => {
     expect(hold?.amount).toBe('8.00');
     clock.advance(1_000);
     await call('POST', `/v1/sessions/${held.id}/logoff`, card.auth);
+  });
+
+  it('is suspended when the card company declines its statement, and a new card pays what it owes', async () => {
+    const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
+    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+    const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
+    clock.advance(10 * 60_000);
+    expect((await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth)).json()).toMatchObject({ state: 'settled', charge: '6.00' });
+    const running = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
+    expect(running.state).toBe('active');
+
+    // The period ends: its statement owes 6.00 (and what the running session is charged goes on the next).
+    clock.set(Date.UTC(2027, 0, 1, 0, 0, 0));
+    // A month on, the sign-up's token has expired: the customer logs in again.
+    const login = await call('POST', '/v1/auth/tokens', {}, { email: customer.account.email, password: 'analytical engine' });
+    customer.auth = { authorization: `Bearer ${login.json().token}` };
+    const latest = async () => (await call('GET', '/v1/account/statements', customer.auth)).json().statements[0];
+    await expect.poll(async () => (await latest())?.charge.state, { timeout: 10_000 }).toBe('declined');
+    const declined = await latest();
+    expect(declined).toMatchObject({ totals: { due: '6.00' }, charge: { state: 'declined', chargeId: null, declineReason: 'generic_decline' } });
+    const csv = await call('GET', `/v1/account/statements/${declined.id}?format=csv`, customer.auth);
+    expect(csv.body).toContain(',6.00,,,declined: generic_decline');
+
+    // Suspended by tollgate: nothing more runs up on a card that does not pay.
+    const suspended = async () => (await call('GET', '/v1/account', customer.auth)).json().account.state;
+    await expect.poll(suspended, { timeout: 10_000 }).toBe('suspended');
+    await expect.poll(async () => (await call('GET', `/v1/sessions/${running.id}`, customer.auth)).json().state, { timeout: 10_000 }).toBe('settled');
+    expect((await call('POST', '/v1/sessions', customer.auth, { serviceId })).json().code).toBe('ACCOUNT_NOT_ACTIVE');
+
+    // A new card is charged what the old one was refused, with keys of its own.
+    const network = sandbox(tollgate.cardNetworkUrl);
+    const changed = await tollgate.app.inject({ method: 'PUT', url: '/v1/account/card', headers: customer.auth, payload: { card: { number: VISA_OK, expMonth: 12, expYear: 2031, cvc: '123' } } });
+    expect(changed.statusCode).toBe(200);
+    await expect.poll(async () => (await latest())?.charge.state, { timeout: 10_000 }).toBe('charged');
+    const paid = await latest();
+    expect(paid.id).toBe(declined.id);
+    const captures = await network.captures();
+    expect(captures.filter((c) => c.id === paid.charge.chargeId)).toEqual([expect.objectContaining({ amount: '6.00' })]);
+    const pdf = await call('GET', `/v1/account/statements/${paid.id}?format=csv`, customer.auth);
+    expect(pdf.body).toContain(`due_charge,${paid.charge.chargeId},,,,,,6.00,,,charged`);
+    // Resuming stays an operator's call, as after refused captures.
+    expect(await suspended()).toBe('suspended');
   });
 });
