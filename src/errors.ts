@@ -179,7 +179,14 @@ export const errors = {
   webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
   topUpAlreadySent: (amount: string) =>
     new AppError(409, 'TOP_UP_ALREADY_SENT', `This top-up was already sent, for another amount or account: nothing more was charged. To add ${amount}, ask again from a fresh page (or with a new Idempotency-Key).`),
-  notPrepaid: () => new AppError(409, 'NOT_PREPAID', 'Only a prepaid account has a balance to top up; set paymentMode to "prepaid" first.'),
+  notPrepaid: (postpaid: boolean) =>
+    new AppError(
+      409,
+      'NOT_PREPAID',
+      postpaid
+        ? 'Only a prepaid account has a balance to top up; this one is postpaid (what it uses is charged with its statement), which only operators change.'
+        : 'Only a prepaid account has a balance to top up; set paymentMode to "prepaid" first.',
+    ),
   paymentModeNotYours: () => new AppError(403, 'PAYMENT_MODE_SET_BY_OPERATORS', 'Postpaid accounts are set, and changed, by operators.'),
   statementNotFound: () => new AppError(404, 'STATEMENT_NOT_FOUND', 'No statement of yours has this id.'),
 };

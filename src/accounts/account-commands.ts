@@ -46,9 +46,13 @@ export class AccountCommands {
   async setPaymentMode(accountId: string, mode: PaymentMode, operator: { actor: Actor; requestId?: string | undefined }, reason: string): Promise<void> {
     const at = this.deps.clock.now();
     const [row] = await this.deps.sql<{ before: PaymentMode }[]>`
-      update accounts a set payment_mode = ${mode} from accounts b where a.id = ${accountId} and b.id = a.id
+      update accounts a set payment_mode = ${mode} from accounts b where a.id = ${accountId} and b.id = a.id and b.state <> 'closed'
       returning b.payment_mode as before`;
-    if (!row) throw errors.accountNotFound();
+    if (!row) {
+      // A closed account pays for nothing more: its mode stays what it closed with.
+      const [account] = await this.deps.sql`select 1 from accounts where id = ${accountId}`;
+      throw account ? errors.accountNotActive('closed') : errors.accountNotFound();
+    }
     await recordAudit(this.deps.sql, {
       ...operator,
       action: 'account.payment_mode',

@@ -79,8 +79,12 @@ export async function derivedHoldRefusal(db: Queryable, accountId: string, holdM
   return account?.balanceBinds ? errors.cardDeclined('balance_too_low') : limitReached(holdMicros, availableMicros);
 }
 
-/** The answer when a hold does not fit what is left of the outstanding limit. */
-export function limitReached(holdMicros: bigint, availableMicros: bigint) {
+/**
+ * The answer when a hold does not fit what is left of the outstanding limit. What is free is never
+ * less than nothing: postpaid sessions are not held to the limit, and may hold past it.
+ */
+export function limitReached(holdMicros: bigint, reportedMicros: bigint) {
+  const availableMicros = reportedMicros < 0n ? 0n : reportedMicros;
   return errors.outstandingLimitReached(
     formatAmount(availableMicros),
     `This session needs a hold of ${formatAmount(holdMicros)} but only ${formatAmount(availableMicros)} of the outstanding limit is free.`,

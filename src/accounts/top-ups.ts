@@ -94,9 +94,9 @@ export class TopUps {
       // Nothing inserted: the same id sent twice at once (the first one's row is driven), not prepaid, or closed.
       sameRequest((await sql<Row[]>`select ${sql.unsafe(COLUMNS)} from top_ups where id = ${id}`)[0]);
     if (!row) {
-      const [account] = await sql<{ state: string }[]>`select state from accounts where id = ${accountId}`;
+      const [account] = await sql<{ state: string; paymentMode: string }[]>`select state, payment_mode as "paymentMode" from accounts where id = ${accountId}`;
       if (account?.state === 'closed') throw errors.accountNotActive('closed');
-      throw errors.notPrepaid();
+      throw errors.notPrepaid(account?.paymentMode === 'postpaid');
     }
     const driven = await this.drive(row);
     if (driven.state === 'declined') throw errors.cardDeclined(driven.declineReason ?? 'generic_decline');

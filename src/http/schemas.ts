@@ -40,7 +40,10 @@ export function amount(maxDecimals: number, maxMicros: bigint) {
   return z.string().transform((input, ctx) => {
     const micros = parseAmount(input, maxDecimals);
     if (micros === null) {
-      ctx.addIssue({ code: 'custom', message: `must be a decimal string with at most ${maxDecimals} decimals, like "12.50"` });
+      // Well formed but past parseAmount's twelve digits: too large, not malformed.
+      const [, whole, fraction = ''] = /^([1-9]\d*)(?:\.(\d+))?$/.exec(input) ?? [];
+      const tooLarge = whole !== undefined && fraction.length <= maxDecimals;
+      ctx.addIssue({ code: 'custom', message: tooLarge ? `must be at most ${formatAmount(maxMicros)}` : `must be a decimal string with at most ${maxDecimals} decimals, like "12.50"` });
       return z.NEVER;
     }
     if (micros > maxMicros) {
@@ -72,7 +75,7 @@ const LATEST = Date.UTC(9999, 11, 31);
  */
 export const instantParam = z.iso
   .datetime()
-  .refine((text) => Date.parse(text) >= EARLIEST && Date.parse(text) <= LATEST, { message: 'must lie between 1970 and 9999' });
+  .refine((text) => Date.parse(text) >= EARLIEST && Date.parse(text) <= LATEST, { message: 'must lie between 1970-01-01T00:00:00Z and 9999-12-31T00:00:00Z' });
 
 /** Every 4xx and 5xx body (DESIGN rule 9). */
 export const problemSchema = z.looseObject({
@@ -379,7 +382,8 @@ export const webhookEndpointInput = z.object({
   // Credentials in the URL would be shown to every operator, and fetch refuses to send them anyway.
   url: z
     .url({ protocol: /^https?$/, message: 'must be an http or https URL' })
-    .max(2000)
+    // Its own message: the url format's message is given to every check of the string.
+    .max(2000, 'must be at most 2000 characters')
     .refine((text) => !URL.canParse(text) || (!new URL(text).username && !new URL(text).password), 'must not carry a user name or password: sign deliveries instead'),
   eventTypes: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1, 'choose at least one event').max(WEBHOOK_EVENT_TYPES.length),
 });

@@ -101,7 +101,9 @@ export class SessionCommands {
     if (after.context.extensions === attempt && !after.hasTag('extending')) throw errors.sessionNotActive(stateNameOf(after));
     if (after.context.extensions > attempt && extension?.outcome === 'declined') {
       if (extension.reason === 'outstanding_limit_reached') {
-        const available = (await availableHeadroom(this.deps.sql, accountId)) ?? 0n;
+        // Never less than nothing: postpaid sessions of the account may hold past its limit.
+        const headroom = (await availableHeadroom(this.deps.sql, accountId)) ?? 0n;
+        const available = headroom < 0n ? 0n : headroom;
         throw errors.outstandingLimitReached(
           formatAmount(available),
           `Raising the limit needs ${formatAmount(maxChargeMicros - BigInt(extension.fromMicros))} more but only ${formatAmount(available)} of the outstanding limit is free.`,

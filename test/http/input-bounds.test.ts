@@ -34,6 +34,24 @@ describe('amounts and quantities', () => {
     expect((await network.calls()).tokenize ?? 0).toBe(before);
   });
 
+  it('says what is wrong with a value too large or too late, and with a webhook URL too long', async () => {
+    const tooLarge = await signUpWith({ outstandingLimit: '999999999999999999.99' });
+    const messages = (response: { json(): { issues: { message: string }[] } }) => response.json().issues.map((issue) => issue.message).join('; ');
+    expect(messages(tooLarge)).toBe('must be at most 100000.00');
+    const malformed = await signUpWith({ outstandingLimit: '12.345' });
+    expect(messages(malformed)).toContain('at most 2 decimals');
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    const customer = await signUp(tollgate.app);
+    const late = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, minutes: 1, startAt: '9999-12-31T23:59:00Z' } });
+    expect(messages(late)).toContain('must lie between 1970-01-01T00:00:00Z and 9999-12-31T00:00:00Z');
+    const url = (length: number) => `http://127.0.0.1:5311/${'a'.repeat(length - 'http://127.0.0.1:5311/'.length)}`;
+    const long = await tollgate.app.inject({ method: 'POST', url: '/v1/ops/webhooks', headers: ops, payload: { url: url(2001), eventTypes: ['session.settled'] } });
+    expect(long.statusCode).toBe(400);
+    expect(messages(long)).toBe('must be at most 2000 characters');
+    const longest = await tollgate.app.inject({ method: 'POST', url: '/v1/ops/webhooks', headers: ops, payload: { url: url(2000), eventTypes: ['session.settled'] } });
+    expect(longest.statusCode).toBe(201);
+  });
+
   it('runs a session at the largest limit and the smallest price with a cutoff that is a real instant, and lists it', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '100000.00' });
     const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.000001' });

@@ -129,4 +129,22 @@ describe('a postpaid account', () => {
     // Resuming stays an operator's call, as after refused captures.
     expect(await suspended()).toBe('suspended');
   });
+
+  it('says how much of the limit is free as no less than nothing, and refuses what a postpaid or closed account cannot do', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '20.00' });
+    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+    const topUp = await call('POST', '/v1/account/top-ups', customer.auth, { amount: '3.00' });
+    expect(topUp.json()).toMatchObject({ code: 'NOT_PREPAID', detail: expect.stringContaining('only operators change') });
+    const postpaid = (await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '50.00' })).json();
+    expect(postpaid.state).toBe('active');
+    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'card', reason: 'contract ended' });
+    const refused = (await call('POST', '/v1/sessions', customer.auth, { serviceId, maxMinutes: 1 })).json();
+    expect(refused).toMatchObject({ code: 'OUTSTANDING_LIMIT_REACHED', available: '0.00', detail: expect.stringContaining('only 0.00 of the outstanding limit is free') });
+    clock.advance(1_000);
+    await call('POST', `/v1/sessions/${postpaid.id}/logoff`, customer.auth);
+    expect((await call('POST', '/v1/account/close', customer.auth, { reason: 'moving on' })).statusCode).toBe(200);
+    const closed = await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'prepaid', reason: 'too late' });
+    expect(closed.statusCode).toBe(409);
+    expect(closed.json().code).toBe('ACCOUNT_NOT_ACTIVE');
+  });
 });
