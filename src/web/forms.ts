@@ -22,8 +22,17 @@ export function formValues(body: unknown, name: string): string[] {
 export function numberField(text: string | undefined): number | string | undefined {
   const trimmed = text?.trim() ?? '';
   if (trimmed === '') return undefined;
+  // Decimal notation only, as JSON writes numbers: Number() would also read 0x10, 0b11 and 0o7.
+  if (!DECIMAL_NUMBER.test(trimmed)) return trimmed;
   const value = Number(trimmed);
   return Number.isFinite(value) ? value : trimmed;
+}
+
+const DECIMAL_NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** The message a page's `?done=` names, from its own table only: never an inherited name like `constructor`. */
+export function doneMessage<T extends Readonly<Record<string, string>>>(messages: T, done: string | undefined): string | null {
+  return done !== undefined && Object.hasOwn(messages, done) ? messages[done]! : null;
 }
 
 /** A text field: blank is "not given". */

@@ -47,7 +47,14 @@ describe('quotes in the portal', () => {
     clock.set(Date.UTC(2026, 10, 30, 10));
     expect((await web.get(quoteUrl)).body).toContain('Open session with this quote');
 
-    const opened = await web.post(`/services/${serviceId}/open`, { quoteId: quoteUrl.split('/').pop()!, waitSeconds: '0' });
+    const quoteId = quoteUrl.split('/').pop()!;
+    // A refused open from the quote comes back as that quote's open, not a plain one at list price.
+    const refused = await web.post(`/services/${serviceId}/open`, { quoteId, waitSeconds: 'soon' });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.body).toContain(`<input type="hidden" name="quoteId" value="${quoteId}">`);
+    expect(refused.body).toContain('>Open session with this quote</button>');
+    expect(refused.body).not.toContain('name="maxCharge"');
+    const opened = await web.post(`/services/${serviceId}/open`, { quoteId, waitSeconds: '0' });
     expect(opened.headers.location).toMatch(/^\/sessions\/[0-9a-f-]{36}$/);
     const session = (await tollgate.app.inject({ url: `/v1${opened.headers.location}`, headers: auth })).json();
     expect(session.quote).toMatchObject({ total: '6.00' });
@@ -78,6 +85,25 @@ describe('quotes in the portal', () => {
     const expired = await web.get(quoteUrl);
     expect(expired.body).toContain('(QUOTE_EXPIRED)');
     expect(expired.body).not.toContain('Open session with this quote');
+  });
+});
+
+describe('what a page reads from its address and its forms', () => {
+  it('shows no message for a ?done= that names none, and reads numbers in decimal notation only', async () => {
+    const { web } = await customer();
+    for (const done of ['constructor', '__proto__', 'toString']) {
+      const page = await web.get(`/account?done=${done}`);
+      expect(page.statusCode).toBe(200);
+      expect(page.body).not.toContain('[native code]');
+      expect(page.body).not.toContain('[object Object]');
+      expect(page.body).not.toContain('class="flash');
+    }
+    await web.get(`/services/${serviceId}/open`);
+    for (const maxMinutes of ['0x10', '0b11', '0o7']) {
+      const refused = await web.post(`/services/${serviceId}/open`, { maxMinutes, waitSeconds: '0' });
+      expect(refused.statusCode, maxMinutes).toBe(400);
+      expect(refused.body).toContain('id="f-maxMinutes-error">Max minutes');
+    }
   });
 });
 

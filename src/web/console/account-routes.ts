@@ -9,7 +9,7 @@ import { AppError, errors as appErrors } from '../../errors.js';
 import { text } from '../../http/schemas.js';
 import { findStatement, listStatements } from '../../statements/statement-sql.js';
 import { statementFile, statementView } from '../../statements/statement-view.js';
-import { fieldErrors, formFields } from '../forms.js';
+import { doneMessage, fieldErrors, formFields } from '../forms.js';
 import type { WebDeps } from '../web-deps.js';
 import { ACCOUNT_STATES, accountsPage, consoleAccountPage, STATE_ACTIONS, type StateAction } from './account-pages.js';
 import { consoleKit, sendPage } from './console-kit.js';
@@ -98,8 +98,8 @@ export function consoleAccountRoutes(site: FastifyInstance, deps: WebDeps): void
   });
 
   app.get('/ops/accounts/:id', { schema: { ...hidden, params: idParams, querystring: doneQuery }, config: { permission: 'read' }, preHandler: operatorsOnly }, async (request, reply) => {
-    const done = request.query.done;
-    return accountPage(request, reply, request.params.id, { flash: done ? { kind: 'ok', text: DONE[done] } : null });
+    const done = doneMessage(DONE, request.query.done);
+    return accountPage(request, reply, request.params.id, { flash: done ? { kind: 'ok', text: done } : null });
   });
 
   app.post(

@@ -13,7 +13,7 @@ import { sessionLog, sessionLogCsv } from '../../reports/session-log.js';
 import { usageReport } from '../../reports/usage.js';
 import { sessionHistory } from '../../sessions/ops-queries.js';
 import { CONSOLE_COOKIE, sessionCookie } from '../cookies.js';
-import { fieldErrors, formFields, numberField, optionalText } from '../forms.js';
+import { doneMessage, fieldErrors, formFields, numberField, optionalText } from '../forms.js';
 import { html } from '../html.js';
 import type { WebDeps } from '../web-deps.js';
 import { periodStarts, usageChart, type Metric } from './charts.js';
@@ -48,7 +48,10 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
   const cap = z.number().int().min(0).max(10_000_000);
 
   const { operatorsOnly, context, by, may } = consoleKit(deps);
-  const doneFlash = (done: string | undefined) => (done && DONE[done] ? { kind: 'ok' as const, text: DONE[done] } : null);
+  const doneFlash = (done: string | undefined) => {
+    const text = doneMessage(DONE, done);
+    return text ? { kind: 'ok' as const, text } : null;
+  };
   const services = () => deps.catalogue.services().map((s) => ({ id: s.id, name: s.name }));
   const serviceName = (id: string) => deps.catalogue.service(id)?.name ?? id;
   const doneQuery = z.object({ done: z.string().max(20).optional() });

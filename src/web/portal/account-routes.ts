@@ -11,7 +11,7 @@ import { cardInput, positiveAmount, secret, text } from '../../http/schemas.js';
 import { findStatement, listStatements } from '../../statements/statement-sql.js';
 import { statementFile, statementView } from '../../statements/statement-view.js';
 import { CUSTOMER_COOKIE } from '../cookies.js';
-import { fieldErrors, formFields, numberField, optionalText } from '../forms.js';
+import { doneMessage, fieldErrors, formFields, numberField, optionalText } from '../forms.js';
 import type { WebDeps } from '../web-deps.js';
 import { ACCOUNT_LABELS, accountPage, closedPage, type FormState } from './account-pages.js';
 import { portalKit, sendPage } from './portal-kit.js';
@@ -55,7 +55,7 @@ export function portalAccountRoutes(site: FastifyInstance, deps: WebDeps): void 
   };
 
   app.get('/account', { schema: { ...hidden, querystring: z.object({ done: z.string().max(20).optional() }) }, preHandler: customersOnly }, async (request, reply) => {
-    const done = DONE[request.query.done as Done] as string | undefined;
+    const done = doneMessage(DONE, request.query.done);
     return page(request, reply, done ? { kind: 'ok', text: done } : null);
   });
 

@@ -106,6 +106,8 @@ ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: '
   );
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export function openSessionPage(
   ctx: PortalContext,
   row: CatalogueRow,
@@ -114,6 +116,8 @@ export function openSessionPage(
   formError: string | null = null,
 ): SafeHtml {
   const full = row.seatsFree === 0;
+  // A refused open from a quote's page comes back here: it is still that quote's open.
+  const quoteId = values.quoteId !== undefined && UUID.test(values.quoteId) ? values.quoteId : null;
   return portalPage(
     ctx,
     `Open a session on ${row.name}`,
@@ -124,13 +128,21 @@ export function openSessionPage(
 ${full ? html`<p class="notice" role="status">The service is full: ${row.queued} waiting${row.waitSeconds === null ? '' : `, the longest for ${row.waitSeconds} s`}. Set how long you will wait for a seat.</p>` : ''}
 <p class="notice" data-field="asking" role="status" hidden>Asking for a seat; when the service is full you wait in the queue, up to the time you set.</p>
 </div>
-<p>Or <a href="/quote?serviceId=${row.id}">get a quote first</a>: a price agreed before you start.</p>
+${
+  quoteId
+    ? html`<p>With <a href="/quotes/${quoteId}">your quote</a>: its price and limits hold.</p>`
+    : html`<p>Or <a href="/quote?serviceId=${row.id}">get a quote first</a>: a price agreed before you start.</p>`
+}
 <form method="post" action="/services/${row.id}/open" data-open-form>
 ${csrfInput(ctx.csrf)}
-${field({ name: 'maxMinutes', label: 'Max minutes (optional)', inputmode: 'decimal', value: values.maxMinutes, error: errors.maxMinutes, hint: 'The session ends after this long.' })}
-${field({ name: 'maxCharge', label: 'Max charge (optional)', inputmode: 'decimal', value: values.maxCharge, error: errors.maxCharge, hint: `In ${row.currency}, like 5.00. Without it, what is left of your outstanding limit.` })}
+${
+  quoteId
+    ? html`<input type="hidden" name="quoteId" value="${quoteId}">`
+    : html`${field({ name: 'maxMinutes', label: 'Max minutes (optional)', inputmode: 'decimal', value: values.maxMinutes, error: errors.maxMinutes, hint: 'The session ends after this long.' })}
+${field({ name: 'maxCharge', label: 'Max charge (optional)', inputmode: 'decimal', value: values.maxCharge, error: errors.maxCharge, hint: `In ${row.currency}, like 5.00. Without it, what is left of your outstanding limit.` })}`
+}
 ${field({ name: 'waitSeconds', label: 'Wait for a seat (seconds)', inputmode: 'numeric', value: values.waitSeconds ?? (full ? '30' : '0'), error: errors.waitSeconds, hint: 'When the service is full, how long to queue.' })}
-<button type="submit">Open session</button>
+<button type="submit">${quoteId ? 'Open session with this quote' : 'Open session'}</button>
 </form>`,
     ['portal.js'],
   );

@@ -14,7 +14,7 @@ import { limitedBy, limitersFor } from '../../http/rate-limits.js';
 import { positiveAmount } from '../../http/schemas.js';
 import { signUpSchema } from '../../http/sign-up-schema.js';
 import { CUSTOMER_COOKIE, sessionCookie } from '../cookies.js';
-import { fieldErrors, formFields, numberField, optionalText } from '../forms.js';
+import { doneMessage, fieldErrors, formFields, numberField, optionalText } from '../forms.js';
 import type { WebDeps } from '../web-deps.js';
 import { catalogueLive, catalogueRows } from './catalogue.js';
 import { cataloguePage, logInPage, openSessionPage, sessionPage, SIGN_UP_LABELS, signUpPage } from './pages.js';
@@ -171,7 +171,7 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
   };
 
   app.get('/sessions/:id', { schema: { ...hidden, params: idParams, querystring: z.object({ done: z.string().max(20).optional() }) }, preHandler: customersOnly }, async (request, reply) => {
-    const done = DONE[request.query.done ?? ''];
+    const done = doneMessage(DONE, request.query.done);
     const view = await sessionOf(request);
     return sendPage(reply, sessionPage(await context(request, reply, done ? { kind: 'ok', text: done } : null), view, serviceName(view.serviceId), deps.clock.now(), await serviceLink(request, view)));
   });
