@@ -1,4 +1,5 @@
 import { billableAt, chargeFor, cutoffOf, timeChargeMicros, wallAt, type Cutoff, type SessionTerms } from '../../src/billing/charge.js';
+import { MICROS_PER_CENT } from '../../src/billing/money.js';
 import type { EndReason, SessionContext } from './session.types.js';
 
 /**
@@ -14,18 +15,30 @@ export function usesHeld(context: Pick<SessionContext, 'uses'>): bigint {
   return BigInt(context.uses.usedMicros) + BigInt(context.uses.reservedMicros);
 }
 
+/**
+ * The charge limit with `usesMicros` of uses held. A quote for a time holds a cent more than its
+ * total (agreedHold) so that its time binds, not its last increment's start; a use may not spend
+ * that cent: once the session has uses, the agreed total is the limit.
+ */
+export function limitWith(context: Pick<TermsContext, 'maxChargeMicros' | 'quote'>, usesMicros: bigint): bigint {
+  const limit = BigInt(context.maxChargeMicros);
+  const total = context.quote ? BigInt(context.quote.totalMicros) : null;
+  return total !== null && usesMicros > 0n && limit - total === MICROS_PER_CENT ? total : limit;
+}
+
 export function termsOf(context: TermsContext, overrides: Partial<SessionTerms> = {}): SessionTerms {
   const startedAt = context.startedAt ?? context.createdAt;
   // Opened on a quote after its start: priced as the quote priced it (an outside probe's quote for
   // two minutes at 1.00, opened as a 2.00 hour began, ran one minute for the whole total).
   const quotedAt = context.quote?.startAt;
+  const usesMicros = overrides.usesMicros ?? usesHeld(context);
   return {
     tariff: context.tariff,
-    maxChargeMicros: BigInt(context.maxChargeMicros),
+    maxChargeMicros: limitWith(context, usesMicros),
     maxMs: context.maxMs,
     startedAt,
     resumes: context.resumes,
-    usesMicros: usesHeld(context),
+    usesMicros,
     ...(quotedAt !== undefined && quotedAt !== startedAt && { priceShiftMs: quotedAt - startedAt }),
     ...overrides,
   };
@@ -86,7 +99,8 @@ export function usesLeave(context: SessionContext, at: number, units: number): b
   const price = context.tariff.perUse ? BigInt(context.tariff.perUse.priceMicros) : null;
   if (price === null || context.startedAt === null) return null;
   const spent = timeChargeMicros(termsOf(context), billableMs(context, at));
-  return BigInt(context.maxChargeMicros) - spent - usesHeld(context) - price * BigInt(units);
+  const held = usesHeld(context) + price * BigInt(units);
+  return limitWith(context, held) - spent - held;
 }
 
 /** Whether `units` more uses at the tariff's price fit what the limit leaves at `at`. */

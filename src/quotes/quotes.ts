@@ -86,13 +86,14 @@ export function priceQuote(request: QuoteRequest): Quote {
 
 /**
  * What a session opened on the quote holds: the agreed total, or, for an agreed time it pays in
- * full and a service without per-use prices, what lets that time bind (holdForTime: one cent more
- * where increments would reach the total before the time is up). The charge is still at most
- * the time's cost, the total. With per-use prices a use may take that cent, so the total stays.
+ * full, what lets that time bind (holdForTime: one cent more where increments would reach the
+ * total before the time is up). The charge is still at most the time's cost, the total; with
+ * per-use prices a use may not take that cent (limitWith in machines/session/session.terms.ts):
+ * an outside probe's three minutes on such a service were cut at 121 s for the whole total.
  */
 export function agreedHold(quote: Pick<Quote, 'tariff' | 'maxMs' | 'totalMicros'>, at: number): Micros {
   const { tariff, maxMs, totalMicros } = quote;
-  if (maxMs === null || tariff.perUse !== null) return totalMicros;
+  if (maxMs === null) return totalMicros;
   if (chargeOfTime({ tariff, startedAt: at, resumes: [] }, maxMs) > totalMicros) return totalMicros;
   return holdForTime({ tariff, at, maxMs, holdMicros: totalMicros });
 }
