@@ -110,6 +110,8 @@ export const errors = {
   idempotencyKeyRequired: () =>
     new AppError(400, 'IDEMPOTENCY_KEY_REQUIRED', 'A commit without a reservation needs an Idempotency-Key header, so that a retry cannot count the uses twice.'),
   notPricedPerUse: () => new AppError(409, 'NOT_PRICED_PER_USE', 'This service has no price per use.'),
+  meteredAtTheEdge: () =>
+    new AppError(409, 'METERED_AT_THE_EDGE', 'This service is priced per request: tollgate counts its requests at the edge; the metering API is for services priced per unit.'),
   reservationNotFound: () => new AppError(404, 'RESERVATION_NOT_FOUND', 'This session made no such reservation.'),
   quoteNotFound: () => new AppError(404, 'QUOTE_NOT_FOUND', 'No quote of yours has this id.'),
   quoteUsed: () => new AppError(409, 'QUOTE_USED', 'This quote has already opened a session; ask for a new one.'),

@@ -159,6 +159,8 @@ export class Metering {
     }
     if (snapshot.context.serviceId !== serviceId) throw errors.sessionNotFound();
     if (!snapshot.context.tariff.perUse) throw errors.notPricedPerUse();
+    // Its requests are counted at the edge, and their reservations are the edge's to settle.
+    if (snapshot.context.tariff.perUse.unit === 'request') throw errors.meteredAtTheEdge();
     if (!snapshot.hasTag('billable') && !options.endedIsAnswer) throw errors.sessionNotActive(stateNameOf(snapshot));
     return snapshot;
   }

@@ -253,5 +253,65 @@ describe('the metering API', () => {
     expect(committed).toMatchObject({ used: '0.20', applied: true });
     expect(refused).toEqual({ error: expect.objectContaining({ status: 402, code: 'USE_LIMIT_REACHED' }) });
     expect(unknown).toEqual({ error: expect.objectContaining({ status: 404, code: 'RESERVATION_NOT_FOUND' }) });
+
+    // A malformed operation is refused in its place; the others are carried out.
+    const mixed = await meter('batch', service, {
+      operations: [{ op: 'query', sessionId, units: 1 }, { op: 'query', sessionId, units: 0 }, { op: 'commit', sessionId, units: 1 }, { op: 'release', sessionId, reservationId: 'r2' }],
+    });
+    expect(mixed.statusCode, mixed.body).toBe(200);
+    const [first, zero, unreserved, released] = mixed.json().results;
+    expect(first).toMatchObject({ reservationId: 'r2', applied: true });
+    expect(zero).toEqual({ error: expect.objectContaining({ status: 400, code: 'VALIDATION_FAILED', detail: expect.stringContaining('operations.1.units') }) });
+    expect(unreserved).toEqual({ error: expect.objectContaining({ status: 400, code: 'VALIDATION_FAILED', detail: expect.stringContaining('operations.2.reservationId') }) });
+    expect(released).toMatchObject({ reserved: '0.00', applied: true });
+  });
+
+  it('is refused for a service priced per request: the edge counts those, and settles their reservations', async () => {
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    await tollgate.app.inject({ method: 'PATCH', url: `/v1/services/${serviceId}`, headers: ops, payload: { tariff: { perUse: { unit: 'request', price: '0.10' } } } });
+    const issued = await tollgate.app.inject({ method: 'POST', url: `/v1/services/${serviceId}/credential`, headers: ops });
+    const service = { authorization: `Bearer ${issued.json().credential as string}` };
+    const { sessionId } = await openSession(serviceId);
+    const committed = await meter('commit', { ...service, 'idempotency-key': 'per-request-1' }, { sessionId, units: 3 });
+    expect(committed.statusCode).toBe(409);
+    expect(committed.json().code).toBe('METERED_AT_THE_EDGE');
+    expect((await meter('query', service, { sessionId, units: 1 })).json().code).toBe('METERED_AT_THE_EDGE');
+  });
+});
+
+describe('a quote for a time on a service priced per use, billed by the minute', () => {
+  it('runs that time in full for its total; a use shortens it, and never takes the charge past the total', async () => {
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    const tariff = { perUse: { unit: 'unit', price: '0.10' }, billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumCharge: '0.00' } };
+    expect((await tollgate.app.inject({ method: 'PATCH', url: `/v1/services/${serviceId}`, headers: ops, payload: { tariff } })).statusCode).toBe(200);
+    const issued = await tollgate.app.inject({ method: 'POST', url: `/v1/services/${serviceId}/credential`, headers: ops });
+    const service = { authorization: `Bearer ${issued.json().credential as string}` };
+    const customer = await signUp(tollgate.app);
+    const openOnQuote = async () => {
+      const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 3 } })).json();
+      expect(quote.total).toBe('1.80');
+      const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } });
+      expect(opened.statusCode, opened.body).toBe(201);
+      return opened.json();
+    };
+    const view = async (id: string) => (await tollgate.app.inject({ url: `/v1/sessions/${id}`, headers: customer.auth })).json();
+
+    // No use: the three minutes bind, not the start of the third (an outside probe's was cut at 121 s for 1.80).
+    const plain = await openOnQuote();
+    expect(plain).toMatchObject({ state: 'active', cutoffReason: 'time_limit' });
+    expect(Date.parse(plain.cutoffAt) - Date.parse(plain.startedAt)).toBe(180_000);
+
+    // A use of 0.10 leaves 1.70 for time: the third minute, billed when it starts, reaches the total there.
+    const used = await openOnQuote();
+    const reserved = (await meter('query', service, { sessionId: used.id, units: 1 })).json();
+    expect((await meter('commit', service, { sessionId: used.id, reservationId: reserved.reservationId, units: 1 })).statusCode).toBe(200);
+    expect(await view(used.id)).toMatchObject({ cutoffReason: 'charge_limit' });
+    expect(Date.parse((await view(used.id)).cutoffAt) - Date.parse(used.startedAt)).toBe(121_000);
+
+    clock.advance(180_000);
+    await expect.poll(async () => (await view(plain.id)).state, { timeout: 10_000 }).toBe('settled');
+    await expect.poll(async () => (await view(used.id)).state, { timeout: 10_000 }).toBe('settled');
+    expect(await view(plain.id)).toMatchObject({ endReason: 'time_limit', charge: '1.80', quote: { withinQuote: true } });
+    expect(await view(used.id)).toMatchObject({ endReason: 'charge_limit', charge: '1.80', quote: { withinQuote: true } });
   });
 });

@@ -142,25 +142,32 @@ export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null,
       '/v1/metering/batch',
       {
         schema: {
-          body: z.object({ operations: z.array(operation).min(1).max(100) }),
+          // Each operation is read on its own: a malformed one is refused in its place, as any refusal is.
+          body: z.object({ operations: z.array(z.unknown()).min(1).max(100) }),
           response: { 200: z.object({ results: z.array(z.union([useAnswerSchema, z.object({ error: failureSchema })])) }), ...problems },
         },
       },
       async (request) => {
-        const { operations } = request.body;
+        const results: Result[] = [];
+        const operations: { index: number; op: Operation }[] = [];
+        request.body.operations.forEach((raw, index) => {
+          const parsed = operation.safeParse(raw);
+          if (parsed.success) operations.push({ index, op: parsed.data });
+          else results[index] = failure(errors.validation(parsed.error.issues.map((issue) => `operations.${[index, ...issue.path].join('.')}: ${issue.message}`).join('; ')));
+        });
         // In a cluster each run of operations is answered by the node that runs its sessions (a
         // batch forwarded here is not sent on again: what does not run here is moving).
         const forwarded = request.headers[FORWARDED_BY] !== undefined;
-        const places = forwarder ? await Promise.all(operations.map((op) => forwarder.placeOf(op.sessionId, forwarded))) : operations.map((): Place => 'here');
-        const results: Result[] = [];
+        const places = forwarder ? await Promise.all(operations.map(({ op }) => forwarder.placeOf(op.sessionId, forwarded))) : operations.map((): Place => 'here');
         for (let start = 0; start < operations.length; ) {
           const place = places[start]!;
           let end = start + 1;
           while (end < operations.length && samePlace(places[end]!, place)) end++;
           const run = operations.slice(start, end);
-          if (place === 'here') results.push(...(await runHere(request.serviceId, run)));
-          else if (place === 'moving') results.push(...run.map(() => failure(errors.serverMoving())));
-          else results.push(...(await runOn(request, place, run, forwardMs)));
+          const ops = run.map(({ op }) => op);
+          const answered =
+            place === 'here' ? await runHere(request.serviceId, ops) : place === 'moving' ? ops.map(() => failure(errors.serverMoving())) : await runOn(request, place, ops, forwardMs);
+          run.forEach(({ index }, i) => (results[index] = answered[i]!));
           start = end;
         }
         return { results };
