@@ -19,6 +19,12 @@ export interface LiveSource {
   everyMs?: number;
   /** The tick stops once the view says nothing changes by itself any more (an ended session); events still come. */
   tickWhile?: (view: unknown) => boolean;
+  /**
+   * Whether whoever opened the stream may still read it (a page's log-in, checked when the stream
+   * opened, can end while it runs: a log-out, a password change, a disabled operator). Asked
+   * again before anything is sent, heartbeats included; the stream ends when it says no.
+   */
+  stillAllowed?: () => Promise<boolean>;
 }
 
 /** A comment line now and then keeps proxies from closing a quiet stream. */
@@ -47,6 +53,12 @@ export class LiveStreams {
     let last = '';
     let running: Promise<void> | null = null;
     let again = false;
+    /** False (and the stream ended) once its reader may no longer read it. */
+    const allowed = async (): Promise<boolean> => {
+      if (!source.stillAllowed || (await source.stillAllowed())) return true;
+      end();
+      return false;
+    };
     const send = (): void => {
       if (running) {
         again = true;
@@ -54,6 +66,7 @@ export class LiveStreams {
       }
       running = (async () => {
         try {
+          if (!(await allowed())) return;
           const view = await source.view();
           if (source.tickWhile && !source.tickWhile(view)) stopTicking();
           const text = jsonAttr(view);
@@ -99,7 +112,7 @@ export class LiveStreams {
       ticking = setInterval(send, source.everyMs);
       stops.push(stopTicking);
     }
-    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    const heartbeat = setInterval(() => void allowed().then((yes) => yes && raw.write(': keep-alive\n\n'), () => end()), HEARTBEAT_MS);
     stops.push(() => clearInterval(heartbeat));
     const end = () => {
       if (!this.open.delete(end)) return;

@@ -141,6 +141,23 @@ describe('accounts in the console', () => {
   });
 });
 
+describe('a live console page', () => {
+  it('stops streaming once its operator is disabled', async () => {
+    const created = await createOperator(tollgate.app, tollgate.adminToken, { name: 'stream-reader', role: 'read_only', password: PASSWORD });
+    const web = await operator('stream-reader');
+    const customer = await signUp(tollgate.app);
+    const id = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '1.00' } })).json().id as string;
+    const stream = web.get(`/ops/sessions/${id}/events`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const disabled = await tollgate.app.inject({ method: 'PATCH', url: `/v1/ops/operators/${created.operator.id}`, headers: { authorization: `Bearer ${tollgate.adminToken}` }, payload: { disabled: true } });
+    expect(disabled.statusCode).toBe(200);
+    const ended = await Promise.race([stream, new Promise((resolve) => setTimeout(() => resolve(null), 5_000))]);
+    expect(ended, 'the stream still runs for a disabled operator').not.toBeNull();
+    expect((ended as { body: string }).body).toMatch(/^data: /);
+    await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: customer.auth });
+  });
+});
+
 describe('refunds in the console', () => {
   it('shows a closed account’s balance refunds, with their state and attempts', async () => {
     const customer = await signUp(tollgate.app, { name: 'Prepaid Leaver' });

@@ -107,6 +107,23 @@ describe('what a page reads from its address and its forms', () => {
   });
 });
 
+describe('a live session page', () => {
+  it('stops streaming once its customer logs out', async () => {
+    const { web, auth } = await customer();
+    const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload: { serviceId, maxCharge: '1.00' } });
+    const id = opened.json().id as string;
+    await web.get(`/sessions/${id}`);
+    // The stream ends only when the server ends it: its answer comes then.
+    const stream = web.get(`/sessions/${id}/events`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await web.post('/logout', {})).statusCode).toBe(303);
+    const ended = await Promise.race([stream, new Promise((resolve) => setTimeout(() => resolve(null), 5_000))]);
+    expect(ended, 'the stream still runs after the log-out').not.toBeNull();
+    expect((ended as { body: string }).body).toMatch(/^data: /);
+    await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${id}/logoff`, headers: auth });
+  });
+});
+
 describe('the account page', () => {
   it('switches to prepaid, tops up once however often the form is sent, and shows the balance', async () => {
     const { web, auth } = await customer();

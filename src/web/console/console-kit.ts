@@ -14,6 +14,11 @@ export const sendPage = (reply: FastifyReply, body: SafeHtml, status = 200) =>
 /** What every console route file uses: who is asking, what they may do, and the page's context. */
 export function consoleKit(deps: WebDeps) {
   /** Operators only: no console session sends them to log in; a role the route does not allow is a 403 page. */
+  /** For a live stream: whether the console session it was opened with still logs an enabled operator in. */
+  const stillOperator = (request: FastifyRequest) => async () => {
+    const token = request.cookies[CONSOLE_COOKIE];
+    return token !== undefined && (await operatorForConsole(deps.sql, token, deps.clock.now())) !== null;
+  };
   const operatorsOnly = async (request: FastifyRequest, reply: FastifyReply) => {
     const token = request.cookies[CONSOLE_COOKIE];
     const operator = token ? await operatorForConsole(deps.sql, token, deps.clock.now()) : null;
@@ -27,5 +32,5 @@ export function consoleKit(deps: WebDeps) {
   });
   const by = (request: FastifyRequest) => ({ actor: request.operator, requestId: request.id });
   const may = (request: FastifyRequest, permission: 'rescue' | 'admin') => request.operator.role !== 'bootstrap' && allows(request.operator.role, permission);
-  return { operatorsOnly, context, by, may };
+  return { operatorsOnly, stillOperator, context, by, may };
 }

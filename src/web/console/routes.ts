@@ -47,7 +47,7 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
   const price = positiveAmount(6, deps.limits.maxPricePerMinuteMicros);
   const cap = z.number().int().min(0).max(10_000_000);
 
-  const { operatorsOnly, context, by, may } = consoleKit(deps);
+  const { operatorsOnly, stillOperator, context, by, may } = consoleKit(deps);
   const doneFlash = (done: string | undefined) => {
     const text = doneMessage(DONE, done);
     return text ? { kind: 'ok' as const, text } : null;
@@ -92,7 +92,7 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
   );
 
   app.get('/ops/occupancy/events', { schema: hidden, config: { ...read, longLived: true }, preHandler: operatorsOnly }, async (request, reply) => {
-    deps.live.stream(request, reply, { view: async () => ({ servers: serverRows() }), occupancy: true, everyMs: 5000 });
+    deps.live.stream(request, reply, { stillAllowed: stillOperator(request), view: async () => ({ servers: serverRows() }), occupancy: true, everyMs: 5000 });
   });
 
   const changed = async (request: FastifyRequest, reply: FastifyReply, change: () => Promise<unknown>) => {
@@ -153,6 +153,7 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
     const id = request.params.id;
     await opsSessionOf(id);
     deps.live.stream(request, reply, {
+      stillAllowed: stillOperator(request),
       view: async () => {
         const session = await opsSessionOf(id);
         return {

@@ -179,6 +179,7 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
   app.get('/sessions/:id/events', { schema: { ...hidden, params: idParams }, config: { longLived: true }, preHandler: customersOnly }, async (request, reply) => {
     const view = await sessionOf(request);
     deps.live.stream(request, reply, {
+      stillAllowed: () => signedIn(request),
       view: async () => sessionLive((await deps.queries.view(request.accountId, view.id)) ?? view, deps.clock.now()),
       events: (event) => event.payload.sessionId === view.id,
       everyMs: 1000,
