@@ -15,6 +15,7 @@ import { registerRateLimiting } from './http/rate-limits.js';
 import type { EventBus } from './events/event-bus.js';
 import type { ConsoleSessionDeps } from './operators/console-sessions.js';
 import { LiveStreams } from './web/live-streams.js';
+import { sendErrorPage } from './web/error-page.js';
 import { webSite } from './web/site.js';
 import { meteringApi } from './http/plugins/metering-api.js';
 import { edgeHttp } from './edge/edge-http.js';
@@ -118,7 +119,7 @@ export async function buildApp(
     : Fastify({ ...options, logger: false });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  registerProblemHandlers(app);
+  registerProblemHandlers(app, sendErrorPage);
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {

@@ -21,7 +21,13 @@ export const errors = {
   unauthenticated: () => new AppError(401, 'UNAUTHENTICATED', 'A valid bearer token is required.'),
   badCredentials: () => new AppError(401, 'INVALID_CREDENTIALS', 'E-mail or password is wrong.'),
   forbidden: () => new AppError(403, 'FORBIDDEN', 'This route needs an operator API key.'),
-  emailTaken: () => new AppError(409, 'EMAIL_TAKEN', 'An account with this e-mail already exists.'),
+  emailTaken: (closed = false) =>
+    new AppError(
+      409,
+      'EMAIL_TAKEN',
+      closed ? 'This e-mail belongs to an account that was closed, and a closed account is not reopened: sign up with another e-mail.' : 'An account with this e-mail already exists.',
+      closed ? { closed } : {},
+    ),
   nameTaken: (what: string) => new AppError(409, 'NAME_TAKEN', `A ${what} with this name already exists.`),
   serviceNotFound: () => new AppError(404, 'SERVICE_NOT_FOUND', 'No service has this id.'),
   serverNotFound: () => new AppError(404, 'SERVER_NOT_FOUND', 'No server has this id.'),

@@ -56,8 +56,8 @@ export interface AccountsDeps {
 export async function signUp(deps: AccountsDeps, request: SignUp): Promise<{ account: AccountView; token: string }> {
   const { sql, clock, gateway } = deps;
   const email = normalizeEmail(request.email);
-  const [taken] = await sql`select 1 from accounts where email_normalized = ${email}`;
-  if (taken) throw errors.emailTaken();
+  const [taken] = await sql<{ closed: boolean }[]>`select state = 'closed' as closed from accounts where email_normalized = ${email}`;
+  if (taken) throw errors.emailTaken(taken.closed);
   // The card is exchanged for a token before anything is stored (DESIGN rule 10).
   const card = await gateway.tokenize(request.card, `signup:${randomUUID()}`).catch((error: unknown) => {
     if (error instanceof CardInvalidError) throw errors.cardInvalid(error.field, error.message);

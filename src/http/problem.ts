@@ -107,12 +107,19 @@ export function clientError(error: Error & { code?: string }, socket: Duplex): v
   socket.once('finish', () => socket.destroy());
 }
 
-export function registerProblemHandlers(app: FastifyInstance): void {
+/**
+ * `notFoundPage`: how the web site answers a browser's request for an address it has no page at
+ * (anything outside /v1/ and /edge/ asked for as text/html); everyone else gets problem+json.
+ */
+export function registerProblemHandlers(app: FastifyInstance, notFoundPage?: (error: AppError, request: FastifyRequest, reply: FastifyReply) => unknown): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body } = problemOf(error, request);
     return sendProblem(request, reply, status, body);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, 404, { code: 'NOT_FOUND', detail: `No route for ${request.method} ${request.url.split('?')[0]}.` }),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const browser = !path.startsWith('/v1/') && !path.startsWith('/edge/') && (request.headers.accept ?? '').includes('text/html');
+    if (notFoundPage && browser) return notFoundPage(new AppError(404, 'NOT_FOUND', 'There is no page at this address.'), request, reply);
+    return sendProblem(request, reply, 404, { code: 'NOT_FOUND', detail: `No route for ${request.method} ${path}.` });
+  });
 }

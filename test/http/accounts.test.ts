@@ -35,6 +35,17 @@ describe('sign-up', () => {
     expect(again.statusCode).toBe(409);
     expect(again.headers['content-type']).toContain('application/problem+json');
     expect(again.json().code).toBe('EMAIL_TAKEN');
+    expect(again.json().closed).toBeUndefined();
+  });
+
+  it('says so when the e-mail is a closed account\'s, which logs in no more', async () => {
+    const body = signUpBody();
+    const created = await post('/v1/accounts', body);
+    const auth = { authorization: `Bearer ${created.json().token as string}` };
+    expect((await tollgate.app.inject({ method: 'POST', url: '/v1/account/close', headers: auth, payload: {} })).statusCode).toBe(200);
+    const again = await post('/v1/accounts', body);
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: 'EMAIL_TAKEN', closed: true, detail: expect.stringContaining('sign up with another e-mail') });
   });
 
   it.each([

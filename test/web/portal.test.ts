@@ -76,6 +76,18 @@ describe('the customer portal over HTTP', () => {
     expect(taken.body).toContain('id="f-email-error">An account with this e-mail already exists');
   });
 
+  it('answers a browser at an address with no page with the site\'s error page, and a client with problem+json', async () => {
+    for (const url of ['/logout', '/ops/logout', '/ops/anything', '/account/close']) {
+      const page = await tollgate.app.inject({ url, headers: { accept: 'text/html,application/xhtml+xml' } });
+      expect(page.statusCode, url).toBe(404);
+      expect(page.headers['content-type'], url).toContain('text/html');
+      expect(page.body).toContain('<code>NOT_FOUND</code>');
+    }
+    const api = await tollgate.app.inject({ url: '/v1/nothing', headers: { accept: 'text/html' } });
+    expect(api.headers['content-type']).toContain('application/problem+json');
+    expect((await tollgate.app.inject({ url: '/logout' })).headers['content-type']).toContain('application/problem+json');
+  });
+
   it('refuses a form without its CSRF token, with a stable code', async () => {
     const web = new WebClient(tollgate.app);
     await web.get('/signup');

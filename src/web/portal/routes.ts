@@ -82,7 +82,10 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
       return reply.redirect('/account', 303);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
-      if (error.code === 'EMAIL_TAKEN') return again({ email: 'An account with this e-mail already exists: log in instead' }, null, error.status);
+      if (error.code === 'EMAIL_TAKEN') {
+        const advice = error.extra.closed ? 'This e-mail belongs to a closed account, which is not reopened: use another e-mail' : 'An account with this e-mail already exists: log in instead';
+        return again({ email: advice }, null, error.status);
+      }
       if (error.code === 'CARD_INVALID') {
         const name = CARD_FIELDS[String(error.extra.field)] ?? 'card.number';
         return again({ [name]: `${SIGN_UP_LABELS[name]}: ${error.message}` }, null, error.status);
