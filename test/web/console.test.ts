@@ -53,6 +53,20 @@ describe('the operators console over HTTP', () => {
     expect((await admin.post(`/ops/services/${serviceId}`, { maxUsers: '7', pricePerMinute: '7.50' })).headers.location).toBe('/ops?done=saved');
     expect((await admin.post(`/ops/servers/${serverId}`, { maxUsers: 'many' })).body).toContain('Cap must be a number');
     expect((await admin.post(`/ops/servers/${serverId}`, { maxUsers: '1.5' })).body).toContain('Cap must be a whole number');
+    // A refused row keeps what was typed, with its error by the field, in that row; each row's fields have ids of their own.
+    const badPrice = await admin.post(`/ops/services/${serviceId}`, { maxUsers: '7', pricePerMinute: '0.6x' });
+    expect(badPrice.statusCode).toBe(400);
+    expect(badPrice.body).toContain(`id="f-${serviceId}-pricePerMinute-error">Price per minute must be`);
+    expect(badPrice.body).toContain(`id="f-${serviceId}-pricePerMinute" name="pricePerMinute"`);
+    expect(badPrice.body).toMatch(/value="0\.6x"/);
+    const ids = [...badPrice.body.matchAll(/ id="(f-[^"]+)"/g)].map((m) => m[1]);
+    expect(new Set(ids).size).toBe(ids.length);
+    // Nothing to change is refused, as the API's PATCH {} is, and nothing is audited.
+    const auditedBefore = (await tollgate.app.inject({ url: `/v1/ops/audit?targetId=${serviceId}`, headers: { authorization: `Bearer ${tollgate.adminToken}` } })).json().entries.length;
+    const empty = await admin.post(`/ops/services/${serviceId}`, { maxUsers: '', pricePerMinute: '' });
+    expect(empty.statusCode).toBe(400);
+    expect(empty.body).toContain('Give a cap, a price per minute, or both');
+    expect((await tollgate.app.inject({ url: `/v1/ops/audit?targetId=${serviceId}`, headers: { authorization: `Bearer ${tollgate.adminToken}` } })).json().entries.length).toBe(auditedBefore);
     const services = (await tollgate.app.inject({ url: '/v1/services' })).json().services;
     expect(services.find((s: { id: string }) => s.id === serviceId)).toMatchObject({ maxUsers: 7, pricePerMinute: '7.50' });
     const audit = (await tollgate.app.inject({ url: `/v1/ops/audit?targetId=${serviceId}`, headers: { authorization: `Bearer ${tollgate.adminToken}` } })).json();

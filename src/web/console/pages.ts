@@ -58,7 +58,24 @@ const occupancyCells = (kind: 'server' | 'service', gate: GateRow) => html`<td d
 <span data-field="activeUsers">${gate.activeUsers}</span> of <span data-field="maxUsers">${gate.maxUsers}</span> in use</td>
 <td data-gate-queue="${kind}:${gate.id}"><span data-field="queued">${gate.queued}</span> queued<span data-field="wait">${gate.oldestWaitSeconds === null ? '' : `, oldest ${Math.round(gate.oldestWaitSeconds)} s`}</span></td>`;
 
-export function serversPage(ctx: ConsoleContext, servers: ServerRow[], canEdit: boolean): SafeHtml {
+/** A row's change the console refused: what was typed, and each field's error, shown in that row. */
+export interface RefusedChange {
+  id: string;
+  values: Record<string, string>;
+  errors: Record<string, string>;
+}
+
+export function serversPage(ctx: ConsoleContext, servers: ServerRow[], canEdit: boolean, refused: RefusedChange | null = null): SafeHtml {
+  // Each row's fields have ids of their own (a label names its own row's input), and the refused row keeps what was typed.
+  const input = (rowId: string, name: string, label: string, inputmode: string, stored: string) =>
+    field({
+      name,
+      id: `f-${rowId}-${name}`,
+      label,
+      inputmode,
+      value: refused?.id === rowId ? (refused.values[name] ?? stored) : stored,
+      error: refused?.id === rowId ? refused.errors[name] : undefined,
+    });
   return consolePage(
     ctx,
     'Servers and services',
@@ -70,10 +87,10 @@ ${servers.map(
 <thead><tr><th scope="col">Name</th><th scope="col">Occupancy</th><th scope="col">Queue</th><th scope="col">Price per minute</th>${canEdit ? html`<th scope="col">Change</th>` : ''}</tr></thead>
 <tbody>
 <tr><th scope="row">${server.name} (whole server, ${server.connectedCustomers} customers)</th>${occupancyCells('server', server)}<td>—</td>
-${canEdit ? html`<td><form method="post" action="/ops/servers/${server.id}" class="filters">${csrfInput(ctx.csrf)}${field({ name: 'maxUsers', label: `Cap of ${server.name}`, inputmode: 'numeric', value: String(server.maxUsers) })}<button type="submit">Save cap</button></form></td>` : ''}</tr>
+${canEdit ? html`<td><form method="post" action="/ops/servers/${server.id}" class="filters">${csrfInput(ctx.csrf)}${input(server.id, 'maxUsers', `Cap of ${server.name}`, 'numeric', String(server.maxUsers))}<button type="submit">Save cap</button></form></td>` : ''}</tr>
 ${server.services.map(
   (s) => html`<tr><th scope="row">${s.name} <a href="/ops/services/${s.id}/tariff">Tariff${html`<span class="visually-hidden"> of ${s.name}</span>`}</a></th>${occupancyCells('service', s)}<td>${s.pricePerMinute} ${s.currency}</td>
-${canEdit ? html`<td><form method="post" action="/ops/services/${s.id}" class="filters">${csrfInput(ctx.csrf)}${field({ name: 'maxUsers', label: `Cap of ${s.name}`, inputmode: 'numeric', value: String(s.maxUsers) })}${field({ name: 'pricePerMinute', label: `Price per minute of ${s.name}`, inputmode: 'decimal', value: s.pricePerMinute })}<button type="submit">Save ${s.name}</button></form></td>` : ''}</tr>`,
+${canEdit ? html`<td><form method="post" action="/ops/services/${s.id}" class="filters">${csrfInput(ctx.csrf)}${input(s.id, 'maxUsers', `Cap of ${s.name}`, 'numeric', String(s.maxUsers))}${input(s.id, 'pricePerMinute', `Price per minute of ${s.name}`, 'decimal', s.pricePerMinute)}<button type="submit">Save ${s.name}</button></form></td>` : ''}</tr>`,
 )}
 </tbody>
 </table>

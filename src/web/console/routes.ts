@@ -95,30 +95,40 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
     deps.live.stream(request, reply, { stillAllowed: stillOperator(request), view: async () => ({ servers: serverRows() }), occupancy: true, everyMs: 5000 });
   });
 
-  const changed = async (request: FastifyRequest, reply: FastifyReply, change: () => Promise<unknown>) => {
+  /** A row's change: saved, or the page again with the refusal on top and, for bad input, each error by its field in that row. */
+  const changed = async (request: FastifyRequest, reply: FastifyReply, change: (form: Record<string, string>) => Promise<unknown>) => {
+    const form = formFields(request.body);
+    const id = (request.params as { id: string }).id;
     try {
-      await change();
+      await change(form);
       return reply.redirect('/ops?done=saved', 303);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
-      return sendPage(reply, serversPage(await context(request, reply, { kind: 'error', text: `${error.message} (${error.code})` }), serverRows(), true), error.status);
+      const refused = { id, values: form, errors: (error.extra.fields ?? {}) as Record<string, string> };
+      return sendPage(reply, serversPage(await context(request, reply, { kind: 'error', text: `${error.message} (${error.code})` }), serverRows(), true, refused), error.status);
     }
   };
-  const invalid = (messages: Record<string, string>) => new AppError(400, 'VALIDATION_FAILED', Object.values(messages).join('; '));
+  const invalid = (of: string, fields: Record<string, string>) => new AppError(400, 'VALIDATION_FAILED', `${of}: ${Object.values(fields).join('; ')}`, { fields });
+  const nameOf = (kind: 'server' | 'service', id: string) =>
+    (kind === 'server' ? serverRows().find((server) => server.id === id)?.name : deps.catalogue.service(id)?.name) ?? id;
 
   app.post('/ops/servers/:id', { schema: { ...hidden, params: idParams }, config: admin, preValidation: app.csrfProtection, preHandler: operatorsOnly }, async (request, reply) =>
-    changed(request, reply, async () => {
-      const parsed = z.object({ maxUsers: cap }).safeParse({ maxUsers: numberField(formFields(request.body).maxUsers) });
-      if (!parsed.success) throw invalid(fieldErrors(parsed.error, { maxUsers: 'Cap' }));
+    changed(request, reply, async (form) => {
+      const parsed = z.object({ maxUsers: cap }).safeParse({ maxUsers: numberField(form.maxUsers) });
+      if (!parsed.success) throw invalid(nameOf('server', request.params.id), fieldErrors(parsed.error, { maxUsers: 'Cap' }));
       await deps.catalogue.updateServer(request.params.id, parsed.data, by(request));
     }),
   );
 
   app.post('/ops/services/:id', { schema: { ...hidden, params: idParams }, config: admin, preValidation: app.csrfProtection, preHandler: operatorsOnly }, async (request, reply) =>
-    changed(request, reply, async () => {
-      const form = formFields(request.body);
+    changed(request, reply, async (form) => {
+      const name = nameOf('service', request.params.id);
       const parsed = z.object({ maxUsers: cap.optional(), pricePerMinute: price.optional() }).safeParse({ maxUsers: numberField(form.maxUsers), pricePerMinute: optionalText(form.pricePerMinute) });
-      if (!parsed.success) throw invalid(fieldErrors(parsed.error, { maxUsers: 'Cap', pricePerMinute: 'Price per minute' }));
+      if (!parsed.success) throw invalid(name, fieldErrors(parsed.error, { maxUsers: 'Cap', pricePerMinute: 'Price per minute' }));
+      // Nothing to change is refused, as the API's PATCH {} is, not saved as a change.
+      if (parsed.data.maxUsers === undefined && parsed.data.pricePerMinute === undefined) {
+        throw invalid(name, { maxUsers: 'Give a cap, a price per minute, or both', pricePerMinute: 'Give a cap, a price per minute, or both' });
+      }
       await deps.catalogue.updateService(request.params.id, { maxUsers: parsed.data.maxUsers, pricePerMinuteMicros: parsed.data.pricePerMinute }, by(request));
     }),
   );
