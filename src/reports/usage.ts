@@ -13,6 +13,8 @@ export interface UsageQuery {
   timeZone: string;
   serviceId?: string | undefined;
   accountId?: string | undefined;
+  /** Now, by the clock: a session still running counts its minutes up to here, and runs on no later. */
+  asOf: Date;
 }
 
 export interface UsageRow {
@@ -81,12 +83,16 @@ export async function usageReport(db: Sql, query: UsageQuery): Promise<UsageRow[
 
 function usageRows(sql: TransactionSql, query: UsageQuery) {
   const { period, by, from, to, timeZone } = query;
+  // Where a running session stops counting: now, or the window's end if that comes first.
+  const runningTo = new Date(Math.min(to.getTime(), query.asOf.getTime()));
   const keyColumn = by === 'service' ? sql`s.service_id` : sql`s.account_id`;
   const names = by === 'service' ? sql`select id, name from services` : sql`select id, name from accounts`;
   return sql<Raw[]>`
     with s as (
-      select ${keyColumn} as key, s.account_id, s.state, s.started_at, coalesce(s.ended_at, ${to}::timestamptz) as ended_at,
-             s.billable_ms, s.uses_units, s.charge_micros
+      select ${keyColumn} as key, s.account_id, s.state, s.started_at, coalesce(s.ended_at, greatest(s.started_at, ${runningTo}::timestamptz)) as ended_at,
+             -- A running session's minutes so far (its billable time is written when it ends), as its uses so far count.
+             coalesce(s.billable_ms, (extract(epoch from greatest(${runningTo}::timestamptz - s.started_at, interval '0')) * 1000)::int8) as billable_ms,
+             s.uses_units, s.charge_micros
       from sessions s
       where s.started_at is not null and s.started_at < ${to} and (s.ended_at is null or s.ended_at > ${from})
         ${query.serviceId ? sql`and s.service_id = ${query.serviceId}` : sql``}

@@ -47,11 +47,11 @@ export async function measureReports(cluster: BenchCluster, options: { sessions:
     await sql`analyze sessions`;
     say(`  seeded in ${((performance.now() - began) / 1000).toFixed(1)} s`);
     const reports: { name: string; query: UsageQuery }[] = [
-      { name: 'per service and day, 30 days', query: { period: 'day', by: 'service', from: new Date(start), to: new Date(end), timeZone: 'UTC' } },
-      { name: 'per service and hour, one day', query: { period: 'hour', by: 'service', from: new Date(end - DAY), to: new Date(end), timeZone: 'UTC' } },
-      { name: 'one service per hour, 30 days (Europe/Paris)', query: { period: 'hour', by: 'service', serviceId: serviceIds[0], from: new Date(start), to: new Date(end), timeZone: 'Europe/Paris' } },
-      { name: 'per customer and month', query: { period: 'month', by: 'customer', from: new Date(start), to: new Date(end), timeZone: 'UTC' } },
-      { name: 'one customer per day, 30 days', query: { period: 'day', by: 'customer', accountId: accounts[0], from: new Date(start), to: new Date(end), timeZone: 'UTC' } },
+      { name: 'per service and day, 30 days', query: { period: 'day', by: 'service', from: new Date(start), to: new Date(end), timeZone: 'UTC', asOf: new Date(end) } },
+      { name: 'per service and hour, one day', query: { period: 'hour', by: 'service', from: new Date(end - DAY), to: new Date(end), timeZone: 'UTC', asOf: new Date(end) } },
+      { name: 'one service per hour, 30 days (Europe/Paris)', query: { period: 'hour', by: 'service', serviceId: serviceIds[0], from: new Date(start), to: new Date(end), timeZone: 'Europe/Paris', asOf: new Date(end) } },
+      { name: 'per customer and month', query: { period: 'month', by: 'customer', from: new Date(start), to: new Date(end), timeZone: 'UTC', asOf: new Date(end) } },
+      { name: 'one customer per day, 30 days', query: { period: 'day', by: 'customer', accountId: accounts[0], from: new Date(start), to: new Date(end), timeZone: 'UTC', asOf: new Date(end) } },
     ];
     const rows: ReportRow[] = [];
     for (const { name, query } of reports) {

@@ -99,4 +99,16 @@ describe('usage reports', () => {
     }
     expect((await report('period=day', alice.auth)).statusCode).toBe(403);
   });
+
+  it('counts a running session\'s minutes so far, as its uses, and not in the hours still to come', async () => {
+    const { serviceId: own } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '0.60' });
+    clock.set(Date.UTC(2026, 10, 4, 12, 0));
+    const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: alice.auth, payload: { serviceId: own, maxCharge: '100.00' } });
+    clock.set(Date.UTC(2026, 10, 4, 12, 30));
+    const answer = await report(`period=hour&serviceId=${own}&from=2026-11-04T12:00:00Z&to=2026-11-04T15:00:00Z`);
+    expect(answer.json().usage).toEqual([
+      { period: '2026-11-04T12:00:00.000Z', key: own, name: expect.any(String), sessions: 1, minutes: 30, uses: 0, revenue: '0.00', customers: 1, peakConcurrent: 1 },
+    ]);
+    await logoff(alice, opened.json().id as string);
+  });
 });

@@ -78,7 +78,7 @@ describe('usage report SQL', () => {
       { service: 1, account: 1, startedAt: Date.UTC(2026, 9, 25, 22, 30), endedAt: Date.UTC(2026, 9, 25, 22, 45), settled: true, billableMs: 15 * MINUTE, usesUnits: 2, chargeMicros: 9_000_000 },
       { service: 1, account: 2, startedAt: Date.UTC(2026, 9, 25, 22, 30), endedAt: null, settled: false, billableMs: null, usesUnits: 0, chargeMicros: null },
     ]);
-    const rows = await usageReport(db.sql, { period: 'day', by: 'service', from: new Date(Date.UTC(2026, 9, 24)), to: new Date(Date.UTC(2026, 9, 26, 23)), timeZone: 'Europe/Paris' });
+    const rows = await usageReport(db.sql, { period: 'day', by: 'service', from: new Date(Date.UTC(2026, 9, 24)), to: new Date(Date.UTC(2026, 9, 26, 23)), timeZone: 'Europe/Paris', asOf: new Date(Date.UTC(2026, 9, 26, 23)) });
     expect(rows.map((row) => [row.period, row.name, row.sessions, row.revenue, row.customers, row.peakConcurrent])).toEqual([
       // Paris days start at 22:00 UTC in summer time, 23:00 UTC after the change.
       ['2026-10-23T22:00:00.000Z', 'Compute', 1, '1.00', 1, 1],

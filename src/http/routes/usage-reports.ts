@@ -35,13 +35,13 @@ export const usageResponses = { 200: z.union([z.object({ usage: z.array(usageRow
  * The window a usage query covers (the last 30 days by default), bounded so that a report is
  * never unbounded work: 31 days of hours, 400 days of anything longer.
  */
-export function usageWindow(query: z.infer<typeof usageQuerySchema>, now: number): Pick<UsageQuery, 'from' | 'to'> {
+export function usageWindow(query: z.infer<typeof usageQuerySchema>, now: number): Pick<UsageQuery, 'from' | 'to' | 'asOf'> {
   const to = query.to ? new Date(query.to) : new Date(now);
   const from = query.from ? new Date(query.from) : new Date(to.getTime() - 30 * DAY);
   const longest = query.period === 'hour' ? 31 * DAY : 400 * DAY;
   if (from >= to) throw errors.validation('from must be before to.');
   if (to.getTime() - from.getTime() > longest) throw errors.validation(`a ${query.period} report covers at most ${longest / DAY} days.`);
-  return { from, to };
+  return { from, to, asOf: new Date(now) };
 }
 
 export async function answerUsage(db: Sql, reply: FastifyReply, query: UsageQuery, format: 'json' | 'csv') {

@@ -226,7 +226,7 @@ export function consoleRoutes(site: FastifyInstance, deps: WebDeps): void {
     // The last two days by the hour, or the last thirty by the day (the usage report's own bounds hold these).
     const to = (Math.floor(now / (period === 'hour' ? 3_600_000 : DAY_MS)) + 1) * (period === 'hour' ? 3_600_000 : DAY_MS);
     const from = to - (period === 'hour' ? 2 * DAY_MS : 30 * DAY_MS);
-    const rows = await usageReport(sql, { period, by: 'service', from: new Date(from), to: new Date(to), timeZone: 'UTC' });
+    const rows = await usageReport(sql, { period, by: 'service', from: new Date(from), to: new Date(to), timeZone: 'UTC', asOf: new Date(now) });
     const periods = periodStarts(from, to, period);
     const label = (iso: string) => (period === 'hour' ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(0, 10));
     const metrics: Metric[] = ['sessions', 'minutes', 'revenue'];
