@@ -45,7 +45,12 @@ export class TokenResolver {
     },
   ) {}
 
-  async resolve(token: string): Promise<TokenOwner | null> {
+  /**
+   * The token's owner, or null when it is unknown, revoked or expired. A use (`touch`, the default)
+   * moves its idle expiry on; a check that is no use by the customer (a live page asking whether
+   * its reader is still logged in) does not, or an open tab would keep the token alive.
+   */
+  async resolve(token: string, options: { touch?: boolean } = {}): Promise<TokenOwner | null> {
     const key = hashToken(token).toString('hex');
     const now = this.deps.clock.now();
     let entry = this.cache.get(key);
@@ -65,7 +70,7 @@ export class TokenResolver {
       this.cache.delete(key);
       return null;
     }
-    if (now - entry.token.lastUsedAt >= TOUCH_EVERY_MS) {
+    if (options.touch !== false && now - entry.token.lastUsedAt >= TOUCH_EVERY_MS) {
       const cached = entry;
       cached.touching ??= this.deps.lookups
         .run(() => touchToken(this.deps.sql, cached.token.id, this.deps.policy, now))

@@ -144,6 +144,7 @@ export const quoteViewSchema = z.object({
   serviceId: z.uuid(),
   startAt: instant,
   minutes: z.number().nullable(),
+  runsForSeconds: z.number(),
   total: z.string(),
   lines: z.array(chargeLineSchema),
   tariff: tariffViewSchema,

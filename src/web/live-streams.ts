@@ -112,7 +112,8 @@ export class LiveStreams {
       ticking = setInterval(send, source.everyMs);
       stops.push(stopTicking);
     }
-    const heartbeat = setInterval(() => void allowed().then((yes) => yes && raw.write(': keep-alive\n\n'), () => end()), HEARTBEAT_MS);
+    // Only a definite no ends the stream: a check that failed (a database blip) is asked again at the next push.
+    const heartbeat = setInterval(() => void allowed().then((yes) => yes && raw.write(': keep-alive\n\n'), () => raw.write(': keep-alive\n\n')), HEARTBEAT_MS);
     stops.push(() => clearInterval(heartbeat));
     const end = () => {
       if (!this.open.delete(end)) return;

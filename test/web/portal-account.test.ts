@@ -108,14 +108,21 @@ describe('what a page reads from its address and its forms', () => {
 });
 
 describe('a live session page', () => {
-  it('stops streaming once its customer logs out', async () => {
-    const { web, auth } = await customer();
-    const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload: { serviceId, maxCharge: '1.00' } });
+  it('stops streaming once its customer logs out, and never keeps the log-in alive', async () => {
+    const { web, auth, account } = await customer();
+    const accountId = account.id;
+    const opened = await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload: { serviceId, maxCharge: '10.00' } });
     const id = opened.json().id as string;
     await web.get(`/sessions/${id}`);
     // The stream ends only when the server ends it: its answer comes then.
+    const lastUsed = async () => (await tollgate.db.sql<{ at: Date }[]>`select last_used_at as at from api_tokens where account_id = ${accountId} order by last_used_at desc limit 1`)[0]!.at.getTime();
     const stream = web.get(`/sessions/${id}/events`);
     await new Promise((resolve) => setTimeout(resolve, 300));
+    const usedBefore = await lastUsed();
+    // Its pushes ask whether the customer is still logged in without counting as a use: an open tab does not keep the log-in alive.
+    clock.advance(120_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await lastUsed()).toBe(usedBefore);
     expect((await web.post('/logout', {})).statusCode).toBe(303);
     const ended = await Promise.race([stream, new Promise((resolve) => setTimeout(() => resolve(null), 5_000))]);
     expect(ended, 'the stream still runs after the log-out').not.toBeNull();

@@ -182,7 +182,11 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
   app.get('/sessions/:id/events', { schema: { ...hidden, params: idParams }, config: { longLived: true }, preHandler: customersOnly }, async (request, reply) => {
     const view = await sessionOf(request);
     deps.live.stream(request, reply, {
-      stillAllowed: () => signedIn(request),
+      // Checked without counting as a use: an open tab must not keep the log-in from expiring.
+      stillAllowed: async () => {
+        const token = request.cookies[CUSTOMER_COOKIE];
+        return token !== undefined && (await deps.tokens.resolve(token, { touch: false }))?.tokenId === request.tokenId;
+      },
       view: async () => sessionLive((await deps.queries.view(request.accountId, view.id)) ?? view, deps.clock.now()),
       events: (event) => event.payload.sessionId === view.id,
       everyMs: 1000,
