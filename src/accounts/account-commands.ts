@@ -1,5 +1,6 @@
 import { accountStateOf, type AccountChanger, type AccountEvent } from '../../machines/account/index.js';
 import { recordAudit } from '../audit/audit-log.js';
+import { formatAmount } from '../billing/money.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
@@ -76,6 +77,12 @@ export class AccountCommands {
           return { type: 'CLOSE', at, by, reason, unsettledSessions };
       }
     };
+    // What a declined statement owes is not left behind by the customer's own close (an operator may still close it).
+    if (change.kind === 'close' && by.kind === 'customer') {
+      const [unpaid] = await this.deps.sql<{ due: bigint }[]>`
+        select sum(due_micros)::int8 as due from statements where account_id = ${accountId} and charge_state = 'declined' having count(*) > 0`;
+      if (unpaid) throw errors.statementUnpaid(formatAmount(unpaid.due));
+    }
     const outcome = await this.deps.states.change(accountId, (row) => eventOf(row.openSessions));
     if (outcome.taken) return;
     // Refused: had no session been unsettled, would the machine have closed it?

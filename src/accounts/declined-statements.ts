@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { BatchHandler } from '../events/event-consumer.js';
 import type { StoredEvent } from '../events/event-store.js';
+import { stillDeclined } from '../statements/statement-sql.js';
 import type { AccountStates } from './account-states.js';
 
 export const isDeclinedStatement = (event: StoredEvent): boolean => event.type === 'statement.charge_declined';
@@ -13,10 +14,12 @@ export const isDeclinedStatement = (event: StoredEvent): boolean => event.type =
  * after refused captures. At least once: an account already closed to opens is left as it is.
  */
 export function suspendOnDeclinedStatements(deps: { states: AccountStates; clock: Clock }): BatchHandler {
-  return async (events) => {
+  return async (events, tx) => {
     for (const event of events) {
       if (!isDeclinedStatement(event)) continue;
       const { accountId, statementId, due, currency, declineReason } = event.payload as Record<string, string>;
+      // Read late (a restart, a backlog), a new card may have paid it since: nothing to suspend for.
+      if (!(await stillDeclined(tx, statementId!, Number(event.payload.attempt ?? 0)))) continue;
       const snapshot = await deps.states.snapshotOf(accountId!);
       if (!snapshot?.hasTag('opens')) continue;
       await deps.states.change(accountId!, () => ({

@@ -119,10 +119,11 @@ export async function produceStatement(
   const id = randomUUID();
   const [statement] = await tx<StoredStatement[]>`
     insert into statements (id, account_id, period, period_start, period_end, currency, charges_micros, paid_by_card_micros,
-      paid_from_balance_micros, top_ups_micros, refunds_micros, due_micros, charge_state, lines, produced_at)
+      paid_from_balance_micros, top_ups_micros, refunds_micros, due_micros, charge_state, lines, produced_at, charge_card_token)
     values (${id}, ${accountId}, ${account.period}, ${start}, ${end}, ${account.currency},
       ${sum(byCard) + sum(fromBalance) + due}, ${sum(byCard)}, ${sum(fromBalance)}, ${sum(topUpLines.map((l) => l.amountMicros))},
-      ${sum(refundLines.map((l) => l.amountMicros))}, ${due}, ${due > 0n ? 'pending' : 'none'}, ${tx.json(lines as never)}, ${new Date(now)})
+      ${sum(refundLines.map((l) => l.amountMicros))}, ${due}, ${due > 0n ? 'pending' : 'none'}, ${tx.json(lines as never)}, ${new Date(now)},
+      (select card_token from accounts where id = ${accountId}))
     on conflict (account_id, period_start) do nothing
     returning ${tx.unsafe(COLUMNS)}`;
   const next = periodAfter(account.nextPeriod, end.getTime());
@@ -158,29 +159,41 @@ export async function findStatement(db: Queryable, id: string, accountId?: strin
   return row ?? null;
 }
 
-/** Statements whose postpaid total is still to be charged to the card, with the card to charge now and the attempt under way. */
+/** Statements whose postpaid total is still to be charged to the card, with the attempt under way and the card it is made on. */
 export async function pendingCharges(db: Queryable, limit: number): Promise<(StoredStatement & { cardToken: string; attempt: number })[]> {
   return db<(StoredStatement & { cardToken: string; attempt: number })[]>`
-    select ${db.unsafe(COLUMNS)}, (select card_token from accounts a where a.id = statements.account_id) as "cardToken", charge_attempt as attempt
+    select ${db.unsafe(COLUMNS)}, coalesce(charge_card_token, (select card_token from accounts a where a.id = statements.account_id)) as "cardToken",
+      charge_attempt as attempt
     from statements where charge_state = 'pending' order by produced_at limit ${limit}`;
 }
 
 /**
  * Records how the charge of a statement's postpaid total ended; once, whoever drove it. A decline
- * appends `statement.charge_declined` in the same transaction: the account is suspended on it
+ * on a card the account has since replaced is no decline of the account's: the statement is tried
+ * again on the new card ('retry'). A decline of the account's card appends
+ * `statement.charge_declined` in the same transaction: the account is suspended on it
  * (src/accounts/declined-statements.ts) and operators' webhooks hear of it.
  */
 export async function settleCharge(
   db: TransactionSql,
-  statement: { id: string; accountId: string; attempt: number; dueMicros: bigint; currency: string },
+  statement: { id: string; accountId: string; attempt: number; cardToken: string; dueMicros: bigint; currency: string },
   outcome: { state: 'charged' | 'declined'; chargeId: string | null; declineReason: string | null },
   at: number,
-): Promise<StoredEvent[]> {
+): Promise<{ events: StoredEvent[]; retry: boolean }> {
+  if (outcome.state === 'declined') {
+    const [retried] = await db`
+      update statements s set charge_attempt = charge_attempt + 1, charge_card_token = a.card_token
+      from accounts a
+      where s.id = ${statement.id} and s.charge_state = 'pending' and s.charge_attempt = ${statement.attempt}
+        and a.id = s.account_id and a.card_token is distinct from ${statement.cardToken}
+      returning s.id`;
+    if (retried) return { events: [], retry: true };
+  }
   const settled = await db`
     update statements set charge_state = ${outcome.state}, charge_id = ${outcome.chargeId}, charge_decline_reason = ${outcome.declineReason}
     where id = ${statement.id} and charge_state = 'pending' and charge_attempt = ${statement.attempt}`;
-  if (settled.count === 0 || outcome.state !== 'declined') return [];
-  return appendEvents(db, [
+  if (settled.count === 0 || outcome.state !== 'declined') return { events: [], retry: false };
+  const events = await appendEvents(db, [
     {
       key: `statement:${statement.id}:declined:${statement.attempt}`,
       stream: `account:${statement.accountId}`,
@@ -189,21 +202,31 @@ export async function settleCharge(
       payload: {
         accountId: statement.accountId,
         statementId: statement.id,
+        attempt: statement.attempt,
         due: formatAmount(statement.dueMicros as Micros),
         currency: statement.currency,
         declineReason: outcome.declineReason,
       },
     },
   ]);
+  return { events, retry: false };
 }
 
 /**
  * A new card pays what the old one was refused: the account's declined statements are charged
- * again, each as a new attempt with keys of its own. Answers how many.
+ * again on it, each as a new attempt with keys of its own. Answers how many. (One whose charge is
+ * under way goes on with its own card; if that declines, settleCharge tries the new card.)
  */
 export async function retryDeclinedCharges(db: Queryable, accountId: string): Promise<number> {
   const retried = await db`
-    update statements set charge_state = 'pending', charge_attempt = charge_attempt + 1, charge_decline_reason = null
-    where account_id = ${accountId} and charge_state = 'declined'`;
+    update statements s set charge_state = 'pending', charge_attempt = charge_attempt + 1, charge_decline_reason = null, charge_card_token = a.card_token
+    from accounts a
+    where s.account_id = ${accountId} and s.charge_state = 'declined' and a.id = s.account_id`;
   return retried.count;
+}
+
+/** Whether the statement's charge is still declined at this attempt (a new card may have paid it since). */
+export async function stillDeclined(db: Queryable, statementId: string, attempt: number): Promise<boolean> {
+  const [row] = await db`select 1 from statements where id = ${statementId} and charge_state = 'declined' and charge_attempt = ${attempt}`;
+  return row !== undefined;
 }

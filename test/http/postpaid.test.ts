@@ -114,6 +114,10 @@ describe('a postpaid account', () => {
     await expect.poll(suspended, { timeout: 10_000 }).toBe('suspended');
     await expect.poll(async () => (await call('GET', `/v1/sessions/${running.id}`, customer.auth)).json().state, { timeout: 10_000 }).toBe('settled');
     expect((await call('POST', '/v1/sessions', customer.auth, { serviceId })).json().code).toBe('ACCOUNT_NOT_ACTIVE');
+    // Nor is the debt left behind by closing.
+    const close = await call('POST', '/v1/account/close', customer.auth, { reason: 'leaving' });
+    expect(close.statusCode).toBe(409);
+    expect(close.json()).toMatchObject({ code: 'STATEMENT_UNPAID', due: '6.00' });
 
     // A new card is charged what the old one was refused, with keys of its own.
     const network = sandbox(tollgate.cardNetworkUrl);
@@ -124,8 +128,8 @@ describe('a postpaid account', () => {
     expect(paid.id).toBe(declined.id);
     const captures = await network.captures();
     expect(captures.filter((c) => c.id === paid.charge.chargeId)).toEqual([expect.objectContaining({ amount: '6.00' })]);
-    const pdf = await call('GET', `/v1/account/statements/${paid.id}?format=csv`, customer.auth);
-    expect(pdf.body).toContain(`due_charge,${paid.charge.chargeId},,,,,,6.00,,,charged`);
+    const paidCsv = await call('GET', `/v1/account/statements/${paid.id}?format=csv`, customer.auth);
+    expect(paidCsv.body).toContain(`due_charge,${paid.charge.chargeId},,,,,,6.00,,,charged`);
     // Resuming stays an operator's call, as after refused captures.
     expect(await suspended()).toBe('suspended');
   });
@@ -146,5 +150,33 @@ describe('a postpaid account', () => {
     const closed = await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'prepaid', reason: 'too late' });
     expect(closed.statusCode).toBe(409);
     expect(closed.json().code).toBe('ACCOUNT_NOT_ACTIVE');
+  });
+
+  it('charges a new card given while the old one is being declined, and suspends nothing', async () => {
+    const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
+    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+    const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
+    clock.advance(5 * 60_000);
+    expect((await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth)).json()).toMatchObject({ state: 'settled', charge: '3.00' });
+
+    // The old card's answer is slow: the customer gives a new card while it is on its way.
+    const network = sandbox(tollgate.cardNetworkUrl);
+    await network.setFaults([{ phase: 'authorize', fault: 'slow', delayMs: 1_500, times: 1 }]);
+    const authorizations = (await network.calls()).authorize ?? 0;
+    clock.set(Date.UTC(2027, 1, 1, 0, 0, 0));
+    const login = await call('POST', '/v1/auth/tokens', {}, { email: customer.account.email, password: 'analytical engine' });
+    customer.auth = { authorization: `Bearer ${login.json().token}` };
+    await expect.poll(async () => (await network.calls()).authorize ?? 0, { timeout: 10_000, interval: 20 }).toBeGreaterThan(authorizations);
+    const changed = await tollgate.app.inject({ method: 'PUT', url: '/v1/account/card', headers: customer.auth, payload: { card: { number: VISA_OK, expMonth: 12, expYear: 2031, cvc: '123' } } });
+    expect(changed.statusCode).toBe(200);
+
+    const latest = async () => (await call('GET', '/v1/account/statements', customer.auth)).json().statements[0];
+    await expect.poll(async () => (await latest())?.charge.state, { timeout: 10_000 }).toBe('charged');
+    const paid = await latest();
+    expect((await network.captures()).filter((c) => c.id === paid.charge.chargeId)).toEqual([expect.objectContaining({ amount: '3.00' })]);
+    // The old card's decline was no decline of the account's: it stays active.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await call('GET', '/v1/account', customer.auth)).json().account.state).toBe('active');
+    await network.clearFaults();
   });
 });
