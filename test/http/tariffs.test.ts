@@ -186,12 +186,19 @@ describe('a quote', () => {
     clock.set(Date.UTC(2026, 10, 30, 9, 0));
     // 90 s at 0.60 a minute, billed by whole minutes: 1.20, reached when the second minute starts.
     const quote = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 1.5 } })).json();
-    expect(quote).toMatchObject({ total: '1.20', minutes: 1.5 });
+    expect(quote).toMatchObject({ total: '1.20', minutes: 1.5, runsForSeconds: 90 });
     const opened = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: quote.id } })).json();
     expect(opened).toMatchObject({ state: 'active', cutoffReason: 'time_limit', quote: { id: quote.id, total: '1.20' } });
     expect(Date.parse(opened.cutoffAt) - Date.parse(opened.startedAt)).toBe(90_000);
     const view = await settledAfter(90_000, opened.id, customer.auth);
     expect(view).toMatchObject({ state: 'settled', endReason: 'time_limit', charge: '1.20', quote: { withinQuote: true } });
+
+    // A charge buys less time than its lines bill: 1.00 is reached as the second minute starts, billed whole.
+    const charge = (await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxCharge: '1.00' } })).json();
+    expect(charge).toMatchObject({ total: '1.00', minutes: null, runsForSeconds: 61, lines: [expect.objectContaining({ seconds: 120, charge: '1.00' })] });
+    const onCharge = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, quoteId: charge.id } })).json();
+    expect(Date.parse(onCharge.cutoffAt) - Date.parse(onCharge.startedAt)).toBe(61_000);
+    await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${onCharge.id}/logoff`, headers: customer.auth });
 
     // A customer with just the total left of their limit still opens on it, holding the total.
     const tight = await signUp(tollgate.app, { outstandingLimit: '1.20' });

@@ -7,6 +7,8 @@ import { breakdownTable, portalPage, type PortalContext } from './pages.js';
 type QuoteView = ReturnType<typeof quoteView>;
 const DAY_NAMES = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 const hour = (h: number) => `${String(h).padStart(2, '0')}:00`;
+/** 121 → "2 min 1 s"; 45 → "45 s". */
+const runsFor = (seconds: number) => (seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min${seconds % 60 === 0 ? '' : ` ${seconds % 60} s`}`);
 
 /** A tariff in words: its rules, the default price, how time is counted, the price per use. */
 export function tariffWords(tariff: TariffView, currency: string): SafeHtml {
@@ -60,7 +62,7 @@ export function quotePage(ctx: PortalContext, quote: QuoteView, serviceName: str
     `Quote for ${serviceName}`,
     html`<dl class="facts">
 <dt>Total</dt><dd data-field="total">${quote.total} ${currency}</dd>
-<dt>Time</dt><dd>${quote.minutes === null ? 'as long as the total buys' : `${quote.minutes} minutes`}, from <time datetime="${quote.startAt}">${quote.startAt.replace('T', ' ').slice(0, 16)} UTC</time></dd>
+<dt>Time</dt><dd>${quote.minutes === null ? `as long as the total buys (${runsFor(quote.runsForSeconds)} with no use)` : `${quote.minutes} minutes`}, from <time datetime="${quote.startAt}">${quote.startAt.replace('T', ' ').slice(0, 16)} UTC</time></dd>
 <dt>Expires</dt><dd><time datetime="${quote.expiresAt}" data-field="expiresAt">${quote.expiresAt.replace('T', ' ').slice(0, 19)} UTC</time></dd>
 </dl>
 ${breakdownTable(quote.lines, currency, quote.tariff.perUse?.price ?? null, 'Price breakdown')}
