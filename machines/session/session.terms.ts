@@ -17,13 +17,16 @@ export function usesHeld(context: Pick<SessionContext, 'uses'>): bigint {
 
 /**
  * The charge limit with `usesMicros` of uses held. A quote for a time holds a cent more than its
- * total (agreedHold) so that its time binds, not its last increment's start; a use may not spend
- * that cent: once the session has uses, the agreed total is the limit.
+ * total (agreedHold, `holdsCent`) so that its time binds, not its last increment's start; a use
+ * may not spend that cent: once the session has uses, the agreed total is the limit (until an
+ * extension raises the limit past it).
  */
 export function limitWith(context: Pick<TermsContext, 'maxChargeMicros' | 'quote'>, usesMicros: bigint): bigint {
   const limit = BigInt(context.maxChargeMicros);
-  const total = context.quote ? BigInt(context.quote.totalMicros) : null;
-  return total !== null && usesMicros > 0n && limit - total === MICROS_PER_CENT ? total : limit;
+  const quote = context.quote;
+  if (!quote?.holdsCent || usesMicros <= 0n) return limit;
+  const total = BigInt(quote.totalMicros);
+  return limit - total === MICROS_PER_CENT ? total : limit;
 }
 
 export function termsOf(context: TermsContext, overrides: Partial<SessionTerms> = {}): SessionTerms {

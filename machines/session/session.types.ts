@@ -63,6 +63,11 @@ export interface AgreedPrice {
    * the session opened (left out by sessions opened before this was kept: read from their start).
    */
   startAt?: number;
+  /**
+   * The session holds a cent more than the total so that the agreed time binds, not its last
+   * increment's start (agreedHold); a use may not spend that cent (limitWith).
+   */
+  holdsCent?: boolean;
 }
 
 export interface SessionInput {

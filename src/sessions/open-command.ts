@@ -138,11 +138,12 @@ export class OpenCommand {
     if (!request.quoteId) return { tariff: service.tariff, maxMs: request.maxMs, maxChargeMicros: request.maxChargeMicros, quote: null };
     const now = this.deps.clock.now();
     const quote = usableQuote(await findQuote(this.deps.sql, request.quoteId, request.accountId), service.id, now);
+    const hold = agreedHold(quote, quote.startAt);
     return {
       tariff: quote.tariff,
       maxMs: quote.maxMs,
-      maxChargeMicros: agreedHold(quote, quote.startAt),
-      quote: { quoteId: quote.id, totalMicros: quote.totalMicros.toString(), startAt: quote.startAt },
+      maxChargeMicros: hold,
+      quote: { quoteId: quote.id, totalMicros: quote.totalMicros.toString(), startAt: quote.startAt, holdsCent: hold > quote.totalMicros },
     };
   }
 
@@ -265,7 +266,7 @@ export class OpenCommand {
           // A quote's extra cent (agreedHold) does not fit, its total does: the agreed total is
           // held, and billed by increments its time may end at its last increment's start.
           if (terms.quote && holdMicros > BigInt(terms.quote.totalMicros) && outcome.availableMicros >= BigInt(terms.quote.totalMicros)) {
-            terms = { ...terms, maxChargeMicros: BigInt(terms.quote.totalMicros) };
+            terms = { ...terms, maxChargeMicros: BigInt(terms.quote.totalMicros), quote: { ...terms.quote, holdsCent: false } };
             continue;
           }
           throw limitReached(holdMicros, outcome.availableMicros);

@@ -124,6 +124,8 @@ describe('the operators console over HTTP', () => {
     const doc = (await web.get('/docs/openapi.json')).json();
     expect(Object.keys(doc.paths)).toContain('/v1/sessions');
     expect(Object.keys(doc.paths)).not.toContain('/signup');
+    // The metering batch reads each operation on its own, and still describes their shape.
+    expect(JSON.stringify(doc.paths['/v1/metering/batch'].post.requestBody)).toContain('reservationId');
     const page = await web.get('/docs');
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('POST /v1/sessions');

@@ -59,6 +59,12 @@ describe('quotes in the portal', () => {
     const session = (await tollgate.app.inject({ url: `/v1${opened.headers.location}`, headers: auth })).json();
     expect(session.quote).toMatchObject({ total: '6.00' });
     expect(session.maxCharge).toBe('6.00');
+    // A quote that cannot open again is not offered again: the plain form comes back.
+    const usedUp = await web.post(`/services/${serviceId}/open`, { quoteId, waitSeconds: '0' });
+    expect(usedUp.statusCode).toBe(409);
+    expect(usedUp.body).toContain('(QUOTE_USED)');
+    expect(usedUp.body).not.toContain('name="quoteId"');
+    expect(usedUp.body).toContain('name="maxCharge"');
     // Used once: the quote's page now links to its session instead of opening another.
     const used = await web.get(quoteUrl);
     expect(used.body).not.toContain('Open session with this quote');

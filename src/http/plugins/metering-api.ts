@@ -142,8 +142,9 @@ export function meteringApi(deps: RouteDeps, forwarder: Forwarder | null = null,
       '/v1/metering/batch',
       {
         schema: {
-          // Each operation is read on its own: a malformed one is refused in its place, as any refusal is.
-          body: z.object({ operations: z.array(z.unknown()).min(1).max(100) }),
+          // Each operation is read on its own: a malformed one is refused in its place, as any refusal
+          // is. The union keeps the operations' shape in the API's description.
+          body: z.object({ operations: z.array(z.union([operation, z.unknown()])).min(1).max(100) }),
           response: { 200: z.object({ results: z.array(z.union([useAnswerSchema, z.object({ error: failureSchema })])) }), ...problems },
         },
       },

@@ -163,7 +163,9 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
       // Waiting longer helps only where seats are what is short.
       const seats = error.code === 'SERVICE_AT_CAPACITY' || error.code === 'SERVER_AT_CAPACITY' || error.code === 'QUEUE_FULL';
       const retry = typeof error.extra.retryAfterSeconds === 'number' ? ` Try again in ${error.extra.retryAfterSeconds} s${seats ? ', or wait longer for a seat' : ''}.` : '';
-      return openPage(request, reply, form, {}, `${error.message}${retry} (${error.code})`, error.status);
+      // A quote that cannot open (used, expired, not found) is not offered again: the plain form comes back.
+      const values = error.code.startsWith('QUOTE_') ? { ...form, quoteId: undefined } : form;
+      return openPage(request, reply, values, {}, `${error.message}${retry} (${error.code})`, error.status);
     }
   });
 
