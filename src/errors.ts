@@ -166,6 +166,8 @@ export const errors = {
       endedAt,
     }),
   noUpstream: () => new AppError(503, 'NO_UPSTREAM', 'This service has no upstream yet; an operator sets its upstreamUrl.'),
+  noUpstreamToSign: () =>
+    new AppError(409, 'NO_UPSTREAM', 'This service has no upstream: a signing secret signs the calls to one. Set its upstreamUrl first (that answers its first secret).'),
   badUrl: () => new AppError(400, 'BAD_URL', 'The path is not valid percent-encoded text.'),
   upstreamUnavailable: (detail: string) => new AppError(502, 'UPSTREAM_UNAVAILABLE', `The service did not answer (${detail}).`),
   lastAdmin: () => new AppError(409, 'LAST_ADMIN', 'This would leave no enabled admin operator.'),

@@ -14,6 +14,8 @@ type Change = { kind: 'suspend'; until: number | null } | { kind: 'resume' } | {
  * What customers and operators ask of an account's state: one event to its machine, and the
  * machine's refusal turned into an answer. Operators' changes are also written to the audit log.
  */
+const isoOrNull = (at: number | null | undefined) => (at === null || at === undefined ? null : new Date(at).toISOString());
+
 export class AccountCommands {
   constructor(private readonly deps: { sql: Sql; clock: Clock; states: AccountStates }) {}
 
@@ -33,8 +35,9 @@ export class AccountCommands {
       action: `account.${change.kind}`,
       targetType: 'account',
       targetId: accountId,
-      before: { state: accountStateOf(before), resumesAt: before.context.resumesAt },
-      after: after && { state: accountStateOf(after), resumesAt: after.context.resumesAt, reason },
+      // Instants as ISO text, as every other audited time.
+      before: { state: accountStateOf(before), resumesAt: isoOrNull(before.context.resumesAt) },
+      after: after && { state: accountStateOf(after), resumesAt: isoOrNull(after.context.resumesAt), reason },
       at: this.deps.clock.now(),
     });
   }
@@ -54,6 +57,8 @@ export class AccountCommands {
       const [account] = await this.deps.sql`select 1 from accounts where id = ${accountId}`;
       throw account ? errors.accountNotActive('closed') : errors.accountNotFound();
     }
+    // The mode it already had: answered, not recorded.
+    if (row.before === mode) return;
     await recordAudit(this.deps.sql, {
       ...operator,
       action: 'account.payment_mode',

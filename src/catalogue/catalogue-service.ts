@@ -63,6 +63,9 @@ const newSigningSecret = () => `tgs_${randomBytes(32).toString('base64url')}`;
  * (`followChanges`), so a cap or a price changed on one node holds on the node that owns the
  * server.
  */
+/** Two audited states are the same (their JSON is: key order is that of the one code that makes them). */
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)) === JSON.stringify(b, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+
 export class Catalogue {
   private readonly servicesById = new Map<string, ServiceRecord>();
   private readonly serverNames = new Map<string, string>();
@@ -175,8 +178,11 @@ export class Catalogue {
         where id = ${id} returning id, name, max_users as "maxUsers"`;
       const { id: _, ...was } = before;
       const { id: __, ...is } = after!;
-      await recordAudit(tx, { ...by, action: 'server.update', targetType: 'server', targetId: id, before: was, after: is, at });
-      await announce(tx);
+      // A change that changes nothing is answered, not recorded.
+      if (!sameJson(was, is)) {
+        await recordAudit(tx, { ...by, action: 'server.update', targetType: 'server', targetId: id, before: was, after: is, at });
+        await announce(tx);
+      }
       return after!;
     }).catch(uniqueName('server'));
     this.serverNames.set(id, row.name);
@@ -214,8 +220,11 @@ export class Catalogue {
           signing_secret = coalesce(signing_secret, ${fresh})
         where id = ${id}`;
       const after = (await findService(tx, id))!;
-      await recordAudit(tx, { ...by, action: 'service.update', targetType: 'service', targetId: id, before: audited(before), after: audited(after), at });
-      await announce(tx);
+      // A change that changes nothing is answered, not recorded (a first upstream's secret is a change).
+      if (fresh !== null || !sameJson(audited(before), audited(after))) {
+        await recordAudit(tx, { ...by, action: 'service.update', targetType: 'service', targetId: id, before: audited(before), after: audited(after), at });
+        await announce(tx);
+      }
       return after;
     }).catch(uniqueName('service'));
     this.servicesById.set(id, service);
@@ -230,8 +239,11 @@ export class Catalogue {
     const secret = newSigningSecret();
     const at = this.deps.clock.now();
     await transaction(this.deps.sql, async (tx) => {
-      const [row] = await tx`update services set signing_secret = ${secret} where id = ${id} and upstream_url is not null returning id`;
+      const [row] = await tx<{ upstream: boolean }[]>`
+        update services set signing_secret = case when upstream_url is null then signing_secret else ${secret} end where id = ${id}
+        returning upstream_url is not null as upstream`;
       if (!row) throw errors.serviceNotFound();
+      if (!row.upstream) throw errors.noUpstreamToSign();
       await recordAudit(tx, { ...by, action: 'service.rotate_signing_secret', targetType: 'service', targetId: id, before: null, after: null, at });
       await announce(tx);
     });

@@ -19,7 +19,10 @@ export async function registerEndpoint(db: Queryable, request: { url: string; ev
 
 /** An operator stops an endpoint's deliveries; null when there is no such endpoint. */
 export async function disableEndpointBy(db: Queryable, id: string, by: By, at: number): Promise<EndpointView | null> {
-  const endpoint = await disableEndpoint(db, id, at);
-  if (endpoint) await recordAudit(db, { ...by, action: 'webhook.disable', targetType: 'webhook', targetId: endpoint.id, before: null, after: endpoint, at });
+  const disabled = await disableEndpoint(db, id, at);
+  if (!disabled) return null;
+  const { endpoint, disabledNow } = disabled;
+  // Disabled by this call (not before it): recorded once.
+  if (disabledNow) await recordAudit(db, { ...by, action: 'webhook.disable', targetType: 'webhook', targetId: endpoint.id, before: { ...endpoint, disabledAt: null }, after: endpoint, at });
   return endpoint;
 }

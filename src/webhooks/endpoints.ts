@@ -40,14 +40,18 @@ export async function listEndpoints(db: Queryable): Promise<EndpointView[]> {
 }
 
 /** Stops deliveries to the endpoint (those pending are cancelled, never sent); its log stays. Null when there is no such endpoint. */
-export async function disableEndpoint(db: Queryable, id: string, at: number): Promise<EndpointView | null> {
-  const [row] = await db<Row[]>`
+export async function disableEndpoint(db: Queryable, id: string, at: number): Promise<{ endpoint: EndpointView; disabledNow: boolean } | null> {
+  // Disabled by this call, or before it (then nothing changes, and nothing is cancelled again).
+  const [disabled] = await db<Row[]>`
     with disabled as (
-      update webhook_endpoints set disabled_at = coalesce(disabled_at, ${new Date(at)}) where id = ${id}
+      update webhook_endpoints set disabled_at = ${new Date(at)} where id = ${id} and disabled_at is null
       returning id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt"
     ), cancelled as (
       update webhook_deliveries set state = 'cancelled' where endpoint_id in (select id from disabled) and state = 'pending'
     )
     select * from disabled`;
-  return row ? view(row) : null;
+  if (disabled) return { endpoint: view(disabled), disabledNow: true };
+  const [before] = await db<Row[]>`
+    select id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt" from webhook_endpoints where id = ${id}`;
+  return before ? { endpoint: view(before), disabledNow: false } : null;
 }

@@ -128,8 +128,10 @@ describe.skipIf(!hasChromium)('prices in Chromium: the console’s tariff, the p
     const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: `CSV of ${period}` }).click()]);
     expect(csv.suggestedFilename()).toBe('statement-2026-11-01.csv');
     const rows = (await readFile((await csv.path())!, 'utf8')).trim().split('\n');
-    expect(rows[0]).toBe('kind,id,service,startedAt,endedAt,minutes,uses,amount,paidFrom,at');
+    expect(rows[0]).toBe('kind,id,service,startedAt,endedAt,minutes,uses,amount,paidFrom,at,state');
     expect(rows.find((row) => row.startsWith('total_charges'))).toContain('1.00');
+    // A card account owes nothing with its statement: nothing to charge.
+    expect(rows.at(-1)).toMatch(/^due_charge,.*,none$/);
     const [pdf] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: `PDF of ${period}` }).click()]);
     expect(pdf.suggestedFilename()).toBe('statement-2026-11-01.pdf');
     expect((await readFile((await pdf.path())!)).subarray(0, 5).toString()).toBe('%PDF-');

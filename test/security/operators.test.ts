@@ -114,6 +114,35 @@ describe('the audit log', () => {
     });
   });
 
+  it('records a change that changes nothing not at all, a webhook disabled once, and instants as ISO text', async () => {
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '2.00' });
+    const entries = async (query: string) => (await audit(query)).length;
+    const serviceChanges = `?targetType=service&targetId=${serviceId}&action=service.update`;
+    expect((await inject('PATCH', `/v1/services/${serviceId}`, admin, { pricePerMinute: '2.00', maxUsers: 100 })).statusCode).toBe(200);
+    expect(await entries(serviceChanges)).toBe(0);
+
+    const customer = await signUp(tollgate.app);
+    const modes = `?targetType=account&targetId=${customer.account.id}&action=account.payment_mode`;
+    expect((await inject('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, admin, { paymentMode: 'card', reason: 'already' })).statusCode).toBe(200);
+    expect(await entries(modes)).toBe(0);
+
+    const endpoint = (await inject('POST', '/v1/ops/webhooks', admin, { url: 'https://example.com/hook', eventTypes: ['session.settled'] })).json().endpoint;
+    for (let i = 0; i < 2; i++) expect((await tollgate.app.inject({ method: 'DELETE', url: `/v1/ops/webhooks/${endpoint.id}`, headers: admin })).statusCode).toBe(200);
+    const disabled = await audit(`?targetType=webhook&targetId=${endpoint.id}&action=webhook.disable`);
+    expect(disabled).toHaveLength(1);
+    expect(disabled[0]).toMatchObject({ before: { disabledAt: null }, after: { disabledAt: expect.any(String) } });
+
+    const until = new Date(clock.now() + 3_600_000).toISOString();
+    expect((await inject('POST', `/v1/ops/accounts/${customer.account.id}/suspend`, admin, { reason: 'a look', until })).statusCode).toBe(200);
+    const [suspended] = await audit(`?targetType=account&targetId=${customer.account.id}&action=account.suspend`);
+    expect(suspended).toMatchObject({ before: { resumesAt: null }, after: { state: 'suspended', resumesAt: until } });
+
+    // A signing secret signs calls to an upstream: a service without one says so, not that it does not exist.
+    const rotated = await inject('POST', `/v1/services/${serviceId}/signing-secret`, admin);
+    expect(rotated.statusCode).toBe(409);
+    expect(rotated.json().code).toBe('NO_UPSTREAM');
+  });
+
   it('records every rescue a support operator makes', async () => {
     const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '60.00' });
     const customer = await signUp(tollgate.app);
