@@ -179,8 +179,15 @@ export const errors = {
     new AppError(409, 'ACCOUNT_NOT_ACTIVE', `The account is ${state}; it cannot do that now.`, { state }),
   accountNotSuspended: (state: string) =>
     new AppError(409, 'ACCOUNT_NOT_SUSPENDED', `The account is ${state}, not suspended: there is nothing to resume.`, { state }),
-  statementUnpaid: (due: string) =>
-    new AppError(409, 'STATEMENT_UNPAID', `The card company declined the charge of ${due} a statement owes: give a new card (PUT /v1/account/card), which is charged for it, before closing.`, { due }),
+  statementUnpaid: (due: string, charging: boolean) =>
+    new AppError(
+      409,
+      'STATEMENT_UNPAID',
+      charging
+        ? `A statement's charge of ${due} is still on its way to the card company: close once it is paid.`
+        : `The card company declined the charge of ${due} a statement owes: give a new card (PUT /v1/account/card), which is charged for it, before closing.`,
+      { due },
+    ),
   accountHasUnsettledSessions: (unsettled: number) =>
     new AppError(409, 'ACCOUNT_HAS_UNSETTLED_SESSIONS', `The account has ${unsettled} unsettled sessions; it closes once every one has settled.`, {
       unsettled,

@@ -1,9 +1,10 @@
 import { accountStateOf, type AccountChanger, type AccountEvent } from '../../machines/account/index.js';
 import { recordAudit } from '../audit/audit-log.js';
-import { formatAmount } from '../billing/money.js';
+import { formatAmount, type Micros } from '../billing/money.js';
 import type { Clock } from '../clock.js';
 import type { Sql } from '../db/sql.js';
 import { errors } from '../errors.js';
+import { unpaidStatements } from '../statements/statement-sql.js';
 import type { Actor } from '../operators/roles.js';
 import type { AccountStates } from './account-states.js';
 import type { PaymentMode } from '../payments/balance-gateway.js';
@@ -82,13 +83,16 @@ export class AccountCommands {
           return { type: 'CLOSE', at, by, reason, unsettledSessions };
       }
     };
-    // What a declined statement owes is not left behind by the customer's own close (an operator may still close it).
-    if (change.kind === 'close' && by.kind === 'customer') {
-      const [unpaid] = await this.deps.sql<{ due: bigint }[]>`
-        select sum(due_micros)::int8 as due from statements where account_id = ${accountId} and charge_state = 'declined' having count(*) > 0`;
-      if (unpaid) throw errors.statementUnpaid(formatAmount(unpaid.due));
-    }
-    const outcome = await this.deps.states.change(accountId, (row) => eventOf(row.openSessions));
+    const outcome = await this.deps.states.change(accountId, async (row, tx) => {
+      // What a statement owes (declined, or its charge still on its way) is not left behind by the
+      // customer's own close: checked under the account's lock, in the close's transaction. An
+      // operator may still close it.
+      if (change.kind === 'close' && by.kind === 'customer') {
+        const unpaid = await unpaidStatements(tx, accountId);
+        if (unpaid) throw errors.statementUnpaid(formatAmount((unpaid.declinedMicros + unpaid.pendingMicros) as Micros), unpaid.pendingMicros > 0n);
+      }
+      return eventOf(row.openSessions);
+    });
     if (outcome.taken) return;
     // Refused: had no session been unsettled, would the machine have closed it?
     if (change.kind === 'close' && outcome.snapshot.can(eventOf(0))) throw errors.accountHasUnsettledSessions(outcome.row.openSessions);

@@ -1,12 +1,13 @@
 import { accountDeadlineOf, accountStateOf, type AccountEvent, type AccountSnapshot, type AccountTag } from '../../machines/account/index.js';
 import type { Clock } from '../clock.js';
-import type { Sql } from '../db/sql.js';
+import type { Sql, TransactionSql } from '../db/sql.js';
 import { transaction } from '../db/transaction.js';
 import { errors } from '../errors.js';
 import type { StoredEvent } from '../events/event-store.js';
 import type { Logger } from '../logger.js';
 import { DeadlineScheduler } from '../time/deadline-scheduler.js';
 import { accountActorOf, lockAccountState, readAccountState, writeAccountChange, type AccountStateRow } from './account-rows.js';
+import { unpaidStatements } from '../statements/statement-sql.js';
 import { planRefunds } from './refunds.js';
 
 export interface AccountStatesDeps {
@@ -46,7 +47,11 @@ export class AccountStates {
    * Sends one event, built from the row as it is under the lock (CLOSE counts the unsettled
    * sessions there). Answers whether the machine took it.
    */
-  async change(accountId: string, build: (row: AccountStateRow) => AccountEvent): Promise<Taken | Refusal> {
+  /**
+   * `build` makes the event from the account's row, read under its lock, and may read more in the
+   * same transaction (`tx`), or refuse by throwing.
+   */
+  async change(accountId: string, build: (row: AccountStateRow, tx: TransactionSql) => AccountEvent | Promise<AccountEvent>): Promise<Taken | Refusal> {
     let revoked: Buffer[] = [];
     let published: StoredEvent[] = [];
     let refunding = false;
@@ -55,7 +60,7 @@ export class AccountStates {
       if (!row) throw errors.accountNotFound();
       const actor = accountActorOf(row);
       const before = actor.getSnapshot();
-      const event = build(row);
+      const event = await build(row, tx);
       if (!before.can(event)) {
         actor.stop();
         return { taken: false, snapshot: before, row };
@@ -135,7 +140,15 @@ export class AccountStates {
   }
 
   private async resumeAtEnd(accountId: string, at: number): Promise<void> {
-    await this.change(accountId, () => ({ type: 'RESUME', at, by: { kind: 'system', id: null, name: 'tollgate' }, reason: 'suspension ended' })).catch(
+    const by = { kind: 'system' as const, id: null, name: 'tollgate' };
+    // A statement the card company declined keeps the account suspended, whatever suspension overlapped it, until an operator resumes it.
+    const event = async (_row: AccountStateRow, tx: TransactionSql): Promise<AccountEvent> => {
+      const unpaid = await unpaidStatements(tx, accountId);
+      return unpaid && unpaid.declinedMicros > 0n
+        ? { type: 'SUSPEND', at, by, reason: 'the suspension ended, but the charge of a statement was declined; a new card is charged for it', until: null }
+        : { type: 'RESUME', at, by, reason: 'suspension ended' };
+    };
+    await this.change(accountId, event).catch(
       (error: unknown) => this.deps.log.warn({ accountId, err: String(error) }, 'could not resume an account at its suspension’s end'),
     );
   }

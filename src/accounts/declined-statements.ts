@@ -1,3 +1,4 @@
+import { accountStateOf } from '../../machines/account/index.js';
 import type { Clock } from '../clock.js';
 import type { BatchHandler } from '../events/event-consumer.js';
 import type { StoredEvent } from '../events/event-store.js';
@@ -21,7 +22,9 @@ export function suspendOnDeclinedStatements(deps: { states: AccountStates; clock
       // Read late (a restart, a backlog), a new card may have paid it since: nothing to suspend for.
       if (!(await stillDeclined(tx, statementId!, Number(event.payload.attempt ?? 0)))) continue;
       const snapshot = await deps.states.snapshotOf(accountId!);
-      if (!snapshot?.hasTag('opens')) continue;
+      // Suspended already (by an operator, for a time or not): suspended again by tollgate, until an
+      // operator resumes it, so a timed suspension does not end into more debt on this card.
+      if (!snapshot || accountStateOf(snapshot) === 'closed') continue;
       await deps.states.change(accountId!, () => ({
         type: 'SUSPEND',
         at: deps.clock.now(),

@@ -230,3 +230,16 @@ export async function stillDeclined(db: Queryable, statementId: string, attempt:
   const [row] = await db`select 1 from statements where id = ${statementId} and charge_state = 'declined' and charge_attempt = ${attempt}`;
   return row !== undefined;
 }
+
+/**
+ * What the account's statements owe and are not paid: declined, or pending (a charge on its way,
+ * or the card company not answering). Null when nothing is.
+ */
+export async function unpaidStatements(db: Queryable, accountId: string): Promise<{ declinedMicros: bigint; pendingMicros: bigint } | null> {
+  const [row] = await db<{ declinedMicros: string; pendingMicros: string }[]>`
+    select coalesce(sum(due_micros) filter (where charge_state = 'declined'), 0)::text as "declinedMicros",
+           coalesce(sum(due_micros) filter (where charge_state = 'pending'), 0)::text as "pendingMicros"
+    from statements where account_id = ${accountId} and charge_state in ('declined', 'pending')
+    having count(*) > 0`;
+  return row ? { declinedMicros: BigInt(row.declinedMicros), pendingMicros: BigInt(row.pendingMicros) } : null;
+}

@@ -167,6 +167,9 @@ describe('a postpaid account', () => {
     const login = await call('POST', '/v1/auth/tokens', {}, { email: customer.account.email, password: 'analytical engine' });
     customer.auth = { authorization: `Bearer ${login.json().token}` };
     await expect.poll(async () => (await network.calls()).authorize ?? 0, { timeout: 10_000, interval: 20 }).toBeGreaterThan(authorizations);
+    // Nor may the customer close while the charge is on its way (its decline would be left behind).
+    const closing = await call('POST', '/v1/account/close', customer.auth, { reason: 'leaving' });
+    expect(closing.json()).toMatchObject({ code: 'STATEMENT_UNPAID', due: '3.00', detail: expect.stringContaining('still on its way') });
     const changed = await tollgate.app.inject({ method: 'PUT', url: '/v1/account/card', headers: customer.auth, payload: { card: { number: VISA_OK, expMonth: 12, expYear: 2031, cvc: '123' } } });
     expect(changed.statusCode).toBe(200);
 
@@ -178,5 +181,30 @@ describe('a postpaid account', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await call('GET', '/v1/account', customer.auth)).json().account.state).toBe('active');
     await network.clearFaults();
+  });
+
+  it('stays suspended past an operator\'s timed suspension when its statement is declined meanwhile', async () => {
+    const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
+    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+    const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
+    clock.advance(60_000);
+    await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth);
+    const state = async () => (await call('GET', `/v1/ops/accounts/${customer.account.id}`, ops)).json().account.state;
+    const suspend = (until: number) => call('POST', `/v1/ops/accounts/${customer.account.id}/suspend`, ops, { reason: 'a look', until: new Date(until).toISOString() });
+    expect((await suspend(Date.UTC(2027, 2, 1, 12))).statusCode).toBe(200);
+
+    // Declined while the operator's suspension runs: suspended again by tollgate, with no end.
+    clock.set(Date.UTC(2027, 2, 1, 0, 0, 0));
+    const history = async () => (await call('GET', `/v1/ops/accounts/${customer.account.id}`, ops)).json().history as { by: { kind: string }; to: string }[];
+    await expect.poll(async () => (await history()).filter((h) => h.by.kind === 'system' && h.to === 'suspended').length, { timeout: 10_000 }).toBe(1);
+    clock.set(Date.UTC(2027, 2, 1, 12, 0, 1));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await state()).toBe('suspended');
+
+    // An operator's timed suspension laid over it ends into the decline's suspension, not into opens.
+    expect((await suspend(clock.now() + 60_000)).statusCode).toBe(200);
+    clock.advance(61_000);
+    await expect.poll(async () => (await history()).filter((h) => h.by.kind === 'system' && h.to === 'suspended').length, { timeout: 10_000 }).toBe(2);
+    expect(await state()).toBe('suspended');
   });
 });
