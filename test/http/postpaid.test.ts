@@ -19,6 +19,16 @@ type Headers = Record<string, string>;
 const call = (method: 'GET' | 'POST' | 'PATCH', url: string, headers: Headers, payload?: object) =>
   tollgate.app.inject({ method, url, headers, ...(payload && { payload }) });
 
+/** A postpaid customer whose card the card company declines, owing `charge` for `minutes` of use at 0.60. */
+async function owingOnDecliningCard(minutes: number, charge: string) {
+  const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
+  await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
+  const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
+  clock.advance(minutes * 60_000);
+  expect((await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth)).json()).toMatchObject({ state: 'settled', charge });
+  return customer;
+}
+
 describe('a postpaid account', () => {
   it('is set by an operator, runs sessions past its outstanding limit with no card call, and pays with its statement', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '10.00' });
@@ -89,11 +99,7 @@ describe('a postpaid account', () => {
   });
 
   it('is suspended when the card company declines its statement, and a new card pays what it owes', async () => {
-    const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
-    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
-    const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
-    clock.advance(10 * 60_000);
-    expect((await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth)).json()).toMatchObject({ state: 'settled', charge: '6.00' });
+    const customer = await owingOnDecliningCard(10, '6.00');
     const running = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
     expect(running.state).toBe('active');
 
@@ -153,11 +159,7 @@ describe('a postpaid account', () => {
   });
 
   it('charges a new card given while the old one is being declined, and suspends nothing', async () => {
-    const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
-    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
-    const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
-    clock.advance(5 * 60_000);
-    expect((await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth)).json()).toMatchObject({ state: 'settled', charge: '3.00' });
+    const customer = await owingOnDecliningCard(5, '3.00');
 
     // The old card's answer is slow: the customer gives a new card while it is on its way.
     const network = sandbox(tollgate.cardNetworkUrl);
@@ -184,11 +186,7 @@ describe('a postpaid account', () => {
   });
 
   it('stays suspended past an operator\'s timed suspension when its statement is declined meanwhile', async () => {
-    const customer = await signUp(tollgate.app, { card: { number: VISA_DECLINED, expMonth: 12, expYear: 2031, cvc: '123' } });
-    await call('POST', `/v1/ops/accounts/${customer.account.id}/payment-mode`, ops, { paymentMode: 'postpaid', reason: 'ISP contract' });
-    const opened = (await call('POST', '/v1/sessions', customer.auth, { serviceId })).json();
-    clock.advance(60_000);
-    await call('POST', `/v1/sessions/${opened.id}/logoff`, customer.auth);
+    const customer = await owingOnDecliningCard(1, '0.60');
     const state = async () => (await call('GET', `/v1/ops/accounts/${customer.account.id}`, ops)).json().account.state;
     const suspend = (until: number) => call('POST', `/v1/ops/accounts/${customer.account.id}/suspend`, ops, { reason: 'a look', until: new Date(until).toISOString() });
     expect((await suspend(Date.UTC(2027, 2, 1, 12))).statusCode).toBe(200);
