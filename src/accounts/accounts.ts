@@ -42,6 +42,8 @@ export interface AccountView {
   balanceHeld: string;
   /** How long a statement's period is: from the next period on, when changed. */
   statementPeriod: StatementPeriod;
+  /** When a suspension for a time ends by itself; null otherwise. */
+  resumesAt: string | null;
   createdAt: string;
 }
 
@@ -110,6 +112,7 @@ type AccountRow = {
   balance: bigint;
   balanceHeld: bigint;
   statementPeriod: StatementPeriod;
+  resumesAt: Date | null;
   createdAt: Date;
 };
 
@@ -117,7 +120,7 @@ const ACCOUNT_COLUMNS = `id, name, email, card_brand as brand, card_last4 as las
   card_exp_year as "expYear", estimated_storage_gb::text as storage, estimated_processing_hours::text as processing,
   currency, outstanding_limit_micros as limit, reserved_micros as reserved, state,
   payment_mode as "paymentMode", balance_micros as balance, balance_held_micros as "balanceHeld",
-  statement_period as "statementPeriod", created_at as "createdAt"`;
+  statement_period as "statementPeriod", resumes_at as "resumesAt", created_at as "createdAt"`;
 
 const accountView = (row: AccountRow): AccountView => ({
   id: row.id,
@@ -134,6 +137,7 @@ const accountView = (row: AccountRow): AccountView => ({
   balance: formatAmount(row.balance),
   balanceHeld: formatAmount(row.balanceHeld),
   statementPeriod: row.statementPeriod,
+  resumesAt: row.resumesAt?.toISOString() ?? null,
   createdAt: row.createdAt.toISOString(),
 });
 

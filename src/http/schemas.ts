@@ -177,6 +177,7 @@ export const accountViewSchema = z.object({
   balance: z.string(),
   balanceHeld: z.string(),
   statementPeriod: z.enum(['month', 'week']),
+  resumesAt: instant.nullable(),
   createdAt: instant,
 });
 

@@ -133,7 +133,8 @@ describe('the audit log', () => {
     expect(disabled[0]).toMatchObject({ before: { disabledAt: null }, after: { disabledAt: expect.any(String) } });
 
     const until = new Date(clock.now() + 3_600_000).toISOString();
-    expect((await inject('POST', `/v1/ops/accounts/${customer.account.id}/suspend`, admin, { reason: 'a look', until })).statusCode).toBe(200);
+    const suspendedAnswer = await inject('POST', `/v1/ops/accounts/${customer.account.id}/suspend`, admin, { reason: 'a look', until });
+    expect(suspendedAnswer.json().account).toMatchObject({ state: 'suspended', resumesAt: until });
     const [suspended] = await audit(`?targetType=account&targetId=${customer.account.id}&action=account.suspend`);
     expect(suspended).toMatchObject({ before: { resumesAt: null }, after: { state: 'suspended', resumesAt: until } });
 
