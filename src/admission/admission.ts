@@ -45,9 +45,9 @@ const keyOf = (kind: Kind, id: string) => `${kind}:${id}`;
 
 /**
  * Routes admissions between sessions and the gates (DESIGN rule 6): a session runs only with
- * a seat from its service gate and one from its server gate. A request queues at one gate at a
- * time and holds no seat while it does; a seat granted by one gate and refused by the other is
- * given back before the request goes on (or is answered), so the gates never disagree about a session.
+ * a seat from its service gate and one from its server gate. Seats are taken in one order
+ * (service, then server); a seat granted by one gate and refused by the other is given back
+ * before the answer, so the gates never disagree about a session.
  */
 export class Admission {
   private readonly gates = new Map<string, { actor: GateActor; name: string; serverId: string | null }>();
@@ -124,7 +124,7 @@ export class Admission {
     const quotaHit = request.accountId !== undefined && request.waitMs > 0 && this.waitingOf(request.accountId) >= (this.deps.maxQueuedPerAccount ?? Infinity);
     const waitUntil = quotaHit ? at : at + request.waitMs;
     // When no gate makes the request wait, both seats are decided in one synchronous step:
-    // no other admission runs between one gate's grant and the other's answer.
+    // no other admission runs between the service's grant and the server's answer.
     if (request.signal?.aborted) throw new ClientGoneError();
     let waiting = false;
     const wait = async (pending: Promise<Outcome>) => {
@@ -134,25 +134,22 @@ export class Admission {
       }
       return pending;
     };
-    const idOf = (kind: Kind) => (kind === 'service' ? request.serviceId : request.serverId);
     try {
-      // A request waits at one gate at a time, holding no seat of the other: one that held its
-      // service's seat while it queued for the server's counted as a user of the service, and other
-      // customers were told the service was full (an outside probe). Given one seat, it takes the
-      // other at once or gives the first back and waits for the other, until its wait is over.
-      for (let first: Kind = 'service'; ; ) {
-        const second: Kind = first === 'service' ? 'server' : 'service';
-        let outcome = this.acquire(first, idOf(first), request.sessionId, this.deps.clock.now(), waitUntil, request.signal);
-        if (outcome instanceof Promise) outcome = await wait(outcome);
-        if (outcome !== 'granted') throw this.refusal(first, outcome, quotaHit);
-        const now = this.deps.clock.now();
-        const other = this.acquire(second, idOf(second), request.sessionId, now, now);
-        if (other === 'granted') break;
-        this.gate(first, idOf(first)).send({ type: 'RELEASE' });
-        // Asked with no wait, the gate answers during the send: granted or rejected, never queued.
-        if (request.signal?.aborted) throw new ClientGoneError();
-        if (other instanceof Promise || now >= waitUntil) throw this.refusal(second, other instanceof Promise ? 'rejected' : other, quotaHit);
-        first = second;
+      let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil, request.signal);
+      if (service instanceof Promise) service = await wait(service);
+      if (service !== 'granted') throw this.refusal('service', service, quotaHit);
+      let server: Outcome | Promise<Outcome>;
+      try {
+        server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil, request.signal);
+      } catch (error) {
+        // No such server gate: the service's seat goes back before the answer.
+        this.gate('service', request.serviceId).send({ type: 'RELEASE' });
+        throw error;
+      }
+      if (server instanceof Promise) server = await wait(server);
+      if (server !== 'granted') {
+        this.gate('service', request.serviceId).send({ type: 'RELEASE' });
+        throw this.refusal('server', server, quotaHit);
       }
       this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
     } finally {

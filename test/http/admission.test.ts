@@ -225,28 +225,6 @@ describe('waiting for a seat', () => {
     expect((await opsServer(serverId)).services[0]).toMatchObject({ activeUsers: 0, queued: 0, oldestWaitSeconds: null });
   });
 
-  it('holds no seat of the service while an open waits for the server, so others are told the server is full', async () => {
-    const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
-    const serverId = await addServer(1);
-    const roomy = await addService(serverId, 5);
-    const single = await addService(serverId, 1);
-    const first = await call('POST', '/v1/sessions', customer.auth, { serviceId: roomy, maxCharge: '1.00' });
-    expect(first.status).toBe(201);
-    const waiting = call('POST', '/v1/sessions', customer.auth, { serviceId: single, maxCharge: '1.00', waitSeconds: 20 });
-    while ((await opsServer(serverId)).queued < 1) await sleep(10);
-    const view = await opsServer(serverId);
-    expect(view.services.find((s: { id: string }) => s.id === single)).toMatchObject({ activeUsers: 0 });
-    // The single seat of the service is free: what is full is the server.
-    expect((await call('POST', '/v1/sessions', customer.auth, { serviceId: single, maxCharge: '1.00' })).body.code).toBe('SERVER_AT_CAPACITY');
-
-    await call('POST', `/v1/sessions/${first.body.id}/logoff`, customer.auth);
-    const admitted = await waiting;
-    expect(admitted.status).toBe(201);
-    expect((await opsServer(serverId)).services.find((s: { id: string }) => s.id === single)).toMatchObject({ activeUsers: 1, queued: 0 });
-    await call('POST', `/v1/sessions/${admitted.body.id}/logoff`, customer.auth);
-    expect(await opsServer(serverId)).toMatchObject({ activeUsers: 0, queued: 0 });
-  });
-
   it('answers 409 when the wait ends with no seat, and refuses a wait beyond the configured bound', async () => {
     const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
     const serverId = await addServer(1);
