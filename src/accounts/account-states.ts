@@ -48,10 +48,13 @@ export class AccountStates {
    * sessions there). Answers whether the machine took it.
    */
   /**
-   * `build` makes the event from the account's row, read under its lock, and may read more in the
-   * same transaction (`tx`), or refuse by throwing.
+   * `build` makes the event from the account's row and state, read under its lock, and may read
+   * more in the same transaction (`tx`), refuse by throwing, or ask for no change (null).
    */
-  async change(accountId: string, build: (row: AccountStateRow, tx: TransactionSql) => AccountEvent | Promise<AccountEvent>): Promise<Taken | Refusal> {
+  async change(
+    accountId: string,
+    build: (row: AccountStateRow, tx: TransactionSql, state: AccountSnapshot) => AccountEvent | null | Promise<AccountEvent | null>,
+  ): Promise<Taken | Refusal> {
     let revoked: Buffer[] = [];
     let published: StoredEvent[] = [];
     let refunding = false;
@@ -60,8 +63,8 @@ export class AccountStates {
       if (!row) throw errors.accountNotFound();
       const actor = accountActorOf(row);
       const before = actor.getSnapshot();
-      const event = await build(row, tx);
-      if (!before.can(event)) {
+      const event = await build(row, tx, before);
+      if (event === null || !before.can(event)) {
         actor.stop();
         return { taken: false, snapshot: before, row };
       }
@@ -141,12 +144,16 @@ export class AccountStates {
 
   private async resumeAtEnd(accountId: string, at: number): Promise<void> {
     const by = { kind: 'system' as const, id: null, name: 'tollgate' };
-    // A statement the card company declined keeps the account suspended, whatever suspension overlapped it, until an operator resumes it.
-    const event = async (_row: AccountStateRow, tx: TransactionSql): Promise<AccountEvent> => {
+    const resume: AccountEvent = { type: 'RESUME', at, by, reason: 'suspension ended' };
+    // A statement the card company declined keeps the account suspended, whatever suspension
+    // overlapped it, until an operator resumes it. Only a resume that is due becomes that
+    // suspension: a late timer (another node's, or one an operator's resume beat) is refused as before.
+    const event = async (_row: AccountStateRow, tx: TransactionSql, state: AccountSnapshot): Promise<AccountEvent> => {
+      if (!state.can(resume)) return resume;
       const unpaid = await unpaidStatements(tx, accountId);
       return unpaid && unpaid.declinedMicros > 0n
         ? { type: 'SUSPEND', at, by, reason: 'the suspension ended, but the charge of a statement was declined; a new card is charged for it', until: null }
-        : { type: 'RESUME', at, by, reason: 'suspension ended' };
+        : resume;
     };
     await this.change(accountId, event).catch(
       (error: unknown) => this.deps.log.warn({ accountId, err: String(error) }, 'could not resume an account at its suspension’s end'),

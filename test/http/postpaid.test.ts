@@ -204,5 +204,11 @@ describe('a postpaid account', () => {
     clock.advance(61_000);
     await expect.poll(async () => (await history()).filter((h) => h.by.kind === 'system' && h.to === 'suspended').length, { timeout: 10_000 }).toBe(2);
     expect(await state()).toBe('suspended');
+    // Resuming is the operator's call, and it holds: nothing suspends it again.
+    expect((await call('POST', `/v1/ops/accounts/${customer.account.id}/resume`, ops, { reason: 'paid by other means' })).statusCode).toBe(200);
+    clock.advance(60_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await state()).toBe('active');
+    expect((await history()).filter((h) => h.by.kind === 'system' && h.to === 'suspended')).toHaveLength(2);
   });
 });
