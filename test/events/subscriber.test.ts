@@ -96,7 +96,11 @@ describe('a domain event subscriber', () => {
       .poll(async () => (await db!.sql`select 1 from sessions where state not in ('settled', 'declined')`).length, { timeout: 20_000, interval: 200 })
       .toBe(0);
     const total = (await db.sql<{ total: number }[]>`select count(*)::int as total from domain_events`)[0]!.total;
-    await expect.poll(received, { timeout: 10_000, interval: 100 }).toBe(total);
+    // Events are read only below the oldest transaction still running in the whole cluster
+    // (pg_snapshot_xmin): where other suites share the PostgreSQL server (CI's second pass), one
+    // of their long transactions holds the last events back for a while, never loses them
+    // (146 of 150 had come after 10 s in one such run).
+    await expect.poll(received, { timeout: 60_000, interval: 100 }).toBe(total);
 
     const rows = await db.sql<{ position: bigint; stream: string; type: string }[]>`select position, stream, type from received order by n`;
     expect(new Set(rows.map((r) => r.position)).size).toBe(rows.length);
@@ -115,5 +119,5 @@ describe('a domain event subscriber', () => {
       }
       expect(['session.settled', 'session.declined'], `${stream} ends`).toContain(last);
     }
-  });
+  }, 120_000);
 });
