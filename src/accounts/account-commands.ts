@@ -11,12 +11,12 @@ import type { PaymentMode } from '../payments/balance-gateway.js';
 
 type Change = { kind: 'suspend'; until: number | null } | { kind: 'resume' } | { kind: 'close' };
 
+const isoOrNull = (at: number | null | undefined) => (at === null || at === undefined ? null : new Date(at).toISOString());
+
 /**
  * What customers and operators ask of an account's state: one event to its machine, and the
  * machine's refusal turned into an answer. Operators' changes are also written to the audit log.
  */
-const isoOrNull = (at: number | null | undefined) => (at === null || at === undefined ? null : new Date(at).toISOString());
-
 export class AccountCommands {
   constructor(private readonly deps: { sql: Sql; clock: Clock; states: AccountStates }) {}
 

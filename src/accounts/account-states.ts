@@ -6,8 +6,8 @@ import { errors } from '../errors.js';
 import type { StoredEvent } from '../events/event-store.js';
 import type { Logger } from '../logger.js';
 import { DeadlineScheduler } from '../time/deadline-scheduler.js';
-import { accountActorOf, lockAccountState, readAccountState, writeAccountChange, type AccountStateRow } from './account-rows.js';
 import { unpaidStatements } from '../statements/statement-sql.js';
+import { accountActorOf, lockAccountState, readAccountState, writeAccountChange, type AccountStateRow } from './account-rows.js';
 import { planRefunds } from './refunds.js';
 
 export interface AccountStatesDeps {
@@ -45,11 +45,9 @@ export class AccountStates {
 
   /**
    * Sends one event, built from the row as it is under the lock (CLOSE counts the unsettled
-   * sessions there). Answers whether the machine took it.
-   */
-  /**
-   * `build` makes the event from the account's row and state, read under its lock, and may read
-   * more in the same transaction (`tx`), refuse by throwing, or ask for no change (null).
+   * sessions there). Answers whether the machine took it. `build` has the account's row and state
+   * under the lock, and may read more in the same transaction (`tx`), refuse by throwing, or ask
+   * for no change (null).
    */
   async change(
     accountId: string,

@@ -55,6 +55,10 @@ const announce = (tx: TransactionSql) => tx`select pg_notify(${CATALOGUE_CHANNEL
 /** A new signing secret: 256 random bits, shown to the operator once. */
 const newSigningSecret = () => `tgs_${randomBytes(32).toString('base64url')}`;
 
+/** Audited states as JSON (bigints as text); two are the same when their JSON is (one code makes both, so key order agrees). */
+const auditJson = (state: unknown) => JSON.stringify(state, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+const sameJson = (a: unknown, b: unknown) => auditJson(a) === auditJson(b);
+
 /**
  * Servers and services: rows in Postgres, a gate per row in the admission coordinator, and a
  * copy in memory so opening a session reads no catalogue row. Every change goes through here,
@@ -63,9 +67,6 @@ const newSigningSecret = () => `tgs_${randomBytes(32).toString('base64url')}`;
  * (`followChanges`), so a cap or a price changed on one node holds on the node that owns the
  * server.
  */
-/** Two audited states are the same (their JSON is: key order is that of the one code that makes them). */
-const sameJson = (a: unknown, b: unknown) => JSON.stringify(a, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)) === JSON.stringify(b, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
-
 export class Catalogue {
   private readonly servicesById = new Map<string, ServiceRecord>();
   private readonly serverNames = new Map<string, string>();

@@ -113,7 +113,9 @@ export class LiveStreams {
       stops.push(stopTicking);
     }
     // Only a definite no ends the stream: a check that failed (a database blip) is asked again at the next push.
-    const heartbeat = setInterval(() => void allowed().then((yes) => yes && raw.write(': keep-alive\n\n'), () => raw.write(': keep-alive\n\n')), HEARTBEAT_MS);
+    // The stream may have ended while the check ran (the client left): nothing is written after its end.
+    const keepAlive = () => !raw.writableEnded && raw.write(': keep-alive\n\n');
+    const heartbeat = setInterval(() => void allowed().then((yes) => yes && keepAlive(), keepAlive), HEARTBEAT_MS);
     stops.push(() => clearInterval(heartbeat));
     const end = () => {
       if (!this.open.delete(end)) return;
