@@ -1,8 +1,11 @@
 /**
  * The seats of one gate (a server or a service): pure functions over plain data, so the
  * machine, the property test and the inspector all see the same rules. A gate counts seats
- * and queues waiters; which session holds which seats is the coordinator's routing table,
- * so a release is O(1) however many seats a gate has.
+ * and keeps the line of requests waiting for one. It never hands a freed seat on by itself:
+ * a session needs a seat of its service and one of its server at once, so which waiter a
+ * freed seat goes to is decided by the coordinator (src/admission), which sees both gates
+ * and takes both seats in one step. Which session holds which seats is the coordinator's
+ * routing table too, so a release is O(1) however many seats a gate has.
  */
 export interface QueuedRequest {
   requestId: string;
@@ -38,40 +41,44 @@ export function emptyGate(gateId: string, kind: 'server' | 'service', capacity: 
 /** Seats free now; never negative: a cap lowered below the count just admits no one. */
 export const seatsFree = (gate: GateContext) => Math.max(0, gate.capacity - gate.used);
 
-export function acquire(gate: GateContext, request: { requestId: string; at: number; waitUntil: number }): GateDecisions {
-  // Nobody jumps the queue: a free seat goes to the oldest waiter first.
-  if (gate.queue.length === 0 && seatsFree(gate) > 0) {
-    return { context: { ...gate, used: gate.used + 1 }, granted: [request.requestId], rejected: [] };
-  }
-  if (request.waitUntil > request.at) {
-    if (gate.queue.length >= gate.maxQueue) return { context: gate, granted: [], rejected: [], overflowed: [request.requestId] };
-    const queued = { requestId: request.requestId, queuedAt: request.at, expiresAt: request.waitUntil };
-    return { context: { ...gate, queue: [...gate.queue, queued] }, granted: [], rejected: [] };
-  }
-  return { context: gate, granted: [], rejected: [request.requestId] };
+/** Takes a seat for the request if one is free (leaving the line if it stood in it); refuses it otherwise. */
+export function take(gate: GateContext, requestId: string): GateDecisions {
+  if (seatsFree(gate) === 0) return { context: gate, granted: [], rejected: [requestId] };
+  const queue = gate.queue.some((q) => q.requestId === requestId) ? gate.queue.filter((q) => q.requestId !== requestId) : gate.queue;
+  return { context: { ...gate, used: gate.used + 1, queue }, granted: [requestId], rejected: [] };
 }
 
-/** Gives a seat back, then serves the queue. */
-export function release(gate: GateContext): GateDecisions {
-  return serve({ ...gate, used: Math.max(0, gate.used - 1) });
+/**
+ * Puts a request at the end of the line until `waitUntil`. Refused at once when it may not wait
+ * at all, and `overflowed` when the line is as long as it may be.
+ */
+export function enqueue(gate: GateContext, request: { requestId: string; at: number; waitUntil: number }): GateDecisions {
+  if (request.waitUntil <= request.at) return { context: gate, granted: [], rejected: [request.requestId] };
+  if (gate.queue.length >= gate.maxQueue) return { context: gate, granted: [], rejected: [], overflowed: [request.requestId] };
+  const queued = { requestId: request.requestId, queuedAt: request.at, expiresAt: request.waitUntil };
+  return { context: { ...gate, queue: [...gate.queue, queued] }, granted: [], rejected: [] };
 }
 
-/** Takes a waiting request out of the queue (its caller gave up). */
-export function withdraw(gate: GateContext, requestId: string): GateDecisions {
+/** Gives a seat back; whoever waits for it is served by the coordinator. */
+export function release(gate: GateContext): GateContext {
+  return { ...gate, used: Math.max(0, gate.used - 1) };
+}
+
+/** Takes a waiting request out of the line (its caller gave up, or it was refused elsewhere). */
+export function withdraw(gate: GateContext, requestId: string): GateContext {
   const queue = gate.queue.filter((q) => q.requestId !== requestId);
-  return { context: queue.length === gate.queue.length ? gate : { ...gate, queue }, granted: [], rejected: [] };
+  return queue.length === gate.queue.length ? gate : { ...gate, queue };
 }
 
-export function setCapacity(gate: GateContext, capacity: number): GateDecisions {
-  return serve({ ...gate, capacity });
+export function setCapacity(gate: GateContext, capacity: number): GateContext {
+  return { ...gate, capacity };
 }
 
-/** Rejects every waiter whose wait is over at `at`. */
+/** Refuses every waiter whose wait is over at `at`. */
 export function expire(gate: GateContext, at: number): GateDecisions {
   const rejected = gate.queue.filter((q) => q.expiresAt <= at).map((q) => q.requestId);
   if (rejected.length === 0) return { context: gate, granted: [], rejected };
-  const decisions = serve({ ...gate, queue: gate.queue.filter((q) => q.expiresAt > at) });
-  return { ...decisions, rejected: [...rejected, ...decisions.rejected] };
+  return { context: { ...gate, queue: gate.queue.filter((q) => q.expiresAt > at) }, granted: [], rejected };
 }
 
 /** Seats held before a restart, taken back without asking (they may exceed a capacity lowered since). */
@@ -83,14 +90,4 @@ export function nextExpiry(gate: GateContext): number | null {
   let earliest: number | null = null;
   for (const q of gate.queue) if (earliest === null || q.expiresAt < earliest) earliest = q.expiresAt;
   return earliest;
-}
-
-/** Gives free seats to the oldest waiters. Every caller hands it a fresh context, so it builds one too. */
-function serve(gate: GateContext): GateDecisions {
-  const admitted = gate.queue.slice(0, seatsFree(gate));
-  return {
-    context: { ...gate, used: gate.used + admitted.length, queue: gate.queue.slice(admitted.length) },
-    granted: admitted.map((q) => q.requestId),
-    rejected: [],
-  };
 }

@@ -1,9 +1,10 @@
-import { enqueueActions, setup } from 'xstate';
+import { assign, enqueueActions, setup } from 'xstate';
 import * as logic from './gate.logic.js';
 import type { GateContext, GateDecisions } from './gate.logic.js';
 
 export type GateEvent =
-  | { type: 'ACQUIRE'; requestId: string; at: number; waitUntil: number }
+  | { type: 'TAKE'; requestId: string }
+  | { type: 'QUEUE'; requestId: string; at: number; waitUntil: number }
   | { type: 'RELEASE' }
   | { type: 'WITHDRAW'; requestId: string }
   | { type: 'SET_CAPACITY'; capacity: number }
@@ -16,9 +17,12 @@ export type GateEmitted =
   | { type: 'overflowed'; requestId: string; gateId: string };
 
 /**
- * One admission gate: a server's or a service's cap on concurrent users. It grants seats
- * first in, first out, and tells the supervisor by emitting `granted` / `rejected`; queue
- * deadlines are data (nextExpiry) that the supervisor schedules, as for sessions.
+ * One admission gate: a server's or a service's cap on concurrent users. It grants a seat
+ * while one is free and keeps the line of those waiting, first in, first out, telling the
+ * coordinator by emitting `granted` / `rejected` / `overflowed`. A freed seat is not handed
+ * on here: the coordinator serves the line, since a waiter needs its service's and its
+ * server's seat at once. Queue deadlines are data (nextExpiry) that it schedules, as for
+ * sessions.
  */
 export const gateMachine = setup({
   types: {
@@ -34,22 +38,13 @@ export const gateMachine = setup({
   states: {
     open: {
       on: {
-        ACQUIRE: { actions: enqueueActions(({ context, event, enqueue }) => apply(enqueue, context, logic.acquire(context, event))) },
-        RELEASE: { actions: enqueueActions(({ context, enqueue }) => apply(enqueue, context, logic.release(context))) },
-        WITHDRAW: {
-          actions: enqueueActions(({ context, event, enqueue }) => apply(enqueue, context, logic.withdraw(context, event.requestId))),
-        },
-        SET_CAPACITY: {
-          actions: enqueueActions(({ context, event, enqueue }) =>
-            apply(enqueue, context, logic.setCapacity(context, event.capacity)),
-          ),
-        },
+        TAKE: { actions: enqueueActions(({ context, event, enqueue }) => apply(enqueue, context, logic.take(context, event.requestId))) },
+        QUEUE: { actions: enqueueActions(({ context, event, enqueue }) => apply(enqueue, context, logic.enqueue(context, event))) },
+        RELEASE: { actions: assign(({ context }) => logic.release(context)) },
+        WITHDRAW: { actions: assign(({ context, event }) => logic.withdraw(context, event.requestId)) },
+        SET_CAPACITY: { actions: assign(({ context, event }) => logic.setCapacity(context, event.capacity)) },
         EXPIRE: { actions: enqueueActions(({ context, event, enqueue }) => apply(enqueue, context, logic.expire(context, event.at))) },
-        RESTORE_SEAT: {
-          actions: enqueueActions(({ context, event, enqueue }) =>
-            apply(enqueue, context, { context: logic.restoreSeat(context, event.count ?? 1), granted: [], rejected: [] }),
-          ),
-        },
+        RESTORE_SEAT: { actions: assign(({ context, event }) => logic.restoreSeat(context, event.count ?? 1)) },
       },
     },
   },

@@ -1,5 +1,5 @@
 import { type Actor, createActor, type InspectionEvent } from 'xstate';
-import { gateMachine, nextExpiry, type GateContext } from '../../machines/gate/index.js';
+import { gateMachine, nextExpiry, seatsFree, type GateContext } from '../../machines/gate/index.js';
 import type { Clock } from '../clock.js';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -41,19 +41,40 @@ interface Seat {
   accountId: string | null;
 }
 
+interface Gate {
+  key: string;
+  kind: Kind;
+  actor: GateActor;
+  name: string;
+  serverId: string | null;
+}
+
+/** A request standing in the lines of both its gates, holding neither's seat. */
+interface Waiter {
+  request: SeatRequest;
+  service: Gate;
+  server: Gate;
+  /** Answers the request; `kind` names the gate that refused it. */
+  answer: (outcome: Outcome, kind: Kind) => void;
+}
+
 const keyOf = (kind: Kind, id: string) => `${kind}:${id}`;
 
 /**
  * Routes admissions between sessions and the gates (DESIGN rule 6): a session runs only with
- * a seat from its service gate and one from its server gate. Seats are taken in one order
- * (service, then server); a seat granted by one gate and refused by the other is given back
- * before the answer, so the gates never disagree about a session.
+ * a seat from its service gate and one from its server gate, and it takes both in one
+ * synchronous step, or neither. A request that must wait stands in the lines of both gates
+ * holding no seat, so a service never counts a user it does not have. Each time seats free up
+ * (a release, a raised cap) the lines are served in arrival order: a waiter is admitted as
+ * soon as both of its gates have a seat, and one whose own gate is still full lets those
+ * behind it that need other seats go first. Serving is one synchronous walk, so no chain of
+ * hand-overs runs between waiters.
  */
 export class Admission {
-  private readonly gates = new Map<string, { actor: GateActor; name: string; serverId: string | null }>();
-  private readonly waiters = new Map<string, (outcome: Outcome) => void>();
-  /** Requests waiting in a gate's queue: waiter key → the gate and the request. */
-  private readonly queued = new Map<string, { gate: GateActor; requestId: string }>();
+  private readonly gates = new Map<string, Gate>();
+  private readonly waiting = new Map<string, Waiter>();
+  /** The gate and request whose answer a synchronous send is waiting for. */
+  private asking: { key: string; requestId: string; outcome: Outcome | null } | null = null;
   private readonly seats = new Map<string, Seat>();
   private readonly load = new CustomerLoad();
   private readonly scheduler: DeadlineScheduler;
@@ -81,84 +102,92 @@ export class Admission {
     );
   }
 
-  /** Creates the gate of a server or a service (or renames it if it exists). */
+  /** Creates the gate of a server or a service (or renames it and sets its cap if it exists). */
   register(kind: Kind, id: string, name: string, maxUsers: number, serverId: string | null = null): void {
     const key = keyOf(kind, id);
     const existing = this.gates.get(key);
     if (existing) {
       existing.name = name;
-      existing.actor.send({ type: 'SET_CAPACITY', capacity: maxUsers });
+      this.setCapacity(kind, id, maxUsers);
       return;
     }
     const actor = createActor(gateMachine, {
       input: { gateId: id, kind, capacity: maxUsers, ...(this.deps.maxQueuePerGate !== undefined && { maxQueue: this.deps.maxQueuePerGate }) },
       ...(this.deps.inspect && { inspect: this.deps.inspect }),
     });
-    const entry = { actor, name, serverId };
-    this.gates.set(key, entry);
-    actor.on('granted', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('granted'));
-    actor.on('rejected', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('rejected'));
-    actor.on('overflowed', (event) => this.waiters.get(`${key}|${event.requestId}`)?.('overflowed'));
+    const gate: Gate = { key, kind, actor, name, serverId };
+    this.gates.set(key, gate);
+    actor.on('granted', (event) => this.heard(gate, event.requestId, 'granted'));
+    actor.on('rejected', (event) => this.heard(gate, event.requestId, 'rejected'));
+    actor.on('overflowed', (event) => this.heard(gate, event.requestId, 'overflowed'));
     actor.subscribe({
-      next: (snapshot) => this.publish(key, entry, snapshot.context),
+      next: (snapshot) => this.publish(gate, snapshot.context),
       error: (error) => this.deps.log.error({ gate: key, err: String(error) }, 'gate actor failed'),
     });
     actor.start();
-    this.publish(key, entry, actor.getSnapshot().context);
+    this.publish(gate, actor.getSnapshot().context);
   }
 
   rename(kind: Kind, id: string, name: string): void {
-    const entry = this.gates.get(keyOf(kind, id));
-    if (!entry) return;
-    entry.name = name;
-    this.publish(keyOf(kind, id), entry, entry.actor.getSnapshot().context);
+    const gate = this.gates.get(keyOf(kind, id));
+    if (!gate) return;
+    gate.name = name;
+    this.publish(gate, gate.actor.getSnapshot().context);
   }
 
   setCapacity(kind: Kind, id: string, maxUsers: number): void {
-    this.gate(kind, id).send({ type: 'SET_CAPACITY', capacity: maxUsers });
+    const gate = this.gate(kind, id);
+    gate.actor.send({ type: 'SET_CAPACITY', capacity: maxUsers });
+    this.serve(gate);
   }
 
   async admit(request: SeatRequest): Promise<void> {
     const at = this.deps.clock.now();
+    if (request.signal?.aborted) throw new ClientGoneError();
+    const service = this.gate('service', request.serviceId);
+    const server = this.gate('server', request.serverId);
+    // Everyone still waiting needs a seat one of their gates lacks (each change of seats serves
+    // the lines at once), so a request whose gates both have one takes them now.
+    if (this.free(service) && this.free(server)) {
+      this.take(request, service, server);
+      return;
+    }
     // An account with as many requests waiting as it may have gets a seat only if one is free now.
     const quotaHit = request.accountId !== undefined && request.waitMs > 0 && this.waitingOf(request.accountId) >= (this.deps.maxQueuedPerAccount ?? Infinity);
     const waitUntil = quotaHit ? at : at + request.waitMs;
-    // When no gate makes the request wait, both seats are decided in one synchronous step:
-    // no other admission runs between the service's grant and the server's answer.
-    if (request.signal?.aborted) throw new ClientGoneError();
-    let waiting = false;
-    const wait = async (pending: Promise<Outcome>) => {
-      if (!waiting && request.accountId !== undefined) {
-        waiting = true;
-        this.waitingByAccount.set(request.accountId, this.waitingOf(request.accountId) + 1);
-      }
-      return pending;
-    };
-    try {
-      let service = this.acquire('service', request.serviceId, request.sessionId, at, waitUntil, request.signal);
-      if (service instanceof Promise) service = await wait(service);
-      if (service !== 'granted') throw this.refusal('service', service, quotaHit);
-      let server: Outcome | Promise<Outcome>;
-      try {
-        server = this.acquire('server', request.serverId, request.sessionId, this.deps.clock.now(), waitUntil, request.signal);
-      } catch (error) {
-        // No such server gate: the service's seat goes back before the answer.
-        this.gate('service', request.serviceId).send({ type: 'RELEASE' });
-        throw error;
-      }
-      if (server instanceof Promise) server = await wait(server);
-      if (server !== 'granted') {
-        this.gate('service', request.serviceId).send({ type: 'RELEASE' });
-        throw this.refusal('server', server, quotaHit);
-      }
-      this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
-    } finally {
-      if (waiting && request.accountId !== undefined) {
-        const left = this.waitingOf(request.accountId) - 1;
-        if (left > 0) this.waitingByAccount.set(request.accountId, left);
-        else this.waitingByAccount.delete(request.accountId);
-      }
+    if (waitUntil <= at) throw this.refusal(this.blockedOn(service), 'rejected', quotaHit);
+    const queued = { requestId: request.sessionId, at, waitUntil };
+    if (this.ask(service, { type: 'QUEUE', ...queued }) === 'overflowed') throw this.refusal('service', 'overflowed', false);
+    if (this.ask(server, { type: 'QUEUE', ...queued }) === 'overflowed') {
+      service.actor.send({ type: 'WITHDRAW', requestId: request.sessionId });
+      throw this.refusal('server', 'overflowed', false);
     }
+    const { outcome, kind } = await new Promise<{ outcome: Outcome; kind: Kind }>((resolve) => {
+      const abandon = () => this.waiting.get(request.sessionId)?.answer('abandoned', 'service');
+      if (request.accountId !== undefined) this.waitingByAccount.set(request.accountId, this.waitingOf(request.accountId) + 1);
+      this.waiting.set(request.sessionId, {
+        request,
+        service,
+        server,
+        answer: (outcome, kind) => {
+          this.waiting.delete(request.sessionId);
+          if (outcome !== 'granted') {
+            service.actor.send({ type: 'WITHDRAW', requestId: request.sessionId });
+            server.actor.send({ type: 'WITHDRAW', requestId: request.sessionId });
+          }
+          if (request.accountId !== undefined) {
+            const left = this.waitingOf(request.accountId) - 1;
+            if (left > 0) this.waitingByAccount.set(request.accountId, left);
+            else this.waitingByAccount.delete(request.accountId);
+          }
+          request.signal?.removeEventListener('abort', abandon);
+          resolve({ outcome, kind });
+        },
+      });
+      // A client that hangs up while queued gives its place to the next one.
+      request.signal?.addEventListener('abort', abandon, { once: true });
+    });
+    if (outcome !== 'granted') throw this.refusal(kind, outcome, false);
   }
 
   private waitingOf(accountId: string): number {
@@ -183,15 +212,21 @@ export class Admission {
       const load = this.load.disconnect(seat.serverId, seat.accountId);
       this.deps.occupancy.trigger.loadChanged({ serverId: seat.serverId, load });
     }
-    this.gates.get(keyOf('service', seat.serviceId))?.actor.send({ type: 'RELEASE' });
-    this.gates.get(keyOf('server', seat.serverId))?.actor.send({ type: 'RELEASE' });
+    const service = this.gates.get(keyOf('service', seat.serviceId));
+    const server = this.gates.get(keyOf('server', seat.serverId));
+    service?.actor.send({ type: 'RELEASE' });
+    server?.actor.send({ type: 'RELEASE' });
+    // Every waiter for the service stands in its server's line too, so that walk serves them all
+    // unless the service moved to another server while they waited.
+    if (server) this.serve(server);
+    if (service) this.serve(service);
   }
 
   /** On start-up: the seats a restored session held before the restart (and its customer, when known). */
   restoreSeat(sessionId: string, serviceId: string, serverId: string, customer: CustomerEstimates | null): void {
     if (this.seats.has(sessionId)) return;
-    this.gate('service', serviceId).send({ type: 'RESTORE_SEAT' });
-    this.gate('server', serverId).send({ type: 'RESTORE_SEAT' });
+    this.gate('service', serviceId).actor.send({ type: 'RESTORE_SEAT' });
+    this.gate('server', serverId).actor.send({ type: 'RESTORE_SEAT' });
     this.seats.set(sessionId, { serviceId, serverId, accountId: null });
     if (customer) this.connect(sessionId, customer);
   }
@@ -223,10 +258,10 @@ export class Admission {
     }
     const perServer = new Map<string, number>();
     for (const [serviceId, servers] of perService) {
-      this.gate('service', serviceId).send({ type: 'RESTORE_SEAT', count: servers.reduce((n, s) => n + s.count, 0) });
+      this.gate('service', serviceId).actor.send({ type: 'RESTORE_SEAT', count: servers.reduce((n, s) => n + s.count, 0) });
       for (const { serverId, count } of servers) perServer.set(serverId, (perServer.get(serverId) ?? 0) + count);
     }
-    for (const [serverId, count] of perServer) this.gate('server', serverId).send({ type: 'RESTORE_SEAT', count });
+    for (const [serverId, count] of perServer) this.gate('server', serverId).actor.send({ type: 'RESTORE_SEAT', count });
     for (const [serverId, load] of loads) this.deps.occupancy.trigger.loadChanged({ serverId, load });
   }
 
@@ -243,10 +278,7 @@ export class Admission {
    * SHUTTING_DOWN now, instead of holding the shutdown for the rest of its wait.
    */
   withdrawWaiting(): void {
-    for (const [waiterKey, { gate, requestId }] of [...this.queued]) {
-      gate.send({ type: 'WITHDRAW', requestId });
-      this.waiters.get(waiterKey)?.('withdrawn');
-    }
+    for (const waiter of [...this.waiting.values()]) waiter.answer('withdrawn', 'service');
   }
 
   close(): void {
@@ -263,57 +295,88 @@ export class Admission {
     return kind === 'service' ? errors.serviceAtCapacity(this.deps.retryAfterSeconds) : errors.serverAtCapacity(this.deps.retryAfterSeconds);
   }
 
-  /** The gate's answer: at once when it decides during the send, later when the request queues. */
-  private acquire(kind: Kind, id: string, requestId: string, at: number, waitUntil: number, signal?: AbortSignal): Outcome | Promise<Outcome> {
-    const key = keyOf(kind, id);
-    const gate = this.gate(kind, id);
-    const waiterKey = `${key}|${requestId}`;
-    let decided: Outcome | null = null;
-    let resolveLater: ((outcome: Outcome) => void) | null = null;
-    this.waiters.set(waiterKey, (outcome) => {
-      this.waiters.delete(waiterKey);
-      this.queued.delete(waiterKey);
-      if (resolveLater) resolveLater(outcome);
-      else decided = outcome;
-    });
-    gate.send({ type: 'ACQUIRE', requestId, at, waitUntil });
-    if (decided !== null) return decided;
-    this.queued.set(waiterKey, { gate, requestId });
-    // A client that hangs up while queued gives its place to the next one.
-    const abandon = () => {
-      if (!this.queued.has(waiterKey)) return;
-      gate.send({ type: 'WITHDRAW', requestId });
-      this.waiters.get(waiterKey)?.('abandoned');
-    };
-    signal?.addEventListener('abort', abandon, { once: true });
-    return new Promise<Outcome>((resolve) => {
-      resolveLater = (outcome) => {
-        signal?.removeEventListener('abort', abandon);
-        resolve(outcome);
-      };
-    });
+  /** Sends a request's event to a gate and returns the gate's answer to it during that send, if any. */
+  private ask(gate: Gate, event: { type: 'TAKE'; requestId: string } | { type: 'QUEUE'; requestId: string; at: number; waitUntil: number }): Outcome | null {
+    const asking = { key: gate.key, requestId: event.requestId, outcome: null as Outcome | null };
+    this.asking = asking;
+    try {
+      gate.actor.send(event);
+    } finally {
+      this.asking = null;
+    }
+    return asking.outcome;
   }
 
-  private gate(kind: Kind, id: string): GateActor {
-    const entry = this.gates.get(keyOf(kind, id));
-    if (!entry) throw kind === 'service' ? errors.serviceNotFound() : errors.serverNotFound();
-    return entry.actor;
+  /** A gate's answer: to the send in progress, or a waiter's wait running out. */
+  private heard(gate: Gate, requestId: string, outcome: Outcome): void {
+    const asking = this.asking;
+    if (asking && asking.key === gate.key && asking.requestId === requestId) {
+      asking.outcome = outcome;
+      return;
+    }
+    // Waits run out in both lines at the same instant; the first to say so answers.
+    if (outcome === 'rejected') {
+      const waiter = this.waiting.get(requestId);
+      waiter?.answer('rejected', this.blockedOn(waiter.service));
+    }
   }
 
-  private publish(key: string, entry: { name: string; serverId: string | null }, gate: GateContext): void {
-    const expiry = nextExpiry(gate);
-    if (expiry === null) this.scheduler.cancel(key);
-    else this.scheduler.schedule(key, expiry);
+  /** Takes both seats of a request in one step; the caller has seen both free. */
+  private take(request: SeatRequest, service: Gate, server: Gate): void {
+    const fromService = this.ask(service, { type: 'TAKE', requestId: request.sessionId });
+    const fromServer = this.ask(server, { type: 'TAKE', requestId: request.sessionId });
+    if (fromService !== 'granted' || fromServer !== 'granted') {
+      // Not reachable while both were free; if it were, no seat is kept half-taken.
+      if (fromService === 'granted') service.actor.send({ type: 'RELEASE' });
+      if (fromServer === 'granted') server.actor.send({ type: 'RELEASE' });
+      throw new Error(`gates ${service.key} and ${server.key} disagreed about free seats`);
+    }
+    this.seats.set(request.sessionId, { serviceId: request.serviceId, serverId: request.serverId, accountId: null });
+  }
+
+  /**
+   * Admits, in arrival order, every waiter in this gate's line whose two gates both have a seat
+   * now. One synchronous walk: a grant only takes seats, so it can free nothing for a later one.
+   */
+  private serve(gate: Gate): void {
+    for (const { requestId } of gate.actor.getSnapshot().context.queue) {
+      if (!this.free(gate)) return;
+      const waiter = this.waiting.get(requestId);
+      if (!waiter || !this.free(waiter.service) || !this.free(waiter.server)) continue;
+      this.take(waiter.request, waiter.service, waiter.server);
+      waiter.answer('granted', 'service');
+    }
+  }
+
+  private free(gate: Gate): boolean {
+    return seatsFree(gate.actor.getSnapshot().context) > 0;
+  }
+
+  /** The gate a request that cannot have both seats is refused by: its service when that is full. */
+  private blockedOn(service: Gate): Kind {
+    return this.free(service) ? 'server' : 'service';
+  }
+
+  private gate(kind: Kind, id: string): Gate {
+    const gate = this.gates.get(keyOf(kind, id));
+    if (!gate) throw kind === 'service' ? errors.serviceNotFound() : errors.serverNotFound();
+    return gate;
+  }
+
+  private publish(gate: Gate, context: GateContext): void {
+    const expiry = nextExpiry(context);
+    if (expiry === null) this.scheduler.cancel(gate.key);
+    else this.scheduler.schedule(gate.key, expiry);
     this.deps.occupancy.trigger.gateChanged({
       occupancy: {
-        kind: gate.kind,
-        id: gate.gateId,
-        name: entry.name,
-        serverId: entry.serverId,
-        maxUsers: gate.capacity,
-        activeUsers: gate.used,
-        queued: gate.queue.length,
-        oldestQueuedAt: gate.queue[0]?.queuedAt ?? null,
+        kind: context.kind,
+        id: context.gateId,
+        name: gate.name,
+        serverId: gate.serverId,
+        maxUsers: context.capacity,
+        activeUsers: context.used,
+        queued: context.queue.length,
+        oldestQueuedAt: context.queue[0]?.queuedAt ?? null,
       },
     });
   }

@@ -1,79 +1,88 @@
 import { createActor } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { acquire, emptyGate, expire, gateMachine, nextExpiry, release, restoreSeat, seatsFree, setCapacity, withdraw, type GateContext } from '../../machines/gate/index.js';
+import { emptyGate, enqueue, expire, gateMachine, nextExpiry, release, restoreSeat, seatsFree, setCapacity, take, withdraw, type GateContext } from '../../machines/gate/index.js';
 
-/** A gate's seats and queue, request by request: who is granted, who waits, who is refused. */
+/** A gate's seats and line, step by step: who is granted, who waits, who is refused. */
 const wait = (requestId: string, at: number, waitMs: number) => ({ requestId, at, waitUntil: at + waitMs });
 
-/** Applies requests in turn; returns the gate after them and every decision, in order. */
-function run(gate: GateContext, ...requests: ReturnType<typeof wait>[]) {
+/** Queues requests in turn; returns the gate after them and every decision, in order. */
+function line(gate: GateContext, ...requests: ReturnType<typeof wait>[]) {
   const decided: string[] = [];
   for (const request of requests) {
-    const d = acquire(gate, request);
+    const d = enqueue(gate, request);
     gate = d.context;
-    decided.push(...d.granted.map((id) => `granted ${id}`), ...d.rejected.map((id) => `rejected ${id}`), ...(d.overflowed ?? []).map((id) => `overflowed ${id}`));
+    decided.push(...d.rejected.map((id) => `rejected ${id}`), ...(d.overflowed ?? []).map((id) => `overflowed ${id}`));
   }
   return { gate, decided };
 }
 
 describe('an admission gate', () => {
-  it('grants seats up to its capacity, queues those who may wait up to its bound, and refuses the rest', () => {
-    const { gate, decided } = run(emptyGate('svc', 'service', 2, 2), wait('a', 0, 0), wait('b', 0, 0), wait('c', 1, 100), wait('d', 2, 0), wait('e', 3, 50), wait('f', 4, 10));
-    expect(decided).toEqual(['granted a', 'granted b', 'rejected d', 'overflowed f']);
+  it('grants seats up to its capacity and refuses a seat when none is free', () => {
+    let gate = emptyGate('svc', 'service', 2);
+    const decided: string[] = [];
+    for (const id of ['a', 'b', 'c']) {
+      const d = take(gate, id);
+      gate = d.context;
+      decided.push(...d.granted.map((g) => `granted ${g}`), ...d.rejected.map((r) => `rejected ${r}`));
+    }
+    expect(decided).toEqual(['granted a', 'granted b', 'rejected c']);
+    expect(gate).toMatchObject({ used: 2, queue: [] });
+    expect(seatsFree(gate)).toBe(0);
+  });
+
+  it('keeps a line up to its bound, refuses at once one that may not wait, and overflows the rest', () => {
+    const { gate, decided } = line(emptyGate('svc', 'service', 0, 2), wait('c', 1, 100), wait('d', 2, 0), wait('e', 3, 50), wait('f', 4, 10));
+    expect(decided).toEqual(['rejected d', 'overflowed f']);
     expect(gate).toEqual({
       gateId: 'svc',
       kind: 'service',
-      capacity: 2,
-      used: 2,
+      capacity: 0,
+      used: 0,
       maxQueue: 2,
       queue: [
         { requestId: 'c', queuedAt: 1, expiresAt: 101 },
         { requestId: 'e', queuedAt: 3, expiresAt: 53 },
       ],
     });
-    expect(seatsFree(gate)).toBe(0);
     expect(nextExpiry(gate)).toBe(53);
   });
 
-  it('gives a released seat to the oldest waiter, and keeps it free when nobody waits', () => {
-    const { gate } = run(emptyGate('g', 'server', 1), wait('a', 0, 0), wait('b', 1, 100), wait('c', 2, 100));
-    const first = release(gate);
-    expect(first.granted).toEqual(['b']);
-    expect(first.context).toMatchObject({ used: 1, queue: [{ requestId: 'c' }] });
-    const second = release(release(first.context).context);
-    expect(second).toEqual({ context: { ...gate, used: 0, queue: [] }, granted: [], rejected: [] });
+  it('hands no freed seat on by itself: a waiter leaves the line only when it takes a seat', () => {
+    let gate = take(emptyGate('g', 'server', 1), 'a').context;
+    gate = line(gate, wait('b', 1, 100), wait('c', 2, 100)).gate;
+    gate = release(gate);
+    expect(gate).toMatchObject({ used: 0, queue: [{ requestId: 'b' }, { requestId: 'c' }] });
+    const taken = take(gate, 'c');
+    expect(taken.granted).toEqual(['c']);
+    expect(taken.context).toMatchObject({ used: 1, queue: [{ requestId: 'b' }] });
+    // Refused, a waiter keeps its place.
+    expect(take(taken.context, 'b')).toEqual({ context: taken.context, granted: [], rejected: ['b'] });
     // A release with no seat taken does not make a seat out of nothing.
-    expect(release(second.context).context.used).toBe(0);
+    expect(release(release(taken.context)).used).toBe(0);
   });
 
-  it('serves waiters in order when its capacity is raised, and admits no one while over a lowered one', () => {
-    const { gate } = run(emptyGate('g', 'server', 0), wait('a', 0, 100), wait('b', 0, 100), wait('c', 0, 100));
-    const raised = setCapacity(gate, 2);
-    expect(raised).toEqual({ context: { ...gate, capacity: 2, used: 2, queue: [gate.queue[2]] }, granted: ['a', 'b'], rejected: [] });
-    const lowered = setCapacity(raised.context, 1);
-    expect(seatsFree(lowered.context)).toBe(0);
-    expect(release(lowered.context).granted).toEqual([]);
-    expect(release(release(lowered.context).context).granted).toEqual(['c']);
+  it('admits no one while over a lowered capacity', () => {
+    const gate = setCapacity(take(take(emptyGate('g', 'server', 2), 'a').context, 'b').context, 1);
+    expect(seatsFree(gate)).toBe(0);
+    expect(take(gate, 'c').rejected).toEqual(['c']);
+    expect(take(release(gate), 'c').rejected).toEqual(['c']);
+    expect(take(release(release(gate)), 'c').granted).toEqual(['c']);
   });
 
-  it('refuses waiters whose wait ran out, at the instant it runs out, and then serves the rest', () => {
-    const { gate } = run(emptyGate('g', 'server', 1), wait('a', 0, 0), wait('b', 0, 100), wait('c', 0, 50), wait('d', 0, 200));
+  it('refuses waiters whose wait ran out, at the instant it runs out', () => {
+    const { gate } = line(emptyGate('g', 'server', 0), wait('b', 0, 100), wait('c', 0, 50), wait('d', 0, 200));
     expect(expire(gate, 49)).toEqual({ context: gate, granted: [], rejected: [] });
     const expired = expire(gate, 50);
     expect(expired.rejected).toEqual(['c']);
     expect(expired.context.queue.map((q) => q.requestId)).toEqual(['b', 'd']);
     expect(nextExpiry(gate)).toBe(50);
     expect(nextExpiry(expired.context)).toBe(100);
-    const freed = expire(release(gate).context, 100);
-    // b had the released seat; d still waits.
-    expect(freed.rejected).toEqual(['c']);
-    expect(freed.context).toMatchObject({ used: 1, queue: [{ requestId: 'd' }] });
   });
 
   it('takes a waiter out when its caller gives up, and changes nothing for one it does not hold', () => {
-    const { gate } = run(emptyGate('g', 'server', 0), wait('a', 0, 100), wait('b', 0, 100));
-    expect(withdraw(gate, 'a')).toEqual({ context: { ...gate, queue: [gate.queue[1]] }, granted: [], rejected: [] });
-    expect(withdraw(gate, 'zz').context).toBe(gate);
+    const { gate } = line(emptyGate('g', 'server', 0), wait('a', 0, 100), wait('b', 0, 100));
+    expect(withdraw(gate, 'a')).toEqual({ ...gate, queue: [gate.queue[1]] });
+    expect(withdraw(gate, 'zz')).toBe(gate);
     expect(nextExpiry(emptyGate('g', 'server', 1))).toBeNull();
   });
 
@@ -86,19 +95,19 @@ describe('an admission gate', () => {
 });
 
 describe('the gate machine', () => {
-  it('tells who is granted, refused, and refused for a full queue, naming itself', () => {
+  it('tells who is granted, refused, and refused for a full line, naming itself', () => {
     const actor = createActor(gateMachine, { input: { gateId: 'svc', kind: 'service', capacity: 1, maxQueue: 1 } }).start();
     const heard: string[] = [];
     for (const type of ['granted', 'rejected', 'overflowed'] as const) actor.on(type, (e) => heard.push(`${e.type} ${e.requestId} ${e.gateId}`));
-    actor.send({ type: 'ACQUIRE', requestId: 'a', at: 0, waitUntil: 0 });
-    actor.send({ type: 'ACQUIRE', requestId: 'b', at: 0, waitUntil: 10 });
-    actor.send({ type: 'ACQUIRE', requestId: 'c', at: 0, waitUntil: 10 });
-    actor.send({ type: 'ACQUIRE', requestId: 'd', at: 0, waitUntil: 0 });
+    actor.send({ type: 'TAKE', requestId: 'a' });
+    actor.send({ type: 'QUEUE', requestId: 'b', at: 0, waitUntil: 10 });
+    actor.send({ type: 'QUEUE', requestId: 'c', at: 0, waitUntil: 10 });
+    actor.send({ type: 'TAKE', requestId: 'd' });
     actor.send({ type: 'WITHDRAW', requestId: 'b' });
-    actor.send({ type: 'ACQUIRE', requestId: 'e', at: 1, waitUntil: 5 });
+    actor.send({ type: 'QUEUE', requestId: 'e', at: 1, waitUntil: 5 });
     actor.send({ type: 'EXPIRE', at: 5 });
     actor.send({ type: 'SET_CAPACITY', capacity: 2 });
-    actor.send({ type: 'ACQUIRE', requestId: 'f', at: 6, waitUntil: 6 });
+    actor.send({ type: 'TAKE', requestId: 'f' });
     actor.send({ type: 'RELEASE' });
     actor.send({ type: 'RESTORE_SEAT' });
     actor.send({ type: 'RESTORE_SEAT', count: 2 });
