@@ -21,7 +21,10 @@ export interface GateContext {
   used: number;
   /** First in, first out. */
   queue: QueuedRequest[];
-  /** The longest the queue may grow (DESIGN rule 16): a request beyond it is refused at once. */
+  /**
+   * The longest the queue may grow (DESIGN rule 16): a request it keeps out beyond it is refused
+   * at once. Requests kept out by their other gate may stand past it (see enqueue).
+   */
   maxQueue: number;
 }
 
@@ -50,11 +53,14 @@ export function take(gate: GateContext, requestId: string): GateDecisions {
 
 /**
  * Puts a request at the end of the line until `waitUntil`. Refused at once when it may not wait
- * at all, and `overflowed` when the line is as long as it may be.
+ * at all, and `overflowed` when the line is as long as it may be. A request that stands here
+ * only to keep its place (it waits for its other gate's seat, this one has one free) joins
+ * whatever the line's length (`bounded: false`): the bound is kept by the gate that holds it
+ * out, so one full service cannot fill its server's line for the others.
  */
-export function enqueue(gate: GateContext, request: { requestId: string; at: number; waitUntil: number }): GateDecisions {
+export function enqueue(gate: GateContext, request: { requestId: string; at: number; waitUntil: number; bounded?: boolean | undefined }): GateDecisions {
   if (request.waitUntil <= request.at) return { context: gate, granted: [], rejected: [request.requestId] };
-  if (gate.queue.length >= gate.maxQueue) return { context: gate, granted: [], rejected: [], overflowed: [request.requestId] };
+  if (request.bounded !== false && gate.queue.length >= gate.maxQueue) return { context: gate, granted: [], rejected: [], overflowed: [request.requestId] };
   const queued = { requestId: request.requestId, queuedAt: request.at, expiresAt: request.waitUntil };
   return { context: { ...gate, queue: [...gate.queue, queued] }, granted: [], rejected: [] };
 }

@@ -4,7 +4,7 @@ import type { GateContext, GateDecisions } from './gate.logic.js';
 
 export type GateEvent =
   | { type: 'TAKE'; requestId: string }
-  | { type: 'QUEUE'; requestId: string; at: number; waitUntil: number }
+  | { type: 'QUEUE'; requestId: string; at: number; waitUntil: number; bounded?: boolean }
   | { type: 'RELEASE' }
   | { type: 'WITHDRAW'; requestId: string }
   | { type: 'SET_CAPACITY'; capacity: number }

@@ -155,10 +155,12 @@ export class Admission {
     // An account with as many requests waiting as it may have gets a seat only if one is free now.
     const quotaHit = request.accountId !== undefined && request.waitMs > 0 && this.waitingOf(request.accountId) >= (this.deps.maxQueuedPerAccount ?? Infinity);
     const waitUntil = quotaHit ? at : at + request.waitMs;
-    if (waitUntil <= at) throw this.refusal(this.blockedOn(service), 'rejected', quotaHit);
+    const blockedOn = this.blockedOn(service);
+    if (waitUntil <= at) throw this.refusal(blockedOn, 'rejected', quotaHit);
+    // It stands in both lines, to keep its place at each; only the gate keeping it out may refuse it a place.
     const queued = { requestId: request.sessionId, at, waitUntil };
-    if (this.ask(service, { type: 'QUEUE', ...queued }) === 'overflowed') throw this.refusal('service', 'overflowed', false);
-    if (this.ask(server, { type: 'QUEUE', ...queued }) === 'overflowed') {
+    if (this.ask(service, { type: 'QUEUE', ...queued, bounded: blockedOn === 'service' }) === 'overflowed') throw this.refusal('service', 'overflowed', false);
+    if (this.ask(server, { type: 'QUEUE', ...queued, bounded: blockedOn === 'server' }) === 'overflowed') {
       service.actor.send({ type: 'WITHDRAW', requestId: request.sessionId });
       throw this.refusal('server', 'overflowed', false);
     }
@@ -296,7 +298,7 @@ export class Admission {
   }
 
   /** Sends a request's event to a gate and returns the gate's answer to it during that send, if any. */
-  private ask(gate: Gate, event: { type: 'TAKE'; requestId: string } | { type: 'QUEUE'; requestId: string; at: number; waitUntil: number }): Outcome | null {
+  private ask(gate: Gate, event: { type: 'TAKE'; requestId: string } | { type: 'QUEUE'; requestId: string; at: number; waitUntil: number; bounded: boolean }): Outcome | null {
     const asking = { key: gate.key, requestId: event.requestId, outcome: null as Outcome | null };
     this.asking = asking;
     try {

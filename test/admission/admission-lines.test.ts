@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger.js';
 const macrotask = () => new Promise((resolve) => setImmediate(resolve));
 
 /** One server `v` with services `s1` and `s2` on it, on a simulated clock. */
-function setUp(caps: { v: number; s1: number; s2: number }) {
+function setUp(caps: { v: number; s1: number; s2: number }, maxQueuePerGate?: number) {
   const clock = new ManualClock(0);
   const occupancy = createOccupancyStore();
   // The gates' deadline timer, fired by hand once the simulated clock has moved.
@@ -18,6 +18,7 @@ function setUp(caps: { v: number; s1: number; s2: number }) {
     occupancy,
     log: createLogger('silent'),
     retryAfterSeconds: 1,
+    ...(maxQueuePerGate !== undefined && { maxQueuePerGate }),
     timers: { setTimeout: (fn) => (timer = fn), clearTimeout: () => (timer = null) },
   });
   admission.register('server', 'v', 'v', caps.v);
@@ -89,6 +90,25 @@ describe('waiting for the seats of a service and its server', () => {
     expect(await Promise.all(waits)).toEqual(Array(200).fill('admitted'));
     expect(admitted.slice(1)).toEqual(Array.from({ length: 200 }, (_, i) => `w${i}`));
     expect(admission.seatCount).toBe(0);
+  });
+
+  it('bounds a line by the requests its own gate keeps out: one full service does not fill its server\'s line for the others', async () => {
+    const { admission, gate, open } = setUp({ v: 100, s1: 1, s2: 1 }, 2);
+    expect(await open('h1', 's1')).toBe('admitted');
+    expect(await open('h2', 's2')).toBe('admitted');
+    const first = [open('a1', 's1'), open('a2', 's1')];
+    await macrotask();
+    expect(await open('a3', 's1')).toBe('QUEUE_FULL');
+    // s2's own line is empty and its server has seats: its request waits for s2 alone.
+    const b = open('b', 's2');
+    await macrotask();
+    expect(gate('service:s2')).toMatchObject({ activeUsers: 1, queued: 1 });
+    admission.release('h2');
+    expect(await b).toBe('admitted');
+    admission.release('h1');
+    expect(await first[0]).toBe('admitted');
+    admission.release('a1');
+    expect(await first[1]).toBe('admitted');
   });
 
   it('refuses a waiter whose wait runs out with the gate that kept it out, and leaves it in neither line', async () => {

@@ -45,6 +45,8 @@ describe('an admission gate', () => {
       ],
     });
     expect(nextExpiry(gate)).toBe(53);
+    // One that only keeps its place here (another gate keeps it out) stands past the bound.
+    expect(enqueue(gate, { ...wait('g', 5, 10), bounded: false }).context.queue.map((q) => q.requestId)).toEqual(['c', 'e', 'g']);
   });
 
   it('hands no freed seat on by itself: a waiter leaves the line only when it takes a seat', () => {
