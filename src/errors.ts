@@ -196,6 +196,8 @@ export const errors = {
     new AppError(409, 'LIMIT_BELOW_RESERVED', `The open sessions hold ${reserved}; the outstanding limit cannot go below that now.`, { reserved }),
   wrongPassword: () => new AppError(403, 'WRONG_PASSWORD', 'The current password is wrong; nothing was changed.'),
   webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
+  webhookAlreadySent: () =>
+    new AppError(409, 'WEBHOOK_ALREADY_SENT', 'This form already registered another endpoint: nothing more was registered. To register one more, reload the page and send the form again.'),
   topUpAlreadySent: (amount: string) =>
     new AppError(409, 'TOP_UP_ALREADY_SENT', `This top-up was already sent, for another amount or account: nothing more was charged. To add ${amount}, ask again from a fresh page (or with a new Idempotency-Key).`),
   notPrepaid: (postpaid: boolean) =>

@@ -11,10 +11,16 @@ interface By {
 }
 
 /** An operator registers an endpoint: the row, then its audit entry (the operator API and the console both come here). */
-export async function registerEndpoint(db: Queryable, request: { url: string; eventTypes: WebhookEventType[] }, by: By, at: number): Promise<{ endpoint: EndpointView; secret: string }> {
-  const created = await createEndpoint(db, { ...request, createdBy: by.actor.operatorId, at });
-  await recordAudit(db, { ...by, action: 'webhook.create', targetType: 'webhook', targetId: created.endpoint.id, before: null, after: created.endpoint, at });
-  return created;
+export async function registerEndpoint(
+  db: Queryable,
+  request: { id?: string; url: string; eventTypes: WebhookEventType[] },
+  by: By,
+  at: number,
+): Promise<{ endpoint: EndpointView; secret: string }> {
+  const { endpoint, secret, created } = await createEndpoint(db, { ...request, createdBy: by.actor.operatorId, at });
+  // A form sent twice made one endpoint: it is audited once.
+  if (created) await recordAudit(db, { ...by, action: 'webhook.create', targetType: 'webhook', targetId: endpoint.id, before: null, after: endpoint, at });
+  return { endpoint, secret };
 }
 
 /** An operator stops an endpoint's deliveries; null when there is no such endpoint. */

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/sql.js';
+import { errors } from '../errors.js';
 import type { WebhookEventType } from './webhook-events.js';
 
 export interface EndpointView {
@@ -19,17 +20,35 @@ const view = (row: Row): EndpointView => ({
   disabledAt: row.disabledAt?.toISOString() ?? null,
 });
 
-/** Registers an endpoint; its signing secret is answered once, here. */
+/**
+ * Registers an endpoint; its signing secret is answered once, here. With `id` (the console's form
+ * carries one), the same form sent again by the same operator for the same endpoint answers the
+ * endpoint it made, secret included (the browser shows only the last answer of a double click),
+ * and makes no second one: `created` says which. The id reused for anything else is
+ * WEBHOOK_ALREADY_SENT.
+ */
 export async function createEndpoint(
   db: Queryable,
-  request: { url: string; eventTypes: WebhookEventType[]; createdBy: string | null; at: number },
-): Promise<{ endpoint: EndpointView; secret: string }> {
+  request: { id?: string | undefined; url: string; eventTypes: WebhookEventType[]; createdBy: string | null; at: number },
+): Promise<{ endpoint: EndpointView; secret: string; created: boolean }> {
   const secret = `whsec_${randomBytes(32).toString('base64url')}`;
+  const eventTypes = [...new Set(request.eventTypes)];
   const [row] = await db<Row[]>`
     insert into webhook_endpoints (id, url, event_types, secret, created_at, created_by)
-    values (${randomUUID()}, ${request.url}, ${[...new Set(request.eventTypes)]}, ${secret}, ${new Date(request.at)}, ${request.createdBy})
+    values (${request.id ?? randomUUID()}, ${request.url}, ${eventTypes}, ${secret}, ${new Date(request.at)}, ${request.createdBy})
+    on conflict (id) do nothing
     returning id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt"`;
-  return { endpoint: view(row!), secret };
+  if (row) return { endpoint: view(row), secret, created: true };
+  const [earlier] = await db<(Row & { secret: string; createdBy: string | null })[]>`
+    select id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt", secret, created_by as "createdBy"
+    from webhook_endpoints where id = ${request.id!}`;
+  const same =
+    earlier !== undefined &&
+    earlier.createdBy === request.createdBy &&
+    earlier.url === request.url &&
+    [...earlier.eventTypes].sort().join() === [...eventTypes].sort().join();
+  if (!same) throw errors.webhookAlreadySent();
+  return { endpoint: view(earlier), secret: earlier.secret, created: false };
 }
 
 export async function listEndpoints(db: Queryable): Promise<EndpointView[]> {

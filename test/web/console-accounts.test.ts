@@ -203,6 +203,33 @@ describe('webhook endpoints in the console', () => {
     expect((await web.get('/ops/webhooks')).body).not.toContain('>Disable<');
   });
 
+  it('registers one endpoint for a form sent twice, showing its secret both times', async () => {
+    const web = await operator('acct-admin');
+    const formId = (page: string) => /name="endpointId" value="([0-9a-f-]{36})"/.exec(page)?.[1];
+    const id = formId((await web.get('/ops/webhooks')).body)!;
+    expect(id).toBeDefined();
+    const url = `${receiverUrl}?twice`;
+    const bad = await web.post('/ops/webhooks', { url, endpointId: id });
+    // A form sent back with an error keeps its id.
+    expect(formId(bad.body)).toBe(id);
+    const first = await web.post('/ops/webhooks', { url, eventTypes: ['account.suspended'], endpointId: id });
+    const second = await web.post('/ops/webhooks', { url, eventTypes: ['account.suspended'], endpointId: id });
+    expect([first.statusCode, second.statusCode]).toEqual([201, 201]);
+    const secret = (page: string) => /data-field="secret">(whsec_[^<]+)</.exec(page)?.[1];
+    expect(secret(second.body)).toBe(secret(first.body));
+    // The page after a registration carries a fresh form.
+    expect(formId(first.body)).not.toBe(id);
+    const listed = (await web.get('/ops/webhooks')).body;
+    expect(listed.split(`>${url.replace('?', '?')}<`).length - 1).toBe(1);
+    const audited = await tollgate.sql<{ n: number }[]>`select count(*)::int as n from audit_log where action = 'webhook.create' and target_id = ${id}`;
+    expect(audited[0]!.n).toBe(1);
+    // The same form sent for another endpoint registers nothing.
+    const other = await web.post('/ops/webhooks', { url: `${receiverUrl}?other`, eventTypes: ['account.suspended'], endpointId: id });
+    expect(other.statusCode).toBe(409);
+    expect(other.body).toContain('WEBHOOK_ALREADY_SENT');
+    expect((await web.get('/ops/webhooks')).body).not.toContain('?other');
+  });
+
   it('shows the support role the endpoints without the form to register one', async () => {
     const web = await operator('acct-support');
     const page = await web.get('/ops/webhooks');

@@ -14,6 +14,8 @@ export interface WebhooksPageOptions {
   created?: { endpoint: EndpointView; secret: string } | null;
   values?: { url?: string | undefined; eventTypes?: string[] };
   errors?: Record<string, string>;
+  /** The form's own id, the endpoint's to be: the form sent twice registers one endpoint. */
+  formId: string;
 }
 
 export function webhooksPage(ctx: ConsoleContext, options: WebhooksPageOptions): SafeHtml {
@@ -40,7 +42,7 @@ ${
   options.canAdmin
     ? html`<section class="panel"><h2>Register an endpoint</h2>
 <form method="post" action="/ops/webhooks" novalidate>
-${csrfInput(ctx.csrf)}
+${csrfInput(ctx.csrf)}<input type="hidden" name="endpointId" value="${options.formId}">
 ${field({ name: 'url', label: 'Endpoint URL', type: 'url', value: values.url, error: errors.url, hint: 'http or https, like https://example.com/tollgate-events' })}
 ${checkboxes({ name: 'eventTypes', legend: 'Events to send', options: WEBHOOK_EVENT_TYPES.map((t) => ({ value: t, text: t })), checked: values.eventTypes ?? [], error: errors.eventTypes })}
 <button type="submit">Register endpoint</button>

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type {} from '@fastify/csrf-protection';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -21,12 +22,15 @@ export function webhookRoutes(site: FastifyInstance, deps: WebDeps): void {
   const { operatorsOnly, context, by, may } = consoleKit(deps);
 
   app.get('/ops/webhooks', { schema: hidden, config: { permission: 'read' }, preHandler: operatorsOnly }, async (request, reply) =>
-    sendPage(reply, webhooksPage(await context(request, reply), { endpoints: await listEndpoints(deps.sql), canAdmin: may(request, 'admin') })),
+    sendPage(reply, webhooksPage(await context(request, reply), { endpoints: await listEndpoints(deps.sql), canAdmin: may(request, 'admin'), formId: randomUUID() })),
   );
 
   app.post('/ops/webhooks', { schema: hidden, config: { permission: 'admin' }, preValidation: app.csrfProtection, preHandler: operatorsOnly }, async (request, reply) => {
     const url = (formFields(request.body).url ?? '').trim();
     const eventTypes = formValues(request.body, 'eventTypes');
+    // A form from before the id (or a tampered one) gets a fresh id, and the page a new one.
+    const sent = z.uuid().safeParse(formFields(request.body).endpointId);
+    const formId = sent.success ? sent.data : randomUUID();
     const parsed = webhookEndpointInput.safeParse({ url, eventTypes });
     if (!parsed.success) {
       const errors = fieldErrors(parsed.error, { url: 'Endpoint URL', eventTypes: 'Events to send' });
@@ -35,12 +39,12 @@ export function webhookRoutes(site: FastifyInstance, deps: WebDeps): void {
         errors.eventTypes ??= 'Choose events from the list';
         delete errors[name];
       }
-      const page = webhooksPage(await context(request, reply), { endpoints: await listEndpoints(deps.sql), canAdmin: true, values: { url, eventTypes }, errors });
+      const page = webhooksPage(await context(request, reply), { endpoints: await listEndpoints(deps.sql), canAdmin: true, values: { url, eventTypes }, errors, formId });
       return sendPage(reply, page, 400);
     }
     // The secret is shown on this answer only: no redirect, a reload asks to send the form again.
-    const created = await registerEndpoint(deps.sql, parsed.data, by(request), deps.clock.now());
-    const page = webhooksPage(await context(request, reply, { kind: 'ok', text: 'Endpoint registered.' }), { endpoints: await listEndpoints(deps.sql), canAdmin: true, created });
+    const created = await registerEndpoint(deps.sql, { ...parsed.data, id: formId }, by(request), deps.clock.now());
+    const page = webhooksPage(await context(request, reply, { kind: 'ok', text: 'Endpoint registered.' }), { endpoints: await listEndpoints(deps.sql), canAdmin: true, created, formId: randomUUID() });
     return sendPage(reply, page, 201);
   });
 
