@@ -12,6 +12,7 @@ import { WAITS_FOR_PAID, type Charge, type Edge, type Pass } from './edge.js';
 import type { EdgeFront } from './edge-front.js';
 import type { Connection, Ended } from './live-sessions.js';
 import { addForwarding, breakOff, collect, collectWhole, discard, noop, SMALL_ANSWER_BYTES, withoutHopByHop } from './proxying.js';
+import { confineAnswerCookies } from './upstream-cookies.js';
 
 /** How long a paid request's answer may take to arrive whole once its session has ended. */
 const FINAL_ANSWER_MS = 5_000;
@@ -275,7 +276,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     retryDelay: () => null,
     rewriteRequestHeaders: (_request, headers) =>
       addForwarding(headers as IncomingHttpHeaders, request.headers, { ip: request.ip, protocol: request.protocol, host: request.host }, signed) as typeof headers,
-    rewriteHeaders: withoutHopByHop,
+    rewriteHeaders: (headers) => confineAnswerCookies(withoutHopByHop(headers as IncomingHttpHeaders), pass.sessionPath),
     onResponse: (_request, replyTo, res) => {
       const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };
       if (cut || replied || reply.raw.destroyed) {

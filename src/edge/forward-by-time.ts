@@ -8,6 +8,7 @@ import { ByteCounter } from './byte-counter.js';
 import type { Pass } from './edge.js';
 import type { Connection, Ended, LiveSession } from './live-sessions.js';
 import { breakOff, hasBody, SMALL_ANSWER_BYTES, upstreamHeadersOf, withoutHopByHop } from './proxying.js';
+import { confineAnswerCookies } from './upstream-cookies.js';
 
 /** What the front door lends a request it forwards itself. */
 export interface ForwardContext {
@@ -57,7 +58,7 @@ export function forwardByTime(
   if (response.destroyed || request.socket.destroyed) return;
   if (session.ended) return answerProblem(context, request, response, errors.sessionEnded('ended', session.ended.reason, iso(session.ended.at)));
   session.traffic.add('requests');
-  const forward = new TimedForward(context, request, response, session);
+  const forward = new TimedForward(context, request, response, session, pass.sessionPath);
   // undici's dispatch with a handler of our own: no Readable, promise or async scope per answer,
   // and the request can be aborted (its request() API allocates all three).
   context.dispatcher.dispatch(
@@ -99,6 +100,8 @@ class TimedForward implements Dispatcher.DispatchHandler, Connection {
     private readonly request: IncomingMessage,
     private readonly response: ServerResponse,
     private readonly session: LiveSession,
+    /** Where the session's answers live on tollgate's origin: the service's cookies are kept to it. */
+    private readonly sessionPath: string,
   ) {
     this.client = context.clientAddress(request);
     this.started = context.log?.isLevelEnabled('info') ? performance.now() : null;
@@ -240,7 +243,7 @@ class TimedForward implements Dispatcher.DispatchHandler, Connection {
   private startAnswer(statusCode: number, upstreamHeaders: IncomingHttpHeaders): void {
     const { request, response } = this;
     if (this.answered || response.destroyed) return this.stopUpstream();
-    const headers = withoutHopByHop(upstreamHeaders) as OutgoingHttpHeaders;
+    const headers = confineAnswerCookies(withoutHopByHop(upstreamHeaders), this.sessionPath) as OutgoingHttpHeaders;
     // An HTTP/1 connection cannot take another request before this one's body was read whole.
     if (!request.complete || this.context.closing()) headers.connection = 'close';
     const length = Number(upstreamHeaders['content-length']);

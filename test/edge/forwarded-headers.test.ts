@@ -103,3 +103,25 @@ describe('what the upstream is told of who asked', () => {
     expect(upgrade.signed).toMatchObject({ sessionId: session.id });
   });
 });
+
+describe('what the customer is told by the service', () => {
+  it('keeps its cookies to the session\'s path, for no other domain, and never lets it set the web site\'s own', async () => {
+    const service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
+    upstream.setSecret(service.signingSecret);
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const path = new URL(session.access.url).pathname;
+    // The front door (priced by time) and Fastify's route (a percent-encoded path) alike.
+    for (const route of ['/cookies', '/co%6Fkies']) {
+      const cookies = await new Promise<string[]>((resolve, reject) => {
+        const req = httpRequest(`${session.access.url}${route}`, { headers: { authorization: `Bearer ${session.access.token}` } }, (response) => {
+          response.resume();
+          response.on('end', () => resolve(response.headers['set-cookie'] ?? []));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(cookies, route).toEqual([`pref=1; Path=${path}/; HttpOnly`, `wide=1; Path=${path}/app; Secure`, `plain=1; Path=${path}`]);
+    }
+  });
+});

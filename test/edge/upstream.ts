@@ -56,6 +56,15 @@ export async function startUpstream() {
       setTimeout(() => response.end('42}'), 1000);
       return;
     }
+    if (/\/cookies(\?|$)/.test(route)) {
+      // A service setting its own cookies, one for a whole domain, and one named as the web site's log-in.
+      response.writeHead(200, {
+        'content-type': 'application/json',
+        'set-cookie': ['pref=1; Path=/; HttpOnly', 'wide=1; Domain=example.com; Path=/app; Secure', 'tg_session=planted; Path=/', 'plain=1'],
+      });
+      response.end('{"cookies":true}');
+      return;
+    }
     if (/\/hop(\?|$)/.test(route)) {
       // A header meant for the next hop only: named in the answer's Connection header.
       response.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive, x-secret-hop', 'x-secret-hop': 'for tollgate only' });
