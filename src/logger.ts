@@ -22,11 +22,18 @@ export const REDACTED_PATHS = [
   'req.headers.cookie',
 ];
 
-/** A request as logged: the edge's `?access_token=` never reaches a log line (DESIGN rule 10). */
+/**
+ * An edge access token anywhere in a URL, as sent or percent-encoded: a client may put it where
+ * the edge does not look (another parameter's name or case, a path segment), and is refused, but
+ * the URL is still logged.
+ */
+const ACCESS_TOKEN_ANYWHERE = /tge(?:_|%5f)[^&#/;?,\s]*/gi;
+
+/** A request as logged: the edge's `?access_token=` (or its token anywhere else) never reaches a log line (DESIGN rule 10). */
 function requestForLog(request: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
   return {
     method: request.method,
-    url: request.url?.replace(/([?&]access_token=)[^&#]*/g, '$1[redacted]'),
+    url: request.url?.replace(/([?&]access_token=)[^&#]*/g, '$1[redacted]').replace(ACCESS_TOKEN_ANYWHERE, '[redacted]'),
     host: request.host,
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort,
