@@ -259,13 +259,19 @@ function relay(client: WebSocket, upstream: WebSocket, pass: Pass, log: Logger, 
   };
   client.on('message', forward(upstream, 'bytesIn'));
   upstream.on('message', forward(client, 'bytesOut'));
-  const closeOther = (other: WebSocket) => (code: number, reason: Buffer) => {
+  const closeOther = (other: WebSocket, otherIsClient: boolean) => (code: number, reason: Buffer) => {
     session.connections.delete(connection);
-    if (other.readyState === WebSocket.OPEN) other.close(sendable(code) ? code : 1000, reason.toString().slice(0, 123));
-    else if (other.readyState === WebSocket.CONNECTING) other.terminate();
+    if (other.readyState === WebSocket.OPEN) {
+      if (sendable(code)) other.close(code, reason.toString().slice(0, 123));
+      // Closed with no code (1005): a normal close. Gone with no close at all (1006, 1015): to the
+      // client the service failed behind its gateway (1014), to the service the client went away (1001).
+      else if (code === 1005) other.close(1000);
+      else if (otherIsClient) other.close(1014, 'the service went away');
+      else other.close(1001, 'the client went away');
+    } else if (other.readyState === WebSocket.CONNECTING) other.terminate();
   };
-  client.on('close', closeOther(upstream));
-  upstream.on('close', closeOther(client));
+  client.on('close', closeOther(upstream, false));
+  upstream.on('close', closeOther(client, true));
   const onError = (side: string) => (error: Error) => log.debug({ sessionId: session.sessionId, side, err: error.message }, 'edge WebSocket error');
   client.on('error', onError('client'));
   upstream.on('error', onError('upstream'));

@@ -270,6 +270,21 @@ describe('the cut', () => {
 });
 
 describe('when the service is gone', () => {
+  it('closes a WebSocket with 1014 when the service drops it without a close, and the session goes on', async () => {
+    const ada = await customer(base);
+    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const socket = new WebSocket(`${through(session.access, '/chat').replace('http', 'ws')}`, { headers: bearer(session.access.token) });
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    socket.send('drop');
+    expect(await closed).toEqual({ code: 1014, reason: 'the service went away' });
+    expect((await call(base, 'GET', `/v1/sessions/${session.id}`, ada.token)).body.state).toBe('active');
+    await call(base, 'POST', `/v1/sessions/${session.id}/logoff`, ada.token);
+  });
+
   it('answers 502 to an upload still on its way when the service refuses connections, and goes on serving', async () => {
     const own = await startUpstream();
     const gone = await serviceWithUpstream(base, tollgate.adminToken, `${own.url}/api`);

@@ -92,7 +92,8 @@ export async function startUpstream() {
   const wss = new WebSocketServer({ server });
   wss.on('connection', (socket, request) => {
     seen.push({ method: 'WS', path: request.url ?? '/', headers: request.headers, signed: verifyUpstreamSignature(secret, request.headers, { method: 'GET', path: request.url ?? '/' }, Date.now()) });
-    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
+    // 'drop' makes the service go away as a crashed one does: the connection ends with no close frame.
+    socket.on('message', (data, isBinary) => (data.toString() === 'drop' ? socket.terminate() : socket.send(data, { binary: isBinary })));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
