@@ -6,7 +6,15 @@ export interface ClientAddress {
   ip: string;
   protocol: string;
   host: string;
+  /**
+   * The X-Forwarded-For the upstream gets: the client, then each proxy TRUST_PROXY believes,
+   * then the one that connected. What an untrusted client wrote there itself is left out.
+   */
+  forwardedFor: string;
 }
+
+/** forwardedFor from proxy-addr's list (Fastify's `request.ips`): the connected address first, the client last. */
+export const forwardedForOf = (addresses: readonly string[]) => [...addresses].reverse().join(', ');
 
 export type TrustProxy = boolean | number | string[];
 
@@ -26,6 +34,7 @@ export function clientAddressOf(trustProxy: TrustProxy): (request: IncomingMessa
       ip: request.socket.remoteAddress ?? '',
       protocol: (request.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       host: request.headers.host ?? '',
+      forwardedFor: request.socket.remoteAddress ?? '',
     });
   }
   const trusts = trustProxy === true ? () => true : typeof trustProxy === 'number' ? trustHops(trustProxy) : proxyAddr.compile(trustProxy);
@@ -38,6 +47,7 @@ export function clientAddressOf(trustProxy: TrustProxy): (request: IncomingMessa
       ip: addresses[addresses.length - 1] ?? '',
       protocol: forwardedProto && nearTrusted ? lastOf(String(forwardedProto)) : (request.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       host: forwardedHost && nearTrusted ? lastOf(String(forwardedHost)) : (request.headers.host ?? ''),
+      forwardedFor: forwardedForOf(addresses),
     };
   };
 }

@@ -13,6 +13,7 @@ import type { EdgeFront } from './edge-front.js';
 import type { Connection, Ended } from './live-sessions.js';
 import { addForwarding, breakOff, collect, collectWhole, discard, noop, SMALL_ANSWER_BYTES, withoutHopByHop } from './proxying.js';
 import { confineAnswerCookies } from './upstream-cookies.js';
+import { forwardedForOf } from './client-address.js';
 
 /** How long a paid request's answer may take to arrive whole once its session has ended. */
 const FINAL_ANSWER_MS = 5_000;
@@ -275,7 +276,7 @@ function proxy(edge: Edge, request: FastifyRequest, reply: FastifyReply, pass: P
     // Retrying is the client's decision (and a 503's Retry-After is the upstream's word to it).
     retryDelay: () => null,
     rewriteRequestHeaders: (_request, headers) =>
-      addForwarding(headers as IncomingHttpHeaders, request.headers, { ip: request.ip, protocol: request.protocol, host: request.host }, signed) as typeof headers,
+      addForwarding(headers as IncomingHttpHeaders, request.headers, { ip: request.ip, protocol: request.protocol, host: request.host, forwardedFor: forwardedForOf(request.ips ?? [request.ip]) }, signed) as typeof headers,
     rewriteHeaders: (headers) => confineAnswerCookies(withoutHopByHop(headers as IncomingHttpHeaders), pass.sessionPath),
     onResponse: (_request, replyTo, res) => {
       const { stream, headers } = res as unknown as { stream: Readable; headers: IncomingHttpHeaders };

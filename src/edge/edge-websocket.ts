@@ -142,7 +142,7 @@ function dialUpstream(
     const protocols = subprotocolsOf(request.headers['sec-websocket-protocol'] ?? '') ?? [];
     const headers: Record<string, string> = owner
       ? { [FORWARDED_BY]: edge.nodeId }
-      : { ...forwardedHeaders(request.headers, clientAddress(request)), ...edge.signedHeaders(pass, 'GET') };
+      : { ...forwardedHeaders(clientAddress(request)), ...edge.signedHeaders(pass, 'GET') };
     if (owner) {
       for (const [name, value] of Object.entries(request.headers)) {
         if (value !== undefined && !NOT_PASSED_ON.has(name)) headers[name] = Array.isArray(value) ? value.join(', ') : value;

@@ -18,10 +18,11 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
  * The customer's headers that never reach the upstream as they came: the hop's (a proxy's
  * credentials among them), the host (undici
  * names the upstream's), the access token (header or cookie, rewritten below), and Expect (Node's
- * server has already answered the customer's 100-continue; undici refuses to send it on), and
+ * server has already answered the customer's 100-continue; undici refuses to send it on), RFC 7239's
+ * Forwarded (a client could claim any address there; X-Forwarded-* say who asked), and
  * the key Fastify's route uses to abort a forward (a customer's own is nobody's business upstream).
  */
-const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'proxy-authorization', 'host', 'authorization', 'expect', 'cookie', ABORT_KEY]);
+const NOT_PASSED_ON = new Set([...HOP_BY_HOP, 'proxy-authorization', 'host', 'authorization', 'expect', 'cookie', 'forwarded', ABORT_KEY]);
 
 /** Header names a Connection header lists: that hop's too (RFC 9110 §7.6.1). */
 function listedIn(connection: string | string[] | undefined): Set<string> | null {
@@ -56,16 +57,16 @@ export function addForwarding(
   headers['proxy-authorization'] = undefined;
   headers.expect = undefined;
   headers.cookie = cookiesWithoutAccess(asked.cookie);
-  Object.assign(headers, forwardedHeaders(asked, client));
+  headers.forwarded = undefined;
+  Object.assign(headers, forwardedHeaders(client));
   for (const name in signed) headers[name] = signed[name];
   return headers;
 }
 
-/** X-Forwarded-For (the client after any it came through), -Proto and -Host: requests and WebSocket upgrades alike. */
-export function forwardedHeaders(asked: IncomingHttpHeaders, client: ClientAddress): Record<string, string> {
-  const earlier = asked['x-forwarded-for'];
+/** X-Forwarded-For (the client, then the proxies believed), -Proto and -Host: requests and WebSocket upgrades alike. */
+export function forwardedHeaders(client: ClientAddress): Record<string, string> {
   return {
-    'x-forwarded-for': earlier ? `${String(earlier)}, ${client.ip}` : client.ip,
+    'x-forwarded-for': client.forwardedFor,
     'x-forwarded-proto': client.protocol,
     'x-forwarded-host': client.host,
   };

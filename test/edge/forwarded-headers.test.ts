@@ -42,6 +42,7 @@ const told = (seen: Seen) => {
   return {
     host: h.host,
     forwardedFor: h['x-forwarded-for'],
+    forwarded: h.forwarded,
     forwardedProto: h['x-forwarded-proto'],
     forwardedHost: h['x-forwarded-host'],
     authorization: h.authorization,
@@ -53,7 +54,7 @@ const told = (seen: Seen) => {
 };
 
 describe('what the upstream is told of who asked', () => {
-  it('is the same through the front door, through Fastify and for a WebSocket: the client behind the trusted proxy, no token, no hop-by-hop headers, no CORS of tollgate', async () => {
+  it('is the same through the front door, through Fastify and for a WebSocket: the client behind the trusted proxy and that proxy, nothing the client claimed beyond it, no token, no hop-by-hop headers, no CORS of tollgate', async () => {
     const service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
     upstream.setSecret(service.signingSecret);
     const ada = await customer(base);
@@ -65,7 +66,9 @@ describe('what the upstream is told of who asked', () => {
       'keep-alive': 'timeout=5',
       'x-hop': 'for the next hop only',
       'x-own': 'kept',
-      'x-forwarded-for': '203.0.113.9',
+      // One hop is trusted (the test, on loopback): what the client claimed before it is not passed on.
+      'x-forwarded-for': '6.6.6.6, 203.0.113.9',
+      forwarded: 'for=9.9.9.9',
       'x-forwarded-proto': 'https',
       'x-forwarded-host': 'tollgate.example.com',
       origin: 'https://console.example.com',
@@ -79,7 +82,8 @@ describe('what the upstream is told of who asked', () => {
     }
     const expected = {
       host: new URL(upstream.url).host,
-      forwardedFor: '203.0.113.9, 203.0.113.9',
+      forwardedFor: '203.0.113.9, 127.0.0.1',
+      forwarded: undefined,
       forwardedProto: 'https',
       forwardedHost: 'tollgate.example.com',
       authorization: undefined,
@@ -99,7 +103,7 @@ describe('what the upstream is told of who asked', () => {
     });
     socket.close();
     const upgrade = upstream.seen.findLast((s) => s.method === 'WS' && s.path === '/api/ws')!;
-    expect(told(upgrade)).toMatchObject({ forwardedFor: '203.0.113.9, 203.0.113.9', forwardedProto: 'https', forwardedHost: 'tollgate.example.com', authorization: undefined, cookie: undefined });
+    expect(told(upgrade)).toMatchObject({ forwardedFor: '203.0.113.9, 127.0.0.1', forwarded: undefined, forwardedProto: 'https', forwardedHost: 'tollgate.example.com', authorization: undefined, cookie: undefined });
     expect(upgrade.signed).toMatchObject({ sessionId: session.id });
   });
 });
