@@ -45,6 +45,7 @@ import { Catalogue } from './catalogue/catalogue-service.js';
 import { AccessTokens, loadEdgeKey } from './edge/access-token.js';
 import { Edge } from './edge/edge.js';
 import { attachEdgeWebSockets } from './edge/edge-websocket.js';
+import { refuseConnect } from './http/problem.js';
 import { clientAddressOf } from './edge/client-address.js';
 import { LiveSessions } from './edge/live-sessions.js';
 import { TrafficLedger } from './edge/traffic-ledger.js';
@@ -403,6 +404,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       : null,
   });
   const edgeSockets = attachEdgeWebSockets(app.server, edge, silent, clientAddressOf(config.http.trustProxy));
+  app.server.on('connect', refuseConnect);
 
   return {
     app,

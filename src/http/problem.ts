@@ -108,6 +108,15 @@ export function clientError(error: Error & { code?: string }, socket: Duplex): v
 }
 
 /**
+ * CONNECT asks for a tunnel, which tollgate is not (Node's server emits it apart from requests,
+ * and with nobody listening dropped the connection without a word).
+ */
+export function refuseConnect(_request: unknown, socket: Duplex): void {
+  socket.on('error', () => socket.destroy());
+  problemOnSocket(socket, 405, { code: 'METHOD_NOT_ALLOWED', detail: 'tollgate is not a tunnel: CONNECT is not taken here.' });
+}
+
+/**
  * `notFoundPage`: how the web site answers a browser's request for an address it has no page at
  * (anything outside /v1/ and /edge/ asked for as text/html); everyone else gets problem+json.
  */

@@ -42,6 +42,7 @@ describe('requests the HTTP parser refuses', () => {
     ['a NUL in a header value', 'GET /v1/services HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\0b\r\n\r\n', 400, 'MALFORMED_REQUEST'],
     ['two Content-Lengths', 'POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'MALFORMED_REQUEST'],
     ['an invalid header name', 'GET /v1/services HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n', 400, 'MALFORMED_REQUEST'],
+    ['a CONNECT (a tunnel)', 'CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\n', 405, 'METHOD_NOT_ALLOWED'],
   ])('answers %s with problem+json and a code', async (_name, request, status, code) => {
     const answer = await raw(request);
     expect(answer.status).toBe(status);
