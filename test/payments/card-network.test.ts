@@ -301,6 +301,24 @@ describe('retries', () => {
     expect(rows.map((r) => r.id)).toEqual([hold.holdId]);
   });
 
+  it('answers many slow authorizations at once without warning of a listener leak', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const { token } = await client.tokenize(card('4000000000000077'), key());
+      const holds = await Promise.all(
+        Array.from({ length: 15 }, () => client.authorize({ token, amountMicros: 1_000_000n, currency: 'USD', reference: sessionRef(), idempotencyKey: key() })),
+      );
+      expect(new Set(holds.map((h) => h.holdId)).size).toBe(15);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('throws CardNetworkUnavailableError when nothing listens at the address', async () => {
     const closedPort = await new Promise<number>((resolve) => {
       const server = createServer().listen(0, '127.0.0.1', () => {

@@ -1,6 +1,7 @@
 // Over 300 lines: the whole HTTP API of the stand-in card network (its money-moving calls share
 // one idempotency and fault-injection wrapper here); its rules live in cards.ts and faults.ts.
 import { createHash, createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, {
   type FastifyError,
@@ -121,6 +122,9 @@ export function buildCardNetworkApp(options: CardNetworkAppOptions): FastifyInst
   // Injected waits can be minutes long; closing the sandbox cuts them short instead of
   // waiting them out (a cut-short hang-up still hangs up, a cut-short slow answer answers).
   const closing = new AbortController();
+  // Every wait under way listens to it (a slow card network has hundreds at once), each until it ends:
+  // many listeners, no leak, so Node's warning past ten says nothing.
+  setMaxListeners(0, closing.signal);
   app.addHook('preClose', (done) => {
     closing.abort();
     done();
