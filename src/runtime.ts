@@ -46,6 +46,7 @@ import { AccessTokens, loadEdgeKey } from './edge/access-token.js';
 import { Edge } from './edge/edge.js';
 import { attachEdgeWebSockets } from './edge/edge-websocket.js';
 import { refuseConnect } from './http/problem.js';
+import { keepUsagePeaks } from './reports/usage-peaks.js';
 import { clientAddressOf } from './edge/client-address.js';
 import { LiveSessions } from './edge/live-sessions.js';
 import { TrafficLedger } from './edge/traffic-ledger.js';
@@ -306,7 +307,11 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
     // Tokens dead (lapsed or revoked) for a day, and log-in failures nobody added to for an hour.
     await purgeDeadTokens(sql, deps.clock.now() - 86_400_000).catch((error: unknown) => silent.warn({ err: String(error) }, 'token purge failed'));
     await purgeLoginFailures(sql, deps.clock.now()).catch((error: unknown) => silent.warn({ err: String(error) }, 'log-in failure purge failed'));
+    await keepPeaks();
   };
+  // Usage reports' peaks of the quarters no session can change any more; the first run over a long history takes a while, so start-up does not wait for it.
+  const keepPeaks = () => keepUsagePeaks(sql, new Date(deps.clock.now())).catch((error: unknown) => silent.warn({ err: String(error) }, 'could not keep usage peaks'));
+  void keepPeaks();
   const sweeping =
     config.orphanSweepIntervalMs > 0 ? setInterval(() => void housekeeping(), config.orphanSweepIntervalMs).unref() : null;
 

@@ -1,6 +1,7 @@
 import { formatAmount, type Micros } from '../billing/money.js';
 import type { Sql, TransactionSql } from '../db/sql.js';
 import { transaction } from '../db/transaction.js';
+import { KIND_CODE, QUARTER_MS, sealPeaks } from './usage-peaks.js';
 
 export const PERIODS = ['hour', 'day', 'week', 'month'] as const;
 export type Period = (typeof PERIODS)[number];
@@ -36,6 +37,9 @@ export interface UsageRow {
  */
 const REPORT_WORK_MEM = '256MB';
 
+/** The most a report keeps of the quarters settled since the last were kept (more is housekeeping's). */
+const REPORT_SEALS_UP_TO_MS = 86_400_000;
+
 interface Raw {
   period: Date;
   key: string;
@@ -54,19 +58,24 @@ interface Raw {
  * counted from a hash table instead of sorting every session as count(distinct) does.
  *
  * A session counts (sessions, minutes, uses, revenue, customers) in the period it started in.
- * The peak counts every session running during the period, those started before it included:
- * each session is a +1 at its start (or at `from`) and a -1 at its end, and each period that
- * has a session running gets a 0 at its start; the running sum, ends before marks before starts
- * at one instant, read at the marks and starts is the number running, and its maximum per period
- * the peak. Period starts are found by truncating instants every 15 minutes across the window,
- * so zones whose hours start at a quarter past UTC, and days that are 23 or 25 hours long, are
- * cut where the zone cuts them.
+ * The peak counts every session running during the period, those started before it included.
+ * The peaks of quarters no session can change any more are kept (usage-peaks.ts): the window's
+ * whole quarters up to there are read from them. The rest of the window (the part of a quarter
+ * before its first whole one, and everything after the kept quarters: mostly the last minutes)
+ * is counted from the sessions: each session is a +1 at its start (or at the window's) and a -1
+ * at its end, and each period that has a session running gets a 0 at its start; the running
+ * sum, ends before marks before starts at one instant, read at the marks and starts is the
+ * number running, and its maximum per period the peak. Period starts are found by truncating
+ * instants every 15 minutes across the window, so zones whose hours start at a quarter past UTC,
+ * and days that are 23 or 25 hours long, are cut where the zone cuts them.
  */
-export async function usageReport(db: Sql, query: UsageQuery): Promise<UsageRow[]> {
+export async function usageReport(db: Sql, query: UsageQuery, options: { keptPeaks?: boolean } = {}): Promise<UsageRow[]> {
   const rows = await transaction(db, async (sql) => {
     // set_config(…, true) holds for this transaction only, on this one connection.
     await sql`select set_config('work_mem', ${REPORT_WORK_MEM}, true)`;
-    return usageRows(sql, query);
+    // Without the kept peaks (keptPeaks: false, for tests), every peak is counted from the sessions.
+    const kept = options.keptPeaks !== false && keptPeaksFor(query) ? await sealPeaks(sql, query.asOf, { maxBacklogMs: REPORT_SEALS_UP_TO_MS }) : null;
+    return usageRows(sql, query, kept);
   });
   return rows.map((row) => ({
     period: row.period.toISOString(),
@@ -81,29 +90,66 @@ export async function usageReport(db: Sql, query: UsageQuery): Promise<UsageRow[
   }));
 }
 
-function usageRows(sql: TransactionSql, query: UsageQuery) {
+/**
+ * Whether the kept peaks answer this report: they count all of a service's (or an account's)
+ * sessions, so not a report per service of one account's sessions, or per customer of one service's.
+ */
+const keptPeaksFor = (query: UsageQuery) => (query.by === 'service' ? query.accountId === undefined : query.serviceId === undefined);
+
+function usageRows(sql: TransactionSql, query: UsageQuery, keptUpto: number | null) {
   const { period, by, from, to, timeZone } = query;
   // Where a running session stops counting: now, or the window's end if that comes first.
   const runningTo = new Date(Math.min(to.getTime(), query.asOf.getTime()));
   const keyColumn = by === 'service' ? sql`s.service_id` : sql`s.account_id`;
   const names = by === 'service' ? sql`select id, name from services` : sql`select id, name from accounts`;
-  return sql<Raw[]>`
-    with s as (
-      select ${keyColumn} as key, s.account_id, s.state, s.started_at, coalesce(s.ended_at, greatest(s.started_at, ${runningTo}::timestamptz)) as ended_at,
-             -- A running session's minutes so far (its billable time is written when it ends), as its uses so far count.
-             coalesce(s.billable_ms, (extract(epoch from greatest(${runningTo}::timestamptz - s.started_at, interval '0')) * 1000)::int8) as billable_ms,
-             s.uses_units, s.charge_micros
+  const filters = sql`${query.serviceId ? sql`and s.service_id = ${query.serviceId}` : sql``} ${query.accountId ? sql`and s.account_id = ${query.accountId}` : sql``}`;
+  // The kept quarters inside the window, [keptFrom, keptTo); the rest of it is counted from the sessions.
+  const keptFrom = Math.ceil(from.getTime() / QUARTER_MS) * QUARTER_MS;
+  const keptTo = keptUpto === null ? keptFrom : Math.min(keptUpto, Math.floor(to.getTime() / QUARTER_MS) * QUARTER_MS);
+  const counted: [Date, Date][] = keptTo > keptFrom ? [] : [[from, to]];
+  if (keptTo > keptFrom) {
+    if (from.getTime() < keptFrom) counted.push([from, new Date(keptFrom)]);
+    if (keptTo < to.getTime()) counted.push([new Date(keptTo), to]);
+  }
+  // Each counted part's sessions: those running at some instant of it (a running one has no end
+  // yet, and only sessions not settled run: their index finds them, as the one on ends finds the rest).
+  const parts = counted.map(
+    ([a, b], w) => sql`${sql(`part${w}`)} as (
+      select ${keyColumn} as key, s.started_at, coalesce(s.ended_at, greatest(s.started_at, ${runningTo}::timestamptz)) as ended_at
       from sessions s
-      where s.started_at is not null and s.started_at < ${to} and (s.ended_at is null or s.ended_at > ${from})
-        ${query.serviceId ? sql`and s.service_id = ${query.serviceId}` : sql``}
-        ${query.accountId ? sql`and s.account_id = ${query.accountId}` : sql``}
-    ),
+      where s.started_at is not null and s.started_at < ${b}
+        and (s.ended_at > ${a} or (s.ended_at is null and s.state not in ('settled', 'declined'))) ${filters}
+    ),`,
+  );
+  const events = counted.map(
+    ([a, b], w) => sql`
+      select ${w}::int as w, key, greatest(started_at, ${a}::timestamptz) as at, 1 as d from ${sql(`part${w}`)} where ended_at > ${a}
+      union all
+      select ${w}, key, ended_at, -1 from ${sql(`part${w}`)} where ended_at > ${a} and ended_at < ${b}
+      union all
+      select ${w}, k.key, greatest(p.period, ${a}::timestamptz), 0
+      from (select distinct key from ${sql(`part${w}`)} where ended_at > ${a}) k cross join starts p
+      where greatest(p.period, ${a}::timestamptz) < ${b}`,
+  );
+  const countedEvents = events.length > 0 ? events.reduce((all, one) => sql`${all} union all ${one}`) : sql`select 0 as w, null::uuid as key, null::timestamptz as at, 0 as d where false`;
+  const keyFilter = by === 'service' ? query.serviceId : query.accountId;
+  const kept =
+    keptTo > keptFrom
+      ? sql`
+        union all
+        select date_trunc(${period}, quarter, ${timeZone}), key, peak from usage_peaks
+        where kind = ${KIND_CODE[by === 'service' ? 'service' : 'account']} and quarter >= ${new Date(keptFrom)} and quarter < ${new Date(keptTo)}
+          ${keyFilter ? sql`and key = ${keyFilter}` : sql``}`
+      : sql``;
+  return sql<Raw[]>`
+    with ${parts.reduce((all, one) => sql`${all} ${one}`, sql``)}
     per_customer as (
-      select date_trunc(${period}, started_at, ${timeZone}) as period, key, account_id, count(*) as sessions,
-             -- Each session's whole seconds, as statements and the session log count its minutes.
-             sum(billable_ms / 1000 * 1000) as billable_ms, sum(uses_units) as uses,
-             sum(charge_micros) filter (where state = 'settled') as revenue
-      from s where started_at >= ${from}
+      select date_trunc(${period}, s.started_at, ${timeZone}) as period, ${keyColumn} as key, s.account_id, count(*) as sessions,
+             -- Each session's whole seconds, as statements and the session log count its minutes; a
+             -- running one's so far (its billable time is written when it ends), as its uses so far count.
+             sum(coalesce(s.billable_ms, (extract(epoch from greatest(${runningTo}::timestamptz - s.started_at, interval '0')) * 1000)::int8) / 1000 * 1000) as billable_ms,
+             sum(s.uses_units) as uses, sum(s.charge_micros) filter (where s.state = 'settled') as revenue
+      from sessions s where s.started_at >= ${from} and s.started_at < ${to} ${filters}
       group by 1, 2, 3
     ),
     started as (
@@ -115,20 +161,15 @@ function usageRows(sql: TransactionSql, query: UsageQuery) {
       select distinct date_trunc(${period}, t, ${timeZone}) as period
       from generate_series(${from}::timestamptz, ${to}::timestamptz - interval '1 microsecond', interval '15 minutes') as t
     ),
-    events as (
-      select key, greatest(started_at, ${from}::timestamptz) as at, 1 as d from s
-      union all
-      select key, ended_at, -1 from s where ended_at < ${to}
-      union all
-      select k.key, greatest(p.period, ${from}::timestamptz), 0
-      from (select distinct key from s) k cross join starts p
-    ),
+    events as (${countedEvents}),
     running as (
-      select key, at, d, sum(d) over (partition by key order by at, d rows unbounded preceding) as n from events
+      select key, at, d, sum(d) over (partition by w, key order by at, d rows unbounded preceding) as n from events
     ),
     peaks as (
-      select date_trunc(${period}, at, ${timeZone}) as period, key, max(n)::int as peak
-      from running where d >= 0 group by 1, 2
+      select period, key, max(peak)::int as peak from (
+        select date_trunc(${period}, at, ${timeZone}) as period, key, n as peak from running where d >= 0
+        ${kept}
+      ) every_peak group by 1, 2
     )
     select p.period, p.key, coalesce(n.name, '') as name, coalesce(st.sessions, 0) as sessions,
            coalesce(st.billable_ms, '0') as billable_ms, coalesce(st.uses, 0) as uses, coalesce(st.revenue, '0') as revenue,

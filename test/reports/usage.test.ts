@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keepUsagePeaks } from '../../src/reports/usage-peaks.js';
 import { usageReport } from '../../src/reports/usage.js';
 import { migrateTollgate } from '../../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { runs, SEED } from '../helpers/property-runs.js';
 
 /** The usage report's SQL on session rows written straight into the table (as test/bench/reports.ts does). */
 const MINUTE = 60_000;
@@ -87,5 +90,74 @@ describe('usage report SQL', () => {
       ['2026-10-25T23:00:00.000Z', 'Archive', 0, '0.00', 0, 1],
       ['2026-10-25T23:00:00.000Z', 'Compute', 0, '0.00', 0, 1],
     ]);
+  });
+});
+
+/**
+ * The kept peaks (usage-peaks.ts) answer as counting every session again would: sessions are
+ * written as they happen (a running one settles later, new ones start after the clock), reports
+ * are asked at two instants (the second adds the quarters settled since the first), over windows
+ * that do not begin on a quarter, in zones a quarter or half an hour off UTC.
+ */
+describe('kept peaks', () => {
+  const ZONES = ['UTC', 'Europe/Paris', 'Asia/Kathmandu', 'America/St_Johns'] as const;
+  const session = fc.record({
+    service: fc.nat(2),
+    account: fc.nat(3),
+    // Seconds into a day, lasting up to ten hours (0: started and ended at one instant).
+    startS: fc.nat(86_400),
+    lengthS: fc.oneof(fc.constant(0), fc.nat(36_000)),
+  });
+  const report = fc.record({
+    period: fc.constantFrom('hour', 'day', 'week', 'month'),
+    by: fc.constantFrom('service', 'customer'),
+    zone: fc.constantFrom(...ZONES),
+    fromS: fc.integer({ min: -3_600, max: 86_400 }),
+    lengthS: fc.integer({ min: 60, max: 2 * 86_400 }),
+    filtered: fc.boolean(),
+  });
+
+  it('answer every report as the sessions themselves do', { timeout: 120_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(session, { minLength: 1, maxLength: 40 }), fc.integer({ min: 3_600, max: 86_400 }), fc.array(report, { minLength: 1, maxLength: 4 }), fc.tuple(fc.boolean(), fc.boolean()), async (sessions, firstNowS, reports, housekeeping) => {
+        await db.sql`delete from usage_peaks`;
+        await db.sql`delete from usage_peaks_sealed`;
+        const second = 1000;
+        const at = (s: number) => BASE + s * second;
+        const rows = sessions.map((s) => ({ ...s, id: randomUUID(), started: at(s.startS), ended: at(s.startS + s.lengthS) }));
+        /** The sessions as the table holds them at `now`: started ones only, running ones unsettled. */
+        const write = async (now: number) => {
+          await db.sql`delete from sessions`;
+          for (const r of rows.filter((r) => r.started <= now)) {
+            const settled = r.ended <= now;
+            await db.sql`
+              insert into sessions (id, account_id, service_id, server_id, state, path, seq, machine_version, snapshot, currency,
+                price_per_minute_micros, max_ms, max_charge_micros, reserved_micros, started_at, ended_at, charge_micros,
+                end_reason, billable_ms, uses_units, uses_micros, created_at, updated_at)
+              values (${r.id}, ${accountIds[r.account]!}, ${serviceIds[r.service]!}, ${serverId},
+                ${settled ? 'settled' : 'active'}, ${settled ? 'settled' : 'active.running'}, 3, 4, '{}'::jsonb, 'USD',
+                600000, null, 50000000, 0, ${new Date(r.started)}, ${settled ? new Date(r.ended) : null}, ${settled ? 1_000_000 : null},
+                ${settled ? 'logoff' : null}, ${settled ? r.ended - r.started : null}, 1, 0, ${new Date(r.started)}, ${new Date(r.started)})`;
+          }
+        };
+        for (const [i, now] of [at(firstNowS), at(86_400 + 36_000)].entries()) {
+          await write(now);
+          // Housekeeping keeps every settled quarter; a report alone keeps at most a day of them.
+          if (housekeeping[i]) await keepUsagePeaks(db.sql, new Date(now));
+          for (const r of reports) {
+            const filter = r.filtered ? (r.by === 'service' ? { serviceId: serviceIds[0] } : { accountId: accountIds[0] }) : {};
+            const query = { period: r.period, by: r.by, timeZone: r.zone, from: new Date(at(r.fromS)), to: new Date(at(r.fromS + r.lengthS)), asOf: new Date(now), ...filter };
+            const kept = await usageReport(db.sql, query);
+            const counted = await usageReport(db.sql, query, { keptPeaks: false });
+            expect(kept, JSON.stringify(query)).toEqual(counted);
+          }
+        }
+        // Quarters were kept (by housekeeping at least), up to a few minutes before the second instant at most.
+        const [sealed] = await db.sql<{ upto: Date }[]>`select upto from usage_peaks_sealed`;
+        if (housekeeping[1]) expect(sealed!.upto.getTime()).toBeGreaterThan(at(firstNowS) - 5 * MINUTE - 15 * MINUTE);
+        if (sealed) expect(sealed.upto.getTime()).toBeLessThanOrEqual(at(86_400 + 36_000) - 5 * MINUTE);
+      }),
+      { numRuns: runs(40), seed: SEED },
+    );
   });
 });
