@@ -20,11 +20,11 @@ export const KIND_CODE: Record<PeakKind, number> = { service: 0, account: 1 };
  * past otherwise: the kept quarters are history.
  *
  * Each call adds the quarters settled since the last, unless another call is doing so (then it
- * answers what is kept so far, at once) or, with `maxBacklogMs`, unless more than that is left
- * to keep: a report keeps the last minutes, and housekeeping (keepUsagePeaks) the rest, the
- * whole history at its first run.
+ * answers what is kept so far, at once); with `maxSpanMs`, at most that span of them: a report
+ * keeps the last minutes (and a long backlog a day at a time), housekeeping (keepUsagePeaks) all,
+ * the whole history at its first run.
  */
-export async function sealPeaks(sql: TransactionSql, asOf: Date, options: { maxBacklogMs?: number } = {}): Promise<number | null> {
+export async function sealPeaks(sql: TransactionSql, asOf: Date, options: { maxSpanMs?: number } = {}): Promise<number | null> {
   const [lock] = await sql<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('tollgate.usage_peaks')) as locked`;
   const [state] = await sql<{ upto: Date | null; settled: Date | null; first: Date | null }[]>`
     select (select upto from usage_peaks_sealed) as upto,
@@ -34,10 +34,10 @@ export async function sealPeaks(sql: TransactionSql, asOf: Date, options: { maxB
   const kept = state!.upto?.getTime() ?? null;
   const from = state!.upto ?? state!.first;
   if (!lock!.locked || from === null) return kept;
-  const upto = Math.floor(state!.settled!.getTime() / QUARTER_MS) * QUARTER_MS;
+  const settledTo = Math.floor(state!.settled!.getTime() / QUARTER_MS) * QUARTER_MS;
   const start = Math.floor(from.getTime() / QUARTER_MS) * QUARTER_MS;
-  if (upto <= start) return kept;
-  if (options.maxBacklogMs !== undefined && upto - start > options.maxBacklogMs) return kept;
+  if (settledTo <= start) return kept;
+  const upto = options.maxSpanMs === undefined ? settledTo : Math.min(settledTo, start + Math.floor(options.maxSpanMs / QUARTER_MS) * QUARTER_MS);
   for (const kind of ['service', 'account'] as const) await keepPeaks(sql, kind, new Date(start), new Date(upto));
   await sql`
     insert into usage_peaks_sealed (upto) values (${new Date(upto)})
@@ -60,7 +60,8 @@ export async function keepUsagePeaks(db: Sql, asOf: Date): Promise<void> {
  * The peaks of [from, to) for one kind of key. Every session there has ended (sealPeaks), so
  * each is a +1 at its start (or at `from`) and a -1 at its end (if before `to`); ends come before
  * starts at one instant. A quarter's peak is the most running before or after any of its events
- * (before the first: the level it began with), its level the count after its last. A quarter with
+ * (before the first: the level it began with, less those ending at its first instant), its level
+ * the count after its last instant. A quarter with
  * sessions running through it and no event of its own gets a row too, at the level the last
  * quarter with events left: a report reads the rows of its periods' quarters and nothing else.
  */
@@ -77,11 +78,18 @@ async function keepPeaks(sql: TransactionSql, kind: PeakKind, from: Date, to: Da
       select key, ended_at, -1 from s where ended_at < ${to}
     ),
     running as (
-      select key, at, d, sum(d) over (partition by key order by at, d rows unbounded preceding) as n from events
+      -- n: the count after this event, one at a time; whole: after every event of its kind at its
+      -- instant (events at one instant come in no order among themselves).
+      select key, at, d, sum(d) over (partition by key order by at, d rows unbounded preceding) as n,
+             sum(d) over (partition by key order by at, d range unbounded preceding) as whole
+      from events
     ),
     quarters as (
+      -- The peak: each count before or after an event, but at the quarter's first instant only what
+      -- runs after the sessions ending there (they ran in the quarter before); the level: after the last instant.
       select key, date_bin('15 minutes', at, timestamptz 'epoch') as quarter,
-             max(greatest(n, n - d))::int as peak, ((array_agg(n order by at desc, d desc))[1])::int as level
+             max(case when d < 0 and at = date_bin('15 minutes', at, timestamptz 'epoch') then whole else greatest(n, n - d) end)::int as peak,
+             ((array_agg(whole order by at desc, d desc))[1])::int as level
       from running group by 1, 2
     ),
     between_events as (

@@ -37,8 +37,8 @@ export interface UsageRow {
  */
 const REPORT_WORK_MEM = '256MB';
 
-/** The most a report keeps of the quarters settled since the last were kept (more is housekeeping's). */
-const REPORT_SEALS_UP_TO_MS = 86_400_000;
+/** The most a report keeps of the quarters settled since the last were kept (the rest is housekeeping's, or the next report's). */
+const REPORT_KEEPS_UP_TO_MS = 86_400_000;
 
 interface Raw {
   period: Date;
@@ -70,11 +70,19 @@ interface Raw {
  * and days that are 23 or 25 hours long, are cut where the zone cuts them.
  */
 export async function usageReport(db: Sql, query: UsageQuery, options: { keptPeaks?: boolean } = {}): Promise<UsageRow[]> {
+  // Without the kept peaks (keptPeaks: false, for tests), every peak is counted from the sessions.
+  // The quarters settled since the last are kept first, in a transaction of their own (its lock
+  // is not held while the report runs).
+  const kept =
+    options.keptPeaks !== false && keptPeaksFor(query)
+      ? await transaction(db, async (sql) => {
+          await sql`select set_config('work_mem', ${REPORT_WORK_MEM}, true)`;
+          return sealPeaks(sql, query.asOf, { maxSpanMs: REPORT_KEEPS_UP_TO_MS });
+        })
+      : null;
   const rows = await transaction(db, async (sql) => {
     // set_config(…, true) holds for this transaction only, on this one connection.
     await sql`select set_config('work_mem', ${REPORT_WORK_MEM}, true)`;
-    // Without the kept peaks (keptPeaks: false, for tests), every peak is counted from the sessions.
-    const kept = options.keptPeaks !== false && keptPeaksFor(query) ? await sealPeaks(sql, query.asOf, { maxBacklogMs: REPORT_SEALS_UP_TO_MS }) : null;
     return usageRows(sql, query, kept);
   });
   return rows.map((row) => ({
@@ -159,7 +167,8 @@ function usageRows(sql: TransactionSql, query: UsageQuery, keptUpto: number | nu
     ),
     starts as (
       select distinct date_trunc(${period}, t, ${timeZone}) as period
-      from generate_series(${from}::timestamptz, ${to}::timestamptz - interval '1 microsecond', interval '15 minutes') as t
+      -- From the quarter the window begins in: a period beginning in its last quarter is one too.
+      from generate_series(date_bin('15 minutes', ${from}::timestamptz, timestamptz 'epoch'), ${to}::timestamptz - interval '1 microsecond', interval '15 minutes') as t
     ),
     events as (${countedEvents}),
     running as (
@@ -171,14 +180,15 @@ function usageRows(sql: TransactionSql, query: UsageQuery, keptUpto: number | nu
         ${kept}
       ) every_peak group by 1, 2
     )
-    select p.period, p.key, coalesce(n.name, '') as name, coalesce(st.sessions, 0) as sessions,
-           coalesce(st.billable_ms, '0') as billable_ms, coalesce(st.uses, 0) as uses, coalesce(st.revenue, '0') as revenue,
-           coalesce(st.customers, 0) as customers, p.peak
+    -- A period of sessions that ran no instant (started and ended at once) has no peak, and still its sessions.
+    select coalesce(p.period, st.period) as period, coalesce(p.key, st.key) as key, coalesce(n.name, '') as name,
+           coalesce(st.sessions, 0) as sessions, coalesce(st.billable_ms, '0') as billable_ms, coalesce(st.uses, 0) as uses,
+           coalesce(st.revenue, '0') as revenue, coalesce(st.customers, 0) as customers, coalesce(p.peak, 0) as peak
     from peaks p
-    left join started st on st.period = p.period and st.key = p.key
-    left join (${names}) n on n.id = p.key
+    full join started st on st.period = p.period and st.key = p.key
+    left join (${names}) n on n.id = coalesce(p.key, st.key)
     where p.peak > 0 or st.sessions > 0
-    order by p.period, name, p.key`;
+    order by 1, 3, 2`;
 }
 
 const CSV_COLUMNS = ['period', 'key', 'name', 'sessions', 'minutes', 'uses', 'revenue', 'customers', 'peakConcurrent'] as const;

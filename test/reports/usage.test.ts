@@ -73,6 +73,18 @@ afterAll(async () => {
 });
 
 describe('usage report SQL', () => {
+  it('counts the period that begins in the last quarter of a window not starting on a quarter', async () => {
+    await replaceSessions([
+      { service: 0, account: 0, startedAt: Date.UTC(2026, 9, 23, 6, 15), endedAt: Date.UTC(2026, 9, 23, 13, 15), settled: true, billableMs: 7 * HOUR, usesUnits: 0, chargeMicros: 1_000_000 },
+    ]);
+    const from = new Date(Date.UTC(2026, 9, 23, 4, 14, 23));
+    const to = new Date(Date.UTC(2026, 9, 23, 13, 0, 1));
+    const rows = await usageReport(db.sql, { period: 'hour', by: 'service', from, to, timeZone: 'UTC', asOf: to }, { keptPeaks: false });
+    expect(rows.map((row) => [row.period.slice(11, 16), row.peakConcurrent])).toEqual(
+      ['06:00', '07:00', '08:00', '09:00', '10:00', '11:00', '12:00', '13:00'].map((hour) => [hour, 1]),
+    );
+  });
+
   it('cuts the 25-hour day when Paris leaves summer time, and counts a session running across it in both days', async () => {
     // Compute: 24 Oct 20:00 to 26 Oct 00:30 UTC (runs through the long day); Archive: two at once
     // at 25 Oct 22:30 UTC, 23:30 on 25 Oct in Paris (in summer time it would be 26 Oct), one still running.
@@ -104,15 +116,16 @@ describe('kept peaks', () => {
   const session = fc.record({
     service: fc.nat(2),
     account: fc.nat(3),
-    // Seconds into a day, lasting up to ten hours (0: started and ended at one instant).
-    startS: fc.nat(86_400),
-    lengthS: fc.oneof(fc.constant(0), fc.nat(36_000)),
+    // Seconds into a day, lasting up to ten hours (0: started and ended at one instant); often on a
+    // quarter or five minutes exactly, so sessions start and end together and on the quarters' edges.
+    startS: fc.oneof(fc.nat(86_400), fc.nat(95).map((q) => q * 900), fc.nat(287).map((m) => m * 300)),
+    lengthS: fc.oneof(fc.constant(0), fc.nat(36_000), fc.nat(40).map((q) => q * 900)),
   });
   const report = fc.record({
     period: fc.constantFrom('hour', 'day', 'week', 'month'),
     by: fc.constantFrom('service', 'customer'),
     zone: fc.constantFrom(...ZONES),
-    fromS: fc.integer({ min: -3_600, max: 86_400 }),
+    fromS: fc.oneof(fc.integer({ min: -3_600, max: 86_400 }), fc.integer({ min: -4, max: 96 }).map((q) => q * 900)),
     lengthS: fc.integer({ min: 60, max: 2 * 86_400 }),
     filtered: fc.boolean(),
   });
