@@ -263,6 +263,7 @@ export function toJson(results: BenchResults) {
       ? { latencyMs: results.far.latencyMs, opens: results.far.opens.map((o) => ({ concurrency: o.concurrency, perSecond: o.perSecond, p50Ms: o.p50Ms, p99Ms: o.p99Ms, non2xx: o.non2xx, errors: o.errors, timeouts: o.timeouts, cores: o.cpu.cores })) }
       : null,
     signUps: results.opensPhase ? { accounts: results.opensPhase.accounts, seconds: results.opensPhase.signUpSeconds } : null,
+    reports: results.reports,
     profiles: {
       opens: results.opensPhase?.profile ?? null,
       concurrent: (results.concurrent?.rows ?? []).map((r) => ({ sessions: r.sessions, profile: r.profile })),
