@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { CONSOLE_COOKIE, CUSTOMER_COOKIE } from '../web/cookies.js';
+import { CONSOLE_COOKIE, CSRF_COOKIE, CUSTOMER_COOKIE } from '../cookie-names.js';
 import { ACCESS_COOKIE } from './credentials.js';
 
 /** Cookies that are tollgate's own on its origin: a service may not set or replace them. */
-const TOLLGATE_COOKIES = new Set([CUSTOMER_COOKIE, CONSOLE_COOKIE, ACCESS_COOKIE, '_csrf']);
+const TOLLGATE_COOKIES = new Set([CUSTOMER_COOKIE, CONSOLE_COOKIE, CSRF_COOKIE, ACCESS_COOKIE]);
 
 /**
  * A service's Set-Cookie headers, kept to the session's path on tollgate's origin: a service

@@ -1,10 +1,7 @@
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { FastifyRequest } from 'fastify';
 
-/** The customer's session: the same bearer token the JSON API answers at log-in, kept where page scripts cannot read it. */
-export const CUSTOMER_COOKIE = 'tg_session';
-/** The operator's console session (operators/console-sessions.ts). */
-export const CONSOLE_COOKIE = 'tg_console';
+export { CONSOLE_COOKIE, CUSTOMER_COOKIE } from '../cookie-names.js';
 
 /**
  * HttpOnly (no script reads it), SameSite=Lax (another site's form posts never carry it; a link
