@@ -1,7 +1,14 @@
 import type { IncomingMessage } from 'node:http';
+import { CONSOLE_COOKIE, CSRF_COOKIE, CUSTOMER_COOKIE } from '../cookie-names.js';
 
 /** The cookie a browser gets for `?access_token=`, scoped to its session's path under the edge. */
 export const ACCESS_COOKIE = 'tollgate_access';
+
+/**
+ * Cookies that are tollgate's own on its origin (a browser sends the web site's, Path=/, with every
+ * request under /edge/ too): a service never gets them, and may not set them.
+ */
+export const TOLLGATE_COOKIES: ReadonlySet<string> = new Set([CUSTOMER_COOKIE, CONSOLE_COOKIE, CSRF_COOKIE, ACCESS_COOKIE]);
 export const ACCESS_QUERY = 'access_token';
 
 /** Where a request's access token came from: the header, the query (once, then a cookie), or that cookie. */
@@ -32,13 +39,16 @@ export function credentialOf(request: IncomingMessage, search: string): Credenti
   return fromCookie === null ? null : { token: fromCookie, from: 'cookie' };
 }
 
-/** The request's cookies without the access cookie (the upstream never sees the token). */
-export function cookiesWithoutAccess(header: string | undefined): string | undefined {
+/**
+ * The request's cookies without tollgate's own (the upstream never sees the access token, nor the
+ * customer's or an operator's log-in to the web site).
+ */
+export function cookiesForService(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const kept = header
     .split(';')
     .map((part) => part.trim())
-    .filter((part) => part !== '' && part.split('=')[0]!.trim() !== ACCESS_COOKIE);
+    .filter((part) => part !== '' && !TOLLGATE_COOKIES.has(part.split('=')[0]!.trim()));
   return kept.length > 0 ? kept.join('; ') : undefined;
 }
 

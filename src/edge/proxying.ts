@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { finished, type Readable } from 'node:stream';
 import type { ClientAddress } from './client-address.js';
 import { ABORT_KEY } from './abortable-requests.js';
-import { cookiesWithoutAccess } from './credentials.js';
+import { cookiesForService } from './credentials.js';
 
 /** What both ways through the edge share: the front door's (requests priced by time) and Fastify's route (the rest). */
 
@@ -43,8 +43,8 @@ export function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeade
 }
 
 /**
- * What a proxy adds so the upstream knows who asked and how, the customer's cookies without the
- * access cookie, and the signed headers last (a customer cannot send their own). Written into
+ * What a proxy adds so the upstream knows who asked and how, the customer's cookies without
+ * tollgate's own, and the signed headers last (a customer cannot send their own). Written into
  * `headers`, a copy that is the edge's to change: undici leaves out a header whose value is undefined.
  */
 export function addForwarding(
@@ -56,7 +56,7 @@ export function addForwarding(
   headers.authorization = undefined;
   headers['proxy-authorization'] = undefined;
   headers.expect = undefined;
-  headers.cookie = cookiesWithoutAccess(asked.cookie);
+  headers.cookie = cookiesForService(asked.cookie);
   headers.forwarded = undefined;
   Object.assign(headers, forwardedHeaders(client));
   for (const name in signed) headers[name] = signed[name];

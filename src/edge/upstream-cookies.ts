@@ -1,9 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { CONSOLE_COOKIE, CSRF_COOKIE, CUSTOMER_COOKIE } from '../cookie-names.js';
-import { ACCESS_COOKIE } from './credentials.js';
-
-/** Cookies that are tollgate's own on its origin: a service may not set or replace them. */
-const TOLLGATE_COOKIES = new Set([CUSTOMER_COOKIE, CONSOLE_COOKIE, CSRF_COOKIE, ACCESS_COOKIE]);
+import { TOLLGATE_COOKIES } from './credentials.js';
 
 /**
  * A service's Set-Cookie headers, kept to the session's path on tollgate's origin: a service
@@ -40,6 +36,10 @@ export function confinedCookies(setCookie: string | string[] | undefined, sessio
 /** The answer's headers with its cookies confined (see confinedCookies); the object is the caller's to change. */
 export function confineAnswerCookies<T extends IncomingHttpHeaders | Record<string, unknown>>(headers: T, sessionPath: string): T {
   const setCookie = headers['set-cookie'] as string | string[] | undefined;
-  if (setCookie !== undefined) (headers as Record<string, unknown>)['set-cookie'] = confinedCookies(setCookie, sessionPath);
+  if (setCookie === undefined) return headers;
+  const kept = confinedCookies(setCookie, sessionPath);
+  // None left: no header at all (Node refuses a header whose value is undefined).
+  if (kept === undefined) delete (headers as Record<string, unknown>)['set-cookie'];
+  else (headers as Record<string, unknown>)['set-cookie'] = kept;
   return headers;
 }

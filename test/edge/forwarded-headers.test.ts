@@ -61,7 +61,8 @@ describe('what the upstream is told of who asked', () => {
     const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
     const headers = {
       authorization: `Bearer ${session.access.token}`,
-      cookie: `theme=dark; tollgate_access=${session.access.token}`,
+      // The web site's log-ins (Path=/) come along to every path of the origin: they stay with tollgate.
+      cookie: `theme=dark; tollgate_access=${session.access.token}; tg_session=portal-login; tg_console=console-login; _csrf=secret`,
       connection: 'keep-alive, x-hop',
       'keep-alive': 'timeout=5',
       'x-hop': 'for the next hop only',
@@ -126,6 +127,19 @@ describe('what the customer is told by the service', () => {
         req.end();
       });
       expect(cookies, route).toEqual([`pref=1; Path=${path}/; HttpOnly`, `wide=1; Path=${path}/app; Secure`, `plain=1; Path=${path}`]);
+    }
+    // An answer whose every cookie is dropped goes out whole, with no Set-Cookie at all.
+    for (const route of ['/planted', '/pl%61nted']) {
+      const answer = await new Promise<{ status: number; setCookie: string[] | undefined; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${session.access.url}${route}`, { headers: { authorization: `Bearer ${session.access.token}` } }, (response) => {
+          let body = '';
+          response.on('data', (chunk) => (body += chunk));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, setCookie: response.headers['set-cookie'], body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(answer, route).toEqual({ status: 200, setCookie: undefined, body: '{"planted":true}' });
     }
   });
 });

@@ -65,6 +65,12 @@ export async function startUpstream() {
       response.end('{"cookies":true}');
       return;
     }
+    if (/\/planted(\?|$)/.test(route)) {
+      // Only a cookie named as the web site's log-in: nothing of it is left to send.
+      response.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'tg_session=planted; Path=/' });
+      response.end('{"planted":true}');
+      return;
+    }
     if (/\/hop(\?|$)/.test(route)) {
       // A header meant for the next hop only: named in the answer's Connection header.
       response.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive, x-secret-hop', 'x-secret-hop': 'for tollgate only' });
