@@ -23,11 +23,11 @@ export const REDACTED_PATHS = [
 ];
 
 /**
- * An edge access token anywhere in a URL, as sent or percent-encoded: a client may put it where
- * the edge does not look (another parameter's name or case, a path segment), and is refused, but
- * the URL is still logged.
+ * An edge access token (tge_ and its session's id) anywhere in a URL, its underscore or dash
+ * percent-encoded or not: a client may put it where the edge does not look (another parameter's
+ * name or case, a path segment), and is refused, but the URL is still logged.
  */
-const ACCESS_TOKEN_ANYWHERE = /tge(?:_|%5f)[^&#/;?,\s]*/gi;
+const ACCESS_TOKEN_ANYWHERE = /tge(?:_|%5f)[0-9a-f]{8}(?:-|%2d)[^&#/;?,\s]*/gi;
 
 /** A request as logged: the edge's `?access_token=` (or its token anywhere else) never reaches a log line (DESIGN rule 10). */
 function requestForLog(request: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {

@@ -114,6 +114,9 @@ export function clientError(error: Error & { code?: string }, socket: Duplex): v
 export function refuseConnect(_request: unknown, socket: Duplex): void {
   socket.on('error', () => socket.destroy());
   problemOnSocket(socket, 405, { code: 'METHOD_NOT_ALLOWED', detail: 'tollgate is not a tunnel: CONNECT is not taken here.' });
+  // Node's server hands this socket over and forgets it (no timeouts, not closed at shutdown): once
+  // the answer went, it is closed whatever the client does.
+  socket.once('finish', () => socket.destroy());
 }
 
 /**

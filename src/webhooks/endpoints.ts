@@ -20,12 +20,15 @@ const view = (row: Row): EndpointView => ({
   disabledAt: row.disabledAt?.toISOString() ?? null,
 });
 
+/** How long after it registered an endpoint a form sent again gets the same answer. */
+const RESEND_WITHIN_MS = 10 * 60_000;
+
 /**
  * Registers an endpoint; its signing secret is answered once, here. With `id` (the console's form
- * carries one), the same form sent again by the same operator for the same endpoint answers the
- * endpoint it made, secret included (the browser shows only the last answer of a double click),
- * and makes no second one: `created` says which. The id reused for anything else is
- * WEBHOOK_ALREADY_SENT.
+ * carries one), the same form sent again by the same operator for the same endpoint within
+ * RESEND_WITHIN_MS, while the endpoint is enabled, answers the endpoint it made, secret included
+ * (the browser shows only the last answer of a double click), and makes no second one: `created`
+ * says which. The id reused for anything else, or later, is WEBHOOK_ALREADY_SENT.
  */
 export async function createEndpoint(
   db: Queryable,
@@ -42,11 +45,14 @@ export async function createEndpoint(
   const [earlier] = await db<(Row & { secret: string; createdBy: string | null })[]>`
     select id, url, event_types as "eventTypes", created_at as "createdAt", disabled_at as "disabledAt", secret, created_by as "createdBy"
     from webhook_endpoints where id = ${request.id!}`;
+  // Only the form's own resend, while it is one: the secret is not to be had again later, or once disabled.
   const same =
     earlier !== undefined &&
     earlier.createdBy === request.createdBy &&
     earlier.url === request.url &&
-    [...earlier.eventTypes].sort().join() === [...eventTypes].sort().join();
+    [...earlier.eventTypes].sort().join() === [...eventTypes].sort().join() &&
+    earlier.disabledAt === null &&
+    request.at - earlier.createdAt.getTime() <= RESEND_WITHIN_MS;
   if (!same) throw errors.webhookAlreadySent();
   return { endpoint: view(earlier), secret: earlier.secret, created: false };
 }

@@ -52,3 +52,20 @@ describe('requests the HTTP parser refuses', () => {
     expect((await fetch(`http://127.0.0.1:${port}/v1/services`)).status).toBe(200);
   });
 });
+
+describe('a CONNECT whose client keeps its side open', () => {
+  it('is closed by the server once answered, not held open', async () => {
+    const closed = await new Promise<boolean>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write('CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\n'));
+      socket.on('data', () => {});
+      socket.on('error', () => {});
+      // The answer came and the server's side ended; what the client sends now finds no one.
+      socket.once('end', () => {
+        const poke = setInterval(() => socket.writable && socket.write('x'), 50);
+        socket.once('close', () => (clearInterval(poke), resolve(true)));
+        setTimeout(() => (clearInterval(poke), socket.destroy(), resolve(false)), 3000);
+      });
+    });
+    expect(closed).toBe(true);
+  });
+});

@@ -25,6 +25,9 @@ describe('request URLs in the log', () => {
       expect(line).not.toContain('AbCdEfGhIjKl');
       expect(line).toContain('[redacted]');
     }
+    // A path that only looks alike is logged as it is.
+    log.info({ req: { method: 'GET', url: '/files/budgetge_2024.pdf?stage_x=1' } }, 'incoming request');
+    expect(JSON.parse(lines.pop()!).req.url).toBe('/files/budgetge_2024.pdf?stage_x=1');
     // The rest of the line is kept: the session's path and other parameters.
     expect(JSON.parse(lines[1]!).req.url).toBe(`/edge/${session}/x?access%5Ftoken=[redacted]&y=1`);
   });

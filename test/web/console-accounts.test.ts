@@ -228,6 +228,10 @@ describe('webhook endpoints in the console', () => {
     expect(other.statusCode).toBe(409);
     expect(other.body).toContain('WEBHOOK_ALREADY_SENT');
     expect((await web.get('/ops/webhooks')).body).not.toContain('?other');
+    // Nor does the secret come back later: sent again after ten minutes, or once disabled, it is refused.
+    clock.advance(10 * 60_000 + 1);
+    const later = await web.post('/ops/webhooks', { url, eventTypes: ['account.suspended'], endpointId: id });
+    expect([later.statusCode, later.body.includes('WEBHOOK_ALREADY_SENT'), secret(later.body)]).toEqual([409, true, undefined]);
   });
 
   it('shows the support role the endpoints without the form to register one', async () => {
