@@ -52,7 +52,10 @@ export async function sealPeaks(sql: TransactionSql, asOf: Date, options: { maxS
 export async function keepUsagePeaks(db: Sql, asOf: Date): Promise<void> {
   await transaction(db, async (sql) => {
     await sql`select set_config('statement_timeout', '0', true), set_config('work_mem', '256MB', true)`;
-    await sealPeaks(sql, asOf);
+    const before = (await sql<{ upto: Date | null }[]>`select upto from usage_peaks_sealed`)[0]?.upto ?? null;
+    const upto = await sealPeaks(sql, asOf);
+    // Many rows at once (a first run): the planner learns of them now, not at autovacuum's next turn.
+    if (upto !== null && (before === null || upto - before.getTime() > 86_400_000)) await sql`analyze usage_peaks`;
   });
 }
 
