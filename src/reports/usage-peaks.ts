@@ -22,7 +22,7 @@ export const KIND_CODE: Record<PeakKind, number> = { service: 0, account: 1 };
  * Each call adds the quarters settled since the last, unless another call is doing so (then it
  * answers what is kept so far, at once); with `maxSpanMs`, at most that span of them: a report
  * keeps the last minutes (and a long backlog a day at a time), housekeeping (keepUsagePeaks) all,
- * the whole history at its first run.
+ * a day per transaction, the whole history at its first run.
  */
 export async function sealPeaks(sql: TransactionSql, asOf: Date, options: { maxSpanMs?: number } = {}): Promise<number | null> {
   const [lock] = await sql<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('tollgate.usage_peaks')) as locked`;
@@ -46,18 +46,30 @@ export async function sealPeaks(sql: TransactionSql, asOf: Date, options: { maxS
 }
 
 /**
- * Housekeeping's turn: keeps every settled quarter, however many (the first run over a long
- * history sorts all of its starts and ends, so it may take longer than a statement is allowed).
+ * Housekeeping's turn: keeps every settled quarter, however many, a day of them per transaction.
+ * Domain events are read only below the oldest transaction running (src/events): one transaction
+ * over a long history (half a minute for a million sessions) would hold every subscriber back
+ * that long.
  */
 export async function keepUsagePeaks(db: Sql, asOf: Date): Promise<void> {
-  await transaction(db, async (sql) => {
-    await sql`select set_config('statement_timeout', '0', true), set_config('work_mem', '256MB', true)`;
-    const before = (await sql<{ upto: Date | null }[]>`select upto from usage_peaks_sealed`)[0]?.upto ?? null;
-    const upto = await sealPeaks(sql, asOf);
-    // Many rows at once (a first run): the planner learns of them now, not at autovacuum's next turn.
-    if (upto !== null && (before === null || upto - before.getTime() > 86_400_000)) await sql`analyze usage_peaks`;
-  });
+  let first: number | null | undefined;
+  let last: number | null = null;
+  for (;;) {
+    const step = await transaction(db, async (sql) => {
+      await sql`select set_config('statement_timeout', '0', true), set_config('work_mem', '256MB', true)`;
+      const before = (await sql<{ upto: Date | null }[]>`select upto from usage_peaks_sealed`)[0]?.upto?.getTime() ?? null;
+      return { before, after: await sealPeaks(sql, asOf, { maxSpanMs: KEEP_STEP_MS }) };
+    });
+    if (first === undefined) first = step.before;
+    if (step.after === null || step.after === step.before) break;
+    last = step.after;
+  }
+  // Many rows at once (a first run): the planner learns of them now, not at autovacuum's next turn.
+  if (last !== null && (first === null || first === undefined || last - first > KEEP_STEP_MS)) await db`analyze usage_peaks`;
 }
+
+/** What one of housekeeping's transactions keeps at most. */
+const KEEP_STEP_MS = 86_400_000;
 
 /**
  * The peaks of [from, to) for one kind of key. Every session there has ended (sealPeaks), so
