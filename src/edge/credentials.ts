@@ -3,13 +3,13 @@ import { CONSOLE_COOKIE, CSRF_COOKIE, CUSTOMER_COOKIE } from '../cookie-names.js
 
 /** The cookie a browser gets for `?access_token=`, scoped to its session's path under the edge. */
 export const ACCESS_COOKIE = 'tollgate_access';
+export const ACCESS_QUERY = 'access_token';
 
 /**
  * Cookies that are tollgate's own on its origin (a browser sends the web site's, Path=/, with every
  * request under /edge/ too): a service never gets them, and may not set them.
  */
 export const TOLLGATE_COOKIES: ReadonlySet<string> = new Set([CUSTOMER_COOKIE, CONSOLE_COOKIE, CSRF_COOKIE, ACCESS_COOKIE]);
-export const ACCESS_QUERY = 'access_token';
 
 /** Where a request's access token came from: the header, the query (once, then a cookie), or that cookie. */
 export interface Credential {

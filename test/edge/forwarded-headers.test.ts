@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
@@ -26,11 +26,13 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-function get(url: string, headers: Record<string, string>): Promise<{ status: number; allowOrigin: string | undefined }> {
+/** A GET over a real connection (fetch hides Set-Cookie): the status, the headers and the body. */
+function get(url: string, headers: Record<string, string>): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers }, (response) => {
-      response.resume();
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, allowOrigin: response.headers['access-control-allow-origin'] }));
+      let body = '';
+      response.on('data', (chunk) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
     });
     req.on('error', reject);
     req.end();
@@ -53,12 +55,17 @@ const told = (seen: Seen) => {
   };
 };
 
+/** A customer's session on a service whose upstream is the test's own. */
+async function sessionOnUpstream() {
+  const service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
+  upstream.setSecret(service.signingSecret);
+  const ada = await customer(base);
+  return { ada, session: await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' }) };
+}
+
 describe('what the upstream is told of who asked', () => {
   it('is the same through the front door, through Fastify and for a WebSocket: the client behind the trusted proxy and that proxy, nothing the client claimed beyond it, no token, no hop-by-hop headers, no CORS of tollgate', async () => {
-    const service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
-    upstream.setSecret(service.signingSecret);
-    const ada = await customer(base);
-    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const { ada, session } = await sessionOnUpstream();
     const headers = {
       authorization: `Bearer ${session.access.token}`,
       // The web site's log-ins (Path=/) come along to every path of the origin: they stay with tollgate.
@@ -78,7 +85,8 @@ describe('what the upstream is told of who asked', () => {
     const seen: Seen[] = [];
     for (const path of paths) {
       // The service set no CORS headers: the answer has none (CORS_ORIGINS is the API's).
-      expect(await get(`${session.access.url}${path}`, headers)).toEqual({ status: 200, allowOrigin: undefined });
+      const answer = await get(`${session.access.url}${path}`, headers);
+      expect({ status: answer.status, allowOrigin: answer.headers['access-control-allow-origin'] }).toEqual({ status: 200, allowOrigin: undefined });
       seen.push(upstream.seen.findLast((s) => s.path === `/api${path}`)!);
     }
     const expected = {
@@ -111,35 +119,18 @@ describe('what the upstream is told of who asked', () => {
 
 describe('what the customer is told by the service', () => {
   it('keeps its cookies to the session\'s path, for no other domain, and never lets it set the web site\'s own', async () => {
-    const service = await serviceWithUpstream(base, tollgate.adminToken, `${upstream.url}/api`);
-    upstream.setSecret(service.signingSecret);
-    const ada = await customer(base);
-    const session = await openSession(base, ada.token, { serviceId: service.id, maxCharge: '5.00' });
+    const { session } = await sessionOnUpstream();
     const path = new URL(session.access.url).pathname;
     // The front door (priced by time) and Fastify's route (a percent-encoded path) alike.
+    const bearer = { authorization: `Bearer ${session.access.token}` };
     for (const route of ['/cookies', '/co%6Fkies']) {
-      const cookies = await new Promise<string[]>((resolve, reject) => {
-        const req = httpRequest(`${session.access.url}${route}`, { headers: { authorization: `Bearer ${session.access.token}` } }, (response) => {
-          response.resume();
-          response.on('end', () => resolve(response.headers['set-cookie'] ?? []));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const cookies = (await get(`${session.access.url}${route}`, bearer)).headers['set-cookie'];
       expect(cookies, route).toEqual([`pref=1; Path=${path}/; HttpOnly`, `wide=1; Path=${path}/app; Secure`, `plain=1; Path=${path}`]);
     }
     // An answer whose every cookie is dropped goes out whole, with no Set-Cookie at all.
     for (const route of ['/planted', '/pl%61nted']) {
-      const answer = await new Promise<{ status: number; setCookie: string[] | undefined; body: string }>((resolve, reject) => {
-        const req = httpRequest(`${session.access.url}${route}`, { headers: { authorization: `Bearer ${session.access.token}` } }, (response) => {
-          let body = '';
-          response.on('data', (chunk) => (body += chunk));
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, setCookie: response.headers['set-cookie'], body }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
-      expect(answer, route).toEqual({ status: 200, setCookie: undefined, body: '{"planted":true}' });
+      const answer = await get(`${session.access.url}${route}`, bearer);
+      expect({ status: answer.status, setCookie: answer.headers['set-cookie'], body: answer.body }, route).toEqual({ status: 200, setCookie: undefined, body: '{"planted":true}' });
     }
   });
 });
