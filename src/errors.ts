@@ -198,6 +198,11 @@ export const errors = {
   webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
   webhookAlreadySent: () =>
     new AppError(409, 'WEBHOOK_ALREADY_SENT', 'This form already registered another endpoint: nothing more was registered. To register one more, reload the page and send the form again.'),
+  openFormAlreadySent: () =>
+    new AppError(409, 'OPEN_FORM_ALREADY_SENT', 'This form already opened a session, with other values: nothing more was opened. The form below is a new one: send it to open another session.'),
+  openFormOutOfDate: () => new AppError(400, 'OPEN_FORM_OUT_OF_DATE', 'This form was out of date: nothing was opened. Check it and send it again.'),
+  openFormStillSending: () =>
+    new AppError(409, 'OPEN_FORM_STILL_SENDING', 'This form is still opening its session: see your sessions in a moment rather than sending it again.', { retryAfterSeconds: 1 }),
   topUpAlreadySent: (amount: string) =>
     new AppError(409, 'TOP_UP_ALREADY_SENT', `This top-up was already sent, for another amount or account: nothing more was charged. To add ${amount}, ask again from a fresh page (or with a new Idempotency-Key).`),
   notPrepaid: (postpaid: boolean) =>

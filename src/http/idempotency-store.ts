@@ -82,6 +82,15 @@ export class IdempotencyStore {
     }
   }
 
+  /** The request this process claimed the key for failed: nothing is kept, and the next request with the key runs afresh. */
+  async release(accountId: string, key: string): Promise<void> {
+    try {
+      await this.sql`delete from idempotency_keys where account_id = ${accountId} and key = ${key} and owner = ${this.owner} and status_code is null`;
+    } finally {
+      this.running.delete(`${accountId}|${key}`);
+    }
+  }
+
   /** The request ended without an answer (its client went away): a retry takes the claim over. */
   abandon(accountId: string, key: string): void {
     this.running.delete(`${accountId}|${key}`);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { createService, signUp } from '../helpers/customers.js';
@@ -59,8 +60,12 @@ describe('quotes in the portal', () => {
     const session = (await tollgate.app.inject({ url: `/v1${opened.headers.location}`, headers: auth })).json();
     expect(session.quote).toMatchObject({ total: '6.00' });
     expect(session.maxCharge).toBe('6.00');
+    // The same form sent again (the back button) goes to the session it opened.
+    const resent = await web.post(`/services/${serviceId}/open`, { quoteId, waitSeconds: '0' });
+    expect(resent.statusCode).toBe(303);
+    expect(resent.headers.location).toBe(opened.headers.location);
     // A quote that cannot open again is not offered again: the plain form comes back.
-    const usedUp = await web.post(`/services/${serviceId}/open`, { quoteId, waitSeconds: '0' });
+    const usedUp = await web.post(`/services/${serviceId}/open`, { quoteId, waitSeconds: '0', openId: randomUUID() });
     expect(usedUp.statusCode).toBe(409);
     expect(usedUp.body).toContain('(QUOTE_USED)');
     expect(usedUp.body).not.toContain('name="quoteId"');

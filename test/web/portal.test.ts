@@ -149,6 +149,37 @@ describe('the customer portal over HTTP', () => {
     expect(after.body).toMatch(/<tr><th scope="row">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(90 s\)<\/th><td>0\.60 USD a minute<\/td><td>0\.90<\/td><\/tr>/);
   });
 
+  it('opens one session, with one hold, for an open form sent twice at once (a double click), and nothing for the same form edited and sent again', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    await web.post('/signup', goodForm());
+    const api = async (url: string) => (await tollgate.app.inject({ url, headers: { authorization: `Bearer ${web.cookies.get('tg_session')}` } })).json();
+    await web.get(`/services/${serviceId}/open`);
+    const form = { maxMinutes: '10', maxCharge: '5.00', waitSeconds: '0' };
+    const [first, second] = await Promise.all([web.post(`/services/${serviceId}/open`, form), web.post(`/services/${serviceId}/open`, form)]);
+    expect([first.statusCode, second.statusCode], first.body.slice(0, 3000)).toEqual([303, 303]);
+    expect(second.headers.location).toBe(first.headers.location);
+    expect((await api('/v1/sessions')).sessions).toHaveLength(1);
+    expect((await api('/v1/account')).account.reserved).toBe('5.00');
+    // Gone back to, edited and sent again: the form opened its session already.
+    const edited = await web.post(`/services/${serviceId}/open`, { ...form, maxCharge: '6.00' });
+    expect(edited.statusCode).toBe(409);
+    expect(edited.body).toContain('(OPEN_FORM_ALREADY_SENT)');
+    expect(edited.body).toContain('value="6.00"');
+    // A page from before forms had their id opens nothing either.
+    const old = await web.post(`/services/${serviceId}/open`, { ...form, openId: '' });
+    expect(old.statusCode).toBe(400);
+    expect(old.body).toContain('(OPEN_FORM_OUT_OF_DATE)');
+    expect((await api('/v1/sessions')).sessions).toHaveLength(1);
+    // The fresh form each refusal came back with opens another.
+    const another = await web.post(`/services/${serviceId}/open`, form);
+    expect(another.statusCode).toBe(303);
+    expect(another.headers.location).not.toBe(first.headers.location);
+    expect((await api('/v1/account')).account.reserved).toBe('10.00');
+    // The service has two seats, which the tests after this one need.
+    for (const opened of [first, another]) await web.post(`${opened.headers.location}/logoff`, {});
+  });
+
   /** A new customer signed up on the site, with a 10-minute session of `service` opened from its form. */
   async function tenMinutesOn(service: string) {
     const web = new WebClient(tollgate.app);

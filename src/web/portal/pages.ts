@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { LineView, SessionView } from '../../sessions/session-view.js';
 import { html, type SafeHtml } from '../html.js';
 import { csrfInput, errorSummary, field, page } from '../layout.js';
@@ -134,7 +135,7 @@ ${
     : html`<p>Or <a href="/quote?serviceId=${row.id}">get a quote first</a>: a price agreed before you start.</p>`
 }
 <form method="post" action="/services/${row.id}/open" data-open-form>
-${csrfInput(ctx.csrf)}
+${csrfInput(ctx.csrf)}<input type="hidden" name="openId" value="${values.openId !== undefined && UUID.test(values.openId) ? values.openId : randomUUID()}">
 ${
   quoteId
     ? html`<input type="hidden" name="quoteId" value="${quoteId}">`

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { signUp } from '../../accounts/accounts.js';
 import { logIn } from '../../accounts/login.js';
-import { AppError } from '../../errors.js';
+import { AppError, errors } from '../../errors.js';
 import { clientGone } from '../../http/client-gone.js';
 import { ACCESS_QUERY } from '../../edge/credentials.js';
 import { customerView } from '../../http/plugins/customer-api.js';
@@ -18,12 +18,15 @@ import { doneMessage, fieldErrors, formFields, numberField, optionalText } from 
 import type { WebDeps } from '../web-deps.js';
 import { catalogueLive, catalogueRows } from './catalogue.js';
 import { cataloguePage, logInPage, openSessionPage, sessionPage, SIGN_UP_LABELS, signUpPage } from './pages.js';
+import { formOnce } from './form-once.js';
 import { portalKit, sendPage } from './portal-kit.js';
 import { sessionLive } from './session-live.js';
 
 const idParams = z.object({ id: z.uuid() });
 const hidden = { hide: true } as const;
 const CARD_FIELDS: Record<string, string> = { number: 'card.number', expiry: 'card.expMonth', cvc: 'card.cvc' };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const refusalText = (error: AppError) => `${error.message} (${error.code})`;
 const idOf = (request: FastifyRequest) => (request.params as { id: string }).id;
 const DONE: Record<string, string> = { extended: 'The charge limit was raised.', loggedoff: 'You logged off.' };
 
@@ -146,18 +149,32 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
       return openPage(request, reply, form, fieldErrors(parsed.error, { maxMinutes: 'Max minutes', maxCharge: 'Max charge', waitSeconds: 'Wait for a seat' }), null, 400);
     }
     const { maxMinutes, maxCharge, waitSeconds, quoteId } = parsed.data;
+    // A page without its form id (cached from before it had one) opens nothing; a fresh form comes back.
+    if (!UUID.test(form.openId ?? '')) return openPage(request, reply, { ...form, openId: undefined }, {}, refusalText(errors.openFormOutOfDate()), 400);
     try {
-      const { view } = await deps.commands.open({
-        accountId: request.accountId,
-        serviceId: request.params.id,
-        quoteId,
-        maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
-        maxChargeMicros: maxCharge ?? null,
-        waitMs: Math.round(waitSeconds * 1000),
-        signal: clientGone(reply),
-        answerKept: false,
-      });
-      return reply.redirect(`/sessions/${view.id}`, 303);
+      const outcome = await formOnce(
+        { store: deps.idempotency, clock: deps.clock },
+        { accountId: request.accountId, kind: 'open', formId: form.openId!, values: { ...parsed.data, maxCharge: form.maxCharge ?? null }, waitMs: (waitSeconds + 60) * 1000 },
+        async (sessionId) => {
+          const { view } = await deps.commands.open({
+            accountId: request.accountId,
+            serviceId: request.params.id,
+            quoteId,
+            maxMs: maxMinutes === undefined ? null : Math.round(maxMinutes * 60_000),
+            maxChargeMicros: maxCharge ?? null,
+            waitMs: Math.round(waitSeconds * 1000),
+            sessionId,
+            signal: clientGone(reply),
+            // A browser sending the form again (a double click) drops the first request: the session
+            // it made still runs, and the second sending is answered with it.
+            answerKept: true,
+          });
+          return `/sessions/${view.id}`;
+        },
+      );
+      if (outcome.kind === 'done') return reply.redirect(outcome.location, 303);
+      const refusal = outcome.kind === 'changed' ? errors.openFormAlreadySent() : errors.openFormStillSending();
+      return openPage(request, reply, { ...form, openId: undefined }, {}, refusalText(refusal), refusal.status);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       // Waiting longer helps only where seats are what is short.
@@ -165,6 +182,7 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
       const retry = typeof error.extra.retryAfterSeconds === 'number' ? ` Try again in ${error.extra.retryAfterSeconds} s${seats ? ', or wait longer for a seat' : ''}.` : '';
       // A quote that cannot open (used, expired, not found) is not offered again: the plain form comes back.
       const values = error.code.startsWith('QUOTE_') ? { ...form, quoteId: undefined } : form;
+      // The form sent failed and kept nothing: sent again (corrected, or later), it opens afresh.
       return openPage(request, reply, values, {}, `${error.message}${retry} (${error.code})`, error.status);
     }
   });
