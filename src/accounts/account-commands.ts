@@ -1,8 +1,8 @@
-import { accountStateOf, type AccountChanger, type AccountEvent } from '../../machines/account/index.js';
+import { accountStateOf, type AccountChanger, type AccountEvent, type AccountSnapshot } from '../../machines/account/index.js';
 import { recordAudit } from '../audit/audit-log.js';
 import { formatAmount, type Micros } from '../billing/money.js';
 import type { Clock } from '../clock.js';
-import type { Sql } from '../db/sql.js';
+import type { Sql, TransactionSql } from '../db/sql.js';
 import { errors } from '../errors.js';
 import { unpaidStatements } from '../statements/statement-sql.js';
 import type { Actor } from '../operators/roles.js';
@@ -27,20 +27,21 @@ export class AccountCommands {
 
   async byOperator(accountId: string, change: Change, operator: { actor: Actor; requestId?: string | undefined }, reason: string): Promise<void> {
     const by: AccountChanger = { kind: 'operator', id: operator.actor.operatorId, name: operator.actor.name };
-    const before = await this.deps.states.snapshotOf(accountId);
-    if (!before) throw errors.accountNotFound();
-    await this.apply(accountId, change, by, reason);
-    const after = await this.deps.states.snapshotOf(accountId);
-    await recordAudit(this.deps.sql, {
-      ...operator,
-      action: `account.${change.kind}`,
-      targetType: 'account',
-      targetId: accountId,
-      // Instants as ISO text, as every other audited time.
-      before: { state: accountStateOf(before), resumesAt: isoOrNull(before.context.resumesAt) },
-      after: after && { state: accountStateOf(after), resumesAt: isoOrNull(after.context.resumesAt), reason },
-      at: this.deps.clock.now(),
-    });
+    // Written with the change, from the states found under the account's lock: two operators'
+    // changes at once are audited each with the state the other left (an outside probe saw two
+    // suspensions both audited as from active, read before either took the lock).
+    await this.apply(accountId, change, by, reason, (tx, before, after) =>
+      recordAudit(tx, {
+        ...operator,
+        action: `account.${change.kind}`,
+        targetType: 'account',
+        targetId: accountId,
+        // Instants as ISO text, as every other audited time.
+        before: { state: accountStateOf(before), resumesAt: isoOrNull(before.context.resumesAt) },
+        after: { state: accountStateOf(after), resumesAt: isoOrNull(after.context.resumesAt), reason },
+        at: this.deps.clock.now(),
+      }),
+    );
   }
 
   /**
@@ -71,7 +72,13 @@ export class AccountCommands {
     });
   }
 
-  private async apply(accountId: string, change: Change, by: AccountChanger, reason: string): Promise<void> {
+  private async apply(
+    accountId: string,
+    change: Change,
+    by: AccountChanger,
+    reason: string,
+    taken?: (tx: TransactionSql, before: AccountSnapshot, after: AccountSnapshot) => Promise<void>,
+  ): Promise<void> {
     const at = this.deps.clock.now();
     const eventOf = (unsettledSessions: number): AccountEvent => {
       switch (change.kind) {
@@ -92,7 +99,7 @@ export class AccountCommands {
         if (unpaid) throw errors.statementUnpaid(formatAmount((unpaid.declinedMicros + unpaid.pendingMicros) as Micros), unpaid.pendingMicros > 0n);
       }
       return eventOf(row.openSessions);
-    });
+    }, taken);
     if (outcome.taken) return;
     // Refused: had no session been unsettled, would the machine have closed it?
     if (change.kind === 'close' && outcome.snapshot.can(eventOf(0))) throw errors.accountHasUnsettledSessions(outcome.row.openSessions);

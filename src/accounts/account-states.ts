@@ -47,11 +47,13 @@ export class AccountStates {
    * Sends one event, built from the row as it is under the lock (CLOSE counts the unsettled
    * sessions there). Answers whether the machine took it. `build` has the account's row and state
    * under the lock, and may read more in the same transaction (`tx`), refuse by throwing, or ask
-   * for no change (null).
+   * for no change (null). `taken`, if given, writes more of a change taken in its transaction (an
+   * operator's audit line, with the state it found under the lock).
    */
   async change(
     accountId: string,
     build: (row: AccountStateRow, tx: TransactionSql, state: AccountSnapshot) => AccountEvent | null | Promise<AccountEvent | null>,
+    taken?: (tx: TransactionSql, before: AccountSnapshot, after: AccountSnapshot) => Promise<void>,
   ): Promise<Taken | Refusal> {
     let revoked: Buffer[] = [];
     let published: StoredEvent[] = [];
@@ -74,6 +76,7 @@ export class AccountStates {
       // A closed account keeps no balance: it leaves as refunds to the card in the close's own
       // commit, so no close can be had without them (the card calls follow, and are re-driven).
       if (after.status === 'done') refunding = (await planRefunds(tx, { accountId, at: event.at, by: event.by, log: this.deps.log })).length > 0;
+      await taken?.(tx, before, after);
       return { taken: true, snapshot: after };
     });
     if (!outcome.taken) return outcome;

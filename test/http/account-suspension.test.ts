@@ -63,6 +63,16 @@ describe('suspending an account', () => {
     expect(event!.payload).toMatchObject({ accountId: customer.account.id, reason: 'chargeback under review' });
   });
 
+  it('audits suspensions sent at once each with the state the one before it left', async () => {
+    const customer = await signUp(tollgate.app);
+    const all = await Promise.all(['first', 'second', 'third', 'fourth', 'fifth'].map((look) => suspend(customer.account.id, { reason: `${look} look` })));
+    expect(all.map((answer) => answer.statusCode)).toEqual([200, 200, 200, 200, 200]);
+    const audit = (await call('GET', `/v1/ops/audit?targetType=account&targetId=${customer.account.id}`, ops)).json();
+    // One found it active; each of the others, suspended already.
+    expect(audit.entries.map((entry: { before: { state: string } }) => entry.before.state).sort()).toEqual(['active', 'suspended', 'suspended', 'suspended', 'suspended']);
+    expect(audit.entries.map((entry: { after: { state: string } }) => entry.after.state)).toEqual(['suspended', 'suspended', 'suspended', 'suspended', 'suspended']);
+  });
+
   it('opens sessions again once an operator resumes it', async () => {
     const customer = await signUp(tollgate.app);
     await suspend(customer.account.id, { reason: 'look into it' });
