@@ -190,6 +190,15 @@ describe('the customer portal over HTTP', () => {
     return { web, sessionUrl: opened.headers.location as string };
   }
 
+  it('shows a refused extend with what was typed in its field', async () => {
+    const { web, sessionUrl } = await tenMinutesOn(serviceId);
+    const refused = await web.post(`${sessionUrl}/extend`, { maxCharge: 'abc' });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.body).toContain('(VALIDATION_FAILED)');
+    expect(refused.body).toMatch(/name="maxCharge"[^>]*value="abc"/);
+    await web.post(`${sessionUrl}/logoff`, {});
+  });
+
   it('warns on the session page once the cutoff nears, and not before', async () => {
     const { web, sessionUrl } = await tenMinutesOn(serviceId);
     clock.advance(8 * 60_000);

@@ -179,7 +179,8 @@ export function breakdownTable(lines: LineView[], currency: string, perUsePrice:
 </table>`;
 }
 
-export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: string, now: number, serviceLink: ServiceLink = null): SafeHtml {
+/** `typed`: what the extend form was sent with, shown again when it was refused. */
+export function sessionPage(ctx: PortalContext, view: SessionView, serviceName: string, now: number, serviceLink: ServiceLink = null, typed: { maxCharge?: string | undefined } = {}): SafeHtml {
   const live = sessionLive(view, now);
   return portalPage(
     ctx,
@@ -200,7 +201,7 @@ ${breakdownTable(view.lines, view.currency, view.tariff.perUse?.price ?? null, `
 ${serviceLink ? html`<p><a class="button" href="${serviceLink}" target="_blank" rel="noopener noreferrer">Open ${serviceName} in a new tab</a></p>` : ''}
 <form method="post" action="/sessions/${view.id}/extend">
 ${csrfInput(ctx.csrf)}
-${field({ name: 'maxCharge', label: 'New charge limit', inputmode: 'decimal', hint: `Higher than ${live.maxCharge} ${live.currency}` })}
+${field({ name: 'maxCharge', label: 'New charge limit', inputmode: 'decimal', value: typed.maxCharge, hint: `Higher than ${live.maxCharge} ${live.currency}` })}
 <button type="submit">Extend</button>
 </form>
 <form method="post" action="/sessions/${view.id}/logoff">${csrfInput(ctx.csrf)}<button type="submit" class="danger">Log off</button></form>

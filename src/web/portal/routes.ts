@@ -225,7 +225,9 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
         if (!(error instanceof AppError)) throw error;
         const view = await sessionOf(request);
         const ctx = await context(request, reply, { kind: 'error', text: `${error.message} (${error.code})` });
-        return sendPage(reply, sessionPage(ctx, view, serviceName(view.serviceId), deps.clock.now(), await serviceLink(request, view)), error.status);
+        // A refused extend shows the form with what was typed, as every other form does.
+        const typed = { maxCharge: formFields(request.body).maxCharge };
+        return sendPage(reply, sessionPage(ctx, view, serviceName(view.serviceId), deps.clock.now(), await serviceLink(request, view), typed), error.status);
       }
     };
 
