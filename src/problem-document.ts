@@ -57,9 +57,9 @@ export function problemDocument(status: number, body: ProblemBody, instance: str
  * A problem written straight onto a socket nothing else will answer (a refused WebSocket upgrade,
  * a request Node's HTTP parser refused), which closes once it went.
  */
-export function problemOnSocket(socket: Duplex, status: number, body: ProblemBody, instance?: string): void {
+export function problemOnSocket(socket: Duplex, status: number, body: ProblemBody, instance?: string, extraHeaders: Record<string, string> = {}): void {
   const json = JSON.stringify(problemDocument(status, body, instance));
-  const headers = Object.entries(problemHeaders(status, body)).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const headers = Object.entries({ ...problemHeaders(status, body), ...extraHeaders }).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
     `HTTP/1.1 ${status} ${problemTitle(status)}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n` +
       `${headers}\r\n${json}`,

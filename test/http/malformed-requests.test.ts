@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 /** Bytes written as they are, and what came back before the server closed the connection. */
-function raw(request: string): Promise<{ status: number; contentType: string | undefined; body: Record<string, unknown> }> {
+function raw(request: string): Promise<{ status: number; contentType: string | undefined; allow: string | undefined; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => socket.write(request));
     let text = '';
@@ -29,7 +29,7 @@ function raw(request: string): Promise<{ status: number; contentType: string | u
       const [head = '', body = ''] = text.split('\r\n\r\n');
       const status = /^HTTP\/1\.1 (\d+)/.exec(head);
       if (!status) return reject(new Error(`no answer: ${JSON.stringify(text)}`));
-      resolve({ status: Number(status[1]), contentType: /content-type: ([^\r]+)/i.exec(head)?.[1], body: JSON.parse(body) as Record<string, unknown> });
+      resolve({ status: Number(status[1]), contentType: /content-type: ([^\r]+)/i.exec(head)?.[1], allow: /\r\nallow: ([^\r]+)/i.exec(head)?.[1], body: JSON.parse(body) as Record<string, unknown> });
     });
   });
 }
@@ -48,6 +48,8 @@ describe('requests the HTTP parser refuses', () => {
     expect(answer.status).toBe(status);
     expect(answer.contentType).toBe('application/problem+json');
     expect(answer.body).toMatchObject({ status, code, detail: expect.any(String) });
+    // A 405 names the methods taken instead.
+    if (status === 405) expect(answer.allow).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
     // Still serving.
     expect((await fetch(`http://127.0.0.1:${port}/v1/services`)).status).toBe(200);
   });
