@@ -119,6 +119,18 @@ describe('the operators console over HTTP', () => {
     expect(bad.body).toContain('VALIDATION_FAILED');
   });
 
+  it('offers rescues for a session that can still take one, and none for a settled one', async () => {
+    const customer = await signUp(tollgate.app);
+    const session = (await tollgate.app.inject({ method: 'POST', url: '/v1/sessions', headers: customer.auth, payload: { serviceId, maxCharge: '20.00' } })).json();
+    const web = await operator('web-admin');
+    const running = (await web.get(`/ops/sessions/${session.id}`)).body;
+    expect(running).toContain(`action="/ops/sessions/${session.id}/terminate"`);
+    await tollgate.app.inject({ method: 'POST', url: `/v1/sessions/${session.id}/logoff`, headers: customer.auth });
+    const settled = (await web.get(`/ops/sessions/${session.id}`)).body;
+    expect(settled).toContain('Nothing to rescue: the session is settled');
+    expect(settled).not.toContain(`action="/ops/sessions/${session.id}/`);
+  });
+
   it('serves the API reference from the routes own schemas', async () => {
     const web = new WebClient(tollgate.app);
     const doc = (await web.get('/docs/openapi.json')).json();

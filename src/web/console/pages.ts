@@ -134,6 +134,9 @@ ${nextCursor ? html`<p><a href="/ops/sessions?${query.toString()}${query.size > 
   );
 }
 
+/** The session machine's final states: one there takes no rescue, so none is offered. */
+const FINAL_PATHS = new Set(['settled', 'declined']);
+
 const RESCUES: { action: string; label: string; why: string }[] = [
   { action: 'retry', label: 'Retry', why: 'retry the call the session waits on, or its writes; run a held session again' },
   { action: 'terminate', label: 'Terminate', why: 'end a running session, or give up on an authorization' },
@@ -170,10 +173,12 @@ export function consoleSessionPage(ctx: ConsoleContext, session: OpsSessionView,
 <dt>Last error</dt><dd>${session.lastError ?? '—'}</dd>
 </dl>
 ${
-  canRescue
-    ? html`<h2>Rescue</h2><p class="hint">The session's machine decides whether it can take an action now; one it cannot is refused with ACTION_NOT_ALLOWED.</p>
+  !canRescue
+    ? ''
+    : FINAL_PATHS.has(session.path)
+      ? html`<h2>Rescue</h2><p>Nothing to rescue: the session is ${session.path}, and a final state takes no action.</p>`
+      : html`<h2>Rescue</h2><p class="hint">The session's machine decides whether it can take an action now; one it cannot is refused with ACTION_NOT_ALLOWED.</p>
 ${rescueForms(ctx, session.id, false)}`
-    : ''
 }
 <h2>Transitions</h2>
 ${timeline(history)}
