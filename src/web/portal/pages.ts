@@ -109,6 +109,11 @@ ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: '
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** An open form's own id (routes.ts, formOnce): the one it was sent with when it comes back refused, else a new one. */
+export function openIdInput(sent?: string): SafeHtml {
+  return html`<input type="hidden" name="openId" value="${sent !== undefined && UUID.test(sent) ? sent : randomUUID()}">`;
+}
+
 export function openSessionPage(
   ctx: PortalContext,
   row: CatalogueRow,
@@ -135,7 +140,7 @@ ${
     : html`<p>Or <a href="/quote?serviceId=${row.id}">get a quote first</a>: a price agreed before you start.</p>`
 }
 <form method="post" action="/services/${row.id}/open" data-open-form>
-${csrfInput(ctx.csrf)}<input type="hidden" name="openId" value="${values.openId !== undefined && UUID.test(values.openId) ? values.openId : randomUUID()}">
+${csrfInput(ctx.csrf)}${openIdInput(values.openId)}
 ${
   quoteId
     ? html`<input type="hidden" name="quoteId" value="${quoteId}">`

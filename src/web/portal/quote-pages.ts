@@ -2,7 +2,7 @@ import type { quoteView } from '../../quotes/quote-view.js';
 import type { TariffView } from '../../sessions/session-view.js';
 import { html, type SafeHtml } from '../html.js';
 import { csrfInput, errorSummary, field, selectField } from '../layout.js';
-import { breakdownTable, portalPage, type PortalContext } from './pages.js';
+import { breakdownTable, openIdInput, portalPage, type PortalContext } from './pages.js';
 
 type QuoteView = ReturnType<typeof quoteView>;
 const DAY_NAMES = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
@@ -74,7 +74,7 @@ ${
     : refusal
       ? html`<p class="notice" role="status">${refusal.text} (${refusal.code}) <a href="/quote?serviceId=${quote.serviceId}">Get a new quote</a></p>`
       : html`<form method="post" action="/services/${quote.serviceId}/open">
-${csrfInput(ctx.csrf)}<input type="hidden" name="quoteId" value="${quote.id}">
+${csrfInput(ctx.csrf)}${openIdInput()}<input type="hidden" name="quoteId" value="${quote.id}">
 ${field({ name: 'waitSeconds', label: 'Wait for a seat (seconds)', inputmode: 'numeric', value: '0', hint: 'When the service is full, how long to queue.' })}
 <button type="submit">Open session with this quote</button>
 </form>`
