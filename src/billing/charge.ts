@@ -206,12 +206,25 @@ export function cutoffOf(terms: SessionTerms): Cutoff {
   // floor(sixtieths / 60) ≥ budget ⟺ sixtieths ≥ 60 × budget.
   const target = budget * 60n;
   const billed = budget <= 0n ? 0 : firstBilledReaching(terms, target);
-  const seconds = billed === null ? null : secondsToBill(terms.tariff.billing, billed);
+  const seconds = billed === null ? null : runsWithinLimit(terms, secondsToBill(terms.tariff.billing, billed), budget);
   const chargeLimitMs = seconds === null || seconds > MAX_SPAN_SECONDS ? null : seconds * 1000;
   const timeLimitMs = Math.min(terms.maxMs ?? MAX_SESSION_SPAN_MS, MAX_SESSION_SPAN_MS);
   // A time limit that coincides with the charge limit is reported as the time limit the customer set.
   if (chargeLimitMs === null || timeLimitMs <= chargeLimitMs) return { afterMs: timeLimitMs, reason: 'time_limit' };
   return { afterMs: chargeLimitMs, reason: 'charge_limit' };
+}
+
+/**
+ * Where the cut goes once `reaching` whole seconds bill a charge that reaches `budget`. Billed by
+ * whole increments (or a first period), that second bills its whole increment: an increment whose
+ * charge is exactly the budget is the customer's to its end (1.00 buys the minute it pays for,
+ * not its first second: an outside probe's session, and a quote's promised minute, were cut one
+ * second in and charged the minute). One that costs more than is left is cut as it begins, charged
+ * the limit.
+ */
+function runsWithinLimit(terms: SessionTerms, reaching: number, budget: Micros | bigint): number {
+  const end = billedSeconds(terms.tariff.billing, reaching);
+  return end > reaching && sixtiethsOf(terms, end) / 60n <= budget ? end : reaching;
 }
 
 /** The fewest billed seconds whose prices sum to `target` sixtieths, or null when not within the longest span. */

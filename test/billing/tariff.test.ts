@@ -102,6 +102,30 @@ describe('billed seconds', () => {
   });
 });
 
+describe('billed by the minute', () => {
+  // 1.00 a minute, billed a whole minute at a time.
+  const byMinute = (maxChargeMicros: bigint, extra: Partial<SessionTerms> = {}): SessionTerms => ({
+    ...flat(1_000_000n, maxChargeMicros),
+    tariff: { ...flatTariff(1_000_000n), billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumChargeMicros: '0' } },
+    ...extra,
+  });
+
+  it('lets a limit of whole minutes run each minute it pays for to its end', () => {
+    // An outside probe's session with 1.00 was cut after 1 s and charged the minute.
+    expect(cutoffOf(byMinute(1_000_000n))).toEqual({ afterMs: 60_000, reason: 'charge_limit' });
+    expect(cutoffOf(byMinute(3_000_000n))).toEqual({ afterMs: 180_000, reason: 'charge_limit' });
+    expect(chargeFor(byMinute(1_000_000n), 60_000, 0n)).toBe(1_000_000n);
+    // Uses took 0.50 of 1.50: the minute left is the customer's whole.
+    expect(cutoffOf(byMinute(1_500_000n, { usesMicros: 500_000n }))).toEqual({ afterMs: 60_000, reason: 'charge_limit' });
+  });
+
+  it('cuts as a minute begins that costs more than is left, charging the limit', () => {
+    // 1.50 pays for one minute and half of the next: the second minute is cut as it begins.
+    expect(cutoffOf(byMinute(1_500_000n))).toEqual({ afterMs: 61_000, reason: 'charge_limit' });
+    expect(chargeFor(byMinute(1_500_000n), 61_000, 0n)).toBe(1_500_000n);
+  });
+});
+
 describe('one price all day, per second', () => {
   it('accrues per whole second, pro rata of the per-minute price', () => {
     const t = flat(600_000n, 100_000_000n);
@@ -244,7 +268,7 @@ describe('tariffs by weekday and hour', () => {
 
 // Each run looks up local time hour by hour (Intl), and the slow way second by second: generous time.
 describe('for random tariffs, increments and uses', { timeout: 60_000 }, () => {
-  it('put the cutoff at the first whole second whose charge, with the uses, reaches the limit', () => {
+  it('put the cutoff at the first whole second whose charge, with the uses, reaches the limit, or at the end of an increment that costs exactly the limit', () => {
     fc.assert(
       fc.property(terms, (t) => {
         const cutoff = cutoffOf(t);
@@ -260,7 +284,19 @@ describe('for random tariffs, increments and uses', { timeout: 60_000 }, () => {
         expect(Number.isInteger(seconds)).toBe(true);
         const charge = (s: number) => sixtiethsByStepping(t, billedSeconds(t.tariff.billing, s)) / 60n + t.usesMicros;
         expect(charge(seconds)).toBeGreaterThanOrEqual(t.maxChargeMicros);
-        if (seconds > 0) expect(charge(seconds - 1)).toBeLessThan(t.maxChargeMicros);
+        const b = t.tariff.billing;
+        // The first second that bills what the cutoff's second bills.
+        const incrementBegan = secondsToBill(b, billedSeconds(b, seconds));
+        if (incrementBegan < seconds) {
+          // Cut at the end of an increment that costs exactly the limit: the customer has its whole.
+          expect(billedSeconds(b, seconds)).toBe(seconds);
+          expect(charge(seconds)).toBe(t.maxChargeMicros);
+          if (incrementBegan > 0) expect(charge(incrementBegan - 1)).toBeLessThan(t.maxChargeMicros);
+        } else {
+          if (seconds > 0) expect(charge(seconds - 1)).toBeLessThan(t.maxChargeMicros);
+          // Cut as an increment began: it costs more than the limit.
+          if (billedSeconds(b, seconds) > seconds) expect(charge(seconds)).toBeGreaterThan(t.maxChargeMicros);
+        }
       }),
       { numRuns: runs(150), seed: SEED },
     );
