@@ -103,7 +103,7 @@ export function agreedHold(quote: Pick<Quote, 'tariff' | 'maxMs' | 'totalMicros'
  * JSON API's POST /v1/quotes and the portal's quote page both come here).
  */
 export async function quoteFor(
-  deps: { sql: Queryable; catalogue: Pick<Catalogue, 'service'>; clock: Clock; quoteValidityMs: number },
+  deps: { sql: Queryable; catalogue: Pick<Catalogue, 'service'>; clock: Clock; quoteValidityMs: number; limits: { maxAmountMicros: bigint } },
   request: { accountId: string; serviceId: string; maxMinutes?: number | undefined; maxCharge?: Micros | undefined; startAt?: string | undefined },
 ): Promise<Quote> {
   const service = deps.catalogue.service(request.serviceId);
@@ -118,6 +118,9 @@ export async function quoteFor(
     now,
     validityMs: deps.quoteValidityMs,
   });
+  // A session's limit is at most MAX_AMOUNT, however asked: a quote's total becomes its limit
+  // (a postpaid account's, checked against nothing else: an outside probe opened one of 100,800,000.00).
+  if (quote.totalMicros > deps.limits.maxAmountMicros) throw errors.quoteOverMaxAmount(formatAmount(quote.totalMicros), formatAmount(deps.limits.maxAmountMicros));
   await saveQuote(deps.sql, quote);
   return quote;
 }

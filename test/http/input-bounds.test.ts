@@ -68,6 +68,17 @@ describe('amounts and quantities', () => {
     expect(logoff.statusCode).toBe(200);
   });
 
+  it('refuses a quote whose total is above MAX_AMOUNT, which would have been its session\'s limit', async () => {
+    const customer = await signUp(tollgate.app);
+    const { serviceId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '10000.00' });
+    const week = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 10080 } });
+    expect(week.statusCode).toBe(400);
+    expect(week.json()).toMatchObject({ code: 'QUOTE_OVER_MAX_AMOUNT', total: '100800000.00', most: '100000.00' });
+    const tenMinutes = await tollgate.app.inject({ method: 'POST', url: '/v1/quotes', headers: customer.auth, payload: { serviceId, maxMinutes: 10 } });
+    expect(tenMinutes.statusCode).toBe(201);
+    expect(tenMinutes.json().total).toBe('100000.00');
+  });
+
   it('refuses a maxCharge or an extension above MAX_AMOUNT, and a price above MAX_PRICE_PER_MINUTE', async () => {
     const customer = await signUp(tollgate.app);
     const { serviceId, serverId } = await createService(tollgate.app, tollgate.adminToken, { pricePerMinute: '1.00' });
