@@ -66,6 +66,13 @@ export const errors = {
       { minimumCharge },
     ),
   currencyMismatch: () => new AppError(409, 'CURRENCY_MISMATCH', 'The service is priced in another currency.'),
+  extensionTooLate: (state: string, endReason: string) =>
+    new AppError(
+      409,
+      'EXTENSION_TOO_LATE',
+      `The session reached its limit (${endReason}) while the card company was asked to raise it: it ended at its old limit, and nothing more is held or charged.`,
+      { state, endReason },
+    ),
   sessionNotActive: (state: string) =>
     new AppError(409, 'SESSION_NOT_ACTIVE', `The session is ${state}; only an active session can do that.`, { state }),
   serviceUnreachable: (detail: string | null, outcome = 'no session was opened and nothing was held') =>

@@ -97,8 +97,13 @@ export class SessionCommands {
     this.deps.supervisor.send(sessionId, event);
     const after = await this.waits.until(sessionId, (s) => s.context.extensions > attempt || s.status === 'done', this.deps.openWaitMs);
     const extension = after.context.extension;
-    // The session ended (a logoff, a suspension) before the extension was decided: it did not happen.
-    if (after.context.extensions === attempt && !after.hasTag('extending')) throw errors.sessionNotActive(stateNameOf(after));
+    // The session ended (a logoff, a suspension, its limit) before the extension was decided: it did not happen.
+    if (after.context.extensions === attempt && !after.hasTag('extending')) {
+      // Asked while it ran, overtaken by its own cutoff (a slow card): said as such, not as a session that was not active.
+      const reason = after.context.endReason;
+      if (reason === 'charge_limit' || reason === 'time_limit') throw errors.extensionTooLate(stateNameOf(after), reason);
+      throw errors.sessionNotActive(stateNameOf(after));
+    }
     if (after.context.extensions > attempt && extension?.outcome === 'declined') {
       if (extension.reason === 'outstanding_limit_reached') {
         // Never less than nothing: postpaid sessions of the account may hold past its limit.
