@@ -208,10 +208,10 @@ export const errors = {
   quoteOverMaxAmount: (total: string, most: string) =>
     new AppError(400, 'QUOTE_OVER_MAX_AMOUNT', `This use would cost ${total}, more than one session may hold (${most}, MAX_AMOUNT): ask for fewer minutes or a maximum charge.`, { total, most }),
   openFormAlreadySent: () =>
-    new AppError(409, 'OPEN_FORM_ALREADY_SENT', 'This form already opened a session, with other values: nothing more was opened. The form below is a new one: send it to open another session.'),
+    new AppError(409, 'OPEN_FORM_ALREADY_SENT', 'This form was sent before with other values: nothing was opened by this sending (see your sessions for what the first one opened). The form below is a new one: send it to open another session.'),
   openFormOutOfDate: () => new AppError(400, 'OPEN_FORM_OUT_OF_DATE', 'This form was out of date: nothing was opened. Check it and send it again.'),
   openFormStillSending: () =>
-    new AppError(409, 'OPEN_FORM_STILL_SENDING', 'This form is still opening its session: see your sessions in a moment rather than sending it again.', { retryAfterSeconds: 1 }),
+    new AppError(409, 'OPEN_FORM_STILL_SENDING', 'This form is still opening its session: send it again in a moment to see that session, or see your sessions.', { retryAfterSeconds: 1 }),
   topUpAlreadySent: (amount: string) =>
     new AppError(409, 'TOP_UP_ALREADY_SENT', `This top-up was already sent, for another amount or account: nothing more was charged. To add ${amount}, ask again from a fresh page (or with a new Idempotency-Key).`),
   notPrepaid: (postpaid: boolean) =>

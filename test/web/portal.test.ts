@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.js';
 import { createService, VISA_OK } from '../helpers/customers.js';
 import { WebClient } from '../helpers/web-client.js';
+import { listen } from '../edge/edge-client.js';
 
 let tollgate: TestTollgate;
 let serviceId: string;
@@ -178,6 +181,29 @@ describe('the customer portal over HTTP', () => {
     expect((await api('/v1/account')).account.reserved).toBe('10.00');
     // The service has two seats, which the tests after this one need.
     for (const opened of [first, another]) await web.post(`${opened.headers.location}/logoff`, {});
+  });
+
+  it('opens nothing for an open form whose browser went away while the card was checked', async () => {
+    const web = new WebClient(tollgate.app);
+    await web.get('/signup');
+    // The slow test card: the card company answers each call after two seconds.
+    await web.post('/signup', { ...goodForm(), 'card.number': '4000000000000077' });
+    const page = await web.get(`/services/${serviceId}/open`);
+    const field = (name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(page.body)![1]!;
+    const body = new URLSearchParams({ _csrf: field('_csrf'), openId: field('openId'), maxMinutes: '10', maxCharge: '5.00', waitSeconds: '0' }).toString();
+    const port = Number(new URL(await listen(tollgate)).port);
+    const cookie = [...web.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(`POST /services/${serviceId}/open HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body}`),
+    );
+    socket.on('error', () => {});
+    await sleep(400);
+    socket.destroy();
+    const api = async (url: string) => (await tollgate.app.inject({ url, headers: { authorization: `Bearer ${web.cookies.get('tg_session')}` } })).json();
+    // The card's answer came, and the session it made was abandoned, its hold voided: nothing held.
+    await expect.poll(async () => (await api('/v1/sessions')).sessions.map((s: { state: string }) => s.state), { timeout: 10_000 }).toEqual(['declined']);
+    expect((await api('/v1/sessions')).sessions[0].declineReason).toBe('abandoned');
+    expect((await api('/v1/account')).account.reserved).toBe('0.00');
   });
 
   /** A new customer signed up on the site, with a 10-minute session of `service` opened from its form. */

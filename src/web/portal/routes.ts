@@ -164,17 +164,21 @@ export function portalRoutes(site: FastifyInstance, deps: WebDeps): void {
             maxChargeMicros: maxCharge ?? null,
             waitMs: Math.round(waitSeconds * 1000),
             sessionId,
+            // A client gone before the answer is not charged (a page nobody saw), as in the JSON API
+            // without a key: a double click drops the first request, whose open is abandoned and
+            // its claim released, and the second sending, waiting on it, opens afresh.
             signal: clientGone(reply),
-            // A browser sending the form again (a double click) drops the first request: the session
-            // it made still runs, and the second sending is answered with it.
-            answerKept: true,
+            answerKept: false,
           });
           return `/sessions/${view.id}`;
         },
       );
       if (outcome.kind === 'done') return reply.redirect(outcome.location, 303);
-      const refusal = outcome.kind === 'changed' ? errors.openFormAlreadySent() : errors.openFormStillSending();
-      return openPage(request, reply, { ...form, openId: undefined }, {}, refusalText(refusal), refusal.status);
+      if (outcome.kind === 'changed') return openPage(request, reply, { ...form, openId: undefined }, {}, refusalText(errors.openFormAlreadySent()), 409);
+      // Still at work: the same form comes back, so sending it again waits for (or gets) that open.
+      const busy = errors.openFormStillSending();
+      reply.header('retry-after', String(busy.extra.retryAfterSeconds));
+      return openPage(request, reply, form, {}, refusalText(busy), busy.status);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       // Waiting longer helps only where seats are what is short.
