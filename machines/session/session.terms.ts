@@ -71,7 +71,8 @@ export function warnAtOf(context: TermsContext & Pick<SessionContext, 'warnings'
   if (secondsBefore !== null) candidates.push(cutoffAt - secondsBefore * 1000);
   if (shareBasisPoints !== null) {
     const share = (BigInt(context.maxChargeMicros) * BigInt(shareBasisPoints)) / 10_000n;
-    const partial = cutoffOf(termsOf(context, { maxChargeMicros: share }));
+    // When the charge reaches the share, not the end of the increment that reaches it.
+    const partial = cutoffOf(termsOf(context, { maxChargeMicros: share }), { wholeIncrement: false });
     if (partial.reason === 'charge_limit') candidates.push(wallAt(termsOf(context), partial.afterMs));
   }
   if (candidates.length === 0) return null;

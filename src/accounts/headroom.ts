@@ -8,7 +8,7 @@ import { errors } from '../errors.js';
  * The hold a new session asks for, given what is left of the account's outstanding limit:
  * maxCharge when given; with none, what is left, or, when a time limit is set, just what that
  * time can cost from now at the service's tariff (rounded up to a cent, at least the minimum
- * charge, a cent more where increments would reach it before the time is up). The reservation itself is made, under the account's row
+ * charge, a cent more where the charge, rounded to cents, would reach it before the time is up). The reservation itself is made, under the account's row
  * lock, by the statement that opens the session (insertOpening), which checks it still fits
  * (DESIGN rule 6).
  */

@@ -201,12 +201,13 @@ export function timeChargeMicros(terms: Pick<SessionTerms, 'tariff' | 'startedAt
  * one price (never by stepping through seconds): the first whole second whose charge, with what
  * uses took, reaches maxCharge; or the time limit; or the longest span; whichever is first.
  */
-export function cutoffOf(terms: SessionTerms): Cutoff {
+export function cutoffOf(terms: SessionTerms, options: { /** False: the first second the charge reaches the limit (a warning's share), even inside an increment. */ wholeIncrement?: boolean } = {}): Cutoff {
   const budget = terms.maxChargeMicros - terms.usesMicros;
   // floor(sixtieths / 60) ≥ budget ⟺ sixtieths ≥ 60 × budget.
   const target = budget * 60n;
   const billed = budget <= 0n ? 0 : firstBilledReaching(terms, target);
-  const seconds = billed === null ? null : runsWithinLimit(terms, secondsToBill(terms.tariff.billing, billed), budget);
+  const reaching = billed === null ? null : secondsToBill(terms.tariff.billing, billed);
+  const seconds = reaching === null || options.wholeIncrement === false ? reaching : runsWithinLimit(terms, reaching, budget);
   const chargeLimitMs = seconds === null || seconds > MAX_SPAN_SECONDS ? null : seconds * 1000;
   const timeLimitMs = Math.min(terms.maxMs ?? MAX_SESSION_SPAN_MS, MAX_SESSION_SPAN_MS);
   // A time limit that coincides with the charge limit is reported as the time limit the customer set.
@@ -327,10 +328,11 @@ export function chargeOfTime(terms: Omit<SessionTerms, 'maxChargeMicros' | 'uses
 }
 
 /**
- * A hold that pays for exactly `maxMs` of time, made one that lets the time bind. Billed by
- * increments (or rounded to cents), the charge reaches what the time costs when its last
- * increment starts, before the time is up, and the session would be cut there as at its charge
- * limit. One cent more lets the time limit bind; the charge still never passes the time's cost.
+ * A hold that pays for exactly `maxMs` of time, made one that lets the time bind. Rounded to
+ * cents (a price with fractions of a cent a second), the charge can reach what the time costs
+ * before the time is up, and the session would be cut there as at its charge limit. One cent more
+ * lets the time limit bind; the charge still never passes the time's cost. (Whole increments no
+ * longer need it: one that costs exactly what is left runs to its end, runsWithinLimit.)
  */
 export function holdForTime(request: { tariff: TariffSpec; at: number; maxMs: number; holdMicros: Micros }): Micros {
   const { tariff, at, maxMs, holdMicros } = request;

@@ -86,8 +86,8 @@ export function priceQuote(request: QuoteRequest): Quote {
 
 /**
  * What a session opened on the quote holds: the agreed total, or, for an agreed time it pays in
- * full, what lets that time bind (holdForTime: one cent more where increments would reach the
- * total before the time is up). The charge is still at most the time's cost, the total; with
+ * full, what lets that time bind (holdForTime: one cent more where the charge, rounded to cents,
+ * would reach the total before the time is up). The charge is still at most the time's cost, the total; with
  * per-use prices a use may not take that cent (limitWith in machines/session/session.terms.ts):
  * an outside probe's three minutes on such a service were cut at 121 s for the whole total.
  */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { billableMs, deadlineOf, extensionRefusal, stateNameOf } from '../../machines/session/index.js';
+import { cutoffInstant, warnAtOf } from '../../machines/session/session.terms.js';
 import { flatTariff } from '../../src/billing/tariff.js';
 import { ManualClock } from '../../src/clock.js';
 import { START, startSession } from './session-harness.js';
@@ -183,5 +184,29 @@ describe('billable time', () => {
     session.actor.send({ type: 'TERMINATE', at: START + 89_000 });
     await session.settle();
     expect(session.actor.getSnapshot().context).toMatchObject({ endReason: 'ops_terminated', endedAt: START + 89_000, chargeMicros: '890000' });
+  });
+});
+
+describe('a session billed by the minute', () => {
+  // 1.00 a minute, billed a whole minute at a time.
+  const byMinute = (maxChargeMicros: string, warnings: { shareBasisPoints: number | null; secondsBefore: number | null }) => ({
+    tariff: { ...flatTariff(1_000_000n), billing: { firstPeriodSeconds: 60, incrementSeconds: 60, minimumChargeMicros: '0' } },
+    maxChargeMicros,
+    maxMs: null,
+    startedAt: START,
+    createdAt: START,
+    resumes: [],
+    uses: { usedUnits: 0, usedMicros: '0', reservedMicros: '0', open: {}, next: 1 },
+    warnings,
+  });
+
+  it('runs a limit of whole minutes to the end of its last minute', () => {
+    expect(cutoffInstant(byMinute('2000000', { shareBasisPoints: null, secondsBefore: null }))).toEqual({ at: START + 120_000, reason: 'charge_limit' });
+  });
+
+  it('warns when the charge reaches the share, not at the end of the minute that reached it', () => {
+    // Half of 2.00 is charged from the first second: the first minute, 1.00, is billed at once.
+    const half = byMinute('2000000', { shareBasisPoints: 5_000, secondsBefore: null });
+    expect(warnAtOf(half, cutoffInstant(half).at, START)).toBe(START + 1_000);
   });
 });
