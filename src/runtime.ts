@@ -409,7 +409,7 @@ export async function startTollgate(config: Config, deps: { clock: Clock; log: L
       : null,
   });
   const edgeSockets = attachEdgeWebSockets(app.server, edge, silent, clientAddressOf(config.http.trustProxy));
-  app.server.on('connect', refuseConnect);
+  app.server.on('connect', refuseConnect(app.supportedMethods));
 
   return {
     app,

@@ -107,20 +107,20 @@ export function clientError(error: Error & { code?: string }, socket: Duplex): v
   socket.once('finish', () => socket.destroy());
 }
 
-/** What tollgate's routes take (the edge passes any of these on to a service). */
-const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
-
 /**
  * CONNECT asks for a tunnel, which tollgate is not (Node's server emits it apart from requests,
- * and with nobody listening dropped the connection without a word).
+ * and with nobody listening dropped the connection without a word). `allowed`: the methods its
+ * routes take (Fastify's), which a 405 names (RFC 9110, 15.5.6).
  */
-export function refuseConnect(_request: unknown, socket: Duplex): void {
-  socket.on('error', () => socket.destroy());
-  // A 405 says what is taken instead (RFC 9110, 15.5.6).
-  problemOnSocket(socket, 405, { code: 'METHOD_NOT_ALLOWED', detail: 'tollgate is not a tunnel: CONNECT is not taken here.' }, undefined, { Allow: ALLOWED_METHODS });
-  // Node's server hands this socket over and forgets it (no timeouts, not closed at shutdown): once
-  // the answer went, it is closed whatever the client does.
-  socket.once('finish', () => socket.destroy());
+export function refuseConnect(allowed: readonly string[]): (request: unknown, socket: Duplex) => void {
+  const allow = allowed.filter((method) => method !== 'CONNECT').join(', ');
+  return (_request, socket) => {
+    socket.on('error', () => socket.destroy());
+    problemOnSocket(socket, 405, { code: 'METHOD_NOT_ALLOWED', detail: 'tollgate is not a tunnel: CONNECT is not taken here.' }, undefined, { Allow: allow });
+    // Node's server hands this socket over and forgets it (no timeouts, not closed at shutdown): once
+    // the answer went, it is closed whatever the client does.
+    socket.once('finish', () => socket.destroy());
+  };
 }
 
 /**
