@@ -118,9 +118,9 @@ export async function quoteFor(
     now,
     validityMs: deps.quoteValidityMs,
   });
-  // A session's limit is at most MAX_AMOUNT, however asked: a quote's total becomes its limit
+  // A session's limit is at most MAX_AMOUNT, however asked: a quote's hold becomes its limit
   // (a postpaid account's, checked against nothing else: an outside probe opened one of 100,800,000.00).
-  if (quote.totalMicros > deps.limits.maxAmountMicros) throw errors.quoteOverMaxAmount(formatAmount(quote.totalMicros), formatAmount(deps.limits.maxAmountMicros));
+  if (agreedHold(quote, quote.startAt) > deps.limits.maxAmountMicros) throw errors.quoteOverMaxAmount(formatAmount(quote.totalMicros), formatAmount(deps.limits.maxAmountMicros));
   await saveQuote(deps.sql, quote);
   return quote;
 }
