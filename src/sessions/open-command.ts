@@ -98,7 +98,13 @@ export class OpenCommand {
       // reason to place a hold for a session of that service.
       const lostMeanwhile = this.deps.unreachable?.(service.id);
       if (lostMeanwhile) throw errors.serviceUnreachable(lostMeanwhile.detail);
-      customer = await this.writeOpening(request, terms, service, sessionId, clock.now());
+      // Opened now, at the service as it is now: a price an operator changed while this open waited
+      // for its seat is the price (an outside probe's queued open was charged 60.00 a minute after
+      // the price became 0.60). A quote's price is agreed and stays.
+      const current = this.deps.catalogue.service(service.id);
+      if (!current) throw errors.serviceNotFound();
+      const now = request.quoteId ? terms : { ...terms, tariff: current.tariff };
+      customer = await this.writeOpening(request, now, current, sessionId, clock.now());
     } catch (error) {
       admission.release(sessionId);
       throw error;

@@ -294,6 +294,22 @@ describe('operators changing caps and prices', () => {
     for (const s of [before, after]) await call('POST', `/v1/sessions/${s.id}/logoff`, customer.auth);
   });
 
+  it('opens a session that waited for its seat at the price of when it opened, not of when it asked', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
+    const serverId = await addServer(10);
+    const serviceId = await addService(serverId, 1, '60.00');
+    const holder = (await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00' })).body;
+    const waiting = call('POST', '/v1/sessions', customer.auth, { serviceId, maxMinutes: 0.5, waitSeconds: 20 });
+    while ((await opsServer(serverId)).services[0].queued < 1) await sleep(10);
+    expect((await call('PATCH', `/v1/services/${serviceId}`, ops, { pricePerMinute: '0.60' })).status).toBe(200);
+    await call('POST', `/v1/sessions/${holder.id}/logoff`, customer.auth);
+    const admitted = await waiting;
+    expect(admitted.status).toBe(201);
+    // Half a minute at 0.60 holds 0.30, not the 30.00 of the price it asked at.
+    expect(admitted.body).toMatchObject({ pricePerMinute: '0.60', maxCharge: '0.30' });
+    await call('POST', `/v1/sessions/${admitted.body.id}/logoff`, customer.auth);
+  });
+
   it('refuses bad catalogue changes with stable codes', async () => {
     const serverId = await addServer(1);
     expect((await call('PATCH', `/v1/servers/${serverId}`, ops, {})).body.code).toBe('VALIDATION_FAILED');
