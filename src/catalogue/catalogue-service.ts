@@ -207,11 +207,17 @@ export class Catalogue {
   ): Promise<{ service: ServiceRecord; signingSecret: string | null }> {
     const at = this.deps.clock.now();
     const pricing = change.pricing === undefined ? null : this.deps.sql.json(change.pricing as never);
-    // A service given its first upstream gets its signing secret now; a moved upstream keeps its secret.
-    const fresh = change.upstreamUrl !== undefined && !this.upstreams.has(id) ? newSigningSecret() : null;
+    let fresh: string | null = null;
     const service = await transaction(this.deps.sql, async (tx) => {
       const before = await findService(tx, id, true);
       if (!before) throw errors.serviceNotFound();
+      // A service given its first upstream gets its signing secret now; a moved upstream keeps its
+      // secret. Read under the row's lock: two first upstreams sent at once each answered a secret
+      // "shown once", and only the first one stored was the one signing (an outside probe).
+      if (change.upstreamUrl !== undefined) {
+        const [stored] = await tx<{ unsigned: boolean }[]>`select signing_secret is null as unsigned from services where id = ${id}`;
+        fresh = stored?.unsigned ? newSigningSecret() : null;
+      }
       await tx`
         update services set name = coalesce(${change.name ?? null}, name),
           max_users = coalesce(${change.maxUsers ?? null}, max_users),

@@ -46,6 +46,20 @@ describe('upstreams', () => {
   });
 });
 
+describe('a first upstream sent several times at once', () => {
+  it('shows one signing secret, the one stored', async () => {
+    const server = await call(base, 'POST', '/v1/servers', tollgate.adminToken, { name: `srv-${Date.now()}`, maxUsers: 5 });
+    const created = await call(base, 'POST', '/v1/services', tollgate.adminToken, { name: `svc-${Date.now()}`, serverId: server.body.id, pricePerMinute: '1.00', maxUsers: 5 });
+    const patch = (body: object) => call(base, 'PATCH', `/v1/services/${created.body.id}`, tollgate.adminToken, body);
+    const answers = await Promise.all([5, 4, 3, 2, 1].map((maxUsers) => patch({ upstreamUrl: `${upstream.url}/api`, maxUsers })));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200]);
+    const shown = answers.map((answer) => answer.body.signingSecret).filter(Boolean);
+    expect(shown).toHaveLength(1);
+    const [stored] = await tollgate.sql<{ secret: string }[]>`select signing_secret as secret from services where id = ${created.body.id}`;
+    expect(shown[0]).toBe(stored!.secret);
+  });
+});
+
 describe('access while active', () => {
   it('gives an active session access, and proxies any method to the upstream with signed headers and no token', async () => {
     const ada = await customer(base);
