@@ -111,6 +111,10 @@ export class UpstreamHealth {
         // the lost-after time (a restart): after a longer one nobody knows what happened between.
         const sameStreak = previous?.url === upstream.url.href && began - previous.checkedAt < Math.max(this.deps.lostAfterMs, this.deps.intervalMs * 2);
         const reachable = detail === null;
+        // Pointed elsewhere since a check that connected: the old upstream served its sessions until
+        // this first check of the new one, as far as anyone knows (an outside probe's session, moved
+        // to a dead upstream two seconds in, was charged nothing for the minute the old one served).
+        const movedFromReachable = previous !== undefined && previous.url !== upstream.url.href && previous.failingSince === null && previous.reachableAt !== null;
         const state: UpstreamState = {
           url: upstream.url.href,
           reachable,
@@ -118,7 +122,7 @@ export class UpstreamHealth {
           checkedAt,
           // Reachable when the check began, at the latest: a charge never runs past what a check saw.
           // The last moment the service was reached holds whatever upstream it had then.
-          reachableAt: reachable ? began : (previous?.reachableAt ?? null),
+          reachableAt: reachable || movedFromReachable ? began : (previous?.reachableAt ?? null),
           failingSince: reachable ? null : ((sameStreak ? previous?.failingSince : null) ?? began),
         };
         this.states.set(serviceId, state);

@@ -181,6 +181,42 @@ describe('upstream checks', () => {
     }
   });
 
+  it('count a service pointed from an upstream that connected to one that does not as reached until the first check of the new one', async () => {
+    const port = await freePort();
+    const upstream = await upstreamOn(port);
+    const dead = await freePort();
+    let current = upstreamOf(`http://127.0.0.1:${port}/api`, 's');
+    let now = 1_000;
+    const lost: [string, number][] = [];
+    const health = new UpstreamHealth({
+      upstreams: () => [['svc', current]],
+      upstreamOf: () => current,
+      now: () => now,
+      log: createLogger('silent'),
+      intervalMs: 0,
+      timeoutMs: 500,
+      lostAfterMs: 5_000,
+      onLost: async (serviceId, since) => void lost.push([serviceId, since]),
+    });
+    const checkAt = async (at: number) => {
+      now = at;
+      await health.checkAll();
+      await health.stop();
+    };
+    try {
+      await checkAt(1_000);
+      // The operator points the service at an address nobody answers; the old upstream served until then.
+      current = upstreamOf(`http://127.0.0.1:${dead}/api`, 's');
+      await checkAt(3_000);
+      expect(health.stateOf('svc')).toMatchObject({ reachable: false, reachableAt: 3_000, failingSince: 3_000 });
+      await checkAt(6_000);
+      await checkAt(8_000);
+      expect(lost).toEqual([['svc', 3_000]]);
+    } finally {
+      await closeUpstream(upstream);
+    }
+  });
+
   it.each([
     // A crash loop: the last run saw the failures begin, and stopped half a second before this run's check.
     ['half a second', 6_500, [['svc', 1_000]], { failingSince: 2_000 }],
