@@ -317,6 +317,12 @@ describe('operators changing caps and prices', () => {
     expect((await call('PATCH', '/v1/services/00000000-0000-4000-8000-000000000000', ops, { maxUsers: 1 })).body.code).toBe(
       'SERVICE_NOT_FOUND',
     );
+    // A service does not move: asked to, with a name, it is refused whole, not renamed and left where it is.
+    const serviceId = await addService(serverId, 1);
+    const otherServer = await addServer(1);
+    const moved = await call('PATCH', `/v1/services/${serviceId}`, ops, { serverId: otherServer, name: 'moved' });
+    expect(moved.status).toBe(400);
+    expect(moved.body).toMatchObject({ code: 'VALIDATION_FAILED', issues: [{ path: 'body.serverId', message: expect.stringContaining('stays on the server') }] });
     const customer = await signUp(tollgate.app);
     expect((await call('PATCH', `/v1/servers/${serverId}`, customer.auth, { maxUsers: 5 })).status).toBe(403);
   });

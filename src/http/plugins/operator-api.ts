@@ -134,6 +134,8 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
               pricePerMinute: price.optional(),
               tariff: tariff.optional(),
               upstreamUrl: upstreamUrlInput.optional(),
+              // Named to be refused: stripped like any unknown key, a move was answered 200 and not made (an outside probe).
+              serverId: z.never({ error: 'a service stays on the server it was made on: make a new service on the other server' }).optional(),
             })
             .refine(atLeastOne, 'nothing to change'),
           response: { 200: opsServiceViewSchema, ...problems },
