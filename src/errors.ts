@@ -205,8 +205,17 @@ export const errors = {
   webhookNotFound: () => new AppError(404, 'WEBHOOK_NOT_FOUND', 'No webhook endpoint has this id.'),
   webhookAlreadySent: () =>
     new AppError(409, 'WEBHOOK_ALREADY_SENT', 'This form already registered another endpoint: nothing more was registered. To register one more, reload the page and send the form again.'),
-  quoteOverMaxAmount: (total: string, most: string) =>
-    new AppError(400, 'QUOTE_OVER_MAX_AMOUNT', `This use would cost ${total}, more than one session may hold (${most}, MAX_AMOUNT): ask for fewer minutes or a maximum charge.`, { total, most }),
+  quoteOverMaxAmount: (total: string, hold: string, most: string) =>
+    new AppError(
+      400,
+      'QUOTE_OVER_MAX_AMOUNT',
+      `This use would cost ${total}, and its session would hold ${hold}: more than one session may hold (${most}, MAX_AMOUNT). Ask for fewer minutes or a maximum charge.`,
+      { total, hold, most },
+    ),
+  priceChanged: (pricePerMinute: string) =>
+    new AppError(409, 'PRICE_CHANGED', `The service's price changed while this open waited for a seat: nothing was held. Open again to use it at its new price (${pricePerMinute} a minute where no rule applies).`, {
+      pricePerMinute,
+    }),
   openFormAlreadySent: () =>
     new AppError(409, 'OPEN_FORM_ALREADY_SENT', 'This form was sent before with other values: nothing was opened by this sending (see your sessions for what the first one opened). The form below is a new one: send it to open another session.'),
   openFormOutOfDate: () => new AppError(400, 'OPEN_FORM_OUT_OF_DATE', 'This form was out of date: nothing was opened. Check it and send it again.'),

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { localHourAt } from './zoned-time.js';
 
 /**
@@ -50,6 +51,13 @@ export function flatTariff(pricePerMinuteMicros: bigint | string): TariffSpec {
 
 export function isFlat(tariff: TariffSpec): boolean {
   return tariff.rules.length === 0;
+}
+
+/** Whether `after` charges no more than `before` for any use: the same tariff, or one flat price lowered (other changes are not compared). */
+export function noDearer(after: TariffSpec, before: TariffSpec): boolean {
+  // Key order aside: a tariff read back from jsonb has its keys in PostgreSQL's order.
+  if (!isDeepStrictEqual({ ...after, pricePerMinuteMicros: null }, { ...before, pricePerMinuteMicros: null })) return false;
+  return isFlat(after) ? BigInt(after.pricePerMinuteMicros) <= BigInt(before.pricePerMinuteMicros) : after.pricePerMinuteMicros === before.pricePerMinuteMicros;
 }
 
 function ruleMatches(rule: TariffRule, weekday: number, hour: number): boolean {

@@ -114,7 +114,13 @@ export class UpstreamHealth {
         // Pointed elsewhere since a check that connected: the old upstream served its sessions until
         // this first check of the new one, as far as anyone knows (an outside probe's session, moved
         // to a dead upstream two seconds in, was charged nothing for the minute the old one served).
-        const movedFromReachable = previous !== undefined && previous.url !== upstream.url.href && previous.failingSince === null && previous.reachableAt !== null;
+        // Only just before: after a longer gap (a restart) nobody knows when the old one stopped serving.
+        const movedFromReachable =
+          previous !== undefined &&
+          previous.url !== upstream.url.href &&
+          previous.failingSince === null &&
+          previous.reachableAt !== null &&
+          began - previous.checkedAt < Math.max(this.deps.lostAfterMs, this.deps.intervalMs * 2);
         const state: UpstreamState = {
           url: upstream.url.href,
           reachable,

@@ -120,7 +120,8 @@ export async function quoteFor(
   });
   // A session's limit is at most MAX_AMOUNT, however asked: a quote's hold becomes its limit
   // (a postpaid account's, checked against nothing else: an outside probe opened one of 100,800,000.00).
-  if (agreedHold(quote, quote.startAt) > deps.limits.maxAmountMicros) throw errors.quoteOverMaxAmount(formatAmount(quote.totalMicros), formatAmount(deps.limits.maxAmountMicros));
+  const hold = agreedHold(quote, quote.startAt);
+  if (hold > deps.limits.maxAmountMicros) throw errors.quoteOverMaxAmount(formatAmount(quote.totalMicros), formatAmount(hold), formatAmount(deps.limits.maxAmountMicros));
   await saveQuote(deps.sql, quote);
   return quote;
 }

@@ -12,7 +12,7 @@ import { insertOpening, type OpenedCustomer, type OpeningOutcome } from './openi
 import { findSession } from './session-rows.js';
 import { paymentToken } from '../payments/balance-gateway.js';
 import { agreedHold, findQuote, usableQuote } from '../quotes/quotes.js';
-import type { TariffSpec } from '../billing/tariff.js';
+import { noDearer, type TariffSpec } from '../billing/tariff.js';
 import type { SessionView } from './session-view.js';
 import type { SessionWaits } from './session-waits.js';
 
@@ -98,11 +98,13 @@ export class OpenCommand {
       // reason to place a hold for a session of that service.
       const lostMeanwhile = this.deps.unreachable?.(service.id);
       if (lostMeanwhile) throw errors.serviceUnreachable(lostMeanwhile.detail);
-      // Opened now, at the service as it is now: a price an operator changed while this open waited
+      // Opened now, at the service as it is now: a price an operator lowered while this open waited
       // for its seat is the price (an outside probe's queued open was charged 60.00 a minute after
-      // the price became 0.60). A quote's price is agreed and stays.
+      // the price became 0.60); one raised, or changed otherwise, is not taken without asking (a
+      // hold for its maxMinutes could be a hundred times what was asked for). A quote's price stays.
       const current = this.deps.catalogue.service(service.id);
       if (!current) throw errors.serviceNotFound();
+      if (!request.quoteId && !noDearer(current.tariff, terms.tariff)) throw errors.priceChanged(formatAmount(BigInt(current.tariff.pricePerMinuteMicros)));
       const now = request.quoteId ? terms : { ...terms, tariff: current.tariff };
       customer = await this.writeOpening(request, now, current, sessionId, clock.now());
     } catch (error) {
@@ -270,7 +272,7 @@ export class OpenCommand {
             continue;
           }
           // A quote's extra cent (agreedHold) does not fit, its total does: the agreed total is
-          // held, and billed by increments its time may end at its last increment's start.
+          // held, and, its charge rounded to cents, its time may end a little before the time agreed.
           if (terms.quote && holdMicros > BigInt(terms.quote.totalMicros) && outcome.availableMicros >= BigInt(terms.quote.totalMicros)) {
             terms = { ...terms, maxChargeMicros: BigInt(terms.quote.totalMicros), quote: { ...terms.quote, holdsCent: false } };
             continue;

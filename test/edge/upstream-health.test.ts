@@ -217,6 +217,18 @@ describe('upstream checks', () => {
     }
   });
 
+  it('keep the old upstream\'s last success for a service found pointed elsewhere after a long stop', async () => {
+    const old = `http://127.0.0.1:${await freePort()}/api`;
+    const { health } = checksOf(`http://127.0.0.1:${await freePort()}/api`, () => 3_601_000, {
+      intervalMs: 1_000,
+      store: { load: async () => new Map([['svc', { url: old, reachableAt: 1_000, failingSince: null, checkedAt: 1_000 }]]), save: async () => {} },
+    });
+    await health.start();
+    await health.stop();
+    // Nobody watched for an hour: the service is known reached at 1 000, not at this first check.
+    expect(health.stateOf('svc')).toMatchObject({ reachable: false, reachableAt: 1_000 });
+  });
+
   it.each([
     // A crash loop: the last run saw the failures begin, and stopped half a second before this run's check.
     ['half a second', 6_500, [['svc', 1_000]], { failingSince: 2_000 }],

@@ -294,20 +294,29 @@ describe('operators changing caps and prices', () => {
     for (const s of [before, after]) await call('POST', `/v1/sessions/${s.id}/logoff`, customer.auth);
   });
 
-  it('opens a session that waited for its seat at the price of when it opened, not of when it asked', async () => {
-    const customer = await signUp(tollgate.app, { outstandingLimit: '100.00' });
+  it('opens a session that waited for its seat at a price lowered meanwhile, and refuses it, holding nothing, at one raised', async () => {
+    const customer = await signUp(tollgate.app, { outstandingLimit: '1000.00' });
     const serverId = await addServer(10);
     const serviceId = await addService(serverId, 1, '60.00');
-    const holder = (await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: '1.00' })).body;
-    const waiting = call('POST', '/v1/sessions', customer.auth, { serviceId, maxMinutes: 0.5, waitSeconds: 20 });
-    while ((await opsServer(serverId)).services[0].queued < 1) await sleep(10);
-    expect((await call('PATCH', `/v1/services/${serviceId}`, ops, { pricePerMinute: '0.60' })).status).toBe(200);
-    await call('POST', `/v1/sessions/${holder.id}/logoff`, customer.auth);
-    const admitted = await waiting;
-    expect(admitted.status).toBe(201);
+    const waitBehind = async (holderCharge: string, pricePerMinute: string) => {
+      // A minute at least: the seat frees when the holder logs off, not at its limit.
+      const holder = (await call('POST', '/v1/sessions', customer.auth, { serviceId, maxCharge: holderCharge })).body;
+      const waiting = call('POST', '/v1/sessions', customer.auth, { serviceId, maxMinutes: 0.5, waitSeconds: 20 });
+      while ((await opsServer(serverId)).services[0].queued < 1) await sleep(10);
+      expect((await call('PATCH', `/v1/services/${serviceId}`, ops, { pricePerMinute })).status).toBe(200);
+      await call('POST', `/v1/sessions/${holder.id}/logoff`, customer.auth);
+      return waiting;
+    };
+    const lowered = await waitBehind('60.00', '0.60');
+    expect(lowered.status, JSON.stringify(lowered.body)).toBe(201);
     // Half a minute at 0.60 holds 0.30, not the 30.00 of the price it asked at.
-    expect(admitted.body).toMatchObject({ pricePerMinute: '0.60', maxCharge: '0.30' });
-    await call('POST', `/v1/sessions/${admitted.body.id}/logoff`, customer.auth);
+    expect(lowered.body).toMatchObject({ pricePerMinute: '0.60', maxCharge: '0.30' });
+    await call('POST', `/v1/sessions/${lowered.body.id}/logoff`, customer.auth);
+    const raised = await waitBehind('1.00', '600.00');
+    expect(raised.status).toBe(409);
+    expect(raised.body).toMatchObject({ code: 'PRICE_CHANGED', pricePerMinute: '600.00' });
+    expect((await call('GET', '/v1/account', customer.auth)).body.account.reserved).toBe('0.00');
+    expect((await opsServer(serverId)).activeUsers).toBe(0);
   });
 
   it('refuses bad catalogue changes with stable codes', async () => {
@@ -323,6 +332,9 @@ describe('operators changing caps and prices', () => {
     const moved = await call('PATCH', `/v1/services/${serviceId}`, ops, { serverId: otherServer, name: 'moved' });
     expect(moved.status).toBe(400);
     expect(moved.body).toMatchObject({ code: 'VALIDATION_FAILED', issues: [{ path: 'body.serverId', message: expect.stringContaining('stays on the server') }] });
+    // Nor is any other field it does not take dropped with the rest applied.
+    expect((await call('PATCH', `/v1/services/${serviceId}`, ops, { name: 'renamed', currency: 'EUR' })).body.code).toBe('VALIDATION_FAILED');
+    expect((await call('PATCH', `/v1/servers/${serverId}`, ops, { name: 'renamed', region: 'eu' })).body.code).toBe('VALIDATION_FAILED');
     const customer = await signUp(tollgate.app);
     expect((await call('PATCH', `/v1/servers/${serverId}`, customer.auth, { maxUsers: 5 })).status).toBe(403);
   });

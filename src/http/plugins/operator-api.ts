@@ -99,7 +99,8 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       {
         schema: {
           params: idParams,
-          body: z.object({ name: name.optional(), maxUsers: maxUsers.optional() }).refine(atLeastOne, 'nothing to change'),
+          // Strict: a field it does not take is refused, not dropped with the rest applied.
+          body: z.strictObject({ name: name.optional(), maxUsers: maxUsers.optional() }).refine(atLeastOne, 'nothing to change'),
           response: { 200: serverViewSchema, ...problems },
         },
         config: admin,
@@ -127,8 +128,9 @@ export function operatorApi(deps: RouteDeps): FastifyPluginAsyncZod {
       {
         schema: {
           params: idParams,
+          // Strict: a field it does not take is refused, not dropped with the rest applied.
           body: z
-            .object({
+            .strictObject({
               name: name.optional(),
               maxUsers: maxUsers.optional(),
               pricePerMinute: price.optional(),
