@@ -133,12 +133,15 @@ describe('a running session whose upstream is lost', () => {
 });
 
 /** Checks of one service 'svc' at `url` on the clock `now`, lost after 5 s, and the losses they called. */
-function checksOf(url: string, now: () => number, options: Pick<ConstructorParameters<typeof UpstreamHealth>[0], 'intervalMs' | 'store'>) {
+/** Checks of one service 'svc' whose upstream is `url` (a function: the URL it has now, an operator may change it). */
+function checksOf(url: string | (() => string), now: () => number, options: Pick<ConstructorParameters<typeof UpstreamHealth>[0], 'intervalMs' | 'store'>) {
   const lost: [string, number][] = [];
-  const upstream = upstreamOf(url, 's');
+  const urlNow = typeof url === 'string' ? () => url : url;
+  let upstream = upstreamOf(urlNow(), 's');
+  const current = () => (upstream.url.href === new URL(urlNow()).href ? upstream : (upstream = upstreamOf(urlNow(), 's')));
   const health = new UpstreamHealth({
-    upstreams: () => [['svc', upstream]],
-    upstreamOf: () => upstream,
+    upstreams: () => [['svc', current()]],
+    upstreamOf: () => current(),
     now,
     log: createLogger('silent'),
     timeoutMs: 500,
@@ -149,17 +152,23 @@ function checksOf(url: string, now: () => number, options: Pick<ConstructorParam
   return { health, lost };
 }
 
+/** Checks run one round at a time, at the instants a test names. */
+function steppedChecksOf(url: string | (() => string)) {
+  let now = 1_000;
+  const checks = checksOf(url, () => now, { intervalMs: 0 });
+  const checkAt = async (at: number) => {
+    now = at;
+    await checks.health.checkAll();
+    await checks.health.stop();
+  };
+  return { ...checks, checkAt };
+}
+
 describe('upstream checks', () => {
   it('call a service lost only once its checks have failed for the whole lost-after time, since the last check that connected', async () => {
     const port = await freePort();
     let upstream = await upstreamOn(port);
-    let now = 1_000;
-    const { health, lost } = checksOf(`http://127.0.0.1:${port}/api`, () => now, { intervalMs: 0 });
-    const checkAt = async (at: number) => {
-      now = at;
-      await health.checkAll();
-      await health.stop();
-    };
+    const { health, lost, checkAt } = steppedChecksOf(`http://127.0.0.1:${port}/api`);
     try {
       await checkAt(1_000);
       await closeUpstream(upstream);
@@ -185,28 +194,12 @@ describe('upstream checks', () => {
     const port = await freePort();
     const upstream = await upstreamOn(port);
     const dead = await freePort();
-    let current = upstreamOf(`http://127.0.0.1:${port}/api`, 's');
-    let now = 1_000;
-    const lost: [string, number][] = [];
-    const health = new UpstreamHealth({
-      upstreams: () => [['svc', current]],
-      upstreamOf: () => current,
-      now: () => now,
-      log: createLogger('silent'),
-      intervalMs: 0,
-      timeoutMs: 500,
-      lostAfterMs: 5_000,
-      onLost: async (serviceId, since) => void lost.push([serviceId, since]),
-    });
-    const checkAt = async (at: number) => {
-      now = at;
-      await health.checkAll();
-      await health.stop();
-    };
+    let url = `http://127.0.0.1:${port}/api`;
+    const { health, lost, checkAt } = steppedChecksOf(() => url);
     try {
       await checkAt(1_000);
       // The operator points the service at an address nobody answers; the old upstream served until then.
-      current = upstreamOf(`http://127.0.0.1:${dead}/api`, 's');
+      url = `http://127.0.0.1:${dead}/api`;
       await checkAt(3_000);
       expect(health.stateOf('svc')).toMatchObject({ reachable: false, reachableAt: 3_000, failingSince: 3_000 });
       await checkAt(6_000);
