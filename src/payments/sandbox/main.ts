@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { systemClock } from '../../clock.js';
 import { connect } from '../../db/sql.js';
+import { survivePostgresTypeFetchEscapes } from '../../db/type-fetch-escape.js';
 import { createLogger, REDACTED_PATHS } from '../../logger.js';
 import { startCardNetwork, type RunningCardNetwork } from './start.js';
 
@@ -33,6 +34,7 @@ const envSchema = z.object({
 const present = Object.fromEntries(Object.entries(process.env).filter(([, value]) => value !== ''));
 const parsed = envSchema.safeParse(present);
 const log = createLogger(parsed.success ? parsed.data.LOG_LEVEL : 'info');
+survivePostgresTypeFetchEscapes(log);
 if (!parsed.success) {
   const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
   log.fatal(`invalid configuration: ${problems}`);
