@@ -41,6 +41,8 @@ export interface ServerProcessOptions {
    * address the server listens on there; unset: this namespace, on 127.0.0.1.
    */
   netns?: { name: string; address: string };
+  /** The ports were found free here (serverProcessIn): taken by someone else before the first start, new ones are found. */
+  portsPicked?: boolean;
 }
 
 export type KillKind = 'server' | 'group';
@@ -69,6 +71,7 @@ export async function serverProcessIn(
     dataDir,
     port: await freePort(),
     cardNetworkPort: await freePort(),
+    portsPicked: true,
     bootstrapToken: options.bootstrapToken,
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     logFile: path.join(dataDir, options.logName ?? 'server.log'),
@@ -79,8 +82,6 @@ export async function serverProcessIn(
 }
 
 export class ServerProcess {
-  readonly url: string;
-  readonly cardNetworkUrl: string;
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private starts = 0;
@@ -90,9 +91,15 @@ export class ServerProcess {
   private lastExit: string | null = null;
   private adminKey: string | null = null;
 
-  constructor(private readonly options: ServerProcessOptions) {
-    this.url = `http://${options.netns?.address ?? '127.0.0.1'}:${options.port}`;
-    this.cardNetworkUrl = `http://127.0.0.1:${options.cardNetworkPort}`;
+  constructor(private readonly options: ServerProcessOptions) {}
+
+  /** Where it listens: its ports change only before its first start took them (see start). */
+  get url(): string {
+    return `http://${this.options.netns?.address ?? '127.0.0.1'}:${this.options.port}`;
+  }
+
+  get cardNetworkUrl(): string {
+    return `http://127.0.0.1:${this.options.cardNetworkPort}`;
   }
 
   get embedded(): boolean {
@@ -161,7 +168,18 @@ export class ServerProcess {
 
     while (Date.now() - began < timeoutMs) {
       if (exit !== undefined) {
-        throw new Error(`the server exited during start ${start} (${exit}):\n${await this.logTail()}`);
+        const tail = await this.logTail();
+        // A port found free was taken before the first start listened on it (another test's
+        // connection out, on this busy machine): new ones, once, since no one has been told these yet.
+        if (start === 1 && this.options.portsPicked && env.CLUSTER_NODE_URL === undefined && !this.options.netns && tail.includes('EADDRINUSE')) {
+          this.child = null;
+          this.starts = 0;
+          this.options.portsPicked = false;
+          this.options.port = await freePort();
+          this.options.cardNetworkPort = await freePort();
+          return this.start(timeoutMs, extraEnv);
+        }
+        throw new Error(`the server exited during start ${start} (${exit}):\n${tail}`);
       }
       if (await this.ready()) {
         if (this.options.bootstrap !== false) this.adminKey ??= await bootstrapAdminAt(this.url, this.options.bootstrapToken);
