@@ -1,5 +1,5 @@
 import { inCents } from '../../billing/money.js';
-import { END_REASONS } from '../../../machines/session/index.js';
+import { END_REASONS, sessionMachine } from '../../../machines/session/index.js';
 import type { SessionLogRow } from '../../reports/session-log.js';
 import type { HistoryLine } from '../../sessions/ops-queries.js';
 import type { OpsSessionView } from '../../sessions/queries.js';
@@ -134,8 +134,8 @@ ${nextCursor ? html`<p><a href="/ops/sessions?${query.toString()}${query.size > 
   );
 }
 
-/** The session machine's final states: one there takes no rescue, so none is offered. */
-const FINAL_PATHS = new Set(['settled', 'declined']);
+/** A final state of the session machine (by its definition): one there takes no rescue, so none is offered. */
+const isFinal = (path: string): boolean => (sessionMachine.states as Record<string, { type?: string } | undefined>)[path]?.type === 'final';
 
 const RESCUES: { action: string; label: string; why: string }[] = [
   { action: 'retry', label: 'Retry', why: 'retry the call the session waits on, or its writes; run a held session again' },
@@ -175,7 +175,7 @@ export function consoleSessionPage(ctx: ConsoleContext, session: OpsSessionView,
 ${
   !canRescue
     ? ''
-    : FINAL_PATHS.has(session.path)
+    : isFinal(session.path)
       ? html`<h2>Rescue</h2><p>Nothing to rescue: the session is ${session.path}, and a final state takes no action.</p>`
       : html`<h2>Rescue</h2><p class="hint">The session's machine decides whether it can take an action now; one it cannot is refused with ACTION_NOT_ALLOWED.</p>
 ${rescueForms(ctx, session.id, false)}`
